@@ -1,0 +1,38 @@
+//! Pieces every espresso layer shares, written once.
+//!
+//! - [`Rejection`]: the answer a layer gives instead of calling its inner service (rate limited,
+//!   circuit open, shed). It becomes an HTTP response with a JSON body, or a gRPC trailers-only
+//!   response with `grpc-status`, depending on the request's content type.
+//! - [`RejectBody`]: the response body of a layer that may reject, wrapping the inner body.
+//! - [`classify`]: what counts as a failed call (an `Err`, HTTP 5xx, chosen gRPC codes), shared by
+//!   breakers and metrics.
+//! - [`RequestId`]: the request id type every layer can read from request extensions.
+//!
+//! ```
+//! use espresso_common::{grpc::Code, RejectBody, Rejection};
+//! use http::{Request, StatusCode};
+//! use std::time::Duration;
+//!
+//! let request = Request::new(());
+//! let rejection = Rejection::new(StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted)
+//!     .code("rate_limited")
+//!     .message("too many requests")
+//!     .retry_after(Duration::from_secs(2));
+//! let response: http::Response<RejectBody<String>> = rejection.to_response(&request);
+//! assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+//! assert_eq!(response.headers()["retry-after"], "2");
+//! ```
+#![forbid(unsafe_code)]
+
+mod body;
+pub mod classify;
+pub mod grpc;
+mod rejection;
+mod request_id;
+
+pub use body::RejectBody;
+pub use rejection::Rejection;
+pub use request_id::RequestId;
+
+/// The error type layers widen to when they must (as tower does).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
