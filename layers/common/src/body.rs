@@ -13,9 +13,16 @@ pin_project! {
     #[derive(Debug)]
     pub enum RejectBody<B> {
         /// The inner service's body, passed through untouched.
-        Inner { #[pin] body: B },
+        Inner {
+            /// The inner body.
+            #[pin]
+            body: B,
+        },
         /// A body the layer wrote itself (possibly empty).
-        Full { data: Option<Bytes> },
+        Full {
+            /// What is left to send.
+            data: Option<Bytes>,
+        },
     }
 }
 
@@ -72,7 +79,9 @@ where
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Inner { body } => body.size_hint(),
-            Self::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Self::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
         }
     }
 }

@@ -81,7 +81,11 @@ impl<B, E> Classify<Response<B>, E> for ServerErrorsAsFailures {
         if response.status().is_server_error() {
             return Outcome::Failure;
         }
-        match response.headers().get("grpc-status").and_then(Code::from_header) {
+        match response
+            .headers()
+            .get("grpc-status")
+            .and_then(Code::from_header)
+        {
             Some(code) if self.is_failure_code(code) => Outcome::Failure,
             _ => Outcome::Success,
         }
@@ -107,10 +111,22 @@ mod tests {
         let check = |r: Result<&Response<()>, &()>| c.classify(r);
         assert_eq!(check(Err(&())), Outcome::Failure);
         assert_eq!(check(Ok(&response(StatusCode::OK, None))), Outcome::Success);
-        assert_eq!(check(Ok(&response(StatusCode::NOT_FOUND, None))), Outcome::Success);
-        assert_eq!(check(Ok(&response(StatusCode::BAD_GATEWAY, None))), Outcome::Failure);
-        assert_eq!(check(Ok(&response(StatusCode::OK, Some("14")))), Outcome::Failure);
-        assert_eq!(check(Ok(&response(StatusCode::OK, Some("3")))), Outcome::Success);
+        assert_eq!(
+            check(Ok(&response(StatusCode::NOT_FOUND, None))),
+            Outcome::Success
+        );
+        assert_eq!(
+            check(Ok(&response(StatusCode::BAD_GATEWAY, None))),
+            Outcome::Failure
+        );
+        assert_eq!(
+            check(Ok(&response(StatusCode::OK, Some("14")))),
+            Outcome::Failure
+        );
+        assert_eq!(
+            check(Ok(&response(StatusCode::OK, Some("3")))),
+            Outcome::Success
+        );
     }
 
     #[test]

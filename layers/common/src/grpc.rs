@@ -8,8 +8,9 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| {
-            ct.strip_prefix("application/grpc")
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('+') || rest.starts_with(';'))
+            ct.strip_prefix("application/grpc").is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('+') || rest.starts_with(';')
+            })
         })
 }
 
@@ -71,7 +72,7 @@ impl Code {
 
     /// The `grpc-status` header value for this code.
     pub fn header_value(self) -> HeaderValue {
-        HeaderValue::from(self as u8)
+        HeaderValue::from(self as u16)
     }
 }
 
