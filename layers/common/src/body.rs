@@ -9,40 +9,45 @@ use std::{
 pin_project! {
     /// The response body of a layer that may answer by itself: either the inner service's body,
     /// or the small body of a [`Rejection`](crate::Rejection).
-    #[project = RejectBodyProj]
     #[derive(Debug)]
-    pub enum RejectBody<B> {
-        /// The inner service's body, passed through untouched.
-        Inner {
-            /// The inner body.
-            #[pin]
-            body: B,
-        },
-        /// A body the layer wrote itself (possibly empty).
-        Full {
-            /// What is left to send.
-            data: Option<Bytes>,
-        },
+    pub struct RejectBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    #[derive(Debug)]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Full { data: Option<Bytes> },
     }
 }
 
 impl<B> RejectBody<B> {
     /// Wraps the inner service's body.
     pub fn inner(body: B) -> Self {
-        Self::Inner { body }
+        Self {
+            kind: Kind::Inner { body },
+        }
     }
 
     /// A body holding `data`, sent as a single frame.
     pub fn full(data: impl Into<Bytes>) -> Self {
         let data: Bytes = data.into();
-        Self::Full {
-            data: (!data.is_empty()).then_some(data),
+        Self {
+            kind: Kind::Full {
+                data: (!data.is_empty()).then_some(data),
+            },
         }
     }
 
     /// An empty body.
     pub fn empty() -> Self {
-        Self::Full { data: None }
+        Self {
+            kind: Kind::Full { data: None },
+        }
     }
 }
 
@@ -63,23 +68,23 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        match self.project() {
-            RejectBodyProj::Inner { body } => body.poll_frame(cx),
-            RejectBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Inner { body } => body.is_end_stream(),
-            Self::Full { data } => data.is_none(),
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Full { data } => data.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Inner { body } => body.size_hint(),
-            Self::Full { data } => {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
         }
