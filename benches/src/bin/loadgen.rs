@@ -1,0 +1,35 @@
+//! `loadgen URL [--connections N] [--duration SECS] [--warmup SECS] [--body JSON]`
+//!
+//! Closed-loop HTTP/1.1 load: N keep-alive connections, each sending the next request as soon as
+//! the previous answer is read. Prints requests/s, latency percentiles and statuses.
+
+use espresso_benches::load::{LoadPlan, run};
+use std::time::Duration;
+
+const USAGE: &str = "usage: loadgen URL [--connections 150] [--duration 10] [--warmup 2] [--body JSON]";
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut args = std::env::args().skip(1);
+    let url = args.next().ok_or(USAGE)?.parse()?;
+    let mut plan = LoadPlan {
+        url,
+        body: r#"{"content": "a plain chat line, nothing to see here 你好"}"#.into(),
+        connections: 150,
+        warmup: Duration::from_secs(2),
+        duration: Duration::from_secs(10),
+    };
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(USAGE)?;
+        match flag.as_str() {
+            "--connections" => plan.connections = value.parse()?,
+            "--duration" => plan.duration = Duration::from_secs_f64(value.parse()?),
+            "--warmup" => plan.warmup = Duration::from_secs_f64(value.parse()?),
+            "--body" => plan.body = value.into(),
+            _ => return Err(USAGE.into()),
+        }
+    }
+    let report = run(plan).await?;
+    println!("{report}");
+    Ok(())
+}

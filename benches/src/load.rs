@@ -1,0 +1,147 @@
+//! A closed-loop load generator: `connections` keep-alive HTTP/1.1 connections, each sending the
+//! same request again as soon as the previous answer is read.
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use std::{
+    collections::BTreeMap,
+    fmt,
+    time::{Duration, Instant},
+};
+use tokio::net::TcpStream;
+
+/// What to send, how hard, for how long.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// `http://host:port/path`
+    pub url: Uri,
+    /// JSON body of every request.
+    pub body: Bytes,
+    /// Concurrent keep-alive connections.
+    pub connections: usize,
+    /// Time before measuring starts.
+    pub warmup: Duration,
+    /// Time measured.
+    pub duration: Duration,
+}
+
+/// What one run measured.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// Answers within the measured window, by status.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Requests that got no answer (connection errors).
+    pub failed: u64,
+    /// Latency of every answered request, in microseconds.
+    pub latency_us: Option<Histogram<u64>>,
+    /// Length of the measured window.
+    pub elapsed: Duration,
+}
+
+impl LoadReport {
+    /// Answered requests per second.
+    pub fn requests_per_second(&self) -> f64 {
+        self.statuses.values().sum::<u64>() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// A latency percentile in milliseconds.
+    pub fn percentile_ms(&self, q: f64) -> f64 {
+        self.latency_us
+            .as_ref()
+            .map_or(0.0, |h| h.value_at_quantile(q) as f64 / 1000.0)
+    }
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:.0} req/s  p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  statuses {:?}  failed {}",
+            self.requests_per_second(),
+            self.percentile_ms(0.50),
+            self.percentile_ms(0.99),
+            self.percentile_ms(0.999),
+            self.statuses,
+            self.failed,
+        )
+    }
+}
+
+/// Runs the plan and merges what every connection measured.
+pub async fn run(plan: LoadPlan) -> Result<LoadReport, Box<dyn std::error::Error + Send + Sync>> {
+    let start = Instant::now();
+    let measure_from = start + plan.warmup;
+    let end = measure_from + plan.duration;
+    let mut tasks = Vec::with_capacity(plan.connections);
+    for _ in 0..plan.connections {
+        tasks.push(tokio::spawn(connection(plan.clone(), measure_from, end)));
+    }
+    let mut report = LoadReport {
+        elapsed: plan.duration,
+        latency_us: Some(Histogram::new(3)?),
+        ..LoadReport::default()
+    };
+    for task in tasks {
+        let part = task.await??;
+        for (status, n) in part.statuses {
+            *report.statuses.entry(status).or_default() += n;
+        }
+        report.failed += part.failed;
+        if let (Some(all), Some(h)) = (report.latency_us.as_mut(), part.latency_us.as_ref()) {
+            all.add(h)?;
+        }
+    }
+    Ok(report)
+}
+
+/// One connection's loop; reconnects when the server closes it.
+async fn connection(
+    plan: LoadPlan,
+    measure_from: Instant,
+    end: Instant,
+) -> Result<LoadReport, Box<dyn std::error::Error + Send + Sync>> {
+    let authority = plan.url.authority().ok_or("the URL needs a host and port")?.clone();
+    let mut report = LoadReport {
+        latency_us: Some(Histogram::new(3)?),
+        ..LoadReport::default()
+    };
+    let histogram = report.latency_us.as_mut().expect("just set");
+    'connect: while Instant::now() < end {
+        let Ok(stream) = TcpStream::connect(authority.as_str()).await else {
+            report.failed += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        stream.set_nodelay(true)?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        while Instant::now() < end {
+            let request = Request::post(plan.url.clone())
+                .header(http::header::HOST, authority.as_str())
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(plan.body.clone()))?;
+            let sent = Instant::now();
+            let answer = async {
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                response.into_body().collect().await?;
+                Ok::<StatusCode, hyper::Error>(status)
+            };
+            let Ok(status) = answer.await else {
+                if sent >= measure_from {
+                    report.failed += 1;
+                }
+                continue 'connect;
+            };
+            if sent >= measure_from && Instant::now() <= end {
+                histogram.record(sent.elapsed().as_micros() as u64)?;
+                *report.statuses.entry(status.as_u16()).or_default() += 1;
+            }
+        }
+    }
+    Ok(report)
+}

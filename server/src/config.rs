@@ -1,0 +1,438 @@
+//! The `--config` TOML file: every key has a default, unknown keys are errors, and an error names
+//! the file, the line and the key.
+
+use serde::Deserialize;
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+/// The whole configuration, as DESIGN.md documents it.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listener and request limits.
+    pub server: ServerConfig,
+    /// The request id header.
+    pub request_id: RequestIdConfig,
+    /// Rate limiting.
+    pub rate_limit: RateLimitConfig,
+    /// Slow-call logging.
+    pub slow_call: SlowCallConfig,
+    /// The remote classifier stage; absent or empty endpoint: no classifier.
+    pub classifier: ClassifierConfig,
+    /// Word lists.
+    pub filter: FilterConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on (HTTP/1, HTTP/2 and gRPC on one port).
+    pub listen: SocketAddr,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// A request still running after this long is answered with 408 (HTTP) or DEADLINE_EXCEEDED.
+    pub request_timeout_ms: u64,
+    /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
+    pub drain_timeout_ms: u64,
+    /// A client must send a request's headers within this long (slow-header protection).
+    pub header_read_timeout_ms: u64,
+    /// How often the config file and word lists are checked for changes; 0 turns reload off.
+    pub reload_interval_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 65536,
+            request_timeout_ms: 10_000,
+            drain_timeout_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+            reload_interval_ms: 1_000,
+        }
+    }
+}
+
+/// `[request_id]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestIdConfig {
+    /// The header that carries the id.
+    pub header: String,
+}
+
+impl Default for RequestIdConfig {
+    fn default() -> Self {
+        Self {
+            header: "x-request-id".into(),
+        }
+    }
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Whether requests are rate limited at all.
+    pub enabled: bool,
+    /// Sustained rate per key.
+    pub per_second: u32,
+    /// Requests a key may send at once.
+    pub burst: u32,
+    /// `"ip"`, `"global"` or `"header:<name>"`.
+    pub key: String,
+    /// `"memory"` or `"redis"`.
+    pub backend: String,
+    /// Redis for the `redis` backend.
+    pub redis_url: String,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_second: 1000,
+            burst: 2000,
+            key: "ip".into(),
+            backend: "memory".into(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+        }
+    }
+}
+
+/// `[slow_call]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlowCallConfig {
+    /// Requests slower than this are logged with their call tree.
+    pub threshold_ms: u64,
+}
+
+impl Default for SlowCallConfig {
+    fn default() -> Self {
+        Self { threshold_ms: 200 }
+    }
+}
+
+/// `[classifier]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassifierConfig {
+    /// The TextClassifier's address; empty: no classifier stage.
+    pub endpoint: String,
+    /// Budget for one classifier call.
+    pub timeout_ms: u64,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            timeout_ms: 50,
+        }
+    }
+}
+
+/// `[filter]`: word lists and allow lists. With neither, the built-in lists are used.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Allow-list files.
+    pub allow: Vec<PathBuf>,
+    /// Word-list files.
+    pub lists: Vec<ListConfig>,
+}
+
+/// One `[[filter.lists]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListConfig {
+    /// The file.
+    pub path: PathBuf,
+    /// `"danger"` or `"normal"`.
+    pub level: String,
+    /// The category of its entries; default: the file stem.
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
+/// A config that could not be used, naming the file, line and key.
+#[derive(Debug)]
+pub struct ConfigError {
+    file: PathBuf,
+    line: Option<usize>,
+    key: Option<String>,
+    message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid config {}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ", line {line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ", key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads, parses and checks a config file. Relative paths inside it are made relative to
+    /// the file's folder.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            file: file.to_owned(),
+            line: None,
+            key: None,
+            message: e.to_string(),
+        })?;
+        let mut config = Self::parse(&text).map_err(|e| e.in_file(file))?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Parses and checks config text (paths left as written).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|span| line_of(text, span.start));
+            ConfigError {
+                file: PathBuf::new(),
+                line,
+                key: key_at(text, line),
+                message: e.message().to_owned(),
+            }
+        })?;
+        config.check().map_err(|(key, message)| ConfigError {
+            file: PathBuf::new(),
+            line: find_key_line(text, &key),
+            key: Some(key),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Value checks serde cannot express.
+    fn check(&self) -> Result<(), (String, String)> {
+        let err = |key: &str, message: String| Err((key.to_owned(), message));
+        if self.server.max_body_bytes == 0 {
+            return err("server.max_body_bytes", "must be greater than 0".into());
+        }
+        if http::HeaderName::try_from(self.request_id.header.as_str()).is_err() {
+            return err(
+                "request_id.header",
+                format!("{:?} is not a valid header name", self.request_id.header),
+            );
+        }
+        let rl = &self.rate_limit;
+        if rl.per_second == 0 {
+            return err("rate_limit.per_second", "must be greater than 0".into());
+        }
+        if rl.burst == 0 {
+            return err("rate_limit.burst", "must be greater than 0".into());
+        }
+        let key_ok = match rl.key.strip_prefix("header:") {
+            Some(name) => http::HeaderName::try_from(name).is_ok(),
+            None => matches!(rl.key.as_str(), "ip" | "global"),
+        };
+        if !key_ok {
+            return err(
+                "rate_limit.key",
+                format!("{:?}: expected \"ip\", \"global\" or \"header:<name>\"", rl.key),
+            );
+        }
+        if !matches!(rl.backend.as_str(), "memory" | "redis") {
+            return err(
+                "rate_limit.backend",
+                format!("{:?}: expected \"memory\" or \"redis\"", rl.backend),
+            );
+        }
+        if !self.classifier.endpoint.is_empty()
+            && self.classifier.endpoint.parse::<http::Uri>().is_err()
+        {
+            return err(
+                "classifier.endpoint",
+                format!("{:?} is not a URI", self.classifier.endpoint),
+            );
+        }
+        for list in &self.filter.lists {
+            if !matches!(list.level.as_str(), "danger" | "normal") {
+                return err(
+                    "level",
+                    format!("{:?}: expected \"danger\" or \"normal\"", list.level),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for path in &mut self.filter.allow {
+            *path = base.join(&*path);
+        }
+        for list in &mut self.filter.lists {
+            list.path = base.join(&list.path);
+        }
+    }
+
+    /// Every file whose change should trigger a reload besides the config itself.
+    pub fn watched_files(&self) -> impl Iterator<Item = &Path> {
+        let lists = self.filter.lists.iter().map(|l| l.path.as_path());
+        self.filter.allow.iter().map(PathBuf::as_path).chain(lists)
+    }
+}
+
+impl ConfigError {
+    fn in_file(mut self, file: &Path) -> Self {
+        self.file = file.to_owned();
+        self
+    }
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The key written on a line (`name = …`), if any.
+fn key_at(text: &str, line: Option<usize>) -> Option<String> {
+    let line = text.lines().nth(line? - 1)?;
+    let (key, _) = line.split_once('=')?;
+    Some(key.trim().to_owned()).filter(|k| !k.is_empty())
+}
+
+/// The line that sets a dotted key (`section.key`), or the first that sets the last part.
+fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
+    let mut current = String::new();
+    let mut fallback = None;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            current = header.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+        } else if line.split('=').next().is_some_and(|k| k.trim() == key) {
+            if current == section {
+                return Some(i + 1);
+            }
+            fallback.get_or_insert(i + 1);
+        }
+    }
+    fallback
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_has_a_default() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.server.max_body_bytes, 65536);
+        assert_eq!(config.request_id.header, "x-request-id");
+        assert!(config.rate_limit.enabled);
+        assert_eq!(config.rate_limit.per_second, 1000);
+        assert_eq!(config.rate_limit.burst, 2000);
+        assert_eq!(config.rate_limit.key, "ip");
+        assert_eq!(config.rate_limit.backend, "memory");
+        assert_eq!(config.slow_call.threshold_ms, 200);
+        assert!(config.classifier.endpoint.is_empty());
+        assert_eq!(config.classifier.timeout_ms, 50);
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = r#"
+[server]
+listen = "127.0.0.1:8080"
+max_body_bytes = 65536
+
+[request_id]
+header = "x-request-id"
+
+[rate_limit]
+enabled = true
+per_second = 1000        # sustained rate per key
+burst = 2000
+key = "ip"               # "ip" | "global" | "header:<name>"
+backend = "memory"       # "memory" | "redis"
+redis_url = "redis://127.0.0.1:6379"
+
+[slow_call]
+threshold_ms = 200
+
+[classifier]
+endpoint = "http://127.0.0.1:50051"
+timeout_ms = 50
+
+[filter]
+allow = ["words/allow.txt"]
+[[filter.lists]]
+path = "words/danger.txt"
+level = "danger"
+category = "abuse"
+[[filter.lists]]
+path = "words/normal.txt"
+level = "normal"
+"#;
+        let config = Config::parse(text).unwrap();
+        assert_eq!(config.filter.lists.len(), 2);
+        assert_eq!(config.filter.lists[0].category.as_deref(), Some("abuse"));
+        assert_eq!(config.filter.lists[1].category, None);
+        assert_eq!(config.classifier.endpoint, "http://127.0.0.1:50051");
+    }
+
+    #[test]
+    fn type_errors_name_line_and_key() {
+        let err = Config::parse("[rate_limit]\n\nper_second = \"fast\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("per_second"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::parse("[server]\nlisten_on = \"x\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 2") && msg.contains("listen_on"), "{msg}");
+    }
+
+    #[test]
+    fn value_errors_name_line_and_key() {
+        let err = Config::parse("[server]\n[rate_limit]\nkey = \"cookie\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("rate_limit.key"), "{msg}");
+        let err = Config::parse("[[filter.lists]]\npath = \"a.txt\"\nlevel = \"bad\"\n").unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("espresso.toml");
+        std::fs::write(
+            &file,
+            "[filter]\nallow = [\"words/allow.txt\"]\n[[filter.lists]]\npath = \"/abs/d.txt\"\nlevel = \"danger\"\n",
+        )
+        .unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.filter.allow[0], dir.path().join("words/allow.txt"));
+        assert_eq!(config.filter.lists[0].path, PathBuf::from("/abs/d.txt"));
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let err = Config::load(Path::new("/nonexistent/espresso.toml")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/espresso.toml"));
+    }
+}

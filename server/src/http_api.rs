@@ -1,0 +1,235 @@
+//! The HTTP surface: `POST /v1/filter`, `/healthz`, `/readyz`, `/metrics`, and JSON errors for
+//! everything else.
+
+use crate::{App, filter_reply::FilterReply};
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::{DefaultBodyLimit, State, rejection::BytesRejection},
+    http::{HeaderMap, Request, StatusCode, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use espresso_common::{RequestId, Rejection, grpc::Code};
+use espresso_filter_core::FilterRequest;
+
+/// The HTTP routes, with their state.
+pub(crate) fn routes(app: App, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/filter", post(filter).layer(DefaultBodyLimit::max(max_body_bytes)))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+/// A request the API refuses, shaped as DESIGN.md's error JSON.
+pub(crate) struct ApiError {
+    status: StatusCode,
+    grpc: Code,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        let grpc = match status {
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Code::Unimplemented,
+            StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
+            StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            s if s.is_server_error() => Code::Internal,
+            _ => Code::InvalidArgument,
+        };
+        Self {
+            status,
+            grpc,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn rejection(&self) -> Rejection {
+        Rejection::new(self.status, self.grpc)
+            .code(self.code)
+            .message(self.message.clone())
+    }
+
+    /// The JSON error response (HTTP) for a request with this id.
+    pub(crate) fn into_response_for(self, app: &App, id: Option<&RequestId>) -> Response {
+        app.metrics.errors.with_label_values(&[self.code]).inc();
+        self.rejection().http_response::<Body>(id).map(Body::new)
+    }
+
+    /// The error as the client of `request` understands it: JSON, or a gRPC status.
+    pub(crate) fn into_response_to<B>(self, app: &App, request: &Request<B>) -> Response {
+        app.metrics.errors.with_label_values(&[self.code]).inc();
+        self.rejection().to_response::<B, Body>(request).map(Body::new)
+    }
+}
+
+async fn filter(
+    State(app): State<App>,
+    id: Option<axum::Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let id = id.map(|axum::Extension(id)| id);
+    match parse_filter_request(&headers, body) {
+        Ok(content) => {
+            let request = FilterRequest {
+                content,
+                request_id: id.as_ref().map(|id| id.as_str().to_owned()),
+            };
+            let reply = app.check(request).await;
+            axum::Json(FilterReply::new(id.as_ref(), &reply)).into_response()
+        }
+        Err(error) => error.into_response_for(&app, id.as_ref()),
+    }
+}
+
+/// Checks the content type and body of `POST /v1/filter` and returns the content.
+fn parse_filter_request(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<String, ApiError> {
+    if !is_json(headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected a JSON body (content-type: application/json)",
+        ));
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body is larger than server.max_body_bytes",
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", rejection.body_text())
+        }
+    })?;
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_utf8",
+            format!("request body is not valid UTF-8 (at byte {})", e.valid_up_to()),
+        )
+    })?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid JSON: {e}"))
+    })?;
+    let Some(object) = value.as_object() else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "expected a JSON object like {\"content\": \"...\"}",
+        ));
+    };
+    match object.get("content") {
+        Some(serde_json::Value::String(content)) => Ok(content.clone()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_content",
+            "\"content\" must be a string",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_content",
+            "\"content\" is required",
+        )),
+    }
+}
+
+/// `application/json` or any `application/*+json`, parameters allowed.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json"
+        || essence.strip_prefix("application/").is_some_and(|s| s.ends_with("+json"))
+}
+
+async fn healthz() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    if app.is_ready() {
+        axum::Json(serde_json::json!({"status": "ready"})).into_response()
+    } else {
+        let body = serde_json::json!({"status": "not_ready"});
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    (
+        [(CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Unknown routes: 404 JSON, or gRPC UNIMPLEMENTED for gRPC requests.
+pub(crate) async fn not_found(State(app): State<App>, request: Request<Body>) -> Response {
+    let message = format!("no route for {} {}", request.method(), request.uri().path());
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", message).into_response_to(&app, &request)
+}
+
+/// Known routes with the wrong method: 405 JSON.
+pub(crate) async fn method_not_allowed(State(app): State<App>, request: Request<Body>) -> Response {
+    let message = format!("{} is not allowed on {}", request.method(), request.uri().path());
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
+        .into_response_to(&app, &request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn json_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h
+    }
+
+    fn parse(body: &'static [u8]) -> Result<String, &'static str> {
+        parse_filter_request(&json_headers(), Ok(Bytes::from_static(body))).map_err(|e| e.code)
+    }
+
+    #[test]
+    fn content_is_extracted_and_extra_fields_allowed() {
+        assert_eq!(parse(br#"{"content": "hi", "lang": "en"}"#), Ok("hi".into()));
+        assert_eq!(parse(br#"{"content": ""}"#), Ok("".into()));
+    }
+
+    #[test]
+    fn bad_bodies_get_distinct_codes() {
+        assert_eq!(parse(b"{"), Err("invalid_json"));
+        assert_eq!(parse(b"[1]"), Err("invalid_json"));
+        assert_eq!(parse(br#"{"text": "x"}"#), Err("missing_content"));
+        assert_eq!(parse(br#"{"content": 5}"#), Err("invalid_content"));
+        assert_eq!(parse(b"{\"content\": \"\xff\"}"), Err("invalid_utf8"));
+    }
+
+    #[test]
+    fn json_content_types() {
+        let mut h = HeaderMap::new();
+        assert!(!is_json(&h));
+        for (ct, ok) in [
+            ("application/json", true),
+            ("application/json; charset=utf-8", true),
+            ("Application/JSON", true),
+            ("application/merge-patch+json", true),
+            ("text/plain", false),
+            ("application/jsonx", false),
+        ] {
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+            assert_eq!(is_json(&h), ok, "{ct}");
+        }
+    }
+}

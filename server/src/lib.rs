@@ -1,0 +1,188 @@
+//! The espresso demo server: a content-filter service over HTTP and gRPC on one port.
+//!
+//! It composes every espresso piece the way a production service would:
+//!
+//! ```text
+//! request id → catch panic → timeout → routes
+//!                                       ├─ POST /v1/filter                  (JSON)
+//!                                       ├─ espresso.filter.v1.Filter/Check  (gRPC)
+//!                                       ├─ grpc.health.v1 / reflection
+//!                                       └─ /healthz /readyz /metrics
+//! ```
+//!
+//! Run it with `cargo run --release -p espresso-server` (no other service needed) or with
+//! `--config espresso.toml` (see `server/espresso.toml`); the binary's `--help` lists the flags.
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod filter_reply;
+mod grpc;
+mod http_api;
+mod metrics;
+mod reload;
+mod serve;
+
+use axum::{Router, body::Body, response::Response, routing::any_service};
+use config::Config;
+use espresso_filter_core::{Filter, FilterRequest, FilterResponse, FilterService};
+use espresso_request_id::RequestIdLayer;
+use http::{HeaderName, StatusCode};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer};
+
+pub use grpc::pb;
+
+/// What the command line chose.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--config FILE`: the TOML config; absent: every default.
+    pub config: Option<PathBuf>,
+    /// `--listen ADDR`: overrides `server.listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// State shared by every handler: the filter pipeline, metrics and readiness.
+#[derive(Clone)]
+pub(crate) struct App {
+    filter: Filter,
+    service: FilterService,
+    metrics: metrics::Metrics,
+    ready: Arc<AtomicBool>,
+}
+
+impl App {
+    fn new(config: &Config) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let filter = Filter::new(&reload::filter_sources(config))?;
+        let metrics = metrics::Metrics::new();
+        metrics.dictionary_version.set(filter.version() as i64);
+        Ok(Self {
+            service: FilterService::new(filter.clone()),
+            filter,
+            metrics,
+            ready: Arc::new(AtomicBool::new(true)),
+        })
+    }
+
+    /// Runs one request through the filter pipeline and counts the answer.
+    pub(crate) async fn check(&self, request: FilterRequest) -> FilterResponse {
+        let Ok(response) = self.service.clone().oneshot(request).await;
+        let degraded = if response.degraded { "true" } else { "false" };
+        self.metrics
+            .verdicts
+            .with_label_values(&[response.verdict.as_str(), degraded])
+            .inc();
+        for hit in &response.hits {
+            self.metrics
+                .hits
+                .with_label_values(&[hit.level.as_str(), &hit.category])
+                .inc();
+        }
+        response
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+/// Every route and layer of the server, ready to serve.
+fn router(app: App, config: &Config) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
+    let max_body = config.server.max_body_bytes;
+    let filter_grpc = pb::filter_server::FilterServer::new(grpc::FilterGrpc::new(app.clone()))
+        .max_decoding_message_size(max_body);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // The reporter only flips a shared map; serving status for the filter is set right away.
+    tokio::spawn(async move {
+        health
+            .set_serving::<pb::filter_server::FilterServer<grpc::FilterGrpc>>()
+            .await;
+    });
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let routes = http_api::routes(app.clone(), max_body)
+        .route_service(&grpc_path::<_>(&filter_grpc), any_service(filter_grpc))
+        .route_service(&grpc_path(&health_service), any_service(health_service))
+        .route_service(&grpc_path(&reflection), any_service(reflection))
+        .fallback(http_api::not_found)
+        .method_not_allowed_fallback(http_api::method_not_allowed)
+        .with_state(app.clone());
+
+    let header = HeaderName::try_from(config.request_id.header.as_str())?;
+    let timeout = Duration::from_millis(config.server.request_timeout_ms);
+    Ok(routes.layer(
+        ServiceBuilder::new()
+            .layer(RequestIdLayer::new().header(header))
+            .layer(CatchPanicLayer::custom(internal_error))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                timeout,
+            )),
+    ))
+}
+
+/// The route of every method of a tonic service: `/<package.Service>/{*method}`.
+fn grpc_path<S: NamedService>(_: &S) -> String {
+    format!("/{}/{{*method}}", S::NAME)
+}
+
+/// A panicking handler answers 500 with the error JSON instead of dropping the connection.
+fn internal_error(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let body = serde_json::json!({
+        "error": {"code": "internal", "message": "internal server error"},
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Loads the config, binds, serves until SIGTERM/SIGINT, then drains.
+pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut config = match &options.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = options.listen {
+        config.server.listen = listen;
+    }
+    let app = App::new(&config)?;
+    let router = router(app.clone(), &config)?;
+    let listener = TcpListener::bind(config.server.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "espresso-server listening");
+    println!("espresso-server listening on {addr}");
+
+    if let Some(path) = options.config.clone() {
+        tokio::spawn(reload::watch(path, config.clone(), app.clone()));
+    }
+
+    let limits = serve::ConnLimits {
+        header_read_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
+        drain_timeout: Duration::from_millis(config.server.drain_timeout_ms),
+    };
+    let ready = app.ready.clone();
+    serve::serve(listener, router, limits, async move {
+        serve::shutdown_signal().await;
+        tracing::info!("shutting down: no new connections, draining in-flight requests");
+        ready.store(false, Ordering::Relaxed);
+    })
+    .await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! The server's own Prometheus metrics (each layer registers its own into the same registry).
+
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// Counters the server itself keeps.
+#[derive(Clone)]
+pub(crate) struct Metrics {
+    pub(crate) registry: Registry,
+    /// Filter answers by verdict and whether a stage was skipped.
+    pub(crate) verdicts: IntCounterVec,
+    /// Word hits by level and category.
+    pub(crate) hits: IntCounterVec,
+    /// Rejected requests by error code (bad_json, payload_too_large, ...).
+    pub(crate) errors: IntCounterVec,
+    /// Config reload attempts by result (applied, invalid).
+    pub(crate) reloads: IntCounterVec,
+    /// The dictionary version in use.
+    pub(crate) dictionary_version: IntGauge,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let registry = Registry::new();
+        let verdicts = IntCounterVec::new(
+            Opts::new("espresso_filter_verdicts_total", "Filter answers by verdict."),
+            &["verdict", "degraded"],
+        )
+        .expect("valid metric");
+        let hits = IntCounterVec::new(
+            Opts::new("espresso_filter_hits_total", "Word hits by level and category."),
+            &["level", "category"],
+        )
+        .expect("valid metric");
+        let errors = IntCounterVec::new(
+            Opts::new("espresso_http_errors_total", "Requests answered with an error, by code."),
+            &["code"],
+        )
+        .expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new("espresso_config_reloads_total", "Config and word-list reloads by result."),
+            &["result"],
+        )
+        .expect("valid metric");
+        let dictionary_version = IntGauge::new(
+            "espresso_dictionary_version",
+            "Version of the word lists in use; changes on every applied reload.",
+        )
+        .expect("valid metric");
+        for c in [&verdicts, &hits, &errors, &reloads] {
+            registry.register(Box::new(c.clone())).expect("registered once");
+        }
+        registry
+            .register(Box::new(dictionary_version.clone()))
+            .expect("registered once");
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("registered once");
+        Self {
+            registry,
+            verdicts,
+            hits,
+            errors,
+            reloads,
+            dictionary_version,
+        }
+    }
+
+    /// The Prometheus text exposition of every registered metric.
+    pub(crate) fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}

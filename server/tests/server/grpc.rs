@@ -1,0 +1,77 @@
+//! gRPC on the same port: `Filter/Check`, health, reflection, unknown methods.
+
+use crate::harness::Server;
+use espresso_server::pb::{CheckRequest, filter_client::FilterClient};
+use tonic::{Code, transport::Channel};
+
+async fn channel(server: &Server) -> Channel {
+    Channel::from_shared(server.url(""))
+        .unwrap()
+        .connect()
+        .await
+        .expect("gRPC connects")
+}
+
+#[tokio::test]
+async fn check_answers_like_the_json_api() {
+    let server = Server::start("").await;
+    let mut client = FilterClient::new(channel(&server).await);
+    let content = "a BADWORD here";
+    let mut request = tonic::Request::new(CheckRequest {
+        content: content.into(),
+    });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "grpc-call-1".parse().unwrap());
+    let response = client.check(request).await.expect("Check succeeds");
+    assert_eq!(response.metadata().get("x-request-id").unwrap(), "grpc-call-1");
+    let reply = response.into_inner();
+    assert_eq!(reply.request_id, "grpc-call-1");
+    assert_eq!(reply.verdict, "block");
+    assert!(!reply.degraded);
+    let hit = &reply.hits[0];
+    assert_eq!(hit.level, "danger");
+    assert_eq!(hit.word, "badword");
+    assert_eq!(&content[hit.start as usize..hit.end as usize], "BADWORD");
+
+    let reply = client
+        .check(CheckRequest {
+            content: "fine".into(),
+        })
+        .await
+        .unwrap();
+    assert!(!reply.metadata().get("x-request-id").unwrap().is_empty());
+    assert_eq!(reply.into_inner().verdict, "pass");
+}
+
+#[tokio::test]
+async fn health_reports_serving() {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let server = Server::start("").await;
+    let mut client = HealthClient::new(channel(&server).await);
+    for service in ["", "espresso.filter.v1.Filter"] {
+        let status = client
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_services_are_unimplemented() {
+    let server = Server::start("").await;
+    let mut client = tonic::client::Grpc::new(channel(&server).await);
+    client.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/no.such.Service/Call");
+    let codec = tonic_prost::ProstCodec::<CheckRequest, CheckRequest>::default();
+    let status = client
+        .unary(tonic::Request::new(CheckRequest::default()), path, codec)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+}

@@ -1,0 +1,196 @@
+//! Starting the binary and talking to it.
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use std::{net::SocketAddr, path::PathBuf, process::Stdio, time::Duration};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// Word lists every test server starts with.
+pub const DANGER: &str = "# test danger list\nbadword\n傻逼\tinsult\n";
+pub const NORMAL: &str = "spam\n";
+pub const ALLOW: &str = "";
+
+/// A running espresso-server with its own temp folder.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    child: Child,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+/// A whole HTTP response.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn request_id(&self) -> &str {
+        self.headers
+            .get("x-request-id")
+            .expect("every response carries x-request-id")
+            .to_str()
+            .unwrap()
+    }
+
+    /// Asserts DESIGN.md's error shape and returns the error code.
+    pub fn error_code(&self, status: StatusCode) -> String {
+        assert_eq!(self.status, status, "body: {:?}", String::from_utf8_lossy(&self.body));
+        let json = self.json();
+        assert_eq!(json["request_id"], self.request_id(), "{json}");
+        assert!(json["error"]["message"].is_string(), "{json}");
+        json["error"]["code"].as_str().expect("error.code").to_owned()
+    }
+}
+
+impl Server {
+    /// Starts the server with the default test lists and `extra` appended to its config.
+    pub async fn start(extra: &str) -> Self {
+        Self::start_with("", extra).await
+    }
+
+    /// Like [`Server::start`], with `server_keys` added to the `[server]` section.
+    pub async fn start_with(server_keys: &str, extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("words")).unwrap();
+        std::fs::write(dir.path().join("words/danger.txt"), DANGER).unwrap();
+        std::fs::write(dir.path().join("words/normal.txt"), NORMAL).unwrap();
+        std::fs::write(dir.path().join("words/allow.txt"), ALLOW).unwrap();
+        std::fs::write(dir.path().join("espresso.toml"), config(server_keys, extra)).unwrap();
+        Self::start_in(dir).await
+    }
+
+    /// Starts the server with `dir/espresso.toml`.
+    pub async fn start_in(dir: tempfile::TempDir) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_espresso-server"))
+            .arg("--config")
+            .arg(dir.path().join("espresso.toml"))
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the server binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the server says where it listens")
+            .unwrap()
+            .expect("a listening line");
+        let addr = line
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Self {
+            addr,
+            dir,
+            child,
+            client,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a request and reads the whole response.
+    pub async fn send(&self, request: Request<Full<Bytes>>) -> Reply {
+        let response = tokio::time::timeout(Duration::from_secs(10), self.client.request(request))
+            .await
+            .expect("the server answers in time")
+            .expect("the server answers");
+        let (parts, body) = response.into_parts();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        let request = Request::get(self.url(path)).body(Full::default()).unwrap();
+        self.send(request).await
+    }
+
+    /// `POST /v1/filter` with a JSON body.
+    pub async fn filter(&self, content: &str) -> Reply {
+        let body = serde_json::json!({ "content": content }).to_string();
+        self.post_json("/v1/filter", body).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: impl Into<Bytes>) -> Reply {
+        let request = Request::post(self.url(path))
+            .header("content-type", "application/json")
+            .body(Full::new(body.into()))
+            .unwrap();
+        self.send(request).await
+    }
+
+    /// The value of one sample in `/metrics`, e.g. `espresso_config_reloads_total{result="applied"}`.
+    pub async fn metric(&self, sample: &str) -> Option<f64> {
+        let text = String::from_utf8(self.get("/metrics").await.body.to_vec()).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("still running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns whether it exited cleanly.
+    pub async fn wait(&mut self) -> bool {
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("the server exits in time")
+            .unwrap()
+            .success()
+    }
+}
+
+/// The test config: the documented layout with the test lists, plus `extra` sections.
+pub fn config(server_keys: &str, extra: &str) -> String {
+    format!(
+        r#"[server]
+reload_interval_ms = 100
+{server_keys}
+
+[filter]
+allow = ["words/allow.txt"]
+[[filter.lists]]
+path = "words/danger.txt"
+level = "danger"
+category = "abuse"
+[[filter.lists]]
+path = "words/normal.txt"
+level = "normal"
+
+{extra}
+"#
+    )
+}

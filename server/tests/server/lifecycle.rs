@@ -1,0 +1,107 @@
+//! Health, readiness, metrics, hot reload and graceful shutdown.
+
+use crate::harness::{DANGER, Server};
+use http::StatusCode;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let server = Server::start("").await;
+    assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(server.get("/readyz").await.status, StatusCode::OK);
+    server.filter("a badword").await;
+    server.filter("fine").await;
+    let metrics = server.get("/metrics").await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(
+        metrics.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let block = r#"espresso_filter_verdicts_total{degraded="false",verdict="block"}"#;
+    assert_eq!(server.metric(block).await, Some(1.0));
+    let pass = r#"espresso_filter_verdicts_total{degraded="false",verdict="pass"}"#;
+    assert_eq!(server.metric(pass).await, Some(1.0));
+}
+
+/// Polls until `check` holds; reload is driven by the server's own file polling.
+async fn eventually<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition never held");
+}
+
+#[tokio::test]
+async fn word_list_changes_apply_without_restart() {
+    let server = Server::start("").await;
+    assert_eq!(server.filter("new evil here").await.json()["verdict"], "pass");
+    std::fs::write(server.path("words/danger.txt"), format!("{DANGER}evil\n")).unwrap();
+    eventually(|| async { server.filter("new evil here").await.json()["verdict"] == "block" })
+        .await;
+    let applied = r#"espresso_config_reloads_total{result="applied"}"#;
+    assert_eq!(server.metric(applied).await, Some(1.0));
+}
+
+#[tokio::test]
+async fn an_invalid_change_keeps_the_running_config() {
+    let server = Server::start("").await;
+    let config = server.path("espresso.toml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{good}\n[rate_limit]\nburst = \"lots\"\n")).unwrap();
+    let invalid = r#"espresso_config_reloads_total{result="invalid"}"#;
+    eventually(|| async { server.metric(invalid).await == Some(1.0) }).await;
+    // Still serving with the old lists.
+    assert_eq!(server.filter("a badword").await.json()["verdict"], "block");
+
+    // A list file that disappears is invalid too, and changes nothing.
+    std::fs::write(&config, &good).unwrap();
+    std::fs::remove_file(server.path("words/normal.txt")).unwrap();
+    eventually(|| async { server.metric(invalid).await == Some(2.0) }).await;
+    assert_eq!(server.filter("buy spam").await.json()["verdict"], "review");
+}
+
+#[tokio::test]
+async fn sigterm_finishes_requests_in_flight() {
+    let mut server = Server::start("").await;
+    let body = br#"{"content": "a badword in flight"}"#;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // A first, whole request proves the connection is being served.
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 512];
+    let n = stream.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    // Then a request whose body is not fully sent: it is in flight when SIGTERM lands.
+    let head = format!(
+        "POST /v1/filter HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..10]).await.unwrap();
+    // Let the server read the head before the signal (ordering only, nothing is timed).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    server.terminate();
+    // New connections are refused while the old request is still served.
+    eventually(|| async { tokio::net::TcpStream::connect(server.addr).await.is_err() }).await;
+
+    stream.write_all(&body[10..]).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"verdict\":\"block\""), "{response}");
+    assert!(server.wait().await, "clean exit");
+}

@@ -1,0 +1,12 @@
+//! Black-box tests of the espresso-server binary.
+//!
+//! Each test starts the real binary on a free port with its own config and word lists (in a temp
+//! folder), then talks to it over HTTP/1.1, HTTP/2 and gRPC like any client would. Nothing here
+//! reaches into the server's internals: these tests check the contracts in DESIGN.md.
+
+mod bad_input;
+mod errors;
+mod filter;
+mod grpc;
+mod harness;
+mod lifecycle;
