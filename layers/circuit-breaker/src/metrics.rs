@@ -1,0 +1,193 @@
+//! Prometheus metrics, registered into a registry the caller owns.
+
+use crate::{CircuitBreaker, State, breaker::Shared};
+use espresso_common::classify::Outcome;
+use prometheus::{
+    GaugeVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    core::{Collector, Desc},
+    proto::MetricFamily,
+};
+use std::{
+    fmt,
+    sync::{Arc, Mutex, PoisonError, Weak},
+};
+
+/// The breakers' Prometheus metrics; give it to any number of breakers with
+/// [`CircuitBreakerBuilder::metrics`](crate::CircuitBreakerBuilder::metrics).
+///
+/// | metric | type | labels |
+/// | --- | --- | --- |
+/// | `circuit_breaker_state` | gauge, 1 for the current state and 0 for the others | `name`, `state` |
+/// | `circuit_breaker_failure_rate` | gauge, percent of the current window | `name` |
+/// | `circuit_breaker_slow_call_rate` | gauge, percent of the current window | `name` |
+/// | `circuit_breaker_calls_total` | counter | `name`, `outcome` = `success`, `failure`, `slow_success`, `slow_failure`, `ignored`, `rejected` |
+/// | `circuit_breaker_transitions_total` | counter | `name`, `from`, `to` |
+///
+/// The state and rate gauges are computed when Prometheus scrapes, so a breaker whose wait ran
+/// out shows HALF_OPEN at the next scrape even if no call came. Breakers in DISABLED record no
+/// calls. Per-key breakers are labelled with their own names; keep the keys few.
+#[derive(Clone)]
+pub struct Metrics {
+    calls: IntCounterVec,
+    transitions: IntCounterVec,
+    breakers: Arc<Mutex<Vec<Weak<Shared>>>>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them into `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let calls = IntCounterVec::new(
+            Opts::new("circuit_breaker_calls_total", "Calls seen by a circuit breaker, by outcome."),
+            &["name", "outcome"],
+        )?;
+        let transitions = IntCounterVec::new(
+            Opts::new("circuit_breaker_transitions_total", "Circuit breaker state transitions."),
+            &["name", "from", "to"],
+        )?;
+        let breakers = Arc::new(Mutex::new(Vec::new()));
+        let gauges = Gauges::new(breakers.clone())?;
+        registry.register(Box::new(calls.clone()))?;
+        registry.register(Box::new(transitions.clone()))?;
+        registry.register(Box::new(gauges))?;
+        Ok(Self {
+            calls,
+            transitions,
+            breakers,
+        })
+    }
+
+    pub(crate) fn counters(&self, name: &Arc<str>) -> BreakerCounters {
+        let c = |outcome: &str| self.calls.with_label_values(&[name.as_ref(), outcome]);
+        BreakerCounters {
+            name: name.clone(),
+            success: c("success"),
+            failure: c("failure"),
+            slow_success: c("slow_success"),
+            slow_failure: c("slow_failure"),
+            ignored: c("ignored"),
+            rejected: c("rejected"),
+            transitions: self.transitions.clone(),
+        }
+    }
+
+    pub(crate) fn track(&self, breaker: Weak<Shared>) {
+        let mut list = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
+        list.retain(|b| b.strong_count() > 0);
+        list.push(breaker);
+    }
+}
+
+/// One breaker's counters, resolved once so the hot path is a single atomic add.
+pub(crate) struct BreakerCounters {
+    name: Arc<str>,
+    success: IntCounter,
+    failure: IntCounter,
+    slow_success: IntCounter,
+    slow_failure: IntCounter,
+    ignored: IntCounter,
+    rejected: IntCounter,
+    transitions: IntCounterVec,
+}
+
+impl BreakerCounters {
+    pub(crate) fn record(&self, outcome: Outcome, slow: bool) {
+        match (outcome, slow) {
+            (Outcome::Success, false) => &self.success,
+            (Outcome::Success, true) => &self.slow_success,
+            (Outcome::Failure, false) => &self.failure,
+            (Outcome::Failure, true) => &self.slow_failure,
+            (Outcome::Ignored, _) => &self.ignored,
+        }
+        .inc();
+    }
+
+    pub(crate) fn rejected(&self) {
+        self.rejected.inc();
+    }
+
+    pub(crate) fn transition(&self, from: State, to: State) {
+        self.transitions
+            .with_label_values(&[self.name.as_ref(), from.as_str(), to.as_str()])
+            .inc();
+    }
+}
+
+/// The gauges, computed from the live breakers at each scrape.
+struct Gauges {
+    breakers: Arc<Mutex<Vec<Weak<Shared>>>>,
+    descs: Vec<Desc>,
+}
+
+fn state_gauge() -> Result<IntGaugeVec, prometheus::Error> {
+    IntGaugeVec::new(
+        Opts::new("circuit_breaker_state", "1 for a circuit breaker's current state, 0 for the others."),
+        &["name", "state"],
+    )
+}
+
+fn rate_gauges() -> Result<(GaugeVec, GaugeVec), prometheus::Error> {
+    Ok((
+        GaugeVec::new(
+            Opts::new("circuit_breaker_failure_rate", "Failed calls in the current window, percent."),
+            &["name"],
+        )?,
+        GaugeVec::new(
+            Opts::new("circuit_breaker_slow_call_rate", "Slow calls in the current window, percent."),
+            &["name"],
+        )?,
+    ))
+}
+
+impl Gauges {
+    fn new(breakers: Arc<Mutex<Vec<Weak<Shared>>>>) -> Result<Self, prometheus::Error> {
+        let state = state_gauge()?;
+        let (failure, slow) = rate_gauges()?;
+        let descs = [state.desc(), failure.desc(), slow.desc()]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        Ok(Self { breakers, descs })
+    }
+}
+
+impl Collector for Gauges {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let (Ok(state), Ok((failure, slow))) = (state_gauge(), rate_gauges()) else {
+            return Vec::new();
+        };
+        // Upgrade first, look later: looking may fire events into user code.
+        let live: Vec<Arc<Shared>> = {
+            let mut list = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
+            list.retain(|b| b.strong_count() > 0);
+            list.iter().filter_map(Weak::upgrade).collect()
+        };
+        for shared in live {
+            let name = shared.name().clone();
+            let breaker = CircuitBreaker::from_shared(shared);
+            let current = breaker.state();
+            for s in State::ALL {
+                state
+                    .with_label_values(&[name.as_ref(), s.as_str()])
+                    .set(i64::from(s == current));
+            }
+            let window = breaker.snapshot();
+            failure.with_label_values(&[name.as_ref()]).set(window.failure_rate());
+            slow.with_label_values(&[name.as_ref()]).set(window.slow_call_rate());
+        }
+        let mut families = state.collect();
+        families.extend(failure.collect());
+        families.extend(slow.collect());
+        families
+    }
+}
