@@ -1,0 +1,62 @@
+//! The response future of [`RequestIdService`](crate::RequestIdService).
+
+use crate::current::Scoped;
+use http::{HeaderName, Response, header::Entry};
+use pin_project_lite::pin_project;
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+use tracing::Span;
+
+pin_project! {
+    /// Runs the inner response future inside the request's span and task-local scope, then
+    /// writes the id into the response.
+    pub struct ResponseFuture<F: Future> {
+        #[pin]
+        inner: Scoped<F>,
+        span: Span,
+        header: HeaderName,
+    }
+}
+
+impl<F: Future> ResponseFuture<F> {
+    pub(crate) fn new(inner: Scoped<F>, span: Span, header: HeaderName) -> Self {
+        Self {
+            inner,
+            span,
+            header,
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let _entered = this.span.enter();
+        let mut response = ready!(this.inner.as_mut().poll(cx))?;
+        if let Some(id) = this.inner.take_id() {
+            if let Entry::Vacant(entry) = response.headers_mut().entry(&*this.header) {
+                entry.insert(id.header_value().clone());
+            }
+            response.extensions_mut().insert(id);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+impl<F: Future> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("span", &self.span)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
