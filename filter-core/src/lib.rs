@@ -1,1 +1,72 @@
-//! Placeholder
+//! The sensitive-text filter engine of espresso.
+//!
+//! Text is normalized in one pass — compatibility folding (full-width, styled and circled
+//! letters), case folding, accent stripping, traditional → simplified Chinese, noise characters
+//! (spaces, `* . _ | - @ ·`, zero-width characters, emoji) skipped, repeated characters
+//! collapsed — while keeping a map back to the original byte offsets. An Aho-Corasick automaton
+//! over all listed words scans the normalized text; candidates are checked against the
+//! original text for word boundaries and deliberate spacing (see [`dict`] for the exact rules),
+//! allow-list entries suppress what they overlap, and the longest hit wins.
+//!
+//! ```
+//! use espresso_filter_core::{Engine, Level, Verdict};
+//!
+//! let engine = Engine::builtin();
+//!
+//! // evasions are caught, and offsets point into the original text
+//! let text = "you ＦＵＣＫ, what the f*u c.k, fuuuuck";
+//! let r = engine.check(text);
+//! assert_eq!(r.verdict, Verdict::Block);
+//! assert_eq!(r.hits.len(), 3);
+//! assert_eq!(&text[r.hits[0].start..r.hits[0].end], "ＦＵＣＫ");
+//! assert_eq!(&text[r.hits[1].start..r.hits[1].end], "f*u c.k");
+//! assert_eq!(r.hits[1].level, Level::Danger);
+//! assert_eq!(r.masked, "you ****, what the *******, *******");
+//!
+//! // whole words only: no Scunthorpe problem, and word gaps never glue words together
+//! assert_eq!(engine.check("a classic cocktail in Scunthorpe; the pen is blue").verdict, Verdict::Pass);
+//!
+//! // Chinese matches anywhere, in either script, through noise
+//! let r = engine.check("你這個傻*逼");
+//! assert_eq!(r.verdict, Verdict::Block);
+//! assert_eq!(r.masked, "你這個***");
+//! ```
+//!
+//! Word lists, options and reloads:
+//!
+//! ```
+//! use espresso_filter_core::{Engine, ListSource, Level, Options, Sources, Verdict};
+//!
+//! let sources = Sources::new()
+//!     .list(ListSource::inline("spam.txt", "cheap pills\nviagra\tads\n", Level::Normal));
+//! let engine = Engine::load(&sources, Options::default().mask(Level::Normal, '#'))?;
+//! let r = engine.check("Buy CHEAP   pills!");
+//! assert_eq!(r.verdict, Verdict::Review);
+//! assert_eq!(r.hits[0].category, "spam"); // the list's stem
+//! assert_eq!(r.masked, "Buy #############!");
+//!
+//! // a bad list keeps the running set and says where the problem is
+//! let v = engine.version();
+//! let bad = Sources::new().list(ListSource::inline("bad.txt", "ok\nx\ty\tz\n", Level::Danger));
+//! let err = engine.reload(&bad).unwrap_err();
+//! assert!(err.to_string().starts_with("bad.txt:2:"));
+//! assert_eq!(engine.version(), v);
+//! # Ok::<(), espresso_filter_core::LoadError>(())
+//! ```
+
+pub mod dict;
+mod engine;
+mod fold;
+mod normalize;
+mod options;
+mod service;
+mod source;
+mod types;
+
+pub use dict::{DictStats, Dictionary};
+pub use engine::Engine;
+pub use normalize::Normalized;
+pub use options::{Charset, DEFAULT_NOISE_CHARS, NoiseSet, Options};
+pub use service::FilterService;
+pub use source::{ListData, ListSource, LoadError, Sources, builtin};
+pub use types::{FilterRequest, FilterResponse, Hit, Level, Verdict};

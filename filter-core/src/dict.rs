@@ -1,0 +1,630 @@
+//! A compiled dictionary set: the automaton, the entries, and the matching rules.
+//!
+//! # Matching rules
+//!
+//! The automaton runs over the normalized text (noise removed, repeats collapsed), so it yields
+//! *candidates*. Each candidate is then checked against the original text:
+//!
+//! 1. **Exact shape.** The original slice is folded again without collapse. Its characters must
+//!    be the entry's, and with collapse on every run must be at least as long as the entry's run
+//!    (`fuuuck` matches `fuck`; `as` never matches `ass`). Trailing repeats are included in the hit.
+//! 2. **Word boundaries.** An entry that starts (ends) with a word character — a letter or digit
+//!    of a script written with spaces, e.g. Latin — only matches where the original character
+//!    before (after) the hit is not one (invisible characters are looked through). So `classic`,
+//!    `assassin`, `Scunthorpe`, `cocktail` and `therapist` do not hit `ass`, `cunt`, `cock` or
+//!    `rapist`. CJK (and Thai, Lao, Khmer, Myanmar) characters match anywhere.
+//! 3. **Gaps between words.** Noise between two characters of an entry is fine, except that
+//!    whitespace between two word characters, where the entry itself has none, is accepted only
+//!    as evidence of deliberate spacing: either every space-separated piece of the hit is a
+//!    single letter (`f u c k`, `s h i t`), or the hit also contains visible non-space noise
+//!    (`f*u c.k`, `f.u c k`). So ordinary word gaps never glue words into a hit: `pen is`,
+//!    `an al`, `as s` pass. Whitespace in an entry (`fuck you`, `A 片`) allows whitespace there.
+//!
+//! Then allow-list hits suppress every blocked hit they overlap, and among overlapping blocked
+//! hits the longest entry wins (then danger over normal, then the leftmost).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+
+use crate::fold::Folded;
+use crate::normalize::{MAX_WINDOW, Normalized, Table, Unit};
+use crate::options::{Options, is_invisible};
+use crate::source::{self, LoadError, Sources};
+use crate::types::{FilterResponse, Hit, Level, Verdict};
+
+/// 64-bit FNV-1a, stable across processes and releases (the version must be shareable).
+pub(crate) struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    pub(crate) fn write_str(&mut self, s: &str) {
+        self.write(s.as_bytes());
+        self.write(&[0xFF]);
+    }
+}
+
+/// Counts of a compiled dictionary set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DictStats {
+    /// Distinct blocked entries in the automaton.
+    pub words: usize,
+    /// Distinct allow-list entries in the automaton.
+    pub allowed: usize,
+    /// Entries dropped because they normalize to nothing (e.g. an emoji-only entry while emoji
+    /// are noise) or repeat another entry.
+    pub skipped: usize,
+    /// Heap bytes of the automaton (`AhoCorasick::memory_usage`).
+    pub automaton_bytes: usize,
+}
+
+/// A pattern's unit: a character and how often it repeats (1 unless collapse is on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct PUnit {
+    c: char,
+    count: u16,
+    /// the entry had noise (e.g. a space) right before this unit
+    gap: bool,
+    /// the entry had noise inside this run (`cheap pills`: the `pp` run)
+    inner_gap: bool,
+}
+
+#[derive(Debug)]
+struct Pattern {
+    word: Box<str>,
+    /// `None` for allow-list entries
+    level: Option<Level>,
+    category: Arc<str>,
+    units: Box<[PUnit]>,
+    start_word: bool,
+    end_word: bool,
+    /// normalized length in chars (overlap priority)
+    len: usize,
+}
+
+/// A compiled, immutable dictionary set. Build one with [`Dictionary::build`]; an
+/// [`Engine`](crate::Engine) holds the current one and swaps it atomically.
+#[derive(Debug)]
+pub struct Dictionary {
+    ac: AhoCorasick,
+    pats: Vec<Pattern>,
+    table: Arc<Table>,
+    version: u64,
+    stats: DictStats,
+}
+
+/// A verified candidate.
+#[derive(Clone, Copy, Debug)]
+struct Cand {
+    start: usize,
+    end: usize,
+    pat: u32,
+}
+
+/// Reusable buffers of one check.
+#[derive(Default)]
+struct Scratch {
+    norm: Normalized,
+    seq: Vec<(char, u8)>,
+    cands: Vec<Cand>,
+    allow: Vec<(usize, usize)>,
+}
+
+const GAP_WS: u8 = 1;
+const GAP_VISIBLE: u8 = 2;
+
+impl Dictionary {
+    /// Reads and compiles `sources` with `options`.
+    pub fn build(sources: &Sources, options: Options) -> Result<Dictionary, LoadError> {
+        Dictionary::build_with_table(sources, Arc::new(Table::new(&options)))
+    }
+
+    /// The shipped default lists with default options.
+    pub fn builtin() -> Dictionary {
+        Dictionary::build(&Sources::builtin(), Options::default())
+            .expect("the built-in word lists are valid (tested)")
+    }
+
+    /// A dictionary with no words (every check passes).
+    pub fn empty(options: Options) -> Dictionary {
+        Dictionary::build(&Sources::new(), options)
+            .expect("an automaton of no patterns always builds")
+    }
+
+    pub(crate) fn build_with_table(
+        sources: &Sources,
+        table: Arc<Table>,
+    ) -> Result<Dictionary, LoadError> {
+        let mut h = Fnv::new();
+        table.options().fingerprint(&mut h);
+        let mut pats: Vec<Pattern> = Vec::new();
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let mut seen: HashMap<(Box<[PUnit]>, bool), usize> = HashMap::new();
+        let mut stats = DictStats::default();
+        let mut add =
+            |entry: source::Entry, level: Option<Level>, category: Arc<str>, h: &mut Fnv| {
+                h.write_str(level.map_or("allow", Level::as_str));
+                h.write_str(&category);
+                h.write_str(&entry.word);
+                let Some((units, key)) = shape(&table, &entry.word) else {
+                    stats.skipped += 1;
+                    return;
+                };
+                let units: Box<[PUnit]> = units.into();
+                match seen.get(&(units.clone(), level.is_none())) {
+                    Some(&i) => {
+                        stats.skipped += 1;
+                        // danger beats normal for the same word
+                        if level > pats[i].level {
+                            pats[i].level = level;
+                            pats[i].category = category;
+                            pats[i].word = entry.word.into();
+                        }
+                    }
+                    None => {
+                        seen.insert((units.clone(), level.is_none()), pats.len());
+                        let first = units.first().map(|u| u.c);
+                        let last = units.last().map(|u| u.c);
+                        pats.push(Pattern {
+                            word: entry.word.into(),
+                            level,
+                            category,
+                            len: units.iter().map(|u| u.count as usize).sum(),
+                            units,
+                            start_word: first.is_some_and(is_word_char),
+                            end_word: last.is_some_and(is_word_char),
+                        });
+                        keys.push(key);
+                    }
+                }
+            };
+        for list in &sources.lists {
+            let name = list.data.name();
+            let entries = source::parse(&name, &source::read(&list.data)?)?;
+            let default_cat: Arc<str> = list
+                .category
+                .clone()
+                .unwrap_or_else(|| list.data.stem())
+                .into();
+            for e in entries {
+                let cat = match &e.category {
+                    Some(c) => Arc::from(c.as_str()),
+                    None => default_cat.clone(),
+                };
+                add(e, Some(list.level), cat, &mut h);
+            }
+        }
+        for data in &sources.allow {
+            let name = data.name();
+            let entries = source::parse(&name, &source::read(data)?)?;
+            let cat: Arc<str> = Arc::from("allow");
+            for e in entries {
+                add(e, None, cat.clone(), &mut h);
+            }
+        }
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .build(&keys)
+            .or_else(|_| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build(&keys)
+            })?;
+        stats.words = pats.iter().filter(|p| p.level.is_some()).count();
+        stats.allowed = pats.len() - stats.words;
+        stats.automaton_bytes = ac.memory_usage();
+        Ok(Dictionary {
+            ac,
+            pats,
+            table,
+            version: h.0,
+            stats,
+        })
+    }
+
+    /// A fingerprint of the lists' contents and the options (equal inputs give equal versions,
+    /// across processes), for caches keyed on the dictionary set.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Counts and automaton memory.
+    pub fn stats(&self) -> DictStats {
+        self.stats
+    }
+
+    /// The options this set was compiled with.
+    pub fn options(&self) -> &Options {
+        self.table.options()
+    }
+
+    pub(crate) fn table(&self) -> &Arc<Table> {
+        &self.table
+    }
+
+    /// Normalizes `text` as matching sees it (with the offset map).
+    pub fn normalize(&self, text: &str) -> Normalized {
+        let mut n = Normalized::default();
+        let end = window_end(text, 0);
+        self.table.normalize_into(&text[..end], &mut n);
+        n
+    }
+
+    /// Checks `text`: verdict, hits and masked text.
+    pub fn check(&self, text: &str) -> FilterResponse {
+        let hits = self.find(text);
+        let verdict = hits.iter().fold(Verdict::Pass, |v, h| {
+            v.max(match h.level {
+                Level::Danger => Verdict::Block,
+                Level::Normal => Verdict::Review,
+            })
+        });
+        let masked = self.mask(text, &hits);
+        FilterResponse {
+            request_id: None,
+            verdict,
+            masked,
+            hits,
+            degraded: false,
+        }
+    }
+
+    /// The hits in `text`, sorted by start, never overlapping.
+    pub fn find(&self, text: &str) -> Vec<Hit> {
+        let mut scratch = Scratch::default();
+        let mut hits = Vec::new();
+        let mut at = 0;
+        while at < text.len() {
+            let end = window_end(text, at);
+            self.find_window(&text[at..end], at, &mut scratch, &mut hits);
+            at = end;
+        }
+        hits
+    }
+
+    fn find_window(&self, text: &str, offset: usize, s: &mut Scratch, hits: &mut Vec<Hit>) {
+        if self.pats.is_empty() {
+            return;
+        }
+        self.table.normalize_into(text, &mut s.norm);
+        s.cands.clear();
+        s.allow.clear();
+        for m in self.ac.find_overlapping_iter(s.norm.as_bytes()) {
+            let pat = m.pattern().as_usize();
+            if let Some((start, end)) =
+                self.verify(text, &s.norm, m.start(), m.end(), pat, &mut s.seq)
+            {
+                if self.pats[pat].level.is_none() {
+                    s.allow.push((start, end));
+                } else {
+                    s.cands.push(Cand {
+                        start,
+                        end,
+                        pat: pat as u32,
+                    });
+                }
+            }
+        }
+        if s.cands.is_empty() {
+            return;
+        }
+        // allow spans: sorted and merged
+        s.allow.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(s.allow.len());
+        for &(a, b) in &s.allow {
+            match merged.last_mut() {
+                Some(last) if a < last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let overlaps_allow = |a: usize, b: usize| {
+            let i = merged.partition_point(|&(x, _)| x < b);
+            i > 0 && merged[i - 1].1 > a
+        };
+        let pats = &self.pats;
+        s.cands.retain(|c| !overlaps_allow(c.start, c.end));
+        s.cands.sort_unstable_by(|x, y| {
+            let (px, py) = (&pats[x.pat as usize], &pats[y.pat as usize]);
+            py.len
+                .cmp(&px.len)
+                .then(py.level.cmp(&px.level))
+                .then(x.start.cmp(&y.start))
+                .then((y.end - y.start).cmp(&(x.end - x.start)))
+        });
+        let mut chosen: BTreeMap<usize, Cand> = BTreeMap::new();
+        for c in s.cands.iter() {
+            if c.start >= c.end {
+                continue;
+            }
+            let clash = chosen
+                .range(..c.end)
+                .next_back()
+                .is_some_and(|(_, o)| o.end > c.start);
+            if !clash {
+                chosen.insert(c.start, *c);
+            }
+        }
+        for c in chosen.into_values() {
+            let p = &pats[c.pat as usize];
+            hits.push(Hit {
+                word: p.word.to_string(),
+                level: p.level.unwrap_or(Level::Normal),
+                category: p.category.to_string(),
+                start: c.start + offset,
+                end: c.end + offset,
+            });
+        }
+    }
+
+    /// Checks a candidate against the original text (see the module docs); returns its
+    /// original byte range.
+    fn verify(
+        &self,
+        text: &str,
+        norm: &Normalized,
+        ns: usize,
+        ne: usize,
+        pat: usize,
+        seq: &mut Vec<(char, u8)>,
+    ) -> Option<(usize, usize)> {
+        let p = &self.pats[pat];
+        let collapse = self.table.options().collapse_repeats;
+        let os = norm.orig_start(text, ns);
+        let mut oe = norm.orig_end(text, ne);
+        if os >= oe {
+            return None;
+        }
+        // 1. fold the original slice again, without collapse, noting the gaps
+        seq.clear();
+        let mut scratch = Folded::new();
+        let mut gap = 0u8;
+        for c in text[os..oe].chars() {
+            match self.table.unit(c, &mut scratch) {
+                Unit::Skip => gap |= gap_kind(c),
+                Unit::One(f) => {
+                    seq.push((f, gap));
+                    gap = 0;
+                }
+                Unit::Many(fs) => {
+                    for &f in fs {
+                        seq.push((f, gap));
+                        gap = 0;
+                    }
+                }
+            }
+        }
+        // trailing repeats (and the noise between them) belong to the hit
+        if collapse && let Some(&(last, _)) = seq.last() {
+            let mut gap = 0u8;
+            let mut end = oe;
+            for (i, c) in text[oe..].char_indices() {
+                let more = match self.table.unit(c, &mut scratch) {
+                    Unit::Skip => {
+                        gap |= gap_kind(c);
+                        continue;
+                    }
+                    Unit::One(f) => usize::from(f == last),
+                    Unit::Many(fs) if fs.iter().all(|&f| f == last) => fs.len(),
+                    Unit::Many(_) => 0,
+                };
+                if more == 0 {
+                    break;
+                }
+                for _ in 0..more {
+                    seq.push((last, gap));
+                    gap = 0;
+                }
+                end = oe + i + c.len_utf8();
+            }
+            oe = end;
+        }
+        // 2. exact shape and 3. gap evidence
+        let mut k = 0usize; // pattern unit
+        let mut count = 0u16; // length of the current run in the text
+        let mut unexplained = false;
+        let mut visible = false;
+        let mut piece = 0usize;
+        let mut widest = 0usize;
+        for (j, &(c, g)) in seq.iter().enumerate() {
+            let prev = if j > 0 { Some(seq[j - 1].0) } else { None };
+            if j > 0 && g & GAP_VISIBLE != 0 {
+                visible = true;
+            }
+            let new_run = !collapse || prev != Some(c);
+            let explained;
+            if new_run {
+                if j > 0 {
+                    if count < p.units[k].count {
+                        return None;
+                    }
+                    k += 1;
+                }
+                let u = p.units.get(k)?;
+                if u.c != c {
+                    return None;
+                }
+                count = 1;
+                explained = u.gap;
+            } else {
+                count = count.saturating_add(1);
+                explained = p.units[k].inner_gap;
+            }
+            if g & GAP_WS != 0 && !explained && prev.is_some_and(is_word_char) && is_word_char(c) {
+                unexplained = true;
+                widest = widest.max(piece);
+                piece = 0;
+            }
+            if new_run || piece == 0 {
+                piece += 1;
+            }
+        }
+        if k + 1 != p.units.len() || count < p.units[k].count {
+            return None;
+        }
+        widest = widest.max(piece);
+        if unexplained && !visible && widest > 1 {
+            return None;
+        }
+        // 4. word boundaries
+        if p.start_word && self.word_before(text, os) {
+            return None;
+        }
+        if p.end_word && self.word_after(text, oe) {
+            return None;
+        }
+        Some((os, oe))
+    }
+
+    /// Whether the nearest visible char before `at` is a word character.
+    fn word_before(&self, text: &str, at: usize) -> bool {
+        let mut scratch = Folded::new();
+        for c in text[..at].chars().rev() {
+            if is_invisible(c) {
+                continue;
+            }
+            return match self.table.unit(c, &mut scratch) {
+                Unit::Skip => false,
+                Unit::One(f) => is_word_char(f),
+                Unit::Many(fs) => fs.last().is_some_and(|&f| is_word_char(f)),
+            };
+        }
+        false
+    }
+
+    /// Whether the nearest visible char at or after `at` is a word character.
+    fn word_after(&self, text: &str, at: usize) -> bool {
+        let mut scratch = Folded::new();
+        for c in text[at..].chars() {
+            if is_invisible(c) {
+                continue;
+            }
+            return match self.table.unit(c, &mut scratch) {
+                Unit::Skip => false,
+                Unit::One(f) => is_word_char(f),
+                Unit::Many(fs) => fs.first().is_some_and(|&f| is_word_char(f)),
+            };
+        }
+        false
+    }
+
+    /// The masked text: hits replaced by one mask char per original char; with a charset,
+    /// characters outside it removed.
+    fn mask(&self, text: &str, hits: &[Hit]) -> String {
+        let opts = self.table.options();
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        let keep = |out: &mut String, s: &str| {
+            if opts.charset.is_some() {
+                out.extend(s.chars().filter(|&c| !opts.outside_charset(c)));
+            } else {
+                out.push_str(s);
+            }
+        };
+        for h in hits {
+            keep(&mut out, &text[at..h.start]);
+            let m = opts.mask_for(h.level);
+            for c in text[h.start..h.end].chars() {
+                if !opts.outside_charset(c) {
+                    out.push(m);
+                }
+            }
+            at = h.end;
+        }
+        keep(&mut out, &text[at..]);
+        out
+    }
+}
+
+/// The end of the window starting at `at`: at most MAX_WINDOW bytes, on a char boundary.
+fn window_end(text: &str, at: usize) -> usize {
+    let mut end = (at + MAX_WINDOW).min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+fn gap_kind(c: char) -> u8 {
+    if c.is_whitespace() {
+        GAP_WS
+    } else if is_invisible(c) {
+        0
+    } else {
+        GAP_VISIBLE
+    }
+}
+
+/// Letters and digits of scripts written with spaces between words.
+pub(crate) fn is_word_char(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric();
+    }
+    c.is_alphanumeric() && !is_unspaced_script(c)
+}
+
+/// Scripts written without spaces between words: words in them match anywhere.
+fn is_unspaced_script(c: char) -> bool {
+    matches!(c as u32,
+        0x0E00..=0x0EFF // Thai, Lao
+        | 0x1000..=0x109F // Myanmar
+        | 0x1780..=0x17FF // Khmer
+        | 0x2E80..=0x2FDF | 0x3000..=0x9FFF | 0xA000..=0xA4CF // CJK, kana, Yi
+        | 0xAC00..=0xD7AF | 0x1100..=0x11FF // Hangul (0x3130..0x318F is above)
+        | 0xF900..=0xFAFF | 0xFF66..=0xFF9F
+        | 0x20000..=0x3FFFF)
+}
+
+/// The shape of an entry: its units and the automaton key (normalized, collapsed if on).
+fn shape(table: &Table, word: &str) -> Option<(Vec<PUnit>, Vec<u8>)> {
+    let collapse = table.options().collapse_repeats;
+    let mut units: Vec<PUnit> = Vec::new();
+    let mut key = Vec::new();
+    let mut scratch = Folded::new();
+    let mut gap = false;
+    let push = |f: char, gap: &mut bool, units: &mut Vec<PUnit>, key: &mut Vec<u8>| {
+        match units.last_mut() {
+            Some(u) if collapse && u.c == f => {
+                u.count = u.count.saturating_add(1);
+                u.inner_gap |= *gap;
+            }
+            _ => {
+                units.push(PUnit {
+                    c: f,
+                    count: 1,
+                    gap: *gap && !units.is_empty(),
+                    inner_gap: false,
+                });
+                let mut b = [0u8; 4];
+                key.extend_from_slice(f.encode_utf8(&mut b).as_bytes());
+            }
+        }
+        *gap = false;
+    };
+    for c in word.chars() {
+        match table.unit(c, &mut scratch) {
+            Unit::Skip => gap = true,
+            Unit::One(f) => push(f, &mut gap, &mut units, &mut key),
+            Unit::Many(fs) => {
+                let fs: Vec<char> = fs.to_vec();
+                for f in fs {
+                    push(f, &mut gap, &mut units, &mut key);
+                }
+            }
+        }
+    }
+    if units.is_empty() {
+        None
+    } else {
+        Some((units, key))
+    }
+}

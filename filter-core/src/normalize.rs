@@ -1,0 +1,428 @@
+//! One-pass normalization with a map back to the original byte offsets.
+//!
+//! Every character of the input is folded (see [`crate::fold`]) through a per-options table:
+//! noise characters and characters outside the charset are dropped, and with repeated-character
+//! collapse on, a character equal to the previously emitted one is dropped too. The result is the
+//! normalized UTF-8 text that the automaton scans, plus an [offset map](Normalized::original_range)
+//! made of segments:
+//!
+//! - a *linear* segment is a run of characters whose folded form has the same byte length as the
+//!   original with nothing dropped in between (`Hello` → `hello`, `國家` → `国家`): normalized byte
+//!   `n` maps to `orig + (n - norm)`;
+//! - an *expansion* segment is one original character whose fold has another length (`Ａ` → `a`,
+//!   `ﬁ` → `fi`): every normalized byte in it maps to that whole original character.
+//!
+//! Plain ASCII and CJK text therefore costs one segment per skipped character, not one entry per
+//! byte, and mapping a hit back is a binary search.
+
+use std::ops::Range;
+
+use crate::fold::{Folded, MANY, NOISE, base_fold, encode_entry, fold_char};
+use crate::options::Options;
+
+/// A fold table specialised for one [`Options`] (noise set and charset applied).
+#[derive(Debug)]
+pub(crate) struct Table {
+    ascii: [u8; 128],
+    entries: Vec<u32>,
+    pool: Vec<char>,
+    options: Options,
+}
+
+/// What one original character contributes to the normalized text.
+pub(crate) enum Unit<'a> {
+    Skip,
+    One(char),
+    Many(&'a [char]),
+}
+
+impl Table {
+    /// Derives the table for `options` from the shared base table (well under a millisecond
+    /// once the base exists).
+    pub(crate) fn new(options: &Options) -> Table {
+        let base = base_fold();
+        let mut entries = Vec::with_capacity(base.entries.len());
+        let mut pool = Vec::new();
+        let mut tmp = Vec::with_capacity(18);
+        for (u, &e) in base.entries.iter().enumerate() {
+            let Some(orig) = char::from_u32(u as u32) else {
+                entries.push(NOISE);
+                continue;
+            };
+            if options.outside_charset(orig) {
+                entries.push(NOISE);
+                continue;
+            }
+            tmp.clear();
+            if e == NOISE {
+            } else if e & MANY != 0 {
+                let (off, len) = ((e & 0x00FF_FFFF) as usize, ((e >> 24) & 0x7F) as usize);
+                tmp.extend_from_slice(&base.pool[off..off + len]);
+            } else if let Some(c) = char::from_u32(e) {
+                tmp.push(c);
+            }
+            tmp.retain(|&c| !options.noise.contains_folded(c));
+            entries.push(encode_entry(&tmp, &mut pool));
+        }
+        let mut ascii = [0u8; 128];
+        for (b, slot) in ascii.iter_mut().enumerate() {
+            let e = entries[b];
+            if e != NOISE && e < 128 {
+                *slot = e as u8;
+            }
+        }
+        // ASCII folds to ASCII or to nothing; NUL is invisible noise, so 0 can mean "skip".
+        Table {
+            ascii,
+            entries,
+            pool,
+            options: options.clone(),
+        }
+    }
+
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The contribution of `c`; `scratch` holds the result for astral characters.
+    #[inline]
+    pub(crate) fn unit<'a>(&'a self, c: char, scratch: &'a mut Folded) -> Unit<'a> {
+        let u = c as u32;
+        if u < 0x10000 {
+            let e = self.entries[u as usize];
+            if e == NOISE {
+                Unit::Skip
+            } else if e & MANY != 0 {
+                let (off, len) = ((e & 0x00FF_FFFF) as usize, ((e >> 24) & 0x7F) as usize);
+                Unit::Many(&self.pool[off..off + len])
+            } else {
+                // Entries below MANY are valid chars by construction.
+                Unit::One(char::from_u32(e).unwrap_or(c))
+            }
+        } else {
+            if self.options.outside_charset(c) {
+                return Unit::Skip;
+            }
+            *scratch = Folded::new();
+            for &x in fold_char(c).as_slice() {
+                if !self.options.noise.contains_folded(x) {
+                    scratch.push(x);
+                }
+            }
+            match scratch.as_slice() {
+                [] => Unit::Skip,
+                [one] => Unit::One(*one),
+                many => Unit::Many(many),
+            }
+        }
+    }
+
+    /// Normalizes `text` (at most [`MAX_WINDOW`] bytes) into `out`.
+    pub(crate) fn normalize_into(&self, text: &str, out: &mut Normalized) {
+        debug_assert!(text.len() <= MAX_WINDOW);
+        out.text.clear();
+        out.segs.clear();
+        out.text.reserve(text.len());
+        let collapse = self.options.collapse_repeats;
+        let bytes = text.as_bytes();
+        let mut scratch = Folded::new();
+        let mut last = u32::MAX; // last emitted char
+        let mut delta = i64::MIN; // orig - norm of the current linear segment
+        let mut i = 0usize;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b < 0x80 {
+                let f = self.ascii[b as usize];
+                if f != 0 && !(collapse && f as u32 == last) {
+                    last = f as u32;
+                    let n = out.text.len();
+                    if i as i64 - n as i64 != delta {
+                        delta = i as i64 - n as i64;
+                        out.segs.push(Seg::linear(n, i));
+                    }
+                    out.text.push(f);
+                }
+                i += 1;
+                continue;
+            }
+            let (c, len) = decode(bytes, i);
+            match self.unit(c, &mut scratch) {
+                Unit::Skip => {}
+                Unit::One(f) => {
+                    if !(collapse && f as u32 == last) {
+                        last = f as u32;
+                        let n = out.text.len();
+                        if f.len_utf8() == len {
+                            if i as i64 - n as i64 != delta {
+                                delta = i as i64 - n as i64;
+                                out.segs.push(Seg::linear(n, i));
+                            }
+                        } else {
+                            delta = i64::MIN;
+                            out.segs.push(Seg::expansion(n, i));
+                        }
+                        push_char(&mut out.text, f);
+                    }
+                }
+                Unit::Many(fs) => {
+                    let n = out.text.len();
+                    for &f in fs {
+                        if !(collapse && f as u32 == last) {
+                            last = f as u32;
+                            push_char(&mut out.text, f);
+                        }
+                    }
+                    if out.text.len() > n {
+                        delta = i64::MIN;
+                        out.segs.push(Seg::expansion(n, i));
+                    }
+                }
+            }
+            i += len;
+        }
+    }
+}
+
+/// Decodes the char starting at `bytes[i]` (valid UTF-8 from a `str`, first byte >= 0x80).
+#[inline]
+fn decode(bytes: &[u8], i: usize) -> (char, usize) {
+    let b = bytes[i] as u32;
+    let cont = |k: usize| (bytes.get(i + k).copied().unwrap_or(0x80) & 0x3F) as u32;
+    let (u, len) = if b < 0xE0 {
+        (((b & 0x1F) << 6) | cont(1), 2)
+    } else if b < 0xF0 {
+        (((b & 0x0F) << 12) | (cont(1) << 6) | cont(2), 3)
+    } else {
+        (
+            ((b & 0x07) << 18) | (cont(1) << 12) | (cont(2) << 6) | cont(3),
+            4,
+        )
+    };
+    (char::from_u32(u).unwrap_or('\u{FFFD}'), len)
+}
+
+#[inline]
+fn push_char(out: &mut Vec<u8>, c: char) {
+    let mut buf = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+}
+
+/// The largest input normalized in one piece (longer inputs are checked in windows of this size;
+/// a hit spanning two windows is not found). Expansions can make normalized text up to ~11x
+/// longer than the original, which must stay below 2^31.
+pub(crate) const MAX_WINDOW: usize = 128 << 20;
+
+/// One entry of the offset map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Seg {
+    /// normalized byte offset; the high bit marks an expansion segment
+    norm: u32,
+    /// original byte offset
+    orig: u32,
+}
+
+const EXPANSION: u32 = 1 << 31;
+
+impl Seg {
+    fn linear(norm: usize, orig: usize) -> Seg {
+        Seg {
+            norm: norm as u32,
+            orig: orig as u32,
+        }
+    }
+    fn expansion(norm: usize, orig: usize) -> Seg {
+        Seg {
+            norm: norm as u32 | EXPANSION,
+            orig: orig as u32,
+        }
+    }
+    fn norm(self) -> usize {
+        (self.norm & !EXPANSION) as usize
+    }
+    fn is_expansion(self) -> bool {
+        self.norm & EXPANSION != 0
+    }
+}
+
+/// Normalized text and its map back to the original text's byte offsets.
+#[derive(Clone, Debug, Default)]
+pub struct Normalized {
+    pub(crate) text: Vec<u8>,
+    pub(crate) segs: Vec<Seg>,
+}
+
+impl Normalized {
+    /// The normalized text.
+    pub fn as_str(&self) -> &str {
+        // Only whole UTF-8 encodings of chars are ever pushed.
+        std::str::from_utf8(&self.text).unwrap_or("")
+    }
+
+    /// The normalized bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.text
+    }
+
+    /// Maps a byte range of the normalized text (on char boundaries) to the byte range of the
+    /// original text it came from. The result is always on char boundaries of the original.
+    /// `original` must be the text this was normalized from.
+    pub fn original_range(&self, original: &str, range: Range<usize>) -> Range<usize> {
+        if self.segs.is_empty() || range.start >= range.end {
+            let at = self.orig_start(original, range.start.min(self.text.len()));
+            return at..at;
+        }
+        let s = self.orig_start(original, range.start);
+        let e = self.orig_end(original, range.end);
+        s..e.max(s)
+    }
+
+    /// Original offset of the normalized char starting at byte `n`.
+    pub(crate) fn orig_start(&self, original: &str, n: usize) -> usize {
+        if n >= self.text.len() {
+            return original.len();
+        }
+        let idx = self
+            .segs
+            .partition_point(|s| s.norm() <= n)
+            .saturating_sub(1);
+        let seg = self.segs[idx];
+        if seg.is_expansion() {
+            seg.orig as usize
+        } else {
+            seg.orig as usize + (n - seg.norm())
+        }
+    }
+
+    /// Original offset just past the normalized char ending at byte `n` (exclusive end).
+    pub(crate) fn orig_end(&self, original: &str, n: usize) -> usize {
+        if n == 0 || self.segs.is_empty() {
+            return 0;
+        }
+        let idx = self
+            .segs
+            .partition_point(|s| s.norm() < n)
+            .saturating_sub(1);
+        let seg = self.segs[idx];
+        let o = seg.orig as usize;
+        if seg.is_expansion() {
+            o + original[o..].chars().next().map_or(0, char::len_utf8)
+        } else {
+            o + (n - seg.norm())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{Charset, NoiseSet};
+
+    fn norm(opts: &Options, s: &str) -> Normalized {
+        let t = Table::new(opts);
+        let mut n = Normalized::default();
+        t.normalize_into(s, &mut n);
+        n
+    }
+
+    /// Every normalized char maps back to the original chars it came from.
+    fn pieces(opts: &Options, s: &str) -> Vec<(String, String)> {
+        let n = norm(opts, s);
+        n.as_str()
+            .char_indices()
+            .map(|(i, c)| {
+                let r = n.original_range(s, i..i + c.len_utf8());
+                (c.to_string(), s[r].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ascii_lowercase_is_one_segment() {
+        let n = norm(&Options::default(), "HeLLo");
+        assert_eq!(n.as_str(), "helo");
+        let n = norm(&Options::default().collapse_repeats(false), "HeLLo");
+        assert_eq!(n.as_str(), "hello");
+        assert_eq!(n.segs.len(), 1);
+        assert_eq!(n.original_range("HeLLo", 1..4), 1..4);
+    }
+
+    #[test]
+    fn noise_is_skipped_and_mapped() {
+        let s = "f*u c.k";
+        let n = norm(&Options::default(), s);
+        assert_eq!(n.as_str(), "fuck");
+        assert_eq!(n.original_range(s, 0..4), 0..7);
+        assert_eq!(n.original_range(s, 1..3), 2..5);
+        let p = pieces(&Options::default(), "傻*逼");
+        assert_eq!(
+            p,
+            vec![("傻".into(), "傻".into()), ("逼".into(), "逼".into())]
+        );
+    }
+
+    #[test]
+    fn full_width_and_styled_map_to_whole_chars() {
+        let s = "ＦＵ𝐜𝐤";
+        let p = pieces(&Options::default(), s);
+        let want: Vec<(String, String)> = [("f", "Ｆ"), ("u", "Ｕ"), ("c", "𝐜"), ("k", "𝐤")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(p, want);
+        let n = norm(&Options::default(), s);
+        assert_eq!(n.original_range(s, 0..4), 0..s.len());
+    }
+
+    #[test]
+    fn expansion_maps_to_the_one_char() {
+        let s = "ﬁne ⑩";
+        let n = norm(&Options::default(), s);
+        assert_eq!(n.as_str(), "fine10");
+        // "i" is inside the ligature: it maps to the whole ligature
+        assert_eq!(n.original_range(s, 1..2), 0..3);
+        assert_eq!(n.original_range(s, 2..4), 3..5);
+        assert_eq!(n.original_range(s, 4..5), 6..9);
+    }
+
+    #[test]
+    fn traditional_case_and_emoji() {
+        let s = "國家😀Ab";
+        let n = norm(&Options::default(), s);
+        assert_eq!(n.as_str(), "国家ab");
+        assert_eq!(n.original_range(s, 0..6), 0..6);
+        assert_eq!(n.original_range(s, 6..8), 10..12);
+    }
+
+    #[test]
+    fn collapse_keeps_first_of_run() {
+        let s = "fuuuuck";
+        let n = norm(&Options::default(), s);
+        assert_eq!(n.as_str(), "fuck");
+        assert_eq!(n.original_range(s, 2..3), 5..6);
+        assert_eq!(n.original_range(s, 0..2), 0..2);
+    }
+
+    #[test]
+    fn charset_strips() {
+        let opts = Options::default()
+            .charset(Some(Charset::common()))
+            .noise(NoiseSet::none());
+        let n = norm(&opts, "a\u{5D0}b😀c");
+        assert_eq!(n.as_str(), "abc");
+    }
+
+    #[test]
+    fn no_noise_keeps_spaces() {
+        let n = norm(&Options::default().noise(NoiseSet::none()), "a b");
+        assert_eq!(n.as_str(), "a b");
+    }
+
+    #[test]
+    fn empty_and_all_noise() {
+        let n = norm(&Options::default(), "");
+        assert_eq!(n.as_str(), "");
+        assert_eq!(n.original_range("", 0..0), 0..0);
+        let n = norm(&Options::default(), " * ");
+        assert_eq!(n.as_str(), "");
+    }
+}

@@ -1,0 +1,299 @@
+//! Where word lists come from, and how a word-list file is parsed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::Level;
+
+/// The bytes of one word list: a file, or text held in memory (the built-in lists).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListData {
+    /// A UTF-8 word-list file.
+    File(PathBuf),
+    /// Word-list text; `name` is used in errors and as the default category.
+    Inline {
+        /// A file-like name, e.g. `"danger.txt"`.
+        name: String,
+        /// The text, in the word-list format.
+        text: Arc<str>,
+    },
+}
+
+impl ListData {
+    /// The name used in error messages.
+    pub fn name(&self) -> String {
+        match self {
+            ListData::File(p) => p.display().to_string(),
+            ListData::Inline { name, .. } => name.clone(),
+        }
+    }
+
+    /// The file stem (`words/danger.txt` → `danger`), the default category.
+    pub fn stem(&self) -> String {
+        let p = match self {
+            ListData::File(p) => p.as_path(),
+            ListData::Inline { name, .. } => Path::new(name.as_str()),
+        };
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    fn resolve(self, base: &Path) -> ListData {
+        match self {
+            ListData::File(p) if p.is_relative() => ListData::File(base.join(p)),
+            other => other,
+        }
+    }
+}
+
+/// A list of blocked words with its level and (optional) default category.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListSource {
+    /// Where the words are.
+    pub data: ListData,
+    /// The level of every word in the list.
+    pub level: Level,
+    /// The category of entries without their own; default: the list's file stem.
+    pub category: Option<String>,
+}
+
+impl ListSource {
+    /// A word-list file of `level`.
+    pub fn file(path: impl Into<PathBuf>, level: Level) -> Self {
+        ListSource {
+            data: ListData::File(path.into()),
+            level,
+            category: None,
+        }
+    }
+
+    /// In-memory word-list text of `level`.
+    pub fn inline(name: impl Into<String>, text: impl Into<Arc<str>>, level: Level) -> Self {
+        ListSource {
+            data: ListData::Inline {
+                name: name.into(),
+                text: text.into(),
+            },
+            level,
+            category: None,
+        }
+    }
+
+    /// Sets the list's default category.
+    pub fn category(mut self, category: impl Into<String>) -> Self {
+        self.category = Some(category.into());
+        self
+    }
+}
+
+/// The full description of a dictionary set: blocked-word lists and allow lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// Blocked-word lists.
+    pub lists: Vec<ListSource>,
+    /// Allow lists: an allowed entry suppresses every hit it overlaps.
+    pub allow: Vec<ListData>,
+}
+
+/// The shipped default lists (`filter-core/words/`).
+pub mod builtin {
+    /// English and Chinese danger-level words.
+    pub const DANGER: &str = include_str!("../words/danger.txt");
+    /// English and Chinese normal-level words.
+    pub const NORMAL: &str = include_str!("../words/normal.txt");
+    /// Allowed words and phrases.
+    pub const ALLOW: &str = include_str!("../words/allow.txt");
+}
+
+impl Sources {
+    /// An empty set.
+    pub fn new() -> Self {
+        Sources::default()
+    }
+
+    /// The shipped default lists (`danger.txt`, `normal.txt`, `allow.txt`, embedded).
+    pub fn builtin() -> Self {
+        Sources::new()
+            .list(ListSource::inline(
+                "danger.txt",
+                builtin::DANGER,
+                Level::Danger,
+            ))
+            .list(ListSource::inline(
+                "normal.txt",
+                builtin::NORMAL,
+                Level::Normal,
+            ))
+            .allow(ListData::Inline {
+                name: "allow.txt".into(),
+                text: builtin::ALLOW.into(),
+            })
+    }
+
+    /// Adds a blocked-word list.
+    pub fn list(mut self, list: ListSource) -> Self {
+        self.lists.push(list);
+        self
+    }
+
+    /// Adds an allow list.
+    pub fn allow(mut self, data: ListData) -> Self {
+        self.allow.push(data);
+        self
+    }
+
+    /// Adds an allow-list file.
+    pub fn allow_file(self, path: impl Into<PathBuf>) -> Self {
+        self.allow(ListData::File(path.into()))
+    }
+
+    /// Resolves relative file paths against `base` (e.g. the config file's folder).
+    pub fn relative_to(mut self, base: &Path) -> Self {
+        for l in &mut self.lists {
+            l.data = l.data.clone().resolve(base);
+        }
+        self.allow = self.allow.into_iter().map(|d| d.resolve(base)).collect();
+        self
+    }
+}
+
+/// Why a dictionary set could not be loaded. The running set stays in place.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// A word-list file could not be read.
+    #[error("cannot read word list {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A line of a word list is malformed.
+    #[error("{name}:{line}: {reason}")]
+    Parse {
+        /// The file (or inline list) name.
+        name: String,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The automaton could not be built (e.g. too many or too long patterns).
+    #[error("cannot build the word automaton: {0}")]
+    Build(#[from] aho_corasick::BuildError),
+}
+
+/// One parsed entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) word: String,
+    pub(crate) category: Option<String>,
+    pub(crate) line: usize,
+}
+
+/// Reads the bytes of a list.
+pub(crate) fn read(data: &ListData) -> Result<Vec<u8>, LoadError> {
+    match data {
+        ListData::File(p) => std::fs::read(p).map_err(|source| LoadError::Io {
+            path: p.clone(),
+            source,
+        }),
+        ListData::Inline { text, .. } => Ok(text.as_bytes().to_vec()),
+    }
+}
+
+/// Parses word-list bytes: UTF-8, one entry per line, blank and `#` lines ignored, `word` or
+/// `word<TAB>category`.
+pub(crate) fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Entry>, LoadError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut out = Vec::new();
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = i + 1;
+        let err = |reason: &str| LoadError::Parse {
+            name: name.to_string(),
+            line,
+            reason: reason.to_string(),
+        };
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let text = std::str::from_utf8(raw).map_err(|_| err("invalid UTF-8"))?;
+        let trimmed = text.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let mut parts = text.split('\t');
+        let word = parts.next().unwrap_or("").trim();
+        let category = parts.next().map(str::trim);
+        if parts.next().is_some() {
+            return Err(err(
+                "more than one tab (expected `word` or `word<TAB>category`)",
+            ));
+        }
+        if word.is_empty() {
+            return Err(err("empty word before the tab"));
+        }
+        if category == Some("") {
+            return Err(err("empty category after the tab"));
+        }
+        out.push(Entry {
+            word: word.to_string(),
+            category: category.map(str::to_string),
+            line,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_format() {
+        let e = parse(
+            "x.txt",
+            "\u{FEFF}# comment\n\nfoo\nbar\tinsult\r\n  baz  \n".as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].word, "foo");
+        assert_eq!(e[0].line, 3);
+        assert_eq!(e[1].category.as_deref(), Some("insult"));
+        assert_eq!(e[2].word, "baz");
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let err = parse("w.txt", b"ok\na\tb\tc\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "w.txt:2: more than one tab (expected `word` or `word<TAB>category`)"
+        );
+        let err = parse("w.txt", b"ok\n\tcat\n").unwrap_err();
+        assert!(err.to_string().starts_with("w.txt:2: empty word"), "{err}");
+        let err = parse("w.txt", b"a\nb\t \n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("w.txt:2: empty category"),
+            "{err}"
+        );
+        let err = parse("w.txt", b"a\n\xFF\xFE\n").unwrap_err();
+        assert_eq!(err.to_string(), "w.txt:2: invalid UTF-8");
+    }
+
+    #[test]
+    fn stems_and_relative_paths() {
+        assert_eq!(ListData::File("a/b/danger.txt".into()).stem(), "danger");
+        let s = Sources::new()
+            .list(ListSource::file("w/d.txt", Level::Danger))
+            .list(ListSource::file("/abs/n.txt", Level::Normal))
+            .allow_file("a.txt")
+            .relative_to(Path::new("/etc/espresso"));
+        assert_eq!(
+            s.lists[0].data,
+            ListData::File("/etc/espresso/w/d.txt".into())
+        );
+        assert_eq!(s.lists[1].data, ListData::File("/abs/n.txt".into()));
+        assert_eq!(s.allow[0], ListData::File("/etc/espresso/a.txt".into()));
+    }
+}
