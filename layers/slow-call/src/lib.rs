@@ -1,7 +1,107 @@
-//! Slow-call traces, latency metrics and OpenTelemetry export.
+//! Slow-call traces, latency metrics and OpenTelemetry export, as a Tower layer.
 //!
-//! This crate will hold `SlowCallLayer`: it times every request until its response body ends and,
-//! when a request is slower than a threshold, emits one WARN event with the request id and the
-//! tree of nested `tracing` spans with their durations. It also records the request duration
-//! histogram and exports traces over OTLP when configured. Nothing is implemented yet; see the
-//! project's issue tracker.
+//! [`SlowCallLayer`] times every request until its response body ends. When a request is slower
+//! than its threshold (global, per route, or per gRPC method), it emits one WARN event, target
+//! `espresso_slow_call`, with the request id, method, route, path, status, duration and the tree
+//! of the `tracing` spans the request opened, with their durations:
+//!
+//! ```text
+//! WARN slow call: POST /v1/filter took 312.4ms request_id="7f3a…" route="/v1/filter" status="200"
+//!   duration_ms=312.4 tree="handler 312.1ms (busy 1.2ms) > [cache 3.0ms (busy 0µs), classifier 308.0ms (busy 0µs)]"
+//! ```
+//!
+//! `#[tracing::instrument]` on a function is the Rust spelling of the Go original's
+//! `defer trace.Start().Stop()`. The tree is recorded by [`SlowCallRecorder`], a
+//! `tracing_subscriber::Layer` added to the server's subscriber: it keeps each span's name,
+//! parent, start, busy and total time in storage owned by the request, and the layer renders it
+//! only for slow requests (a tail decision: fast requests throw their records away).
+//!
+//! ```
+//! use espresso_slow_call::{SlowCallLayer, SlowCallRecorder};
+//! use http::{Request, Response};
+//! use std::{convert::Infallible, time::Duration};
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tracing_subscriber::prelude::*;
+//!
+//! #[tracing::instrument]
+//! async fn classify(text: &str) -> bool {
+//!     text.contains("spam")
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! tracing_subscriber::registry()
+//!     .with(SlowCallRecorder::new())
+//!     .with(tracing_subscriber::fmt::layer())
+//!     .init();
+//!
+//! let registry = prometheus::Registry::new();
+//! let service = ServiceBuilder::new()
+//!     .layer(
+//!         SlowCallLayer::new(Duration::from_millis(200))
+//!             .route_threshold("/v1/filter", Duration::from_millis(50))
+//!             .metrics(&registry)
+//!             .unwrap(),
+//!     )
+//!     .service_fn(|req: Request<String>| async move {
+//!         let spam = classify(req.body()).await;
+//!         Ok::<_, Infallible>(Response::new(format!("spam: {spam}")))
+//!     });
+//!
+//! let response = service.oneshot(Request::new("hello".to_owned())).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! # }
+//! ```
+//!
+//! # What is timed
+//!
+//! From the moment the request enters the layer to the end of the response body: its last frame,
+//! its trailers, or an error. A request whose future or body is dropped first (the client went
+//! away) is still counted, with status `cancelled`, and logged as such if it was slow.
+//!
+//! # The root span
+//!
+//! Each request runs inside a root span (target `espresso_slow_call`, name `request`) with the
+//! fields `method`, `path`, `route`, `request_id` (read from [`espresso_common::RequestId`] in
+//! the request extensions, set by the request-id layer, which must run outside this one) and
+//! `trace_id` (with the `otel` feature). The response future and the body are polled inside it,
+//! so spans the handler opens become its children.
+//!
+//! # gRPC
+//!
+//! gRPC requests (content type `application/grpc*`) work as HTTP ones; their status is the
+//! `grpc-status` from the response headers or, usually, the trailers when the body ends. Give a
+//! method its own threshold with its path: `.route_threshold("/pkg.Service/Method", ..)`.
+//!
+//! # Metrics
+//!
+//! See [`SlowCallMetrics`]. Route labels come from the routes the layer knows
+//! ([`SlowCallLayer::route`], [`SlowCallLayer::route_threshold`], [`SlowCallLayer::route_label`]);
+//! any other path is labelled [`UNMATCHED_ROUTE`].
+//!
+//! # OpenTelemetry (feature `otel`)
+//!
+//! The `otel` module extracts W3C `traceparent` from incoming requests onto the root span,
+//! injects it into outgoing requests, and exports spans over OTLP when the standard
+//! `OTEL_EXPORTER_OTLP_*` variables say where (nothing is exported otherwise).
+#![forbid(unsafe_code)]
+
+mod body;
+mod call;
+mod future;
+mod layer;
+mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
+mod policy;
+mod recorder;
+mod service;
+mod tree;
+
+pub use body::SlowCallBody;
+pub use future::ResponseFuture;
+pub use layer::{DEFAULT_MAX_SPANS, SlowCallLayer};
+pub use metrics::{DEFAULT_BUCKETS, SlowCallMetrics};
+pub use policy::UNMATCHED_ROUTE;
+pub use recorder::{ROOT_SPAN_NAME, ROOT_SPAN_TARGET, SlowCallRecorder};
+pub use service::SlowCall;

@@ -1,0 +1,247 @@
+//! One request's accounting: started in `call`, finished when the response body ends, the body
+//! or future is dropped, or the inner service fails. Whatever happens, it is finished exactly once.
+
+use crate::{
+    SlowCallMetrics,
+    policy::{RouteLabel, method_label},
+    tree::{CallTree, Ms},
+};
+use espresso_common::{RequestId, grpc::Code};
+use http::{HeaderMap, Method, StatusCode, Uri};
+use std::{sync::Arc, time::Duration};
+use tokio::time::Instant;
+use tracing::Span;
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The response body ended (or there was none).
+    Complete,
+    /// The inner service or the response body failed.
+    Error,
+    /// The future or the body was dropped first: the client went away.
+    Cancelled,
+}
+
+/// The response status as far as it is known.
+#[derive(Debug, Clone, Copy)]
+enum Status {
+    /// No response yet.
+    Pending,
+    Http(StatusCode),
+    /// A gRPC call whose `grpc-status` has not been seen yet.
+    GrpcPending,
+    Grpc(Option<Code>),
+}
+
+/// One request being timed.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) span: Span,
+    tree: Arc<CallTree>,
+    start: Instant,
+    threshold: Duration,
+    method: Method,
+    uri: Uri,
+    route: RouteLabel,
+    request_id: Option<RequestId>,
+    grpc: bool,
+    status: Status,
+    metrics: Option<SlowCallMetrics>,
+    done: bool,
+}
+
+/// What `Call::new` needs to know about the request.
+pub(crate) struct Start {
+    pub(crate) span: Span,
+    pub(crate) tree: Arc<CallTree>,
+    pub(crate) start: Instant,
+    pub(crate) threshold: Duration,
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    pub(crate) route: RouteLabel,
+    pub(crate) request_id: Option<RequestId>,
+    pub(crate) grpc: bool,
+    pub(crate) metrics: Option<SlowCallMetrics>,
+}
+
+impl Call {
+    pub(crate) fn new(s: Start) -> Self {
+        if let Some(m) = &s.metrics {
+            m.active.inc();
+        }
+        Self {
+            span: s.span,
+            tree: s.tree,
+            start: s.start,
+            threshold: s.threshold,
+            method: s.method,
+            uri: s.uri,
+            route: s.route,
+            request_id: s.request_id,
+            grpc: s.grpc,
+            status: Status::Pending,
+            metrics: s.metrics,
+            done: false,
+        }
+    }
+
+    /// Notes the response head: the HTTP status, or the gRPC status of a trailers-only response.
+    pub(crate) fn response(&mut self, status: StatusCode, headers: &HeaderMap) {
+        self.status = if !self.grpc || status != StatusCode::OK {
+            Status::Http(status)
+        } else {
+            match headers.get("grpc-status") {
+                Some(value) => Status::Grpc(Code::from_header(value)),
+                None => Status::GrpcPending,
+            }
+        };
+    }
+
+    /// Notes the response trailers (where a gRPC call's status usually is).
+    pub(crate) fn trailers(&mut self, trailers: &HeaderMap) {
+        if let (Status::GrpcPending, Some(value)) = (self.status, trailers.get("grpc-status")) {
+            self.status = Status::Grpc(Code::from_header(value));
+        }
+    }
+
+    fn status_label(&self, end: End) -> &'static str {
+        match (end, self.status) {
+            (End::Cancelled, _) => "cancelled",
+            (End::Error, _) | (_, Status::Pending) => "error",
+            (End::Complete, Status::Http(s)) => http_status_label(s),
+            (End::Complete, Status::GrpcPending) => grpc_name(None),
+            (End::Complete, Status::Grpc(code)) => grpc_name(code),
+        }
+    }
+
+    /// Accounts the request once: metrics, and the slow-call event when it was slow.
+    pub(crate) fn finish(&mut self, end: End) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.start);
+        let status = self.status_label(end);
+        let method = method_label(&self.method);
+        let slow = elapsed > self.threshold;
+        if let Some(m) = &self.metrics {
+            m.active.dec();
+            m.duration
+                .with_label_values(&[method, self.route.as_str(), status])
+                .observe(elapsed.as_secs_f64());
+            if slow {
+                m.slow.with_label_values(&[self.route.as_str()]).inc();
+            }
+        }
+        if !slow {
+            self.tree.discard();
+            return;
+        }
+        let tree = self.tree.render(now);
+        self.tree.discard();
+        // The log shows the exact HTTP status, not the metric's class label.
+        let exact;
+        let status = match (end, self.status) {
+            (End::Complete, Status::Http(s)) => {
+                exact = s;
+                exact.as_str()
+            }
+            _ => status,
+        };
+        tracing::warn!(
+            target: "espresso_slow_call",
+            parent: &self.span,
+            request_id = self.request_id.as_ref().map(RequestId::as_str),
+            method,
+            route = self.route.as_str(),
+            path = self.uri.path(),
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1e3,
+            threshold_ms = self.threshold.as_secs_f64() * 1e3,
+            cancelled = end == End::Cancelled,
+            tree = tree.as_str(),
+            "slow call: {} {} took {}",
+            method,
+            self.uri.path(),
+            Ms(elapsed),
+        );
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.finish(End::Cancelled);
+    }
+}
+
+fn http_status_label(status: StatusCode) -> &'static str {
+    // Every `StatusCode` is three ASCII digits; the labels are interned to keep them `'static`.
+    const LABELS: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+    match status.as_u16() {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        206 => "206",
+        301 => "301",
+        302 => "302",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        409 => "409",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        429 => "429",
+        499 => "499",
+        500 => "500",
+        501 => "501",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        n => LABELS[usize::from(n / 100).clamp(1, 5) - 1],
+    }
+}
+
+/// The gRPC specification's name of a status code; `UNKNOWN` when none was sent.
+pub(crate) fn grpc_name(code: Option<Code>) -> &'static str {
+    match code {
+        Some(Code::Ok) => "OK",
+        Some(Code::Cancelled) => "CANCELLED",
+        None | Some(Code::Unknown) => "UNKNOWN",
+        Some(Code::InvalidArgument) => "INVALID_ARGUMENT",
+        Some(Code::DeadlineExceeded) => "DEADLINE_EXCEEDED",
+        Some(Code::NotFound) => "NOT_FOUND",
+        Some(Code::AlreadyExists) => "ALREADY_EXISTS",
+        Some(Code::PermissionDenied) => "PERMISSION_DENIED",
+        Some(Code::ResourceExhausted) => "RESOURCE_EXHAUSTED",
+        Some(Code::FailedPrecondition) => "FAILED_PRECONDITION",
+        Some(Code::Aborted) => "ABORTED",
+        Some(Code::OutOfRange) => "OUT_OF_RANGE",
+        Some(Code::Unimplemented) => "UNIMPLEMENTED",
+        Some(Code::Internal) => "INTERNAL",
+        Some(Code::Unavailable) => "UNAVAILABLE",
+        Some(Code::DataLoss) => "DATA_LOSS",
+        Some(Code::Unauthenticated) => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_labels_stay_few() {
+        assert_eq!(http_status_label(StatusCode::OK), "200");
+        assert_eq!(http_status_label(StatusCode::IM_A_TEAPOT), "4xx");
+        assert_eq!(http_status_label(StatusCode::from_u16(599).unwrap()), "5xx");
+        assert_eq!(http_status_label(StatusCode::CONTINUE), "1xx");
+        assert_eq!(grpc_name(Some(Code::Unavailable)), "UNAVAILABLE");
+        assert_eq!(grpc_name(None), "UNKNOWN");
+    }
+}

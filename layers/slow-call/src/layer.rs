@@ -1,0 +1,124 @@
+//! [`SlowCallLayer`]: thresholds, route labels and metrics, applied to a service.
+
+use crate::{SlowCall, SlowCallMetrics, policy::Policy};
+use http::Method;
+use prometheus::Registry;
+use std::{borrow::Cow, sync::Arc, time::Duration};
+use tower_layer::Layer;
+
+/// Settings shared by every service a layer makes.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) policy: Policy,
+    pub(crate) metrics: Option<SlowCallMetrics>,
+    pub(crate) max_spans: usize,
+}
+
+/// Applies [`SlowCall`] to a service: times each request until its response body ends, logs one
+/// WARN event with the call tree when it is slower than its threshold, and records metrics.
+///
+/// The threshold is global, per route (a path prefix, which for gRPC is the method path
+/// `/package.Service/Method`), or chosen by a closure.
+///
+/// ```
+/// use espresso_slow_call::SlowCallLayer;
+/// use std::time::Duration;
+///
+/// let registry = prometheus::Registry::new();
+/// let layer = SlowCallLayer::new(Duration::from_millis(200))
+///     .route_threshold("/v1/filter", Duration::from_millis(50))
+///     .route_threshold("/espresso.filter.v1.Filter/Check", Duration::from_millis(50))
+///     .route("/metrics")
+///     .metrics(&registry)
+///     .expect("metrics registered once");
+/// # let _ = layer;
+/// ```
+#[derive(Debug, Clone)]
+pub struct SlowCallLayer {
+    pub(crate) config: Arc<Config>,
+}
+
+/// Spans recorded per request unless [`SlowCallLayer::max_spans`] says otherwise.
+pub const DEFAULT_MAX_SPANS: usize = 256;
+
+impl SlowCallLayer {
+    /// A layer that logs requests slower than `threshold`.
+    pub fn new(threshold: Duration) -> Self {
+        Self {
+            config: Arc::new(Config {
+                policy: Policy::new(threshold),
+                metrics: None,
+                max_spans: DEFAULT_MAX_SPANS,
+            }),
+        }
+    }
+
+    fn config(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Declares a known route: requests whose path is `prefix` or below it (on `/` boundaries)
+    /// are labelled `prefix` in metrics. Paths matching no known route are labelled
+    /// [`UNMATCHED_ROUTE`](crate::UNMATCHED_ROUTE), so clients cannot grow the label set.
+    pub fn route(mut self, prefix: &str) -> Self {
+        self.config().policy.add_route(prefix, None);
+        self
+    }
+
+    /// Declares a known route (as [`route`](Self::route)) with its own threshold. The longest
+    /// matching prefix wins.
+    pub fn route_threshold(mut self, prefix: &str, threshold: Duration) -> Self {
+        self.config().policy.add_route(prefix, Some(threshold));
+        self
+    }
+
+    /// Chooses thresholds with a closure of the method and path; `None` falls back to the route's
+    /// or the global threshold.
+    pub fn threshold_fn<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Method, &str) -> Option<Duration> + Send + Sync + 'static,
+    {
+        self.config().policy.set_threshold_fn(Arc::new(f));
+        self
+    }
+
+    /// Chooses route labels with a closure of the method and path (for example to map
+    /// `/users/42` to `/users/{id}`); `None` falls back to the known routes. Keep the set of
+    /// labels it returns small.
+    pub fn route_label<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Method, &str) -> Option<Cow<'static, str>> + Send + Sync + 'static,
+    {
+        self.config().policy.set_route_fn(Arc::new(f));
+        self
+    }
+
+    /// Creates the [`SlowCallMetrics`] and registers them into `registry`.
+    ///
+    /// Fails when the registry already holds them; to feed one set from several layers, register
+    /// once with [`SlowCallMetrics::register`] and pass it to [`with_metrics`](Self::with_metrics).
+    pub fn metrics(self, registry: &Registry) -> Result<Self, prometheus::Error> {
+        Ok(self.with_metrics(SlowCallMetrics::register(registry)?))
+    }
+
+    /// Records into these metrics.
+    pub fn with_metrics(mut self, metrics: SlowCallMetrics) -> Self {
+        self.config().metrics = Some(metrics);
+        self
+    }
+
+    /// At most `n` spans are recorded per request (256 by default); the tree of a request that
+    /// opened more says how many were left out.
+    pub fn max_spans(mut self, n: usize) -> Self {
+        self.config().max_spans = n;
+        self
+    }
+}
+
+impl<S> Layer<S> for SlowCallLayer {
+    type Service = SlowCall<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SlowCall::new(inner, self)
+    }
+}

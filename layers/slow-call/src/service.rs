@@ -1,0 +1,109 @@
+//! [`SlowCall`]: the service.
+
+use crate::{
+    ResponseFuture, SlowCallLayer,
+    call::{Call, Start},
+    layer::Config,
+    recorder::root_span,
+    tree::CallTree,
+};
+use espresso_common::{RequestId, grpc::is_grpc};
+use http::{Request, Response};
+use http_body::Body;
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+use tokio::time::Instant;
+use tower_service::Service;
+
+/// Times each request until its response body ends; see the [crate docs](crate).
+///
+/// Made by [`SlowCallLayer`].
+#[derive(Debug, Clone)]
+pub struct SlowCall<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> SlowCall<S> {
+    /// Wraps `inner` with the settings of `layer`.
+    pub fn new(inner: S, layer: &SlowCallLayer) -> Self {
+        Self {
+            inner,
+            config: layer.config.clone(),
+        }
+    }
+
+    /// Returns a new [`SlowCallLayer`] with a global threshold (same as [`SlowCallLayer::new`]).
+    pub fn layer(threshold: std::time::Duration) -> SlowCallLayer {
+        SlowCallLayer::new(threshold)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for SlowCall<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: Body,
+{
+    type Response = Response<crate::SlowCallBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let start = Instant::now();
+        let config = &*self.config;
+        let (route, threshold) = config.policy.resolve(req.method(), req.uri().path());
+        let request_id = req.extensions().get::<RequestId>().cloned();
+        let tree = CallTree::new(start, config.max_spans);
+        let span = root_span(&tree, || {
+            tracing::info_span!(
+                target: "espresso_slow_call",
+                "request",
+                method = %req.method(),
+                path = req.uri().path(),
+                route = route.as_str(),
+                request_id = request_id.as_ref().map(RequestId::as_str),
+                trace_id = tracing::field::Empty,
+            )
+        });
+        #[cfg(feature = "otel")]
+        crate::otel::extract_parent(&span, req.headers());
+        let call = Call::new(Start {
+            span,
+            tree,
+            start,
+            threshold,
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            route,
+            request_id,
+            grpc: is_grpc(req.headers()),
+            metrics: config.metrics.clone(),
+        });
+        let future = {
+            let _entered = call.span.enter();
+            self.inner.call(req)
+        };
+        ResponseFuture::new(future, call)
+    }
+}
