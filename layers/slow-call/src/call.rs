@@ -158,8 +158,8 @@ impl Call {
             route = self.route.as_str(),
             path = self.uri.path(),
             status,
-            duration_ms = elapsed.as_secs_f64() * 1e3,
-            threshold_ms = self.threshold.as_secs_f64() * 1e3,
+            duration_ms = millis(elapsed),
+            threshold_ms = millis(self.threshold),
             cancelled = end == End::Cancelled,
             tree = tree.as_str(),
             "slow call: {} {} took {}",
@@ -174,6 +174,11 @@ impl Drop for Call {
     fn drop(&mut self) {
         self.finish(End::Cancelled);
     }
+}
+
+/// Milliseconds as a float, exact for whole microseconds (`12.0`, not `12.000000000000002`).
+fn millis(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1e6
 }
 
 fn http_status_label(status: StatusCode) -> &'static str {

@@ -1,0 +1,121 @@
+//! Test helpers: a subscriber that keeps the slow-call events, and metric readers.
+#![allow(dead_code, unreachable_pub)]
+
+use prometheus::Registry;
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{Arc, Mutex},
+};
+use tracing::{
+    Event, Level, Subscriber,
+    field::{Field, Visit},
+};
+use tracing_subscriber::{Layer, layer::Context, prelude::*};
+
+/// One captured event: its level and its fields as text.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub level: Level,
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Captured {
+    pub fn get(&self, field: &str) -> &str {
+        self.fields.get(field).map_or("<missing>", String::as_str)
+    }
+}
+
+/// Collects every event of target `espresso_slow_call` into a shared Vec.
+#[derive(Clone, Default)]
+pub struct Events(Arc<Mutex<Vec<Captured>>>);
+
+impl Events {
+    pub fn take(&self) -> Vec<Captured> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl<S: Subscriber> Layer<S> for Events {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() != "espresso_slow_call" {
+            return;
+        }
+        let mut fields = BTreeMap::new();
+        event.record(&mut FieldMap(&mut fields));
+        self.0.lock().unwrap().push(Captured {
+            level: *event.metadata().level(),
+            fields,
+        });
+    }
+}
+
+struct FieldMap<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for FieldMap<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().into(), format!("{value:?}"));
+    }
+}
+
+/// Installs, for this thread, a registry with the recorder and the event collector.
+pub fn capture() -> (Events, tracing::subscriber::DefaultGuard) {
+    let events = Events::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(espresso_slow_call::SlowCallRecorder::new())
+        .with(events.clone());
+    let guard = tracing::subscriber::set_default(subscriber);
+    (events, guard)
+}
+
+/// (sample count, sample sum) of the duration histogram series with these labels.
+pub fn histogram(registry: &Registry, method: &str, route: &str, status: &str) -> (u64, f64) {
+    for family in registry.gather() {
+        if family.name() != "http_server_request_duration_seconds" {
+            continue;
+        }
+        for metric in family.get_metric() {
+            let labels: BTreeMap<_, _> = metric
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            if labels.get("method") == Some(&method)
+                && labels.get("route") == Some(&route)
+                && labels.get("status") == Some(&status)
+            {
+                let h = metric.get_histogram();
+                return (h.get_sample_count(), h.get_sample_sum());
+            }
+        }
+    }
+    (0, 0.0)
+}
+
+/// Value of a counter or gauge series with these labels (0 when absent).
+pub fn value(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
+    for family in registry.gather() {
+        if family.name() != name {
+            continue;
+        }
+        for metric in family.get_metric() {
+            let matches = labels.iter().all(|(k, v)| {
+                metric
+                    .get_label()
+                    .iter()
+                    .any(|l| l.name() == *k && l.value() == *v)
+            });
+            if matches {
+                return match family.get_field_type() {
+                    prometheus::proto::MetricType::COUNTER => metric.get_counter().get_value(),
+                    prometheus::proto::MetricType::GAUGE => metric.get_gauge().get_value(),
+                    _ => 0.0,
+                };
+            }
+        }
+    }
+    0.0
+}
