@@ -1,6 +1,105 @@
-//! Keyed GCRA rate limiting, local and global.
+//! Keyed GCRA rate limiting for Tower, local and global (Redis).
 //!
-//! This crate will hold `RateLimitLayer`: governor's GCRA with quotas in plain words, keys derived
-//! from the peer address (trusting forwarded-for only from configured proxies), a header or any
-//! closure, bounded memory, IETF `RateLimit` headers, gRPC `RESOURCE_EXHAUSTED`, and a Redis
-//! backend for a global limit. Nothing is implemented yet; see the project's issue tracker.
+//! [`RateLimitLayer`] admits each key's requests at a steady rate with a burst, in plain words
+//! ([`Quota::per_second(100).burst(200)`](Quota)), and answers the rest with HTTP 429 or gRPC
+//! `RESOURCE_EXHAUSTED`, with `Retry-After` and the IETF `RateLimit` / `RateLimit-Policy`
+//! headers. It works unchanged under axum `Router::layer`, tonic `Server::builder().layer` and
+//! plain hyper.
+//!
+//! ```
+//! use espresso_rate_limit::{Global, Quota, RateLimitLayer};
+//! use http::{Request, Response, StatusCode};
+//! use std::convert::Infallible;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let mut service = ServiceBuilder::new()
+//!     .layer(RateLimitLayer::new(Quota::per_second(1).burst(2)).key(Global))
+//!     .service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) });
+//!
+//! for expected in [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS] {
+//!     let response = service.ready().await.unwrap().call(Request::new(())).await.unwrap();
+//!     assert_eq!(response.status(), expected);
+//! }
+//! # }
+//! ```
+//!
+//! # What it offers
+//!
+//! - **Quotas** ([`Quota`], [`Quotas`]): "N per period, burst B", several at once (all must
+//!   admit; a refused request counts against none), per-key overrides (a map or a closure), and
+//!   changes at runtime through a [`QuotaHandle`] without losing any key's state.
+//! - **Keys** ([`key`] module): [`Global`], [`PeerIp`] (forwarded headers honoured only from
+//!   trusted proxies, walked from the right), [`Header`], [`Route`], tuples, closures, and
+//!   [`ConfigKey`] for `"ip" | "global" | "header:<name>"` settings. A request without a key
+//!   follows [`MissingKey`].
+//! - **Bounded memory**: the in-process store ([`MemoryBackend`]) evicts idle keys inline and
+//!   holds a hard cap on keys, so a flood of random keys cannot grow it; nothing to spawn.
+//! - **Answers**: a [`Rejection`](espresso_common::Rejection) response (the default), or
+//!   `Err(`[`RateLimited`]`)` with [`RateLimitLayer::error_mode`]; headers on refusals or on
+//!   every response ([`HeaderMode`]); waiting up to a bound instead of refusing
+//!   ([`RateLimitLayer::wait_up_to`]); [shadow mode](RateLimitLayer::shadow).
+//! - **Metrics** ([`RateLimitMetrics`]): Prometheus counters per limiter and decision.
+//! - **Redis** (feature `redis`): `RedisBackend` makes the limit global across instances with
+//!   one atomic script call per request, and falls back to a local limiter while Redis is slow
+//!   or down.
+//!
+//! # The algorithm
+//!
+//! GCRA, as governor implements it, with the same meaning of a quota and the same decisions
+//! (checked against governor in the tests): each key keeps one "theoretical arrival time"
+//! (TAT) per quota; a request is admitted when `TAT - now <= (burst - 1) * interval`, and moves
+//! the TAT one interval on. The state is one `u64` per key and quota, with no timers. Why the
+//! store around it is this crate's own rather than governor's keyed state: see
+//! [`MemoryBackend`]. [`clock::TokioClock`] puts governor's own limiters on tokio's clock.
+//!
+//! # From a server config
+//!
+//! The demo server's `[rate_limit]` section (`per_second`, `burst`, `key`, `backend`,
+//! `redis_url`) maps one to one onto the builder:
+//!
+//! ```
+//! use espresso_rate_limit::{ConfigKey, MemoryBackend, Quota, RateLimitLayer, RateLimitMetrics};
+//!
+//! let (per_second, burst, key) = (1000, 2000, "ip");
+//! let registry = prometheus::Registry::new();
+//! let layer = RateLimitLayer::new(Quota::per_second(per_second).burst(burst))
+//!     .key(key.parse::<ConfigKey>().unwrap())
+//!     .backend(MemoryBackend::new()) // or RedisBackend::new(redis_url)? with feature `redis`
+//!     .metrics(&RateLimitMetrics::register(&registry).unwrap());
+//! ```
+//!
+//! # Features
+//!
+//! - `axum`: the peer address from axum's `ConnectInfo<SocketAddr>`, routes from `MatchedPath`.
+//! - `tonic`: the peer address from tonic's `TcpConnectInfo`.
+//! - `redis`: the Redis backend.
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod clock;
+mod error;
+mod future;
+pub mod headers;
+pub mod key;
+mod layer;
+mod limiter;
+mod metrics;
+mod quota;
+mod service;
+
+pub use backend::{Decision, MemoryBackend};
+#[cfg(feature = "redis")]
+pub use backend::RedisBackend;
+pub use error::RateLimited;
+pub use future::ResponseFuture;
+pub use headers::HeaderMode;
+pub use key::{
+    Cidr, ConfigKey, ForwardedHeader, Global, Header, KeyExtractor, LimitKey, PeerIp, Route,
+};
+pub use layer::RateLimitLayer;
+pub use limiter::{Backend, Limiter, QuotaHandle};
+pub use metrics::RateLimitMetrics;
+pub use quota::{Quota, Quotas};
+pub use service::{MissingKey, Mode, RateLimit, Respond, ReturnError};

@@ -1,0 +1,321 @@
+//! The in-process backend: a sharded map of per-key GCRA state with a hard cap.
+//!
+//! # Why not governor's keyed limiter
+//!
+//! governor's keyed `RateLimiter` keeps one `AtomicU64` per key in a `DashMap` and leaves
+//! cleanup to the user (`retain_recent`, a scan of the whole map, from a task the user spawns);
+//! it has no cap, so a flood of random keys grows it without bound (tower_governor #29). It also
+//! bakes one quota into each limiter and stores TATs relative to that limiter's start, so two
+//! quotas cannot be checked all-or-nothing, a per-key quota needs a limiter per quota, and a
+//! quota change means a new limiter and lost state.
+//!
+//! So this backend runs governor's GCRA arithmetic (same quota meaning, same decisions, checked
+//! against governor in the tests) over its own store:
+//!
+//! - The map is split into shards, each a `Mutex<HashMap>` holding, per key, one TAT per quota
+//!   in absolute nanoseconds since the store was created. An absolute TAT means the same thing
+//!   under any quota, so overrides and runtime quota changes keep each key's history.
+//! - **Idle eviction, inline:** a key whose TATs are all in the past is exactly as good as
+//!   a key never seen, so dropping it loses nothing. Each shard sweeps such keys after as many
+//!   checks as it holds keys (at least 1024), which costs at most one visited entry per check.
+//! - **Hard cap:** each shard holds at most `max_keys / shards` keys. A new key arriving at a full
+//!   shard first sweeps idle keys; if the shard is still full, the eighth of its keys closest to
+//!   idle (lowest TAT) are evicted, so the cost is amortised over the next inserts. An evicted
+//!   busy key restarts with a full burst: under a flood larger than the cap the limiter forgets
+//!   the least-limited keys first, and memory stays bounded.
+//! - A refused request never inserts a key, so keys that only ever get refused cost nothing.
+
+use crate::{
+    backend::{Decision, gcra},
+    quota::Compiled,
+};
+use prometheus::IntCounter;
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, Hash, RandomState},
+    sync::{Mutex, MutexGuard},
+    time::Duration,
+};
+use tokio::time::Instant;
+
+/// Settings of the in-process backend (the default one).
+///
+/// ```
+/// use espresso_rate_limit::{MemoryBackend, Quota, RateLimitLayer};
+///
+/// let layer = RateLimitLayer::new(Quota::per_second(100))
+///     .backend(MemoryBackend::new().max_keys(10_000));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBackend {
+    pub(crate) max_keys: usize,
+    pub(crate) shards: usize,
+}
+
+impl MemoryBackend {
+    /// Default settings: at most 100 000 tracked keys in 64 shards.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The hard cap on tracked keys (at least one per shard).
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// How many independently locked shards the keys are spread over (rounded up to a power of
+    /// two, at least 1). More shards mean less lock contention and a coarser per-shard cap.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards;
+        self
+    }
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        Self {
+            max_keys: 100_000,
+            shards: 64,
+        }
+    }
+}
+
+/// Per-key TATs: one quota is the common case and needs no allocation.
+#[derive(Debug)]
+enum Tats {
+    One(u64),
+    Many(Box<[u64]>),
+}
+
+impl Tats {
+    fn fresh(n: usize) -> Self {
+        if n == 1 {
+            Tats::One(0)
+        } else {
+            Tats::Many(vec![0; n].into_boxed_slice())
+        }
+    }
+
+    /// The TATs for `n` quotas, keeping what is known when the number of quotas changed.
+    fn slots(&mut self, n: usize) -> &mut [u64] {
+        let len = match self {
+            Tats::One(_) => 1,
+            Tats::Many(v) => v.len(),
+        };
+        if len != n {
+            let mut next = Tats::fresh(n);
+            let old = match self {
+                Tats::One(t) => std::slice::from_ref(t),
+                Tats::Many(v) => &v[..],
+            };
+            for (dst, src) in next.slots_unchecked().iter_mut().zip(old) {
+                *dst = *src;
+            }
+            *self = next;
+        }
+        self.slots_unchecked()
+    }
+
+    fn slots_unchecked(&mut self) -> &mut [u64] {
+        match self {
+            Tats::One(t) => std::slice::from_mut(t),
+            Tats::Many(v) => v,
+        }
+    }
+
+    fn latest(&self) -> u64 {
+        match self {
+            Tats::One(t) => *t,
+            Tats::Many(v) => v.iter().copied().max().unwrap_or(0),
+        }
+    }
+}
+
+struct Shard<K> {
+    map: HashMap<K, Tats>,
+    checks: usize,
+}
+
+/// Counters of evicted keys, when metrics are on.
+#[derive(Debug, Clone)]
+pub(crate) struct EvictionCounters {
+    pub(crate) idle: IntCounter,
+    pub(crate) capacity: IntCounter,
+}
+
+/// The sharded, capped store of per-key GCRA state.
+pub(crate) struct Store<K> {
+    shards: Box<[Mutex<Shard<K>>]>,
+    hasher: RandomState,
+    shard_cap: usize,
+    epoch: Instant,
+    evictions: Option<EvictionCounters>,
+}
+
+const MIN_SWEEP_INTERVAL: usize = 1024;
+
+impl<K: Hash + Eq> Store<K> {
+    pub(crate) fn new(config: MemoryBackend, evictions: Option<EvictionCounters>) -> Self {
+        let shards = config.shards.clamp(1, 1 << 16).next_power_of_two();
+        let shard_cap = config.max_keys.div_ceil(shards).max(1);
+        Self {
+            shards: (0..shards)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        map: HashMap::new(),
+                        checks: 0,
+                    })
+                })
+                .collect(),
+            hasher: RandomState::new(),
+            shard_cap,
+            epoch: Instant::now(),
+            evictions,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        crate::quota::duration_nanos(Instant::now().saturating_duration_since(self.epoch))
+    }
+
+    fn shard(&self, key: &K) -> MutexGuard<'_, Shard<K>> {
+        let hash = self.hasher.hash_one(key);
+        // The high bits: the map itself uses the low ones of its own hash.
+        let index = (hash >> 48) as usize & (self.shards.len() - 1);
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Checks one request for `key` against `quotas`, all or nothing.
+    pub(crate) fn check(&self, key: K, quotas: &[Compiled], max_delay: Duration) -> Decision {
+        if quotas.is_empty() {
+            return Decision::unlimited();
+        }
+        let max_delay = crate::quota::duration_nanos(max_delay);
+        let now = self.now();
+        let mut shard = self.shard(&key);
+        shard.checks += 1;
+        if shard.checks >= shard.map.len().max(MIN_SWEEP_INTERVAL) {
+            self.sweep(&mut shard, now);
+        }
+        if let Some(tats) = shard.map.get_mut(&key) {
+            return gcra(tats.slots(quotas.len()), now, quotas, max_delay);
+        }
+        let mut tats = Tats::fresh(quotas.len());
+        let decision = gcra(tats.slots_unchecked(), now, quotas, max_delay);
+        if decision.allowed {
+            if shard.map.len() >= self.shard_cap {
+                self.make_room(&mut shard, now);
+            }
+            shard.map.insert(key, tats);
+        }
+        decision
+    }
+
+    /// Drops every key whose TATs are all in the past (it behaves like a new key).
+    fn sweep(&self, shard: &mut Shard<K>, now: u64) {
+        shard.checks = 0;
+        let before = shard.map.len();
+        shard.map.retain(|_, tats| tats.latest() > now);
+        if let Some(c) = &self.evictions {
+            c.idle.inc_by((before - shard.map.len()) as u64);
+        }
+    }
+
+    /// Brings a full shard down to 7/8 of its cap: idle keys first, then those closest to idle.
+    fn make_room(&self, shard: &mut Shard<K>, now: u64) {
+        self.sweep(shard, now);
+        let target = self.shard_cap - (self.shard_cap / 8).max(1);
+        if shard.map.len() <= target {
+            return;
+        }
+        let excess = shard.map.len() - target;
+        let mut latest: Vec<u64> = shard.map.values().map(Tats::latest).collect();
+        let (_, &mut threshold, _) = latest.select_nth_unstable(excess - 1);
+        let mut removed = 0;
+        shard.map.retain(|_, tats| {
+            if removed < excess && tats.latest() <= threshold {
+                removed += 1;
+                false
+            } else {
+                true
+            }
+        });
+        if let Some(c) = &self.evictions {
+            c.capacity.inc_by(removed as u64);
+        }
+    }
+
+    /// How many keys are tracked now.
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).map.len())
+            .sum()
+    }
+
+    /// The hard cap actually enforced (the per-shard cap times the shards).
+    pub(crate) fn capacity(&self) -> usize {
+        self.shard_cap * self.shards.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Quota, Quotas};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_keys_stays_under_the_cap() {
+        let store = Store::new(MemoryBackend::new().max_keys(1000).shards(8), None);
+        let q: Quotas = Quota::per_minute(10).into();
+        for key in 0..50_000u64 {
+            assert!(store.check(key, q.compiled(), Duration::ZERO).allowed);
+            assert!(store.len() <= 1000);
+        }
+        assert_eq!(store.capacity(), 1000);
+        // The most recent keys are still tracked: a busy one is limited.
+        for _ in 0..9 {
+            assert!(store.check(49_999, q.compiled(), Duration::ZERO).allowed);
+        }
+        assert!(!store.check(49_999, q.compiled(), Duration::ZERO).allowed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_keys_are_swept_inline() {
+        let store = Store::new(MemoryBackend::new().max_keys(1_000_000).shards(1), None);
+        let q: Quotas = Quota::per_second(10).into();
+        for key in 0..500u64 {
+            store.check(key, q.compiled(), Duration::ZERO);
+        }
+        assert_eq!(store.len(), 500);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // Enough checks of one key to trigger a sweep of the shard.
+        for _ in 0..MIN_SWEEP_INTERVAL {
+            store.check(7, q.compiled(), Duration::from_secs(3600));
+        }
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_new_keys_are_not_stored() {
+        let store = Store::new(MemoryBackend::new(), None);
+        let q: Quotas = Quota::per_second(0).into();
+        assert!(!store.check("banned", q.compiled(), Duration::ZERO).allowed);
+        assert_eq!(store.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changing_the_number_of_quotas_keeps_history() {
+        let store = Store::new(MemoryBackend::new(), None);
+        let one: Quotas = Quota::per_second(1).into();
+        let two: Quotas = [Quota::per_second(1), Quota::per_hour(100)].into();
+        assert!(store.check(1u8, one.compiled(), Duration::ZERO).allowed);
+        assert!(!store.check(1u8, two.compiled(), Duration::ZERO).allowed);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(store.check(1u8, two.compiled(), Duration::ZERO).allowed);
+        assert!(!store.check(1u8, one.compiled(), Duration::ZERO).allowed);
+    }
+}

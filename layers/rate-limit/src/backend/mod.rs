@@ -1,0 +1,200 @@
+//! Where the limiter keeps its state: in this process ([`MemoryBackend`]) or in Redis
+//! (`RedisBackend`, feature `redis`), and the GCRA both of them run.
+
+pub(crate) mod memory;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+
+pub use memory::MemoryBackend;
+#[cfg(feature = "redis")]
+pub use redis::RedisBackend;
+
+use crate::quota::Compiled;
+use std::time::Duration;
+
+/// What the limiter decided for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub(crate) allowed: bool,
+    /// Allowed: how long to hold the request first (wait mode). Refused: when to retry.
+    pub(crate) wait: Duration,
+    pub(crate) remaining: u64,
+    pub(crate) reset: Duration,
+    /// Index of the quota that bounds `remaining` (or refused the request).
+    pub(crate) policy: usize,
+}
+
+impl Decision {
+    /// A decision admitting the request with nothing to report (no quotas, unkeyed pass).
+    pub(crate) fn unlimited() -> Self {
+        Self {
+            allowed: true,
+            wait: Duration::ZERO,
+            remaining: u64::MAX,
+            reset: Duration::ZERO,
+            policy: 0,
+        }
+    }
+
+    /// `true` when the request may go on (possibly after [`Decision::delay`]).
+    pub fn is_allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// When a refused request may be retried; `None` when it was admitted.
+    pub fn retry_after(&self) -> Option<Duration> {
+        (!self.allowed).then_some(self.wait)
+    }
+
+    /// How long an admitted request waits before it goes on (always zero unless the layer
+    /// waits instead of rejecting).
+    pub fn delay(&self) -> Duration {
+        if self.allowed {
+            self.wait
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// How many more requests would be admitted right now, under the tightest quota.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// How long until the tightest quota is back to its full burst.
+    pub fn reset(&self) -> Duration {
+        self.reset
+    }
+
+    /// The index, in the key's [`Quotas`](crate::Quotas), of the quota that bounds this decision.
+    pub fn policy_index(&self) -> usize {
+        self.policy
+    }
+}
+
+/// GCRA over several quotas at once, all or nothing.
+///
+/// `tats[i]` is quota `i`'s theoretical arrival time (ns on the backend's clock, `0` for a fresh
+/// key). A request is admitted when, for every quota, `max(tat, now) + t - now <= tau + max_delay`
+/// (`tau = burst * t`), which is governor's test `now >= tat - (burst - 1) * t`; only then are the
+/// new TATs stored. This is the same arithmetic as the Redis script.
+pub(crate) fn gcra(tats: &mut [u64], now: u64, quotas: &[Compiled], max_delay: u64) -> Decision {
+    debug_assert_eq!(tats.len(), quotas.len());
+    let mut wait = 0u64;
+    let mut blocked = false;
+    for (tat, q) in tats.iter().zip(quotas) {
+        if q.t == u64::MAX {
+            blocked = true;
+            wait = wait.max(q.period);
+            continue;
+        }
+        let next = (*tat).max(now).saturating_add(q.t);
+        wait = wait.max((next - now).saturating_sub(q.tau));
+    }
+    let allowed = !blocked && wait <= max_delay;
+    let mut remaining = u64::MAX;
+    let mut reset = 0u64;
+    let mut policy = 0;
+    for (i, (tat, q)) in tats.iter_mut().zip(quotas).enumerate() {
+        let (left, backlog) = if q.t == u64::MAX {
+            (0, q.period)
+        } else {
+            let base = (*tat).max(now);
+            let backlog = if allowed {
+                *tat = base.saturating_add(q.t);
+                *tat - now
+            } else {
+                base - now
+            };
+            let left = match q.tau.checked_sub(backlog) {
+                _ if q.t == 0 => q.burst,
+                Some(room) => room / q.t,
+                None => 0,
+            };
+            (left, backlog)
+        };
+        if left < remaining || (left == remaining && backlog > reset) {
+            remaining = left;
+            reset = backlog;
+            policy = i;
+        }
+    }
+    Decision {
+        allowed,
+        wait: Duration::from_nanos(wait),
+        remaining: if quotas.is_empty() { u64::MAX } else { remaining },
+        reset: Duration::from_nanos(reset),
+        policy,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Quota, Quotas};
+
+    const MS: u64 = 1_000_000;
+
+    fn run(quotas: &Quotas, tats: &mut [u64], now: u64) -> Decision {
+        gcra(tats, now, quotas.compiled(), 0)
+    }
+
+    #[test]
+    fn burst_then_steady() {
+        let q: Quotas = Quota::per_second(10).burst(3).into();
+        let mut tats = [0];
+        let now = 1_000 * MS;
+        for left in [2, 1, 0] {
+            let d = run(&q, &mut tats, now);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, left);
+        }
+        let d = run(&q, &mut tats, now);
+        assert!(!d.allowed);
+        assert_eq!(d.wait, Duration::from_millis(100));
+        assert_eq!(d.reset, Duration::from_millis(300));
+        assert!(run(&q, &mut tats, now + 100 * MS).allowed);
+        assert!(!run(&q, &mut tats, now + 100 * MS).allowed);
+    }
+
+    #[test]
+    fn refused_by_one_counts_against_none() {
+        let q: Quotas = [Quota::per_second(100), Quota::per_minute(2)].into();
+        let mut tats = [0, 0];
+        let now = 5 * MS;
+        assert!(run(&q, &mut tats, now).allowed);
+        assert!(run(&q, &mut tats, now).allowed);
+        let before = tats;
+        let d = run(&q, &mut tats, now);
+        assert!(!d.allowed);
+        assert_eq!(d.policy, 1);
+        assert_eq!(d.wait, Duration::from_secs(30));
+        assert_eq!(tats, before);
+    }
+
+    #[test]
+    fn blocking_and_unlimited_quotas() {
+        let q: Quotas = Quota::per_minute(0).into();
+        let d = run(&q, &mut [0], MS);
+        assert!(!d.allowed);
+        assert_eq!(d.wait, Duration::from_secs(60));
+        let q: Quotas = Quota::new(5, Duration::ZERO).into();
+        let mut tats = [0];
+        for _ in 0..100 {
+            assert!(run(&q, &mut tats, MS).allowed);
+        }
+    }
+
+    #[test]
+    fn waiting_admits_up_to_the_bound() {
+        let q: Quotas = Quota::per_second(10).burst(1).into();
+        let mut tats = [0];
+        let c = q.compiled();
+        assert_eq!(gcra(&mut tats, MS, c, 250 * MS).wait, Duration::ZERO);
+        assert_eq!(gcra(&mut tats, MS, c, 250 * MS).wait, Duration::from_millis(100));
+        assert_eq!(gcra(&mut tats, MS, c, 250 * MS).wait, Duration::from_millis(200));
+        let d = gcra(&mut tats, MS, c, 250 * MS);
+        assert!(!d.allowed);
+        assert_eq!(d.wait, Duration::from_millis(300));
+    }
+}

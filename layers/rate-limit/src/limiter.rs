@@ -1,0 +1,347 @@
+//! The limiter behind a layer: quotas (with overrides and runtime changes) and a backend.
+
+use crate::{
+    Decision, LimitKey, Quotas,
+    backend::memory::{MemoryBackend, Store},
+    metrics::LimiterMetrics,
+};
+use arc_swap::{ArcSwap, Guard};
+use std::{
+    borrow::Cow, collections::HashMap, fmt, future::Future, pin::Pin, sync::Arc, time::Duration,
+};
+
+/// A boxed decision on its way (the Redis backend).
+pub(crate) type PendingDecision = Pin<Box<dyn Future<Output = Decision> + Send + 'static>>;
+
+/// A decision now, or one on its way.
+pub(crate) enum Checked {
+    Ready(Decision),
+    Pending(PendingDecision),
+}
+
+/// A closure choosing a key's quotas (`None`: the default ones).
+pub(crate) type Resolver<Key> = Arc<dyn Fn(&Key) -> Option<Quotas> + Send + Sync>;
+
+/// The quotas in force: the default ones, per-key overrides, an override closure.
+pub(crate) struct QuotaConfig<Key> {
+    pub(crate) default: Quotas,
+    pub(crate) overrides: HashMap<Key, Quotas>,
+    pub(crate) resolver: Option<Resolver<Key>>,
+}
+
+impl<Key> Clone for QuotaConfig<Key>
+where
+    Key: Clone,
+{
+    fn clone(&self) -> Self {
+        Self {
+            default: self.default.clone(),
+            overrides: self.overrides.clone(),
+            resolver: self.resolver.clone(),
+        }
+    }
+}
+
+impl<Key: LimitKey> QuotaConfig<Key> {
+    pub(crate) fn new(default: Quotas) -> Self {
+        Self {
+            default,
+            overrides: HashMap::new(),
+            resolver: None,
+        }
+    }
+
+    /// The quotas for `key`: the map, then the closure, then the default. Requests without a
+    /// key use the default quotas.
+    pub(crate) fn resolve(&self, key: Option<&Key>) -> Cow<'_, Quotas> {
+        let Some(key) = key else {
+            return Cow::Borrowed(&self.default);
+        };
+        if let Some(q) = self.overrides.get(key) {
+            return Cow::Borrowed(q);
+        }
+        if let Some(q) = self.resolver.as_ref().and_then(|f| f(key)) {
+            return Cow::Owned(q);
+        }
+        Cow::Borrowed(&self.default)
+    }
+}
+
+/// Changes a limiter's quotas while it runs; every key keeps its state.
+///
+/// Each key's state is its theoretical arrival time per quota, an absolute instant, so a new
+/// quota applies to the history the key already has: a key that just spent its burst under the
+/// old quota is not handed a fresh one.
+///
+/// ```
+/// use espresso_rate_limit::{Global, Quota, RateLimitLayer};
+///
+/// let layer = RateLimitLayer::new(Quota::per_second(100)).key(Global);
+/// let handle = layer.handle();
+/// // Later, from an admin endpoint or a config reload:
+/// handle.set(Quota::per_second(50).burst(10));
+/// handle.set_override((), Quota::per_second(1000));
+/// assert_eq!(handle.quotas_for(&()).iter().next().unwrap().count(), 1000);
+/// ```
+pub struct QuotaHandle<Key> {
+    config: Arc<ArcSwap<QuotaConfig<Key>>>,
+}
+
+impl<Key> Clone for QuotaHandle<Key> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<Key> fmt::Debug for QuotaHandle<Key> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuotaHandle")
+            .field("default", &self.config.load().default)
+            .field("overrides", &self.config.load().overrides.len())
+            .finish()
+    }
+}
+
+impl<Key: LimitKey> QuotaHandle<Key> {
+    pub(crate) fn new(default: Quotas) -> Self {
+        Self {
+            config: Arc::new(ArcSwap::from_pointee(QuotaConfig::new(default))),
+        }
+    }
+
+    pub(crate) fn load(&self) -> Guard<Arc<QuotaConfig<Key>>> {
+        self.config.load()
+    }
+
+    fn update(&self, f: impl Fn(&mut QuotaConfig<Key>)) {
+        self.config.rcu(|current| {
+            let mut next = QuotaConfig::clone(current);
+            f(&mut next);
+            next
+        });
+    }
+
+    /// Replaces the default quotas.
+    pub fn set(&self, quotas: impl Into<Quotas>) {
+        let quotas = quotas.into();
+        self.update(|c| c.default = quotas.clone());
+    }
+
+    /// Gives `key` its own quotas.
+    pub fn set_override(&self, key: Key, quotas: impl Into<Quotas>) {
+        let quotas = quotas.into();
+        self.update(|c| {
+            c.overrides.insert(key.clone(), quotas.clone());
+        });
+    }
+
+    /// Removes `key`'s own quotas; it falls back to the override closure or the default.
+    pub fn remove_override(&self, key: &Key) {
+        self.update(|c| {
+            c.overrides.remove(key);
+        });
+    }
+
+    /// Chooses quotas per key with a closure (`None`: the default), consulted after the
+    /// per-key map. Called on every request, so keep it cheap (clone prebuilt [`Quotas`]).
+    pub fn set_resolver<F>(&self, resolver: F)
+    where
+        F: Fn(&Key) -> Option<Quotas> + Send + Sync + 'static,
+    {
+        let resolver: Resolver<Key> = Arc::new(resolver);
+        self.update(|c| c.resolver = Some(resolver.clone()));
+    }
+
+    /// The default quotas.
+    pub fn quotas(&self) -> Quotas {
+        self.config.load().default.clone()
+    }
+
+    /// The quotas that apply to `key` now.
+    pub fn quotas_for(&self, key: &Key) -> Quotas {
+        self.config.load().resolve(Some(key)).into_owned()
+    }
+}
+
+/// What a layer was told to store its state in.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// In this process (the default).
+    Memory(MemoryBackend),
+    /// In Redis, shared by every instance (feature `redis`).
+    #[cfg(feature = "redis")]
+    Redis(crate::backend::RedisBackend),
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        Backend::Memory(MemoryBackend::default())
+    }
+}
+
+impl From<MemoryBackend> for Backend {
+    fn from(b: MemoryBackend) -> Self {
+        Backend::Memory(b)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl From<crate::backend::RedisBackend> for Backend {
+    fn from(b: crate::backend::RedisBackend) -> Self {
+        Backend::Redis(b)
+    }
+}
+
+enum BackendImpl<Key> {
+    Memory(Store<Option<Key>>),
+    #[cfg(feature = "redis")]
+    Redis(crate::backend::redis::RedisLimiter<Key>),
+}
+
+/// A rate limiter: quotas, a backend, a name. Cheap to clone; clones share state.
+///
+/// Layers build one; [`RateLimitLayer::limiter`](crate::RateLimitLayer::limiter) hands it out
+/// for checks outside a Tower stack (a job queue, a WebSocket message loop):
+///
+/// ```
+/// use espresso_rate_limit::{Quota, RateLimitLayer};
+///
+/// # tokio_test_block_on(async {
+/// let layer = RateLimitLayer::new(Quota::per_second(1)).key(|_: &http::request::Parts| Some(0u64));
+/// let limiter = layer.limiter();
+/// assert!(limiter.check(&7).await.is_allowed());
+/// assert!(!limiter.check(&7).await.is_allowed());
+/// assert!(limiter.check(&8).await.is_allowed());
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(f)
+/// # }
+/// ```
+pub struct Limiter<Key> {
+    inner: Arc<LimiterInner<Key>>,
+}
+
+struct LimiterInner<Key> {
+    name: Arc<str>,
+    quotas: QuotaHandle<Key>,
+    backend: BackendImpl<Key>,
+}
+
+impl<Key> Clone for Limiter<Key> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<Key> fmt::Debug for Limiter<Key> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let backend = match self.inner.backend {
+            BackendImpl::Memory(_) => "memory",
+            #[cfg(feature = "redis")]
+            BackendImpl::Redis(_) => "redis",
+        };
+        f.debug_struct("Limiter")
+            .field("name", &self.inner.name)
+            .field("backend", &backend)
+            .finish()
+    }
+}
+
+impl<Key: LimitKey> Limiter<Key> {
+    pub(crate) fn new(
+        name: Arc<str>,
+        quotas: QuotaHandle<Key>,
+        backend: &Backend,
+        metrics: Option<&LimiterMetrics>,
+    ) -> Self {
+        let evictions = metrics.map(|m| m.evictions.clone());
+        let backend = match backend {
+            Backend::Memory(config) => BackendImpl::Memory(Store::new(*config, evictions)),
+            #[cfg(feature = "redis")]
+            Backend::Redis(config) => BackendImpl::Redis(crate::backend::redis::RedisLimiter::new(
+                config,
+                &name,
+                metrics.cloned(),
+                evictions,
+            )),
+        };
+        Self {
+            inner: Arc::new(LimiterInner {
+                name,
+                quotas,
+                backend,
+            }),
+        }
+    }
+
+    /// The limiter's name (the `limiter` metrics label).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The handle changing this limiter's quotas at runtime.
+    pub fn handle(&self) -> QuotaHandle<Key> {
+        self.inner.quotas.clone()
+    }
+
+    pub(crate) fn config(&self) -> Guard<Arc<QuotaConfig<Key>>> {
+        self.inner.quotas.load()
+    }
+
+    /// Counts one request for `key` and says whether it may go on.
+    pub async fn check(&self, key: &Key) -> Decision {
+        let quotas = self.config().resolve(Some(key)).into_owned();
+        match self.check_key(Some(key.clone()), &quotas, Duration::ZERO) {
+            Checked::Ready(d) => d,
+            Checked::Pending(fut) => fut.await,
+        }
+    }
+
+    /// Checks `key` (`None`: the shared bucket of keyless requests) against `quotas`.
+    pub(crate) fn check_key(
+        &self,
+        key: Option<Key>,
+        quotas: &Quotas,
+        max_delay: Duration,
+    ) -> Checked {
+        match &self.inner.backend {
+            BackendImpl::Memory(store) => {
+                Checked::Ready(store.check(key, quotas.compiled(), max_delay))
+            }
+            #[cfg(feature = "redis")]
+            BackendImpl::Redis(redis) => redis.check(key, quotas, max_delay),
+        }
+    }
+
+    /// How many keys the in-process store tracks now (for a Redis limiter: its local fallback).
+    pub fn tracked_keys(&self) -> usize {
+        match &self.inner.backend {
+            BackendImpl::Memory(store) => store.len(),
+            #[cfg(feature = "redis")]
+            BackendImpl::Redis(redis) => redis.local_store().len(),
+        }
+    }
+
+    /// The hard cap on keys tracked in process.
+    pub fn max_tracked_keys(&self) -> usize {
+        match &self.inner.backend {
+            BackendImpl::Memory(store) => store.capacity(),
+            #[cfg(feature = "redis")]
+            BackendImpl::Redis(redis) => redis.local_store().capacity(),
+        }
+    }
+
+    /// For a Redis limiter: `true` while Redis is slow or down and the local fallback decides.
+    /// Always `false` for the memory backend.
+    pub fn is_degraded(&self) -> bool {
+        match &self.inner.backend {
+            BackendImpl::Memory(_) => false,
+            #[cfg(feature = "redis")]
+            BackendImpl::Redis(redis) => redis.is_degraded(),
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The [`RateLimit`] service and what it does with a decision.
+
+use crate::{
+    Decision, KeyExtractor, Limiter, Quotas,
+    error::RateLimited,
+    future::ResponseFuture,
+    headers::{self, HeaderMode},
+    limiter::Checked,
+    metrics::LimiterMetrics,
+};
+use espresso_common::{BoxError, RejectBody, Rejection};
+use http::{HeaderMap, Request, Response};
+use std::{
+    fmt,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+use tower_service::Service;
+
+/// What a request without a key (see [`KeyExtractor`]) counts against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MissingKey {
+    /// One bucket shared by every keyless request, under the default quotas (the default). A
+    /// misconfigured server (no peer address in the extensions) is then limited as a whole
+    /// rather than not at all.
+    #[default]
+    SharedBucket,
+    /// Not limited and not counted.
+    Allow,
+}
+
+/// The response mode: refusals become HTTP 429 / gRPC `RESOURCE_EXHAUSTED` responses
+/// (the default). The response body is [`RejectBody`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Respond;
+
+/// The error mode: refusals become `Err(`[`RateLimited`]`)` (boxed) and responses are untouched.
+/// Set with [`RateLimitLayer::error_mode`](crate::RateLimitLayer::error_mode).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReturnError;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Respond {}
+    impl Sealed for super::ReturnError {}
+}
+
+/// How refusals and responses are shaped: [`Respond`] or [`ReturnError`]. Sealed.
+pub trait Mode<Res, E>: sealed::Sealed + Send + Sync + 'static {
+    /// The service's response type.
+    type Response;
+    /// The service's error type.
+    type Error;
+
+    /// An admitted request's response, with the rate-limit headers to add (if any).
+    fn pass(response: Res, headers: Option<HeaderMap>) -> Self::Response;
+
+    /// A refusal.
+    fn reject<ReqB>(
+        limited: RateLimited,
+        template: &Rejection,
+        request: &Request<ReqB>,
+    ) -> Result<Self::Response, Self::Error>;
+
+    /// An error of the inner service.
+    fn inner_error(error: E) -> Self::Error;
+}
+
+fn add_headers(target: &mut HeaderMap, headers: HeaderMap) {
+    for (name, value) in headers {
+        if let Some(name) = name {
+            target.entry(name).or_insert(value);
+        }
+    }
+}
+
+impl<B, E> Mode<Response<B>, E> for Respond {
+    type Response = Response<RejectBody<B>>;
+    type Error = E;
+
+    fn pass(response: Response<B>, headers: Option<HeaderMap>) -> Self::Response {
+        let mut response = response.map(RejectBody::inner);
+        if let Some(h) = headers {
+            add_headers(response.headers_mut(), h);
+        }
+        response
+    }
+
+    fn reject<ReqB>(
+        limited: RateLimited,
+        template: &Rejection,
+        request: &Request<ReqB>,
+    ) -> Result<Self::Response, E> {
+        Ok(limited.to_rejection(template).to_response(request))
+    }
+
+    fn inner_error(error: E) -> E {
+        error
+    }
+}
+
+impl<B, E: Into<BoxError>> Mode<Response<B>, E> for ReturnError {
+    type Response = Response<B>;
+    type Error = BoxError;
+
+    fn pass(mut response: Response<B>, headers: Option<HeaderMap>) -> Self::Response {
+        if let Some(h) = headers {
+            add_headers(response.headers_mut(), h);
+        }
+        response
+    }
+
+    fn reject<ReqB>(
+        limited: RateLimited,
+        _template: &Rejection,
+        _request: &Request<ReqB>,
+    ) -> Result<Self::Response, BoxError> {
+        Err(Box::new(limited))
+    }
+
+    fn inner_error(error: E) -> BoxError {
+        error.into()
+    }
+}
+
+/// What the layer does with decisions (everything but the key and the limiter).
+pub(crate) struct Policy {
+    pub(crate) name: Arc<str>,
+    pub(crate) shadow: bool,
+    pub(crate) header_mode: HeaderMode,
+    pub(crate) max_delay: Duration,
+    pub(crate) missing_key: MissingKey,
+    pub(crate) rejection: Rejection,
+    pub(crate) metrics: Option<LimiterMetrics>,
+}
+
+/// What to do with a request once decided.
+pub(crate) enum Action {
+    Pass {
+        wait: Duration,
+        headers: Option<HeaderMap>,
+    },
+    Reject(RateLimited),
+}
+
+impl Policy {
+    pub(crate) fn act(&self, decision: &Decision, quotas: &Quotas) -> Action {
+        let always = self.header_mode == HeaderMode::Always;
+        if decision.allowed {
+            let wait = decision.delay();
+            if let Some(m) = &self.metrics {
+                if wait.is_zero() {
+                    m.allowed.inc();
+                } else {
+                    m.delayed.inc();
+                }
+            }
+            return Action::Pass {
+                wait,
+                headers: always.then(|| headers::header_map(quotas, decision)),
+            };
+        }
+        if self.shadow {
+            if let Some(m) = &self.metrics {
+                m.shadow_limited.inc();
+            }
+            tracing::debug!(limiter = %self.name, retry_after = ?decision.wait, "rate limit exceeded (shadow mode: request passed)");
+            return Action::Pass {
+                wait: Duration::ZERO,
+                headers: always.then(|| headers::header_map(quotas, decision)),
+            };
+        }
+        if let Some(m) = &self.metrics {
+            m.limited.inc();
+        }
+        let headers = match self.header_mode {
+            HeaderMode::Never => HeaderMap::new(),
+            _ => headers::header_map(quotas, decision),
+        };
+        Action::Reject(RateLimited::new(decision.wait, self.name.clone(), headers))
+    }
+}
+
+pub(crate) struct Shared<K: KeyExtractor> {
+    pub(crate) extractor: Arc<K>,
+    pub(crate) limiter: Limiter<K::Key>,
+    pub(crate) policy: Arc<Policy>,
+}
+
+/// Rate-limits requests to the inner service. Built by [`RateLimitLayer`](crate::RateLimitLayer).
+pub struct RateLimit<S, K: KeyExtractor, M = Respond> {
+    inner: S,
+    shared: Arc<Shared<K>>,
+    _mode: std::marker::PhantomData<fn() -> M>,
+}
+
+impl<S, K: KeyExtractor, M> RateLimit<S, K, M> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared<K>>) -> Self {
+        Self {
+            inner,
+            shared,
+            _mode: std::marker::PhantomData,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the limiter, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The limiter this service checks against.
+    pub fn limiter(&self) -> &Limiter<K::Key> {
+        &self.shared.limiter
+    }
+}
+
+impl<S: Clone, K: KeyExtractor, M> Clone for RateLimit<S, K, M> {
+    fn clone(&self) -> Self {
+        Self::new(self.inner.clone(), self.shared.clone())
+    }
+}
+
+impl<S: fmt::Debug, K: KeyExtractor, M> fmt::Debug for RateLimit<S, K, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("inner", &self.inner)
+            .field("limiter", &self.shared.limiter)
+            .finish()
+    }
+}
+
+impl<S, K, M, ReqB, ResB> Service<Request<ReqB>> for RateLimit<S, K, M>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+    K: KeyExtractor,
+    M: Mode<Response<ResB>, S::Error>,
+{
+    type Response = M::Response;
+    type Error = M::Error;
+    type Future = ResponseFuture<S, ReqB, M>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(M::inner_error)
+    }
+
+    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        let shared = &*self.shared;
+        let policy = &*shared.policy;
+        let (parts, body) = request.into_parts();
+        let key = shared.extractor.extract(&parts);
+        let request = Request::from_parts(parts, body);
+        if key.is_none() && policy.missing_key == MissingKey::Allow {
+            return ResponseFuture::calling(self.inner.call(request), None);
+        }
+        let config = shared.limiter.config();
+        let quotas = config.resolve(key.as_ref());
+        match shared.limiter.check_key(key, &quotas, policy.max_delay) {
+            Checked::Ready(decision) => match policy.act(&decision, &quotas) {
+                Action::Pass { wait, headers } if wait.is_zero() => {
+                    ResponseFuture::calling(self.inner.call(request), headers)
+                }
+                Action::Pass { wait, headers } => {
+                    ResponseFuture::waiting(wait, take_ready(&mut self.inner), request, headers)
+                }
+                Action::Reject(limited) => {
+                    ResponseFuture::done(M::reject(limited, &policy.rejection, &request))
+                }
+            },
+            Checked::Pending(pending) => ResponseFuture::checking(
+                pending,
+                take_ready(&mut self.inner),
+                request,
+                quotas.into_owned(),
+                shared.policy.clone(),
+            ),
+        }
+    }
+}
+
+/// The ready inner service, leaving a clone in its place (the future calls it later).
+fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}
