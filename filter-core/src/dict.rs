@@ -114,9 +114,18 @@ struct Cand {
 #[derive(Default)]
 struct Scratch {
     norm: Normalized,
-    seq: Vec<(char, u8)>,
+    seq: Vec<Folded1>,
     cands: Vec<Cand>,
     allow: Vec<(usize, usize)>,
+}
+
+/// One folded char of a candidate, with the gap before it and its original char's range.
+#[derive(Clone, Copy, Debug)]
+struct Folded1 {
+    c: char,
+    gap: u8,
+    start: usize,
+    end: usize,
 }
 
 const GAP_WS: u8 = 1;
@@ -375,69 +384,126 @@ impl Dictionary {
         ns: usize,
         ne: usize,
         pat: usize,
-        seq: &mut Vec<(char, u8)>,
+        seq: &mut Vec<Folded1>,
     ) -> Option<(usize, usize)> {
         let p = &self.pats[pat];
         let collapse = self.table.options().collapse_repeats;
         let os = norm.orig_start(text, ns);
-        let mut oe = norm.orig_end(text, ne);
+        let oe = norm.orig_end(text, ne);
         if os >= oe {
             return None;
         }
-        // 1. fold the original slice again, without collapse, noting the gaps
+        // fold the original slice again, without collapse, noting gaps and positions
         seq.clear();
         let mut scratch = Folded::new();
         let mut gap = 0u8;
-        for c in text[os..oe].chars() {
+        for (i, c) in text[os..oe].char_indices() {
+            let (start, end) = (os + i, os + i + c.len_utf8());
             match self.table.unit(c, &mut scratch) {
                 Unit::Skip => gap |= gap_kind(c),
                 Unit::One(f) => {
-                    seq.push((f, gap));
+                    seq.push(Folded1 {
+                        c: f,
+                        gap,
+                        start,
+                        end,
+                    });
                     gap = 0;
                 }
                 Unit::Many(fs) => {
                     for &f in fs {
-                        seq.push((f, gap));
+                        seq.push(Folded1 {
+                            c: f,
+                            gap,
+                            start,
+                            end,
+                        });
                         gap = 0;
                     }
                 }
             }
         }
-        // trailing repeats (and the noise between them) belong to the hit
-        if collapse && let Some(&(last, _)) = seq.last() {
-            let mut gap = 0u8;
-            let mut end = oe;
-            for (i, c) in text[oe..].char_indices() {
-                let more = match self.table.unit(c, &mut scratch) {
-                    Unit::Skip => {
-                        gap |= gap_kind(c);
-                        continue;
-                    }
-                    Unit::One(f) => usize::from(f == last),
-                    Unit::Many(fs) if fs.iter().all(|&f| f == last) => fs.len(),
-                    Unit::Many(_) => 0,
-                };
-                if more == 0 {
-                    break;
-                }
-                for _ in 0..more {
-                    seq.push((last, gap));
-                    gap = 0;
-                }
-                end = oe + i + c.len_utf8();
-            }
-            oe = end;
+        let base = seq.len();
+        let (Some(first), Some(last)) = (seq.first().map(|x| x.c), seq.last().map(|x| x.c)) else {
+            return None;
+        };
+        if !collapse {
+            return self.accept(text, p, seq, false);
         }
-        // 2. exact shape and 3. gap evidence
+        // With collapse, a run of the first char may have started in the previous word
+        // ("this shit") and the last char may repeat into the next one ("shit this"): try the
+        // run's possible starts and ends (a few at most: whole-run, and at gaps).
+        let mut gap = 0u8;
+        for (i, c) in text[oe..].char_indices() {
+            let (start, end) = (oe + i, oe + i + c.len_utf8());
+            let more = match self.table.unit(c, &mut scratch) {
+                Unit::Skip => {
+                    gap |= gap_kind(c);
+                    continue;
+                }
+                Unit::One(f) => usize::from(f == last),
+                Unit::Many(fs) if fs.iter().all(|&f| f == last) => fs.len(),
+                Unit::Many(_) => 0,
+            };
+            if more == 0 {
+                break;
+            }
+            for _ in 0..more {
+                seq.push(Folded1 {
+                    c: last,
+                    gap,
+                    start,
+                    end,
+                });
+                gap = 0;
+            }
+        }
+        let mut starts = [0usize; 3];
+        let mut n_starts = 1;
+        for (j, x) in seq[..base].iter().enumerate().skip(1) {
+            if x.c != first {
+                break;
+            }
+            if x.gap != 0 {
+                starts[n_starts.min(2)] = j;
+                n_starts = (n_starts + 1).min(3);
+            }
+        }
+        let first_gap_after = seq[base..]
+            .iter()
+            .position(|x| x.gap != 0)
+            .map(|k| base + k);
+        let ends = [Some(seq.len()), first_gap_after, Some(base)];
+        for &j0 in &starts[..n_starts] {
+            for j1 in ends.iter().flatten().copied() {
+                if j1 > j0
+                    && let Some(r) = self.accept(text, p, &seq[j0..j1], true)
+                {
+                    return Some(r);
+                }
+            }
+        }
+        None
+    }
+
+    /// Shape, gap and boundary rules on the folded chars of a candidate.
+    fn accept(
+        &self,
+        text: &str,
+        p: &Pattern,
+        seq: &[Folded1],
+        collapse: bool,
+    ) -> Option<(usize, usize)> {
         let mut k = 0usize; // pattern unit
         let mut count = 0u16; // length of the current run in the text
         let mut unexplained = false;
         let mut visible = false;
         let mut piece = 0usize;
         let mut widest = 0usize;
-        for (j, &(c, g)) in seq.iter().enumerate() {
-            let prev = if j > 0 { Some(seq[j - 1].0) } else { None };
-            if j > 0 && g & GAP_VISIBLE != 0 {
+        for (j, x) in seq.iter().enumerate() {
+            let (c, g) = (x.c, if j == 0 { 0 } else { x.gap });
+            let prev = if j > 0 { Some(seq[j - 1].c) } else { None };
+            if g & GAP_VISIBLE != 0 {
                 visible = true;
             }
             let new_run = !collapse || prev != Some(c);
@@ -475,7 +541,7 @@ impl Dictionary {
         if unexplained && !visible && widest > 1 {
             return None;
         }
-        // 4. word boundaries
+        let (os, oe) = (seq.first()?.start, seq.last()?.end);
         if p.start_word && self.word_before(text, os) {
             return None;
         }

@@ -1,0 +1,323 @@
+//! What the default engine catches and what it lets through.
+//!
+//! Every evasion kind the issue lists has a case here, each Scunthorpe-style word has one, and
+//! the word-gap rule (see `dict` module docs) is pinned down with both sides of the line.
+
+use espresso_filter_core::{
+    Charset, Engine, Level, ListSource, NoiseSet, Options, Sources, Verdict,
+};
+
+fn engine() -> Engine {
+    Engine::builtin()
+}
+
+/// The original slices of the hits.
+fn hits(e: &Engine, text: &str) -> Vec<String> {
+    e.check(text)
+        .hits
+        .iter()
+        .map(|h| text[h.start..h.end].to_string())
+        .collect()
+}
+
+fn words(e: &Engine, text: &str) -> Vec<String> {
+    e.check(text).hits.into_iter().map(|h| h.word).collect()
+}
+
+#[test]
+fn plain_hits_with_level_and_category() {
+    let r = engine().check("well fuck that");
+    assert_eq!(r.verdict, Verdict::Block);
+    assert_eq!(r.hits.len(), 1);
+    let h = &r.hits[0];
+    assert_eq!(
+        (
+            h.word.as_str(),
+            h.level,
+            h.category.as_str(),
+            h.start,
+            h.end
+        ),
+        ("fuck", Level::Danger, "profanity", 5, 9)
+    );
+    assert_eq!(r.masked, "well **** that");
+    let r = engine().check("oh shit");
+    assert_eq!(r.verdict, Verdict::Review);
+    assert_eq!(r.hits[0].level, Level::Normal);
+    assert_eq!(engine().check("have a nice day").verdict, Verdict::Pass);
+}
+
+#[test]
+fn evasion_full_width() {
+    assert_eq!(hits(&engine(), "ｆｕｃｋ off"), ["ｆｕｃｋ"]);
+    assert_eq!(hits(&engine(), "你是傻逼吗"), ["傻逼"]);
+    assert_eq!(hits(&engine(), "ＳＨＩＴ"), ["ＳＨＩＴ"]);
+}
+
+#[test]
+fn evasion_styled_letters() {
+    for s in [
+        "𝐟𝐮𝐜𝐤",
+        "𝓯𝓾𝓬𝓴",
+        "ⓕⓤⓒⓚ",
+        "⒡⒰⒞⒦",
+        "🄵🅄🄲🄺",
+        "fuсk", /* Cyrillic с */
+        "fück",
+    ] {
+        assert_eq!(hits(&engine(), s), [s], "{s}");
+    }
+}
+
+#[test]
+fn evasion_case() {
+    assert_eq!(hits(&engine(), "FuCk"), ["FuCk"]);
+    assert_eq!(hits(&engine(), "MOTHERFUCKER!"), ["MOTHERFUCKER"]);
+}
+
+#[test]
+fn evasion_noise() {
+    let e = engine();
+    assert_eq!(hits(&e, "f*u c.k you"), ["f*u c.k"]);
+    assert_eq!(hits(&e, "f.u.c.k"), ["f.u.c.k"]);
+    assert_eq!(hits(&e, "f u c k"), ["f u c k"]);
+    assert_eq!(hits(&e, "f_u_c_k"), ["f_u_c_k"]);
+    assert_eq!(hits(&e, "f|u|c|k"), ["f|u|c|k"]);
+    assert_eq!(hits(&e, "f-u-c-k"), ["f-u-c-k"]);
+    assert_eq!(hits(&e, "f@u@c@k"), ["f@u@c@k"]);
+    assert_eq!(hits(&e, "f＊u＊c＊k"), ["f＊u＊c＊k"]);
+    assert_eq!(hits(&e, "傻*逼"), ["傻*逼"]);
+    assert_eq!(hits(&e, "傻 逼"), ["傻 逼"]);
+    assert_eq!(hits(&e, "傻·逼"), ["傻·逼"]);
+    assert_eq!(hits(&e, "傻　逼"), ["傻　逼"]); // ideographic space
+}
+
+#[test]
+fn evasion_invisible() {
+    let e = engine();
+    assert_eq!(hits(&e, "fu\u{200B}ck"), ["fu\u{200B}ck"]);
+    assert_eq!(
+        hits(&e, "f\u{200D}u\u{FEFF}c\u{00AD}k"),
+        ["f\u{200D}u\u{FEFF}c\u{00AD}k"]
+    );
+    // Zalgo: combining marks
+    assert_eq!(
+        hits(&e, "f\u{0334}u\u{0334}c\u{0334}k\u{0334}"),
+        ["f\u{0334}u\u{0334}c\u{0334}k"]
+    );
+    assert_eq!(hits(&e, "傻\u{200B}逼"), ["傻\u{200B}逼"]);
+}
+
+#[test]
+fn evasion_traditional() {
+    let e = engine();
+    assert_eq!(hits(&e, "操你媽"), ["操你媽"]);
+    assert_eq!(words(&e, "操你媽"), ["操你妈"]);
+    assert_eq!(hits(&e, "賣淫"), ["賣淫"]);
+    assert_eq!(words(&e, "強姦"), ["强奸"]); // 姦 is a traditional variant of 奸
+}
+
+#[test]
+fn evasion_emoji() {
+    let e = engine();
+    assert_eq!(hits(&e, "f😀u😀c😀k"), ["f😀u😀c😀k"]);
+    assert_eq!(hits(&e, "傻🐶逼"), ["傻🐶逼"]);
+    assert_eq!(hits(&e, "fu❤️ck"), ["fu❤️ck"]);
+}
+
+#[test]
+fn evasion_repeats() {
+    let e = engine();
+    assert_eq!(hits(&e, "fuuuuuck"), ["fuuuuuck"]);
+    assert_eq!(hits(&e, "ffffuck"), ["ffffuck"]);
+    assert_eq!(hits(&e, "fuckkkk!"), ["fuckkkk"]);
+    assert_eq!(hits(&e, "傻傻傻逼逼"), ["傻傻傻逼逼"]);
+    assert_eq!(hits(&e, "f u u u c k"), ["f u u u c k"]);
+    // the entry's own double letters must be there
+    assert_eq!(hits(&e, "as"), Vec::<String>::new());
+    assert_eq!(hits(&e, "asssss"), ["asssss"]);
+    assert_eq!(hits(&e, "ass"), ["ass"]);
+}
+
+#[test]
+fn evasions_combined() {
+    let e = engine();
+    let s = "Ｆ*𝐮 ⓒ.k";
+    assert_eq!(hits(&e, s), [s]);
+    let s = "傻*逼逼 and 操 你 媽";
+    assert_eq!(hits(&e, s), ["傻*逼逼", "操 你 媽"]);
+}
+
+#[test]
+fn scunthorpe_cases_pass() {
+    let e = engine();
+    for s in [
+        "classic",
+        "assassin",
+        "Scunthorpe",
+        "cocktail",
+        "therapist",
+        "grape",
+        "Dickens",
+        "shitake",
+        "passion",
+        "bass",
+        "embarrassment",
+        "cockpit",
+        "analysis",
+        "scrape",
+        "Cunthorpe",
+        "Hancock",
+        "Middlesex",
+        "titsworth",
+        "CLASSIC ＡＳＳＡＳＳＩＮ",
+    ] {
+        assert_eq!(
+            e.check(s).verdict,
+            Verdict::Pass,
+            "{s}: {:?}",
+            e.check(s).hits
+        );
+    }
+}
+
+#[test]
+fn word_gaps_never_glue_words() {
+    let e = engine();
+    for s in [
+        "a class",
+        "the pen is mightier",
+        "pass hit",
+        "is hit",
+        "as s",
+        "dic k",
+        "cum laude",
+        "the rap is good",
+        "crapulent",
+        "was silly",
+        "Kys-ville", // a boundary-less prefix is still a whole word: see below
+    ] {
+        if s == "Kys-ville" {
+            // "-" is visible noise, but "kysville" is not "kys"; the boundary after "kys" is
+            // the hyphen, so this one is a hit by design (hyphenation is an evasion technique).
+            assert_eq!(hits(&e, s), ["Kys"]);
+            continue;
+        }
+        assert_eq!(
+            e.check(s).verdict,
+            Verdict::Pass,
+            "{s}: {:?}",
+            e.check(s).hits
+        );
+    }
+    // but deliberate spacing is caught
+    assert_eq!(hits(&e, "s h i t"), ["s h i t"]);
+    assert_eq!(hits(&e, "sh.i t"), ["sh.i t"]);
+    // and a phrase entry matches across its own space, with any spacing
+    assert_eq!(hits(&e, "kill   yourself"), ["kill   yourself"]);
+    assert_eq!(hits(&e, "killyourself"), ["killyourself"]);
+}
+
+#[test]
+fn cjk_matches_anywhere_and_mixed_scripts() {
+    let e = engine();
+    assert_eq!(hits(&e, "我说你是傻逼啊"), ["傻逼"]);
+    assert_eq!(hits(&e, "fuck你"), ["fuck"]);
+    assert_eq!(hits(&e, "你fuck"), ["fuck"]);
+    assert_eq!(hits(&e, "abcfuck"), Vec::<String>::new());
+}
+
+#[test]
+fn allow_list_suppresses_overlaps() {
+    let e = engine();
+    assert_eq!(e.check("I read Moby Dick").verdict, Verdict::Pass);
+    assert_eq!(e.check("cock-a-doodle-doo!").verdict, Verdict::Pass);
+    assert_eq!(e.check("尼玛县").verdict, Verdict::Pass);
+    assert_eq!(hits(&e, "尼玛"), ["尼玛"]);
+    assert_eq!(hits(&e, "dick"), ["dick"]);
+}
+
+#[test]
+fn longest_hit_wins() {
+    let e = engine();
+    assert_eq!(words(&e, "motherfucker"), ["motherfucker"]);
+    assert_eq!(words(&e, "asshole"), ["asshole"]);
+    assert_eq!(words(&e, "他妈的"), ["他妈的"]); // not 妈的
+    assert_eq!(words(&e, "bullshit"), ["bullshit"]);
+    // adjacent hits are both kept
+    assert_eq!(words(&e, "傻逼傻逼"), ["傻逼", "傻逼"]);
+    assert_eq!(words(&e, "this shit that"), ["shit"]);
+    assert_eq!(words(&e, "shit this"), ["shit"]);
+    assert_eq!(words(&e, "a ass"), ["ass"]);
+    assert_eq!(words(&e, "big gay dick kill"), ["dick"]);
+}
+
+#[test]
+fn masks_per_level() {
+    let e = Engine::load(
+        &Sources::builtin(),
+        Options::default()
+            .mask(Level::Danger, '#')
+            .mask(Level::Normal, '~'),
+    )
+    .unwrap();
+    assert_eq!(e.check("fuck this shit").masked, "#### this ~~~~");
+    assert_eq!(e.check("傻逼").masked, "##");
+}
+
+#[test]
+fn collapse_off() {
+    let e = Engine::load(
+        &Sources::builtin(),
+        Options::default().collapse_repeats(false),
+    )
+    .unwrap();
+    assert_eq!(e.check("fuuuck").verdict, Verdict::Pass);
+    assert_eq!(hits(&e, "fuck"), ["fuck"]);
+    assert_eq!(hits(&e, "ass"), ["ass"]);
+}
+
+#[test]
+fn custom_noise() {
+    let e = Engine::load(
+        &Sources::builtin(),
+        Options::default().noise(NoiseSet::none().chars("#")),
+    )
+    .unwrap();
+    assert_eq!(hits(&e, "fu#ck"), ["fu#ck"]);
+    assert_eq!(e.check("f*ck f u c k").verdict, Verdict::Pass);
+}
+
+#[test]
+fn charset_stripping() {
+    let e = Engine::load(
+        &Sources::builtin(),
+        Options::default().charset(Some(Charset::common())),
+    )
+    .unwrap();
+    let text = "hi \u{1}there😀 fu\u{5D0}ck";
+    let r = e.check(text);
+    assert_eq!(r.masked, "hi there ****");
+    assert_eq!(&text[r.hits[0].start..r.hits[0].end], "fu\u{5D0}ck");
+}
+
+#[test]
+fn list_categories_and_priorities() {
+    let sources = Sources::new()
+        .list(ListSource::inline("a.txt", "foo\nbar\tx\n", Level::Normal).category("cat"))
+        .list(ListSource::inline("b.txt", "FOO\n", Level::Danger));
+    let e = Engine::load(&sources, Options::default()).unwrap();
+    let r = e.check("foo bar");
+    assert_eq!(r.verdict, Verdict::Block);
+    assert_eq!(
+        r.hits
+            .iter()
+            .map(|h| (h.word.as_str(), h.level, h.category.as_str()))
+            .collect::<Vec<_>>(),
+        [("FOO", Level::Danger, "b"), ("bar", Level::Normal, "x")]
+    );
+    // entries that normalize to nothing are skipped, not errors
+    let s = Sources::new().list(ListSource::inline("e.txt", "🍆\n***\nok\n", Level::Normal));
+    let d = espresso_filter_core::Dictionary::build(&s, Options::default()).unwrap();
+    assert_eq!((d.stats().words, d.stats().skipped), (1, 2));
+}
