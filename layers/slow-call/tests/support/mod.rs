@@ -28,11 +28,28 @@ impl Captured {
 
 /// Collects every event of target `espresso_slow_call` into a shared Vec.
 #[derive(Clone, Default)]
-pub struct Events(Arc<Mutex<Vec<Captured>>>);
+pub struct Events(Arc<Mutex<Vec<Captured>>>, Arc<tokio::sync::Notify>);
 
 impl Events {
     pub fn take(&self) -> Vec<Captured> {
         std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    /// Waits until `n` events were captured (for servers that log on their own tasks), then
+    /// takes them. Gives up after 10 s so a broken test fails instead of hanging.
+    pub async fn wait_for(&self, n: usize) -> Vec<Captured> {
+        let wait = async {
+            loop {
+                let notified = self.1.notified();
+                if self.0.lock().unwrap().len() >= n {
+                    return self.take();
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+            .await
+            .expect("events were logged")
     }
 }
 
@@ -47,6 +64,7 @@ impl<S: Subscriber> Layer<S> for Events {
             level: *event.metadata().level(),
             fields,
         });
+        self.1.notify_waiters();
     }
 }
 
