@@ -17,7 +17,8 @@
 //!   under any quota, so overrides and runtime quota changes keep each key's history.
 //! - **Idle eviction, inline:** a key whose TATs are all in the past is exactly as good as
 //!   a key never seen, so dropping it loses nothing. Each shard sweeps such keys after as many
-//!   checks as it holds keys (at least 1024), which costs at most one visited entry per check.
+//!   checks as it holds keys (at least 1024), which costs at most one visited entry per check,
+//!   and then sweeps one other shard in turn, so traffic anywhere drains idle keys everywhere.
 //! - **Hard cap:** each shard holds at most `max_keys / shards` keys. A new key arriving at a full
 //!   shard first sweeps idle keys; if the shard is still full, the eighth of its keys closest to
 //!   idle (lowest TAT) are evicted, so the cost is amortised over the next inserts. An evicted
@@ -135,6 +136,8 @@ impl Tats {
 struct Shard<K> {
     map: HashMap<K, Tats>,
     checks: usize,
+    /// Which other shard this one's next sweep also visits.
+    cursor: usize,
 }
 
 /// Counters of evicted keys, when metrics are on.
@@ -165,6 +168,7 @@ impl<K: Hash + Eq> Store<K> {
                     Mutex::new(Shard {
                         map: HashMap::new(),
                         checks: 0,
+                        cursor: 0,
                     })
                 })
                 .collect(),
@@ -179,13 +183,14 @@ impl<K: Hash + Eq> Store<K> {
         crate::quota::duration_nanos(Instant::now().saturating_duration_since(self.epoch))
     }
 
-    fn shard(&self, key: &K) -> MutexGuard<'_, Shard<K>> {
+    fn shard(&self, key: &K) -> (usize, MutexGuard<'_, Shard<K>>) {
         let hash = self.hasher.hash_one(key);
         // The high bits: the map itself uses the low ones of its own hash.
         let index = (hash >> 48) as usize & (self.shards.len() - 1);
-        self.shards[index]
+        let guard = self.shards[index]
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (index, guard)
     }
 
     /// Checks one request for `key` against `quotas`, all or nothing.
@@ -195,10 +200,20 @@ impl<K: Hash + Eq> Store<K> {
         }
         let max_delay = crate::quota::duration_nanos(max_delay);
         let now = self.now();
-        let mut shard = self.shard(&key);
+        let (index, mut shard) = self.shard(&key);
         shard.checks += 1;
         if shard.checks >= shard.map.len().max(MIN_SWEEP_INTERVAL) {
             self.sweep(&mut shard, now);
+            // Also sweep another shard in turn, so idle keys of quiet shards go too. `try_lock`
+            // never waits, so two shards sweeping each other cannot deadlock.
+            let n = self.shards.len();
+            if n > 1 {
+                shard.cursor = shard.cursor % (n - 1) + 1;
+                let other = (index + shard.cursor) % n;
+                if let Ok(mut other) = self.shards[other].try_lock() {
+                    self.sweep(&mut other, now);
+                }
+            }
         }
         if let Some(tats) = shard.map.get_mut(&key) {
             return gcra(tats.slots(quotas.len()), now, quotas, max_delay);

@@ -1,0 +1,490 @@
+//! The layer end to end, on tokio's paused clock.
+//!
+//! Every test runs with `start_paused = true`: time only moves when a test calls
+//! `tokio::time::advance`, so "burst, then one request every 100 ms" is checked exactly, with
+//! no sleeps and no flakiness. The limiter reads `tokio::time::Instant`, which is what makes
+//! this possible.
+
+use espresso_common::{BoxError, RejectBody};
+use espresso_rate_limit::{
+    ConfigKey, Global, Header, HeaderMode, MemoryBackend, MissingKey, PeerIp, Quota, Quotas,
+    RateLimit, RateLimitLayer, RateLimitMetrics, RateLimited, clock::TokioClock,
+};
+use http::{HeaderName, Request, Response, StatusCode, request::Parts};
+use http_body_util::BodyExt;
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+type Body = http_body_util::Full<bytes::Bytes>;
+
+type Ok = std::future::Ready<Result<Response<Body>, Infallible>>;
+type Inner = tower::util::ServiceFn<fn(Request<()>) -> Ok>;
+
+fn ok(_: Request<()>) -> Ok {
+    std::future::ready(Ok(Response::new(Body::from("ok"))))
+}
+
+fn svc<K: espresso_rate_limit::KeyExtractor>(layer: &RateLimitLayer<K>) -> RateLimit<Inner, K> {
+    layer.layer(service_fn(ok as fn(Request<()>) -> Ok))
+}
+
+async fn send<S>(s: &mut S, request: Request<()>) -> Response<RejectBody<Body>>
+where
+    S: Service<Request<()>, Response = Response<RejectBody<Body>>, Error = Infallible>,
+{
+    s.ready().await.unwrap().call(request).await.unwrap()
+}
+
+async fn status<S>(s: &mut S) -> StatusCode
+where
+    S: Service<Request<()>, Response = Response<RejectBody<Body>>, Error = Infallible>,
+{
+    send(s, Request::new(())).await.status()
+}
+
+fn from(header: &str, value: &str) -> Request<()> {
+    Request::builder().header(header, value).body(()).unwrap()
+}
+
+fn from_peer(peer: &str, xff: Option<&str>) -> Request<()> {
+    let mut b = Request::builder();
+    if let Some(xff) = xff {
+        b = b.header("x-forwarded-for", xff);
+    }
+    let mut r = b.body(()).unwrap();
+    r.extensions_mut().insert(peer.parse::<SocketAddr>().unwrap());
+    r
+}
+
+#[tokio::test(start_paused = true)]
+async fn burst_then_steady_rate() {
+    let layer = RateLimitLayer::new(Quota::per_second(10).burst(5)).key(Global);
+    let mut s = svc(&layer);
+    for _ in 0..5 {
+        assert_eq!(status(&mut s).await, StatusCode::OK);
+    }
+    assert_eq!(status(&mut s).await, StatusCode::TOO_MANY_REQUESTS);
+    // Then exactly one request per 100 ms.
+    for _ in 0..20 {
+        tokio::time::advance(Duration::from_millis(99)).await;
+        assert_eq!(status(&mut s).await, StatusCode::TOO_MANY_REQUESTS);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(status(&mut s).await, StatusCode::OK);
+        assert_eq!(status(&mut s).await, StatusCode::TOO_MANY_REQUESTS);
+    }
+    // After 500 ms of silence the full burst is back, and no more.
+    tokio::time::advance(Duration::from_secs(5)).await;
+    for _ in 0..5 {
+        assert_eq!(status(&mut s).await, StatusCode::OK);
+    }
+    assert_eq!(status(&mut s).await, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_counts_down_in_whole_seconds() {
+    let layer = RateLimitLayer::new(Quota::per_minute(1)).key(Global);
+    let mut s = svc(&layer);
+    assert_eq!(status(&mut s).await, StatusCode::OK);
+    let r = send(&mut s, Request::new(())).await;
+    assert_eq!(r.headers()["retry-after"], "60");
+    tokio::time::advance(Duration::from_millis(30_500)).await;
+    let r = send(&mut s, Request::new(())).await;
+    assert_eq!(r.headers()["retry-after"], "30"); // 29.5 s, rounded up
+    tokio::time::advance(Duration::from_millis(29_500)).await;
+    assert_eq!(status(&mut s).await, StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusals_carry_json_and_ietf_headers() {
+    let layer = RateLimitLayer::new(Quota::per_second(100))
+        .key(Global)
+        .headers(HeaderMode::Always);
+    let mut s = svc(&layer);
+    let first = send(&mut s, Request::new(())).await;
+    assert_eq!(first.headers()["ratelimit-policy"], "\"default\";q=100;w=1");
+    assert_eq!(first.headers()["ratelimit"], "\"default\";r=99;t=1");
+    for _ in 0..99 {
+        assert_eq!(status(&mut s).await, StatusCode::OK);
+    }
+    let refused = send(&mut s, Request::new(())).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(refused.headers()["ratelimit"], "\"default\";r=0;t=1");
+    assert_eq!(refused.headers()["ratelimit-policy"], "\"default\";q=100;w=1");
+    assert_eq!(refused.headers()["content-type"], "application/json");
+    let body = refused.into_body().collect().await.unwrap().to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"]["code"], "rate_limited");
+    assert_eq!(json["error"]["message"], "too many requests");
+}
+
+#[tokio::test(start_paused = true)]
+async fn headers_only_on_refusals_by_default_and_never_when_asked() {
+    let mut s = svc(&RateLimitLayer::new(Quota::per_second(1)).key(Global));
+    let ok = send(&mut s, Request::new(())).await;
+    assert!(ok.headers().get("ratelimit").is_none());
+    let refused = send(&mut s, Request::new(())).await;
+    assert!(refused.headers().get("ratelimit").is_some());
+
+    let mut s = svc(
+        &RateLimitLayer::new(Quota::per_second(1))
+            .key(Global)
+            .headers(HeaderMode::Never),
+    );
+    send(&mut s, Request::new(())).await;
+    let refused = send(&mut s, Request::new(())).await;
+    assert!(refused.headers().get("ratelimit").is_none());
+    assert_eq!(refused.headers()["retry-after"], "1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn several_quotas_report_the_tightest() {
+    let layer = RateLimitLayer::new([
+        Quota::per_second(10).named("burst"),
+        Quota::per_minute(12).burst(12).named("minute"),
+    ])
+    .key(Global)
+    .headers(HeaderMode::Always);
+    let mut s = svc(&layer);
+    let r = send(&mut s, Request::new(())).await;
+    assert_eq!(
+        r.headers()["ratelimit-policy"],
+        "\"burst\";q=10;w=1, \"minute\";q=12;w=60"
+    );
+    assert_eq!(r.headers()["ratelimit"], "\"burst\";r=9;t=1");
+    for _ in 0..9 {
+        send(&mut s, Request::new(())).await;
+    }
+    tokio::time::advance(Duration::from_secs(1)).await;
+    // 10 spent of the minute's 12: the minute quota is now the tighter one.
+    let r = send(&mut s, Request::new(())).await;
+    assert_eq!(r.headers()["ratelimit"], "\"minute\";r=1;t=54");
+    assert_eq!(status(&mut s).await, StatusCode::OK);
+    let r = send(&mut s, Request::new(())).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers()["ratelimit"].to_str().unwrap().starts_with("\"minute\";r=0"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_are_isolated() {
+    let layer = RateLimitLayer::new(Quota::per_second(1)).key(Header::new(
+        HeaderName::from_static("x-user"),
+    ));
+    let mut s = svc(&layer);
+    assert_eq!(send(&mut s, from("x-user", "alice")).await.status(), StatusCode::OK);
+    assert_eq!(
+        send(&mut s, from("x-user", "alice")).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(send(&mut s, from("x-user", "bob")).await.status(), StatusCode::OK);
+    // Clones of the service share the limiter.
+    let mut clone = s.clone();
+    assert_eq!(
+        send(&mut clone, from("x-user", "bob")).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_without_a_key_share_a_bucket_or_pass() {
+    let header = || Header::new(HeaderName::from_static("x-user"));
+    let mut shared = svc(&RateLimitLayer::new(Quota::per_second(1)).key(header()));
+    assert_eq!(status(&mut shared).await, StatusCode::OK);
+    assert_eq!(status(&mut shared).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(send(&mut shared, from("x-user", "a")).await.status(), StatusCode::OK);
+
+    let mut pass = svc(
+        &RateLimitLayer::new(Quota::per_second(1))
+            .key(header())
+            .on_missing_key(MissingKey::Allow),
+    );
+    for _ in 0..10 {
+        assert_eq!(status(&mut pass).await, StatusCode::OK);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_key_overrides_by_map_and_closure() {
+    let vip_quota: Quotas = Quota::per_second(3).into();
+    let layer = RateLimitLayer::new(Quota::per_second(1))
+        .key(|p: &Parts| {
+            p.headers
+                .get("x-user")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .override_quota("banned".to_owned(), Quota::per_second(0))
+        .overrides(move |user: &String| user.starts_with("vip-").then(|| vip_quota.clone()));
+    let s = svc(&layer);
+    let mut direct = s.clone();
+    let count_ok = |user: &'static str| {
+        let mut s = s.clone();
+        async move {
+            let mut n = 0;
+            for _ in 0..10 {
+                if send(&mut s, from("x-user", user)).await.status() == StatusCode::OK {
+                    n += 1;
+                }
+            }
+            n
+        }
+    };
+    assert_eq!(count_ok("plain").await, 1);
+    assert_eq!(count_ok("vip-anna").await, 3);
+    assert_eq!(count_ok("banned").await, 0);
+    let r = send(&mut direct, from("x-user", "banned")).await;
+    assert_eq!(r.headers()["retry-after"], "1");
+    // The map wins over the closure.
+    layer
+        .handle()
+        .set_override("vip-bert".to_owned(), Quota::per_second(2));
+    assert_eq!(count_ok("vip-bert").await, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn quotas_change_at_runtime_and_keep_state() {
+    let layer = RateLimitLayer::new(Quota::per_second(10)).key(Global);
+    let handle = layer.handle();
+    let mut s = svc(&layer);
+    for _ in 0..10 {
+        assert_eq!(status(&mut s).await, StatusCode::OK);
+    }
+    assert_eq!(status(&mut s).await, StatusCode::TOO_MANY_REQUESTS);
+    // A bigger burst: the 10 already spent still count, 10 more fit now.
+    handle.set(Quota::per_second(10).burst(20));
+    for _ in 0..10 {
+        assert_eq!(status(&mut s).await, StatusCode::OK);
+    }
+    assert_eq!(status(&mut s).await, StatusCode::TOO_MANY_REQUESTS);
+    // A slower rate applies to the existing backlog, which ends 2 s from now: under 1/s with
+    // a burst of 1, the next request fits exactly then.
+    handle.set(Quota::per_second(1));
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    assert_eq!(status(&mut s).await, StatusCode::TOO_MANY_REQUESTS);
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert_eq!(status(&mut s).await, StatusCode::OK);
+    assert_eq!(status(&mut s).await, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_random_keys_stays_bounded() {
+    let layer = RateLimitLayer::new(Quota::per_minute(10))
+        .key(|p: &Parts| p.headers.get("x-id").cloned())
+        .backend(MemoryBackend::new().max_keys(1024).shards(16));
+    let limiter = layer.limiter();
+    let mut s = svc(&layer);
+    for i in 0..20_000u32 {
+        let r = send(&mut s, from("x-id", &format!("{:08x}", i.wrapping_mul(2_654_435_761)))).await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    assert!(limiter.tracked_keys() <= 1024, "{}", limiter.tracked_keys());
+    assert_eq!(limiter.max_tracked_keys(), 1024);
+    // Idle keys disappear by themselves once replenished: each shard's inline sweep also
+    // sweeps another shard in turn, so traffic on any key drains them all.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    for _ in 0..17 * 1024 {
+        limiter.check(&http::HeaderValue::from_static("one")).await;
+    }
+    assert!(limiter.tracked_keys() < 100, "{}", limiter.tracked_keys());
+}
+
+#[tokio::test(start_paused = true)]
+async fn spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let layer = RateLimitLayer::new(Quota::per_second(1))
+        .key(PeerIp::new().trust("10.0.0.0/8".parse().unwrap()));
+    let mut s = svc(&layer);
+    // A direct client rotating X-Forwarded-For still has one bucket.
+    assert_eq!(
+        send(&mut s, from_peer("203.0.113.1:1000", Some("1.1.1.1"))).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&mut s, from_peer("203.0.113.1:1001", Some("2.2.2.2"))).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Through the trusted proxy, clients are told apart by the header.
+    assert_eq!(
+        send(&mut s, from_peer("10.0.0.1:80", Some("198.51.100.1"))).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&mut s, from_peer("10.0.0.1:80", Some("198.51.100.2, 10.0.0.2"))).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&mut s, from_peer("10.0.0.1:80", Some("198.51.100.2"))).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // A spoofed address behind the proxy names the client's real address, not the spoof.
+    assert_eq!(
+        send(&mut s, from_peer("10.0.0.1:80", Some("9.9.9.9, 198.51.100.2"))).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn config_key_strings_build_the_server_layer() {
+    let layer = RateLimitLayer::new(Quota::per_second(1000).burst(2))
+        .key("ip".parse::<ConfigKey>().unwrap());
+    let mut s = svc(&layer);
+    for expected in [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS] {
+        assert_eq!(send(&mut s, from_peer("192.0.2.1:1", None)).await.status(), expected);
+    }
+    assert_eq!(send(&mut s, from_peer("192.0.2.2:1", None)).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn grpc_requests_get_resource_exhausted() {
+    let mut s = svc(&RateLimitLayer::new(Quota::per_second(1)).key(Global));
+    let grpc = || {
+        Request::builder()
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap()
+    };
+    assert_eq!(send(&mut s, grpc()).await.headers().get("grpc-status"), None);
+    let r = send(&mut s, grpc()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["grpc-status"], "8");
+    assert_eq!(r.headers()["grpc-message"], "too many requests");
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert!(r.headers().get("ratelimit").is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn shadow_mode_counts_but_passes() {
+    let registry = prometheus::Registry::new();
+    let metrics = RateLimitMetrics::register(&registry).unwrap();
+    let layer = RateLimitLayer::new(Quota::per_second(2))
+        .key(Global)
+        .name("shadowed")
+        .metrics(&metrics)
+        .shadow(true);
+    let mut s = svc(&layer);
+    for _ in 0..5 {
+        assert_eq!(status(&mut s).await, StatusCode::OK);
+    }
+    let text = gather(&registry);
+    assert!(text.contains(r#"espresso_rate_limit_requests_total{decision="allowed",limiter="shadowed"} 2"#), "{text}");
+    assert!(text.contains(r#"espresso_rate_limit_requests_total{decision="shadow_limited",limiter="shadowed"} 3"#), "{text}");
+}
+
+fn gather(registry: &prometheus::Registry) -> String {
+    use prometheus::Encoder;
+    let mut out = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&registry.gather(), &mut out)
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn metrics_count_decisions_and_evictions_per_limiter() {
+    let registry = prometheus::Registry::new();
+    let metrics = RateLimitMetrics::register(&registry).unwrap();
+    let a = RateLimitLayer::new(Quota::per_second(1)).key(Global).name("a").metrics(&metrics);
+    let b = RateLimitLayer::new(Quota::per_second(1))
+        .key(|p: &Parts| p.headers.get("x-id").cloned())
+        .backend(MemoryBackend::new().max_keys(8).shards(1))
+        .name("b")
+        .metrics(&metrics);
+    let mut sa = svc(&a);
+    status(&mut sa).await;
+    status(&mut sa).await;
+    let mut sb = svc(&b);
+    for i in 0..9 {
+        send(&mut sb, from("x-id", &i.to_string())).await;
+    }
+    let text = gather(&registry);
+    for line in [
+        r#"espresso_rate_limit_requests_total{decision="allowed",limiter="a"} 1"#,
+        r#"espresso_rate_limit_requests_total{decision="limited",limiter="a"} 1"#,
+        r#"espresso_rate_limit_requests_total{decision="allowed",limiter="b"} 9"#,
+        r#"espresso_rate_limit_evicted_keys_total{limiter="b",reason="capacity"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_mode_returns_rate_limited() {
+    let layer = RateLimitLayer::new(Quota::per_second(2).burst(1))
+        .key(Global)
+        .error_mode();
+    let mut s = layer.layer(service_fn(ok as fn(Request<()>) -> Ok));
+    let r = s.ready().await.unwrap().call(Request::new(())).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let err: BoxError = s.ready().await.unwrap().call(Request::new(())).await.unwrap_err();
+    let limited = err.downcast_ref::<RateLimited>().unwrap();
+    assert_eq!(limited.retry_after(), Duration::from_millis(500));
+    assert_eq!(limited.limiter(), "default");
+    assert_eq!(limited.headers()["ratelimit"], "\"default\";r=0;t=1");
+    assert_eq!(
+        limited.to_string(),
+        "rate limited by `default`; retry after 500ms"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_instead_of_refusing() {
+    let registry = prometheus::Registry::new();
+    let metrics = RateLimitMetrics::register(&registry).unwrap();
+    let layer = RateLimitLayer::new(Quota::per_second(10).burst(1))
+        .key(Global)
+        .wait_up_to(Duration::from_millis(250))
+        .metrics(&metrics);
+    let s = svc(&layer);
+    let start = tokio::time::Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let mut s = s.clone();
+        let ready = s.ready().await.unwrap().call(Request::new(()));
+        handles.push(tokio::spawn(async move {
+            let r = ready.await.unwrap();
+            (r.status(), start.elapsed())
+        }));
+    }
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(h.await.unwrap());
+    }
+    assert_eq!(results[0], (StatusCode::OK, Duration::ZERO));
+    assert_eq!(results[1], (StatusCode::OK, Duration::from_millis(100)));
+    assert_eq!(results[2], (StatusCode::OK, Duration::from_millis(200)));
+    assert_eq!(results[3].0, StatusCode::TOO_MANY_REQUESTS);
+    assert!(gather(&registry).contains(r#"decision="delayed",limiter="default"} 2"#));
+}
+
+/// The limiter decides exactly as governor does for the same quota, on the same clock.
+#[tokio::test(start_paused = true)]
+async fn same_decisions_as_governor() {
+    use std::num::NonZeroU32;
+    for (per, burst) in [(10u32, 1u32), (10, 5), (100, 200), (3, 7)] {
+        let period = Duration::from_secs(1) / per;
+        let theirs = governor::RateLimiter::direct_with_clock(
+            governor::Quota::with_period(period)
+                .unwrap()
+                .allow_burst(NonZeroU32::new(burst).unwrap()),
+            TokioClock,
+        );
+        let ours = RateLimitLayer::new(Quota::per_second(per).burst(burst))
+            .key(Global)
+            .limiter();
+        // A deterministic, bursty arrival pattern.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let gap = if x % 4 == 0 { x % 400 } else { 0 };
+            tokio::time::advance(Duration::from_millis(gap)).await;
+            let expected = theirs.check();
+            let got = ours.check(&()).await;
+            assert_eq!(got.is_allowed(), expected.is_ok(), "{per}/s burst {burst}");
+            if let Err(not_until) = expected {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(&TokioClock));
+                assert_eq!(got.retry_after(), Some(wait));
+            }
+        }
+    }
+}
