@@ -66,10 +66,10 @@ impl<B: Body> Body for SlowCallBody<B> {
                 this.inner.is_end_stream().then_some(End::Complete)
             }
         };
-        if let Some(end) = end {
-            if let Some(mut call) = this.call.take() {
-                call.finish(end);
-            }
+        if let Some(end) = end
+            && let Some(mut call) = this.call.take()
+        {
+            call.finish(end);
         }
         Poll::Ready(polled)
     }

@@ -56,10 +56,10 @@ where
                 if let Some(call) = call.as_mut() {
                     call.response(response.status(), response.headers());
                 }
-                if response.body().is_end_stream() {
-                    if let Some(mut call) = call.take() {
-                        call.finish(End::Complete);
-                    }
+                if response.body().is_end_stream()
+                    && let Some(mut call) = call.take()
+                {
+                    call.finish(End::Complete);
                 }
                 Poll::Ready(Ok(response.map(|body| SlowCallBody::new(body, call))))
             }

@@ -88,7 +88,8 @@ impl Policy {
             prefix: prefix.into(),
             threshold,
         });
-        self.routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        self.routes
+            .sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
     }
 
     pub(crate) fn set_route_fn(&mut self, f: Arc<RouteFn>) {
@@ -167,7 +168,8 @@ mod tests {
         let mut p = Policy::new(200 * MS);
         p.add_route("/v1/filter", Some(50 * MS));
         p.set_route_fn(Arc::new(|_: &Method, path: &str| {
-            path.starts_with("/users/").then_some(Cow::Borrowed("/users/{id}"))
+            path.starts_with("/users/")
+                .then_some(Cow::Borrowed("/users/{id}"))
         }));
         p.set_threshold_fn(Arc::new(|m: &Method, _: &str| {
             (m == Method::DELETE).then_some(MS)

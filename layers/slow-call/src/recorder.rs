@@ -110,11 +110,12 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let meta = attrs.metadata();
-        if meta.target() == ROOT_SPAN_TARGET && meta.name() == ROOT_SPAN_NAME {
-            if let Some(tree) = PENDING.with(|p| p.take()) {
-                span.extensions_mut().insert(Node::new(tree, ROOT, false));
-                return;
-            }
+        if meta.target() == ROOT_SPAN_TARGET
+            && meta.name() == ROOT_SPAN_NAME
+            && let Some(tree) = PENDING.with(|p| p.take())
+        {
+            span.extensions_mut().insert(Node::new(tree, ROOT, false));
+            return;
         }
         let Some(parent) = span.parent() else { return };
         let (tree, parent_index) = {
@@ -149,12 +150,15 @@ where
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(node) = ext.get_mut::<Node>().filter(|n| n.recorded && n.entered > 0) {
+        if let Some(node) = ext
+            .get_mut::<Node>()
+            .filter(|n| n.recorded && n.entered > 0)
+        {
             node.entered -= 1;
-            if node.entered == 0 {
-                if let Some(at) = node.entered_at.take() {
-                    node.busy += at.elapsed();
-                }
+            if node.entered == 0
+                && let Some(at) = node.entered_at.take()
+            {
+                node.busy += at.elapsed();
             }
         }
     }

@@ -262,7 +262,10 @@ mod tests {
         assert_eq!(tree.open("b", String::new(), 0), Some(1));
         assert_eq!(tree.open("c", String::new(), 1), None);
         tree.close(0, ms(1));
-        assert!(tree.render(Instant::now()).ends_with("(+1 spans not recorded)"));
+        assert!(
+            tree.render(Instant::now())
+                .ends_with("(+1 spans not recorded)")
+        );
         tree.discard();
         assert!(tree.snapshot().is_empty());
     }

@@ -50,14 +50,12 @@ async fn serve_axum(metrics: SlowCallMetrics) -> SocketAddr {
         .route("/v1/filter", post(filter))
         .route("/stall", post(stall))
         .layer(
-            ServiceBuilder::new()
-                .map_request(with_request_id)
-                .layer(
-                    SlowCallLayer::new(Duration::ZERO)
-                        .route("/v1/filter")
-                        .route("/stall")
-                        .with_metrics(metrics),
-                ),
+            ServiceBuilder::new().map_request(with_request_id).layer(
+                SlowCallLayer::new(Duration::ZERO)
+                    .route("/v1/filter")
+                    .route("/stall")
+                    .with_metrics(metrics),
+            ),
         );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -113,7 +111,10 @@ async fn a_client_disconnect_is_accounted_as_cancelled() {
     assert_eq!(events[0].get("status"), "cancelled");
     assert_eq!(events[0].get("cancelled"), "true");
     assert_eq!(histogram(&registry, "POST", "/stall", "cancelled").0, 1);
-    assert_eq!(support::value(&registry, "http_server_active_requests", &[]), 0.0);
+    assert_eq!(
+        support::value(&registry, "http_server_active_requests", &[]),
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -142,7 +143,9 @@ async fn grpc_calls_are_logged_with_their_grpc_status() {
         .unwrap();
     let mut client = HealthClient::new(channel);
 
-    let ok = client.check(HealthCheckRequest { service: "".into() }).await;
+    let ok = client
+        .check(HealthCheckRequest { service: "".into() })
+        .await;
     assert!(ok.is_ok());
     let missing = client
         .check(HealthCheckRequest {

@@ -95,8 +95,15 @@ async fn a_slow_request_logs_one_event_with_the_nested_tree() {
          classifier{model=\"v2\"} 8.0ms (busy 0µs) > rpc 5.0ms (busy 0µs)]"
     );
 
-    assert_eq!(histogram(&registry, "POST", "/v1/filter", "200"), (1, 0.012));
-    let slow = value(&registry, "espresso_slow_calls_total", &[("route", "/v1/filter")]);
+    assert_eq!(
+        histogram(&registry, "POST", "/v1/filter", "200"),
+        (1, 0.012)
+    );
+    let slow = value(
+        &registry,
+        "espresso_slow_calls_total",
+        &[("route", "/v1/filter")],
+    );
     assert_eq!(slow, 1.0);
     assert_eq!(value(&registry, "http_server_active_requests", &[]), 0.0);
 }
@@ -109,7 +116,12 @@ async fn a_fast_request_logs_nothing_but_is_measured() {
     let mut service = layer.layer(service_fn(app));
 
     for _ in 0..3 {
-        let response = service.ready().await.unwrap().call(request("/anything")).await;
+        let response = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request("/anything"))
+            .await;
         response.unwrap().into_body().collect().await.unwrap();
     }
 
@@ -162,7 +174,11 @@ async fn a_client_that_goes_away_before_the_response_is_accounted() {
     assert_eq!(events[0].get("status"), "cancelled");
     assert_eq!(events[0].get("duration_ms"), "30.0");
     // The handler's spans finished; the request itself was still waiting.
-    assert!(events[0].get("tree").starts_with("handler 12.0ms (busy 4.0ms) > ["));
+    assert!(
+        events[0]
+            .get("tree")
+            .starts_with("handler 12.0ms (busy 4.0ms) > [")
+    );
     let (count, sum) = histogram(&registry, "POST", UNMATCHED_ROUTE, "cancelled");
     assert_eq!((count, sum), (1, 0.030));
 }
