@@ -89,9 +89,9 @@ mod metrics;
 mod quota;
 mod service;
 
-pub use backend::{Decision, MemoryBackend};
 #[cfg(feature = "redis")]
 pub use backend::RedisBackend;
+pub use backend::{Decision, MemoryBackend};
 pub use error::RateLimited;
 pub use future::ResponseFuture;
 pub use headers::HeaderMode;

@@ -16,6 +16,7 @@ pub(crate) type PendingDecision = Pin<Box<dyn Future<Output = Decision> + Send +
 /// A decision now, or one on its way.
 pub(crate) enum Checked {
     Ready(Decision),
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Pending(PendingDecision),
 }
 
@@ -172,7 +173,7 @@ pub enum Backend {
     Memory(MemoryBackend),
     /// In Redis, shared by every instance (feature `redis`).
     #[cfg(feature = "redis")]
-    Redis(crate::backend::RedisBackend),
+    Redis(Box<crate::backend::RedisBackend>),
 }
 
 impl Default for Backend {
@@ -190,7 +191,7 @@ impl From<MemoryBackend> for Backend {
 #[cfg(feature = "redis")]
 impl From<crate::backend::RedisBackend> for Backend {
     fn from(b: crate::backend::RedisBackend) -> Self {
-        Backend::Redis(b)
+        Backend::Redis(Box::new(b))
     }
 }
 

@@ -120,6 +120,7 @@ impl Quota {
 
     /// The same quota with its rate and burst multiplied by `share` (0 < share ≤ 1), for the
     /// local fallback of a global limit. The burst never falls below 1.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn scaled(&self, share: f64) -> Self {
         let share = if share.is_finite() && share > 0.0 {
             share.min(1.0)
@@ -128,8 +129,8 @@ impl Quota {
         };
         let scale = |n: u32| ((f64::from(n) * share).round() as u32).max(1);
         // Scale the period rather than the count so small counts keep their precision.
-        let period = Duration::try_from_secs_f64(self.period.as_secs_f64() / share)
-            .unwrap_or(Duration::MAX);
+        let period =
+            Duration::try_from_secs_f64(self.period.as_secs_f64() / share).unwrap_or(Duration::MAX);
         Self {
             count: self.count,
             period,
@@ -180,6 +181,7 @@ struct QuotasInner {
     quotas: Vec<Quota>,
     compiled: Vec<Compiled>,
     policy: HeaderValue,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     scaled: std::sync::OnceLock<(u64, Quotas)>,
 }
 
@@ -224,6 +226,7 @@ impl Quotas {
     }
 
     /// These quotas scaled by `share` (cached: a backend always asks with the same share).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn scaled(&self, share: f64) -> Quotas {
         let bits = share.to_bits();
         let (cached_bits, quotas) = self.0.scaled.get_or_init(|| {
@@ -364,7 +367,10 @@ mod tests {
         let q = Quota::per_second(100).burst(200);
         assert_eq!(q.emission_interval(), Duration::from_millis(10));
         assert_eq!(q.burst_size(), 200);
-        assert_eq!(Quota::per_minute(6).emission_interval(), Duration::from_secs(10));
+        assert_eq!(
+            Quota::per_minute(6).emission_interval(),
+            Duration::from_secs(10)
+        );
         assert_eq!(Quota::per_hour(3600).burst_size(), 3600);
         assert_eq!(Quota::per_second(5).burst(0).burst_size(), 1);
         assert_eq!(Quota::per_second(0).emission_interval(), Duration::MAX);

@@ -52,7 +52,8 @@ fn from_peer(peer: &str, xff: Option<&str>) -> Request<()> {
         b = b.header("x-forwarded-for", xff);
     }
     let mut r = b.body(()).unwrap();
-    r.extensions_mut().insert(peer.parse::<SocketAddr>().unwrap());
+    r.extensions_mut()
+        .insert(peer.parse::<SocketAddr>().unwrap());
     r
 }
 
@@ -110,7 +111,10 @@ async fn refusals_carry_json_and_ietf_headers() {
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.headers()["retry-after"], "1");
     assert_eq!(refused.headers()["ratelimit"], "\"default\";r=0;t=1");
-    assert_eq!(refused.headers()["ratelimit-policy"], "\"default\";q=100;w=1");
+    assert_eq!(
+        refused.headers()["ratelimit-policy"],
+        "\"default\";q=100;w=1"
+    );
     assert_eq!(refused.headers()["content-type"], "application/json");
     let body = refused.into_body().collect().await.unwrap().to_bytes();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -126,11 +130,9 @@ async fn headers_only_on_refusals_by_default_and_never_when_asked() {
     let refused = send(&mut s, Request::new(())).await;
     assert!(refused.headers().get("ratelimit").is_some());
 
-    let mut s = svc(
-        &RateLimitLayer::new(Quota::per_second(1))
-            .key(Global)
-            .headers(HeaderMode::Never),
-    );
+    let mut s = svc(&RateLimitLayer::new(Quota::per_second(1))
+        .key(Global)
+        .headers(HeaderMode::Never));
     send(&mut s, Request::new(())).await;
     let refused = send(&mut s, Request::new(())).await;
     assert!(refused.headers().get("ratelimit").is_none());
@@ -162,21 +164,31 @@ async fn several_quotas_report_the_tightest() {
     assert_eq!(status(&mut s).await, StatusCode::OK);
     let r = send(&mut s, Request::new(())).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(r.headers()["ratelimit"].to_str().unwrap().starts_with("\"minute\";r=0"));
+    assert!(
+        r.headers()["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("\"minute\";r=0")
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn keys_are_isolated() {
-    let layer = RateLimitLayer::new(Quota::per_second(1)).key(Header::new(
-        HeaderName::from_static("x-user"),
-    ));
+    let layer = RateLimitLayer::new(Quota::per_second(1))
+        .key(Header::new(HeaderName::from_static("x-user")));
     let mut s = svc(&layer);
-    assert_eq!(send(&mut s, from("x-user", "alice")).await.status(), StatusCode::OK);
+    assert_eq!(
+        send(&mut s, from("x-user", "alice")).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(
         send(&mut s, from("x-user", "alice")).await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
-    assert_eq!(send(&mut s, from("x-user", "bob")).await.status(), StatusCode::OK);
+    assert_eq!(
+        send(&mut s, from("x-user", "bob")).await.status(),
+        StatusCode::OK
+    );
     // Clones of the service share the limiter.
     let mut clone = s.clone();
     assert_eq!(
@@ -191,13 +203,14 @@ async fn requests_without_a_key_share_a_bucket_or_pass() {
     let mut shared = svc(&RateLimitLayer::new(Quota::per_second(1)).key(header()));
     assert_eq!(status(&mut shared).await, StatusCode::OK);
     assert_eq!(status(&mut shared).await, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(send(&mut shared, from("x-user", "a")).await.status(), StatusCode::OK);
-
-    let mut pass = svc(
-        &RateLimitLayer::new(Quota::per_second(1))
-            .key(header())
-            .on_missing_key(MissingKey::Allow),
+    assert_eq!(
+        send(&mut shared, from("x-user", "a")).await.status(),
+        StatusCode::OK
     );
+
+    let mut pass = svc(&RateLimitLayer::new(Quota::per_second(1))
+        .key(header())
+        .on_missing_key(MissingKey::Allow));
     for _ in 0..10 {
         assert_eq!(status(&mut pass).await, StatusCode::OK);
     }
@@ -274,7 +287,11 @@ async fn a_flood_of_random_keys_stays_bounded() {
     let limiter = layer.limiter();
     let mut s = svc(&layer);
     for i in 0..20_000u32 {
-        let r = send(&mut s, from("x-id", &format!("{:08x}", i.wrapping_mul(2_654_435_761)))).await;
+        let r = send(
+            &mut s,
+            from("x-id", &format!("{:08x}", i.wrapping_mul(2_654_435_761))),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::OK);
     }
     assert!(limiter.tracked_keys() <= 1024, "{}", limiter.tracked_keys());
@@ -295,29 +312,47 @@ async fn spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
     let mut s = svc(&layer);
     // A direct client rotating X-Forwarded-For still has one bucket.
     assert_eq!(
-        send(&mut s, from_peer("203.0.113.1:1000", Some("1.1.1.1"))).await.status(),
+        send(&mut s, from_peer("203.0.113.1:1000", Some("1.1.1.1")))
+            .await
+            .status(),
         StatusCode::OK
     );
     assert_eq!(
-        send(&mut s, from_peer("203.0.113.1:1001", Some("2.2.2.2"))).await.status(),
+        send(&mut s, from_peer("203.0.113.1:1001", Some("2.2.2.2")))
+            .await
+            .status(),
         StatusCode::TOO_MANY_REQUESTS
     );
     // Through the trusted proxy, clients are told apart by the header.
     assert_eq!(
-        send(&mut s, from_peer("10.0.0.1:80", Some("198.51.100.1"))).await.status(),
+        send(&mut s, from_peer("10.0.0.1:80", Some("198.51.100.1")))
+            .await
+            .status(),
         StatusCode::OK
     );
     assert_eq!(
-        send(&mut s, from_peer("10.0.0.1:80", Some("198.51.100.2, 10.0.0.2"))).await.status(),
+        send(
+            &mut s,
+            from_peer("10.0.0.1:80", Some("198.51.100.2, 10.0.0.2"))
+        )
+        .await
+        .status(),
         StatusCode::OK
     );
     assert_eq!(
-        send(&mut s, from_peer("10.0.0.1:80", Some("198.51.100.2"))).await.status(),
+        send(&mut s, from_peer("10.0.0.1:80", Some("198.51.100.2")))
+            .await
+            .status(),
         StatusCode::TOO_MANY_REQUESTS
     );
     // A spoofed address behind the proxy names the client's real address, not the spoof.
     assert_eq!(
-        send(&mut s, from_peer("10.0.0.1:80", Some("9.9.9.9, 198.51.100.2"))).await.status(),
+        send(
+            &mut s,
+            from_peer("10.0.0.1:80", Some("9.9.9.9, 198.51.100.2"))
+        )
+        .await
+        .status(),
         StatusCode::TOO_MANY_REQUESTS
     );
 }
@@ -327,10 +362,20 @@ async fn config_key_strings_build_the_server_layer() {
     let layer = RateLimitLayer::new(Quota::per_second(1000).burst(2))
         .key("ip".parse::<ConfigKey>().unwrap());
     let mut s = svc(&layer);
-    for expected in [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS] {
-        assert_eq!(send(&mut s, from_peer("192.0.2.1:1", None)).await.status(), expected);
+    for expected in [
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        assert_eq!(
+            send(&mut s, from_peer("192.0.2.1:1", None)).await.status(),
+            expected
+        );
     }
-    assert_eq!(send(&mut s, from_peer("192.0.2.2:1", None)).await.status(), StatusCode::OK);
+    assert_eq!(
+        send(&mut s, from_peer("192.0.2.2:1", None)).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -342,7 +387,10 @@ async fn grpc_requests_get_resource_exhausted() {
             .body(())
             .unwrap()
     };
-    assert_eq!(send(&mut s, grpc()).await.headers().get("grpc-status"), None);
+    assert_eq!(
+        send(&mut s, grpc()).await.headers().get("grpc-status"),
+        None
+    );
     let r = send(&mut s, grpc()).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["grpc-status"], "8");
@@ -365,8 +413,18 @@ async fn shadow_mode_counts_but_passes() {
         assert_eq!(status(&mut s).await, StatusCode::OK);
     }
     let text = gather(&registry);
-    assert!(text.contains(r#"espresso_rate_limit_requests_total{decision="allowed",limiter="shadowed"} 2"#), "{text}");
-    assert!(text.contains(r#"espresso_rate_limit_requests_total{decision="shadow_limited",limiter="shadowed"} 3"#), "{text}");
+    assert!(
+        text.contains(
+            r#"espresso_rate_limit_requests_total{decision="allowed",limiter="shadowed"} 2"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"espresso_rate_limit_requests_total{decision="shadow_limited",limiter="shadowed"} 3"#
+        ),
+        "{text}"
+    );
 }
 
 fn gather(registry: &prometheus::Registry) -> String {
@@ -382,7 +440,10 @@ fn gather(registry: &prometheus::Registry) -> String {
 async fn metrics_count_decisions_and_evictions_per_limiter() {
     let registry = prometheus::Registry::new();
     let metrics = RateLimitMetrics::register(&registry).unwrap();
-    let a = RateLimitLayer::new(Quota::per_second(1)).key(Global).name("a").metrics(&metrics);
+    let a = RateLimitLayer::new(Quota::per_second(1))
+        .key(Global)
+        .name("a")
+        .metrics(&metrics);
     let b = RateLimitLayer::new(Quota::per_second(1))
         .key(|p: &Parts| p.headers.get("x-id").cloned())
         .backend(MemoryBackend::new().max_keys(8).shards(1))
@@ -412,9 +473,21 @@ async fn error_mode_returns_rate_limited() {
         .key(Global)
         .error_mode();
     let mut s = layer.layer(service_fn(ok as fn(Request<()>) -> Ok));
-    let r = s.ready().await.unwrap().call(Request::new(())).await.unwrap();
+    let r = s
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let err: BoxError = s.ready().await.unwrap().call(Request::new(())).await.unwrap_err();
+    let err: BoxError = s
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap_err();
     let limited = err.downcast_ref::<RateLimited>().unwrap();
     assert_eq!(limited.retry_after(), Duration::from_millis(500));
     assert_eq!(limited.limiter(), "default");
@@ -476,7 +549,7 @@ async fn same_decisions_as_governor() {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let gap = if x % 4 == 0 { x % 400 } else { 0 };
+            let gap = if x.is_multiple_of(4) { x % 400 } else { 0 };
             tokio::time::advance(Duration::from_millis(gap)).await;
             let expected = theirs.check();
             let got = ours.check(&()).await;

@@ -7,9 +7,7 @@
 //! Redis start their own `redis-server` on a free port.
 #![cfg(feature = "redis")]
 
-use espresso_rate_limit::{
-    Global, Limiter, Quota, RateLimitLayer, RateLimitMetrics, RedisBackend,
-};
+use espresso_rate_limit::{Global, Limiter, Quota, RateLimitLayer, RateLimitMetrics, RedisBackend};
 use std::{
     net::SocketAddr,
     process::Stdio,
@@ -72,7 +70,10 @@ async fn one_limit_across_two_limiters() {
     let refused = a.check(&()).await;
     assert!(!refused.is_allowed());
     let retry = refused.retry_after().unwrap();
-    assert!(retry > Duration::from_secs(11) && retry <= Duration::from_secs(12), "{retry:?}");
+    assert!(
+        retry > Duration::from_secs(11) && retry <= Duration::from_secs(12),
+        "{retry:?}"
+    );
     assert!(!a.is_degraded() && !b.is_degraded());
 }
 
@@ -101,10 +102,18 @@ async fn several_quotas_and_keys_with_ttl() {
         .await
         .unwrap();
     let key = format!("{prefix}:multi:=alice");
-    let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     // Three of four hourly cells used: full again in 45 min.
     assert!(ttl > 44 * 60_000 && ttl <= 45 * 60_000 + 1000, "{ttl}");
-    let fields: Vec<String> = redis::cmd("HKEYS").arg(&key).query_async(&mut conn).await.unwrap();
+    let fields: Vec<String> = redis::cmd("HKEYS")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(fields.len(), 2);
 }
 
@@ -118,7 +127,11 @@ async fn the_script_is_reloaded_after_a_flush() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(allowed(&limiter, 5).await, 2);
     assert!(!limiter.is_degraded());
 }
@@ -198,8 +211,16 @@ async fn falls_back_when_redis_is_killed_and_recovers_when_it_is_back() {
     assert_eq!(allowed(&limiter, 5).await, 2);
     assert!(limiter.is_degraded());
     let text = gather(&registry);
-    assert!(text.contains(r#"espresso_rate_limit_backend_transitions_total{limiter="killed",to="local"} 1"#), "{text}");
-    assert!(text.contains(r#"espresso_rate_limit_backend_local{limiter="killed"} 1"#), "{text}");
+    assert!(
+        text.contains(
+            r#"espresso_rate_limit_backend_transitions_total{limiter="killed",to="local"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"espresso_rate_limit_backend_local{limiter="killed"} 1"#),
+        "{text}"
+    );
 
     let redis = OwnRedis::start(port).await;
     // The connection manager reconnects by itself; give it a bounded number of tries.
@@ -214,8 +235,16 @@ async fn falls_back_when_redis_is_killed_and_recovers_when_it_is_back() {
     }
     assert!(recovered, "the limiter did not return to Redis");
     let text = gather(&registry);
-    assert!(text.contains(r#"espresso_rate_limit_backend_transitions_total{limiter="killed",to="redis"} 1"#), "{text}");
-    assert!(text.contains(r#"espresso_rate_limit_backend_local{limiter="killed"} 0"#), "{text}");
+    assert!(
+        text.contains(
+            r#"espresso_rate_limit_backend_transitions_total{limiter="killed",to="redis"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"espresso_rate_limit_backend_local{limiter="killed"} 0"#),
+        "{text}"
+    );
     // Back on Redis (fresh, empty): the global quota of 4 applies again, counting the probe
     // that brought it back.
     assert_eq!(allowed(&limiter, 10).await, 3);

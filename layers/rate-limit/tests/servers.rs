@@ -62,7 +62,10 @@ mod axum_router {
         let refused = get(addr, "/ip", false).await;
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(refused.headers()["retry-after"], "20");
-        assert_eq!(refused.headers()["ratelimit-policy"], "\"default\";q=3;w=60");
+        assert_eq!(
+            refused.headers()["ratelimit-policy"],
+            "\"default\";q=3;w=60"
+        );
         let json: serde_json::Value = serde_json::from_slice(refused.body()).unwrap();
         assert_eq!(json["error"]["code"], "rate_limited");
     }
@@ -175,10 +178,15 @@ mod plain_hyper {
 
     #[tokio::test(start_paused = true)]
     async fn the_limiter_is_usable_without_a_server() {
-        let limiter = RateLimitLayer::new(Quota::per_minute(1)).key(Global).limiter();
+        let limiter = RateLimitLayer::new(Quota::per_minute(1))
+            .key(Global)
+            .limiter();
         assert!(limiter.check(&()).await.is_allowed());
         let refused = limiter.check(&()).await;
-        assert_eq!(refused.retry_after(), Some(std::time::Duration::from_secs(60)));
+        assert_eq!(
+            refused.retry_after(),
+            Some(std::time::Duration::from_secs(60))
+        );
         assert_eq!(refused.remaining(), 0);
     }
 }

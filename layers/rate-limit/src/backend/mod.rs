@@ -122,7 +122,11 @@ pub(crate) fn gcra(tats: &mut [u64], now: u64, quotas: &[Compiled], max_delay: u
     Decision {
         allowed,
         wait: Duration::from_nanos(wait),
-        remaining: if quotas.is_empty() { u64::MAX } else { remaining },
+        remaining: if quotas.is_empty() {
+            u64::MAX
+        } else {
+            remaining
+        },
         reset: Duration::from_nanos(reset),
         policy,
     }
@@ -191,8 +195,14 @@ mod tests {
         let mut tats = [0];
         let c = q.compiled();
         assert_eq!(gcra(&mut tats, MS, c, 250 * MS).wait, Duration::ZERO);
-        assert_eq!(gcra(&mut tats, MS, c, 250 * MS).wait, Duration::from_millis(100));
-        assert_eq!(gcra(&mut tats, MS, c, 250 * MS).wait, Duration::from_millis(200));
+        assert_eq!(
+            gcra(&mut tats, MS, c, 250 * MS).wait,
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            gcra(&mut tats, MS, c, 250 * MS).wait,
+            Duration::from_millis(200)
+        );
         let d = gcra(&mut tats, MS, c, 250 * MS);
         assert!(!d.allowed);
         assert_eq!(d.wait, Duration::from_millis(300));
