@@ -194,7 +194,12 @@ impl Config {
             key: None,
             message: e.to_string(),
         })?;
-        let mut config = Self::parse(&text).map_err(|e| e.in_file(file))?;
+        Self::from_text(file, &text)
+    }
+
+    /// Parses and checks the text of `file`, resolving relative paths against its folder.
+    pub fn from_text(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let mut config = Self::parse(text).map_err(|e| e.in_file(file))?;
         let base = file.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         Ok(config)
@@ -246,7 +251,10 @@ impl Config {
         if !key_ok {
             return err(
                 "rate_limit.key",
-                format!("{:?}: expected \"ip\", \"global\" or \"header:<name>\"", rl.key),
+                format!(
+                    "{:?}: expected \"ip\", \"global\" or \"header:<name>\"",
+                    rl.key
+                ),
             );
         }
         if !matches!(rl.backend.as_str(), "memory" | "redis") {
@@ -317,7 +325,10 @@ fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if let Some(header) = line.strip_prefix('[') {
-            current = header.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+            current = header
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned();
         } else if line.split('=').next().is_some_and(|k| k.trim() == key) {
             if current == section {
                 return Some(i + 1);
@@ -412,7 +423,8 @@ level = "normal"
         let msg = err.to_string();
         assert!(msg.contains("line 3"), "{msg}");
         assert!(msg.contains("rate_limit.key"), "{msg}");
-        let err = Config::parse("[[filter.lists]]\npath = \"a.txt\"\nlevel = \"bad\"\n").unwrap_err();
+        let err =
+            Config::parse("[[filter.lists]]\npath = \"a.txt\"\nlevel = \"bad\"\n").unwrap_err();
         assert!(err.to_string().contains("line 3"), "{err}");
     }
 

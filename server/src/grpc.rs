@@ -36,7 +36,13 @@ impl pb::filter_server::Filter for FilterGrpc {
         let id = request.extensions().get::<RequestId>().cloned();
         let content = request.into_inner().content;
         let request_id = id.as_ref().map(|id| id.as_str().to_owned());
-        let reply = self.app.check(FilterRequest { content, request_id }).await;
+        let reply = self
+            .app
+            .check(FilterRequest {
+                content,
+                request_id,
+            })
+            .await;
         Ok(Response::new(pb::CheckReply {
             request_id: id.map(|id| id.to_string()).unwrap_or_default(),
             verdict: reply.verdict.as_str().to_owned(),

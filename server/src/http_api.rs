@@ -10,17 +10,19 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use espresso_common::{RequestId, Rejection, grpc::Code};
+use espresso_common::{Rejection, RequestId, grpc::Code};
 use espresso_filter_core::FilterRequest;
 
-/// The HTTP routes, with their state.
-pub(crate) fn routes(app: App, max_body_bytes: usize) -> Router {
+/// The HTTP routes; the caller adds the state.
+pub(crate) fn routes(max_body_bytes: usize) -> Router<App> {
     Router::new()
-        .route("/v1/filter", post(filter).layer(DefaultBodyLimit::max(max_body_bytes)))
+        .route(
+            "/v1/filter",
+            post(filter).layer(DefaultBodyLimit::max(max_body_bytes)),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(app)
 }
 
 /// A request the API refuses, shaped as DESIGN.md's error JSON.
@@ -63,7 +65,9 @@ impl ApiError {
     /// The error as the client of `request` understands it: JSON, or a gRPC status.
     pub(crate) fn into_response_to<B>(self, app: &App, request: &Request<B>) -> Response {
         app.metrics.errors.with_label_values(&[self.code]).inc();
-        self.rejection().to_response::<B, Body>(request).map(Body::new)
+        self.rejection()
+            .to_response::<B, Body>(request)
+            .map(Body::new)
     }
 }
 
@@ -114,11 +118,18 @@ fn parse_filter_request(
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_utf8",
-            format!("request body is not valid UTF-8 (at byte {})", e.valid_up_to()),
+            format!(
+                "request body is not valid UTF-8 (at byte {})",
+                e.valid_up_to()
+            ),
         )
     })?;
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid JSON: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("invalid JSON: {e}"),
+        )
     })?;
     let Some(object) = value.as_object() else {
         return Err(ApiError::new(
@@ -147,9 +158,16 @@ fn is_json(headers: &HeaderMap) -> bool {
     let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json"
-        || essence.strip_prefix("application/").is_some_and(|s| s.ends_with("+json"))
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|s| s.ends_with("+json"))
 }
 
 async fn healthz() -> Response {
@@ -181,9 +199,17 @@ pub(crate) async fn not_found(State(app): State<App>, request: Request<Body>) ->
 
 /// Known routes with the wrong method: 405 JSON.
 pub(crate) async fn method_not_allowed(State(app): State<App>, request: Request<Body>) -> Response {
-    let message = format!("{} is not allowed on {}", request.method(), request.uri().path());
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
-        .into_response_to(&app, &request)
+    let message = format!(
+        "{} is not allowed on {}",
+        request.method(),
+        request.uri().path()
+    );
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        message,
+    )
+    .into_response_to(&app, &request)
 }
 
 #[cfg(test)]
@@ -203,7 +229,10 @@ mod tests {
 
     #[test]
     fn content_is_extracted_and_extra_fields_allowed() {
-        assert_eq!(parse(br#"{"content": "hi", "lang": "en"}"#), Ok("hi".into()));
+        assert_eq!(
+            parse(br#"{"content": "hi", "lang": "en"}"#),
+            Ok("hi".into())
+        );
         assert_eq!(parse(br#"{"content": ""}"#), Ok("".into()));
     }
 

@@ -24,7 +24,9 @@ mod serve;
 
 use axum::{Router, body::Body, response::Response, routing::any_service};
 use config::Config;
-use espresso_filter_core::{Filter, FilterRequest, FilterResponse, FilterService};
+use espresso_filter_core::{
+    Engine, FilterRequest, FilterResponse, FilterService, Options as FilterOptions,
+};
 use espresso_request_id::RequestIdLayer;
 use http::{HeaderName, StatusCode};
 use std::{
@@ -55,7 +57,7 @@ pub struct Options {
 /// State shared by every handler: the filter pipeline, metrics and readiness.
 #[derive(Clone)]
 pub(crate) struct App {
-    filter: Filter,
+    filter: Engine,
     service: FilterService,
     metrics: metrics::Metrics,
     ready: Arc<AtomicBool>,
@@ -63,7 +65,7 @@ pub(crate) struct App {
 
 impl App {
     fn new(config: &Config) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let filter = Filter::new(&reload::filter_sources(config))?;
+        let filter = Engine::load(&reload::filter_sources(config), FilterOptions::default())?;
         let metrics = metrics::Metrics::new();
         metrics.dictionary_version.set(filter.version() as i64);
         Ok(Self {
@@ -97,28 +99,28 @@ impl App {
 }
 
 /// Every route and layer of the server, ready to serve.
-fn router(app: App, config: &Config) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
+async fn router(
+    app: App,
+    config: &Config,
+) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
     let max_body = config.server.max_body_bytes;
     let filter_grpc = pb::filter_server::FilterServer::new(grpc::FilterGrpc::new(app.clone()))
         .max_decoding_message_size(max_body);
     let (health, health_service) = tonic_health::server::health_reporter();
-    // The reporter only flips a shared map; serving status for the filter is set right away.
-    tokio::spawn(async move {
-        health
-            .set_serving::<pb::filter_server::FilterServer<grpc::FilterGrpc>>()
-            .await;
-    });
+    health
+        .set_serving::<pb::filter_server::FilterServer<grpc::FilterGrpc>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    let routes = http_api::routes(app.clone(), max_body)
+    let routes = http_api::routes(max_body)
         .route_service(&grpc_path::<_>(&filter_grpc), any_service(filter_grpc))
         .route_service(&grpc_path(&health_service), any_service(health_service))
         .route_service(&grpc_path(&reflection), any_service(reflection))
         .fallback(http_api::not_found)
         .method_not_allowed_fallback(http_api::method_not_allowed)
-        .with_state(app.clone());
+        .with_state(app);
 
     let header = HeaderName::try_from(config.request_id.header.as_str())?;
     let timeout = Duration::from_millis(config.server.request_timeout_ms);
@@ -154,22 +156,27 @@ fn internal_error(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// Loads the config, binds, serves until SIGTERM/SIGINT, then drains.
 pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let mut config = match &options.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
+    let (mut config, fingerprint) = match &options.config {
+        Some(path) => reload::load(path).await?,
+        None => (Config::default(), 0),
     };
     if let Some(listen) = options.listen {
         config.server.listen = listen;
     }
     let app = App::new(&config)?;
-    let router = router(app.clone(), &config)?;
+    let router = router(app.clone(), &config).await?;
     let listener = TcpListener::bind(config.server.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "espresso-server listening");
     println!("espresso-server listening on {addr}");
 
     if let Some(path) = options.config.clone() {
-        tokio::spawn(reload::watch(path, config.clone(), app.clone()));
+        tokio::spawn(reload::watch(
+            path,
+            config.clone(),
+            fingerprint,
+            app.clone(),
+        ));
     }
 
     let limits = serve::ConnLimits {

@@ -22,22 +22,34 @@ impl Metrics {
     pub(crate) fn new() -> Self {
         let registry = Registry::new();
         let verdicts = IntCounterVec::new(
-            Opts::new("espresso_filter_verdicts_total", "Filter answers by verdict."),
+            Opts::new(
+                "espresso_filter_verdicts_total",
+                "Filter answers by verdict.",
+            ),
             &["verdict", "degraded"],
         )
         .expect("valid metric");
         let hits = IntCounterVec::new(
-            Opts::new("espresso_filter_hits_total", "Word hits by level and category."),
+            Opts::new(
+                "espresso_filter_hits_total",
+                "Word hits by level and category.",
+            ),
             &["level", "category"],
         )
         .expect("valid metric");
         let errors = IntCounterVec::new(
-            Opts::new("espresso_http_errors_total", "Requests answered with an error, by code."),
+            Opts::new(
+                "espresso_http_errors_total",
+                "Requests answered with an error, by code.",
+            ),
             &["code"],
         )
         .expect("valid metric");
         let reloads = IntCounterVec::new(
-            Opts::new("espresso_config_reloads_total", "Config and word-list reloads by result."),
+            Opts::new(
+                "espresso_config_reloads_total",
+                "Config and word-list reloads by result.",
+            ),
             &["result"],
         )
         .expect("valid metric");
@@ -47,7 +59,9 @@ impl Metrics {
         )
         .expect("valid metric");
         for c in [&verdicts, &hits, &errors, &reloads] {
-            registry.register(Box::new(c.clone())).expect("registered once");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("registered once");
         }
         registry
             .register(Box::new(dictionary_version.clone()))

@@ -15,61 +15,102 @@ pub(crate) fn filter_sources(config: &Config) -> Sources {
     if filter.lists.is_empty() && filter.allow.is_empty() {
         return Sources::builtin();
     }
-    Sources {
-        lists: filter
-            .lists
-            .iter()
-            .map(|list| ListSource {
-                path: list.path.clone(),
-                level: if list.level == "danger" {
-                    Level::Danger
-                } else {
-                    Level::Normal
-                },
-                category: list.category.clone(),
-            })
-            .collect(),
-        allow: filter.allow.clone(),
+    let mut sources = Sources::new();
+    for list in &filter.lists {
+        let level = if list.level == "danger" {
+            Level::Danger
+        } else {
+            Level::Normal
+        };
+        let mut source = ListSource::file(&list.path, level);
+        if let Some(category) = &list.category {
+            source = source.category(category);
+        }
+        sources = sources.list(source);
     }
+    filter
+        .allow
+        .iter()
+        .fold(sources, |s, path| s.allow_file(path))
 }
 
-/// Polls `path` and its word lists every `server.reload_interval_ms` and applies changes.
-pub(crate) async fn watch(path: PathBuf, mut config: Config, app: App) {
-    let mut seen = fingerprint(&path, &config).await;
+/// Loads the config at start-up, with the fingerprint of what was loaded for [`watch`].
+///
+/// The files are fingerprinted *before* the word lists are read to build, here and on every
+/// reload, so a change that lands in between is seen by the next poll, never lost.
+pub(crate) async fn load(path: &Path) -> Result<(Config, u64), crate::config::ConfigError> {
+    let text = tokio::fs::read(path).await.ok();
+    let config = Config::from_text(
+        path,
+        &String::from_utf8_lossy(text.as_deref().unwrap_or_default()),
+    );
+    let config = match (config, &text) {
+        (Ok(config), Some(_)) => config,
+        // Unreadable: let `Config::load` word the error.
+        _ => Config::load(path)?,
+    };
+    let fingerprint = Snapshot::with_text(text, &config).await.fingerprint;
+    Ok((config, fingerprint))
+}
+
+/// Polls `path` and its word lists every `server.reload_interval_ms` and applies changes;
+/// `seen` is the fingerprint [`load`] returned.
+pub(crate) async fn watch(path: PathBuf, running: Config, mut seen: u64, app: App) {
+    let interval = Duration::from_millis(running.server.reload_interval_ms);
+    if interval.is_zero() {
+        return;
+    }
+    // The files named by the newest config that parsed, applied or not: a config whose lists
+    // fail to load is retried when one of *its* files changes, not on every poll.
+    let mut watched = running.clone();
+    let mut running = running;
     loop {
-        let interval = config.server.reload_interval_ms;
-        if interval == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(interval)).await;
-        let now = fingerprint(&path, &config).await;
-        if now == seen {
+        tokio::time::sleep(interval).await;
+        let snapshot = Snapshot::take(&path, &watched).await;
+        if snapshot.fingerprint == seen {
             continue;
         }
-        seen = now;
-        match apply(&path, &config, &app) {
-            Ok(new) => {
-                config = new;
-                // The new config may name other files: watch those from now on.
-                seen = fingerprint(&path, &config).await;
-                app.metrics.reloads.with_label_values(&["applied"]).inc();
-                app.metrics
-                    .dictionary_version
-                    .set(app.filter.version() as i64);
-                tracing::info!(version = app.filter.version(), "config reloaded");
+        seen = snapshot.fingerprint;
+        let text = String::from_utf8_lossy(snapshot.config.as_deref().unwrap_or_default());
+        let new = match Config::from_text(&path, &text) {
+            Ok(new) if snapshot.config.is_some() => new,
+            Ok(_) => {
+                reject(&app, &format!("cannot read {}", path.display()));
+                continue;
             }
             Err(error) => {
-                app.metrics.reloads.with_label_values(&["invalid"]).inc();
-                tracing::error!(%error, "config reload rejected; keeping the running config");
+                reject(&app, &error.to_string());
+                continue;
             }
+        };
+        if new.watched_files().ne(watched.watched_files()) {
+            seen = Snapshot::with_text(snapshot.config, &new).await.fingerprint;
+        }
+        watched = new.clone();
+        // Building a dictionary takes milliseconds of CPU: keep it off the request workers.
+        let app2 = app.clone();
+        let sources = filter_sources(&new);
+        let built = tokio::task::spawn_blocking(move || app2.filter.reload(&sources)).await;
+        match built {
+            Ok(Ok(version)) => {
+                warn_restart_only_keys(&running, &new);
+                running = new;
+                app.metrics.reloads.with_label_values(&["applied"]).inc();
+                app.metrics.dictionary_version.set(version as i64);
+                tracing::info!(version, "config reloaded");
+            }
+            Ok(Err(error)) => reject(&app, &error.to_string()),
+            Err(panic) => reject(&app, &format!("reload panicked: {panic}")),
         }
     }
 }
 
-/// Loads and applies a changed config; on any error nothing changes.
-fn apply(path: &Path, running: &Config, app: &App) -> Result<Config, Box<dyn std::error::Error>> {
-    let new = Config::load(path)?;
-    app.filter.reload(&filter_sources(&new))?;
+fn reject(app: &App, error: &str) {
+    app.metrics.reloads.with_label_values(&["invalid"]).inc();
+    tracing::error!(%error, "config reload rejected; keeping the running config");
+}
+
+fn warn_restart_only_keys(running: &Config, new: &Config) {
     for (key, changed) in [
         ("server.listen", new.server.listen != running.server.listen),
         (
@@ -82,17 +123,30 @@ fn apply(path: &Path, running: &Config, app: &App) -> Result<Config, Box<dyn std
             tracing::warn!(key, "this key changed but only applies after a restart");
         }
     }
-    Ok(new)
 }
 
-/// A hash of the contents of the config file and every file it names; a missing file hashes
-/// as missing, so deleting a list is a change too.
-async fn fingerprint(path: &Path, config: &Config) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    let files = std::iter::once(path).chain(config.watched_files());
-    for file in files {
-        file.hash(&mut hasher);
-        tokio::fs::read(file).await.ok().hash(&mut hasher);
+/// The config file's bytes and a hash of it and every file the config names; a missing file
+/// hashes as missing, so deleting a list is a change too.
+struct Snapshot {
+    config: Option<Vec<u8>>,
+    fingerprint: u64,
+}
+
+impl Snapshot {
+    async fn take(path: &Path, config: &Config) -> Self {
+        Self::with_text(tokio::fs::read(path).await.ok(), config).await
     }
-    hasher.finish()
+
+    async fn with_text(text: Option<Vec<u8>>, config: &Config) -> Self {
+        let mut hasher = DefaultHasher::new();
+        text.hash(&mut hasher);
+        for file in config.watched_files() {
+            file.hash(&mut hasher);
+            tokio::fs::read(file).await.ok().hash(&mut hasher);
+        }
+        Self {
+            config: text,
+            fingerprint: hasher.finish(),
+        }
+    }
 }

@@ -34,14 +34,19 @@ async fn still_serving(server: &Server) {
 #[tokio::test]
 async fn odd_but_valid_content_is_filtered() {
     let server = Server::start("").await;
-    let nul = server.post_json("/v1/filter", r#"{"content": "a\u0000badword\u0000b"}"#).await;
+    let nul = server
+        .post_json("/v1/filter", r#"{"content": "a\u0000badword\u0000b"}"#)
+        .await;
     assert_eq!(nul.status, StatusCode::OK);
     let empty = server.filter("").await;
     assert_eq!(empty.json()["verdict"], "pass");
     let big = "汉字与emoji😀 ".repeat(3000);
     let reply = server.filter(&big).await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.json()["masked"].as_str().unwrap().chars().count(), big.chars().count());
+    assert_eq!(
+        reply.json()["masked"].as_str().unwrap().chars().count(),
+        big.chars().count()
+    );
     still_serving(&server).await;
 }
 
@@ -50,9 +55,20 @@ async fn slow_headers_are_cut_off() {
     let server = Server::start_with("header_read_timeout_ms = 300", "").await;
     let started = std::time::Instant::now();
     // Half a request head, then silence: the server closes the connection by itself.
-    let answer = raw(&server, b"POST /v1/filter HTTP/1.1\r\nhost: x\r\n", Duration::from_secs(10)).await;
-    assert!(started.elapsed() < Duration::from_secs(9), "connection held open");
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let answer = raw(
+        &server,
+        b"POST /v1/filter HTTP/1.1\r\nhost: x\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "connection held open"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
     still_serving(&server).await;
 }
 
@@ -68,7 +84,9 @@ async fn huge_and_broken_headers_do_not_hurt() {
     assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
     // A 10 KB request id is replaced, not echoed.
     let id = "i".repeat(10 * 1024);
-    let request = format!("GET /healthz HTTP/1.1\r\nhost: x\r\nx-request-id: {id}\r\nconnection: close\r\n\r\n");
+    let request = format!(
+        "GET /healthz HTTP/1.1\r\nhost: x\r\nx-request-id: {id}\r\nconnection: close\r\n\r\n"
+    );
     let answer = raw(&server, request.as_bytes(), Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(!answer.contains(&id[..200]));
@@ -79,11 +97,22 @@ async fn huge_and_broken_headers_do_not_hurt() {
         Duration::from_secs(5),
     )
     .await;
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
     assert!(!answer.to_ascii_lowercase().contains("injected"));
     // Garbage instead of HTTP.
-    let answer = raw(&server, b"\x00\x01\x02 not http at all\r\n\r\n", Duration::from_secs(5)).await;
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let answer = raw(
+        &server,
+        b"\x00\x01\x02 not http at all\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
     still_serving(&server).await;
 }
 
@@ -125,7 +154,11 @@ async fn malformed_grpc_frames_get_a_grpc_error() {
         let from_headers = response.headers().get("grpc-status").cloned();
         let collected = response.into_body().collect().await.unwrap();
         let status = from_headers
-            .or_else(|| collected.trailers().and_then(|t| t.get("grpc-status").cloned()))
+            .or_else(|| {
+                collected
+                    .trailers()
+                    .and_then(|t| t.get("grpc-status").cloned())
+            })
             .expect("a grpc-status");
         assert_ne!(status, "0", "{body:?} was accepted");
     }

@@ -17,7 +17,9 @@ async fn bad_bodies_are_400_with_a_code() {
         (b"{\"content\": \"\xff\xfe\"}", "invalid_utf8"),
         (b"", "invalid_json"),
     ] {
-        let reply = server.post_json("/v1/filter", Bytes::from_static(body)).await;
+        let reply = server
+            .post_json("/v1/filter", Bytes::from_static(body))
+            .await;
         assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), code, "{body:?}");
     }
 }
@@ -27,7 +29,10 @@ async fn bodies_over_the_limit_are_413() {
     let server = Server::start_with("max_body_bytes = 1024", "").await;
     let content = "a".repeat(2000);
     let reply = server.filter(&content).await;
-    assert_eq!(reply.error_code(StatusCode::PAYLOAD_TOO_LARGE), "payload_too_large");
+    assert_eq!(
+        reply.error_code(StatusCode::PAYLOAD_TOO_LARGE),
+        "payload_too_large"
+    );
     // Just under the limit is fine.
     let reply = server.filter(&"a".repeat(900)).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -36,7 +41,11 @@ async fn bodies_over_the_limit_are_413() {
 #[tokio::test]
 async fn non_json_bodies_are_415() {
     let server = Server::start("").await;
-    for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
         let mut request = Request::post(server.url("/v1/filter"));
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);

@@ -30,7 +30,10 @@ async fn danger_words_block_with_offsets_into_the_original() {
     let (start, end) = (hit["start"].as_u64().unwrap(), hit["end"].as_u64().unwrap());
     assert_eq!(&content[start as usize..end as usize], "ＢＡＤword");
     let masked = json["masked"].as_str().unwrap();
-    assert!(masked.starts_with("say ") && masked.ends_with(" now"), "{masked}");
+    assert!(
+        masked.starts_with("say ") && masked.ends_with(" now"),
+        "{masked}"
+    );
     assert!(!masked.contains("word"), "{masked}");
 }
 
@@ -67,6 +70,9 @@ async fn the_built_in_lists_work_without_config() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("espresso.toml"), "").unwrap();
     let server = Server::start_in(dir).await;
-    let json = server.filter("what a classic assassin from Scunthorpe").await.json();
+    let json = server
+        .filter("what a classic assassin from Scunthorpe")
+        .await
+        .json();
     assert_eq!(json["verdict"], "pass", "{json}");
 }

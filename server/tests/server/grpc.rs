@@ -24,7 +24,10 @@ async fn check_answers_like_the_json_api() {
         .metadata_mut()
         .insert("x-request-id", "grpc-call-1".parse().unwrap());
     let response = client.check(request).await.expect("Check succeeds");
-    assert_eq!(response.metadata().get("x-request-id").unwrap(), "grpc-call-1");
+    assert_eq!(
+        response.metadata().get("x-request-id").unwrap(),
+        "grpc-call-1"
+    );
     let reply = response.into_inner();
     assert_eq!(reply.request_id, "grpc-call-1");
     assert_eq!(reply.verdict, "block");
@@ -46,7 +49,9 @@ async fn check_answers_like_the_json_api() {
 
 #[tokio::test]
 async fn health_reports_serving() {
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
     let server = Server::start("").await;
     let mut client = HealthClient::new(channel(&server).await);
     for service in ["", "espresso.filter.v1.Filter"] {

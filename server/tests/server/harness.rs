@@ -11,32 +11,32 @@ use tokio::{
 };
 
 /// Word lists every test server starts with.
-pub const DANGER: &str = "# test danger list\nbadword\n傻逼\tinsult\n";
-pub const NORMAL: &str = "spam\n";
-pub const ALLOW: &str = "";
+pub(crate) const DANGER: &str = "# test danger list\nbadword\n傻逼\tinsult\n";
+pub(crate) const NORMAL: &str = "spam\n";
+pub(crate) const ALLOW: &str = "";
 
 /// A running espresso-server with its own temp folder.
-pub struct Server {
-    pub addr: SocketAddr,
-    pub dir: tempfile::TempDir,
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    pub(crate) dir: tempfile::TempDir,
     child: Child,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
 /// A whole HTTP response.
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
 
 impl Reply {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
-    pub fn request_id(&self) -> &str {
+    pub(crate) fn request_id(&self) -> &str {
         self.headers
             .get("x-request-id")
             .expect("every response carries x-request-id")
@@ -45,23 +45,31 @@ impl Reply {
     }
 
     /// Asserts DESIGN.md's error shape and returns the error code.
-    pub fn error_code(&self, status: StatusCode) -> String {
-        assert_eq!(self.status, status, "body: {:?}", String::from_utf8_lossy(&self.body));
+    pub(crate) fn error_code(&self, status: StatusCode) -> String {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {:?}",
+            String::from_utf8_lossy(&self.body)
+        );
         let json = self.json();
         assert_eq!(json["request_id"], self.request_id(), "{json}");
         assert!(json["error"]["message"].is_string(), "{json}");
-        json["error"]["code"].as_str().expect("error.code").to_owned()
+        json["error"]["code"]
+            .as_str()
+            .expect("error.code")
+            .to_owned()
     }
 }
 
 impl Server {
     /// Starts the server with the default test lists and `extra` appended to its config.
-    pub async fn start(extra: &str) -> Self {
+    pub(crate) async fn start(extra: &str) -> Self {
         Self::start_with("", extra).await
     }
 
     /// Like [`Server::start`], with `server_keys` added to the `[server]` section.
-    pub async fn start_with(server_keys: &str, extra: &str) -> Self {
+    pub(crate) async fn start_with(server_keys: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("words")).unwrap();
         std::fs::write(dir.path().join("words/danger.txt"), DANGER).unwrap();
@@ -72,7 +80,7 @@ impl Server {
     }
 
     /// Starts the server with `dir/espresso.toml`.
-    pub async fn start_in(dir: tempfile::TempDir) -> Self {
+    pub(crate) async fn start_in(dir: tempfile::TempDir) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_espresso-server"))
             .arg("--config")
             .arg(dir.path().join("espresso.toml"))
@@ -105,16 +113,16 @@ impl Server {
         }
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// Sends a request and reads the whole response.
-    pub async fn send(&self, request: Request<Full<Bytes>>) -> Reply {
+    pub(crate) async fn send(&self, request: Request<Full<Bytes>>) -> Reply {
         let response = tokio::time::timeout(Duration::from_secs(10), self.client.request(request))
             .await
             .expect("the server answers in time")
@@ -127,18 +135,18 @@ impl Server {
         }
     }
 
-    pub async fn get(&self, path: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str) -> Reply {
         let request = Request::get(self.url(path)).body(Full::default()).unwrap();
         self.send(request).await
     }
 
     /// `POST /v1/filter` with a JSON body.
-    pub async fn filter(&self, content: &str) -> Reply {
+    pub(crate) async fn filter(&self, content: &str) -> Reply {
         let body = serde_json::json!({ "content": content }).to_string();
         self.post_json("/v1/filter", body).await
     }
 
-    pub async fn post_json(&self, path: &str, body: impl Into<Bytes>) -> Reply {
+    pub(crate) async fn post_json(&self, path: &str, body: impl Into<Bytes>) -> Reply {
         let request = Request::post(self.url(path))
             .header("content-type", "application/json")
             .body(Full::new(body.into()))
@@ -147,14 +155,14 @@ impl Server {
     }
 
     /// The value of one sample in `/metrics`, e.g. `espresso_config_reloads_total{result="applied"}`.
-    pub async fn metric(&self, sample: &str) -> Option<f64> {
+    pub(crate) async fn metric(&self, sample: &str) -> Option<f64> {
         let text = String::from_utf8(self.get("/metrics").await.body.to_vec()).unwrap();
         text.lines()
             .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
     }
 
     /// Sends SIGTERM.
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let pid = self.child.id().expect("still running");
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -164,7 +172,7 @@ impl Server {
     }
 
     /// Waits for the process to exit and returns whether it exited cleanly.
-    pub async fn wait(&mut self) -> bool {
+    pub(crate) async fn wait(&mut self) -> bool {
         tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await
             .expect("the server exits in time")
@@ -174,7 +182,7 @@ impl Server {
 }
 
 /// The test config: the documented layout with the test lists, plus `extra` sections.
-pub fn config(server_keys: &str, extra: &str) -> String {
+pub(crate) fn config(server_keys: &str, extra: &str) -> String {
     format!(
         r#"[server]
 reload_interval_ms = 100
@@ -193,4 +201,12 @@ level = "normal"
 {extra}
 "#
     )
+}
+
+/// Replaces a file the way editors and config managers do (write aside, then rename), so the
+/// server's poll never sees a half-written file.
+pub(crate) fn write_atomically(path: &std::path::Path, contents: impl AsRef<[u8]>) {
+    let aside = path.with_extension("tmp~");
+    std::fs::write(&aside, contents).unwrap();
+    std::fs::rename(&aside, path).unwrap();
 }

@@ -1,6 +1,6 @@
 //! Health, readiness, metrics, hot reload and graceful shutdown.
 
-use crate::harness::{DANGER, Server};
+use crate::harness::{DANGER, Server, write_atomically};
 use http::StatusCode;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,8 +44,11 @@ where
 #[tokio::test]
 async fn word_list_changes_apply_without_restart() {
     let server = Server::start("").await;
-    assert_eq!(server.filter("new evil here").await.json()["verdict"], "pass");
-    std::fs::write(server.path("words/danger.txt"), format!("{DANGER}evil\n")).unwrap();
+    assert_eq!(
+        server.filter("new evil here").await.json()["verdict"],
+        "pass"
+    );
+    write_atomically(&server.path("words/danger.txt"), format!("{DANGER}evil\n"));
     eventually(|| async { server.filter("new evil here").await.json()["verdict"] == "block" })
         .await;
     let applied = r#"espresso_config_reloads_total{result="applied"}"#;
@@ -57,14 +60,14 @@ async fn an_invalid_change_keeps_the_running_config() {
     let server = Server::start("").await;
     let config = server.path("espresso.toml");
     let good = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("{good}\n[rate_limit]\nburst = \"lots\"\n")).unwrap();
+    write_atomically(&config, format!("{good}\n[rate_limit]\nburst = \"lots\"\n"));
     let invalid = r#"espresso_config_reloads_total{result="invalid"}"#;
     eventually(|| async { server.metric(invalid).await == Some(1.0) }).await;
     // Still serving with the old lists.
     assert_eq!(server.filter("a badword").await.json()["verdict"], "block");
 
     // A list file that disappears is invalid too, and changes nothing.
-    std::fs::write(&config, &good).unwrap();
+    write_atomically(&config, &good);
     std::fs::remove_file(server.path("words/normal.txt")).unwrap();
     eventually(|| async { server.metric(invalid).await == Some(2.0) }).await;
     assert_eq!(server.filter("buy spam").await.json()["verdict"], "review");
