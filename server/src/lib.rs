@@ -67,7 +67,7 @@ impl App {
     fn new(config: &Config) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let filter = Engine::load(&reload::filter_sources(config), FilterOptions::default())?;
         let metrics = metrics::Metrics::new();
-        metrics.dictionary_version.set(filter.version() as i64);
+        metrics.dictionary_loaded(&filter);
         Ok(Self {
             service: FilterService::new(filter.clone()),
             filter,

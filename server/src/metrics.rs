@@ -1,6 +1,7 @@
 //! The server's own Prometheus metrics (each layer registers its own into the same registry).
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use espresso_filter_core::Engine;
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Counters the server itself keeps.
 #[derive(Clone)]
@@ -14,8 +15,8 @@ pub(crate) struct Metrics {
     pub(crate) errors: IntCounterVec,
     /// Config reload attempts by result (applied, invalid).
     pub(crate) reloads: IntCounterVec,
-    /// The dictionary version in use.
-    pub(crate) dictionary_version: IntGauge,
+    /// Entries in the word lists in use, by kind (blocked, allowed).
+    pub(crate) dictionary_words: IntGaugeVec,
 }
 
 impl Metrics {
@@ -53,9 +54,12 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
-        let dictionary_version = IntGauge::new(
-            "espresso_dictionary_version",
-            "Version of the word lists in use; changes on every applied reload.",
+        let dictionary_words = IntGaugeVec::new(
+            Opts::new(
+                "espresso_dictionary_words",
+                "Entries in the word lists in use, by kind.",
+            ),
+            &["kind"],
         )
         .expect("valid metric");
         for c in [&verdicts, &hits, &errors, &reloads] {
@@ -64,7 +68,7 @@ impl Metrics {
                 .expect("registered once");
         }
         registry
-            .register(Box::new(dictionary_version.clone()))
+            .register(Box::new(dictionary_words.clone()))
             .expect("registered once");
         #[cfg(target_os = "linux")]
         registry
@@ -78,8 +82,20 @@ impl Metrics {
             hits,
             errors,
             reloads,
-            dictionary_version,
+            dictionary_words,
         }
+    }
+
+    /// Records the size of the word lists `engine` now serves.
+    pub(crate) fn dictionary_loaded(&self, engine: &Engine) {
+        let stats = engine.dictionary().stats();
+        let words = &self.dictionary_words;
+        words
+            .with_label_values(&["blocked"])
+            .set(stats.words as i64);
+        words
+            .with_label_values(&["allowed"])
+            .set(stats.allowed as i64);
     }
 
     /// The Prometheus text exposition of every registered metric.

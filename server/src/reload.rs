@@ -96,7 +96,7 @@ pub(crate) async fn watch(path: PathBuf, running: Config, mut seen: u64, app: Ap
                 warn_restart_only_keys(&running, &new);
                 running = new;
                 app.metrics.reloads.with_label_values(&["applied"]).inc();
-                app.metrics.dictionary_version.set(version as i64);
+                app.metrics.dictionary_loaded(&app.filter);
                 tracing::info!(version, "config reloaded");
             }
             Ok(Err(error)) => reject(&app, &error.to_string()),
