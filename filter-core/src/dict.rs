@@ -23,7 +23,9 @@
 //! Then allow-list hits suppress every blocked hit they overlap, and among overlapping blocked
 //! hits the longest entry wins (then danger over normal, then the leftmost).
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
@@ -68,7 +70,7 @@ pub struct DictStats {
 }
 
 /// A pattern's unit: a character and how often it repeats (1 unless collapse is on).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PUnit {
     c: char,
     count: u16,
@@ -76,6 +78,38 @@ struct PUnit {
     gap: bool,
     /// the entry had noise inside this run (`cheap pills`: the `pp` run)
     inner_gap: bool,
+}
+
+impl std::hash::Hash for PUnit {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(
+            ((self.c as u64) << 32)
+                | ((self.count as u64) << 2)
+                | ((self.gap as u64) << 1)
+                | self.inner_gap as u64,
+        );
+    }
+}
+
+/// A fast word-at-a-time hasher for the build's dedupe map (the keys are the operator's own
+/// lists, so no DoS resistance is needed).
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
 }
 
 #[derive(Debug)]
@@ -157,7 +191,8 @@ impl Dictionary {
         table.options().fingerprint(&mut h);
         let mut pats: Vec<Pattern> = Vec::new();
         let mut keys: Vec<Vec<u8>> = Vec::new();
-        let mut seen: HashMap<(Box<[PUnit]>, bool), usize> = HashMap::new();
+        let mut seen: HashMap<(Box<[PUnit]>, bool), usize, BuildHasherDefault<WordHasher>> =
+            HashMap::default();
         let mut stats = DictStats::default();
         let mut add =
             |entry: source::Entry, level: Option<Level>, category: Arc<str>, h: &mut Fnv| {
@@ -169,8 +204,9 @@ impl Dictionary {
                     return;
                 };
                 let units: Box<[PUnit]> = units.into();
-                match seen.get(&(units.clone(), level.is_none())) {
-                    Some(&i) => {
+                match seen.entry((units, level.is_none())) {
+                    Entry::Occupied(o) => {
+                        let i = *o.get();
                         stats.skipped += 1;
                         // danger beats normal for the same word
                         if level > pats[i].level {
@@ -179,8 +215,9 @@ impl Dictionary {
                             pats[i].word = entry.word.into();
                         }
                     }
-                    None => {
-                        seen.insert((units.clone(), level.is_none()), pats.len());
+                    Entry::Vacant(v) => {
+                        let units = v.key().0.clone();
+                        v.insert(pats.len());
                         let first = units.first().map(|u| u.c);
                         let last = units.last().map(|u| u.c);
                         pats.push(Pattern {
@@ -196,6 +233,7 @@ impl Dictionary {
                     }
                 }
             };
+        let mut categories: HashMap<String, Arc<str>> = HashMap::new();
         for list in &sources.lists {
             let name = list.data.name();
             let entries = source::parse(&name, &source::read(&list.data)?)?;
@@ -206,7 +244,14 @@ impl Dictionary {
                 .into();
             for e in entries {
                 let cat = match &e.category {
-                    Some(c) => Arc::from(c.as_str()),
+                    Some(c) => match categories.get(c.as_str()) {
+                        Some(a) => Arc::clone(a),
+                        None => {
+                            let a: Arc<str> = Arc::from(c.as_str());
+                            categories.insert(c.clone(), a.clone());
+                            a
+                        }
+                    },
                     None => default_cat.clone(),
                 };
                 add(e, Some(list.level), cat, &mut h);
@@ -290,14 +335,26 @@ impl Dictionary {
 
     /// The hits in `text`, sorted by start, never overlapping.
     pub fn find(&self, text: &str) -> Vec<Hit> {
-        let mut scratch = Scratch::default();
-        let mut hits = Vec::new();
-        let mut at = 0;
-        while at < text.len() {
-            let end = window_end(text, at);
-            self.find_window(&text[at..end], at, &mut scratch, &mut hits);
-            at = end;
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
         }
+        let mut hits = Vec::new();
+        let mut run = |s: &mut Scratch| {
+            let mut at = 0;
+            while at < text.len() {
+                let end = window_end(text, at);
+                self.find_window(&text[at..end], at, s, &mut hits);
+                at = end;
+            }
+            // do not keep a huge buffer alive after one huge input
+            if s.norm.text.capacity() > 1 << 20 {
+                *s = Scratch::default();
+            }
+        };
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut s) => run(&mut s),
+            Err(_) => run(&mut Scratch::default()),
+        });
         hits
     }
 
@@ -308,11 +365,18 @@ impl Dictionary {
         self.table.normalize_into(text, &mut s.norm);
         s.cands.clear();
         s.allow.clear();
+        let collapse = self.table.options().collapse_repeats;
         for m in self.ac.find_overlapping_iter(s.norm.as_bytes()) {
             let pat = m.pattern().as_usize();
-            if let Some((start, end)) =
-                self.verify(text, &s.norm, m.start(), m.end(), pat, &mut s.seq)
+            let p = &self.pats[pat];
+            let os = s.norm.orig_start(text, m.start());
+            let oe = s.norm.orig_end(text, m.end());
+            if (p.start_word && ascii_word_before(text, os, collapse))
+                || (p.end_word && ascii_word_after(text, oe, collapse))
             {
+                continue;
+            }
+            if let Some((start, end)) = self.verify(text, os, oe, p, &mut s.seq) {
                 if self.pats[pat].level.is_none() {
                     s.allow.push((start, end));
                 } else {
@@ -380,16 +444,12 @@ impl Dictionary {
     fn verify(
         &self,
         text: &str,
-        norm: &Normalized,
-        ns: usize,
-        ne: usize,
-        pat: usize,
+        os: usize,
+        oe: usize,
+        p: &Pattern,
         seq: &mut Vec<Folded1>,
     ) -> Option<(usize, usize)> {
-        let p = &self.pats[pat];
         let collapse = self.table.options().collapse_repeats;
-        let os = norm.orig_start(text, ns);
-        let oe = norm.orig_end(text, ne);
         if os >= oe {
             return None;
         }
@@ -618,6 +678,35 @@ fn window_end(text: &str, at: usize) -> usize {
         end -= 1;
     }
     end
+}
+
+/// Fast rejection (most candidates in English text are inside a longer word): the char before
+/// `os` is an ASCII letter or digit, and the candidate's first char is ASCII and not repeated
+/// (so with collapse no later start inside its run exists). `false` means "check fully".
+#[inline]
+fn ascii_word_before(text: &str, os: usize, collapse: bool) -> bool {
+    let b = text.as_bytes();
+    if os == 0 || os >= b.len() || !b[os - 1].is_ascii_alphanumeric() {
+        return false;
+    }
+    if !collapse {
+        return true;
+    }
+    match b.get(os + 1) {
+        Some(n) => b[os].is_ascii() && n.is_ascii_alphanumeric() && !n.eq_ignore_ascii_case(&b[os]),
+        None => false,
+    }
+}
+
+/// Fast rejection at the end: the char at `oe` is an ASCII letter or digit that differs from
+/// the candidate's last char (so no trailing repeat can move the end).
+#[inline]
+fn ascii_word_after(text: &str, oe: usize, collapse: bool) -> bool {
+    let b = text.as_bytes();
+    if oe == 0 || oe >= b.len() || !b[oe].is_ascii_alphanumeric() {
+        return false;
+    }
+    !collapse || (b[oe - 1].is_ascii() && !b[oe].eq_ignore_ascii_case(&b[oe - 1]))
 }
 
 fn gap_kind(c: char) -> u8 {

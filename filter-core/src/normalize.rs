@@ -118,68 +118,85 @@ impl Table {
     }
 
     /// Normalizes `text` (at most [`MAX_WINDOW`] bytes) into `out`.
+    ///
+    /// The output buffer is kept at least `remaining input + SLACK` bytes longer than what is
+    /// written, so the ASCII path (one byte out per byte in, at most) writes by index without
+    /// growing; the non-ASCII path re-establishes the margin before writing an expansion.
     pub(crate) fn normalize_into(&self, text: &str, out: &mut Normalized) {
+        const SLACK: usize = 80; // > the longest expansion (18 chars x 4 bytes)
         debug_assert!(text.len() <= MAX_WINDOW);
-        out.text.clear();
-        out.segs.clear();
-        out.text.reserve(text.len());
-        let collapse = self.options.collapse_repeats;
         let bytes = text.as_bytes();
+        let buf = &mut out.text;
+        let segs = &mut out.segs;
+        buf.clear();
+        segs.clear();
+        buf.resize(bytes.len() + SLACK, 0);
+        let collapse = self.options.collapse_repeats;
+        let ascii = &self.ascii;
         let mut scratch = Folded::new();
         let mut last = u32::MAX; // last emitted char
-        let mut delta = i64::MIN; // orig - norm of the current linear segment
+        let mut n = 0usize; // bytes written
+        let mut seg_pending = true; // the next emitted char starts a new linear segment
         let mut i = 0usize;
         while i < bytes.len() {
             let b = bytes[i];
             if b < 0x80 {
-                let f = self.ascii[b as usize];
+                let f = ascii[b as usize];
+                buf[n] = f;
                 if f != 0 && !(collapse && f as u32 == last) {
-                    last = f as u32;
-                    let n = out.text.len();
-                    if i as i64 - n as i64 != delta {
-                        delta = i as i64 - n as i64;
-                        out.segs.push(Seg::linear(n, i));
+                    if seg_pending {
+                        segs.push(Seg::linear(n, i));
+                        seg_pending = false;
                     }
-                    out.text.push(f);
+                    last = f as u32;
+                    n += 1;
+                } else {
+                    seg_pending = true;
                 }
                 i += 1;
                 continue;
             }
             let (c, len) = decode(bytes, i);
+            let need = n + SLACK + (bytes.len() - i);
+            if buf.len() < need {
+                buf.resize(need + (need >> 2), 0);
+            }
             match self.unit(c, &mut scratch) {
-                Unit::Skip => {}
+                Unit::Skip => seg_pending = true,
                 Unit::One(f) => {
                     if !(collapse && f as u32 == last) {
                         last = f as u32;
-                        let n = out.text.len();
                         if f.len_utf8() == len {
-                            if i as i64 - n as i64 != delta {
-                                delta = i as i64 - n as i64;
-                                out.segs.push(Seg::linear(n, i));
+                            if seg_pending {
+                                segs.push(Seg::linear(n, i));
+                                seg_pending = false;
                             }
                         } else {
-                            delta = i64::MIN;
-                            out.segs.push(Seg::expansion(n, i));
+                            segs.push(Seg::expansion(n, i));
+                            seg_pending = true;
                         }
-                        push_char(&mut out.text, f);
+                        n += f.encode_utf8(&mut buf[n..n + 4]).len();
+                    } else {
+                        seg_pending = true;
                     }
                 }
                 Unit::Many(fs) => {
-                    let n = out.text.len();
+                    let start = n;
                     for &f in fs {
                         if !(collapse && f as u32 == last) {
                             last = f as u32;
-                            push_char(&mut out.text, f);
+                            n += f.encode_utf8(&mut buf[n..n + 4]).len();
                         }
                     }
-                    if out.text.len() > n {
-                        delta = i64::MIN;
-                        out.segs.push(Seg::expansion(n, i));
+                    if n > start {
+                        segs.push(Seg::expansion(start, i));
                     }
+                    seg_pending = true;
                 }
             }
             i += len;
         }
+        buf.truncate(n);
     }
 }
 
@@ -199,12 +216,6 @@ fn decode(bytes: &[u8], i: usize) -> (char, usize) {
         )
     };
     (char::from_u32(u).unwrap_or('\u{FFFD}'), len)
-}
-
-#[inline]
-fn push_char(out: &mut Vec<u8>, c: char) {
-    let mut buf = [0u8; 4];
-    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
 }
 
 /// The largest input normalized in one piece (longer inputs are checked in windows of this size;
