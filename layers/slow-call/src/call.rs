@@ -86,6 +86,12 @@ impl Call {
         }
     }
 
+    /// `true` when the response has no body to wait for: servers send no body for `HEAD`
+    /// (and may drop it unpolled).
+    pub(crate) fn bodiless(&self) -> bool {
+        self.method == Method::HEAD
+    }
+
     /// Notes the response head: the HTTP status, or the gRPC status of a trailers-only response.
     pub(crate) fn response(&mut self, status: StatusCode, headers: &HeaderMap) {
         self.status = if !self.grpc || status != StatusCode::OK {

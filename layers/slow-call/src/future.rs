@@ -56,9 +56,9 @@ where
                 if let Some(call) = call.as_mut() {
                     call.response(response.status(), response.headers());
                 }
-                if response.body().is_end_stream()
-                    && let Some(mut call) = call.take()
-                {
+                let complete =
+                    response.body().is_end_stream() || call.as_ref().is_some_and(Call::bodiless);
+                if complete && let Some(mut call) = call.take() {
                     call.finish(End::Complete);
                 }
                 Poll::Ready(Ok(response.map(|body| SlowCallBody::new(body, call))))

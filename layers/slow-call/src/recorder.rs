@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tracing::{
     Span, Subscriber,
     field::{Field, Visit},
-    span::{Attributes, Id},
+    span::{Attributes, Id, Record},
 };
 use tracing_subscriber::{layer::Context, registry::LookupSpan};
 
@@ -46,6 +46,23 @@ pub(crate) fn root_span(tree: &Arc<CallTree>, make: impl FnOnce() -> Span) -> Sp
 /// spans that have fields (turn that off with [`fields(false)`](Self::fields)).
 ///
 /// Timings use `tokio::time::Instant`, so tests with paused time see exact durations.
+///
+/// # Filtering
+///
+/// The recorder sees only the spans the subscriber enables. A global filter at `warn` disables
+/// the request's root span (INFO) and every `#[instrument]` span, and the trees come out empty.
+/// To log little but keep the trees, filter the output layer only (a per-layer filter, as below),
+/// and leave the recorder unfiltered or at `info`.
+///
+/// ```
+/// use espresso_slow_call::SlowCallRecorder;
+/// use tracing_subscriber::{filter::LevelFilter, prelude::*};
+///
+/// let subscriber = tracing_subscriber::registry()
+///     .with(SlowCallRecorder::new().with_filter(LevelFilter::INFO))
+///     .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::WARN));
+/// # let _ = subscriber;
+/// ```
 ///
 /// ```
 /// use espresso_slow_call::SlowCallRecorder;
@@ -134,6 +151,19 @@ where
             None => Node::new(tree, parent_index, false),
         };
         span.extensions_mut().insert(node);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if !self.fields || values.is_empty() {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let ext = span.extensions();
+        if let Some(node) = ext.get::<Node>().filter(|n| n.recorded) {
+            let mut fields = String::new();
+            values.record(&mut FieldWriter(&mut fields));
+            node.tree.add_fields(node.index, &fields);
+        }
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
@@ -226,6 +256,18 @@ mod tests {
         assert_eq!(records[0].fields, "user=\"ann\" n=3");
         assert_eq!(records[0].parent, ROOT);
         assert!(records[0].end.is_some());
+    }
+
+    #[test]
+    fn fields_recorded_later_are_kept() {
+        let subscriber = tracing_subscriber::registry().with(SlowCallRecorder::new());
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let tree = CallTree::new(Instant::now(), 16);
+        root(&tree).in_scope(|| {
+            let handler = info_span!("handler", hits = tracing::field::Empty, n = 1);
+            handler.record("hits", 2);
+        });
+        assert_eq!(tree.snapshot()[0].fields, "n=1 hits=2");
     }
 
     #[test]

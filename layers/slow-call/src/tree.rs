@@ -83,6 +83,16 @@ impl CallTree {
         }
     }
 
+    /// Adds fields recorded after the span was created.
+    pub(crate) fn add_fields(&self, index: usize, fields: &str) {
+        if let Some(record) = self.lock().spans.get_mut(index) {
+            if !record.fields.is_empty() {
+                record.fields.push(' ');
+            }
+            record.fields.push_str(fields);
+        }
+    }
+
     /// Forgets every record (a fast request: nothing will be rendered).
     pub(crate) fn discard(&self) {
         let mut records = self.lock();

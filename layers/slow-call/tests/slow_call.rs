@@ -330,3 +330,19 @@ async fn the_number_of_recorded_spans_is_capped() {
         "handler 12.0ms (busy 4.0ms) > cache 3.0ms (busy 3.0ms) (+2 spans not recorded)"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_head_response_is_complete_without_its_body() {
+    let (events, _guard) = capture();
+    let registry = prometheus::Registry::new();
+    let layer = SlowCallLayer::new(MS).metrics(&registry).unwrap();
+    let service = layer.layer(service_fn(app));
+    let request = Request::head("/x").body(Full::default()).unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    // Servers send no body for HEAD and drop it unpolled.
+    drop(response);
+    let events = events.take();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].get("status"), "200");
+    assert_eq!(histogram(&registry, "HEAD", UNMATCHED_ROUTE, "200").0, 1);
+}
