@@ -206,7 +206,7 @@ where
     }
 }
 
-/// Writes span fields as `a=1 b="x"`.
+/// Writes span fields as `a=1 b=x`.
 struct FieldWriter<'a>(&'a mut String);
 
 impl FieldWriter<'_> {
@@ -220,7 +220,7 @@ impl FieldWriter<'_> {
 impl Visit for FieldWriter<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.sep();
-        let _ = write!(self.0, "{}={value:?}", field.name());
+        let _ = write!(self.0, "{}={value}", field.name());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -253,7 +253,7 @@ mod tests {
         let records = tree.snapshot();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].name, "handler");
-        assert_eq!(records[0].fields, "user=\"ann\" n=3");
+        assert_eq!(records[0].fields, "user=ann n=3");
         assert_eq!(records[0].parent, ROOT);
         assert!(records[0].end.is_some());
     }

@@ -92,7 +92,7 @@ async fn a_slow_request_logs_one_event_with_the_nested_tree() {
     assert_eq!(
         event.get("tree"),
         "handler 12.0ms (busy 4.0ms) > [cache 3.0ms (busy 3.0ms), \
-         classifier{model=\"v2\"} 8.0ms (busy 0µs) > rpc 5.0ms (busy 0µs)]"
+         classifier{model=v2} 8.0ms (busy 0µs) > rpc 5.0ms (busy 0µs)]"
     );
 
     assert_eq!(
