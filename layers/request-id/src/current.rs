@@ -1,8 +1,9 @@
 //! The id of the request being served, for code that has no access to the request.
 //!
 //! The layer runs the inner service's `call` and every poll of its response future inside a
-//! tokio task-local scope holding the request's [`RequestId`]. Anything running on that task
-//! (handlers, inner layers, the clients they call) can read it with [`current`].
+//! task-local scope holding the request's [`RequestId`] (a thread-local slot the id is swapped
+//! into for each `call` and `poll`, the way tokio's `task_local!` works). Anything running on
+//! that task (handlers, inner layers, the clients they call) can read it with [`current`].
 //!
 //! # Spawned tasks and threads don't inherit it
 //!
@@ -30,14 +31,18 @@
 use espresso_common::RequestId;
 use pin_project_lite::pin_project;
 use std::{
+    cell::RefCell,
     future::Future,
+    mem,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
-use tokio::task::futures::TaskLocalFuture;
 
-tokio::task_local! {
-    static CURRENT: RequestId;
+// A task-local in the way tokio's `task_local!` builds one: a thread-local slot that a scope
+// swaps its value into for the length of a `call` or a `poll`, and back out afterwards. Written
+// here so one slot serves the inner `call` and every poll without cloning the id.
+thread_local! {
+    static CURRENT: RefCell<Option<RequestId>> = const { RefCell::new(None) };
 }
 
 /// The id of the request being served on this task, if any.
@@ -45,50 +50,118 @@ tokio::task_local! {
 /// `None` outside a [`RequestIdLayer`](crate::RequestIdLayer) (or a [`scope`]), and in tasks
 /// spawned without forwarding the id.
 pub fn current() -> Option<RequestId> {
-    CURRENT.try_with(RequestId::clone).ok()
+    CURRENT
+        .try_with(|current| current.try_borrow().ok()?.clone())
+        .ok()
+        .flatten()
 }
 
 /// Runs `future` with `id` as the [`current`] request id, e.g. before spawning it.
 pub fn scope<F: Future>(id: RequestId, future: F) -> Scoped<F> {
-    Scoped {
-        inner: CURRENT.scope(id, future),
-    }
+    Scoped::new(Some(id), future)
 }
 
 /// Runs `f` with `id` as the [`current`] request id, e.g. in `spawn_blocking` or a thread.
 pub fn sync_scope<R>(id: RequestId, f: impl FnOnce() -> R) -> R {
-    CURRENT.sync_scope(id, f)
+    let mut slot = Some(id);
+    let _entered = Entered::new(&mut slot);
+    f()
+}
+
+/// While alive, the thread's current id is the one from `slot`; the previous one waits in
+/// `slot` and is put back on drop (also when the code inside panics).
+pub(crate) struct Entered<'a> {
+    slot: &'a mut Option<RequestId>,
+    swapped: bool,
+}
+
+impl<'a> Entered<'a> {
+    #[inline]
+    pub(crate) fn new(slot: &'a mut Option<RequestId>) -> Self {
+        let swapped = swap(slot);
+        Self { slot, swapped }
+    }
+}
+
+impl Drop for Entered<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.swapped {
+            swap(self.slot);
+        }
+    }
+}
+
+/// Swaps `slot` with the thread's current id. `false` only while the thread is being torn down.
+#[inline]
+fn swap(slot: &mut Option<RequestId>) -> bool {
+    CURRENT
+        .try_with(|current| match current.try_borrow_mut() {
+            Ok(mut current) => {
+                mem::swap(&mut *current, slot);
+                true
+            }
+            Err(_) => false,
+        })
+        .unwrap_or(false)
 }
 
 pin_project! {
     /// A future running with a [`current`] request id; made by [`scope`].
     ///
-    /// The inner future is also dropped inside the scope.
-    pub struct Scoped<F: Future> {
+    /// The id is current during every poll and while the inner future is dropped.
+    pub struct Scoped<F> {
         #[pin]
-        inner: TaskLocalFuture<RequestId, F>,
+        future: Option<F>,
+        id: Option<RequestId>,
+    }
+
+    impl<F> PinnedDrop for Scoped<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if this.future.is_some() {
+                let _entered = Entered::new(this.id);
+                this.future.set(None);
+            }
+        }
     }
 }
 
-impl<F: Future> Scoped<F> {
+impl<F> Scoped<F> {
+    pub(crate) fn new(id: Option<RequestId>, future: F) -> Self {
+        Self {
+            future: Some(future),
+            id,
+        }
+    }
+
     /// Takes the id back once the future has completed.
     pub(crate) fn take_id(self: Pin<&mut Self>) -> Option<RequestId> {
-        self.project().inner.take_value()
+        self.project().id.take()
     }
 }
 
 impl<F: Future> Future for Scoped<F> {
     type Output = F::Output;
 
-    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll(cx)
+        let mut this = self.project();
+        let _entered = Entered::new(this.id);
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            panic!("`Scoped` polled after completion");
+        };
+        let output = ready!(future.poll(cx));
+        // Drop the inner future while its id is still current.
+        this.future.set(None);
+        Poll::Ready(output)
     }
 }
 
-impl<F: Future> std::fmt::Debug for Scoped<F> {
+impl<F> std::fmt::Debug for Scoped<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scoped").finish_non_exhaustive()
+        f.debug_struct("Scoped")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,6 +188,32 @@ mod tests {
             assert_eq!(seen, Some(id("sync")));
         })
         .await;
+        assert_eq!(current(), None);
+    }
+
+    #[test]
+    fn the_inner_future_is_dropped_inside_the_scope() {
+        struct SeesIdOnDrop(std::sync::Arc<std::sync::Mutex<Option<RequestId>>>);
+        impl Drop for SeesIdOnDrop {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap() = current();
+            }
+        }
+        let seen = std::sync::Arc::default();
+        let guard = SeesIdOnDrop(std::sync::Arc::clone(&seen));
+        let future = scope(id("dropped"), async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        });
+        drop(future);
+        assert_eq!(*seen.lock().unwrap(), Some(id("dropped")));
+        assert_eq!(current(), None);
+    }
+
+    #[test]
+    fn a_panic_inside_a_scope_restores_the_previous_id() {
+        let result = std::panic::catch_unwind(|| sync_scope(id("panics"), || panic!("boom")));
+        assert!(result.is_err());
         assert_eq!(current(), None);
     }
 

@@ -14,7 +14,7 @@ use tracing::Span;
 pin_project! {
     /// Runs the inner response future inside the request's span and task-local scope, then
     /// writes the id into the response.
-    pub struct ResponseFuture<F: Future> {
+    pub struct ResponseFuture<F> {
         #[pin]
         inner: Scoped<F>,
         span: Span,
@@ -22,7 +22,7 @@ pin_project! {
     }
 }
 
-impl<F: Future> ResponseFuture<F> {
+impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: Scoped<F>, span: Span, header: HeaderName) -> Self {
         Self {
             inner,
@@ -52,7 +52,7 @@ where
     }
 }
 
-impl<F: Future> fmt::Debug for ResponseFuture<F> {
+impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("span", &self.span)

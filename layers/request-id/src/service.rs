@@ -1,17 +1,17 @@
 use crate::{
-    ClientRequestId, MakeRequestId, RequestId, RequestIdLayer, UuidV4,
-    current::{scope, sync_scope},
+    ClientRequestId, MakeRequestId, RejectReason, RequestId, RequestIdLayer, UuidV4,
+    current::{Entered, Scoped},
     future::ResponseFuture,
     layer::Config,
     validate::Incoming,
 };
-use http::{Request, Response, request::Parts};
+use http::{Request, Response};
 use std::{
     fmt,
     task::{Context, Poll},
 };
 use tower_service::Service;
-use tracing::{Level, Span, field, span::Record};
+use tracing::{Level, Span, field, level_filters::LevelFilter, span::Record};
 
 /// The service made by [`RequestIdLayer`]. `Clone` when the inner service and the generator are.
 #[derive(Clone)]
@@ -72,46 +72,58 @@ impl<S, M> RequestIdService<S, M>
 where
     M: MakeRequestId,
 {
-    /// Decides the request's id and writes it into the request head.
-    fn assign(&mut self, parts: &mut Parts) -> RequestId {
+    /// Keeps a valid incoming id, touching the request in place (the hot path), or says why
+    /// one must be generated (`None`: the client sent none).
+    #[inline]
+    fn keep<B>(&self, request: &mut Request<B>) -> Result<RequestId, Option<RejectReason>> {
         let config = &self.config;
-        let incoming = config.policy.check(&parts.headers, &config.header);
-        let rejected = match incoming {
+        let reason = match config.policy.check(request.headers(), &config.header) {
+            Incoming::Missing => return Err(None),
             Incoming::Valid(value) if !config.always_generate => {
-                // A valid value is visible ASCII, so it always makes a `RequestId`.
-                if let Some(id) = RequestId::new(value.clone()) {
-                    parts.extensions.insert(id.clone());
-                    return id;
+                // A valid value is visible ASCII, so this always makes an id.
+                match RequestId::new(value.clone()) {
+                    Some(id) => {
+                        request.extensions_mut().insert(id.clone());
+                        return Ok(id);
+                    }
+                    None => RejectReason::DisallowedChar,
                 }
-                Some((value, crate::RejectReason::DisallowedChar))
             }
-            Incoming::Valid(value) => Some((value, crate::RejectReason::Untrusted)),
-            Incoming::Rejected(value, reason) => Some((value, reason)),
-            Incoming::Missing => None,
+            Incoming::Valid(_) => RejectReason::Untrusted,
+            Incoming::Rejected(_, reason) => reason,
         };
-        let client = rejected.and_then(|(value, reason)| {
-            config.keep_client_id.then(|| {
-                ClientRequestId::escape(
-                    value,
-                    reason,
-                    &config.policy.allowed,
-                    config.policy.max_len,
-                )
-            })
-        });
-        let reason = rejected.map(|(_, reason)| reason);
-        let id = self.make.make_request_id(parts);
-        if let Some(reason) = reason {
+        Err(Some(reason))
+    }
+
+    /// Generates an id and puts it in the request in place of whatever the client sent.
+    fn generate<B>(
+        &mut self,
+        request: Request<B>,
+        rejected: Option<RejectReason>,
+    ) -> (RequestId, Request<B>) {
+        let (mut parts, body) = request.into_parts();
+        let config = &self.config;
+        let client = match rejected {
+            Some(reason) if config.keep_client_id => {
+                parts.headers.get(&config.header).map(|value| {
+                    let policy = &config.policy;
+                    ClientRequestId::escape(value, reason, &policy.allowed, policy.max_len)
+                })
+            }
+            _ => None,
+        };
+        let id = self.make.make_request_id(&parts);
+        if let Some(reason) = rejected {
             tracing::debug!(request_id = %id, reason = reason.as_str(), "replaced the incoming request id");
         }
         parts
             .headers
-            .insert(config.header.clone(), id.header_value().clone());
+            .insert(self.config.header.clone(), id.header_value().clone());
         parts.extensions.insert(id.clone());
         if let Some(client) = client {
             parts.extensions.insert(client);
         }
-        id
+        (id, Request::from_parts(parts, body))
     }
 }
 
@@ -129,34 +141,47 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let (mut parts, body) = request.into_parts();
-        let id = self.assign(&mut parts);
-        let request = Request::from_parts(parts, body);
-
-        let span = request_span(self.config.span, &id);
-        let inner = {
-            let _entered = span.enter();
-            sync_scope(id.clone(), || self.inner.call(request))
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let id = match self.keep(&mut request) {
+            Ok(id) => id,
+            Err(rejected) => {
+                let (id, generated) = self.generate(request, rejected);
+                request = generated;
+                id
+            }
         };
-        ResponseFuture::new(scope(id, inner), span, self.config.header.clone())
+        let span = request_span(self.config.span, &id);
+        let mut slot = Some(id);
+        let inner = {
+            let _span = span.enter();
+            let _current = Entered::new(&mut slot);
+            self.inner.call(request)
+        };
+        ResponseFuture::new(Scoped::new(slot, inner), span, self.config.header.clone())
     }
 }
 
 /// Records the id on the current span when it declares a `request_id` field (and then returns
 /// a disabled span), otherwise opens a new `request` span at `level`.
 fn request_span(level: Option<Level>, id: &RequestId) -> Span {
-    if record_on_current(id) {
+    // With no subscriber ever installed there is no span to record on or to open.
+    if !tracing::dispatcher::has_been_set() || record_on_current(id) {
         return Span::none();
     }
+    // Checked before the span macros: their disabled path still builds a span with metadata
+    // (and, when tracing's `log` feature is on, as axum's default features turn it on, checks
+    // the `log` crate on every enter and exit).
+    let level = match level {
+        Some(level) if level <= LevelFilter::current() => level,
+        _ => return Span::none(),
+    };
     let id = field::display(id);
     match level {
-        None => Span::none(),
-        Some(Level::ERROR) => tracing::error_span!("request", request_id = %id),
-        Some(Level::WARN) => tracing::warn_span!("request", request_id = %id),
-        Some(Level::INFO) => tracing::info_span!("request", request_id = %id),
-        Some(Level::DEBUG) => tracing::debug_span!("request", request_id = %id),
-        Some(_) => tracing::trace_span!("request", request_id = %id),
+        Level::ERROR => tracing::error_span!("request", request_id = %id),
+        Level::WARN => tracing::warn_span!("request", request_id = %id),
+        Level::INFO => tracing::info_span!("request", request_id = %id),
+        Level::DEBUG => tracing::debug_span!("request", request_id = %id),
+        Level::TRACE => tracing::trace_span!("request", request_id = %id),
     }
 }
 

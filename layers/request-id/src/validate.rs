@@ -96,12 +96,46 @@ impl AllowedChars {
         self
     }
 
+    /// `true` when every byte of `bytes` is in the set.
+    ///
+    /// Runs without early exit: ids are short, and valid ones (the common case) are read to the
+    /// end anyway. The default set is checked through a 256-byte table (one load per byte).
+    #[inline]
+    pub fn contains_all(&self, bytes: &[u8]) -> bool {
+        if *self == Self::DEFAULT {
+            let mut outside = 0u8;
+            for &b in bytes {
+                outside |= OUTSIDE_DEFAULT[usize::from(b)];
+            }
+            outside == 0
+        } else {
+            let [low, high] = self.0;
+            bytes.iter().fold(true, |ok, &b| {
+                let word = if b < 64 { low } else { high };
+                ok & (b < 128) & ((word >> (b & 63)) & 1 != 0)
+            })
+        }
+    }
+
     /// `true` when `byte` is in the set.
     #[inline]
     pub const fn contains(&self, byte: u8) -> bool {
         byte < 128 && self.0[(byte >> 6) as usize] & (1 << (byte & 63)) != 0
     }
 }
+
+/// 1 for every byte outside [`AllowedChars::DEFAULT`].
+static OUTSIDE_DEFAULT: [u8; 256] = {
+    let mut table = [1u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        if AllowedChars::DEFAULT.contains(b as u8) {
+            table[b] = 0;
+        }
+        b += 1;
+    }
+    table
+};
 
 impl Default for AllowedChars {
     fn default() -> Self {
@@ -268,7 +302,7 @@ impl Policy {
             Err(RejectReason::Empty)
         } else if value.len() > self.max_len {
             Err(RejectReason::TooLong)
-        } else if !value.iter().all(|&b| self.allowed.contains(b)) {
+        } else if !self.allowed.contains_all(value) {
             Err(RejectReason::DisallowedChar)
         } else {
             Ok(())
@@ -321,6 +355,31 @@ mod tests {
         let fewer = set.without("/é");
         assert!(!fewer.contains(b'/') && fewer.contains(b'+'));
         assert!(!AllowedChars::none().contains(b'a'));
+    }
+
+    #[test]
+    fn the_fast_paths_agree_with_contains() {
+        let sets = [
+            AllowedChars::DEFAULT,
+            AllowedChars::DEFAULT.with("/"),
+            AllowedChars::visible_ascii(),
+            AllowedChars::none().with("a?~"),
+        ];
+        for set in sets {
+            for b in 0..=255u8 {
+                for input in [
+                    vec![b],
+                    vec![b'a', b, b'0'],
+                    [b'-'; 40].iter().copied().chain([b]).collect(),
+                ] {
+                    assert_eq!(
+                        set.contains_all(&input),
+                        input.iter().all(|&c| set.contains(c)),
+                        "{set:?} {input:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
