@@ -90,7 +90,7 @@ where
                 }
             }
             Incoming::Valid(_) => RejectReason::Untrusted,
-            Incoming::Rejected(_, reason) => reason,
+            Incoming::Rejected(reason) => reason,
         };
         Err(Some(reason))
     }
