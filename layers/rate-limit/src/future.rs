@@ -35,34 +35,40 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
+    #[project_replace = StateProjReplace]
     enum State<S, ReqB, M>
     where
         S: Service<Request<ReqB>>,
         M: Mode<S::Response, S::Error>,
     {
+        // The rare paths keep what they hold in a box, so the common future (`Calling`) stays
+        // small: a request alone is a couple of hundred bytes.
         Checking {
             pending: PendingDecision,
-            service: Option<S>,
-            request: Option<Request<ReqB>>,
+            deferred: Box<Deferred<S, ReqB>>,
             quotas: Quotas,
             policy: Arc<Policy>,
         },
         Waiting {
-            #[pin]
-            sleep: Sleep,
-            service: Option<S>,
-            request: Option<Request<ReqB>>,
-            headers: Option<HeaderMap>,
+            sleep: Pin<Box<Sleep>>,
+            deferred: Box<Deferred<S, ReqB>>,
+            headers: Option<Box<HeaderMap>>,
         },
         Calling {
             #[pin]
             future: S::Future,
-            headers: Option<HeaderMap>,
+            headers: Option<Box<HeaderMap>>,
         },
         Done {
             output: Option<Result<M::Response, M::Error>>,
         },
     }
+}
+
+/// The ready inner service and the request it will be called with.
+struct Deferred<S, ReqB> {
+    service: S,
+    request: Request<ReqB>,
 }
 
 impl<S, ReqB, M> ResponseFuture<S, ReqB, M>
@@ -78,7 +84,10 @@ where
     }
 
     pub(crate) fn calling(future: S::Future, headers: Option<HeaderMap>) -> Self {
-        Self::new(State::Calling { future, headers })
+        Self::new(State::Calling {
+            future,
+            headers: headers.map(Box::new),
+        })
     }
 
     pub(crate) fn waiting(
@@ -88,10 +97,9 @@ where
         headers: Option<HeaderMap>,
     ) -> Self {
         Self::new(State::Waiting {
-            sleep: tokio::time::sleep(wait),
-            service: Some(service),
-            request: Some(request),
-            headers,
+            sleep: Box::pin(tokio::time::sleep(wait)),
+            deferred: Box::new(Deferred { service, request }),
+            headers: headers.map(Box::new),
         })
     }
 
@@ -104,8 +112,7 @@ where
     ) -> Self {
         Self::new(State::Checking {
             pending,
-            service: Some(service),
-            request: Some(request),
+            deferred: Box::new(Deferred { service, request }),
             quotas,
             policy,
         })
@@ -131,51 +138,53 @@ where
             match state.as_mut().project() {
                 StateProj::Checking {
                     pending,
-                    service,
-                    request,
                     quotas,
                     policy,
+                    ..
                 } => {
                     let decision = ready!(pending.as_mut().poll(cx));
-                    let (Some(mut svc), Some(req)) = (service.take(), request.take()) else {
-                        unreachable!("the checking state holds its service and request")
+                    let action = policy.act(&decision, quotas);
+                    let policy = policy.clone();
+                    let Some((deferred, _)) = take_deferred(&mut state) else {
+                        unreachable!("in the checking state")
                     };
-                    let next = match policy.act(&decision, quotas) {
+                    let Deferred {
+                        mut service,
+                        request,
+                    } = *deferred;
+                    let next = match action {
                         Action::Pass { wait, headers } if wait.is_zero() => State::Calling {
-                            future: svc.call(req),
-                            headers,
+                            future: service.call(request),
+                            headers: headers.map(Box::new),
                         },
                         Action::Pass { wait, headers } => State::Waiting {
-                            sleep: tokio::time::sleep(wait),
-                            service: Some(svc),
-                            request: Some(req),
-                            headers,
+                            sleep: Box::pin(tokio::time::sleep(wait)),
+                            deferred: Box::new(Deferred { service, request }),
+                            headers: headers.map(Box::new),
                         },
                         Action::Reject(limited) => {
-                            return Poll::Ready(M::reject(limited, &policy.rejection, &req));
+                            return Poll::Ready(M::reject(limited, &policy.rejection, &request));
                         }
                     };
                     state.set(next);
                 }
-                StateProj::Waiting {
-                    sleep,
-                    service,
-                    request,
-                    headers,
-                } => {
-                    ready!(sleep.poll(cx));
-                    let (Some(mut svc), Some(req)) = (service.take(), request.take()) else {
-                        unreachable!("the waiting state holds its service and request")
+                StateProj::Waiting { sleep, .. } => {
+                    ready!(sleep.as_mut().poll(cx));
+                    let Some((deferred, headers)) = take_deferred(&mut state) else {
+                        unreachable!("in the waiting state")
                     };
-                    let headers = headers.take();
+                    let Deferred {
+                        mut service,
+                        request,
+                    } = *deferred;
                     state.set(State::Calling {
-                        future: svc.call(req),
+                        future: service.call(request),
                         headers,
                     });
                 }
                 StateProj::Calling { future, headers } => {
                     let response = ready!(future.poll(cx)).map_err(M::inner_error)?;
-                    return Poll::Ready(Ok(M::pass(response, headers.take())));
+                    return Poll::Ready(Ok(M::pass(response, headers.take().map(|h| *h))));
                 }
                 StateProj::Done { output } => {
                     return Poll::Ready(
@@ -186,6 +195,25 @@ where
                 }
             }
         }
+    }
+}
+
+/// Moves the deferred call (and headers) out of a `Checking` or `Waiting` state, leaving an
+/// empty `Done` in its place.
+#[allow(clippy::type_complexity)]
+fn take_deferred<S, ReqB, M>(
+    state: &mut Pin<&mut State<S, ReqB, M>>,
+) -> Option<(Box<Deferred<S, ReqB>>, Option<Box<HeaderMap>>)>
+where
+    S: Service<Request<ReqB>>,
+    M: Mode<S::Response, S::Error>,
+{
+    match state.as_mut().project_replace(State::Done { output: None }) {
+        StateProjReplace::Checking { deferred, .. } => Some((deferred, None)),
+        StateProjReplace::Waiting {
+            deferred, headers, ..
+        } => Some((deferred, headers)),
+        StateProjReplace::Calling { .. } | StateProjReplace::Done { .. } => None,
     }
 }
 

@@ -33,7 +33,7 @@ use crate::{
 use prometheus::IntCounter;
 use std::{
     collections::HashMap,
-    hash::{BuildHasher, Hash, RandomState},
+    hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState},
     sync::{Mutex, MutexGuard},
     time::Duration,
 };
@@ -133,8 +133,50 @@ impl Tats {
     }
 }
 
+/// A key with its hash, computed once (SipHash with a random key, so clients cannot aim keys
+/// at one bucket) and used both to pick the shard and inside the shard's map.
+struct Hashed<K> {
+    hash: u64,
+    key: K,
+}
+
+impl<K: PartialEq> PartialEq for Hashed<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.key == other.key
+    }
+}
+
+impl<K: Eq> Eq for Hashed<K> {}
+
+impl<K> Hash for Hashed<K> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// Hands the precomputed hash of a [`Hashed`] key to the map unchanged.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `Hashed`; fold anything else in rather than ignore it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 struct Shard<K> {
-    map: HashMap<K, Tats>,
+    map: HashMap<Hashed<K>, Tats, BuildHasherDefault<PassThrough>>,
     checks: usize,
     /// Which other shard this one's next sweep also visits.
     cursor: usize,
@@ -166,7 +208,7 @@ impl<K: Hash + Eq> Store<K> {
             shards: (0..shards)
                 .map(|_| {
                     Mutex::new(Shard {
-                        map: HashMap::new(),
+                        map: HashMap::default(),
                         checks: 0,
                         cursor: 0,
                     })
@@ -183,9 +225,8 @@ impl<K: Hash + Eq> Store<K> {
         crate::quota::duration_nanos(Instant::now().saturating_duration_since(self.epoch))
     }
 
-    fn shard(&self, key: &K) -> (usize, MutexGuard<'_, Shard<K>>) {
-        let hash = self.hasher.hash_one(key);
-        // The high bits: the map itself uses the low ones of its own hash.
+    fn shard(&self, hash: u64) -> (usize, MutexGuard<'_, Shard<K>>) {
+        // Bits 48.. pick the shard; the map uses the low bits for buckets and the top 7 as tags.
         let index = (hash >> 48) as usize & (self.shards.len() - 1);
         let guard = self.shards[index]
             .lock()
@@ -200,7 +241,11 @@ impl<K: Hash + Eq> Store<K> {
         }
         let max_delay = crate::quota::duration_nanos(max_delay);
         let now = self.now();
-        let (index, mut shard) = self.shard(&key);
+        let key = Hashed {
+            hash: self.hasher.hash_one(&key),
+            key,
+        };
+        let (index, mut shard) = self.shard(key.hash);
         shard.checks += 1;
         if shard.checks >= shard.map.len().max(MIN_SWEEP_INTERVAL) {
             self.sweep(&mut shard, now);
