@@ -160,7 +160,7 @@ impl Call {
             target: "espresso_slow_call",
             parent: &self.span,
             request_id = self.request_id.as_ref().map(RequestId::as_str),
-            method,
+            method = self.method.as_str(),
             route = self.route.as_str(),
             path = self.uri.path(),
             status,
@@ -169,7 +169,7 @@ impl Call {
             cancelled = end == End::Cancelled,
             tree = tree.as_str(),
             "slow call: {} {} took {}",
-            method,
+            self.method,
             self.uri.path(),
             Ms(elapsed),
         );
