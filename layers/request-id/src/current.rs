@@ -31,9 +31,8 @@
 use espresso_common::RequestId;
 use pin_project_lite::pin_project;
 use std::{
-    cell::RefCell,
+    cell::Cell,
     future::Future,
-    mem,
     pin::Pin,
     task::{Context, Poll, ready},
 };
@@ -42,7 +41,7 @@ use std::{
 // swaps its value into for the length of a `call` or a `poll`, and back out afterwards. Written
 // here so one slot serves the inner `call` and every poll without cloning the id.
 thread_local! {
-    static CURRENT: RefCell<Option<RequestId>> = const { RefCell::new(None) };
+    static CURRENT: Cell<Option<RequestId>> = const { Cell::new(None) };
 }
 
 /// The id of the request being served on this task, if any.
@@ -51,7 +50,12 @@ thread_local! {
 /// spawned without forwarding the id.
 pub fn current() -> Option<RequestId> {
     CURRENT
-        .try_with(|current| current.try_borrow().ok()?.clone())
+        .try_with(|current| {
+            let id = current.take();
+            let copy = id.clone();
+            current.set(id);
+            copy
+        })
         .ok()
         .flatten()
 }
@@ -96,14 +100,10 @@ impl Drop for Entered<'_> {
 #[inline]
 fn swap(slot: &mut Option<RequestId>) -> bool {
     CURRENT
-        .try_with(|current| match current.try_borrow_mut() {
-            Ok(mut current) => {
-                mem::swap(&mut *current, slot);
-                true
-            }
-            Err(_) => false,
+        .try_with(|current| {
+            *slot = current.replace(slot.take());
         })
-        .unwrap_or(false)
+        .is_ok()
 }
 
 pin_project! {

@@ -19,15 +19,17 @@ pin_project! {
         inner: Scoped<F>,
         span: Span,
         header: HeaderName,
+        extension: bool,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: Scoped<F>, span: Span, header: HeaderName) -> Self {
+    pub(crate) fn new(inner: Scoped<F>, span: Span, header: HeaderName, extension: bool) -> Self {
         Self {
             inner,
             span,
             header,
+            extension,
         }
     }
 }
@@ -46,7 +48,9 @@ where
             if let Entry::Vacant(entry) = response.headers_mut().entry(&*this.header) {
                 entry.insert(id.header_value().clone());
             }
-            response.extensions_mut().insert(id);
+            if *this.extension {
+                response.extensions_mut().insert(id);
+            }
         }
         Poll::Ready(Ok(response))
     }

@@ -14,6 +14,7 @@ pub(crate) struct Config {
     pub(crate) policy: Policy,
     pub(crate) always_generate: bool,
     pub(crate) keep_client_id: bool,
+    pub(crate) response_extension: bool,
     pub(crate) span: Option<Level>,
 }
 
@@ -52,6 +53,7 @@ impl RequestIdLayer {
                 policy: Policy::default(),
                 always_generate: false,
                 keep_client_id: false,
+                response_extension: false,
                 span: Some(Level::INFO),
             },
         }
@@ -105,6 +107,18 @@ impl<M> RequestIdLayer<M> {
     /// [`ClientRequestId`](crate::ClientRequestId) (default `false`).
     pub fn keep_client_id(mut self, keep: bool) -> Self {
         self.config.keep_client_id = keep;
+        self
+    }
+
+    /// With `true`, also puts the [`RequestId`](crate::RequestId) in the response's extensions
+    /// (default `false`).
+    ///
+    /// For outer layers that want the typed id rather than the response header (which the inner
+    /// service may have set itself, see the [crate docs](crate#doesnt-override-existing-response-headers)).
+    /// Off by default because it costs an allocation per response (the extensions map) that
+    /// most stacks never use.
+    pub fn response_extension(mut self, insert: bool) -> Self {
+        self.config.response_extension = insert;
         self
     }
 

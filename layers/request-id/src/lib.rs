@@ -43,8 +43,9 @@
 //!    [`espresso_common::RequestId`], so other layers read it without depending on this crate).
 //! 3. The inner service's `call` and response future run inside the request's tracing span
 //!    ([Tracing](#tracing)) and a task-local scope ([`current`]).
-//! 4. The header is set on the response, whatever its status, and the [`RequestId`] is put in
-//!    the response's extensions for outer layers (access logs).
+//! 4. The header is set on the response, whatever its status (and, with
+//!    [`response_extension(true)`](RequestIdLayer::response_extension), the [`RequestId`] is put
+//!    in the response's extensions for outer layers).
 //!
 //! # Validation
 //!

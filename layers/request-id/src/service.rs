@@ -157,7 +157,12 @@ where
             let _current = Entered::new(&mut slot);
             self.inner.call(request)
         };
-        ResponseFuture::new(Scoped::new(slot, inner), span, self.config.header.clone())
+        ResponseFuture::new(
+            Scoped::new(slot, inner),
+            span,
+            self.config.header.clone(),
+            self.config.response_extension,
+        )
     }
 }
 

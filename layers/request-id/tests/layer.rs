@@ -71,8 +71,8 @@ fn consistent(response: &Echo) -> RequestId {
     );
     assert_eq!(
         response.extensions().get::<RequestId>(),
-        Some(&id),
-        "response extension"
+        None,
+        "no response extension unless asked for"
     );
     id
 }
@@ -332,6 +332,20 @@ async fn grpc_trailers_only_responses_carry_the_id() {
 }
 
 #[tokio::test]
+async fn the_response_extension_is_opt_in() {
+    let response = RequestIdLayer::new()
+        .response_extension(true)
+        .layer(echo("x-request-id"))
+        .oneshot(request(&[HeaderValue::from_static("ext-1")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.extensions().get::<RequestId>().unwrap().as_str(),
+        "ext-1"
+    );
+}
+
+#[tokio::test]
 async fn inner_errors_pass_through() {
     let broken = service_fn(|_: Request<()>| async { Err::<Response<()>, _>("boom") });
     let result = RequestIdService::new(broken).oneshot(request(&[])).await;
@@ -347,10 +361,13 @@ async fn does_not_override_a_response_header_the_inner_service_set() {
             .insert("x-request-id", HeaderValue::from_static("upstream-7"));
         Ok::<_, Infallible>(response)
     });
-    let response = RequestIdService::new(proxy)
+    let response = RequestIdLayer::new()
+        .response_extension(true)
+        .layer(proxy)
         .oneshot(request(&[HeaderValue::from_static("mine")]))
         .await
         .unwrap();
+    // The inner service's header stays; the typed id in the extension is still the request's.
     assert_eq!(response.headers()["x-request-id"], "upstream-7");
     assert_eq!(
         response.extensions().get::<RequestId>().unwrap().as_str(),
