@@ -127,13 +127,22 @@ struct Pattern {
 
 /// A compiled, immutable dictionary set. Build one with [`Dictionary::build`]; an
 /// [`Engine`](crate::Engine) holds the current one and swaps it atomically.
-#[derive(Debug)]
 pub struct Dictionary {
     ac: AhoCorasick,
     pats: Vec<Pattern>,
     table: Arc<Table>,
     version: u64,
     stats: DictStats,
+}
+
+impl std::fmt::Debug for Dictionary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dictionary")
+            .field("version", &self.version)
+            .field("stats", &self.stats)
+            .field("options", self.options())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A verified candidate.
@@ -168,7 +177,15 @@ const GAP_VISIBLE: u8 = 2;
 impl Dictionary {
     /// Reads and compiles `sources` with `options`.
     pub fn build(sources: &Sources, options: Options) -> Result<Dictionary, LoadError> {
-        Dictionary::build_with_table(sources, Arc::new(Table::new(&options)))
+        static DEFAULT_TABLE: std::sync::OnceLock<Arc<Table>> = std::sync::OnceLock::new();
+        let table = if options == Options::default() {
+            DEFAULT_TABLE
+                .get_or_init(|| Arc::new(Table::new(&options)))
+                .clone()
+        } else {
+            Arc::new(Table::new(&options))
+        };
+        Dictionary::build_with_table(sources, table)
     }
 
     /// The shipped default lists with default options.
@@ -191,8 +208,44 @@ impl Dictionary {
         table.options().fingerprint(&mut h);
         let mut pats: Vec<Pattern> = Vec::new();
         let mut keys: Vec<Vec<u8>> = Vec::new();
+        let mut all: Vec<(source::Entry, Option<Level>, Arc<str>)> = Vec::new();
+        let mut categories: HashMap<String, Arc<str>> = HashMap::new();
+        for list in &sources.lists {
+            let name = list.data.name();
+            let entries = source::parse(&name, &source::read(&list.data)?)?;
+            let default_cat: Arc<str> = list
+                .category
+                .clone()
+                .unwrap_or_else(|| list.data.stem())
+                .into();
+            for e in entries {
+                let cat = match &e.category {
+                    Some(c) => match categories.get(c.as_str()) {
+                        Some(a) => Arc::clone(a),
+                        None => {
+                            let a: Arc<str> = Arc::from(c.as_str());
+                            categories.insert(c.clone(), a.clone());
+                            a
+                        }
+                    },
+                    None => default_cat.clone(),
+                };
+                all.push((e, Some(list.level), cat));
+            }
+        }
+        for data in &sources.allow {
+            let name = data.name();
+            let entries = source::parse(&name, &source::read(data)?)?;
+            let cat: Arc<str> = Arc::from("allow");
+            for e in entries {
+                all.push((e, None, cat.clone()));
+            }
+        }
         let mut seen: HashMap<(Box<[PUnit]>, bool), usize, BuildHasherDefault<WordHasher>> =
             HashMap::default();
+        seen.reserve(all.len());
+        pats.reserve(all.len());
+        keys.reserve(all.len());
         let mut stats = DictStats::default();
         let mut add =
             |entry: source::Entry, level: Option<Level>, category: Arc<str>, h: &mut Fnv| {
@@ -233,37 +286,8 @@ impl Dictionary {
                     }
                 }
             };
-        let mut categories: HashMap<String, Arc<str>> = HashMap::new();
-        for list in &sources.lists {
-            let name = list.data.name();
-            let entries = source::parse(&name, &source::read(&list.data)?)?;
-            let default_cat: Arc<str> = list
-                .category
-                .clone()
-                .unwrap_or_else(|| list.data.stem())
-                .into();
-            for e in entries {
-                let cat = match &e.category {
-                    Some(c) => match categories.get(c.as_str()) {
-                        Some(a) => Arc::clone(a),
-                        None => {
-                            let a: Arc<str> = Arc::from(c.as_str());
-                            categories.insert(c.clone(), a.clone());
-                            a
-                        }
-                    },
-                    None => default_cat.clone(),
-                };
-                add(e, Some(list.level), cat, &mut h);
-            }
-        }
-        for data in &sources.allow {
-            let name = data.name();
-            let entries = source::parse(&name, &source::read(data)?)?;
-            let cat: Arc<str> = Arc::from("allow");
-            for e in entries {
-                add(e, None, cat.clone(), &mut h);
-            }
+        for (e, level, cat) in all {
+            add(e, level, cat, &mut h);
         }
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
@@ -306,7 +330,8 @@ impl Dictionary {
         &self.table
     }
 
-    /// Normalizes `text` as matching sees it (with the offset map).
+    /// Normalizes `text` as matching sees it (with the offset map). Inputs over 128 MiB are
+    /// matched in windows of that size; this returns the first window.
     pub fn normalize(&self, text: &str) -> Normalized {
         let mut n = Normalized::default();
         let end = window_end(text, 0);

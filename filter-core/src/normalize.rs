@@ -21,12 +21,21 @@ use crate::fold::{Folded, MANY, NOISE, base_fold, encode_entry, fold_char};
 use crate::options::Options;
 
 /// A fold table specialised for one [`Options`] (noise set and charset applied).
-#[derive(Debug)]
 pub(crate) struct Table {
     ascii: [u8; 128],
     entries: Vec<u32>,
     pool: Vec<char>,
     options: Options,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("entries", &self.entries.len())
+            .field("pool", &self.pool.len())
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 /// What one original character contributes to the normalized text.

@@ -118,3 +118,14 @@ fn readers_never_block_during_reloads() {
         assert!(reader.join().unwrap() > 0);
     });
 }
+
+#[test]
+fn debug_output_is_a_summary() {
+    let s = format!("{:?}", Engine::builtin());
+    assert!(s.contains("version") && s.contains("words"), "{s}");
+    assert!(
+        s.len() < 2000,
+        "Debug should not dump the tables: {} bytes",
+        s.len()
+    );
+}
