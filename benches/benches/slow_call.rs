@@ -7,7 +7,11 @@
 //! - `slow_call_layer_only`: `SlowCallLayer`, no subscriber (timing, metrics off).
 //! - `slow_call_recorder`: `SlowCallLayer` (threshold 1 s, so nothing is logged) and a registry
 //!   with `SlowCallRecorder`: every span is recorded, the tree is discarded at the end.
-//! - `slow_call_recorder_metrics`: the same with the Prometheus metrics on.
+//! - `slow_call_registry_only`: `SlowCallLayer` and a bare registry: what `tracing-subscriber`
+//!   itself costs for these spans, before any layer.
+//! - `slow_call_recorder_no_busy`: the recorder with `busy_time(false)` (no clock reads on
+//!   enter/exit).
+//! - `slow_call_recorder_metrics`: the recorder with the Prometheus metrics on.
 //! - `trace_layer_fmt`: `TraceLayer::new_for_http()` and a registry with `fmt::layer()` writing to
 //!   `io::sink` (spans' fields formatted, request/response events written).
 //!
@@ -21,8 +25,8 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use espresso_slow_call::{SlowCallLayer, SlowCallRecorder};
 use http::{Request, Response};
-use http_body_util::Full;
 use http_body::Body;
+use http_body_util::Full;
 use std::{
     convert::Infallible,
     future::Future,
@@ -108,31 +112,29 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(call(&mut layer_only)))
     });
 
-    {
-        let _guard = tracing::subscriber::set_default(tracing_subscriber::registry());
-        let mut service = SlowCallLayer::new(threshold).layer(service_fn(app));
-        group.bench_function("slow_call_registry_only", |b| {
-            b.iter(|| black_box(call(&mut service)))
-        });
-    }
-
-    {
-        let subscriber = tracing_subscriber::registry().with(SlowCallRecorder::new());
+    let cases = [
+        ("slow_call_registry_only", None, false),
+        ("slow_call_recorder", Some(SlowCallRecorder::new()), false),
+        (
+            "slow_call_recorder_no_busy",
+            Some(SlowCallRecorder::new().busy_time(false)),
+            false,
+        ),
+        (
+            "slow_call_recorder_metrics",
+            Some(SlowCallRecorder::new()),
+            true,
+        ),
+    ];
+    for (name, recorder, metrics) in cases {
+        let subscriber = tracing_subscriber::registry().with(recorder);
         let _guard = tracing::subscriber::set_default(subscriber);
-        let mut service = SlowCallLayer::new(threshold).layer(service_fn(app));
-        group.bench_function("slow_call_recorder", |b| {
-            b.iter(|| black_box(call(&mut service)))
-        });
-
-        let registry = prometheus::Registry::new();
-        let layer = SlowCallLayer::new(threshold)
-            .route("/v1/filter")
-            .metrics(&registry)
-            .unwrap();
+        let mut layer = SlowCallLayer::new(threshold).route("/v1/filter");
+        if metrics {
+            layer = layer.metrics(&prometheus::Registry::new()).unwrap();
+        }
         let mut service = layer.layer(service_fn(app));
-        group.bench_function("slow_call_recorder_metrics", |b| {
-            b.iter(|| black_box(call(&mut service)))
-        });
+        group.bench_function(name, |b| b.iter(|| black_box(call(&mut service))));
     }
 
     {

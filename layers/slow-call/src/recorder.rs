@@ -74,12 +74,24 @@ pub(crate) fn root_span(tree: &Arc<CallTree>, make: impl FnOnce() -> Span) -> Sp
 #[derive(Debug, Clone)]
 pub struct SlowCallRecorder {
     fields: bool,
+    busy: bool,
 }
 
 impl SlowCallRecorder {
     /// A recorder that keeps span fields.
     pub fn new() -> Self {
-        Self { fields: true }
+        Self {
+            fields: true,
+            busy: true,
+        }
+    }
+
+    /// Whether busy time (time spent entered) is measured; on by default. It costs two clock
+    /// reads each time a span is entered and left (every poll of an instrumented future); without
+    /// it the tree shows total times only.
+    pub fn busy_time(mut self, measure: bool) -> Self {
+        self.busy = measure;
+        self
     }
 
     /// Whether span fields (`cache{key=abc}`) are kept for the tree; on by default.
@@ -102,17 +114,25 @@ struct Node {
     /// their children take as parent.
     index: usize,
     recorded: bool,
+    /// Whether entering and leaving are timed.
+    timed: bool,
     busy: Duration,
     entered: u32,
     entered_at: Option<Instant>,
 }
 
 impl Node {
+    fn busy(mut self, timed: bool) -> Self {
+        self.timed = timed;
+        self
+    }
+
     fn new(tree: Arc<CallTree>, index: usize, recorded: bool) -> Self {
         Self {
             tree,
             index,
             recorded,
+            timed: false,
             busy: Duration::ZERO,
             entered: 0,
             entered_at: None,
@@ -147,7 +167,7 @@ where
             attrs.record(&mut FieldWriter(&mut fields));
         }
         let node = match tree.open(meta.name(), fields, parent_index) {
-            Some(index) => Node::new(tree, index, true),
+            Some(index) => Node::new(tree, index, true).busy(self.busy),
             None => Node::new(tree, parent_index, false),
         };
         span.extensions_mut().insert(node);
@@ -167,9 +187,12 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if !self.busy {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(node) = ext.get_mut::<Node>().filter(|n| n.recorded) {
+        if let Some(node) = ext.get_mut::<Node>().filter(|n| n.timed) {
             if node.entered == 0 {
                 node.entered_at = Some(Instant::now());
             }
@@ -178,12 +201,12 @@ where
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if !self.busy {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(node) = ext
-            .get_mut::<Node>()
-            .filter(|n| n.recorded && n.entered > 0)
-        {
+        if let Some(node) = ext.get_mut::<Node>().filter(|n| n.timed && n.entered > 0) {
             node.entered -= 1;
             if node.entered == 0
                 && let Some(at) = node.entered_at.take()
@@ -197,10 +220,10 @@ where
         let Some(span) = ctx.span(&id) else { return };
         let ext = span.extensions();
         if let Some(node) = ext.get::<Node>().filter(|n| n.recorded) {
-            let mut busy = node.busy;
-            if let Some(at) = node.entered_at {
-                busy += at.elapsed();
-            }
+            let busy = node.timed.then(|| match node.entered_at {
+                Some(at) => node.busy + at.elapsed(),
+                None => node.busy,
+            });
             node.tree.close(node.index, busy);
         }
     }
@@ -268,6 +291,20 @@ mod tests {
             handler.record("hits", 2);
         });
         assert_eq!(tree.snapshot()[0].fields, "n=1 hits=2");
+    }
+
+    #[test]
+    fn busy_time_can_be_left_out() {
+        let subscriber =
+            tracing_subscriber::registry().with(SlowCallRecorder::new().busy_time(false));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let tree = CallTree::new(Instant::now(), 16);
+        root(&tree).in_scope(|| {
+            let _handler = info_span!("handler").entered();
+        });
+        let records = tree.snapshot();
+        assert!(records[0].end.is_some());
+        assert_eq!(records[0].busy, None);
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub(crate) struct Record {
     pub(crate) start: Duration,
     /// Offset of the span's close; `None` while it is open.
     pub(crate) end: Option<Duration>,
-    /// Time spent entered.
-    pub(crate) busy: Duration,
+    /// Time spent entered, when measured; known once the span closes.
+    pub(crate) busy: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -69,13 +69,13 @@ impl CallTree {
             parent,
             start,
             end: None,
-            busy: Duration::ZERO,
+            busy: None,
         });
         Some(records.spans.len() - 1)
     }
 
     /// Closes the span recorded at `index`.
-    pub(crate) fn close(&self, index: usize, busy: Duration) {
+    pub(crate) fn close(&self, index: usize, busy: Option<Duration>) {
         let end = self.start.elapsed();
         if let Some(record) = self.lock().spans.get_mut(index) {
             record.end = Some(end);
@@ -113,8 +113,9 @@ impl CallTree {
     }
 }
 
-/// Renders records as `a 12.3ms (busy 1.0ms) > [b 3.0ms (busy 3.0ms), c 8.1ms (busy 0µs)]`:
-/// `>` descends, brackets group siblings, top-level spans are separated by `, `.
+/// Renders records as `a 12.3ms (busy 1.0ms) > [b 3.0ms (busy 3.0ms), c 8.1ms (open)]`:
+/// `>` descends, brackets group siblings, top-level spans are separated by `, `; a span still
+/// open when the request ended shows its time so far.
 pub(crate) fn render(spans: &[Record], dropped: usize, now: Duration) -> String {
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
     let mut top = Vec::new();
@@ -163,11 +164,14 @@ impl View<'_> {
         }
         let end = r.end.unwrap_or(self.now);
         let total = end.saturating_sub(r.start);
-        let _ = write!(out, " {} (busy {}", Ms(total), Ms(r.busy));
-        if r.end.is_none() {
-            out.push_str(", open");
+        let _ = write!(out, " {}", Ms(total));
+        match (r.busy, r.end.is_none()) {
+            (Some(busy), _) => {
+                let _ = write!(out, " (busy {})", Ms(busy));
+            }
+            (None, true) => out.push_str(" (open)"),
+            (None, false) => {}
         }
-        out.push(')');
         let kids = &self.children[i];
         if kids.is_empty() {
             return;
@@ -223,7 +227,7 @@ mod tests {
             parent,
             start: ms(start),
             end: end.map(ms),
-            busy: ms(busy),
+            busy: end.map(|_| ms(busy)),
         }
     }
 
@@ -239,7 +243,7 @@ mod tests {
         assert_eq!(
             render(&spans, 0, ms(20)),
             "handler 12.0ms (busy 1.0ms) > [cache 3.0ms (busy 3.0ms), \
-             classifier 16.0ms (busy 0µs, open) > grpc 5.0ms (busy 0µs)], \
+             classifier 16.0ms (open) > grpc 5.0ms (busy 0µs)], \
              audit 1.0ms (busy 1.0ms)"
         );
     }
@@ -271,7 +275,7 @@ mod tests {
         assert_eq!(tree.open("a", String::new(), ROOT), Some(0));
         assert_eq!(tree.open("b", String::new(), 0), Some(1));
         assert_eq!(tree.open("c", String::new(), 1), None);
-        tree.close(0, ms(1));
+        tree.close(0, Some(ms(1)));
         assert!(
             tree.render(Instant::now())
                 .ends_with("(+1 spans not recorded)")
