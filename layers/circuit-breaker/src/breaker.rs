@@ -184,9 +184,11 @@ impl CircuitBreaker {
             PhaseKind::Disabled => Ok(Permit::new(self, generation, now, false)),
             PhaseKind::HalfOpen(h) => {
                 let permitted = self.shared.config.permitted_calls_in_half_open;
-                let issued = h.issued.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < permitted).then_some(n + 1)
-                });
+                let issued = h
+                    .issued
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < permitted).then_some(n + 1)
+                    });
                 match issued {
                     Ok(_) => Ok(Permit::new(self, generation, now, true)),
                     Err(_) => Err(self.reject(State::HalfOpen, None)),
@@ -319,7 +321,11 @@ impl CircuitBreaker {
             PhaseKind::Closed(window) => {
                 if self.exceeded(&window.record(call)) {
                     drop(phase);
-                    self.transition(Some(generation), Target::Open { attempt: 1 }, Instant::now());
+                    self.transition(
+                        Some(generation),
+                        Target::Open { attempt: 1 },
+                        Instant::now(),
+                    );
                 }
             }
             PhaseKind::MetricsOnly(window) => {
@@ -327,7 +333,8 @@ impl CircuitBreaker {
             }
             PhaseKind::HalfOpen(h) => {
                 let packed = call.packed();
-                let recorded = WindowSnapshot::unpack(h.recorded.fetch_add(packed, Ordering::AcqRel) + packed);
+                let recorded =
+                    WindowSnapshot::unpack(h.recorded.fetch_add(packed, Ordering::AcqRel) + packed);
                 let permitted = config.permitted_calls_in_half_open;
                 let reopen = Target::Open {
                     attempt: h.attempt.saturating_add(1),
@@ -357,7 +364,9 @@ impl CircuitBreaker {
 
     fn exceeded(&self, verdict: &Verdict) -> bool {
         match (verdict, self.shared.config.window) {
-            (Verdict::Streak(n), SlidingWindow::ConsecutiveFailures { threshold }) => *n >= threshold,
+            (Verdict::Streak(n), SlidingWindow::ConsecutiveFailures { threshold }) => {
+                *n >= threshold
+            }
             (Verdict::Rates(s), _) => {
                 s.calls >= self.shared.config.effective_minimum_calls() && self.rates_exceeded(s)
             }
@@ -374,7 +383,11 @@ impl CircuitBreaker {
     /// Replaces the phase if it is still `expected` (any phase when `None`), then reports.
     fn transition(&self, expected: Option<u64>, target: Target, at: Instant) {
         let (from, to, deadline) = {
-            let _lock = self.shared.transition.lock().unwrap_or_else(PoisonError::into_inner);
+            let _lock = self
+                .shared
+                .transition
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             let current = self.shared.phase.load_full();
             if expected.is_some_and(|g| g != current.generation) {
                 return;

@@ -40,7 +40,9 @@ impl SlidingWindow {
 
     /// The calls of the last `duration`, in one bucket per second (at least one bucket).
     pub fn time(duration: Duration) -> Self {
-        let buckets = u32::try_from(duration.as_secs()).unwrap_or(u32::MAX).clamp(1, 3600);
+        let buckets = u32::try_from(duration.as_secs())
+            .unwrap_or(u32::MAX)
+            .clamp(1, 3600);
         Self::TimeBased { duration, buckets }
     }
 
@@ -116,11 +118,26 @@ impl fmt::Debug for CircuitBreakerBuilder {
         f.debug_struct("CircuitBreakerBuilder")
             .field("name", &self.config.name)
             .field("window", &self.config.window)
-            .field("failure_rate_threshold", &self.config.failure_rate_threshold)
-            .field("slow_call_rate_threshold", &self.config.slow_call_rate_threshold)
-            .field("slow_call_duration_threshold", &self.config.slow_call_duration_threshold)
-            .field("minimum_number_of_calls", &self.config.minimum_number_of_calls)
-            .field("permitted_calls_in_half_open", &self.config.permitted_calls_in_half_open)
+            .field(
+                "failure_rate_threshold",
+                &self.config.failure_rate_threshold,
+            )
+            .field(
+                "slow_call_rate_threshold",
+                &self.config.slow_call_rate_threshold,
+            )
+            .field(
+                "slow_call_duration_threshold",
+                &self.config.slow_call_duration_threshold,
+            )
+            .field(
+                "minimum_number_of_calls",
+                &self.config.minimum_number_of_calls,
+            )
+            .field(
+                "permitted_calls_in_half_open",
+                &self.config.permitted_calls_in_half_open,
+            )
             .field("max_wait_in_half_open", &self.config.max_wait_in_half_open)
             .field("automatic_transition", &self.config.automatic_transition)
             .field("dropped_call_outcome", &self.config.dropped_call_outcome)
@@ -249,7 +266,10 @@ impl CircuitBreakerBuilder {
         let err = |m: String| Err(ConfigError(m));
         let rate_ok = |r: f64| r > 0.0 && r <= 100.0;
         if !rate_ok(c.failure_rate_threshold) {
-            return err(format!("failure_rate_threshold {} is not in (0, 100]", c.failure_rate_threshold));
+            return err(format!(
+                "failure_rate_threshold {} is not in (0, 100]",
+                c.failure_rate_threshold
+            ));
         }
         if !rate_ok(c.slow_call_rate_threshold) {
             return err(format!(
@@ -264,19 +284,25 @@ impl CircuitBreakerBuilder {
             return err("permitted_calls_in_half_open must be at least 1".into());
         }
         if c.permitted_calls_in_half_open > MAX_WINDOW_SIZE {
-            return err(format!("permitted_calls_in_half_open is over {MAX_WINDOW_SIZE}"));
+            return err(format!(
+                "permitted_calls_in_half_open is over {MAX_WINDOW_SIZE}"
+            ));
         }
         match c.window {
-            SlidingWindow::CountBased { size } if size == 0 || size > MAX_WINDOW_SIZE => {
-                err(format!("count window size {size} is not in [1, {MAX_WINDOW_SIZE}]"))
-            }
-            SlidingWindow::TimeBased { duration, buckets } if duration.is_zero() || buckets == 0 => {
+            SlidingWindow::CountBased { size } if size == 0 || size > MAX_WINDOW_SIZE => err(
+                format!("count window size {size} is not in [1, {MAX_WINDOW_SIZE}]"),
+            ),
+            SlidingWindow::TimeBased { duration, buckets }
+                if duration.is_zero() || buckets == 0 =>
+            {
                 err("a time window needs a non-zero duration and at least one bucket".into())
             }
             SlidingWindow::TimeBased { duration, buckets }
                 if duration.as_nanos() < u128::from(buckets) =>
             {
-                err(format!("a time window of {duration:?} cannot hold {buckets} buckets"))
+                err(format!(
+                    "a time window of {duration:?} cannot hold {buckets} buckets"
+                ))
             }
             SlidingWindow::ConsecutiveFailures { threshold: 0 } => {
                 err("consecutive failure threshold must be at least 1".into())

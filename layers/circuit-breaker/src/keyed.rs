@@ -61,7 +61,10 @@ where
         {
             return b.clone();
         }
-        let mut map = self.breakers.write().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self
+            .breakers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         map.entry(key.clone())
             .or_insert_with(|| {
                 let name = format!("{}:{key}", self.template.config.name);
@@ -101,7 +104,10 @@ where
 
     /// How many breakers were made.
     pub fn len(&self) -> usize {
-        self.breakers.read().unwrap_or_else(PoisonError::into_inner).len()
+        self.breakers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// `true` before the first [`get`](Self::get).

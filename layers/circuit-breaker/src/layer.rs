@@ -1,7 +1,7 @@
 //! The layer that wraps services in a breaker.
 
 use crate::{
-    CircuitBreaker, CircuitBreakerRegistry, CircuitBreakerService, Fallback, FailFast, PerKey,
+    CircuitBreaker, CircuitBreakerRegistry, CircuitBreakerService, FailFast, Fallback, PerKey,
     Respond,
 };
 use espresso_common::{Rejection, classify::ServerErrorsAsFailures};

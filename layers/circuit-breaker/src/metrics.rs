@@ -43,11 +43,17 @@ impl Metrics {
     /// Creates the metrics and registers them into `registry`.
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let calls = IntCounterVec::new(
-            Opts::new("circuit_breaker_calls_total", "Calls seen by a circuit breaker, by outcome."),
+            Opts::new(
+                "circuit_breaker_calls_total",
+                "Calls seen by a circuit breaker, by outcome.",
+            ),
             &["name", "outcome"],
         )?;
         let transitions = IntCounterVec::new(
-            Opts::new("circuit_breaker_transitions_total", "Circuit breaker state transitions."),
+            Opts::new(
+                "circuit_breaker_transitions_total",
+                "Circuit breaker state transitions.",
+            ),
             &["name", "from", "to"],
         )?;
         let breakers = Arc::new(Mutex::new(Vec::new()));
@@ -126,7 +132,10 @@ struct Gauges {
 
 fn state_gauge() -> Result<IntGaugeVec, prometheus::Error> {
     IntGaugeVec::new(
-        Opts::new("circuit_breaker_state", "1 for a circuit breaker's current state, 0 for the others."),
+        Opts::new(
+            "circuit_breaker_state",
+            "1 for a circuit breaker's current state, 0 for the others.",
+        ),
         &["name", "state"],
     )
 }
@@ -134,11 +143,17 @@ fn state_gauge() -> Result<IntGaugeVec, prometheus::Error> {
 fn rate_gauges() -> Result<(GaugeVec, GaugeVec), prometheus::Error> {
     Ok((
         GaugeVec::new(
-            Opts::new("circuit_breaker_failure_rate", "Failed calls in the current window, percent."),
+            Opts::new(
+                "circuit_breaker_failure_rate",
+                "Failed calls in the current window, percent.",
+            ),
             &["name"],
         )?,
         GaugeVec::new(
-            Opts::new("circuit_breaker_slow_call_rate", "Slow calls in the current window, percent."),
+            Opts::new(
+                "circuit_breaker_slow_call_rate",
+                "Slow calls in the current window, percent.",
+            ),
             &["name"],
         )?,
     ))
@@ -182,8 +197,11 @@ impl Collector for Gauges {
                     .set(i64::from(s == current));
             }
             let window = breaker.snapshot();
-            failure.with_label_values(&[name.as_ref()]).set(window.failure_rate());
-            slow.with_label_values(&[name.as_ref()]).set(window.slow_call_rate());
+            failure
+                .with_label_values(&[name.as_ref()])
+                .set(window.failure_rate());
+            slow.with_label_values(&[name.as_ref()])
+                .set(window.slow_call_rate());
         }
         let mut families = state.collect();
         families.extend(failure.collect());

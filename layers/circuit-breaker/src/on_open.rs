@@ -7,7 +7,7 @@ use std::{
     fmt,
     future::{Ready, ready},
 };
-use tower::{Service, util::Oneshot, ServiceExt};
+use tower::{Service, ServiceExt, util::Oneshot};
 
 /// What a [`CircuitBreakerService`](crate::CircuitBreakerService) does with a rejected request,
 /// and how it shapes the inner service's results to match.

@@ -46,7 +46,9 @@ impl<K, F: Clone> Clone for PerKey<K, F> {
 
 impl<K, F> fmt::Debug for PerKey<K, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PerKey").field("registry", &self.registry).finish_non_exhaustive()
+        f.debug_struct("PerKey")
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
     }
 }
 

@@ -70,7 +70,11 @@ impl Backoff {
 
     /// `initial`, then multiplied by `multiplier` (at least 1) at each attempt; no cap.
     pub fn exponential(initial: Duration, multiplier: f64) -> Self {
-        let multiplier = if multiplier.is_finite() { multiplier.max(1.0) } else { 1.0 };
+        let multiplier = if multiplier.is_finite() {
+            multiplier.max(1.0)
+        } else {
+            1.0
+        };
         Self {
             initial,
             multiplier,
@@ -88,7 +92,11 @@ impl Backoff {
 
     /// Randomises each wait by up to `± factor` of itself (`factor` is clamped to `[0, 1]`).
     pub fn jitter(mut self, factor: f64) -> Self {
-        self.jitter = if factor.is_finite() { factor.clamp(0.0, 1.0) } else { 0.0 };
+        self.jitter = if factor.is_finite() {
+            factor.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         self
     }
 
@@ -146,10 +154,17 @@ mod tests {
         let b = Backoff::exponential(Duration::from_secs(10), 2.0).jitter(0.5);
         let waits: Vec<_> = (0..200).map(|_| b.wait(2)).collect();
         for w in &waits {
-            assert!(*w >= Duration::from_secs(10) && *w <= Duration::from_secs(30), "{w:?}");
+            assert!(
+                *w >= Duration::from_secs(10) && *w <= Duration::from_secs(30),
+                "{w:?}"
+            );
         }
         let distinct: std::collections::HashSet<_> = waits.iter().collect();
-        assert!(distinct.len() > 100, "jitter should spread waits: {}", distinct.len());
+        assert!(
+            distinct.len() > 100,
+            "jitter should spread waits: {}",
+            distinct.len()
+        );
     }
 
     #[test]

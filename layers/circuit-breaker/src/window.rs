@@ -180,7 +180,8 @@ impl CountWindow {
         // was already added, so no field ever underflows into its neighbour.
         self.totals.fetch_add(added, Ordering::AcqRel);
         let index = self.head.fetch_add(1, Ordering::Relaxed) % self.slots.len() as u64;
-        let displaced = Call::from_slot(self.slots[index as usize].swap(call.slot(), Ordering::AcqRel));
+        let displaced =
+            Call::from_slot(self.slots[index as usize].swap(call.slot(), Ordering::AcqRel));
         let totals = if displaced == 0 {
             self.totals.load(Ordering::Acquire)
         } else {

@@ -24,11 +24,15 @@ fn secs(n: u64) -> Duration {
 }
 
 fn succeed(b: &CircuitBreaker) {
-    b.try_acquire().expect("permitted").record(Outcome::Success, ms(1));
+    b.try_acquire()
+        .expect("permitted")
+        .record(Outcome::Success, ms(1));
 }
 
 fn fail(b: &CircuitBreaker) {
-    b.try_acquire().expect("permitted").record(Outcome::Failure, ms(1));
+    b.try_acquire()
+        .expect("permitted")
+        .record(Outcome::Failure, ms(1));
 }
 
 /// A breaker that decides on 4 calls out of the last 10, opens at 50 % and waits 10 s.
@@ -41,10 +45,15 @@ fn small() -> espresso_circuit_breaker::CircuitBreakerBuilder {
         .wait_in_open(secs(10))
 }
 
-fn recorder() -> (Arc<Mutex<Vec<Event>>>, impl Fn(&Event) + Send + Sync + 'static) {
+fn recorder() -> (
+    Arc<Mutex<Vec<Event>>>,
+    impl Fn(&Event) + Send + Sync + 'static,
+) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
-    (events, move |e: &Event| sink.lock().unwrap().push(e.clone()))
+    (events, move |e: &Event| {
+        sink.lock().unwrap().push(e.clone())
+    })
 }
 
 fn transitions(events: &Mutex<Vec<Event>>) -> Vec<(State, State)> {
@@ -135,7 +144,10 @@ async fn slow_calls_open_it_even_when_they_succeed() {
 
 #[tokio::test(start_paused = true)]
 async fn complete_measures_the_call_with_the_paused_clock() {
-    let b = small().slow_call_duration_threshold(secs(1)).build().unwrap();
+    let b = small()
+        .slow_call_duration_threshold(secs(1))
+        .build()
+        .unwrap();
     let permit = b.try_acquire().unwrap();
     advance(ms(1500)).await;
     permit.complete(Outcome::Success);
@@ -268,7 +280,9 @@ async fn without_automatic_transition_it_stays_open_until_a_call_comes() {
     advance(secs(30)).await;
     tokio::task::yield_now().await;
     assert_eq!(b.state(), State::Open);
-    let probe = b.try_acquire().expect("the wait is over: a probe goes through");
+    let probe = b
+        .try_acquire()
+        .expect("the wait is over: a probe goes through");
     assert_eq!(b.state(), State::HalfOpen);
     probe.record(Outcome::Success, ms(1));
 }
@@ -285,8 +299,15 @@ async fn half_open_lets_exactly_n_probes_through_and_their_outcome_decides() {
     let busy = b.try_acquire().unwrap_err();
     assert_eq!((busy.state(), busy.retry_after()), (State::HalfOpen, None));
     p1.record(Outcome::Success, ms(1));
-    assert_eq!(b.state(), State::HalfOpen, "one probe of two is not a decision");
-    assert!(b.try_acquire().is_err(), "a recorded probe does not free a slot");
+    assert_eq!(
+        b.state(),
+        State::HalfOpen,
+        "one probe of two is not a decision"
+    );
+    assert!(
+        b.try_acquire().is_err(),
+        "a recorded probe does not free a slot"
+    );
     p2.record(Outcome::Success, ms(1));
     assert_eq!(b.state(), State::Closed);
     assert_eq!(b.snapshot().calls, 0, "closing starts an empty window");
@@ -316,9 +337,13 @@ async fn ignored_and_dropped_probes_give_their_slot_back() {
     let p2 = b.try_acquire().unwrap();
     assert!(b.try_acquire().is_err());
     p1.record(Outcome::Ignored, ms(1));
-    let p3 = b.try_acquire().expect("the ignored probe's slot is free again");
+    let p3 = b
+        .try_acquire()
+        .expect("the ignored probe's slot is free again");
     drop(p2);
-    let p4 = b.try_acquire().expect("the dropped probe's slot is free again");
+    let p4 = b
+        .try_acquire()
+        .expect("the dropped probe's slot is free again");
     assert_eq!(b.snapshot().calls, 0, "neither counted");
     p3.record(Outcome::Success, ms(1));
     p4.record(Outcome::Success, ms(1));
@@ -327,7 +352,10 @@ async fn ignored_and_dropped_probes_give_their_slot_back() {
 
 #[tokio::test(start_paused = true)]
 async fn dropped_calls_can_count_as_failures() {
-    let b = small().dropped_call_outcome(Outcome::Failure).build().unwrap();
+    let b = small()
+        .dropped_call_outcome(Outcome::Failure)
+        .build()
+        .unwrap();
     for _ in 0..4 {
         drop(b.try_acquire().unwrap());
     }
@@ -379,7 +407,11 @@ async fn half_open_reopens_when_its_probes_take_longer_than_the_max_wait() {
         "the new wait starts when the half-open time ran out"
     );
     let at = events.lock().unwrap().iter().rev().find_map(|e| match e {
-        Event::StateTransition { to: State::Open, at, .. } => Some(*at),
+        Event::StateTransition {
+            to: State::Open,
+            at,
+            ..
+        } => Some(*at),
         _ => None,
     });
     assert_eq!(at, Some(half_opened + secs(3)));
@@ -433,7 +465,10 @@ async fn forced_open_rejects_everything_until_told_otherwise() {
     let b = small().build().unwrap();
     b.transition_to(State::ForcedOpen);
     let open = b.try_acquire().unwrap_err();
-    assert_eq!((open.state(), open.retry_after()), (State::ForcedOpen, None));
+    assert_eq!(
+        (open.state(), open.retry_after()),
+        (State::ForcedOpen, None)
+    );
     advance(secs(3600)).await;
     assert_eq!(b.state(), State::ForcedOpen);
     b.transition_to(State::Closed);
@@ -484,7 +519,10 @@ async fn manual_transitions_and_reset() {
             (State::HalfOpen, State::Closed)
         ]
     );
-    assert!(matches!(events.lock().unwrap().last(), Some(Event::Reset { .. })));
+    assert!(matches!(
+        events.lock().unwrap().last(),
+        Some(Event::Reset { .. })
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -569,9 +607,15 @@ async fn prometheus_reports_state_rates_and_calls_and_sees_time_pass() {
     // The scrape itself sees the wait run out.
     advance(secs(10)).await;
     let text = gather(&registry);
-    assert!(text.contains(r#"circuit_breaker_state{name="redis",state="half_open"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"circuit_breaker_state{name="redis",state="half_open"} 1"#),
+        "{text}"
+    );
     drop(b);
-    assert!(!gather(&registry).contains("circuit_breaker_state{"), "a dropped breaker is gone");
+    assert!(
+        !gather(&registry).contains("circuit_breaker_state{"),
+        "a dropped breaker is gone"
+    );
 }
 
 fn gather(registry: &prometheus::Registry) -> String {
@@ -598,7 +642,10 @@ fn bad_configurations_are_refused_not_panicked_on() {
     ];
     for builder in cases {
         let err = builder.clone().build().unwrap_err();
-        assert!(err.to_string().starts_with("invalid circuit breaker configuration"));
+        assert!(
+            err.to_string()
+                .starts_with("invalid circuit breaker configuration")
+        );
         assert!(CircuitBreakerRegistry::<String>::new(builder).is_err());
     }
 }

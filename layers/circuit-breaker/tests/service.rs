@@ -43,7 +43,10 @@ fn grpc_request() -> Req {
 
 /// The next request the inner service receives, checked by its body.
 async fn expect(handle: &mut mock::Handle<Req, Res>, body: &str) -> mock::SendResponse<Res> {
-    let (request, send) = handle.next_request().await.expect("a request reaches the service");
+    let (request, send) = handle
+        .next_request()
+        .await
+        .expect("a request reaches the service");
     assert_eq!(*request.body(), body);
     send
 }
@@ -69,7 +72,9 @@ async fn readiness_is_the_inner_services_and_calls_pass_through() {
     handle.allow(1);
     assert_ready_ok!(service.poll_ready());
     let call = service.call(request("hello"));
-    expect(&mut handle, "hello").await.send_response(status(StatusCode::OK));
+    expect(&mut handle, "hello")
+        .await
+        .send_response(status(StatusCode::OK));
     assert_eq!(call.await.unwrap().status(), StatusCode::OK);
 }
 
@@ -79,7 +84,10 @@ async fn inner_readiness_errors_are_inner_errors() {
         mock::spawn_layer::<Req, Res, _>(CircuitBreakerLayer::new(breaker()));
     handle.send_error("broken");
     let err = service.poll_ready().map_err(|e| e.to_string());
-    assert!(matches!(err, std::task::Poll::Ready(Err(ref m)) if m == "broken"), "{err:?}");
+    assert!(
+        matches!(err, std::task::Poll::Ready(Err(ref m)) if m == "broken"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -91,10 +99,14 @@ async fn server_errors_open_it_and_later_calls_fail_fast_without_reaching_the_se
     for _ in 0..2 {
         assert_ready_ok!(service.poll_ready());
         let call = service.call(request("x"));
-        expect(&mut handle, "x").await
+        expect(&mut handle, "x")
+            .await
             .send_response(status(StatusCode::SERVICE_UNAVAILABLE));
         // A 5xx response is still returned to the caller as it is.
-        assert_eq!(call.await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            call.await.unwrap().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
     assert_eq!(b.state(), State::Open);
 
@@ -108,7 +120,9 @@ async fn server_errors_open_it_and_later_calls_fail_fast_without_reaching_the_se
     tokio::time::advance(Duration::from_secs(30)).await;
     assert_ready_ok!(service.poll_ready());
     let call = service.call(request("probe"));
-    expect(&mut handle, "probe").await.send_response(status(StatusCode::OK));
+    expect(&mut handle, "probe")
+        .await
+        .send_response(status(StatusCode::OK));
     call.await.unwrap();
     assert_eq!(b.state(), State::Closed);
 }
@@ -122,7 +136,9 @@ async fn inner_errors_count_and_come_back_as_inner_errors() {
     for _ in 0..2 {
         assert_ready_ok!(service.poll_ready());
         let call = service.call(request("x"));
-        expect(&mut handle, "x").await.send_error("connection reset");
+        expect(&mut handle, "x")
+            .await
+            .send_error("connection reset");
         match call.await {
             Err(CallError::Inner(e)) => assert_eq!(e.to_string(), "connection reset"),
             other => panic!("expected an inner error, got {other:?}"),
@@ -141,7 +157,9 @@ async fn grpc_statuses_in_headers_are_classified_by_code() {
     for (i, code) in ["5", "5", "14", "14"].into_iter().enumerate() {
         assert_ready_ok!(service.poll_ready());
         let call = service.call(request("x"));
-        expect(&mut handle, "x").await.send_response(grpc_status(code));
+        expect(&mut handle, "x")
+            .await
+            .send_response(grpc_status(code));
         call.await.unwrap();
         if i == 2 {
             let s = b.snapshot();
@@ -155,14 +173,13 @@ async fn grpc_statuses_in_headers_are_classified_by_code() {
 #[tokio::test(start_paused = true)]
 async fn a_closure_decides_what_fails_and_what_is_ignored() {
     let b = breaker();
-    let layer = CircuitBreakerLayer::new(b.clone()).classify(
-        |r: Result<&Res, &tower::BoxError>| match r {
+    let layer =
+        CircuitBreakerLayer::new(b.clone()).classify(|r: Result<&Res, &tower::BoxError>| match r {
             Ok(res) if res.status() == StatusCode::TOO_MANY_REQUESTS => Outcome::Failure,
             Ok(res) if res.status().is_server_error() => Outcome::Ignored,
             Ok(_) => Outcome::Success,
             Err(_) => Outcome::Failure,
-        },
-    );
+        });
     let (mut service, mut handle) = mock::spawn_layer::<Req, Res, _>(layer);
     handle.allow(10);
     let mut send = |code| {
@@ -238,7 +255,9 @@ async fn a_cancelled_call_is_ignored_and_frees_its_probe() {
     drop(call); // e.g. the client went away
     assert_ready_ok!(service.poll_ready());
     let call = service.call(request("probe 2"));
-    expect(&mut handle, "probe 2").await.send_response(status(StatusCode::OK));
+    expect(&mut handle, "probe 2")
+        .await
+        .send_response(status(StatusCode::OK));
     call.await.unwrap();
     assert_eq!(b.state(), State::Closed);
 }
@@ -273,8 +292,14 @@ async fn respond_mode_answers_grpc_with_unavailable() {
     let response = service.call(grpc_request()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["grpc-status"], "14");
-    assert_eq!(response.headers()["grpc-message"], "circuit breaker is open");
-    assert!(response.headers().get("retry-after").is_none(), "forced open: unknown");
+    assert_eq!(
+        response.headers()["grpc-message"],
+        "circuit breaker is open"
+    );
+    assert!(
+        response.headers().get("retry-after").is_none(),
+        "forced open: unknown"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -287,7 +312,14 @@ async fn respond_mode_passes_responses_through_when_closed() {
     let mut ok = status(StatusCode::OK);
     *ok.body_mut() = "from upstream".into();
     expect(&mut handle, "x").await.send_response(ok);
-    let body = call.await.unwrap().into_body().collect().await.unwrap().to_bytes();
+    let body = call
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
     assert_eq!(body, "from upstream");
 }
 
@@ -313,8 +345,7 @@ async fn fallback_answers_for_the_inner_service_when_open() {
 async fn per_key_layer_keeps_one_breaker_per_upstream() {
     let registry = Arc::new(
         CircuitBreakerRegistry::new(
-            CircuitBreaker::builder("route")
-                .sliding_window(SlidingWindow::consecutive_failures(1)),
+            CircuitBreaker::builder("route").sliding_window(SlidingWindow::consecutive_failures(1)),
         )
         .unwrap(),
     );
@@ -325,14 +356,31 @@ async fn per_key_layer_keeps_one_breaker_per_upstream() {
 
     assert_ready_ok!(service.poll_ready());
     let call = service.call(to("/a"));
-    handle.next_request().await.unwrap().1.send_response(status(StatusCode::BAD_GATEWAY));
+    handle
+        .next_request()
+        .await
+        .unwrap()
+        .1
+        .send_response(status(StatusCode::BAD_GATEWAY));
     call.await.unwrap();
 
     assert_ready_ok!(service.poll_ready());
-    assert!(service.call(to("/a")).await.unwrap_err().as_open().is_some());
+    assert!(
+        service
+            .call(to("/a"))
+            .await
+            .unwrap_err()
+            .as_open()
+            .is_some()
+    );
     assert_ready_ok!(service.poll_ready());
     let call = service.call(to("/b"));
-    handle.next_request().await.unwrap().1.send_response(status(StatusCode::OK));
+    handle
+        .next_request()
+        .await
+        .unwrap()
+        .1
+        .send_response(status(StatusCode::OK));
     call.await.unwrap();
     assert_eq!(registry.get(&"/a".to_owned()).state(), State::Open);
     assert_eq!(registry.get(&"/b".to_owned()).state(), State::Closed);
@@ -348,6 +396,9 @@ async fn the_service_is_clone_and_clones_share_the_breaker() {
     svc.clone().oneshot(request("1")).await.unwrap();
     svc.clone().oneshot(request("2")).await.unwrap();
     let err = svc.oneshot(request("3")).await.unwrap_err();
-    assert!(err.to_string().starts_with("circuit breaker 'upstream' is open"));
+    assert!(
+        err.to_string()
+            .starts_with("circuit breaker 'upstream' is open")
+    );
     assert!(std::error::Error::source(&err).is_none());
 }
