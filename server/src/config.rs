@@ -89,6 +89,9 @@ pub struct RateLimitConfig {
     pub backend: String,
     /// Redis for the `redis` backend.
     pub redis_url: String,
+    /// Proxy networks (CIDR) whose `Forwarded`/`X-Forwarded-For` is believed for `key = "ip"`;
+    /// from any other peer those headers are ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for RateLimitConfig {
@@ -100,6 +103,7 @@ impl Default for RateLimitConfig {
             key: "ip".into(),
             backend: "memory".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -244,11 +248,7 @@ impl Config {
         if rl.burst == 0 {
             return err("rate_limit.burst", "must be greater than 0".into());
         }
-        let key_ok = match rl.key.strip_prefix("header:") {
-            Some(name) => http::HeaderName::try_from(name).is_ok(),
-            None => matches!(rl.key.as_str(), "ip" | "global"),
-        };
-        if !key_ok {
+        if rl.key.parse::<espresso_rate_limit::ConfigKey>().is_err() {
             return err(
                 "rate_limit.key",
                 format!(
@@ -261,6 +261,22 @@ impl Config {
             return err(
                 "rate_limit.backend",
                 format!("{:?}: expected \"memory\" or \"redis\"", rl.backend),
+            );
+        }
+        if rl.backend == "redis" && redis_url_invalid(&rl.redis_url) {
+            return err(
+                "rate_limit.redis_url",
+                format!("{:?} is not a redis:// URL", rl.redis_url),
+            );
+        }
+        if let Some(bad) = rl
+            .trusted_proxies
+            .iter()
+            .find(|net| net.parse::<espresso_rate_limit::Cidr>().is_err())
+        {
+            return err(
+                "rate_limit.trusted_proxies",
+                format!("{bad:?} is not a network like \"10.0.0.0/8\""),
             );
         }
         if !self.classifier.endpoint.is_empty()
@@ -296,6 +312,10 @@ impl Config {
         let lists = self.filter.lists.iter().map(|l| l.path.as_path());
         self.filter.allow.iter().map(PathBuf::as_path).chain(lists)
     }
+}
+
+fn redis_url_invalid(url: &str) -> bool {
+    !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
 }
 
 impl ConfigError {
@@ -426,6 +446,30 @@ level = "normal"
         let err =
             Config::parse("[[filter.lists]]\npath = \"a.txt\"\nlevel = \"bad\"\n").unwrap_err();
         assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn rate_limit_values_are_checked() {
+        for (text, key) in [
+            (
+                "[rate_limit]\nkey = \"header:bad name\"\n",
+                "rate_limit.key",
+            ),
+            ("[rate_limit]\nbackend = \"disk\"\n", "rate_limit.backend"),
+            (
+                "[rate_limit]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+                "rate_limit.trusted_proxies",
+            ),
+            (
+                "[rate_limit]\nbackend = \"redis\"\nredis_url = \"http://x\"\n",
+                "rate_limit.redis_url",
+            ),
+        ] {
+            let msg = Config::parse(text).unwrap_err().to_string();
+            assert!(msg.contains(key), "{msg}");
+        }
+        let ok = "[rate_limit]\nkey = \"header:x-api-key\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1/128\"]\n";
+        assert!(Config::parse(ok).is_ok());
     }
 
     #[test]

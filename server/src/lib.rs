@@ -19,6 +19,7 @@ mod filter_reply;
 mod grpc;
 mod http_api;
 mod metrics;
+mod rate_limit;
 mod reload;
 mod serve;
 
@@ -61,6 +62,9 @@ pub(crate) struct App {
     service: FilterService,
     metrics: metrics::Metrics,
     ready: Arc<AtomicBool>,
+    /// Changes the rate limit's quota on reload; `None` when rate limiting is off.
+    rate_limit_quota:
+        Option<espresso_rate_limit::QuotaHandle<espresso_rate_limit::key::ConfigKeyValue>>,
 }
 
 impl App {
@@ -73,6 +77,7 @@ impl App {
             filter,
             metrics,
             ready: Arc::new(AtomicBool::new(true)),
+            rate_limit_quota: None,
         })
     }
 
@@ -98,9 +103,10 @@ impl App {
     }
 }
 
-/// Every route and layer of the server, ready to serve.
+/// Every route and layer of the server, ready to serve, outermost first:
+/// request id → rate limit → catch panic → timeout → routes.
 async fn router(
-    app: App,
+    app: &mut App,
     config: &Config,
 ) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
     let max_body = config.server.max_body_bytes;
@@ -120,19 +126,24 @@ async fn router(
         .route_service(&grpc_path(&reflection), any_service(reflection))
         .fallback(http_api::not_found)
         .method_not_allowed_fallback(http_api::method_not_allowed)
-        .with_state(app);
+        .with_state(app.clone());
 
-    let header = HeaderName::try_from(config.request_id.header.as_str())?;
+    // axum applies the last `layer` outermost.
     let timeout = Duration::from_millis(config.server.request_timeout_ms);
-    Ok(routes.layer(
+    let mut router = routes.layer(
         ServiceBuilder::new()
-            .layer(RequestIdLayer::new().header(header))
             .layer(CatchPanicLayer::custom(internal_error))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 timeout,
             )),
-    ))
+    );
+    if let Some(limit) = rate_limit::layer(&config.rate_limit, &app.metrics.registry)? {
+        router = router.layer(limit.layer);
+        app.rate_limit_quota = Some(limit.quota);
+    }
+    let header = HeaderName::try_from(config.request_id.header.as_str())?;
+    Ok(router.layer(RequestIdLayer::new().header(header)))
 }
 
 /// The route of every method of a tonic service: `/<package.Service>/{*method}`.
@@ -163,8 +174,8 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
     if let Some(listen) = options.listen {
         config.server.listen = listen;
     }
-    let app = App::new(&config)?;
-    let router = router(app.clone(), &config).await?;
+    let mut app = App::new(&config)?;
+    let router = router(&mut app, &config).await?;
     let listener = TcpListener::bind(config.server.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "espresso-server listening");

@@ -93,6 +93,9 @@ pub(crate) async fn watch(path: PathBuf, running: Config, mut seen: u64, app: Ap
         let built = tokio::task::spawn_blocking(move || app2.filter.reload(&sources)).await;
         match built {
             Ok(Ok(version)) => {
+                if let Some(quota) = &app.rate_limit_quota {
+                    quota.set(crate::rate_limit::quota(&new.rate_limit));
+                }
                 warn_restart_only_keys(&running, &new);
                 running = new;
                 app.metrics.reloads.with_label_values(&["applied"]).inc();
@@ -118,6 +121,19 @@ fn warn_restart_only_keys(running: &Config, new: &Config) {
             new.server.max_body_bytes != running.server.max_body_bytes,
         ),
         ("request_id", new.request_id != running.request_id),
+        (
+            "rate_limit (all but per_second and burst)",
+            (
+                &new.rate_limit.enabled,
+                &new.rate_limit.key,
+                &new.rate_limit.backend,
+            ) != (
+                &running.rate_limit.enabled,
+                &running.rate_limit.key,
+                &running.rate_limit.backend,
+            ) || new.rate_limit.redis_url != running.rate_limit.redis_url
+                || new.rate_limit.trusted_proxies != running.rate_limit.trusted_proxies,
+        ),
     ] {
         if changed {
             tracing::warn!(key, "this key changed but only applies after a restart");

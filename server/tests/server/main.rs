@@ -10,3 +10,4 @@ mod filter;
 mod grpc;
 mod harness;
 mod lifecycle;
+mod rate_limit;

@@ -1,0 +1,110 @@
+//! `[rate_limit]`: 429 with the documented headers, trusted proxies, gRPC, hot quota changes.
+
+use crate::harness::{Server, write_atomically};
+use bytes::Bytes;
+use espresso_server::pb::{CheckRequest, filter_client::FilterClient};
+use http::{Request, StatusCode};
+use http_body_util::Full;
+
+fn filter_request(server: &Server, forwarded_for: Option<&str>) -> Request<Full<Bytes>> {
+    let mut request =
+        Request::post(server.url("/v1/filter")).header("content-type", "application/json");
+    if let Some(xff) = forwarded_for {
+        request = request.header("x-forwarded-for", xff);
+    }
+    request
+        .body(Full::new(Bytes::from_static(br#"{"content": "hi"}"#)))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn over_the_limit_is_429_with_retry_after_and_ratelimit_headers() {
+    let server = Server::start("[rate_limit]\nper_second = 1\nburst = 2\nkey = \"global\"\n").await;
+    assert_eq!(server.filter("a").await.status, StatusCode::OK);
+    assert_eq!(server.filter("b").await.status, StatusCode::OK);
+    let reply = server.filter("c").await;
+    assert_eq!(
+        reply.error_code(StatusCode::TOO_MANY_REQUESTS),
+        "rate_limited"
+    );
+    let retry_after: u64 = reply.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let policy = reply.headers["ratelimit-policy"].to_str().unwrap();
+    assert_eq!(policy, "\"default\";q=1;w=1");
+    let state = reply.headers["ratelimit"].to_str().unwrap();
+    assert!(state.contains("r=0"), "{state}");
+}
+
+#[tokio::test]
+async fn forwarded_for_is_ignored_from_untrusted_peers() {
+    let server = Server::start("[rate_limit]\nper_second = 1\nburst = 1\nkey = \"ip\"\n").await;
+    let first = server.send(filter_request(&server, None)).await;
+    assert_eq!(first.status, StatusCode::OK);
+    // Claiming to be someone else does not buy a fresh bucket.
+    let spoofed = server
+        .send(filter_request(&server, Some("203.0.113.9")))
+        .await;
+    assert_eq!(spoofed.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn forwarded_for_is_honoured_from_trusted_proxies() {
+    let server = Server::start(
+        "[rate_limit]\nper_second = 1\nburst = 1\nkey = \"ip\"\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
+    )
+    .await;
+    let a = server
+        .send(filter_request(&server, Some("203.0.113.1")))
+        .await;
+    let b = server
+        .send(filter_request(&server, Some("203.0.113.2")))
+        .await;
+    let a_again = server
+        .send(filter_request(&server, Some("203.0.113.1")))
+        .await;
+    assert_eq!((a.status, b.status), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(a_again.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn grpc_clients_get_resource_exhausted() {
+    let server = Server::start("[rate_limit]\nper_second = 1\nburst = 1\nkey = \"global\"\n").await;
+    let channel = tonic::transport::Channel::from_shared(server.url(""))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = FilterClient::new(channel);
+    let check = || CheckRequest {
+        content: "hi".into(),
+    };
+    client.check(check()).await.expect("first call admitted");
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+}
+
+#[tokio::test]
+async fn quota_changes_apply_on_reload() {
+    let limited = "[rate_limit]\nper_second = 1\nburst = 1\nkey = \"global\"\n";
+    let server = Server::start(limited).await;
+    assert_eq!(server.filter("a").await.status, StatusCode::OK);
+    assert_eq!(
+        server.filter("b").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let config = server.path("espresso.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    write_atomically(&config, text.replace("burst = 1", "burst = 1000"));
+    let applied = r#"espresso_config_reloads_total{result="applied"}"#;
+    for _ in 0..100 {
+        if server.metric(applied).await == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.filter("c").await.status, StatusCode::OK);
+}
