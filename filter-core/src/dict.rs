@@ -241,8 +241,9 @@ impl Dictionary {
                 all.push((e, None, cat.clone()));
             }
         }
-        let mut seen: HashMap<(Box<[PUnit]>, bool), usize, BuildHasherDefault<WordHasher>> =
-            HashMap::default();
+        // dedupe: hash of (units, allow) -> index; a hash collision between different
+        // entries only costs a duplicate pattern, never a wrong answer
+        let mut seen: HashMap<u64, usize, BuildHasherDefault<WordHasher>> = HashMap::default();
         seen.reserve(all.len());
         pats.reserve(all.len());
         keys.reserve(all.len());
@@ -256,9 +257,15 @@ impl Dictionary {
                     stats.skipped += 1;
                     return;
                 };
-                let units: Box<[PUnit]> = units.into();
-                match seen.entry((units, level.is_none())) {
-                    Entry::Occupied(o) => {
+                let mut wh = WordHasher::default();
+                std::hash::Hash::hash(&units, &mut wh);
+                wh.write_u64(u64::from(level.is_none()));
+                let hash = wh.finish();
+                match seen.entry(hash) {
+                    Entry::Occupied(o)
+                        if *pats[*o.get()].units == *units
+                            && pats[*o.get()].level.is_none() == level.is_none() =>
+                    {
                         let i = *o.get();
                         stats.skipped += 1;
                         // danger beats normal for the same word
@@ -267,24 +274,25 @@ impl Dictionary {
                             pats[i].category = category;
                             pats[i].word = entry.word.into();
                         }
+                        return;
                     }
+                    Entry::Occupied(_) => {}
                     Entry::Vacant(v) => {
-                        let units = v.key().0.clone();
                         v.insert(pats.len());
-                        let first = units.first().map(|u| u.c);
-                        let last = units.last().map(|u| u.c);
-                        pats.push(Pattern {
-                            word: entry.word.into(),
-                            level,
-                            category,
-                            len: units.iter().map(|u| u.count as usize).sum(),
-                            units,
-                            start_word: first.is_some_and(is_word_char),
-                            end_word: last.is_some_and(is_word_char),
-                        });
-                        keys.push(key);
                     }
                 }
+                let first = units.first().map(|u| u.c);
+                let last = units.last().map(|u| u.c);
+                pats.push(Pattern {
+                    word: entry.word.into(),
+                    level,
+                    category,
+                    len: units.iter().map(|u| u.count as usize).sum(),
+                    units: units.into(),
+                    start_word: first.is_some_and(is_word_char),
+                    end_word: last.is_some_and(is_word_char),
+                });
+                keys.push(key);
             };
         for (e, level, cat) in all {
             add(e, level, cat, &mut h);
