@@ -70,6 +70,19 @@
 //!     .metrics(&RateLimitMetrics::register(&registry).unwrap());
 //! ```
 //!
+//! # Testing with paused time
+//!
+//! The limiter reads [`tokio::time::Instant`], so under `#[tokio::test(start_paused = true)]`
+//! time only moves with `tokio::time::advance`: "burst, then one request per 100 ms" can be
+//! asserted exactly (see this crate's `tests/layer.rs`). The Redis backend runs on Redis's
+//! clock instead; its tests use per-minute quotas on the real clock.
+//!
+//! # Global accuracy
+//!
+//! `scripts/redis_accuracy.sh` (from the workspace root) runs three processes of the
+//! `redis_accuracy` example sharing a 300/s limit against the local Redis for 10 s and checks
+//! that they admit 300/s ± 10 % together.
+//!
 //! # Features
 //!
 //! - `axum`: the peer address from axum's `ConnectInfo<SocketAddr>`, routes from `MatchedPath`.

@@ -82,19 +82,23 @@ impl Default for MemoryBackend {
     }
 }
 
-/// Per-key TATs: one quota is the common case and needs no allocation.
+/// Per-key TATs: one quota is the common case and needs no allocation; several live behind a
+/// thin pointer, so an entry is 16 bytes either way.
 #[derive(Debug)]
 enum Tats {
     One(u64),
-    Many(Box<[u64]>),
+    Many(Box<ManyTats>),
 }
+
+#[derive(Debug)]
+struct ManyTats(Vec<u64>);
 
 impl Tats {
     fn fresh(n: usize) -> Self {
         if n == 1 {
             Tats::One(0)
         } else {
-            Tats::Many(vec![0; n].into_boxed_slice())
+            Tats::Many(Box::new(ManyTats(vec![0; n])))
         }
     }
 
@@ -102,13 +106,13 @@ impl Tats {
     fn slots(&mut self, n: usize) -> &mut [u64] {
         let len = match self {
             Tats::One(_) => 1,
-            Tats::Many(v) => v.len(),
+            Tats::Many(v) => v.0.len(),
         };
         if len != n {
             let mut next = Tats::fresh(n);
             let old = match self {
                 Tats::One(t) => std::slice::from_ref(t),
-                Tats::Many(v) => &v[..],
+                Tats::Many(v) => &v.0[..],
             };
             for (dst, src) in next.slots_unchecked().iter_mut().zip(old) {
                 *dst = *src;
@@ -121,14 +125,14 @@ impl Tats {
     fn slots_unchecked(&mut self) -> &mut [u64] {
         match self {
             Tats::One(t) => std::slice::from_mut(t),
-            Tats::Many(v) => v,
+            Tats::Many(v) => &mut v.0,
         }
     }
 
     fn latest(&self) -> u64 {
         match self {
             Tats::One(t) => *t,
-            Tats::Many(v) => v.iter().copied().max().unwrap_or(0),
+            Tats::Many(v) => v.0.iter().copied().max().unwrap_or(0),
         }
     }
 }
@@ -189,9 +193,14 @@ pub(crate) struct EvictionCounters {
     pub(crate) capacity: IntCounter,
 }
 
+/// One shard per cache line pair, so threads working on neighbouring shards do not slow each
+/// other down (false sharing).
+#[repr(align(128))]
+struct Padded<T>(T);
+
 /// The sharded, capped store of per-key GCRA state.
 pub(crate) struct Store<K> {
-    shards: Box<[Mutex<Shard<K>>]>,
+    shards: Box<[Padded<Mutex<Shard<K>>>]>,
     hasher: RandomState,
     shard_cap: usize,
     epoch: Instant,
@@ -207,11 +216,11 @@ impl<K: Hash + Eq> Store<K> {
         Self {
             shards: (0..shards)
                 .map(|_| {
-                    Mutex::new(Shard {
+                    Padded(Mutex::new(Shard {
                         map: HashMap::default(),
                         checks: 0,
                         cursor: 0,
-                    })
+                    }))
                 })
                 .collect(),
             hasher: RandomState::new(),
@@ -229,6 +238,7 @@ impl<K: Hash + Eq> Store<K> {
         // Bits 48.. pick the shard; the map uses the low bits for buckets and the top 7 as tags.
         let index = (hash >> 48) as usize & (self.shards.len() - 1);
         let guard = self.shards[index]
+            .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         (index, guard)
@@ -255,7 +265,7 @@ impl<K: Hash + Eq> Store<K> {
             if n > 1 {
                 shard.cursor = shard.cursor % (n - 1) + 1;
                 let other = (index + shard.cursor) % n;
-                if let Ok(mut other) = self.shards[other].try_lock() {
+                if let Ok(mut other) = self.shards[other].0.try_lock() {
                     self.sweep(&mut other, now);
                 }
             }
@@ -312,7 +322,7 @@ impl<K: Hash + Eq> Store<K> {
     pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).map.len())
+            .map(|s| s.0.lock().unwrap_or_else(|p| p.into_inner()).map.len())
             .sum()
     }
 
