@@ -29,13 +29,14 @@ use espresso_filter_core::{
     Engine, FilterRequest, FilterResponse, FilterService, Options as FilterOptions,
 };
 use espresso_request_id::RequestIdLayer;
+use espresso_slow_call::SlowCallLayer;
 use http::{HeaderName, StatusCode};
 use std::{
     net::SocketAddr,
     path::PathBuf,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -62,6 +63,8 @@ pub(crate) struct App {
     service: FilterService,
     metrics: metrics::Metrics,
     ready: Arc<AtomicBool>,
+    /// The slow-call threshold in milliseconds; reload changes it.
+    slow_call_threshold_ms: Arc<AtomicU64>,
     /// Changes the rate limit's quota on reload; `None` when rate limiting is off.
     rate_limit_quota:
         Option<espresso_rate_limit::QuotaHandle<espresso_rate_limit::key::ConfigKeyValue>>,
@@ -77,11 +80,13 @@ impl App {
             filter,
             metrics,
             ready: Arc::new(AtomicBool::new(true)),
+            slow_call_threshold_ms: Arc::new(AtomicU64::new(config.slow_call.threshold_ms)),
             rate_limit_quota: None,
         })
     }
 
     /// Runs one request through the filter pipeline and counts the answer.
+    #[tracing::instrument(name = "filter", skip_all)]
     pub(crate) async fn check(&self, request: FilterRequest) -> FilterResponse {
         let Ok(response) = self.service.clone().oneshot(request).await;
         let degraded = if response.degraded { "true" } else { "false" };
@@ -104,7 +109,7 @@ impl App {
 }
 
 /// Every route and layer of the server, ready to serve, outermost first:
-/// request id → rate limit → catch panic → timeout → routes.
+/// request id → slow call → rate limit → catch panic → timeout → routes.
 async fn router(
     app: &mut App,
     config: &Config,
@@ -142,8 +147,22 @@ async fn router(
         router = router.layer(limit.layer);
         app.rate_limit_quota = Some(limit.quota);
     }
+    let threshold = app.slow_call_threshold_ms.clone();
+    let slow_call = SlowCallLayer::new(Duration::from_millis(config.slow_call.threshold_ms))
+        .threshold_fn(move |_, _| Some(Duration::from_millis(threshold.load(Ordering::Relaxed))))
+        .route("/v1/filter")
+        .route(&format!(
+            "/{}/Check",
+            pb::filter_server::FilterServer::<grpc::FilterGrpc>::NAME
+        ))
+        .route("/healthz")
+        .route("/readyz")
+        .route("/metrics")
+        .metrics(&app.metrics.registry)?;
     let header = HeaderName::try_from(config.request_id.header.as_str())?;
-    Ok(router.layer(RequestIdLayer::new().header(header)))
+    Ok(router
+        .layer(slow_call)
+        .layer(RequestIdLayer::new().header(header)))
 }
 
 /// The route of every method of a tonic service: `/<package.Service>/{*method}`.

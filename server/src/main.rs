@@ -1,8 +1,9 @@
 //! `espresso-server [--config FILE] [--listen ADDR]`
 
 use espresso_server::Options;
+use espresso_slow_call::{SlowCallRecorder, otel};
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, prelude::*};
 
 const USAGE: &str = "\
 usage: espresso-server [--config FILE] [--listen ADDR]
@@ -53,12 +54,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -66,11 +61,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(espresso_server::run(options)) {
+    match runtime.block_on(serve(options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("espresso-server: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sets up logs, slow-call trees and (when the OTEL_EXPORTER_OTLP_* variables say where) trace
+/// export, runs the server, then flushes what the exporter still holds.
+async fn serve(options: Options) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let otel = otel::init_from_env()?;
+    tracing_subscriber::registry()
+        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with(SlowCallRecorder::new())
+        .with(otel.as_ref().map(|o| o.layer()))
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .init();
+    let result = espresso_server::run(options).await;
+    if let Some(otel) = otel {
+        if let Err(error) = otel.shutdown() {
+            tracing::warn!(%error, "could not flush traces");
+        }
+    }
+    result
 }

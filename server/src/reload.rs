@@ -93,6 +93,10 @@ pub(crate) async fn watch(path: PathBuf, running: Config, mut seen: u64, app: Ap
         let built = tokio::task::spawn_blocking(move || app2.filter.reload(&sources)).await;
         match built {
             Ok(Ok(version)) => {
+                app.slow_call_threshold_ms.store(
+                    new.slow_call.threshold_ms,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 if let Some(quota) = &app.rate_limit_quota {
                     quota.set(crate::rate_limit::quota(&new.rate_limit));
                 }

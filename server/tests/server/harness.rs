@@ -20,6 +20,7 @@ pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
     pub(crate) dir: tempfile::TempDir,
     child: Child,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
@@ -86,7 +87,10 @@ impl Server {
             .arg(dir.path().join("espresso.toml"))
             .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("the server binary starts");
@@ -102,15 +106,29 @@ impl Server {
             .next()
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        // Keep draining stdout so the server never blocks on a full pipe.
+        // Keep draining stdout so the server never blocks on a full pipe; keep its logs.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
         let client = Client::builder(TokioExecutor::new()).build_http();
         Self {
             addr,
             dir,
             child,
+            logs,
             client,
         }
+    }
+
+    /// The log lines the server wrote so far.
+    pub(crate) fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
     }
 
     pub(crate) fn path(&self, name: &str) -> PathBuf {

@@ -108,3 +108,20 @@ async fn sigterm_finishes_requests_in_flight() {
     assert!(response.contains("\"verdict\":\"block\""), "{response}");
     assert!(server.wait().await, "clean exit");
 }
+
+#[tokio::test]
+async fn slow_calls_are_logged_with_their_tree_and_measured() {
+    // With a zero threshold every request is slow.
+    let server = Server::start("[slow_call]\nthreshold_ms = 0\n").await;
+    let reply = server.filter("a badword").await;
+    let id = reply.request_id().to_owned();
+    eventually(|| async {
+        server
+            .logs()
+            .iter()
+            .any(|l| l.contains("slow call") && l.contains(&id) && l.contains("filter"))
+    })
+    .await;
+    let count = r#"http_server_request_duration_seconds_count{method="POST",route="/v1/filter",status="200"}"#;
+    assert_eq!(server.metric(count).await, Some(1.0));
+}
