@@ -81,10 +81,8 @@ async fn serve(options: Options) -> Result<(), Box<dyn std::error::Error + Send 
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
     let result = espresso_server::run(options).await;
-    if let Some(otel) = otel {
-        if let Err(error) = otel.shutdown() {
-            tracing::warn!(%error, "could not flush traces");
-        }
+    if let Some(Err(error)) = otel.map(|otel| otel.shutdown()) {
+        tracing::warn!(%error, "could not flush traces");
     }
     result
 }
