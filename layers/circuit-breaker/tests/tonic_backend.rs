@@ -8,6 +8,8 @@
 //! The client side, where the breaker sits around a tonic `Channel`, runs with Tokio's clock
 //! paused: the 60 s wait in OPEN passes with one `advance`, not a sleep. Nothing on the client
 //! holds a timer while a call is on the wire, so pausing the clock cannot fire one early.
+//!
+//! The second test puts the same layer on the server side, inside a tonic `Server`.
 
 use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, Event, SlidingWindow, State};
 use std::{
@@ -205,4 +207,63 @@ async fn a_failing_tonic_backend_opens_the_breaker_and_its_recovery_closes_it() 
             (State::HalfOpen, State::Closed)
         ]
     );
+}
+
+#[tokio::test]
+async fn the_same_breaker_type_guards_a_tonic_server() {
+    // Server side: the breaker wraps the (flaky) health service inside the server and answers
+    // UNAVAILABLE itself once open, so the handler is not called while it is in trouble.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let failing = Arc::new(AtomicBool::new(true));
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let breaker = CircuitBreaker::builder("health-server")
+        .sliding_window(SlidingWindow::consecutive_failures(2))
+        .wait_in_open(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let (f, a) = (failing.clone(), arrived.clone());
+    let server = tonic::transport::Server::builder()
+        .layer(CircuitBreakerLayer::new(breaker.clone()).respond())
+        .layer(layer_fn(move |inner| Flaky {
+            inner,
+            failing: f.clone(),
+            arrived: a.clone(),
+        }))
+        .add_service(health)
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    let server = tokio::spawn(server);
+
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+    let check = || HealthCheckRequest {
+        service: String::new(),
+    };
+    for _ in 0..2 {
+        let status = client.check(check()).await.unwrap_err();
+        assert_eq!(status.message(), "backend is down");
+    }
+    assert_eq!(breaker.state(), State::Open);
+    for _ in 0..3 {
+        let status = client.check(check()).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message(), "circuit breaker is open");
+    }
+    assert_eq!(
+        arrived.load(Ordering::SeqCst),
+        2,
+        "rejected calls never reach the handler"
+    );
+
+    // An operator closes it once the backend is fixed.
+    failing.store(false, Ordering::SeqCst);
+    breaker.transition_to(State::Closed);
+    let reply = client.check(check()).await.unwrap().into_inner();
+    assert_eq!(reply.status(), ServingStatus::Serving);
+    server.abort();
 }
