@@ -2,8 +2,8 @@
 
 use espresso_server::Options;
 use espresso_slow_call::{SlowCallRecorder, otel};
-use std::process::ExitCode;
-use tracing_subscriber::{EnvFilter, prelude::*};
+use std::{io::IsTerminal, process::ExitCode};
+use tracing_subscriber::{EnvFilter, filter::LevelFilter, prelude::*};
 
 const USAGE: &str = "\
 usage: espresso-server [--config FILE] [--listen ADDR]
@@ -74,15 +74,30 @@ fn main() -> ExitCode {
 /// export, runs the server, then flushes what the exporter still holds.
 async fn serve(options: Options) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let otel = otel::init_from_env()?;
+    // RUST_LOG filters the log output only: the slow-call trees and exported traces keep every
+    // INFO span whatever the log level.
+    let logs = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry()
-        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with(SlowCallRecorder::new())
-        .with(otel.as_ref().map(|o| o.layer()))
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(SlowCallRecorder::new().with_filter(LevelFilter::INFO))
+        .with(
+            otel.as_ref()
+                .map(|o| o.layer().with_filter(LevelFilter::INFO)),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_filter(logs),
+        )
         .init();
     let result = espresso_server::run(options).await;
-    if let Some(Err(error)) = otel.map(|otel| otel.shutdown()) {
-        tracing::warn!(%error, "could not flush traces");
+    if let Some(otel) = otel {
+        // Flushing blocks on the exporter: keep it off the runtime's workers.
+        match tokio::task::spawn_blocking(move || otel.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not flush traces"),
+            Err(error) => tracing::warn!(%error, "could not flush traces"),
+        }
     }
     result
 }

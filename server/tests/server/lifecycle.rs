@@ -119,7 +119,7 @@ async fn slow_calls_are_logged_with_their_tree_and_measured() {
         server
             .logs()
             .iter()
-            .any(|l| l.contains("slow call") && l.contains(&id) && l.contains("filter"))
+            .any(|l| l.contains("slow call") && l.contains(&id) && l.contains("tree=\"filter "))
     })
     .await;
     let count = r#"http_server_request_duration_seconds_count{method="POST",route="/v1/filter",status="200"}"#;
