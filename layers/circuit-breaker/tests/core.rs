@@ -649,3 +649,52 @@ fn bad_configurations_are_refused_not_panicked_on() {
         assert!(CircuitBreakerRegistry::<String>::new(builder).is_err());
     }
 }
+
+/// Real threads, real contention: the probe count is exact and a trip is reported once.
+#[test]
+fn under_threads_half_open_issues_exactly_n_probes_and_trips_are_reported_once() {
+    let b = small().permitted_calls_in_half_open(5).build().unwrap();
+    b.transition_to(State::HalfOpen);
+    let granted: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..200)
+                        .filter_map(|_| b.try_acquire().ok())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let permits: Vec<_> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        let n = permits.len();
+        for p in permits {
+            p.record(Outcome::Success, ms(1));
+        }
+        n
+    });
+    assert_eq!(granted, 5);
+    assert_eq!(b.state(), State::Closed);
+
+    let (events, listener) = recorder();
+    let b = CircuitBreaker::builder("t")
+        .sliding_window(SlidingWindow::count(50))
+        .minimum_number_of_calls(10)
+        .on_event(listener)
+        .build()
+        .unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..500 {
+                    if let Ok(p) = b.try_acquire() {
+                        p.record(Outcome::Failure, ms(1));
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(transitions(&events), vec![(State::Closed, State::Open)]);
+}
