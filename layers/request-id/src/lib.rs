@@ -42,7 +42,7 @@
 //! 2. The typed [`RequestId`] is put in the request's extensions (it is
 //!    [`espresso_common::RequestId`], so other layers read it without depending on this crate).
 //! 3. The inner service's `call` and response future run inside the request's tracing span
-//!    ([Tracing](#tracing)) and a task-local scope ([`current`]).
+//!    ([Tracing](#tracing)) and a task-local scope ([`current()`]).
 //! 4. The header is set on the response, whatever its status (and, with
 //!    [`response_extension(true)`](RequestIdLayer::response_extension), the [`RequestId`] is put
 //!    in the response's extensions for outer layers).
@@ -61,7 +61,7 @@
 //! # Generators
 //!
 //! [`UuidV4`] (default), [`UuidV7`] (time-ordered), [`PrefixCounter`] (`prefix-000042`, the
-//! cheapest), or any [`MakeRequestId`], closures included. See [`make`](crate::make).
+//! cheapest), or any [`MakeRequestId`], closures included. See [`make`].
 //!
 //! # Doesn't override existing response headers
 //!
@@ -86,13 +86,14 @@
 //!   every event of the request carries the id. [`without_span`](RequestIdLayer::without_span)
 //!   turns it off.
 //!
-//! With no subscriber, or the level filtered out, both cost a thread-local read and a branch.
+//! With no subscriber ever installed this is one atomic load; with the level filtered out, a
+//! look at the current span and no new span.
 //!
 //! # Reading the id without the request
 //!
 //! [`current()`] returns the id of the request being served on this task, for deeper code (a
 //! filter engine, a client forwarding it to a backend). Spawned tasks don't inherit it; forward
-//! it with [`scope`] or [`sync_scope`]. See [the module docs](crate::current).
+//! it with [`scope`] or [`sync_scope`]. See [the module docs](mod@crate::current).
 //!
 //! # gRPC and plain hyper
 //!
@@ -106,8 +107,13 @@
 //!
 //! tower-http's `SetRequestIdLayer` + `PropagateRequestIdLayer` need two layers in the right
 //! order and trust whatever id the client sends. This layer does both jobs, validates, can
-//! regenerate at trust boundaries, records the id on tracing and the task, and costs no more per
-//! request (see `benches/benches/request_id.rs` and BENCHMARKS.md).
+//! regenerate at trust boundaries, and records the id on tracing and the task. With its defaults
+//! it costs less per request than that pair (a generated id is formatted on the stack and
+//! allocated once; the response extension is opt-in). With
+//! [`response_extension(true)`](RequestIdLayer::response_extension), the like-for-like setting,
+//! it costs the same when it generates the id and somewhat more when it keeps a valid one, which
+//! is the price of validating it. Figures and the command: `benches/benches/request_id.rs` and
+//! BENCHMARKS.md.
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
 #![warn(missing_docs)]
