@@ -125,10 +125,14 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("a valid configuration");
     let mut peer = peer_layer.layer(trivial());
-    group.bench_function("tower_resilience", |b| b.iter(|| black_box(call(&mut peer, 1))));
+    group.bench_function("tower_resilience", |b| {
+        b.iter(|| black_box(call(&mut peer, 1)))
+    });
 
     let bare = trivial();
-    group.bench_function("bare_2_threads", |b| b.iter_custom(|iters| two_threads(&bare, iters)));
+    group.bench_function("bare_2_threads", |b| {
+        b.iter_custom(|iters| two_threads(&bare, iters))
+    });
     let espresso = CircuitBreakerLayer::new(espresso_breaker())
         .classify(errors_fail)
         .layer(trivial());
