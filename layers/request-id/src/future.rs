@@ -45,11 +45,14 @@ where
         let _entered = this.span.enter();
         let mut response = ready!(this.inner.as_mut().poll(cx))?;
         if let Some(id) = this.inner.take_id() {
-            if let Entry::Vacant(entry) = response.headers_mut().entry(&*this.header) {
-                entry.insert(id.header_value().clone());
-            }
             if *this.extension {
+                if let Entry::Vacant(entry) = response.headers_mut().entry(&*this.header) {
+                    entry.insert(id.header_value().clone());
+                }
                 response.extensions_mut().insert(id);
+            } else if let Entry::Vacant(entry) = response.headers_mut().entry(&*this.header) {
+                // The last holder of this copy: move it instead of cloning.
+                entry.insert(id.into());
             }
         }
         Poll::Ready(Ok(response))
