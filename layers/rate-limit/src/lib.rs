@@ -25,6 +25,26 @@
 //! # }
 //! ```
 //!
+//! # Mounting
+//!
+//! ```
+//! use espresso_rate_limit::{PeerIp, Quota, RateLimitLayer};
+//!
+//! let limit = RateLimitLayer::new(Quota::per_second(100).burst(200)).key(PeerIp::new());
+//!
+//! // axum: serve with `app.into_make_service_with_connect_info::<SocketAddr>()` so the peer
+//! // address is there to key by (feature `axum`).
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/", axum::routing::get(|| async { "hi" }))
+//!     .layer(limit.clone());
+//!
+//! // tonic: gRPC callers get RESOURCE_EXHAUSTED (feature `tonic` for the peer address).
+//! let server = tonic::transport::Server::builder().layer(limit);
+//! ```
+//!
+//! Under plain hyper, insert the connection's `SocketAddr` into each request's extensions and
+//! call the service (see `tests/servers.rs`).
+//!
 //! # What it offers
 //!
 //! - **Quotas** ([`Quota`], [`Quotas`]): "N per period, burst B", several at once (all must
