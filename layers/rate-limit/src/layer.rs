@@ -17,6 +17,10 @@ use tower_layer::Layer;
 /// backend is in-process memory capped at 100 000 keys, refusals are 429 / gRPC
 /// `RESOURCE_EXHAUSTED` responses with `Retry-After` and the `RateLimit` headers.
 ///
+/// With the default key, a request must carry its peer address (see [`PeerIp`]): an axum app
+/// served without `into_make_service_with_connect_info` has none, and then every request
+/// shares one bucket ([`MissingKey::SharedBucket`]).
+///
 /// Methods that choose the limiter's shape (`key`, `backend`, `name`, `metrics`) build a new
 /// limiter: call them first, then take [`handle`](Self::handle) or [`limiter`](Self::limiter).
 pub struct RateLimitLayer<K: KeyExtractor = PeerIp, M = Respond> {
@@ -139,7 +143,8 @@ impl<K: KeyExtractor, M> RateLimitLayer<K, M> {
     }
 
     /// Shadow mode: refusals are counted (`decision="shadow_limited"`) and logged at debug
-    /// level, and the request goes on. For rolling out a limit safely.
+    /// level, and the request goes on at once (no waiting either, whatever
+    /// [`wait_up_to`](Self::wait_up_to) says). For rolling out a limit safely.
     pub fn shadow(mut self, shadow: bool) -> Self {
         self.policy.shadow = shadow;
         self
@@ -235,7 +240,12 @@ impl<S, K: KeyExtractor, M> Layer<S> for RateLimitLayer<K, M> {
             name: self.name.clone(),
             shadow: self.policy.shadow,
             header_mode: self.policy.header_mode,
-            max_delay: self.policy.max_delay,
+            // Shadow mode must not change traffic: no request is held either.
+            max_delay: if self.policy.shadow {
+                Duration::ZERO
+            } else {
+                self.policy.max_delay
+            },
             missing_key: self.policy.missing_key,
             rejection: self.policy.rejection.clone(),
             metrics: self.metrics.as_ref().map(|m| m.for_limiter(&self.name)),

@@ -427,6 +427,20 @@ async fn shadow_mode_counts_but_passes() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn shadow_mode_never_holds_requests() {
+    let s = svc(&RateLimitLayer::new(Quota::per_second(1))
+        .key(Global)
+        .wait_up_to(Duration::from_secs(10))
+        .shadow(true));
+    let start = tokio::time::Instant::now();
+    for _ in 0..3 {
+        let mut s = s.clone();
+        assert_eq!(status(&mut s).await, StatusCode::OK);
+    }
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
 fn gather(registry: &prometheus::Registry) -> String {
     use prometheus::Encoder;
     let mut out = Vec::new();
