@@ -103,7 +103,11 @@ async fn connection(
     measure_from: Instant,
     end: Instant,
 ) -> Result<LoadReport, Box<dyn std::error::Error + Send + Sync>> {
-    let authority = plan.url.authority().ok_or("the URL needs a host and port")?.clone();
+    let authority = plan
+        .url
+        .authority()
+        .ok_or("the URL needs a host and port")?
+        .clone();
     let mut report = LoadReport {
         latency_us: Some(Histogram::new(3)?),
         ..LoadReport::default()

@@ -6,7 +6,8 @@
 use espresso_benches::load::{LoadPlan, run};
 use std::time::Duration;
 
-const USAGE: &str = "usage: loadgen URL [--connections 150] [--duration 10] [--warmup 2] [--body JSON]";
+const USAGE: &str =
+    "usage: loadgen URL [--connections 150] [--duration 10] [--warmup 2] [--body JSON]";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
