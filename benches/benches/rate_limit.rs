@@ -4,7 +4,8 @@
 //!
 //! - `rate_limit/uncontended`: one thread, one client IP, a quota it never exceeds
 //!   (1 per ns, burst 1000), so every request takes the admit path. `bare` is the trivial service
-//!   alone: `layer - bare` is the layer's own cost.
+//!   alone: `layer - bare` is the layer's own cost. `espresso_fast_clock` reads quanta's clock
+//!   (as governor does) instead of tokio's pausable one (`MemoryBackend::fast_clock`).
 //! - `rate_limit/2_threads_*`: two threads calling clones of one service (one shared limiter),
 //!   with the same client IP (`same_key`: both hit one entry) or one IP each (`two_keys`).
 //!   Time per request = wall time / total requests.
@@ -128,6 +129,13 @@ fn uncontended(c: &mut Criterion) {
     assert_admits(&mut espresso);
     group.bench_function("espresso", |b| {
         b.iter(|| black_box(call(&mut espresso, request_from(client))))
+    });
+    let mut fast = espresso_layer()
+        .backend(MemoryBackend::new().fast_clock(true))
+        .layer(trivial());
+    assert_admits(&mut fast);
+    group.bench_function("espresso_fast_clock", |b| {
+        b.iter(|| black_box(call(&mut fast, request_from(client))))
     });
     let mut governor = governor_layer().layer(trivial());
     assert_admits(&mut governor);

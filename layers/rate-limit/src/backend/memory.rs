@@ -30,6 +30,7 @@ use crate::{
     backend::{Decision, gcra},
     quota::Compiled,
 };
+use governor::clock::{Clock, QuantaClock, QuantaInstant, Reference};
 use prometheus::IntCounter;
 use std::{
     collections::HashMap,
@@ -51,6 +52,7 @@ use tokio::time::Instant;
 pub struct MemoryBackend {
     pub(crate) max_keys: usize,
     pub(crate) shards: usize,
+    pub(crate) fast_clock: bool,
 }
 
 impl MemoryBackend {
@@ -71,6 +73,16 @@ impl MemoryBackend {
         self.shards = shards;
         self
     }
+
+    /// Reads time from the CPU's timestamp counter (quanta, governor's default clock) instead
+    /// of tokio's clock. `Instant::now()` costs ~60 ns on some virtual machines against ~20 ns
+    /// for quanta, about a fifth of this layer's per-request cost there. The catch: the limiter
+    /// no longer follows `tokio::time::pause`, so keep the default in tests that rely on
+    /// paused time.
+    pub fn fast_clock(mut self, fast: bool) -> Self {
+        self.fast_clock = fast;
+        self
+    }
 }
 
 impl Default for MemoryBackend {
@@ -78,6 +90,7 @@ impl Default for MemoryBackend {
         Self {
             max_keys: 100_000,
             shards: 64,
+            fast_clock: false,
         }
     }
 }
@@ -203,8 +216,14 @@ pub(crate) struct Store<K> {
     shards: Box<[Padded<Mutex<Shard<K>>>]>,
     hasher: RandomState,
     shard_cap: usize,
-    epoch: Instant,
+    clock: StoreClock,
     evictions: Option<EvictionCounters>,
+}
+
+/// Where the store reads time: tokio's clock (pausable in tests) or quanta's.
+enum StoreClock {
+    Tokio(Instant),
+    Quanta(QuantaClock, QuantaInstant),
 }
 
 const MIN_SWEEP_INTERVAL: usize = 1024;
@@ -225,13 +244,24 @@ impl<K: Hash + Eq> Store<K> {
                 .collect(),
             hasher: RandomState::new(),
             shard_cap,
-            epoch: Instant::now(),
+            clock: if config.fast_clock {
+                let clock = QuantaClock::default();
+                let epoch = clock.now();
+                StoreClock::Quanta(clock, epoch)
+            } else {
+                StoreClock::Tokio(Instant::now())
+            },
             evictions,
         }
     }
 
     fn now(&self) -> u64 {
-        crate::quota::duration_nanos(Instant::now().saturating_duration_since(self.epoch))
+        match &self.clock {
+            StoreClock::Tokio(epoch) => {
+                crate::quota::duration_nanos(Instant::now().saturating_duration_since(*epoch))
+            }
+            StoreClock::Quanta(clock, epoch) => clock.now().duration_since(*epoch).as_u64(),
+        }
     }
 
     fn shard(&self, hash: u64) -> (usize, MutexGuard<'_, Shard<K>>) {
@@ -367,6 +397,17 @@ mod tests {
             store.check(7, q.compiled(), Duration::from_secs(3600));
         }
         assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fast_clock_ignores_paused_time() {
+        let store = Store::new(MemoryBackend::new().fast_clock(true), None);
+        let q: Quotas = Quota::per_minute(1).into();
+        assert!(store.check(1u8, q.compiled(), Duration::ZERO).allowed);
+        assert!(!store.check(1u8, q.compiled(), Duration::ZERO).allowed);
+        // An hour of tokio time is nothing to the CPU's clock.
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(!store.check(1u8, q.compiled(), Duration::ZERO).allowed);
     }
 
     #[tokio::test(start_paused = true)]
