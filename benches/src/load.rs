@@ -1,5 +1,7 @@
-//! A closed-loop load generator: `connections` keep-alive HTTP/1.1 connections, each sending the
-//! same request again as soon as the previous answer is read.
+//! A load generator: `connections` keep-alive HTTP/1.1 connections, each sending the same
+//! request again as soon as the previous answer is read (closed loop), or, with a `rate`, on a
+//! fixed schedule, measuring latency from the time each request was *due* so that a stalled
+//! server cannot hide its queueing (no coordinated omission, as in wrk2).
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -26,6 +28,8 @@ pub struct LoadPlan {
     pub warmup: Duration,
     /// Time measured.
     pub duration: Duration,
+    /// Requests per second across all connections; `None`: as fast as answers come.
+    pub rate: Option<f64>,
 }
 
 /// What one run measured.
@@ -97,6 +101,12 @@ pub async fn run(plan: LoadPlan) -> Result<LoadReport, Box<dyn std::error::Error
     Ok(report)
 }
 
+/// A fraction in [0, 1) that differs between calls, without a random-number dependency.
+fn fastrand_fraction() -> f64 {
+    use std::hash::{BuildHasher, RandomState};
+    (RandomState::new().hash_one(Instant::now()) % 1_000_000) as f64 / 1_000_000.0
+}
+
 /// One connection's loop; reconnects when the server closes it.
 async fn connection(
     plan: LoadPlan,
@@ -113,6 +123,13 @@ async fn connection(
         ..LoadReport::default()
     };
     let histogram = report.latency_us.as_mut().expect("just set");
+    // With a rate, this connection's share of it: one request every `interval`, starting at a
+    // random-ish offset so connections do not fire in lockstep.
+    let interval = plan
+        .rate
+        .map(|rate| Duration::from_secs_f64(plan.connections as f64 / rate));
+    let mut due = Instant::now()
+        + interval.map_or(Duration::ZERO, |i| i.mul_f64(fastrand_fraction()));
     'connect: while Instant::now() < end {
         let Ok(stream) = TcpStream::connect(authority.as_str()).await else {
             report.failed += 1;
@@ -128,7 +145,15 @@ async fn connection(
                 .header(http::header::HOST, authority.as_str())
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(Full::new(plan.body.clone()))?;
-            let sent = Instant::now();
+            let sent = match interval {
+                Some(interval) => {
+                    tokio::time::sleep_until(due.into()).await;
+                    let scheduled = due;
+                    due += interval;
+                    scheduled
+                }
+                None => Instant::now(),
+            };
             let answer = async {
                 let response = sender.send_request(request).await?;
                 let status = response.status();

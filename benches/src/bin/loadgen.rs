@@ -1,7 +1,8 @@
-//! `loadgen URL [--connections N] [--duration SECS] [--warmup SECS] [--body JSON]`
+//! `loadgen URL [--connections N] [--duration SECS] [--warmup SECS] [--body JSON] [--rate R]`
 //!
-//! Closed-loop HTTP/1.1 load: N keep-alive connections, each sending the next request as soon as
-//! the previous answer is read. Prints requests/s, latency percentiles and statuses.
+//! HTTP/1.1 load over N keep-alive connections: closed loop (the next request as soon as the
+//! previous answer is read), or with `--rate` a fixed schedule of R requests/s whose latency is
+//! measured from when each request was due. Prints requests/s, latency percentiles, statuses.
 
 use espresso_benches::load::{LoadPlan, run};
 use std::time::Duration;
@@ -19,6 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         connections: 150,
         warmup: Duration::from_secs(2),
         duration: Duration::from_secs(10),
+        rate: None,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(USAGE)?;
@@ -27,6 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             "--duration" => plan.duration = Duration::from_secs_f64(value.parse()?),
             "--warmup" => plan.warmup = Duration::from_secs_f64(value.parse()?),
             "--body" => plan.body = value.into(),
+            "--rate" => plan.rate = Some(value.parse()?),
             _ => return Err(USAGE.into()),
         }
     }
