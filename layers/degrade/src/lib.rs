@@ -1,5 +1,80 @@
-//! Adaptive overload protection with graceful degradation.
+//! Adaptive overload protection with graceful degradation, as a Tower layer.
 //!
-//! This crate will hold `DegradeLayer`: an adaptive concurrency limit (Gradient2, AIMD), a
-//! queueing-delay rule and a manual switch decide per request whether the primary service or a
-//! fallback answers. Nothing is implemented yet; see the project's issue tracker.
+//! [`DegradeLayer`] decides per request whether the wrapped service (the *primary*) or a
+//! *fallback* answers, so a service stays fast under any offered load and degrades instead of
+//! failing. Triggers, combined:
+//!
+//! - an adaptive **concurrency limit** ([`limit`]: [`Gradient2`](limit::Gradient2),
+//!   [`Aimd`](limit::Aimd), [`Vegas`](limit::Vegas), after Netflix's `concurrency-limits`), or a
+//!   [`Fixed`](limit::Fixed) one, or your own [`Limit`](limit::Limit);
+//! - a short **queue** with a CoDel-style delay rule ([`queue`]): bursts wait, standing queues are
+//!   shed;
+//! - **priorities** ([`Priority`]): sheddable requests are admitted only below a fraction of the
+//!   limit and served last from the queue;
+//! - a **manual switch** ([`DegradeSwitch`]) to force degradation at run time;
+//! - the primary not being ready.
+//!
+//! The fallback is, by default, a fast rejection ([`Reject`]: HTTP 503 with `Retry-After`, or gRPC
+//! `RESOURCE_EXHAUSTED`); or any service ([`DegradeLayer::fallback`]), e.g. a cheaper answer
+//! marked as degraded; or an `Err(`[`Shed`]`)` ([`DegradeLayer::error`]).
+//! [`DegradeMetrics`] reports the limit, the requests in flight and queued, and where requests
+//! went; `tracing` events tell when the limit changes notably, the delay rule starts or stops
+//! shedding, and the switch flips.
+//!
+//! ```
+//! use espresso_degrade::{DegradeLayer, DegradeSwitch, limit::Gradient2};
+//! use http::{Request, Response, StatusCode};
+//! use std::convert::Infallible;
+//! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let switch = DegradeSwitch::new();
+//! let layer = DegradeLayer::new(Gradient2::new().min_limit(4))
+//!     .queue(32)
+//!     .switch(switch.clone());
+//! let mut service = ServiceBuilder::new()
+//!     .layer(layer)
+//!     .service(service_fn(|_: Request<String>| async {
+//!         Ok::<_, Infallible>(Response::new(String::from("hello")))
+//!     }));
+//!
+//! let response = service.ready().await.unwrap().call(Request::new(String::new())).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::OK);
+//!
+//! switch.set(true); // e.g. from an admin endpoint or a config reload
+//! let response = service.ready().await.unwrap().call(Request::new(String::new())).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+//! assert_eq!(response.headers()["retry-after"], "1");
+//! # }
+//! ```
+//!
+//! # Choosing a limit
+//!
+//! Gradient2 needs no knowledge of the service and suits most; it tolerates latency up to its
+//! `tolerance` over the long-term average. AIMD backs off on explicit overload signals and
+//! timeouts. Vegas keeps latency closest to the no-load RTT. The `overload` benchmark of
+//! `espresso-benches` measures them side by side against a service of known capacity.
+#![forbid(unsafe_code)]
+
+mod admission;
+pub mod error;
+mod fallback;
+pub mod future;
+mod layer;
+pub mod limit;
+mod metrics;
+mod priority;
+pub mod queue;
+mod reason;
+mod service;
+mod switch;
+
+pub use error::Shed;
+pub use fallback::{Fallback, FallbackService, Reject, ShedError};
+pub use layer::DegradeLayer;
+pub use metrics::DegradeMetrics;
+pub use priority::{Prioritize, Priority, PriorityHeader};
+pub use reason::DegradeReason;
+pub use service::Degrade;
+pub use switch::DegradeSwitch;

@@ -1,0 +1,278 @@
+use super::{Limit, whole};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The gradient between a long-term and a short-term RTT, after Netflix's `Gradient2Limit`.
+///
+/// Every sample updates two RTT measurements: the short-term RTT (the sample itself) and the
+/// long-term RTT (an exponential average over [`long_window`](Gradient2::long_window) samples,
+/// a plain average over the first ten). Then:
+///
+/// - When fewer than half of the limit are in flight the service is not the bottleneck and the
+///   limit is left alone.
+/// - `gradient = clamp(tolerance × long / short, 0.5, 1.0)`: 1.0 while the short-term RTT is within
+///   `tolerance` of the baseline, smaller as requests start to queue, never below 0.5 so an
+///   outlier cannot halve the limit at once.
+/// - `new = limit × gradient + queue_size`, smoothed: `limit × (1 − smoothing) + new × smoothing`,
+///   and kept within `[min_limit, max_limit]`.
+/// - When the long-term RTT is more than twice the short-term one (load has just gone away), the
+///   long-term RTT is cut by 10% per sample so the limit recovers without waiting for the average.
+///
+/// Defaults as in the reference: initial and minimum limit 20, maximum 200, smoothing 0.2, queue
+/// size 4, long window 600 samples; tolerance 1.5.
+///
+/// ```
+/// use espresso_degrade::limit::{Gradient2, Limit};
+/// use std::time::Duration;
+/// use tokio::time::Instant;
+///
+/// let mut limit = Gradient2::new().initial_limit(50).min_limit(1);
+/// let now = Instant::now();
+/// for _ in 0..20 {
+///     limit.on_sample(now, Duration::from_millis(10), 50, false); // baseline 10 ms
+/// }
+/// let before = limit.limit();
+/// limit.on_sample(now, Duration::from_millis(40), 50, false); // requests start to queue
+/// assert!(limit.limit() < before);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Gradient2 {
+    estimated: f64,
+    min_limit: usize,
+    max_limit: usize,
+    smoothing: f64,
+    tolerance: f64,
+    queue_size: f64,
+    long_rtt: ExpAverage,
+    short_rtt: f64,
+}
+
+impl Default for Gradient2 {
+    fn default() -> Self {
+        Self {
+            estimated: 20.0,
+            min_limit: 20,
+            max_limit: 200,
+            smoothing: 0.2,
+            tolerance: 1.5,
+            queue_size: 4.0,
+            long_rtt: ExpAverage::new(600, 10),
+            short_rtt: 0.0,
+        }
+    }
+}
+
+impl Gradient2 {
+    /// The reference's defaults (see the type's docs).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The limit before any sample.
+    pub fn initial_limit(mut self, limit: usize) -> Self {
+        self.estimated = limit.max(1) as f64;
+        self
+    }
+
+    /// The lowest the limit may go (at least 1).
+    pub fn min_limit(mut self, limit: usize) -> Self {
+        self.min_limit = limit.max(1);
+        self
+    }
+
+    /// The highest the limit may go.
+    pub fn max_limit(mut self, limit: usize) -> Self {
+        self.max_limit = limit.max(1);
+        self
+    }
+
+    /// How much of each new estimate is taken, in `(0, 1]`: lower is steadier, higher reacts
+    /// faster.
+    pub fn smoothing(mut self, smoothing: f64) -> Self {
+        if smoothing.is_finite() {
+            self.smoothing = smoothing.clamp(0.01, 1.0);
+        }
+        self
+    }
+
+    /// How much slower than the baseline the short-term RTT may be before the limit shrinks
+    /// (at least 1.0).
+    pub fn tolerance(mut self, tolerance: f64) -> Self {
+        if tolerance.is_finite() {
+            self.tolerance = tolerance.max(1.0);
+        }
+        self
+    }
+
+    /// How much the limit may grow per sample while latency stays at the baseline.
+    pub fn queue_size(mut self, queue_size: usize) -> Self {
+        self.queue_size = queue_size as f64;
+        self
+    }
+
+    /// The number of samples the long-term RTT averages over.
+    pub fn long_window(mut self, samples: usize) -> Self {
+        self.long_rtt = ExpAverage::new(samples.max(1), 10.min(samples.max(1)));
+        self
+    }
+
+    /// The long-term (baseline) RTT.
+    pub fn long_rtt(&self) -> Duration {
+        Duration::from_secs_f64(self.long_rtt.value.max(0.0))
+    }
+
+    /// The short-term RTT (the latest sample).
+    pub fn short_rtt(&self) -> Duration {
+        Duration::from_secs_f64(self.short_rtt.max(0.0))
+    }
+}
+
+impl Limit for Gradient2 {
+    fn limit(&self) -> usize {
+        whole(
+            self.estimated,
+            self.min_limit,
+            self.max_limit.max(self.min_limit),
+        )
+    }
+
+    fn on_sample(&mut self, _: Instant, rtt: Duration, inflight: usize, _: bool) -> usize {
+        // A zero RTT (a clock too coarse to see the call) carries no information.
+        let short = rtt.as_secs_f64();
+        if short <= 0.0 {
+            return self.limit();
+        }
+        self.short_rtt = short;
+        let long = self.long_rtt.add(short);
+        if long / short > 2.0 {
+            self.long_rtt.value *= 0.9;
+        }
+        if (inflight as f64) < self.estimated / 2.0 {
+            return self.limit();
+        }
+        let gradient = (self.tolerance * long / short).clamp(0.5, 1.0);
+        let target = self.estimated * gradient + self.queue_size;
+        let smoothed = self.estimated * (1.0 - self.smoothing) + target * self.smoothing;
+        let max = self.max_limit.max(self.min_limit);
+        self.estimated = smoothed.clamp(self.min_limit as f64, max as f64);
+        self.limit()
+    }
+}
+
+/// An exponential moving average that starts as a plain average over `warmup` samples.
+#[derive(Debug, Clone)]
+struct ExpAverage {
+    factor: f64,
+    warmup: usize,
+    count: usize,
+    sum: f64,
+    value: f64,
+}
+
+impl ExpAverage {
+    fn new(window: usize, warmup: usize) -> Self {
+        Self {
+            factor: 2.0 / (window as f64 + 1.0),
+            warmup,
+            count: 0,
+            sum: 0.0,
+            value: 0.0,
+        }
+    }
+
+    fn add(&mut self, sample: f64) -> f64 {
+        if self.count < self.warmup {
+            self.count += 1;
+            self.sum += sample;
+            self.value = self.sum / self.count as f64;
+        } else {
+            self.value = self.value * (1.0 - self.factor) + sample * self.factor;
+        }
+        self.value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn feed(limit: &mut Gradient2, rtt: Duration, inflight: usize, n: usize) -> usize {
+        let now = Instant::now();
+        let mut last = limit.limit();
+        for _ in 0..n {
+            last = limit.on_sample(now, rtt, inflight, false);
+        }
+        last
+    }
+
+    #[test]
+    fn grows_by_smoothed_queue_size_at_the_baseline() {
+        let mut limit = Gradient2::new().initial_limit(20).min_limit(1);
+        // gradient 1.0: 20 × 0.8 + (20 + 4) × 0.2 = 20.8, then 21.6
+        limit.on_sample(Instant::now(), ms(10), 20, false);
+        assert!((limit.estimated - 20.8).abs() < 1e-9);
+        assert_eq!(limit.on_sample(Instant::now(), ms(10), 20, false), 21);
+    }
+
+    #[test]
+    fn leaves_the_limit_alone_when_app_limited() {
+        let mut limit = Gradient2::new().initial_limit(40).min_limit(1);
+        assert_eq!(feed(&mut limit, ms(10), 19, 50), 40);
+    }
+
+    #[test]
+    fn shrinks_when_latency_rises_above_tolerance() {
+        let mut limit = Gradient2::new()
+            .initial_limit(100)
+            .min_limit(1)
+            .max_limit(100);
+        feed(&mut limit, ms(10), 100, 10);
+        assert_eq!(limit.limit(), 100);
+        // short 30 ms vs long ≈ 10 ms: gradient = 1.5 × 10/30 = 0.5 (floor), so
+        // new = 100 × 0.5 + 4 = 54, smoothed 100 × 0.8 + 54 × 0.2 = 90.8
+        let after = limit.on_sample(Instant::now(), ms(30), 100, false);
+        assert!((89..=91).contains(&after), "{after}");
+    }
+
+    #[test]
+    fn tolerates_latency_within_tolerance() {
+        let mut limit = Gradient2::new()
+            .initial_limit(50)
+            .min_limit(1)
+            .max_limit(50);
+        feed(&mut limit, ms(10), 50, 10);
+        assert_eq!(feed(&mut limit, ms(14), 50, 5), 50);
+    }
+
+    #[test]
+    fn sustained_queueing_drives_the_limit_to_the_floor() {
+        let mut limit = Gradient2::new().initial_limit(100).min_limit(5);
+        feed(&mut limit, ms(10), 100, 10);
+        let mut rtt = 10;
+        for _ in 0..200 {
+            rtt += 2;
+            limit.on_sample(Instant::now(), ms(rtt), 100, false);
+        }
+        assert!(limit.limit() < 30, "{}", limit.limit());
+    }
+
+    #[test]
+    fn long_rtt_drops_quickly_after_load_goes_away() {
+        let mut limit = Gradient2::new().min_limit(1);
+        feed(&mut limit, ms(100), 20, 10);
+        assert_eq!(limit.long_rtt(), ms(100));
+        feed(&mut limit, ms(10), 20, 20);
+        assert!(limit.long_rtt() < ms(20), "{:?}", limit.long_rtt());
+    }
+
+    #[test]
+    fn zero_rtt_is_ignored() {
+        let mut limit = Gradient2::new();
+        assert_eq!(feed(&mut limit, Duration::ZERO, 20, 5), 20);
+        assert_eq!(limit.long_rtt(), Duration::ZERO);
+    }
+}

@@ -1,0 +1,94 @@
+//! Concurrency-limit algorithms: how many requests may run at once.
+//!
+//! A [`Limit`] sees one sample per finished request (when it started, how long it took, how many
+//! requests were in flight when it started, whether it was dropped) and answers the new limit.
+//! The algorithms follow Netflix's `concurrency-limits`:
+//!
+//! | algorithm | grows when | shrinks when | use it for |
+//! | --- | --- | --- | --- |
+//! | [`Fixed`] | never | never | a known capacity |
+//! | [`Aimd`] | a sample succeeds while the limit is in use (+1) | a sample is dropped or slower than a timeout (× backoff) | a clear failure or timeout signal |
+//! | [`Gradient2`] | the short-term RTT is close to the long-term RTT | the short-term RTT rises above the long-term one | latency-sensitive services without a known no-load RTT |
+//! | [`Vegas`] | the estimated queue (from the no-load RTT) is small | the estimated queue is large, or a sample is dropped | services with a stable no-load RTT (probed again from time to time) |
+//!
+//! [`Windowed`] wraps any of them to feed it one aggregated sample per window instead of every
+//! sample, which steadies algorithms that react to single outliers.
+//!
+//! Bring your own algorithm by implementing [`Limit`]; it is driven under a lock, one sample at a
+//! time, so it needs no synchronisation of its own.
+
+mod aimd;
+mod fixed;
+mod gradient2;
+mod vegas;
+mod windowed;
+
+pub use aimd::Aimd;
+pub use fixed::Fixed;
+pub use gradient2::Gradient2;
+pub use vegas::Vegas;
+pub use windowed::Windowed;
+
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A concurrency-limit algorithm.
+///
+/// ```
+/// use espresso_degrade::limit::Limit;
+/// use std::time::Duration;
+/// use tokio::time::Instant;
+///
+/// /// Halves on a drop, otherwise keeps the limit.
+/// struct HalveOnDrop(usize);
+///
+/// impl Limit for HalveOnDrop {
+///     fn limit(&self) -> usize {
+///         self.0
+///     }
+///     fn on_sample(&mut self, _start: Instant, _rtt: Duration, _inflight: usize, dropped: bool) -> usize {
+///         if dropped {
+///             self.0 = (self.0 / 2).max(1);
+///         }
+///         self.0
+///     }
+/// }
+///
+/// let mut limit = HalveOnDrop(8);
+/// assert_eq!(limit.on_sample(Instant::now(), Duration::from_millis(3), 8, true), 4);
+/// ```
+pub trait Limit: Send + 'static {
+    /// The current limit (at least 1 is used whatever this answers).
+    fn limit(&self) -> usize;
+
+    /// Records one finished request and answers the new limit.
+    ///
+    /// - `start`: when the request was admitted;
+    /// - `rtt`: how long the inner service took to answer;
+    /// - `inflight`: requests in flight when it was admitted, itself included;
+    /// - `dropped`: the request failed in a way that signals overload (an error, 503, 429, 504,
+    ///   gRPC `RESOURCE_EXHAUSTED`, `UNAVAILABLE` or `DEADLINE_EXCEEDED`).
+    fn on_sample(&mut self, start: Instant, rtt: Duration, inflight: usize, dropped: bool)
+    -> usize;
+}
+
+impl<L: Limit + ?Sized> Limit for Box<L> {
+    fn limit(&self) -> usize {
+        (**self).limit()
+    }
+
+    fn on_sample(
+        &mut self,
+        start: Instant,
+        rtt: Duration,
+        inflight: usize,
+        dropped: bool,
+    ) -> usize {
+        (**self).on_sample(start, rtt, inflight, dropped)
+    }
+}
+
+/// Clamps `value` into `[min, max]` and truncates it to a whole limit, as the reference does.
+fn whole(value: f64, min: usize, max: usize) -> usize {
+    (value.clamp(min as f64, max as f64)) as usize
+}

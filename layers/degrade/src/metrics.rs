@@ -1,0 +1,119 @@
+//! Prometheus metrics, registered into a registry the caller owns.
+
+use crate::{DegradeReason, Priority};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+/// The metrics of degrade layers; give one set to any number of layers told apart by
+/// [`DegradeLayer::name`](crate::DegradeLayer::name).
+///
+/// | metric | type | labels |
+/// | --- | --- | --- |
+/// | `degrade_limit` | gauge: the current concurrency limit | `name` |
+/// | `degrade_inflight` | gauge: requests in the primary service | `name` |
+/// | `degrade_queued` | gauge: requests waiting for a permit | `name` |
+/// | `degrade_requests_total` | counter: requests by where they went | `name`, `priority` = `critical`/`sheddable`, `route` = `primary`/`fallback`, `reason` = `none`/`limit`/`queue_delay`/`switch`/`saturated` |
+///
+/// ```
+/// use espresso_degrade::{DegradeLayer, DegradeMetrics, limit::Fixed};
+/// use prometheus::Registry;
+///
+/// let registry = Registry::new();
+/// let metrics = DegradeMetrics::new(&registry).unwrap();
+/// let api = DegradeLayer::new(Fixed::new(100)).name("api").with_metrics(&metrics);
+/// let admin = DegradeLayer::new(Fixed::new(4)).name("admin").with_metrics(&metrics);
+/// # let _ = (api, admin);
+/// ```
+#[derive(Debug, Clone)]
+pub struct DegradeMetrics {
+    limit: IntGaugeVec,
+    inflight: IntGaugeVec,
+    queued: IntGaugeVec,
+    requests: IntCounterVec,
+}
+
+impl DegradeMetrics {
+    /// Creates the metrics and registers them into `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["name"]);
+        let this = Self {
+            limit: gauge("degrade_limit", "The current concurrency limit.")?,
+            inflight: gauge(
+                "degrade_inflight",
+                "Requests in flight in the primary service.",
+            )?,
+            queued: gauge(
+                "degrade_queued",
+                "Requests waiting for a concurrency permit.",
+            )?,
+            requests: IntCounterVec::new(
+                Opts::new(
+                    "degrade_requests_total",
+                    "Requests seen by a degrade layer, by where they went and why.",
+                ),
+                &["name", "priority", "route", "reason"],
+            )?,
+        };
+        registry.register(Box::new(this.limit.clone()))?;
+        registry.register(Box::new(this.inflight.clone()))?;
+        registry.register(Box::new(this.queued.clone()))?;
+        registry.register(Box::new(this.requests.clone()))?;
+        Ok(this)
+    }
+
+    pub(crate) fn for_layer(&self, name: &str) -> Metrics {
+        let request = |priority: Priority, route: &str, reason: &str| {
+            self.requests
+                .with_label_values(&[name, priority.as_str(), route, reason])
+        };
+        let per_priority = |priority: Priority| Counters {
+            primary: request(priority, "primary", "none"),
+            fallback: [
+                DegradeReason::Limit,
+                DegradeReason::QueueDelay,
+                DegradeReason::Switch,
+                DegradeReason::Saturated,
+            ]
+            .map(|r| request(priority, "fallback", r.as_str())),
+        };
+        Metrics {
+            limit: self.limit.with_label_values(&[name]),
+            inflight: self.inflight.with_label_values(&[name]),
+            queued: self.queued.with_label_values(&[name]),
+            counters: [
+                per_priority(Priority::Critical),
+                per_priority(Priority::Sheddable),
+            ],
+        }
+    }
+}
+
+/// One layer's handles, resolved once.
+#[derive(Debug, Clone)]
+pub(crate) struct Metrics {
+    pub(crate) limit: IntGauge,
+    pub(crate) inflight: IntGauge,
+    pub(crate) queued: IntGauge,
+    counters: [Counters; 2],
+}
+
+#[derive(Debug, Clone)]
+struct Counters {
+    primary: prometheus::IntCounter,
+    fallback: [prometheus::IntCounter; 4],
+}
+
+impl Metrics {
+    pub(crate) fn primary(&self, priority: Priority) {
+        self.counters[priority.index()].primary.inc();
+    }
+
+    pub(crate) fn fallback(&self, priority: Priority, reason: DegradeReason) {
+        let index = match reason {
+            DegradeReason::Limit => 0,
+            DegradeReason::QueueDelay => 1,
+            DegradeReason::Switch => 2,
+            DegradeReason::Saturated => 3,
+        };
+        self.counters[priority.index()].fallback[index].inc();
+    }
+}

@@ -1,0 +1,567 @@
+//! Behaviour of `DegradeLayer` driven through `tower-test` mocks.
+//!
+//! The mock primary answers only when a test sends its response, so a test controls exactly how
+//! many requests are in flight. Time is paused (`start_paused = true`): queue waits and the
+//! queueing-delay rule run on tokio's virtual clock, and `advance` moves it exactly, so the tests
+//! state the rule's numbers (5 ms target, 100 ms interval) without sleeping.
+
+use espresso_common::BoxError;
+use espresso_degrade::{
+    Degrade, DegradeLayer, DegradeMetrics, DegradeReason, DegradeSwitch, Priority, PriorityHeader,
+    Shed,
+    limit::{Aimd, Fixed},
+};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use std::{convert::Infallible, future::poll_fn, time::Duration};
+use tokio_test::{assert_pending, assert_ready, task};
+use tower::{Layer, Service, service_fn};
+use tower_test::mock::{self, Handle, Mock};
+
+type Req = Request<String>;
+type Res = Response<String>;
+
+const MS: Duration = Duration::from_millis(1);
+
+fn request() -> Req {
+    Request::new(String::from("body"))
+}
+
+fn marked(priority: &str) -> Req {
+    Request::builder()
+        .header("x-priority", priority)
+        .body(String::new())
+        .unwrap()
+}
+
+/// A wrapped mock primary and the handle that answers for it.
+type Wrapped<F, P> = (Degrade<Mock<Req, Res>, F, P>, Handle<Req, Res>);
+
+fn wrap<F: Clone, P: Clone>(layer: &DegradeLayer<F, P>) -> Wrapped<F, P> {
+    let (mock, handle) = mock::pair();
+    (layer.layer(mock), handle)
+}
+
+/// `poll_ready` then `call`, as a caller must.
+async fn send<S: Service<Req>>(service: &mut S, request: Req) -> S::Future
+where
+    S::Error: std::fmt::Debug,
+{
+    poll_fn(|cx| service.poll_ready(cx)).await.unwrap();
+    service.call(request)
+}
+
+async fn reply(handle: &mut Handle<Req, Res>, status: StatusCode) {
+    let (_, respond) = handle
+        .next_request()
+        .await
+        .expect("a request reached the primary");
+    let mut response = Response::new(String::from("primary"));
+    *response.status_mut() = status;
+    respond.send_response(response);
+}
+
+async fn body<B: http_body::Body>(response: Response<B>) -> String
+where
+    B::Error: std::fmt::Debug,
+{
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+// === the limit and the default rejection ===
+
+#[tokio::test(start_paused = true)]
+async fn over_the_limit_the_fallback_answers_at_once() {
+    let layer = DegradeLayer::new(Fixed::new(1));
+    let (mut service, mut handle) = wrap(&layer);
+
+    let mut first = task::spawn(send(&mut service, request()).await);
+    assert_pending!(first.poll());
+    assert_eq!(layer.inflight(), 1);
+
+    // The primary holds one request: the next one is rejected without waiting.
+    let second = send(&mut service, request()).await.await.unwrap();
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(second.headers()["retry-after"], "1");
+    assert!(body(second).await.contains("\"code\":\"overloaded\""));
+
+    // gRPC callers get a status they understand.
+    let grpc = Request::builder()
+        .header("content-type", "application/grpc")
+        .body(String::new())
+        .unwrap();
+    let third = send(&mut service, grpc).await.await.unwrap();
+    assert_eq!(third.status(), StatusCode::OK);
+    assert_eq!(third.headers()["grpc-status"], "8");
+
+    reply(&mut handle, StatusCode::OK).await;
+    let first = assert_ready!(first.poll()).unwrap();
+    assert_eq!(body(first).await, "primary");
+    assert_eq!(layer.inflight(), 0);
+
+    // The permit came back: the primary takes the next request.
+    let mut fourth = task::spawn(send(&mut service, request()).await);
+    reply(&mut handle, StatusCode::OK).await;
+    assert_eq!(
+        assert_ready!(fourth.poll()).unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_custom_rejection_is_answered() {
+    let rejection = espresso_common::Rejection::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        espresso_common::grpc::Code::ResourceExhausted,
+    )
+    .code("busy");
+    let layer = DegradeLayer::new(Fixed::new(1)).rejection(rejection);
+    layer.switch_handle().set(true);
+    let (mut service, _handle) = wrap(&layer);
+    let response = send(&mut service, request()).await.await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(body(response).await.contains("\"busy\""));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fallback_service_answers_when_the_primary_is_saturated() {
+    let fallback = service_fn(|request: Req| async move {
+        let reason = request.extensions().get::<DegradeReason>().copied();
+        Ok::<_, BoxError>(Response::new(format!("degraded: {reason:?}")))
+    });
+    let layer = DegradeLayer::new(Fixed::new(2)).fallback(fallback);
+    let (mut service, mut handle) = wrap(&layer);
+
+    // Two requests fill the limit.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut f = task::spawn(send(&mut service, request()).await);
+        assert_pending!(f.poll());
+        held.push(f);
+    }
+    let response = send(&mut service, request()).await.await.unwrap();
+    assert_eq!(body(response).await, "degraded: Some(Limit)");
+
+    // A primary that is not ready (here: it allows no more requests) counts as saturated,
+    // and the caller is answered instead of waiting for it.
+    handle.allow(0);
+    let mut fresh = service.clone();
+    let response = send(&mut fresh, request()).await.await.unwrap();
+    assert_eq!(body(response).await, "degraded: Some(Saturated)");
+
+    handle.allow(10);
+    for mut f in held {
+        reply(&mut handle, StatusCode::OK).await;
+        assert_eq!(body(assert_ready!(f.poll()).unwrap()).await, "primary");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_error_mode_returns_shed() {
+    let layer = DegradeLayer::new(Fixed::new(1)).error();
+    let (mut service, mut handle) = wrap(&layer);
+    let mut first = task::spawn(send(&mut service, request()).await);
+    assert_pending!(first.poll());
+    let error = send(&mut service, request()).await.await.unwrap_err();
+    let shed = error.downcast_ref::<Shed>().expect("a Shed error");
+    assert_eq!(shed.reason(), DegradeReason::Limit);
+    assert_eq!(error.to_string(), "request shed: concurrency limit reached");
+    reply(&mut handle, StatusCode::OK).await;
+    assert_ready!(first.poll()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn primary_errors_pass_through_and_release_the_permit() {
+    let layer = DegradeLayer::new(Fixed::new(1));
+    let (mut service, mut handle) = wrap(&layer);
+    let mut first = task::spawn(send(&mut service, request()).await);
+    let (_, respond) = handle.next_request().await.unwrap();
+    respond.send_error(std::io::Error::other("boom"));
+    let error = assert_ready!(first.poll()).unwrap_err();
+    assert_eq!(error.to_string(), "boom");
+    assert_eq!(layer.inflight(), 0);
+}
+
+// === the poll_ready / call contract ===
+
+#[tokio::test(start_paused = true)]
+async fn readiness_is_per_instance_and_spent_by_call() {
+    let layer = DegradeLayer::new(Fixed::new(10));
+    let (mut service, mut handle) = wrap(&layer);
+    poll_fn(|cx| service.poll_ready(cx)).await.unwrap();
+    // A clone is not ready until polled: calling it anyway answers from the fallback rather
+    // than calling a primary that never said it was ready.
+    let mut clone = service.clone();
+    let response = clone.call(request()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let mut first = task::spawn(service.call(request()));
+    reply(&mut handle, StatusCode::OK).await;
+    assert_eq!(
+        assert_ready!(first.poll()).unwrap().status(),
+        StatusCode::OK
+    );
+    // The readiness was spent by that call.
+    let response = service.call(request()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_request_releases_its_permit() {
+    let layer = DegradeLayer::new(Fixed::new(1));
+    let (mut service, _handle) = wrap(&layer);
+    let mut first = task::spawn(send(&mut service, request()).await);
+    assert_pending!(first.poll());
+    assert_eq!(layer.inflight(), 1);
+    drop(first);
+    assert_eq!(layer.inflight(), 0);
+}
+
+// === the queue and its delay rule ===
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_request_gets_the_next_free_permit() {
+    let layer = DegradeLayer::new(Fixed::new(1)).queue(4);
+    let (mut service, mut handle) = wrap(&layer);
+    let mut first = task::spawn(send(&mut service, request()).await);
+    assert_pending!(first.poll());
+    let mut second = task::spawn(send(&mut service, request()).await);
+    assert_pending!(second.poll());
+
+    tokio::time::advance(3 * MS).await;
+    reply(&mut handle, StatusCode::OK).await;
+    assert_ready!(first.poll()).unwrap();
+    assert!(second.is_woken());
+    assert_pending!(second.poll()); // now in the primary
+    reply(&mut handle, StatusCode::OK).await;
+    assert_eq!(
+        assert_ready!(second.poll()).unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(layer.inflight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_sheds_at_once() {
+    let layer = DegradeLayer::new(Fixed::new(1)).queue(1);
+    let (mut service, _handle) = wrap(&layer);
+    let mut first = task::spawn(send(&mut service, request()).await);
+    assert_pending!(first.poll());
+    let mut second = task::spawn(send(&mut service, request()).await);
+    assert_pending!(second.poll());
+    let third = send(&mut service, request()).await.await.unwrap();
+    assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test(start_paused = true)]
+async fn queue_delay_rule_absorbs_a_burst_then_sheds_a_standing_queue() {
+    let fallback = service_fn(|request: Req| async move {
+        let reason = request.extensions().get::<DegradeReason>().copied();
+        Ok::<_, BoxError>(Response::new(format!("{reason:?}")))
+    });
+    let layer = DegradeLayer::new(Fixed::new(1))
+        .queue(8)
+        .queue_delay(5 * MS, 100 * MS)
+        .fallback(fallback);
+    let (mut service, _handle) = wrap(&layer);
+    let mut held = task::spawn(send(&mut service, request()).await);
+    assert_pending!(held.poll());
+
+    // Calm: a queued request may wait a whole interval (a burst), not just the target.
+    let mut waiting = task::spawn(send(&mut service, request()).await);
+    assert_pending!(waiting.poll());
+    tokio::time::advance(50 * MS).await;
+    assert_pending!(waiting.poll());
+    tokio::time::advance(50 * MS).await;
+    let response = assert_ready!(waiting.poll()).unwrap();
+    assert_eq!(body(response).await, "Some(QueueDelay)");
+
+    // That sojourn (100 ms ≥ 5 ms) started the clock; sojourns stay above target for an
+    // interval, and the rule turns to shedding...
+    let mut again = task::spawn(send(&mut service, request()).await);
+    assert_pending!(again.poll());
+    tokio::time::advance(100 * MS).await;
+    assert_ready!(again.poll()).unwrap();
+
+    // ...so now a queued request is given up on after the target, 5 ms.
+    let mut short = task::spawn(send(&mut service, request()).await);
+    assert_pending!(short.poll());
+    tokio::time::advance(4 * MS).await;
+    assert_pending!(short.poll());
+    tokio::time::advance(MS).await;
+    let response = assert_ready!(short.poll()).unwrap();
+    assert_eq!(body(response).await, "Some(QueueDelay)");
+    drop(held);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_rule_calms_down_once_the_queue_drains() {
+    let layer = DegradeLayer::new(Fixed::new(1))
+        .queue(8)
+        .queue_delay(5 * MS, 20 * MS);
+    let (mut service, mut handle) = wrap(&layer);
+    let mut held = task::spawn(send(&mut service, request()).await);
+    assert_pending!(held.poll());
+    // Build a standing queue: two full waits.
+    for _ in 0..2 {
+        let mut w = task::spawn(send(&mut service, request()).await);
+        assert_pending!(w.poll());
+        tokio::time::advance(20 * MS).await;
+        assert_ready!(w.poll()).unwrap();
+    }
+    // Now shedding: a queued request waits only 5 ms.
+    let mut w = task::spawn(send(&mut service, request()).await);
+    assert_pending!(w.poll());
+    tokio::time::advance(5 * MS).await;
+    assert_eq!(
+        assert_ready!(w.poll()).unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // The primary frees up; a request admitted without waiting ends the shedding period.
+    reply(&mut handle, StatusCode::OK).await;
+    assert_ready!(held.poll()).unwrap();
+    let mut quick = task::spawn(send(&mut service, request()).await);
+    assert_pending!(quick.poll());
+    // So a burst may again wait the whole interval.
+    let mut w = task::spawn(send(&mut service, request()).await);
+    assert_pending!(w.poll());
+    tokio::time::advance(10 * MS).await;
+    assert_pending!(w.poll());
+    reply(&mut handle, StatusCode::OK).await;
+    assert_ready!(quick.poll()).unwrap();
+    assert_pending!(w.poll());
+    reply(&mut handle, StatusCode::OK).await;
+    assert_eq!(assert_ready!(w.poll()).unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_waiter_leaves_the_queue() {
+    let layer = DegradeLayer::new(Fixed::new(1)).queue(1);
+    let (mut service, mut handle) = wrap(&layer);
+    let mut held = task::spawn(send(&mut service, request()).await);
+    assert_pending!(held.poll());
+    let mut waiter = task::spawn(send(&mut service, request()).await);
+    assert_pending!(waiter.poll());
+    drop(waiter);
+    // Its queue place is free again.
+    let mut next = task::spawn(send(&mut service, request()).await);
+    assert_pending!(next.poll());
+    reply(&mut handle, StatusCode::OK).await;
+    assert_ready!(held.poll()).unwrap();
+    assert_pending!(next.poll());
+    reply(&mut handle, StatusCode::OK).await;
+    assert_ready!(next.poll()).unwrap();
+    assert_eq!(layer.inflight(), 0);
+}
+
+// === priorities ===
+
+#[tokio::test(start_paused = true)]
+async fn sheddable_requests_are_shed_first() {
+    let layer = DegradeLayer::new(Fixed::new(4)).sheddable_fraction(0.5);
+    let (mut service, _handle) = wrap(&layer);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut f = task::spawn(send(&mut service, marked("sheddable")).await);
+        assert_pending!(f.poll());
+        held.push(f);
+    }
+    // Half the limit is in use: sheddable requests are turned away...
+    let shed = send(&mut service, marked("sheddable")).await.await.unwrap();
+    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // ...while critical (and unmarked) ones still get the rest of the limit.
+    for priority in ["critical", "anything"] {
+        let mut f = task::spawn(send(&mut service, marked(priority)).await);
+        assert_pending!(f.poll());
+        held.push(f);
+    }
+    let full = send(&mut service, marked("critical")).await.await.unwrap();
+    assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test(start_paused = true)]
+async fn critical_waiters_are_served_before_sheddable_ones() {
+    let layer = DegradeLayer::new(Fixed::new(1))
+        .queue(4)
+        .sheddable_fraction(1.0)
+        .priority(PriorityHeader::default().unmarked(Priority::Sheddable));
+    let (mut service, mut handle) = wrap(&layer);
+    let mut held = task::spawn(send(&mut service, request()).await);
+    assert_pending!(held.poll());
+    let mut sheddable = task::spawn(send(&mut service, request()).await);
+    assert_pending!(sheddable.poll());
+    let mut critical = task::spawn(send(&mut service, marked("critical")).await);
+    assert_pending!(critical.poll());
+
+    reply(&mut handle, StatusCode::OK).await;
+    assert_ready!(held.poll()).unwrap();
+    // The later critical request got the permit.
+    assert_pending!(critical.poll());
+    assert_pending!(sheddable.poll());
+    let (req, respond) = handle.next_request().await.unwrap();
+    assert_eq!(req.headers()["x-priority"], "critical");
+    assert_pending!(sheddable.poll());
+    respond.send_response(Response::new(String::new()));
+    assert_ready!(critical.poll()).unwrap();
+    assert_pending!(sheddable.poll()); // its turn now: in the primary
+    reply(&mut handle, StatusCode::OK).await;
+    assert_ready!(sheddable.poll()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closure_decides_priorities() {
+    let layer = DegradeLayer::new(Fixed::new(2))
+        .sheddable_fraction(0.5)
+        .priority(|request: &Req| {
+            if request.uri().path() == "/batch" {
+                Priority::Sheddable
+            } else {
+                Priority::Critical
+            }
+        });
+    let (mut service, _handle) = wrap(&layer);
+    let batch = || Request::get("/batch").body(String::new()).unwrap();
+    let mut held = task::spawn(send(&mut service, batch()).await);
+    assert_pending!(held.poll());
+    let shed = send(&mut service, batch()).await.await.unwrap();
+    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let mut other = task::spawn(send(&mut service, request()).await);
+    assert_pending!(other.poll());
+}
+
+// === the manual switch ===
+
+#[tokio::test(start_paused = true)]
+async fn the_switch_forces_the_fallback_and_back() {
+    let switch = DegradeSwitch::new();
+    let layer = DegradeLayer::new(Fixed::new(10)).switch(switch.clone());
+    let (mut service, mut handle) = wrap(&layer);
+
+    assert!(!switch.set(true));
+    let response = send(&mut service, marked("critical")).await.await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(layer.inflight(), 0);
+
+    assert!(switch.set(false));
+    let mut f = task::spawn(send(&mut service, request()).await);
+    reply(&mut handle, StatusCode::OK).await;
+    assert_eq!(assert_ready!(f.poll()).unwrap().status(), StatusCode::OK);
+}
+
+// === the adaptive limit sees the primary's answers ===
+
+#[tokio::test(start_paused = true)]
+async fn overload_answers_shrink_an_adaptive_limit() {
+    let layer = DegradeLayer::new(Aimd::new().initial_limit(10).min_limit(1));
+    let (mut service, mut handle) = wrap(&layer);
+    // One 503 from the primary: ×0.9.
+    let mut f = task::spawn(send(&mut service, request()).await);
+    reply(&mut handle, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_ready!(f.poll()).unwrap();
+    assert_eq!(layer.current_limit(), 9);
+    // gRPC RESOURCE_EXHAUSTED counts too; a plain 500 does not.
+    let mut f = task::spawn(send(&mut service, request()).await);
+    let (_, respond) = handle.next_request().await.unwrap();
+    respond.send_response(
+        Response::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-status", "8")
+            .body(String::new())
+            .unwrap(),
+    );
+    assert_ready!(f.poll()).unwrap();
+    assert_eq!(layer.current_limit(), 8);
+    // A success with few requests in flight leaves it alone (the service is not the limit).
+    let mut f = task::spawn(send(&mut service, request()).await);
+    reply(&mut handle, StatusCode::INTERNAL_SERVER_ERROR).await;
+    assert_ready!(f.poll()).unwrap();
+    assert_eq!(layer.current_limit(), 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lower_limit_holds_the_queue_and_a_higher_one_drains_it() {
+    let layer = DegradeLayer::new(Aimd::new().initial_limit(2).min_limit(1)).queue(4);
+    let (mut service, mut handle) = wrap(&layer);
+    let mut a = task::spawn(send(&mut service, request()).await);
+    let mut b = task::spawn(send(&mut service, request()).await);
+    assert_pending!(a.poll());
+    assert_pending!(b.poll());
+    let mut queued = task::spawn(send(&mut service, request()).await);
+    assert_pending!(queued.poll());
+    // An overload answer: limit 2 → 1 (×0.9, truncated), so the freed permit is not handed on.
+    reply(&mut handle, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_ready!(a.poll()).unwrap();
+    assert_eq!(layer.current_limit(), 1);
+    assert_pending!(queued.poll());
+    assert_eq!(layer.inflight(), 1);
+    // A good answer with the limit in use: 1 → 2, and the waiter is let in.
+    reply(&mut handle, StatusCode::OK).await;
+    assert_ready!(b.poll()).unwrap();
+    assert_eq!(layer.current_limit(), 2);
+    assert_pending!(queued.poll());
+    assert_eq!(layer.inflight(), 1);
+    reply(&mut handle, StatusCode::OK).await;
+    assert_ready!(queued.poll()).unwrap();
+}
+
+// === metrics ===
+
+#[tokio::test(start_paused = true)]
+async fn metrics_report_limit_inflight_and_routes() {
+    let registry = prometheus::Registry::new();
+    let layer = DegradeLayer::new(Fixed::new(1))
+        .name("api")
+        .metrics(&registry);
+    let (mut service, mut handle) = wrap(&layer);
+    let mut first = task::spawn(send(&mut service, request()).await);
+    assert_pending!(first.poll());
+    send(&mut service, marked("sheddable")).await.await.unwrap();
+
+    let text = gather(&registry);
+    assert!(text.contains("degrade_limit{name=\"api\"} 1"), "{text}");
+    assert!(text.contains("degrade_inflight{name=\"api\"} 1"), "{text}");
+    assert!(text.contains(
+        "degrade_requests_total{name=\"api\",priority=\"critical\",reason=\"none\",route=\"primary\"} 1"
+    ), "{text}");
+    assert!(text.contains(
+        "degrade_requests_total{name=\"api\",priority=\"sheddable\",reason=\"limit\",route=\"fallback\"} 1"
+    ), "{text}");
+
+    reply(&mut handle, StatusCode::OK).await;
+    assert_ready!(first.poll()).unwrap();
+    assert!(gather(&registry).contains("degrade_inflight{name=\"api\"} 0"));
+
+    // A second layer on the same registry: share the metrics, tell layers apart by name.
+    let again = DegradeLayer::new(Fixed::new(3)).metrics(&registry);
+    assert_eq!(again.current_limit(), 3);
+    let shared = DegradeMetrics::new(&prometheus::Registry::new()).unwrap();
+    let _a = DegradeLayer::new(Fixed::new(1))
+        .name("a")
+        .with_metrics(&shared);
+    let _b = DegradeLayer::new(Fixed::new(2))
+        .name("b")
+        .with_metrics(&shared);
+}
+
+fn gather(registry: &prometheus::Registry) -> String {
+    use prometheus::Encoder;
+    let mut out = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&registry.gather(), &mut out)
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+// === composition ===
+
+#[tokio::test]
+async fn works_under_a_service_builder_with_an_infallible_service() {
+    let inner =
+        service_fn(|_: Req| async { Ok::<_, Infallible>(Response::new(String::from("ok"))) });
+    let mut service = tower::ServiceBuilder::new()
+        .layer(DegradeLayer::new(Fixed::new(4)))
+        .service(inner);
+    let response = send(&mut service, request()).await.await.unwrap();
+    assert_eq!(body(response).await, "ok");
+}
