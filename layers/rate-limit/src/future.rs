@@ -83,23 +83,20 @@ where
         }
     }
 
-    pub(crate) fn calling(future: S::Future, headers: Option<HeaderMap>) -> Self {
-        Self::new(State::Calling {
-            future,
-            headers: headers.map(Box::new),
-        })
+    pub(crate) fn calling(future: S::Future, headers: Option<Box<HeaderMap>>) -> Self {
+        Self::new(State::Calling { future, headers })
     }
 
     pub(crate) fn waiting(
         wait: Duration,
         service: S,
         request: Request<ReqB>,
-        headers: Option<HeaderMap>,
+        headers: Option<Box<HeaderMap>>,
     ) -> Self {
         Self::new(State::Waiting {
             sleep: Box::pin(tokio::time::sleep(wait)),
             deferred: Box::new(Deferred { service, request }),
-            headers: headers.map(Box::new),
+            headers,
         })
     }
 
@@ -155,15 +152,15 @@ where
                     let next = match action {
                         Action::Pass { wait, headers } if wait.is_zero() => State::Calling {
                             future: service.call(request),
-                            headers: headers.map(Box::new),
+                            headers,
                         },
                         Action::Pass { wait, headers } => State::Waiting {
                             sleep: Box::pin(tokio::time::sleep(wait)),
                             deferred: Box::new(Deferred { service, request }),
-                            headers: headers.map(Box::new),
+                            headers,
                         },
                         Action::Reject(limited) => {
-                            return Poll::Ready(M::reject(limited, &policy.rejection, &request));
+                            return Poll::Ready(M::reject(*limited, &policy.rejection, &request));
                         }
                     };
                     state.set(next);

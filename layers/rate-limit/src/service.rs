@@ -137,11 +137,12 @@ pub(crate) struct Policy {
 
 /// What to do with a request once decided.
 pub(crate) enum Action {
+    // Boxed: the common case carries neither, and a small `Action` is cheap to move.
     Pass {
         wait: Duration,
-        headers: Option<HeaderMap>,
+        headers: Option<Box<HeaderMap>>,
     },
-    Reject(RateLimited),
+    Reject(Box<RateLimited>),
 }
 
 impl Policy {
@@ -158,7 +159,7 @@ impl Policy {
             }
             return Action::Pass {
                 wait,
-                headers: always.then(|| headers::header_map(quotas, decision)),
+                headers: always.then(|| Box::new(headers::header_map(quotas, decision))),
             };
         }
         if self.shadow {
@@ -168,7 +169,7 @@ impl Policy {
             tracing::debug!(limiter = %self.name, retry_after = ?decision.wait, "rate limit exceeded (shadow mode: request passed)");
             return Action::Pass {
                 wait: Duration::ZERO,
-                headers: always.then(|| headers::header_map(quotas, decision)),
+                headers: always.then(|| Box::new(headers::header_map(quotas, decision))),
             };
         }
         if let Some(m) = &self.metrics {
@@ -178,7 +179,11 @@ impl Policy {
             HeaderMode::Never => HeaderMap::new(),
             _ => headers::header_map(quotas, decision),
         };
-        Action::Reject(RateLimited::new(decision.wait, self.name.clone(), headers))
+        Action::Reject(Box::new(RateLimited::new(
+            decision.wait,
+            self.name.clone(),
+            headers,
+        )))
     }
 }
 
@@ -274,7 +279,7 @@ where
                     ResponseFuture::waiting(wait, take_ready(&mut self.inner), request, headers)
                 }
                 Action::Reject(limited) => {
-                    ResponseFuture::done(M::reject(limited, &policy.rejection, &request))
+                    ResponseFuture::done(M::reject(*limited, &policy.rejection, &request))
                 }
             },
             Checked::Pending(pending) => ResponseFuture::checking(
