@@ -61,6 +61,7 @@ mod normalize;
 mod options;
 mod service;
 mod source;
+pub mod stages;
 mod types;
 
 pub use dict::{DictStats, Dictionary};

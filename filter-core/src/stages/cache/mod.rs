@@ -1,0 +1,354 @@
+//! The cache stage: verdicts kept by content and dictionary version, in process and in Redis.
+//!
+//! [`CacheLayer`] wraps a filter service (usually the [classifier stage](super::Classifier) over
+//! [`FilterService`](crate::FilterService)) and produces [`Cache`]:
+//!
+//! - **Key**: the dictionary version ([`Engine::version`], a hash of the lists and options)
+//!   and a 128-bit xxh3 hash of the exact content. The content is not normalized first: the
+//!   cached `masked` text and hit offsets belong to the original text, so two spellings that
+//!   normalize alike are two entries. A reload changes the version, so a stale verdict is never
+//!   served; the local level is also cleared when the stage first sees the new version.
+//! - **Levels**: an in-process [moka](https://docs.rs/moka) cache bounded by entry count and
+//!   TTL, then optionally a [`RedisCache`] shared by every instance (a Redis hit fills the local
+//!   level). A miss calls the inner service and stores its answer in both; the Redis write runs
+//!   in the background and never delays the response.
+//! - **A hit skips everything inside**, the classifier included: a cached verdict already holds
+//!   the classifier's opinion. For that reason a `degraded` response (a stage was skipped) is
+//!   never cached, so the classifier is asked again next time.
+//! - **Redis trouble is not degradation**: the cache is an optimization, so a slow or down Redis
+//!   (timeout on every call, own circuit breaker) only means local-only caching, counted in
+//!   [`CacheMetrics`] and logged; it never sets `degraded` and never fails a request.
+//!
+//! ```
+//! use espresso_filter_core::stages::CacheLayer;
+//! use espresso_filter_core::{Engine, FilterRequest, FilterService, ListSource, Level, Sources, Verdict};
+//! use std::time::Duration;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::builtin();
+//! let service = ServiceBuilder::new()
+//!     .layer(CacheLayer::new(engine.clone()).max_entries(10_000).ttl(Duration::from_secs(60)))
+//!     .service(FilterService::new(engine.clone()));
+//!
+//! let request = FilterRequest::new("buy cheap pills").with_request_id("r-1");
+//! let first = service.clone().oneshot(request).await?;
+//! let again = service.clone().oneshot(FilterRequest::new("buy cheap pills")).await?;
+//! assert_eq!(first.verdict, again.verdict);
+//! assert_eq!(again.request_id, None); // the request id is the request's, not the cached one
+//!
+//! // after a reload the old verdict is gone
+//! engine.reload(&Sources::new().list(ListSource::inline("ads.txt", "pills\n", Level::Normal)))?;
+//! let after = service.oneshot(FilterRequest::new("buy cheap pills")).await?;
+//! assert_eq!(after.verdict, Verdict::Review);
+//! # Ok(())
+//! # }
+//! ```
+
+mod redis;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tower_layer::Layer;
+use tower_service::Service;
+use xxhash_rust::xxh3::xxh3_128;
+
+pub use self::redis::{DEFAULT_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisCache, default_redis_breaker};
+
+use crate::engine::Engine;
+use crate::stages::classifier::BoxFuture;
+use crate::stages::metrics::CacheMetrics;
+use crate::types::{FilterRequest, FilterResponse};
+
+/// The default bound on local entries.
+pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+
+/// The default time to live of an entry (local and in Redis).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    version: u64,
+    hash: u128,
+}
+
+// === impl CacheLayer ===
+
+/// Applies the cache stage ([`Cache`]) to a filter service. See the [module docs](self).
+///
+/// Every service the layer makes (and every clone of the layer) shares one cache.
+#[derive(Clone)]
+pub struct CacheLayer {
+    max_entries: u64,
+    ttl: Duration,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    engine: Engine,
+    local: moka::future::Cache<Key, Arc<FilterResponse>>,
+    ttl: Duration,
+    redis: Option<RedisCache>,
+    metrics: Option<CacheMetrics>,
+    version: AtomicU64,
+}
+
+impl fmt::Debug for CacheLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheLayer")
+            .field("max_entries", &self.max_entries)
+            .field("ttl", &self.ttl)
+            .field("redis", &self.shared.redis)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CacheLayer {
+    /// A local-only cache of verdicts of `engine` (the one the inner service checks with),
+    /// holding [`DEFAULT_MAX_ENTRIES`] for [`DEFAULT_TTL`].
+    pub fn new(engine: Engine) -> Self {
+        let shared = Shared::new(engine, DEFAULT_MAX_ENTRIES, DEFAULT_TTL, None, None);
+        CacheLayer {
+            max_entries: DEFAULT_MAX_ENTRIES,
+            ttl: DEFAULT_TTL,
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The bound on local entries (the least useful are evicted first).
+    pub fn max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = max_entries;
+        self.rebuild()
+    }
+
+    /// How long an entry lives, locally and in Redis.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self.rebuild()
+    }
+
+    /// Shares verdicts through Redis too.
+    pub fn redis(self, redis: RedisCache) -> Self {
+        self.with(|redis_slot, _| *redis_slot = Some(redis))
+    }
+
+    /// Records lookups and Redis errors in `metrics`.
+    pub fn metrics(self, metrics: CacheMetrics) -> Self {
+        self.with(|_, metrics_slot| *metrics_slot = Some(metrics))
+    }
+
+    /// The number of local entries (approximate: pending evictions may still be counted).
+    pub fn local_entries(&self) -> u64 {
+        self.shared.local.entry_count()
+    }
+
+    fn rebuild(self) -> Self {
+        self.with(|_, _| {})
+    }
+
+    fn with(self, change: impl FnOnce(&mut Option<RedisCache>, &mut Option<CacheMetrics>)) -> Self {
+        let mut redis = self.shared.redis.clone();
+        let mut metrics = self.shared.metrics.clone();
+        change(&mut redis, &mut metrics);
+        let shared = Shared::new(
+            self.shared.engine.clone(),
+            self.max_entries,
+            self.ttl,
+            redis,
+            metrics,
+        );
+        CacheLayer {
+            shared: Arc::new(shared),
+            ..self
+        }
+    }
+}
+
+impl<S> Layer<S> for CacheLayer {
+    type Service = Cache<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Cache {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+// === impl Shared ===
+
+impl Shared {
+    fn new(
+        engine: Engine,
+        max_entries: u64,
+        ttl: Duration,
+        redis: Option<RedisCache>,
+        metrics: Option<CacheMetrics>,
+    ) -> Self {
+        let local = moka::future::Cache::builder()
+            .max_capacity(max_entries)
+            .time_to_live(ttl)
+            .build();
+        let version = AtomicU64::new(engine.version());
+        Shared {
+            engine,
+            local,
+            ttl,
+            redis,
+            metrics,
+            version,
+        }
+    }
+
+    /// The key for `content` under the current dictionary; clears the local level when the
+    /// dictionary changed since the last request.
+    fn key(&self, content: &str) -> Key {
+        let version = self.engine.version();
+        if self.version.swap(version, Ordering::AcqRel) != version {
+            self.local.invalidate_all();
+            if let Some(m) = &self.metrics {
+                m.invalidated();
+            }
+        }
+        Key {
+            version,
+            hash: xxh3_128(content.as_bytes()),
+        }
+    }
+
+    async fn lookup(&self, key: Key) -> Option<Arc<FilterResponse>> {
+        if let Some(hit) = self.local.get(&key).await {
+            self.count("local_hit");
+            return Some(hit);
+        }
+        if let Some(redis) = &self.redis {
+            let bytes = redis
+                .get(&redis.key(key.version, key.hash), self.metrics.as_ref())
+                .await;
+            if let Some(bytes) = bytes {
+                match serde_json::from_slice::<FilterResponse>(&bytes) {
+                    Ok(response) => {
+                        let response = Arc::new(response);
+                        self.local.insert(key, response.clone()).await;
+                        self.count("redis_hit");
+                        return Some(response);
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "verdict cache: undecodable Redis entry ignored");
+                        if let Some(m) = &self.metrics {
+                            m.redis_error("get", "decode");
+                        }
+                    }
+                }
+            }
+        }
+        self.count("miss");
+        None
+    }
+
+    async fn store(self: Arc<Self>, key: Key, response: &FilterResponse) {
+        let entry = Arc::new(FilterResponse {
+            request_id: None,
+            ..response.clone()
+        });
+        if let Some(redis) = self.redis.clone() {
+            match serde_json::to_vec(&*entry) {
+                Ok(bytes) => {
+                    let shared = self.clone();
+                    tokio::spawn(async move {
+                        let redis_key = redis.key(key.version, key.hash);
+                        redis
+                            .set(&redis_key, &bytes, shared.ttl, shared.metrics.as_ref())
+                            .await;
+                    });
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "verdict cache: response not encodable, kept local");
+                }
+            }
+        }
+        self.local.insert(key, entry).await;
+    }
+
+    fn count(&self, result: &str) {
+        if let Some(m) = &self.metrics {
+            m.lookup(result);
+        }
+    }
+}
+
+// === impl Cache ===
+
+/// The cache stage over `S`; made by [`CacheLayer`].
+#[derive(Clone)]
+pub struct Cache<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Cache<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("inner", &self.inner)
+            .field("redis", &self.shared.redis)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Cache<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> Service<FilterRequest> for Cache<S>
+where
+    S: Service<FilterRequest, Response = FilterResponse> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = FilterResponse;
+    type Error = S::Error;
+    type Future = BoxFuture<FilterResponse, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: FilterRequest) -> Self::Future {
+        // the ready service answers a miss later; leave a fresh clone in its place
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let key = shared.key(&request.content);
+            if let Some(hit) = shared.lookup(key).await {
+                let mut response = FilterResponse::clone(&hit);
+                response.request_id = request.request_id;
+                return Ok(response);
+            }
+            let response = inner.call(request).await?;
+            // a degraded answer lacks a stage's opinion, and one computed across a reload may
+            // belong to either version: neither is kept
+            if !response.degraded && shared.engine.version() == key.version {
+                shared.clone().store(key, &response).await;
+            }
+            Ok(response)
+        })
+    }
+}

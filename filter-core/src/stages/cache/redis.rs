@@ -1,0 +1,200 @@
+//! [`RedisCache`]: the shared level of the verdict cache.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use espresso_circuit_breaker::{CircuitBreaker, Outcome, SlidingWindow};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::stages::metrics::CacheMetrics;
+
+/// The default timeout of one Redis call.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(25);
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "espresso:filter:verdict:";
+
+/// Verdicts shared across instances through Redis, for a [`CacheLayer`](super::CacheLayer).
+///
+/// Keys are `<prefix><dictionary version, 16 hex digits>:<xxh3-128 of the content, 32 hex
+/// digits>`, values the response as JSON, written with the cache's TTL (`SET … PX`).
+///
+/// Every call has a timeout and goes through a circuit breaker: when Redis is slow or down, the
+/// cache works from the local level only, the errors are counted in
+/// [`CacheMetrics`] and logged at debug level (the breaker logs its transitions), and no
+/// request fails or waits more than the timeout for Redis. The connection is made on first use
+/// and re-made after a failure.
+#[derive(Clone)]
+pub struct RedisCache {
+    shared: Arc<Shared>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    client: redis::Client,
+    manager: Arc<OnceLock<Result<ConnectionManager, String>>>,
+    timeout: Duration,
+    prefix: String,
+    breaker: CircuitBreaker,
+}
+
+impl fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCache")
+            .field("timeout", &self.shared.timeout)
+            .field("prefix", &self.shared.prefix)
+            .field("breaker", &self.shared.breaker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The breaker a [`RedisCache`] uses unless given one: a window of the last 20 calls, opening
+/// at 50 % failures once 5 calls are in, a 1 s wait, 2 half-open probes.
+pub fn default_redis_breaker(name: &str) -> CircuitBreaker {
+    CircuitBreaker::builder(name)
+        .sliding_window(SlidingWindow::count(20))
+        .minimum_number_of_calls(5)
+        .failure_rate_threshold(50.0)
+        .wait_in_open(Duration::from_secs(1))
+        .permitted_calls_in_half_open(2)
+        .build()
+        .expect("the default cache breaker configuration is valid")
+}
+
+impl RedisCache {
+    /// A cache on the Redis at `url` (`redis://host:port/db`). Only checks the URL: the
+    /// connection is made on first use.
+    pub fn open(url: &str) -> Result<Self, redis::RedisError> {
+        Ok(RedisCache {
+            shared: Arc::new(Shared {
+                client: redis::Client::open(url)?,
+                manager: Arc::new(OnceLock::new()),
+                timeout: DEFAULT_REDIS_TIMEOUT,
+                prefix: DEFAULT_PREFIX.to_owned(),
+                breaker: default_redis_breaker("filter_cache_redis"),
+            }),
+        })
+    }
+
+    /// The timeout of every call (connecting included); default [`DEFAULT_REDIS_TIMEOUT`].
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.with(|s| {
+            s.timeout = timeout;
+            s.manager = Arc::new(OnceLock::new());
+        })
+    }
+
+    /// The key prefix; default [`DEFAULT_PREFIX`].
+    pub fn prefix(self, prefix: impl Into<String>) -> Self {
+        self.with(|s| s.prefix = prefix.into())
+    }
+
+    /// The breaker around the calls (instead of [`default_redis_breaker`]).
+    pub fn breaker(self, breaker: CircuitBreaker) -> Self {
+        self.with(|s| s.breaker = breaker)
+    }
+
+    /// The breaker around the calls.
+    pub fn circuit_breaker(&self) -> &CircuitBreaker {
+        &self.shared.breaker
+    }
+
+    fn with(self, change: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.shared);
+        change(&mut shared);
+        RedisCache {
+            shared: Arc::new(shared),
+        }
+    }
+
+    pub(crate) fn key(&self, version: u64, hash: u128) -> String {
+        format!("{}{version:016x}:{hash:032x}", self.shared.prefix)
+    }
+
+    pub(crate) async fn get(&self, key: &str, metrics: Option<&CacheMetrics>) -> Option<Vec<u8>> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key);
+        self.run::<Option<Vec<u8>>>("get", cmd, metrics)
+            .await
+            .flatten()
+    }
+
+    pub(crate) async fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        metrics: Option<&CacheMetrics>,
+    ) {
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value).arg("PX").arg(millis);
+        self.run::<()>("set", cmd, metrics).await;
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: redis::Cmd,
+        metrics: Option<&CacheMetrics>,
+    ) -> Option<T> {
+        let shared = &*self.shared;
+        let fail = |kind: &'static str, message: &dyn fmt::Display| {
+            tracing::debug!(op, kind, error = %message, "verdict cache: Redis call failed, local cache only");
+            if let Some(m) = metrics {
+                m.redis_error(op, kind);
+            }
+        };
+        let Ok(permit) = shared.breaker.try_acquire() else {
+            if let Some(m) = metrics {
+                m.redis_error(op, "open");
+            }
+            return None;
+        };
+        let mut conn = match self.manager() {
+            Ok(conn) => conn,
+            Err(e) => {
+                permit.complete(Outcome::Failure);
+                fail("error", &e);
+                return None;
+            }
+        };
+        match tokio::time::timeout(shared.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(value)) => {
+                permit.complete(Outcome::Success);
+                Some(value)
+            }
+            Ok(Err(e)) => {
+                permit.complete(Outcome::Failure);
+                fail("error", &e);
+                None
+            }
+            Err(_) => {
+                permit.complete(Outcome::Failure);
+                fail(
+                    "timeout",
+                    &format_args!("no answer within {:?}", shared.timeout),
+                );
+                None
+            }
+        }
+    }
+
+    fn manager(&self) -> Result<ConnectionManager, String> {
+        let shared = &*self.shared;
+        shared
+            .manager
+            .get_or_init(|| {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(shared.timeout))
+                    .set_response_timeout(Some(shared.timeout))
+                    .set_number_of_retries(1)
+                    .set_min_delay(Duration::from_millis(10))
+                    .set_max_delay(Duration::from_millis(100));
+                ConnectionManager::new_lazy_with_config(shared.client.clone(), config)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+}

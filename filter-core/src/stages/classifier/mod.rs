@@ -1,0 +1,373 @@
+//! The classifier stage: a remote TextClassifier asked about texts the word lists let through.
+//!
+//! [`ClassifierLayer`] wraps any `Service<FilterRequest, Response = FilterResponse>` (usually
+//! [`FilterService`](crate::FilterService), possibly behind other stages) and produces
+//! [`Classifier`]:
+//!
+//! - The local verdict comes first. A text already [`Block`](Verdict::Block)ed is not sent out.
+//! - Otherwise the text goes to the classifier with the request id (in the `requestId` field and
+//!   in `x-request-id` metadata) and a `grpc-timeout`; the reply's label maps to a verdict
+//!   through a [`LabelMap`] and can only raise the local verdict.
+//! - The call runs under a timeout and an espresso [`CircuitBreaker`]. On a timeout, an error
+//!   status, a connection failure or an open breaker, the answer is the local verdict with
+//!   `degraded: true`, within the timeout: the stage never fails a request. A breaker that
+//!   opens stops the calls (no pile-up on a sick classifier) until its wait ends and probes
+//!   succeed.
+//! - The connection is lazy ([`Endpoint::connect_lazy`]): a classifier that is down at
+//!   start-up only degrades responses until it comes up.
+//!
+//! ```
+//! use espresso_filter_core::stages::ClassifierLayer;
+//! use espresso_filter_core::{Engine, FilterRequest, FilterService, Verdict};
+//! use std::time::Duration;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // nothing listens on port 9: the stage degrades instead of failing
+//! let classifier = ClassifierLayer::lazy("http://127.0.0.1:9")?.timeout(Duration::from_millis(200));
+//! let service = ServiceBuilder::new()
+//!     .layer(classifier)
+//!     .service(FilterService::new(Engine::builtin()));
+//!
+//! let response = service.clone().oneshot(FilterRequest::new("hello there")).await?;
+//! assert_eq!(response.verdict, Verdict::Pass);
+//! assert!(response.degraded);
+//!
+//! // a text the word lists block never leaves the process
+//! let response = service.oneshot(FilterRequest::new("fuck")).await?;
+//! assert_eq!(response.verdict, Verdict::Block);
+//! assert!(!response.degraded);
+//! # Ok(())
+//! # }
+//! ```
+
+mod labels;
+pub mod rules;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use espresso_circuit_breaker::{CircuitBreaker, CircuitOpen, Outcome, SlidingWindow};
+use tokio::time::Instant;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use labels::LabelMap;
+
+use crate::stages::metrics::ClassifierMetrics;
+use crate::stages::proto::AnalyseRequest;
+use crate::stages::proto::text_classifier_client::TextClassifierClient;
+use crate::types::{FilterRequest, FilterResponse, Verdict};
+
+/// The default stage timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// Why the classifier's opinion is missing from a response.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClassifierError {
+    /// The endpoint is not a valid URI.
+    #[error("invalid classifier endpoint {endpoint:?}: {message}")]
+    InvalidEndpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No answer within the stage timeout.
+    #[error("classifier: no answer within {0:?}")]
+    Timeout(Duration),
+    /// The classifier answered with an error status (or could not be reached).
+    #[error("classifier: {0}")]
+    Status(#[from] tonic::Status),
+    /// The classifier's circuit breaker is open.
+    #[error("classifier: {0}")]
+    Open(#[from] CircuitOpen),
+}
+
+// === impl ClassifierClient ===
+
+/// The client the stage uses: the tonic client, the timeout, the label map, the breaker and the
+/// metrics. Cheap to clone; clones share the connection and the breaker.
+#[derive(Clone)]
+pub struct ClassifierClient {
+    shared: Arc<ClientShared>,
+}
+
+#[derive(Clone)]
+struct ClientShared {
+    client: TextClassifierClient<Channel>,
+    timeout: Duration,
+    labels: LabelMap,
+    breaker: CircuitBreaker,
+    metrics: Option<ClassifierMetrics>,
+}
+
+impl fmt::Debug for ClassifierClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClassifierClient")
+            .field("timeout", &self.shared.timeout)
+            .field("labels", &self.shared.labels)
+            .field("breaker", &self.shared.breaker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The breaker a [`ClassifierLayer`] uses unless given one: a window of the last 20 calls,
+/// opening at 50 % failures once 10 calls are in, a 5 s wait, 3 half-open probes.
+pub fn default_breaker(name: &str) -> CircuitBreaker {
+    CircuitBreaker::builder(name)
+        .sliding_window(SlidingWindow::count(20))
+        .minimum_number_of_calls(10)
+        .failure_rate_threshold(50.0)
+        .wait_in_open(Duration::from_secs(5))
+        .permitted_calls_in_half_open(3)
+        .build()
+        .expect("the default classifier breaker configuration is valid")
+}
+
+impl ClassifierClient {
+    /// Asks the classifier about `content` and maps its answer to a verdict.
+    ///
+    /// Returns within the timeout (plus scheduling); the breaker records a success, or a
+    /// failure for an error status, a transport error or a timeout. A call dropped before it
+    /// finishes counts as ignored.
+    pub async fn classify(
+        &self,
+        content: String,
+        request_id: Option<&str>,
+    ) -> Result<Verdict, ClassifierError> {
+        let shared = &*self.shared;
+        let permit = match shared.breaker.try_acquire() {
+            Ok(permit) => permit,
+            Err(open) => {
+                if let Some(m) = &shared.metrics {
+                    m.outcome("open");
+                }
+                return Err(ClassifierError::Open(open));
+            }
+        };
+        let started = Instant::now();
+        let mut request = tonic::Request::new(AnalyseRequest {
+            content,
+            request_id: request_id.unwrap_or_default().to_owned(),
+        });
+        request.set_timeout(shared.timeout);
+        if let Some(id) = request_id
+            && let Ok(value) = MetadataValue::try_from(id)
+        {
+            request.metadata_mut().insert("x-request-id", value);
+        }
+        let mut client = shared.client.clone();
+        let result = tokio::time::timeout(shared.timeout, client.analyse(request)).await;
+        let elapsed = started.elapsed();
+        let (outcome, result) = match result {
+            Ok(Ok(reply)) => (Outcome::Success, Ok(shared.labels.verdict(reply.get_ref()))),
+            Ok(Err(status)) => (Outcome::Failure, Err(ClassifierError::Status(status))),
+            Err(_) => (
+                Outcome::Failure,
+                Err(ClassifierError::Timeout(shared.timeout)),
+            ),
+        };
+        permit.record(outcome, elapsed);
+        if let Some(m) = &shared.metrics {
+            m.observe(elapsed);
+            m.outcome(match &result {
+                Ok(_) => "ok",
+                Err(ClassifierError::Timeout(_)) => "timeout",
+                Err(_) => "error",
+            });
+        }
+        result
+    }
+
+    /// The stage timeout.
+    pub fn timeout(&self) -> Duration {
+        self.shared.timeout
+    }
+
+    /// The breaker around the calls.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.shared.breaker
+    }
+
+    /// The label map.
+    pub fn labels(&self) -> &LabelMap {
+        &self.shared.labels
+    }
+}
+
+// === impl ClassifierLayer ===
+
+/// Applies the classifier stage ([`Classifier`]) to a filter service. See the
+/// [module docs](self).
+#[derive(Clone, Debug)]
+pub struct ClassifierLayer {
+    client: ClassifierClient,
+}
+
+impl ClassifierLayer {
+    /// A stage over an existing channel, with the [`DEFAULT_TIMEOUT`], the default
+    /// [`LabelMap`] and the [`default_breaker`] named `classifier`.
+    pub fn new(channel: Channel) -> Self {
+        ClassifierLayer {
+            client: ClassifierClient {
+                shared: Arc::new(ClientShared {
+                    client: TextClassifierClient::new(channel),
+                    timeout: DEFAULT_TIMEOUT,
+                    labels: LabelMap::default(),
+                    breaker: default_breaker("classifier"),
+                    metrics: None,
+                }),
+            },
+        }
+    }
+
+    /// A stage that connects to `endpoint` (`http://host:port`) on first use and reconnects
+    /// as needed; a classifier that is down only degrades responses.
+    ///
+    /// Must be called inside a Tokio runtime.
+    pub fn lazy(endpoint: &str) -> Result<Self, ClassifierError> {
+        let channel = Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|e| ClassifierError::InvalidEndpoint {
+                endpoint: endpoint.to_owned(),
+                message: e.to_string(),
+            })?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(ClassifierLayer::new(channel))
+    }
+
+    /// The stage timeout: the longest the classifier can add to a request.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.with(|s| s.timeout = timeout)
+    }
+
+    /// How labels map to verdicts.
+    pub fn labels(self, labels: LabelMap) -> Self {
+        self.with(|s| s.labels = labels)
+    }
+
+    /// The breaker around the calls (instead of [`default_breaker`]).
+    pub fn breaker(self, breaker: CircuitBreaker) -> Self {
+        self.with(|s| s.breaker = breaker)
+    }
+
+    /// Records the calls in `metrics`.
+    pub fn metrics(self, metrics: ClassifierMetrics) -> Self {
+        self.with(|s| s.metrics = Some(metrics))
+    }
+
+    /// The client the services of this layer share.
+    pub fn client(&self) -> &ClassifierClient {
+        &self.client
+    }
+
+    fn with(self, change: impl FnOnce(&mut ClientShared)) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.client.shared);
+        change(&mut shared);
+        ClassifierLayer {
+            client: ClassifierClient {
+                shared: Arc::new(shared),
+            },
+        }
+    }
+}
+
+impl<S> Layer<S> for ClassifierLayer {
+    type Service = Classifier<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Classifier {
+            inner,
+            client: self.client.clone(),
+        }
+    }
+}
+
+// === impl Classifier ===
+
+/// The classifier stage over `S`; made by [`ClassifierLayer`].
+#[derive(Clone, Debug)]
+pub struct Classifier<S> {
+    inner: S,
+    client: ClassifierClient,
+}
+
+impl<S> Classifier<S> {
+    /// The stage over `inner`, asking `client`.
+    pub fn new(inner: S, client: ClassifierClient) -> Self {
+        Classifier { inner, client }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The client this stage asks.
+    pub fn client(&self) -> &ClassifierClient {
+        &self.client
+    }
+}
+
+/// The response future of [`Classifier`] and [`Cache`](crate::stages::Cache).
+pub type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
+
+impl<S> Service<FilterRequest> for Classifier<S>
+where
+    S: Service<FilterRequest, Response = FilterResponse>,
+    S::Future: Send + 'static,
+{
+    type Response = FilterResponse;
+    type Error = S::Error;
+    type Future = BoxFuture<FilterResponse, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: FilterRequest) -> Self::Future {
+        let content = request.content.clone();
+        let local = self.inner.call(request);
+        let client = self.client.clone();
+        Box::pin(async move {
+            let mut response = local.await?;
+            if response.verdict == Verdict::Block {
+                if let Some(m) = &client.shared.metrics {
+                    m.outcome("skipped");
+                }
+                return Ok(response);
+            }
+            match client
+                .classify(content, response.request_id.as_deref())
+                .await
+            {
+                Ok(verdict) => response.escalate(verdict),
+                Err(error) => {
+                    tracing::debug!(%error, "classifier skipped, local verdict only");
+                    response.mark_degraded();
+                }
+            }
+            Ok(response)
+        })
+    }
+}

@@ -1,0 +1,121 @@
+//! Prometheus metrics of the stages, registered into a caller's registry.
+
+use std::fmt;
+use std::time::Duration;
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+
+/// Metrics of the classifier stage.
+///
+/// | name | type | labels |
+/// |---|---|---|
+/// | `filter_classifier_requests_total` | counter | `outcome` = `ok`, `timeout`, `error`, `open` (breaker open, not called), `skipped` (already blocked locally) |
+/// | `filter_classifier_duration_seconds` | histogram of the calls made | |
+#[derive(Clone)]
+pub struct ClassifierMetrics {
+    requests: IntCounterVec,
+    duration: Histogram,
+}
+
+impl fmt::Debug for ClassifierMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClassifierMetrics").finish_non_exhaustive()
+    }
+}
+
+impl ClassifierMetrics {
+    /// Creates the metrics and registers them into `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "filter_classifier_requests_total",
+                "Texts the classifier stage saw, by outcome.",
+            ),
+            &["outcome"],
+        )?;
+        let duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "filter_classifier_duration_seconds",
+                "Duration of the calls to the classifier.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(ClassifierMetrics { requests, duration })
+    }
+
+    pub(crate) fn outcome(&self, outcome: &str) {
+        self.requests.with_label_values(&[outcome]).inc();
+    }
+
+    pub(crate) fn observe(&self, elapsed: Duration) {
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Metrics of the cache stage.
+///
+/// | name | type | labels |
+/// |---|---|---|
+/// | `filter_cache_lookups_total` | counter | `result` = `local_hit`, `redis_hit`, `miss` |
+/// | `filter_cache_redis_errors_total` | counter | `op` = `get`, `set`; `kind` = `timeout`, `error`, `open` (breaker open), `decode` |
+/// | `filter_cache_invalidations_total` | counter: local cache cleared after a dictionary change | |
+#[derive(Clone)]
+pub struct CacheMetrics {
+    lookups: IntCounterVec,
+    redis_errors: IntCounterVec,
+    invalidations: IntCounter,
+}
+
+impl fmt::Debug for CacheMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheMetrics").finish_non_exhaustive()
+    }
+}
+
+impl CacheMetrics {
+    /// Creates the metrics and registers them into `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let lookups = IntCounterVec::new(
+            Opts::new(
+                "filter_cache_lookups_total",
+                "Verdict cache lookups, by result.",
+            ),
+            &["result"],
+        )?;
+        let redis_errors = IntCounterVec::new(
+            Opts::new(
+                "filter_cache_redis_errors_total",
+                "Verdict cache calls to Redis that failed or were skipped, by operation and kind.",
+            ),
+            &["op", "kind"],
+        )?;
+        let invalidations = IntCounter::new(
+            "filter_cache_invalidations_total",
+            "Times the local verdict cache was cleared after a dictionary change.",
+        )?;
+        registry.register(Box::new(lookups.clone()))?;
+        registry.register(Box::new(redis_errors.clone()))?;
+        registry.register(Box::new(invalidations.clone()))?;
+        Ok(CacheMetrics {
+            lookups,
+            redis_errors,
+            invalidations,
+        })
+    }
+
+    pub(crate) fn lookup(&self, result: &str) {
+        self.lookups.with_label_values(&[result]).inc();
+    }
+
+    pub(crate) fn redis_error(&self, op: &str, kind: &str) {
+        self.redis_errors.with_label_values(&[op, kind]).inc();
+    }
+
+    pub(crate) fn invalidated(&self) {
+        self.invalidations.inc();
+    }
+}

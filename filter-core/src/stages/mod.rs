@@ -1,0 +1,43 @@
+//! The remote stages of the filter: a verdict cache and a gRPC text classifier, as Tower
+//! layers over any `Service<FilterRequest, Response = FilterResponse>`.
+//!
+//! The usual stack puts the cache outside the classifier, so a cache hit skips the classifier
+//! (the cached verdict already holds its opinion):
+//!
+//! ```
+//! use espresso_filter_core::stages::{CacheLayer, ClassifierLayer, LabelMap};
+//! use espresso_filter_core::{Engine, FilterRequest, FilterService, Verdict};
+//! use std::time::Duration;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::builtin();
+//! let service = ServiceBuilder::new()
+//!     .layer(CacheLayer::new(engine.clone()).ttl(Duration::from_secs(60)))
+//!     .layer(
+//!         ClassifierLayer::lazy("http://127.0.0.1:9")? // nothing listens there
+//!             .timeout(Duration::from_millis(100))
+//!             .labels(LabelMap::default().label("ADVERTISEMENT", Verdict::Block)),
+//!     )
+//!     .service(FilterService::new(engine));
+//!
+//! let response = service.oneshot(FilterRequest::new("hello")).await?;
+//! assert_eq!(response.verdict, Verdict::Pass);
+//! assert!(response.degraded); // the classifier was skipped, and this answer is not cached
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Both stages are never the reason a request fails: a classifier that is slow, failing, down
+//! or behind an open breaker leaves the local verdict with `degraded: true` within the stage
+//! timeout; a Redis that is slow or down leaves the local cache only.
+
+pub mod cache;
+pub mod classifier;
+mod metrics;
+pub mod proto;
+
+pub use cache::{Cache, CacheLayer, RedisCache};
+pub use classifier::{Classifier, ClassifierClient, ClassifierError, ClassifierLayer, LabelMap};
+pub use metrics::{CacheMetrics, ClassifierMetrics};
