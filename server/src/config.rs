@@ -24,6 +24,57 @@ pub struct Config {
     pub classifier: ClassifierConfig,
     /// Word lists.
     pub filter: FilterConfig,
+    /// The `/debug/*` operator endpoints.
+    pub debug: DebugConfig,
+    /// Log format and the optional rolling log file.
+    pub log: LogConfig,
+}
+
+/// `[debug]`: the operator endpoints (read at start-up only).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DebugConfig {
+    /// Serve the live dashboard at `/debug/dashboard`.
+    pub dashboard: bool,
+    /// Serve CPU profiles at `/debug/pprof/profile`.
+    pub pprof: bool,
+    /// Longest profile a request may ask for (also kept under `server.request_timeout_ms`).
+    pub pprof_max_seconds: u64,
+}
+
+impl Default for DebugConfig {
+    fn default() -> Self {
+        Self {
+            dashboard: true,
+            pprof: false,
+            pprof_max_seconds: 30,
+        }
+    }
+}
+
+/// `[log]`: where log lines go (read at start-up only).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `"text"` or `"json"` (one JSON object a line), for stderr and the file.
+    pub format: String,
+    /// The log file; empty: stderr only. Rotated files are named `<stem>.<date>.<ext>`.
+    pub file: PathBuf,
+    /// `"daily"`, `"hourly"`, `"minutely"` or `"never"`.
+    pub rotation: String,
+    /// Rotated files kept; older ones are deleted.
+    pub max_files: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            file: PathBuf::new(),
+            rotation: "daily".into(),
+            max_files: 7,
+        }
+    }
 }
 
 /// `[server]`
@@ -287,6 +338,30 @@ impl Config {
                 format!("{:?} is not a URI", self.classifier.endpoint),
             );
         }
+        if self.debug.pprof_max_seconds == 0 {
+            return err("debug.pprof_max_seconds", "must be greater than 0".into());
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return err(
+                "log.format",
+                format!("{:?}: expected \"text\" or \"json\"", self.log.format),
+            );
+        }
+        if !matches!(
+            self.log.rotation.as_str(),
+            "daily" | "hourly" | "minutely" | "never"
+        ) {
+            return err(
+                "log.rotation",
+                format!(
+                    "{:?}: expected \"daily\", \"hourly\", \"minutely\" or \"never\"",
+                    self.log.rotation
+                ),
+            );
+        }
+        if self.log.max_files == 0 {
+            return err("log.max_files", "must be greater than 0".into());
+        }
         for list in &self.filter.lists {
             if !matches!(list.level.as_str(), "danger" | "normal") {
                 return err(
@@ -299,6 +374,9 @@ impl Config {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
+        if !self.log.file.as_os_str().is_empty() {
+            self.log.file = base.join(&self.log.file);
+        }
         for path in &mut self.filter.allow {
             *path = base.join(&*path);
         }
@@ -484,6 +562,43 @@ level = "normal"
         let config = Config::load(&file).unwrap();
         assert_eq!(config.filter.allow[0], dir.path().join("words/allow.txt"));
         assert_eq!(config.filter.lists[0].path, PathBuf::from("/abs/d.txt"));
+    }
+
+    #[test]
+    fn the_shipped_config_is_valid_and_names_real_lists() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("espresso.toml");
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.server, ServerConfig::default());
+        assert_eq!(config.rate_limit, RateLimitConfig::default());
+        assert!(!config.filter.lists.is_empty());
+        for path in config.watched_files() {
+            assert!(path.is_file(), "{} is missing", path.display());
+        }
+    }
+
+    #[test]
+    fn debug_and_log_sections_have_defaults_and_checks() {
+        let config = Config::parse("").unwrap();
+        assert!(config.debug.dashboard && !config.debug.pprof);
+        assert_eq!(config.debug.pprof_max_seconds, 30);
+        assert_eq!(config.log.format, "text");
+        assert!(config.log.file.as_os_str().is_empty());
+        assert_eq!(
+            (config.log.rotation.as_str(), config.log.max_files),
+            ("daily", 7)
+        );
+        for (text, key) in [
+            ("[log]\nformat = \"xml\"\n", "log.format"),
+            ("[log]\nrotation = \"weekly\"\n", "log.rotation"),
+            ("[log]\nmax_files = 0\n", "log.max_files"),
+            (
+                "[debug]\npprof_max_seconds = 0\n",
+                "debug.pprof_max_seconds",
+            ),
+        ] {
+            let msg = Config::parse(text).unwrap_err().to_string();
+            assert!(msg.contains(key) && msg.contains("line 2"), "{msg}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod filter_reply;
 mod grpc;
 mod http_api;
 mod metrics;
+pub mod ops;
 mod rate_limit;
 mod reload;
 mod serve;
@@ -131,7 +132,8 @@ async fn router(
         .route_service(&grpc_path(&reflection), any_service(reflection))
         .fallback(http_api::not_found)
         .method_not_allowed_fallback(http_api::method_not_allowed)
-        .with_state(app.clone());
+        .with_state(app.clone())
+        .merge(ops::router(&app.metrics.registry, config));
 
     // axum applies the last `layer` outermost.
     let timeout = Duration::from_millis(config.server.request_timeout_ms);

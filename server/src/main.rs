@@ -2,7 +2,7 @@
 
 use espresso_server::Options;
 use espresso_slow_call::{SlowCallRecorder, otel};
-use std::{io::IsTerminal, process::ExitCode};
+use std::process::ExitCode;
 use tracing_subscriber::{EnvFilter, filter::LevelFilter, prelude::*};
 
 const USAGE: &str = "\
@@ -11,7 +11,7 @@ usage: espresso-server [--config FILE] [--listen ADDR]
   --config FILE   TOML config (every key has a default; see server/espresso.toml)
   --listen ADDR   address to listen on, overrides server.listen (default 127.0.0.1:8080)
 
-Logs go to stderr; RUST_LOG sets the level (default: info).";
+Logs go to stderr (and to [log] file when set); RUST_LOG sets the level (default: info).";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options::default();
@@ -76,19 +76,21 @@ async fn serve(options: Options) -> Result<(), Box<dyn std::error::Error + Send 
     let otel = otel::init_from_env()?;
     // RUST_LOG filters the log output only: the slow-call trees and exported traces keep every
     // INFO span whatever the log level.
-    let logs = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // `[log]` is read here, before anything logs; a bad config is reported by `run` below.
+    let log = (options.config.as_deref())
+        .and_then(|file| espresso_server::config::Config::load(file).ok())
+        .map(|config| config.log)
+        .unwrap_or_default();
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The guard flushes the log file's queue when `serve` returns.
+    let (logs, _log_guard) = espresso_server::ops::logfile::layers(&log, filter)?;
     tracing_subscriber::registry()
         .with(SlowCallRecorder::new().with_filter(LevelFilter::INFO))
         .with(
             otel.as_ref()
                 .map(|o| o.layer().with_filter(LevelFilter::INFO)),
         )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_filter(logs),
-        )
+        .with(logs)
         .init();
     let result = espresso_server::run(options).await;
     if let Some(otel) = otel {

@@ -1,0 +1,427 @@
+//! `overload [--workers 8] [--service-ms 20] [--slo-ms 100] [--seconds 3] [--limits gradient2,aimd,vegas,fixed]`
+//!
+//! The overload benchmark of `espresso-degrade`: an open-loop load generator against a test
+//! service of known capacity, with and without `DegradeLayer`, in one run.
+//!
+//! - The test service (axum on 127.0.0.1) has `workers` slots (a tokio semaphore) and holds each
+//!   for `service-ms` (a sleep): its capacity is exactly `workers / service time` requests per
+//!   second, and requests beyond that wait in its own unbounded backlog, as in a thread-pool
+//!   server.
+//! - The generator sends requests at a fixed offered rate (open loop: a slow answer does not slow
+//!   the sending), each on a pooled keep-alive HTTP/1.1 connection, with a 1 s client timeout.
+//!   Latency is measured from the moment a request was due, so queueing anywhere counts.
+//! - Goodput: answers `200` within the SLO, per second. Admitted latency: percentiles of the
+//!   `200` answers. Shed: `503` answers from the layer.
+//! - Each point (protection × offered load) runs on a fresh server: 1 s of load to settle, then
+//!   `seconds` measured.
+//! - Convergence: with the first listed limit, 3x load starts on an idle server and the limit is
+//!   sampled every 10 ms; then the load drops to 0.5x and the time until nothing is shed and the
+//!   p99 is back within 2x the unloaded p99 (over 100 ms windows) is reported.
+//!
+//! Command used for BENCHMARKS.md: `cargo run --release -p espresso-benches --bin overload`.
+
+use axum::{Router, extract::State, routing::get};
+use bytes::Bytes;
+use espresso_degrade::{
+    DegradeLayer,
+    limit::{Aimd, Fixed, Gradient2, Limit, Vegas},
+};
+use hdrhistogram::Histogram;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+    time::Instant,
+};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const USAGE: &str = "usage: overload [--workers 8] [--service-ms 20] [--slo-ms 100] [--seconds 3] [--limits gradient2,aimd,vegas,fixed]";
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(1);
+const SETTLE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+struct Plan {
+    workers: usize,
+    service: Duration,
+    slo: Duration,
+    measured: Duration,
+    limits: Vec<String>,
+}
+
+impl Plan {
+    fn capacity(&self) -> f64 {
+        self.workers as f64 / self.service.as_secs_f64()
+    }
+}
+
+// === the test service ===
+
+/// Starts the test service, protected by `protection` when given; answers its address.
+async fn start_server(
+    plan: &Plan,
+    protection: Option<DegradeLayer>,
+) -> Result<SocketAddr, BoxError> {
+    let workers = Arc::new(Semaphore::new(plan.workers));
+    let service_time = plan.service;
+    let router = Router::new()
+        .route(
+            "/",
+            get(move |State(workers): State<Arc<Semaphore>>| async move {
+                let _slot = workers.acquire().await;
+                tokio::time::sleep(service_time).await;
+                "ok"
+            }),
+        )
+        .with_state(workers);
+    let router = match protection {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(addr)
+}
+
+fn protection(name: &str, plan: &Plan) -> Option<DegradeLayer> {
+    let limit: Box<dyn Limit> = match name {
+        "none" => return None,
+        "gradient2" => Box::new(Gradient2::new().initial_limit(plan.workers).min_limit(1)),
+        "aimd" => Box::new(
+            Aimd::new()
+                .initial_limit(plan.workers)
+                .min_limit(1)
+                .timeout(plan.service * 3 / 2),
+        ),
+        "vegas" => Box::new(Vegas::new().initial_limit(plan.workers)),
+        "fixed" => Box::new(Fixed::new(plan.workers)),
+        _ => return None,
+    };
+    Some(DegradeLayer::new(limit))
+}
+
+// === the load generator ===
+
+/// Keep-alive HTTP/1.1 connections to one address, opened on demand.
+struct Pool {
+    addr: SocketAddr,
+    idle: Mutex<Vec<SendRequest<Empty<Bytes>>>>,
+}
+
+impl Pool {
+    async fn get(&self) -> Result<StatusCode, BoxError> {
+        let idle = self.idle.lock().unwrap().pop();
+        let mut sender = match idle {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => {
+                let stream = TcpStream::connect(self.addr).await?;
+                stream.set_nodelay(true)?;
+                let (sender, connection) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                tokio::spawn(connection);
+                sender
+            }
+        };
+        sender.ready().await?;
+        let request = Request::get(format!("http://{}/", self.addr)).body(Empty::new())?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        response.into_body().collect().await?;
+        self.idle.lock().unwrap().push(sender);
+        Ok(status)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Answered(StatusCode),
+    TimedOut,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    /// When the request was due, from the start of the run.
+    due: Duration,
+    latency: Duration,
+    outcome: Outcome,
+}
+
+/// Sends at `rate` per second for each `(rate, duration)` phase in turn; answers every request's
+/// record once all have finished.
+async fn offer(addr: SocketAddr, phases: &[(f64, Duration)]) -> Vec<Record> {
+    let pool = Arc::new(Pool {
+        addr,
+        idle: Mutex::new(Vec::new()),
+    });
+    let records = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let mut phase_start = Duration::ZERO;
+    let mut tasks = Vec::new();
+    for &(rate, length) in phases {
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let mut due = phase_start;
+        while due < phase_start + length {
+            tokio::time::sleep_until(start + due).await;
+            let (pool, records) = (pool.clone(), records.clone());
+            tasks.push(tokio::spawn(async move {
+                let outcome = match tokio::time::timeout(CLIENT_TIMEOUT, pool.get()).await {
+                    Ok(Ok(status)) => Outcome::Answered(status),
+                    Ok(Err(_)) => Outcome::Failed,
+                    Err(_) => Outcome::TimedOut,
+                };
+                let latency = start.elapsed().saturating_sub(due);
+                records.lock().unwrap().push(Record {
+                    due,
+                    latency,
+                    outcome,
+                });
+            }));
+            due += period;
+        }
+        phase_start += length;
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let mut records = std::mem::take(&mut *records.lock().unwrap());
+    records.sort_by_key(|r| r.due);
+    records
+}
+
+// === reporting ===
+
+#[derive(Debug, Default)]
+struct Summary {
+    offered: f64,
+    goodput: f64,
+    ok_p50_ms: f64,
+    ok_p99_ms: f64,
+    shed: u64,
+    late_or_lost: u64,
+}
+
+fn summarize(records: &[Record], from: Duration, to: Duration, slo: Duration) -> Summary {
+    let window = records.iter().filter(|r| r.due >= from && r.due < to);
+    let seconds = (to - from).as_secs_f64();
+    let mut latencies = Histogram::<u64>::new(3).expect("a valid histogram");
+    let mut summary = Summary::default();
+    let mut offered = 0u64;
+    let mut good = 0u64;
+    for r in window {
+        offered += 1;
+        match r.outcome {
+            Outcome::Answered(StatusCode::OK) => {
+                let _ = latencies.record(r.latency.as_micros() as u64);
+                if r.latency <= slo {
+                    good += 1;
+                } else {
+                    summary.late_or_lost += 1;
+                }
+            }
+            Outcome::Answered(StatusCode::SERVICE_UNAVAILABLE) => summary.shed += 1,
+            Outcome::Answered(_) | Outcome::TimedOut | Outcome::Failed => {
+                summary.late_or_lost += 1
+            }
+        }
+    }
+    summary.offered = offered as f64 / seconds;
+    summary.goodput = good as f64 / seconds;
+    if !latencies.is_empty() {
+        summary.ok_p50_ms = latencies.value_at_quantile(0.50) as f64 / 1000.0;
+        summary.ok_p99_ms = latencies.value_at_quantile(0.99) as f64 / 1000.0;
+    }
+    summary
+}
+
+async fn point(plan: &Plan, name: &str, factor: f64) -> Result<Summary, BoxError> {
+    let addr = start_server(plan, protection(name, plan)).await?;
+    let rate = plan.capacity() * factor;
+    let records = offer(addr, &[(rate, SETTLE + plan.measured)]).await;
+    Ok(summarize(
+        &records,
+        SETTLE,
+        SETTLE + plan.measured,
+        plan.slo,
+    ))
+}
+
+/// Limit convergence under 3x load, and recovery once the load drops to 0.5x.
+async fn convergence(plan: &Plan, name: &str, unloaded_p99: f64) -> Result<(), BoxError> {
+    let Some(layer) = protection(name, plan) else {
+        return Ok(());
+    };
+    let addr = start_server(plan, Some(layer.clone())).await?;
+    let overload = Duration::from_secs(4);
+    let after = Duration::from_secs(3);
+    let trace = Arc::new(Mutex::new(Vec::new()));
+    let sampler = {
+        let (trace, layer) = (trace.clone(), layer.clone());
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            loop {
+                tick.tick().await;
+                trace
+                    .lock()
+                    .unwrap()
+                    .push((start.elapsed(), layer.current_limit()));
+            }
+        })
+    };
+    let records = offer(
+        addr,
+        &[
+            (plan.capacity() * 3.0, overload),
+            (plan.capacity() * 0.5, after),
+        ],
+    )
+    .await;
+    sampler.abort();
+    let trace = std::mem::take(&mut *trace.lock().unwrap());
+
+    // Steady limit: the median over the last 2 s of overload.
+    let mut steady: Vec<usize> = trace
+        .iter()
+        .filter(|(t, _)| *t >= overload - Duration::from_secs(2) && *t < overload)
+        .map(|&(_, l)| l)
+        .collect();
+    steady.sort_unstable();
+    let steady = steady.get(steady.len() / 2).copied().unwrap_or(0);
+    // Converged: from then on (until the load drops) within ±50% of the steady limit.
+    let band = |l: usize| (l as f64) >= steady as f64 * 0.5 && (l as f64) <= steady as f64 * 1.5;
+    let during: Vec<_> = trace.iter().filter(|(t, _)| *t < overload).collect();
+    let converged = during
+        .iter()
+        .rposition(|(_, l)| !band(*l))
+        .map_or(Duration::ZERO, |i| during.get(i + 1).map_or(overload, |(t, _)| *t));
+    let peak_limit = during.iter().map(|(_, l)| *l).max().unwrap_or(0);
+
+    // Client-visible convergence: the first 100 ms window from which on every window's p99 of
+    // admitted requests stays within 2x the unloaded p99.
+    let step = Duration::from_millis(100);
+    let windows = |from: Duration, to: Duration| {
+        let mut out = Vec::new();
+        let mut t = from;
+        while t + step <= to {
+            out.push((t, summarize(&records, t, t + step, plan.slo)));
+            t += step;
+        }
+        out
+    };
+    let calm = |s: &Summary| s.ok_p99_ms <= 2.0 * unloaded_p99;
+    let overload_windows = windows(Duration::ZERO, overload);
+    let latency_ok_after = overload_windows
+        .iter()
+        .rposition(|(_, s)| !calm(s))
+        .map_or(Duration::ZERO, |i| overload_windows.get(i + 1).map_or(overload, |(t, _)| *t));
+    let recovery_windows = windows(overload, overload + after);
+    let recovered = recovery_windows
+        .iter()
+        .rposition(|(_, s)| s.shed > 0 || !calm(s))
+        .map_or(Duration::ZERO, |i| {
+            recovery_windows
+                .get(i + 1)
+                .map_or(after, |(t, _)| *t - overload)
+        });
+    println!(
+        "{name}: 3x load from idle: limit steady at {steady} (peak {peak_limit}), within ±50% of it \
+         after {:.0} ms; admitted p99 within 2x unloaded after {:.0} ms",
+        converged.as_secs_f64() * 1e3,
+        latency_ok_after.as_secs_f64() * 1e3
+    );
+    println!(
+        "{name}: load down to 0.5x: nothing shed and p99 within 2x unloaded after {:.0} ms \
+         (limit {} at the end)",
+        recovered.as_secs_f64() * 1e3,
+        trace.last().map_or(0, |&(_, l)| l)
+    );
+    Ok(())
+}
+
+fn parse_args() -> Result<Plan, BoxError> {
+    let mut plan = Plan {
+        workers: 8,
+        service: Duration::from_millis(20),
+        slo: Duration::from_millis(100),
+        measured: Duration::from_secs(3),
+        limits: vec!["gradient2".into(), "aimd".into(), "vegas".into()],
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(USAGE)?;
+        match flag.as_str() {
+            "--workers" => plan.workers = value.parse()?,
+            "--service-ms" => plan.service = Duration::from_millis(value.parse()?),
+            "--slo-ms" => plan.slo = Duration::from_millis(value.parse()?),
+            "--seconds" => plan.measured = Duration::from_secs_f64(value.parse()?),
+            "--limits" => plan.limits = value.split(',').map(str::to_owned).collect(),
+            _ => return Err(USAGE.into()),
+        }
+    }
+    if plan.workers == 0 || plan.service.is_zero() || plan.limits.is_empty() {
+        return Err(USAGE.into());
+    }
+    Ok(plan)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let plan = parse_args()?;
+    let capacity = plan.capacity();
+    println!(
+        "test service: {} workers × {} ms = capacity {capacity:.0} req/s; SLO {} ms; \
+         {} s measured per point after {} s of settling",
+        plan.workers,
+        plan.service.as_millis(),
+        plan.slo.as_millis(),
+        plan.measured.as_secs_f64(),
+        SETTLE.as_secs_f64(),
+    );
+
+    let unloaded = point(&plan, "none", 0.5).await?;
+    println!(
+        "unloaded (0.5x, no layer): p50 {:.1} ms, p99 {:.1} ms\n",
+        unloaded.ok_p50_ms, unloaded.ok_p99_ms
+    );
+
+    println!(
+        "| protection | load | offered req/s | goodput req/s | goodput % of capacity | admitted p50 ms | admitted p99 ms | p99 / unloaded p99 | shed 503/s | late or lost/s |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let names: Vec<&str> = std::iter::once("none")
+        .chain(plan.limits.iter().map(String::as_str))
+        .collect();
+    for factor in [1.0, 2.0, 3.0, 5.0] {
+        for name in &names {
+            let s = point(&plan, name, factor).await?;
+            let seconds = plan.measured.as_secs_f64();
+            println!(
+                "| {} | {factor}x | {:.0} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.2} | {:.0} | {:.0} |",
+                if *name == "none" { "none (unprotected)" } else { name },
+                s.offered,
+                s.goodput,
+                100.0 * s.goodput / capacity,
+                s.ok_p50_ms,
+                s.ok_p99_ms,
+                s.ok_p99_ms / unloaded.ok_p99_ms,
+                s.shed as f64 / seconds,
+                s.late_or_lost as f64 / seconds,
+            );
+        }
+    }
+    println!();
+    for name in &plan.limits {
+        convergence(&plan, name, unloaded.ok_p99_ms).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Where log lines go: stderr always, plus an optional rolling file, as text or JSON lines.
+//!
+//! The file is written by a background thread ([`tracing_appender::non_blocking`]): a request
+//! that logs only pushes the line into a bounded queue (128 000 lines). When the disk cannot keep
+//! up, new lines are dropped rather than slowing requests down, and counted in
+//! `espresso_log_dropped_lines_total`. The [`LogGuard`] flushes the queue when dropped, so keep
+//! it alive for the whole process.
+//!
+//! ```toml
+//! [log]
+//! format = "json"          # "text" | "json"
+//! file = "logs/espresso.log"  # empty: stderr only
+//! rotation = "daily"       # "daily" | "hourly" | "minutely" | "never"
+//! max_files = 7            # rotated files kept, oldest deleted first
+//! ```
+//!
+//! With `rotation = "daily"` the file `logs/espresso.log` is written as
+//! `logs/espresso.2026-11-25.log`, a new one each day.
+
+use crate::config::LogConfig;
+use prometheus::{
+    IntCounter, Opts,
+    core::{Collector, Desc},
+    proto::MetricFamily,
+};
+use std::{
+    io::{self, IsTerminal},
+    path::Path,
+    sync::OnceLock,
+};
+use tracing::Subscriber;
+use tracing_appender::{
+    non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard},
+    rolling::{Builder, Rotation},
+};
+use tracing_subscriber::{EnvFilter, Layer, fmt, registry::LookupSpan};
+
+/// The dropped-line counter of the process' log file, once one is open.
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Keeps the log file's writer thread running; dropping it flushes the lines still queued.
+#[derive(Debug)]
+#[must_use = "dropping the guard stops the log file writer"]
+pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
+
+/// A boxed layer over any subscriber that has span storage.
+pub type BoxedLayer<S> = Box<dyn Layer<S> + Send + Sync + 'static>;
+
+/// The log layers `log` asks for: stderr, and the rolling file when `log.file` is set, each
+/// filtered by a fresh `filter()`. Fails when the file's folder cannot be created or opened.
+pub fn layers<S>(
+    log: &LogConfig,
+    filter: impl Fn() -> EnvFilter,
+) -> io::Result<(Vec<BoxedLayer<S>>, LogGuard)>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let json = log.format == "json";
+    let stderr = fmt::layer()
+        .with_writer(io::stderr)
+        .with_ansi(!json && io::stderr().is_terminal());
+    let mut layers = vec![if json {
+        stderr.json().with_filter(filter()).boxed()
+    } else {
+        stderr.with_filter(filter()).boxed()
+    }];
+    if log.file.as_os_str().is_empty() {
+        return Ok((layers, LogGuard(None)));
+    }
+    let appender = rolling(log)?;
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("espresso-log-writer")
+        .finish(appender);
+    let _ = DROPPED.set(writer.error_counter());
+    let file = fmt::layer().with_writer(writer).with_ansi(false);
+    layers.push(if json {
+        file.json().with_filter(filter()).boxed()
+    } else {
+        file.with_filter(filter()).boxed()
+    });
+    Ok((layers, LogGuard(Some(guard))))
+}
+
+fn rolling(log: &LogConfig) -> io::Result<tracing_appender::rolling::RollingFileAppender> {
+    let dir = match log.file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let name = log.file.file_name().unwrap_or("espresso.log".as_ref());
+    let name = Path::new(name);
+    let prefix = name
+        .file_stem()
+        .map_or("espresso".into(), |s| s.to_string_lossy());
+    let rotation = match log.rotation.as_str() {
+        "hourly" => Rotation::HOURLY,
+        "minutely" => Rotation::MINUTELY,
+        "never" => Rotation::NEVER,
+        _ => Rotation::DAILY,
+    };
+    let mut builder = Builder::new()
+        .rotation(rotation)
+        .filename_prefix(prefix.as_ref())
+        .max_log_files(log.max_files.max(1));
+    if let Some(ext) = name.extension() {
+        builder = builder.filename_suffix(ext.to_string_lossy().as_ref());
+    }
+    builder
+        .build(dir)
+        .map_err(|e| io::Error::other(format!("log file {}: {e}", log.file.display())))
+}
+
+/// `espresso_log_dropped_lines_total`: lines the log file writer dropped because its queue was
+/// full; 0 while no log file is open.
+pub(crate) struct DroppedLines {
+    desc: Desc,
+}
+
+impl DroppedLines {
+    pub(crate) fn new() -> Self {
+        Self {
+            desc: Desc::new(
+                DROPPED_NAME.into(),
+                DROPPED_HELP.into(),
+                Vec::new(),
+                Default::default(),
+            )
+            .expect("valid metric description"),
+        }
+    }
+}
+
+const DROPPED_NAME: &str = "espresso_log_dropped_lines_total";
+const DROPPED_HELP: &str = "Log lines dropped because the log file writer fell behind.";
+
+impl Collector for DroppedLines {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let counter =
+            IntCounter::with_opts(Opts::new(DROPPED_NAME, DROPPED_HELP)).expect("valid metric");
+        counter.inc_by(DROPPED.get().map_or(0, |c| c.dropped_lines()) as u64);
+        counter.collect()
+    }
+}
