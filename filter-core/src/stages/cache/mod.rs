@@ -147,6 +147,12 @@ impl CacheLayer {
         self.shared.local.entry_count()
     }
 
+    /// Runs the local cache's pending maintenance (evictions, expirations) now instead of on
+    /// later operations, so that [`local_entries`](Self::local_entries) is exact.
+    pub async fn run_pending_tasks(&self) {
+        self.shared.local.run_pending_tasks().await;
+    }
+
     fn rebuild(self) -> Self {
         self.with(|_, _| {})
     }

@@ -170,6 +170,19 @@ impl ClassifierClient {
         let elapsed = started.elapsed();
         let (outcome, result) = match result {
             Ok(Ok(reply)) => (Outcome::Success, Ok(shared.labels.verdict(reply.get_ref()))),
+            // the server saw the `grpc-timeout` run out first: DEADLINE_EXCEEDED, or
+            // CANCELLED ("Timeout expired") from a tonic server
+            Ok(Err(status))
+                if matches!(
+                    status.code(),
+                    tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+                ) =>
+            {
+                (
+                    Outcome::Failure,
+                    Err(ClassifierError::Timeout(shared.timeout)),
+                )
+            }
             Ok(Err(status)) => (Outcome::Failure, Err(ClassifierError::Status(status))),
             Err(_) => (
                 Outcome::Failure,

@@ -1,0 +1,690 @@
+//! The remote stages against real backends: the example `RuleClassifier` served by tonic on a
+//! free port of 127.0.0.1, the shared Redis at 127.0.0.1:6379, and a `redis-server` of our own
+//! for the test that kills it.
+//!
+//! Time is real here, not paused: a paused Tokio clock advances by itself whenever the runtime
+//! waits for I/O, so every timeout around a real socket would fire at once. The timeouts are
+//! therefore small real ones, and the latency bounds asserted are loose (a stage timeout of
+//! 250 ms against a bound of 1 s): they catch a stage that waits for a slow backend, not a slow
+//! machine. The breaker's own timing is tested with paused time in its crate.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use espresso_circuit_breaker::{CircuitBreaker, SlidingWindow, State};
+use espresso_filter_core::stages::classifier::rules::RuleClassifier;
+use espresso_filter_core::stages::{
+    Cache, CacheLayer, CacheMetrics, Classifier, ClassifierError, ClassifierLayer,
+    ClassifierMetrics, LabelMap, RedisCache,
+};
+use espresso_filter_core::{
+    Engine, FilterRequest, FilterResponse, FilterService, Level, ListSource, Sources, Verdict,
+};
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+/// The stage timeout used throughout, and the bound a response must come within.
+const TIMEOUT: Duration = Duration::from_millis(250);
+const BOUND: Duration = Duration::from_secs(1);
+/// The classifier timeout of tests where the classifier is healthy: long enough that a busy
+/// machine does not turn an answer into a timeout.
+const HEALTHY: Duration = Duration::from_millis(500);
+
+// === helpers ===
+
+/// Serves `rules` on a free port; answers the endpoint. The server stops with the runtime.
+async fn serve(rules: &RuleClassifier) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(rules.clone().serve(listener));
+    endpoint
+}
+
+/// A port nothing listens on.
+async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// A breaker that opens after 4 calls with half of them failed, waits `wait`, then lets one
+/// probe through.
+fn small_breaker(name: &str, wait: Duration) -> CircuitBreaker {
+    CircuitBreaker::builder(name)
+        .sliding_window(SlidingWindow::count(4))
+        .minimum_number_of_calls(4)
+        .failure_rate_threshold(50.0)
+        .wait_in_open(wait)
+        .permitted_calls_in_half_open(1)
+        .build()
+        .unwrap()
+}
+
+/// Sends one request and checks it is answered within the bound.
+async fn check<S>(service: &mut S, request: FilterRequest) -> FilterResponse
+where
+    S: Service<FilterRequest, Response = FilterResponse>,
+    S::Error: std::fmt::Debug,
+{
+    let started = Instant::now();
+    let response = service.ready().await.unwrap().call(request).await.unwrap();
+    let elapsed = started.elapsed();
+    assert!(elapsed < BOUND, "answered after {elapsed:?}");
+    response
+}
+
+/// The value of the counter `name` with the label `label = value` (0 if never incremented).
+fn counter(registry: &Registry, name: &str, label: &str, value: &str) -> u64 {
+    registry
+        .gather()
+        .iter()
+        .filter(|family| family.name() == name)
+        .flat_map(|family| family.get_metric())
+        .filter(|m| {
+            m.get_label()
+                .iter()
+                .any(|l| l.name() == label && l.value() == value)
+        })
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
+/// Waits (at most 5 s) until `condition` holds; for state that changes in the background.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A key prefix of its own for each test, so runs and tests never see each other's entries.
+fn unique_prefix(test: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "espresso-test:{test}:{}:{}:{}:",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+async fn redis_keys(url: &str, prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn redis_delete(url: &str, prefix: &str) {
+    let keys = redis_keys(url, prefix).await;
+    if keys.is_empty() {
+        return;
+    }
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+// === classifier ===
+
+#[tokio::test]
+async fn labels_map_to_verdicts_and_request_ids_are_forwarded() {
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    let mut service = ServiceBuilder::new()
+        .layer(ClassifierLayer::lazy(&endpoint).unwrap().timeout(HEALTHY))
+        .service(FilterService::new(Engine::builtin()));
+
+    let cases = [
+        ("some nsfw pictures", Verdict::Block),    // PORN
+        ("you absolute moron", Verdict::Block),    // ABUSIVE
+        ("CLICK HERE for deals", Verdict::Review), // ADVERTISEMENT
+        ("a quiet afternoon", Verdict::Pass),      // NORMAL
+    ];
+    for (text, verdict) in cases {
+        let r = check(
+            &mut service,
+            FilterRequest::new(text).with_request_id("id-1"),
+        )
+        .await;
+        assert_eq!(r.verdict, verdict, "{text}");
+        assert!(!r.degraded);
+        assert_eq!(r.request_id.as_deref(), Some("id-1"));
+    }
+    assert_eq!(rules.calls(), 4);
+    let seen = rules.last_request().unwrap();
+    assert_eq!(seen.request_id, "id-1");
+    assert_eq!(seen.metadata_request_id.as_deref(), Some("id-1"));
+
+    // the classifier only raises a verdict: a normal-level word stays review on a NORMAL reply
+    let r = check(&mut service, FilterRequest::new("what a load of bullshit")).await;
+    assert_eq!(r.verdict, Verdict::Review);
+    assert_eq!(rules.calls(), 5);
+    assert_eq!(rules.last_request().unwrap().metadata_request_id, None);
+
+    // a text the word lists block is not sent
+    let r = check(&mut service, FilterRequest::new("fuck that")).await;
+    assert_eq!(r.verdict, Verdict::Block);
+    assert!(!r.degraded);
+    assert_eq!(rules.calls(), 5);
+}
+
+#[tokio::test]
+async fn label_map_is_configurable() {
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    let labels: LabelMap = [("advertisement", Verdict::Block), ("porn", Verdict::Review)]
+        .into_iter()
+        .collect();
+    let mut service = ServiceBuilder::new()
+        .layer(
+            ClassifierLayer::lazy(&endpoint)
+                .unwrap()
+                .timeout(HEALTHY)
+                .labels(labels.unknown(Verdict::Pass)),
+        )
+        .service(FilterService::new(Engine::builtin()));
+
+    let r = check(&mut service, FilterRequest::new("buy now, pay later")).await;
+    assert_eq!(r.verdict, Verdict::Block);
+    let r = check(&mut service, FilterRequest::new("xxx")).await;
+    assert_eq!(r.verdict, Verdict::Review);
+    // ABUSIVE is not listed in this map: unknown → pass
+    let r = check(&mut service, FilterRequest::new("loser")).await;
+    assert_eq!(r.verdict, Verdict::Pass);
+    assert!(!r.degraded);
+}
+
+#[tokio::test]
+async fn slow_classifier_times_out_with_the_local_verdict_degraded() {
+    let rules = RuleClassifier::default();
+    rules.set_delay(Duration::from_secs(10));
+    let endpoint = serve(&rules).await;
+    let registry = Registry::new();
+    let mut service = ServiceBuilder::new()
+        .layer(
+            ClassifierLayer::lazy(&endpoint)
+                .unwrap()
+                .timeout(TIMEOUT)
+                .metrics(ClassifierMetrics::new(&registry).unwrap()),
+        )
+        .service(FilterService::new(Engine::builtin()));
+
+    for _ in 0..3 {
+        let started = Instant::now();
+        let r = check(&mut service, FilterRequest::new("xxx and bullshit")).await;
+        assert!(started.elapsed() >= TIMEOUT);
+        assert_eq!(r.verdict, Verdict::Review); // the word lists' verdict only
+        assert!(r.degraded);
+    }
+    assert_eq!(
+        counter(
+            &registry,
+            "filter_classifier_requests_total",
+            "outcome",
+            "timeout"
+        ),
+        3
+    );
+
+    // and once it is fast again, answers are whole again
+    rules.set_delay(Duration::ZERO);
+    let r = check(&mut service, FilterRequest::new("xxx and bullshit")).await;
+    assert_eq!(r.verdict, Verdict::Block);
+    assert!(!r.degraded);
+}
+
+#[tokio::test]
+async fn failing_classifier_opens_the_breaker_which_later_closes() {
+    let rules = RuleClassifier::default();
+    rules.set_failing(true);
+    let endpoint = serve(&rules).await;
+    let breaker = small_breaker("classifier", Duration::from_millis(200));
+    let mut service = ServiceBuilder::new()
+        .layer(
+            ClassifierLayer::lazy(&endpoint)
+                .unwrap()
+                .timeout(HEALTHY)
+                .breaker(breaker.clone()),
+        )
+        .service(FilterService::new(Engine::builtin()));
+
+    // four failures: degraded answers, and the breaker opens
+    for _ in 0..4 {
+        let r = check(&mut service, FilterRequest::new("nsfw")).await;
+        assert_eq!(r.verdict, Verdict::Pass);
+        assert!(r.degraded);
+    }
+    assert_eq!(rules.calls(), 4);
+    assert_eq!(breaker.state(), State::Open);
+
+    // open: answers keep flowing, degraded, and the classifier is left alone
+    for _ in 0..10 {
+        let r = check(&mut service, FilterRequest::new("nsfw")).await;
+        assert!(r.degraded);
+    }
+    assert_eq!(rules.calls(), 4);
+
+    // the classifier recovers; after the wait a probe goes through and closes the breaker
+    rules.set_failing(false);
+    eventually("half-open", || breaker.state() == State::HalfOpen).await;
+    let r = check(&mut service, FilterRequest::new("nsfw")).await;
+    assert_eq!(r.verdict, Verdict::Block);
+    assert!(!r.degraded);
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(rules.calls(), 5);
+}
+
+#[tokio::test]
+async fn classifier_down_degrades_and_is_used_once_it_comes_up() {
+    let addr = closed_port().await;
+    let layer = ClassifierLayer::lazy(&format!("http://{addr}"))
+        .unwrap()
+        .timeout(TIMEOUT);
+    let mut service = ServiceBuilder::new()
+        .layer(layer)
+        .service(FilterService::new(Engine::builtin()));
+
+    for _ in 0..3 {
+        let r = check(&mut service, FilterRequest::new("xxx")).await;
+        assert_eq!(r.verdict, Verdict::Pass);
+        assert!(r.degraded);
+    }
+
+    // the same address comes up: the lazy channel connects on a later request
+    let rules = RuleClassifier::default();
+    let listener = TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(rules.clone().serve(listener));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = check(&mut service, FilterRequest::new("xxx")).await;
+        if !r.degraded {
+            assert_eq!(r.verdict, Verdict::Block);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the classifier was never used");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn invalid_endpoint_is_a_construction_error() {
+    let err = ClassifierLayer::lazy("not a uri at all").unwrap_err();
+    assert!(
+        matches!(err, ClassifierError::InvalidEndpoint { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not a uri at all"));
+}
+
+// === cache ===
+
+/// Cache(Classifier(FilterService)) over `engine`, with the cache metrics in `registry`.
+fn stack(
+    engine: &Engine,
+    endpoint: &str,
+    registry: &Registry,
+    redis: Option<RedisCache>,
+) -> Cache<Classifier<FilterService>> {
+    let mut cache = CacheLayer::new(engine.clone())
+        .max_entries(1_000)
+        .ttl(Duration::from_secs(60))
+        .metrics(CacheMetrics::new(registry).unwrap());
+    if let Some(redis) = redis {
+        cache = cache.redis(redis);
+    }
+    ServiceBuilder::new()
+        .layer(cache)
+        .layer(ClassifierLayer::lazy(endpoint).unwrap().timeout(HEALTHY))
+        .service(FilterService::new(engine.clone()))
+}
+
+#[tokio::test]
+async fn cache_hit_skips_the_classifier_and_keeps_the_request_id() {
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    let registry = Registry::new();
+    let engine = Engine::builtin();
+    let mut service = stack(&engine, &endpoint, &registry, None);
+
+    let first = check(
+        &mut service,
+        FilterRequest::new("free money!").with_request_id("a"),
+    )
+    .await;
+    let second = check(
+        &mut service,
+        FilterRequest::new("free money!").with_request_id("b"),
+    )
+    .await;
+    let third = check(&mut service, FilterRequest::new("free money!")).await;
+    assert_eq!(first.verdict, Verdict::Review);
+    assert_eq!(
+        (second.verdict, second.masked.as_str(), second.hits.len()),
+        (first.verdict, first.masked.as_str(), first.hits.len())
+    );
+    assert_eq!(second.request_id.as_deref(), Some("b"));
+    assert_eq!(third.request_id, None);
+    assert_eq!(rules.calls(), 1);
+    assert_eq!(
+        counter(&registry, "filter_cache_lookups_total", "result", "miss"),
+        1
+    );
+    assert_eq!(
+        counter(
+            &registry,
+            "filter_cache_lookups_total",
+            "result",
+            "local_hit"
+        ),
+        2
+    );
+
+    // other content is another entry; the exact text is the key
+    check(&mut service, FilterRequest::new("FREE money!")).await;
+    assert_eq!(rules.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_reload_invalidates_cached_verdicts() {
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    let registry = Registry::new();
+    let engine = Engine::builtin();
+    let mut service = stack(&engine, &endpoint, &registry, None);
+
+    let r = check(&mut service, FilterRequest::new("the spam king")).await;
+    assert_eq!(r.verdict, Verdict::Pass);
+    check(&mut service, FilterRequest::new("the spam king")).await;
+    assert_eq!(rules.calls(), 1);
+
+    engine
+        .reload(&Sources::builtin().list(ListSource::inline("spam.txt", "spam\n", Level::Danger)))
+        .unwrap();
+    let r = check(&mut service, FilterRequest::new("the spam king")).await;
+    assert_eq!(r.verdict, Verdict::Block);
+    assert_eq!(r.masked, "the **** king");
+    let invalidations: f64 = registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "filter_cache_invalidations_total")
+        .map(|f| f.get_metric()[0].get_counter().get_value())
+        .sum();
+    assert_eq!(invalidations, 1.0);
+    assert_eq!(
+        counter(&registry, "filter_cache_lookups_total", "result", "miss"),
+        2
+    );
+
+    // back to the builtin lists: a new miss again, then hits
+    engine.reload(&Sources::builtin()).unwrap();
+    let r = check(&mut service, FilterRequest::new("the spam king")).await;
+    assert_eq!(r.verdict, Verdict::Pass);
+    check(&mut service, FilterRequest::new("the spam king")).await;
+    assert_eq!(
+        counter(&registry, "filter_cache_lookups_total", "result", "miss"),
+        3
+    );
+}
+
+#[tokio::test]
+async fn degraded_answers_are_not_cached() {
+    let rules = RuleClassifier::default();
+    rules.set_failing(true);
+    let endpoint = serve(&rules).await;
+    let registry = Registry::new();
+    let engine = Engine::builtin();
+    let mut service = stack(&engine, &endpoint, &registry, None);
+
+    let r = check(&mut service, FilterRequest::new("porn")).await;
+    assert!(r.degraded);
+    assert_eq!(r.verdict, Verdict::Pass);
+    rules.set_failing(false);
+    let r = check(&mut service, FilterRequest::new("porn")).await;
+    assert!(!r.degraded);
+    assert_eq!(r.verdict, Verdict::Block);
+    let r = check(&mut service, FilterRequest::new("porn")).await;
+    assert_eq!(r.verdict, Verdict::Block);
+    assert_eq!(rules.calls(), 2);
+}
+
+#[tokio::test]
+async fn local_cache_is_bounded() {
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    let engine = Engine::builtin();
+    let layer = CacheLayer::new(engine.clone()).max_entries(10);
+    let mut service = ServiceBuilder::new()
+        .layer(layer.clone())
+        .layer(ClassifierLayer::lazy(&endpoint).unwrap().timeout(HEALTHY))
+        .service(FilterService::new(engine));
+    for i in 0..100 {
+        check(&mut service, FilterRequest::new(format!("text number {i}"))).await;
+    }
+    // moka evicts in its maintenance, which runs lazily; run it now
+    layer.run_pending_tasks().await;
+    assert!(layer.local_entries() <= 10, "{}", layer.local_entries());
+    assert!(layer.local_entries() > 0);
+}
+
+// === Redis ===
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+#[tokio::test]
+async fn redis_shares_verdicts_across_instances() {
+    let prefix = unique_prefix("share");
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    let engine = Engine::builtin();
+    let redis = || {
+        RedisCache::open(REDIS)
+            .unwrap()
+            .prefix(prefix.clone())
+            .timeout(Duration::from_millis(500))
+    };
+    let (registry_a, registry_b) = (Registry::new(), Registry::new());
+    let mut a = stack(&engine, &endpoint, &registry_a, Some(redis()));
+    let mut b = stack(&engine, &endpoint, &registry_b, Some(redis()));
+
+    let r = check(&mut a, FilterRequest::new("discount shoes")).await;
+    assert_eq!(r.verdict, Verdict::Review);
+    assert_eq!(rules.calls(), 1);
+    // the write to Redis happens in the background
+    let mut keys = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while keys.is_empty() {
+        assert!(Instant::now() < deadline, "nothing written to Redis");
+        keys = redis_keys(REDIS, &prefix).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].starts_with(&format!("{prefix}{:016x}:", engine.version())));
+
+    // instance b: a Redis hit, no classifier call, then a local hit
+    let r = check(
+        &mut b,
+        FilterRequest::new("discount shoes").with_request_id("b"),
+    )
+    .await;
+    assert_eq!(r.verdict, Verdict::Review);
+    assert_eq!(r.request_id.as_deref(), Some("b"));
+    assert!(!r.degraded);
+    check(&mut b, FilterRequest::new("discount shoes")).await;
+    assert_eq!(rules.calls(), 1);
+    assert_eq!(
+        counter(
+            &registry_b,
+            "filter_cache_lookups_total",
+            "result",
+            "redis_hit"
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &registry_b,
+            "filter_cache_lookups_total",
+            "result",
+            "local_hit"
+        ),
+        1
+    );
+
+    redis_delete(REDIS, &prefix).await;
+}
+
+#[tokio::test]
+async fn redis_down_from_the_start_is_local_only_and_not_degraded() {
+    let addr = closed_port().await;
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    let registry = Registry::new();
+    let engine = Engine::builtin();
+    let redis = RedisCache::open(&format!("redis://{addr}"))
+        .unwrap()
+        .timeout(TIMEOUT)
+        .breaker(small_breaker("redis", Duration::from_secs(60)));
+    let breaker = redis.circuit_breaker().clone();
+    let mut service = stack(&engine, &endpoint, &registry, Some(redis));
+
+    for i in 0..20 {
+        let r = check(&mut service, FilterRequest::new(format!("xxx {}", i % 5))).await;
+        assert_eq!(r.verdict, Verdict::Block);
+        assert!(!r.degraded);
+    }
+    assert_eq!(rules.calls(), 5); // the local level still caches
+    assert_eq!(breaker.state(), State::Open);
+    assert!(counter(&registry, "filter_cache_redis_errors_total", "kind", "open") > 0);
+}
+
+/// A `redis-server` of our own on a free port, killed when dropped.
+struct OwnRedis {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl OwnRedis {
+    async fn start() -> Option<OwnRedis> {
+        let port = closed_port().await.port();
+        let child = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--bind", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .ok()?;
+        let url = format!("redis://127.0.0.1:{port}");
+        let client = redis::Client::open(url.as_str()).ok()?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while client.get_multiplexed_async_connection().await.is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(OwnRedis { child, url })
+    }
+
+    async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn redis_killed_mid_test_fails_no_request() {
+    let mut own = OwnRedis::start()
+        .await
+        .expect("redis-server must be installed to run this test");
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    let registry = Registry::new();
+    let engine = Engine::builtin();
+    let prefix = unique_prefix("kill");
+    let url = own.url.clone();
+    let redis = || {
+        RedisCache::open(&url)
+            .unwrap()
+            .prefix(prefix.clone())
+            .timeout(TIMEOUT)
+            .breaker(small_breaker("redis", Duration::from_secs(60)))
+    };
+    let first = redis();
+    let breaker = first.circuit_breaker().clone();
+    let service = stack(&engine, &endpoint, &registry, Some(first));
+
+    // many requests in flight from several tasks while Redis dies under them
+    let texts = [
+        "a",
+        "b idiot",
+        "c xxx",
+        "d discount",
+        "e fuck",
+        "f bullshit",
+    ];
+    let mut tasks = Vec::new();
+    for task in 0..4 {
+        let mut service = service.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut answered = 0;
+            for i in 0..60 {
+                let text = texts[(i + task) % texts.len()];
+                let r = check(
+                    &mut service,
+                    FilterRequest::new(format!("{text} {}", i % 10)),
+                )
+                .await;
+                assert!(!r.degraded, "a Redis outage is not degradation");
+                answered += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            answered
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    own.kill().await;
+    let mut answered = 0;
+    for task in tasks {
+        answered += task.await.unwrap();
+    }
+    assert_eq!(answered, 240);
+
+    // after the outage, a second instance on the dead Redis still answers everything
+    let mut other = stack(&engine, &endpoint, &Registry::new(), Some(redis()));
+    for text in texts {
+        let r = check(&mut other, FilterRequest::new(text)).await;
+        assert!(!r.degraded);
+    }
+    // the outage was seen and the first instance's breaker opened
+    eventually("the Redis breaker to open", || {
+        breaker.state() == State::Open
+    })
+    .await;
+    let errors: u64 = ["timeout", "error", "open"]
+        .iter()
+        .map(|kind| counter(&registry, "filter_cache_redis_errors_total", "kind", kind))
+        .sum();
+    assert!(errors > 0);
+}
