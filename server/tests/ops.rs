@@ -433,3 +433,39 @@ async fn json_log_lines_land_in_the_rolling_file() {
             .any(|l| l.starts_with('{') && l.contains("config reload rejected"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_files_beyond_max_files_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("words")).unwrap();
+    std::fs::write(dir.path().join("words/danger.txt"), harness::DANGER).unwrap();
+    std::fs::write(dir.path().join("words/normal.txt"), harness::NORMAL).unwrap();
+    std::fs::write(dir.path().join("words/allow.txt"), harness::ALLOW).unwrap();
+    let log = "[log]\nfile = \"logs/espresso.log\"\nrotation = \"daily\"\nmax_files = 3\n";
+    std::fs::write(dir.path().join("espresso.toml"), harness::config("", log)).unwrap();
+    // Files left by earlier runs, oldest first, plus one that is not a log file of ours.
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    for day in ["2020-01-01", "2020-01-02", "2020-01-03", "2020-01-04"] {
+        std::fs::write(logs.join(format!("espresso.{day}.log")), "old\n").unwrap();
+    }
+    std::fs::write(logs.join("notes.txt"), "keep me\n").unwrap();
+
+    let server = Server::start_in(dir).await;
+    assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
+    let mut names: Vec<String> = std::fs::read_dir(server.path("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // Today's file and two old ones: three in all (which old ones go is decided by file creation
+    // time, the same instant here); other files are left alone.
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names[3], "notes.txt");
+    let old = names
+        .iter()
+        .filter(|n| n.starts_with("espresso.2020-"))
+        .count();
+    assert_eq!(old, 2, "{names:?}");
+    assert!(names[2].starts_with("espresso.") && !names[2].starts_with("espresso.2020-"));
+}
