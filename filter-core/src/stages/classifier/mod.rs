@@ -165,6 +165,12 @@ impl ClassifierClient {
         {
             request.metadata_mut().insert("x-request-id", value);
         }
+        #[cfg(feature = "otel")]
+        {
+            let mut headers = std::mem::take(request.metadata_mut()).into_headers();
+            espresso_slow_call::otel::inject(&mut headers);
+            *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
+        }
         let mut client = shared.client.clone();
         let result = tokio::time::timeout(shared.timeout, client.analyse(request)).await;
         let elapsed = started.elapsed();

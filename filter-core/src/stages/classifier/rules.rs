@@ -65,6 +65,8 @@ pub struct SeenRequest {
     pub request_id: String,
     /// The `x-request-id` metadata, if any.
     pub metadata_request_id: Option<String>,
+    /// The `traceparent` metadata (W3C trace context), if any.
+    pub traceparent: Option<String>,
 }
 
 impl Default for RuleClassifier {
@@ -170,15 +172,20 @@ impl TextClassifier for RuleClassifier {
         request: Request<AnalyseRequest>,
     ) -> Result<Response<AnalyseReply>, Status> {
         self.knobs.calls.fetch_add(1, Ordering::Relaxed);
-        let metadata_request_id = request
-            .metadata()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let metadata = |key: &str| {
+            request
+                .metadata()
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let metadata_request_id = metadata("x-request-id");
+        let traceparent = metadata("traceparent");
         let request = request.into_inner();
         *self.knobs.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(SeenRequest {
             request_id: request.request_id.clone(),
             metadata_request_id,
+            traceparent,
         });
         let delay = Duration::from_micros(self.knobs.delay_micros.load(Ordering::Relaxed));
         if !delay.is_zero() {
