@@ -128,8 +128,8 @@ async fn connection(
     let interval = plan
         .rate
         .map(|rate| Duration::from_secs_f64(plan.connections as f64 / rate));
-    let mut due = Instant::now()
-        + interval.map_or(Duration::ZERO, |i| i.mul_f64(fastrand_fraction()));
+    let mut due =
+        Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(fastrand_fraction()));
     'connect: while Instant::now() < end {
         let Ok(stream) = TcpStream::connect(authority.as_str()).await else {
             report.failed += 1;

@@ -125,6 +125,8 @@ fn warn_restart_only_keys(running: &Config, new: &Config) {
             new.server.max_body_bytes != running.server.max_body_bytes,
         ),
         ("request_id", new.request_id != running.request_id),
+        ("debug", new.debug != running.debug),
+        ("log", new.log != running.log),
         (
             "rate_limit (all but per_second and burst)",
             (
