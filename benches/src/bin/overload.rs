@@ -1,7 +1,9 @@
-//! `overload [--workers 8] [--service-ms 20] [--slo-ms 100] [--seconds 3] [--limits gradient2,aimd,vegas]`
+//! `overload [--workers 8] [--service-ms 20] [--slo-ms 100] [--seconds 3] [--limits gradient2,aimd,vegas,...]`
 //!
-//! Limits: `gradient2`, `gradient2-t1` (tolerance 1.0), `aimd` (timeout 2× service time),
-//! `vegas`, `vegas-tight` (queue bounds 2·log and 4·log), `fixed` (the worker count).
+//! Limits (append `+q` for a queue of 4× the workers under the default delay rule):
+//! `gradient2`, `gradient2-t1.5` (tolerance 1.5), `aimd` (timeout 2× service time),
+//! `vegas`, `vegas-tight` (queue bounds 2·log and 4·log), `fixed` (the worker count: the oracle
+//! that knows the capacity).
 //!
 //! The overload benchmark of `espresso-degrade`: an open-loop load generator against a test
 //! service of known capacity, with and without `DegradeLayer`, in one run.
@@ -50,7 +52,7 @@ use tokio::{
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str = "usage: overload [--workers 8] [--service-ms 20] [--slo-ms 100] [--seconds 3] [--limits gradient2,aimd,vegas]";
+const USAGE: &str = "usage: overload [--workers 8] [--service-ms 20] [--slo-ms 100] [--seconds 3] [--limits gradient2,aimd,vegas,...]";
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(1);
 const SETTLE: Duration = Duration::from_secs(1);
 
@@ -124,14 +126,18 @@ async fn start_server(
 }
 
 fn protection(name: &str, plan: &Plan) -> Option<DegradeLayer> {
-    let limit: Box<dyn Limit> = match name {
-        "none" => return None,
+    // `<limit>+q`: the same limit with a queue of 4× the workers under the default delay rule.
+    let (base, queued) = match name.strip_suffix("+q") {
+        Some(base) => (base, true),
+        None => (name, false),
+    };
+    let limit: Box<dyn Limit> = match base {
         "gradient2" => Box::new(Gradient2::new().initial_limit(plan.workers).min_limit(1)),
-        "gradient2-t1" => Box::new(
+        "gradient2-t1.5" => Box::new(
             Gradient2::new()
                 .initial_limit(plan.workers)
                 .min_limit(1)
-                .tolerance(1.0),
+                .tolerance(1.5),
         ),
         "aimd" => Box::new(
             Aimd::new()
@@ -148,7 +154,12 @@ fn protection(name: &str, plan: &Plan) -> Option<DegradeLayer> {
         "fixed" => Box::new(Fixed::new(plan.workers)),
         _ => return None,
     };
-    Some(DegradeLayer::new(limit))
+    let layer = DegradeLayer::new(limit);
+    Some(if queued {
+        layer.queue(plan.workers * 4)
+    } else {
+        layer
+    })
 }
 
 // === the load generator ===
@@ -271,9 +282,7 @@ fn summarize(records: &[Record], from: Duration, to: Duration, slo: Duration) ->
                 }
             }
             Outcome::Answered(StatusCode::SERVICE_UNAVAILABLE) => summary.shed += 1,
-            Outcome::Answered(_) | Outcome::TimedOut | Outcome::Failed => {
-                summary.late_or_lost += 1
-            }
+            Outcome::Answered(_) | Outcome::TimedOut | Outcome::Failed => summary.late_or_lost += 1,
         }
     }
     summary.offered = offered as f64 / seconds;
@@ -401,7 +410,17 @@ fn parse_args() -> Result<Plan, BoxError> {
         service: Duration::from_millis(20),
         slo: Duration::from_millis(100),
         measured: Duration::from_secs(3),
-        limits: vec!["gradient2".into(), "aimd".into(), "vegas".into()],
+        limits: [
+            "gradient2",
+            "aimd",
+            "vegas",
+            "vegas-tight",
+            "gradient2+q",
+            "vegas-tight+q",
+            "fixed+q",
+        ]
+        .map(String::from)
+        .to_vec(),
         capacity: 0.0,
     };
     let mut args = std::env::args().skip(1);
@@ -459,7 +478,11 @@ async fn main() -> Result<(), BoxError> {
             let seconds = plan.measured.as_secs_f64();
             println!(
                 "| {} | {factor}x | {:.0} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.2} | {:.0} | {:.0} |",
-                if *name == "none" { "none (unprotected)" } else { name },
+                if *name == "none" {
+                    "none (unprotected)"
+                } else {
+                    name
+                },
                 s.offered,
                 s.goodput,
                 100.0 * s.goodput / capacity,

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 /// - a drop: `limit − log`;
 /// - fewer than half of the limit in flight: no change (the service is not the bottleneck);
 /// - `queue ≤ log`: `limit + 6·log` (nothing queues: grow fast);
-/// - `queue < 3·log`: `limit + log`;
-/// - `queue > 6·log`: `limit − log`;
+/// - `queue < alpha·log` (alpha 3 by default): `limit + log`;
+/// - `queue > beta·log` (beta 6 by default): `limit − log`;
 /// - otherwise no change.
 ///
 /// The result is smoothed (`limit × (1 − smoothing) + new × smoothing`, smoothing 1.0 by default)
@@ -44,6 +44,8 @@ pub struct Vegas {
     probe_count: u64,
     rtt_noload: Option<Duration>,
     rng: u64,
+    alpha: f64,
+    beta: f64,
 }
 
 impl Default for Vegas {
@@ -57,6 +59,8 @@ impl Default for Vegas {
             probe_count: 0,
             rtt_noload: None,
             rng: RandomState::new().hash_one(0x5eed_u64) | 1,
+            alpha: 3.0,
+            beta: 6.0,
         };
         this.reset_probe_jitter();
         this
@@ -93,6 +97,18 @@ impl Vegas {
     /// measures it again.
     pub fn probe_multiplier(mut self, multiplier: usize) -> Self {
         self.probe_multiplier = multiplier as f64;
+        self
+    }
+
+    /// The queue sizes, as multiples of `log10(limit)`, below which the limit grows (`alpha`,
+    /// 3 by default) and above which it shrinks (`beta`, 6 by default). Smaller values keep
+    /// fewer requests queued in the service, so latency closer to the no-load RTT, at the price
+    /// of a limit that settles lower. `beta` is kept above `alpha`, and `alpha` above 1.
+    pub fn queue_bounds(mut self, alpha: f64, beta: f64) -> Self {
+        if alpha.is_finite() && beta.is_finite() {
+            self.alpha = alpha.max(1.0);
+            self.beta = beta.max(self.alpha);
+        }
         self
     }
 
@@ -155,9 +171,9 @@ impl Limit for Vegas {
             return self.limit();
         } else if queue <= log {
             limit + 6.0 * log
-        } else if queue < 3.0 * log {
+        } else if queue < self.alpha * log {
             limit + log
-        } else if queue > 6.0 * log {
+        } else if queue > self.beta * log {
             limit - log
         } else {
             return self.limit();
@@ -224,6 +240,14 @@ mod tests {
         let mut limit = vegas(100);
         sample(&mut limit, ms(10), 100, false);
         assert_eq!(sample(&mut limit, ms(10), 10, true), 98);
+    }
+
+    #[test]
+    fn tighter_queue_bounds_shrink_sooner() {
+        let mut limit = vegas(100).queue_bounds(1.5, 3.0);
+        sample(&mut limit, ms(100), 100, false);
+        // queue 10 is the sweet spot by default, but above 3·log (6) here
+        assert_eq!(sample(&mut limit, ms(110), 100, false), 98);
     }
 
     #[test]
