@@ -290,6 +290,56 @@ async fn failing_classifier_opens_the_breaker_which_later_closes() {
 }
 
 #[tokio::test]
+async fn calls_beyond_max_in_flight_are_shed_not_queued() {
+    let rules = RuleClassifier::default();
+    rules.set_delay(Duration::from_millis(400));
+    let endpoint = serve(&rules).await;
+    let registry = Registry::new();
+    let service = ServiceBuilder::new()
+        .layer(
+            ClassifierLayer::lazy(&endpoint)
+                .unwrap()
+                .timeout(Duration::from_secs(5))
+                .max_in_flight(2)
+                .metrics(ClassifierMetrics::new(&registry).unwrap()),
+        )
+        .service(FilterService::new(Engine::builtin()));
+
+    let requests = (0..6).map(|_| service.clone().oneshot(FilterRequest::new("porn")));
+    let responses: Vec<_> = spawn_all(requests).await;
+    let whole = responses.iter().filter(|r| !r.degraded).count();
+    assert_eq!(whole, 2);
+    for r in responses.iter().filter(|r| !r.degraded) {
+        assert_eq!(r.verdict, Verdict::Block);
+    }
+    assert_eq!(rules.calls(), 2);
+    assert_eq!(
+        counter(
+            &registry,
+            "filter_classifier_requests_total",
+            "outcome",
+            "shed"
+        ),
+        4
+    );
+}
+
+/// Runs the futures concurrently, each in a task; answers their outputs in order.
+async fn spawn_all<F, T, E>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: std::fmt::Debug + Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.unwrap().unwrap());
+    }
+    out
+}
+
+#[tokio::test]
 async fn classifier_down_degrades_and_is_used_once_it_comes_up() {
     let addr = closed_port().await;
     let layer = ClassifierLayer::lazy(&format!("http://{addr}"))

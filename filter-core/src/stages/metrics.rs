@@ -9,7 +9,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Regi
 ///
 /// | name | type | labels |
 /// |---|---|---|
-/// | `filter_classifier_requests_total` | counter | `outcome` = `ok`, `timeout`, `error`, `open` (breaker open, not called), `skipped` (already blocked locally) |
+/// | `filter_classifier_requests_total` | counter | `outcome` = `ok`, `timeout`, `error`, `open` (breaker open, not called), `shed` (too many in flight, not called), `skipped` (already blocked locally) |
 /// | `filter_classifier_duration_seconds` | histogram of the calls made | |
 #[derive(Clone)]
 pub struct ClassifierMetrics {

@@ -8,8 +8,9 @@
 //! - Otherwise the text goes to the classifier with the request id (in the `requestId` field and
 //!   in `x-request-id` metadata) and a `grpc-timeout`; the reply's label maps to a verdict
 //!   through a [`LabelMap`] and can only raise the local verdict.
-//! - The call runs under a timeout and an espresso [`CircuitBreaker`]. On a timeout, an error
-//!   status, a connection failure or an open breaker, the answer is the local verdict with
+//! - The call runs under a timeout and an espresso [`CircuitBreaker`], optionally with a bound
+//!   on calls in flight ([`ClassifierLayer::max_in_flight`]). On a timeout, an error
+//!   status, a connection failure, an open breaker or a full bound, the answer is the local verdict with
 //!   `degraded: true`, within the timeout: the stage never fails a request. A breaker that
 //!   opens stops the calls (no pile-up on a sick classifier) until its wait ends and probes
 //!   succeed.
@@ -53,6 +54,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use espresso_circuit_breaker::{CircuitBreaker, CircuitOpen, Outcome, SlidingWindow};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
@@ -90,6 +92,9 @@ pub enum ClassifierError {
     /// The classifier's circuit breaker is open.
     #[error("classifier: {0}")]
     Open(#[from] CircuitOpen),
+    /// As many calls as [`ClassifierLayer::max_in_flight`] allows are already waiting.
+    #[error("classifier: {0} calls already in flight")]
+    Overloaded(usize),
 }
 
 // === impl ClassifierClient ===
@@ -108,6 +113,7 @@ struct ClientShared {
     labels: LabelMap,
     breaker: CircuitBreaker,
     metrics: Option<ClassifierMetrics>,
+    in_flight: Option<(Arc<Semaphore>, usize)>,
 }
 
 impl fmt::Debug for ClassifierClient {
@@ -145,6 +151,18 @@ impl ClassifierClient {
         request_id: Option<&str>,
     ) -> Result<Verdict, ClassifierError> {
         let shared = &*self.shared;
+        let _slot = match &shared.in_flight {
+            Some((slots, max)) => match slots.try_acquire() {
+                Ok(slot) => Some(slot),
+                Err(_) => {
+                    if let Some(m) = &shared.metrics {
+                        m.outcome("shed");
+                    }
+                    return Err(ClassifierError::Overloaded(*max));
+                }
+            },
+            None => None,
+        };
         let permit = match shared.breaker.try_acquire() {
             Ok(permit) => permit,
             Err(open) => {
@@ -244,6 +262,7 @@ impl ClassifierLayer {
                     labels: LabelMap::default(),
                     breaker: default_breaker("classifier"),
                     metrics: None,
+                    in_flight: None,
                 }),
             },
         }
@@ -278,6 +297,14 @@ impl ClassifierLayer {
     /// The breaker around the calls (instead of [`default_breaker`]).
     pub fn breaker(self, breaker: CircuitBreaker) -> Self {
         self.with(|s| s.breaker = breaker)
+    }
+
+    /// At most `max` calls to the classifier at once (across every service of this layer);
+    /// a request beyond that does not wait but gets the local verdict, `degraded`. Keeps a
+    /// slow classifier from holding more than `max` requests at a time (Little's law: `max` /
+    /// timeout is the most calls per second the stage can keep waiting). Unlimited by default.
+    pub fn max_in_flight(self, max: usize) -> Self {
+        self.with(|s| s.in_flight = Some((Arc::new(Semaphore::new(max)), max)))
     }
 
     /// Records the calls in `metrics`.
