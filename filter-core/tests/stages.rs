@@ -17,7 +17,7 @@ use espresso_circuit_breaker::{CircuitBreaker, SlidingWindow, State};
 use espresso_filter_core::stages::classifier::rules::RuleClassifier;
 use espresso_filter_core::stages::{
     Cache, CacheLayer, CacheMetrics, Classifier, ClassifierError, ClassifierLayer,
-    ClassifierMetrics, LabelMap, RedisCache,
+    ClassifierMetrics, LabelMap, RedisCache, default_breaker,
 };
 use espresso_filter_core::{
     Engine, FilterRequest, FilterResponse, FilterService, Level, ListSource, Sources, Verdict,
@@ -529,6 +529,73 @@ async fn local_cache_is_bounded() {
     layer.run_pending_tasks().await;
     assert!(layer.local_entries() <= 10, "{}", layer.local_entries());
     assert!(layer.local_entries() > 0);
+}
+
+// === composition ===
+
+/// How the demo server wires the stages from configuration: each optional, breakers with
+/// Prometheus metrics, every stage's metrics in one registry.
+#[tokio::test]
+async fn optional_stages_compose_from_configuration() {
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    let engine = Engine::builtin();
+    for (cache_on, classifier_on) in [(true, true), (true, false), (false, true), (false, false)] {
+        let registry = Registry::new();
+        let breaker_metrics = espresso_circuit_breaker::Metrics::new(&registry).unwrap();
+        let cache = cache_on.then(|| {
+            CacheLayer::new(engine.clone())
+                .max_entries(100)
+                .ttl(Duration::from_secs(60))
+                .metrics(CacheMetrics::new(&registry).unwrap())
+        });
+        let classifier = classifier_on.then(|| {
+            ClassifierLayer::lazy(&endpoint)
+                .unwrap()
+                .timeout(HEALTHY)
+                .breaker(
+                    default_breaker("classifier")
+                        .metrics(breaker_metrics.clone())
+                        .build()
+                        .unwrap(),
+                )
+                .metrics(ClassifierMetrics::new(&registry).unwrap())
+        });
+        let mut service = ServiceBuilder::new()
+            .option_layer(cache)
+            .option_layer(classifier)
+            .service(FilterService::new(engine.clone()));
+
+        for _ in 0..2 {
+            let r = check(&mut service, FilterRequest::new("xxx")).await;
+            let expected = if classifier_on {
+                Verdict::Block
+            } else {
+                Verdict::Pass
+            };
+            assert_eq!(r.verdict, expected);
+            assert!(!r.degraded);
+        }
+        let classifier_calls = counter(
+            &registry,
+            "circuit_breaker_calls_total",
+            "name",
+            "classifier",
+        );
+        assert_eq!(
+            classifier_calls,
+            match (cache_on, classifier_on) {
+                (_, false) => 0,
+                (true, true) => 1,
+                (false, true) => 2,
+            }
+        );
+        let lookups: u64 = ["miss", "local_hit"]
+            .iter()
+            .map(|r| counter(&registry, "filter_cache_lookups_total", "result", r))
+            .sum();
+        assert_eq!(lookups, if cache_on { 2 } else { 0 });
+    }
 }
 
 // === Redis ===

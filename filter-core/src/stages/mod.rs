@@ -38,6 +38,9 @@ pub mod classifier;
 mod metrics;
 pub mod proto;
 
+pub use cache::default_redis_breaker;
 pub use cache::{Cache, CacheLayer, RedisCache};
-pub use classifier::{Classifier, ClassifierClient, ClassifierError, ClassifierLayer, LabelMap};
+pub use classifier::{
+    Classifier, ClassifierClient, ClassifierError, ClassifierLayer, LabelMap, default_breaker,
+};
 pub use metrics::{CacheMetrics, ClassifierMetrics};

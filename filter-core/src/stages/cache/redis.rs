@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use espresso_circuit_breaker::{CircuitBreaker, Outcome, SlidingWindow};
+use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerBuilder, Outcome, SlidingWindow};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::stages::metrics::CacheMetrics;
@@ -49,17 +49,17 @@ impl fmt::Debug for RedisCache {
     }
 }
 
-/// The breaker a [`RedisCache`] uses unless given one: a window of the last 20 calls, opening
-/// at 50 % failures once 5 calls are in, a 1 s wait, 2 half-open probes.
-pub fn default_redis_breaker(name: &str) -> CircuitBreaker {
+/// The settings of the breaker a [`RedisCache`] uses unless given one: a window of the last 20
+/// calls, opening at 50 % failures once 5 calls are in, a 1 s wait, 2 half-open probes. Add
+/// [`metrics`](espresso_circuit_breaker::CircuitBreakerBuilder::metrics) or change a setting,
+/// then `build()` and pass it to [`RedisCache::breaker`].
+pub fn default_redis_breaker(name: &str) -> CircuitBreakerBuilder {
     CircuitBreaker::builder(name)
         .sliding_window(SlidingWindow::count(20))
         .minimum_number_of_calls(5)
         .failure_rate_threshold(50.0)
         .wait_in_open(Duration::from_secs(1))
         .permitted_calls_in_half_open(2)
-        .build()
-        .expect("the default cache breaker configuration is valid")
 }
 
 impl RedisCache {
@@ -72,7 +72,9 @@ impl RedisCache {
                 manager: Arc::new(OnceLock::new()),
                 timeout: DEFAULT_REDIS_TIMEOUT,
                 prefix: DEFAULT_PREFIX.to_owned(),
-                breaker: default_redis_breaker("filter_cache_redis"),
+                breaker: default_redis_breaker("filter_cache_redis")
+                    .build()
+                    .expect("the default cache breaker configuration is valid"),
             }),
         })
     }

@@ -53,7 +53,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use espresso_circuit_breaker::{CircuitBreaker, CircuitOpen, Outcome, SlidingWindow};
+use espresso_circuit_breaker::{
+    CircuitBreaker, CircuitBreakerBuilder, CircuitOpen, Outcome, SlidingWindow,
+};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tonic::metadata::MetadataValue;
@@ -126,17 +128,17 @@ impl fmt::Debug for ClassifierClient {
     }
 }
 
-/// The breaker a [`ClassifierLayer`] uses unless given one: a window of the last 20 calls,
-/// opening at 50 % failures once 10 calls are in, a 5 s wait, 3 half-open probes.
-pub fn default_breaker(name: &str) -> CircuitBreaker {
+/// The settings of the breaker a [`ClassifierLayer`] uses unless given one: a window of the
+/// last 20 calls, opening at 50 % failures once 10 calls are in, a 5 s wait, 3 half-open
+/// probes. Add [`metrics`](espresso_circuit_breaker::CircuitBreakerBuilder::metrics) or change
+/// a setting, then `build()` and pass it to [`ClassifierLayer::breaker`].
+pub fn default_breaker(name: &str) -> CircuitBreakerBuilder {
     CircuitBreaker::builder(name)
         .sliding_window(SlidingWindow::count(20))
         .minimum_number_of_calls(10)
         .failure_rate_threshold(50.0)
         .wait_in_open(Duration::from_secs(5))
         .permitted_calls_in_half_open(3)
-        .build()
-        .expect("the default classifier breaker configuration is valid")
 }
 
 impl ClassifierClient {
@@ -252,7 +254,7 @@ pub struct ClassifierLayer {
 
 impl ClassifierLayer {
     /// A stage over an existing channel, with the [`DEFAULT_TIMEOUT`], the default
-    /// [`LabelMap`] and the [`default_breaker`] named `classifier`.
+    /// [`LabelMap`] and a breaker named `classifier` with the [`default_breaker`] settings.
     pub fn new(channel: Channel) -> Self {
         ClassifierLayer {
             client: ClassifierClient {
@@ -260,7 +262,9 @@ impl ClassifierLayer {
                     client: TextClassifierClient::new(channel),
                     timeout: DEFAULT_TIMEOUT,
                     labels: LabelMap::default(),
-                    breaker: default_breaker("classifier"),
+                    breaker: default_breaker("classifier")
+                        .build()
+                        .expect("the default classifier breaker configuration is valid"),
                     metrics: None,
                     in_flight: None,
                 }),
