@@ -164,7 +164,8 @@ async fn router(
     let header = HeaderName::try_from(config.request_id.header.as_str())?;
     Ok(router
         .layer(slow_call)
-        .layer(RequestIdLayer::new().header(header)))
+        // The slow-call root span already carries `request_id`: no second span per request.
+        .layer(RequestIdLayer::new().header(header).without_span()))
 }
 
 /// The route of every method of a tonic service: `/<package.Service>/{*method}`.
