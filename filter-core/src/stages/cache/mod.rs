@@ -215,7 +215,10 @@ impl Shared {
     /// dictionary changed since the last request.
     fn key(&self, content: &str) -> Key {
         let version = self.engine.version();
-        if self.version.swap(version, Ordering::AcqRel) != version {
+        // a plain load on the hot path; the swap only when the version moved, so one clear
+        if self.version.load(Ordering::Acquire) != version
+            && self.version.swap(version, Ordering::AcqRel) != version
+        {
             self.local.invalidate_all();
             if let Some(m) = &self.metrics {
                 m.invalidated();
