@@ -22,8 +22,8 @@ use espresso_filter_core::{Engine, FilterRequest, FilterService};
 use tower::{Layer, Service};
 
 fn lines() -> Vec<String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/corpus/mixed.txt");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/corpus/mixed.txt");
     let lines: Vec<String> = std::fs::read_to_string(&path)
         .map(|text| {
             text.lines()
