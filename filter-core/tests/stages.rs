@@ -25,7 +25,7 @@ use espresso_filter_core::{
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
 /// The stage timeout used throughout, and the bound a response must come within.
 const TIMEOUT: Duration = Duration::from_millis(250);
@@ -529,6 +529,21 @@ async fn local_cache_is_bounded() {
     layer.run_pending_tasks().await;
     assert!(layer.local_entries() <= 10, "{}", layer.local_entries());
     assert!(layer.local_entries() > 0);
+}
+
+#[tokio::test]
+async fn local_cache_can_be_bounded_by_bytes() {
+    let engine = Engine::builtin();
+    let layer = CacheLayer::new(engine.clone()).max_bytes(64 * 1024);
+    let mut service = layer.layer(FilterService::new(engine));
+    // 100 texts of 4 KiB: about 400 KiB of entries for a 64 KiB bound
+    for i in 0..100 {
+        let text = format!("{i:04} {}", "x".repeat(4 * 1024));
+        check(&mut service, FilterRequest::new(text)).await;
+    }
+    layer.run_pending_tasks().await;
+    let entries = layer.local_entries();
+    assert!((1..=16).contains(&entries), "{entries} entries");
 }
 
 // === composition ===

@@ -8,8 +8,8 @@
 //!   cached `masked` text and hit offsets belong to the original text, so two spellings that
 //!   normalize alike are two entries. A reload changes the version, so a stale verdict is never
 //!   served; the local level is also cleared when the stage first sees the new version.
-//! - **Levels**: an in-process [moka](https://docs.rs/moka) cache bounded by entry count and
-//!   TTL, then optionally a [`RedisCache`] shared by every instance (a Redis hit fills the local
+//! - **Levels**: an in-process [moka](https://docs.rs/moka) cache bounded by entry count (or
+//!   approximate bytes, [`CacheLayer::max_bytes`]) and TTL, then optionally a [`RedisCache`] shared by every instance (a Redis hit fills the local
 //!   level). A miss calls the inner service and stores its answer in both; the Redis write runs
 //!   in the background and never delays the response.
 //! - **A hit skips everything inside**, the classifier included: a cached verdict already holds
@@ -71,6 +71,25 @@ pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
 /// The default time to live of an entry (local and in Redis).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 
+/// How the local level is bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bound {
+    Entries(u64),
+    Bytes(u64),
+}
+
+/// The approximate memory an entry holds, for [`CacheLayer::max_bytes`].
+fn weight(response: &FilterResponse) -> u32 {
+    const ENTRY: usize = 128; // key, Arc, response struct, moka's bookkeeping
+    const HIT: usize = std::mem::size_of::<crate::types::Hit>();
+    let hits: usize = response
+        .hits
+        .iter()
+        .map(|h| HIT + h.word.len() + h.category.len())
+        .sum();
+    u32::try_from(ENTRY + response.masked.len() + hits).unwrap_or(u32::MAX)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
     version: u64,
@@ -84,7 +103,7 @@ struct Key {
 /// Every service the layer makes (and every clone of the layer) shares one cache.
 #[derive(Clone)]
 pub struct CacheLayer {
-    max_entries: u64,
+    bound: Bound,
     ttl: Duration,
     shared: Arc<Shared>,
 }
@@ -101,7 +120,7 @@ struct Shared {
 impl fmt::Debug for CacheLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheLayer")
-            .field("max_entries", &self.max_entries)
+            .field("bound", &self.bound)
             .field("ttl", &self.ttl)
             .field("redis", &self.shared.redis)
             .finish_non_exhaustive()
@@ -112,17 +131,32 @@ impl CacheLayer {
     /// A local-only cache of verdicts of `engine` (the one the inner service checks with),
     /// holding [`DEFAULT_MAX_ENTRIES`] for [`DEFAULT_TTL`].
     pub fn new(engine: Engine) -> Self {
-        let shared = Shared::new(engine, DEFAULT_MAX_ENTRIES, DEFAULT_TTL, None, None);
+        let shared = Shared::new(
+            engine,
+            Bound::Entries(DEFAULT_MAX_ENTRIES),
+            DEFAULT_TTL,
+            None,
+            None,
+        );
         CacheLayer {
-            max_entries: DEFAULT_MAX_ENTRIES,
+            bound: Bound::Entries(DEFAULT_MAX_ENTRIES),
             ttl: DEFAULT_TTL,
             shared: Arc::new(shared),
         }
     }
 
-    /// The bound on local entries (the least useful are evicted first).
+    /// Bounds the local level to `max_entries` entries (the least useful are evicted first).
+    /// Replaces a [`max_bytes`](Self::max_bytes) bound.
     pub fn max_entries(mut self, max_entries: u64) -> Self {
-        self.max_entries = max_entries;
+        self.bound = Bound::Entries(max_entries);
+        self.rebuild()
+    }
+
+    /// Bounds the local level by the approximate memory of its entries (the masked text, the
+    /// hits and a fixed overhead per entry) instead of their number: the bound to use when
+    /// texts can be large. Replaces a [`max_entries`](Self::max_entries) bound.
+    pub fn max_bytes(mut self, max_bytes: u64) -> Self {
+        self.bound = Bound::Bytes(max_bytes);
         self.rebuild()
     }
 
@@ -163,7 +197,7 @@ impl CacheLayer {
         change(&mut redis, &mut metrics);
         let shared = Shared::new(
             self.shared.engine.clone(),
-            self.max_entries,
+            self.bound,
             self.ttl,
             redis,
             metrics,
@@ -191,15 +225,19 @@ impl<S> Layer<S> for CacheLayer {
 impl Shared {
     fn new(
         engine: Engine,
-        max_entries: u64,
+        bound: Bound,
         ttl: Duration,
         redis: Option<RedisCache>,
         metrics: Option<CacheMetrics>,
     ) -> Self {
-        let local = moka::future::Cache::builder()
-            .max_capacity(max_entries)
-            .time_to_live(ttl)
-            .build();
+        let builder = moka::future::Cache::builder().time_to_live(ttl);
+        let local = match bound {
+            Bound::Entries(max) => builder.max_capacity(max).build(),
+            Bound::Bytes(max) => builder
+                .max_capacity(max)
+                .weigher(|_: &Key, response: &Arc<FilterResponse>| weight(response))
+                .build(),
+        };
         let version = AtomicU64::new(engine.version());
         Shared {
             engine,
