@@ -450,6 +450,60 @@ async fn cache_hit_skips_the_classifier_and_keeps_the_request_id() {
 }
 
 #[tokio::test]
+async fn concurrent_misses_for_one_text_ask_the_classifier_once() {
+    let rules = RuleClassifier::default();
+    rules.set_delay(Duration::from_millis(200));
+    let endpoint = serve(&rules).await;
+    let registry = Registry::new();
+    let engine = Engine::builtin();
+    let service = stack(&engine, &endpoint, &registry, None);
+
+    let requests = (0..8).map(|i| {
+        service
+            .clone()
+            .oneshot(FilterRequest::new("same spam: buy now").with_request_id(i.to_string()))
+    });
+    let responses = spawn_all(requests).await;
+    for (i, r) in responses.iter().enumerate() {
+        assert_eq!(r.verdict, Verdict::Review);
+        assert!(!r.degraded);
+        assert_eq!(r.request_id, Some(i.to_string()));
+    }
+    assert_eq!(rules.calls(), 1);
+    let lookups = |result| counter(&registry, "filter_cache_lookups_total", "result", result);
+    assert_eq!(lookups("miss"), 1);
+    assert_eq!(lookups("coalesced") + lookups("local_hit"), 7);
+}
+
+#[tokio::test]
+async fn waiters_compute_on_their_own_when_the_leader_is_cancelled() {
+    let rules = RuleClassifier::default();
+    rules.set_delay(Duration::from_millis(300));
+    let endpoint = serve(&rules).await;
+    let registry = Registry::new();
+    let engine = Engine::builtin();
+    let service = stack(&engine, &endpoint, &registry, None);
+
+    let leader = tokio::spawn(service.clone().oneshot(FilterRequest::new("xxx cancel")));
+    let leader_abort = leader.abort_handle();
+    // the leader is calling the classifier when the waiter arrives
+    eventually("the leader's call", || rules.calls() == 1).await;
+    // single-threaded runtime: one yield runs the waiter up to its wait on the leader
+    let waiter = tokio::spawn(service.clone().oneshot(FilterRequest::new("xxx cancel")));
+    tokio::task::yield_now().await;
+    leader_abort.abort();
+    let r = waiter.await.unwrap().unwrap();
+    assert_eq!(r.verdict, Verdict::Block);
+    assert!(!r.degraded);
+    assert_eq!(rules.calls(), 2); // the waiter asked again
+    assert!(leader_was_cancelled(leader).await);
+}
+
+async fn leader_was_cancelled<T>(leader: tokio::task::JoinHandle<T>) -> bool {
+    matches!(leader.await, Err(e) if e.is_cancelled())
+}
+
+#[tokio::test]
 async fn a_reload_invalidates_cached_verdicts() {
     let rules = RuleClassifier::default();
     let endpoint = serve(&rules).await;

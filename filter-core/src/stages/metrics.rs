@@ -60,7 +60,7 @@ impl ClassifierMetrics {
 ///
 /// | name | type | labels |
 /// |---|---|---|
-/// | `filter_cache_lookups_total` | counter | `result` = `local_hit`, `redis_hit`, `miss` |
+/// | `filter_cache_lookups_total` | counter | `result` = `local_hit`, `redis_hit`, `miss`, `coalesced` (answered by a concurrent request for the same text) |
 /// | `filter_cache_redis_errors_total` | counter | `op` = `get`, `set`; `kind` = `timeout`, `error`, `open` (breaker open), `decode` |
 /// | `filter_cache_invalidations_total` | counter: local cache cleared after a dictionary change | |
 #[derive(Clone)]

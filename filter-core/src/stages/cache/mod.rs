@@ -12,6 +12,10 @@
 //!   approximate bytes, [`CacheLayer::max_bytes`]) and TTL, then optionally a [`RedisCache`] shared by every instance (a Redis hit fills the local
 //!   level). A miss calls the inner service and stores its answer in both; the Redis write runs
 //!   in the background and never delays the response.
+//! - **Concurrent misses for one text are computed once**: while a request computes a key,
+//!   others for the same key wait for its answer instead of asking the classifier too (a spam
+//!   wave of one message costs one classifier call). If that request fails or is cancelled, the
+//!   waiters compute on their own.
 //! - **A hit skips everything inside**, the classifier included: a cached verdict already holds
 //!   the classifier's opinion. For that reason a `degraded` response (a stage was skipped) is
 //!   never cached, so the classifier is asked again next time.
@@ -48,12 +52,14 @@
 
 mod redis;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tower_layer::Layer;
 use tower_service::Service;
 use xxhash_rust::xxh3::xxh3_128;
@@ -115,6 +121,34 @@ struct Shared {
     redis: Option<RedisCache>,
     metrics: Option<CacheMetrics>,
     version: AtomicU64,
+    flights: Mutex<HashMap<Key, watch::Receiver<Option<Arc<FilterResponse>>>>>,
+}
+
+/// What a request that missed the local level does.
+enum Role {
+    /// Another request is computing the same key: wait for its answer.
+    Wait(watch::Receiver<Option<Arc<FilterResponse>>>),
+    /// Compute it, and publish the answer to the waiters.
+    Lead(Flight),
+}
+
+/// The computation of one key; leaves the map when done, answered or not (a dropped leader
+/// wakes its waiters with no answer, and they compute on their own).
+struct Flight {
+    shared: Arc<Shared>,
+    key: Key,
+    tx: watch::Sender<Option<Arc<FilterResponse>>>,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        let mut flights = self
+            .shared
+            .flights
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        flights.remove(&self.key);
+    }
 }
 
 impl fmt::Debug for CacheLayer {
@@ -246,6 +280,7 @@ impl Shared {
             redis,
             metrics,
             version,
+            flights: Mutex::new(HashMap::new()),
         }
     }
 
@@ -268,11 +303,16 @@ impl Shared {
         }
     }
 
-    async fn lookup(&self, key: Key) -> Option<Arc<FilterResponse>> {
-        if let Some(hit) = self.local.get(&key).await {
+    async fn local_get(&self, key: Key) -> Option<Arc<FilterResponse>> {
+        let hit = self.local.get(&key).await;
+        if hit.is_some() {
             self.count("local_hit");
-            return Some(hit);
         }
+        hit
+    }
+
+    /// The Redis level (filling the local one on a hit); counts a miss when neither has it.
+    async fn remote_get(&self, key: Key) -> Option<Arc<FilterResponse>> {
         if let Some(redis) = &self.redis {
             let bytes = redis
                 .get(&redis.key(key.version, key.hash), self.metrics.as_ref())
@@ -320,6 +360,43 @@ impl Shared {
             }
         }
         self.local.insert(key, entry).await;
+    }
+
+    /// Joins the computation already running for `key`, or becomes the one running it.
+    fn join_or_lead(self: &Arc<Self>, key: Key) -> Role {
+        let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rx) = flights.get(&key) {
+            return Role::Wait(rx.clone());
+        }
+        let (tx, rx) = watch::channel(None);
+        flights.insert(key, rx);
+        Role::Lead(Flight {
+            shared: self.clone(),
+            key,
+            tx,
+        })
+    }
+
+    /// A miss: the Redis level, else the inner service (storing a cacheable answer).
+    async fn fill<S>(
+        self: &Arc<Self>,
+        key: Key,
+        mut inner: S,
+        request: FilterRequest,
+    ) -> Result<Arc<FilterResponse>, S::Error>
+    where
+        S: Service<FilterRequest, Response = FilterResponse>,
+    {
+        if let Some(hit) = self.remote_get(key).await {
+            return Ok(hit);
+        }
+        let response = Arc::new(inner.call(request).await?);
+        // a degraded answer lacks a stage's opinion, and one computed across a reload may
+        // belong to either version: neither is kept
+        if !response.degraded && self.engine.version() == key.version {
+            self.clone().store(key, &response).await;
+        }
+        Ok(response)
     }
 
     fn count(&self, result: &str) {
@@ -380,22 +457,46 @@ where
     fn call(&mut self, request: FilterRequest) -> Self::Future {
         // the ready service answers a miss later; leave a fresh clone in its place
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         Box::pin(async move {
             let key = shared.key(&request.content);
-            if let Some(hit) = shared.lookup(key).await {
-                let mut response = FilterResponse::clone(&hit);
-                response.request_id = request.request_id;
-                return Ok(response);
+            let id = request.request_id.clone();
+            let answer = |response: &FilterResponse| FilterResponse {
+                request_id: id.clone(),
+                ..response.clone()
+            };
+            if let Some(hit) = shared.local_get(key).await {
+                return Ok(answer(&hit));
             }
-            let response = inner.call(request).await?;
-            // a degraded answer lacks a stage's opinion, and one computed across a reload may
-            // belong to either version: neither is kept
-            if !response.degraded && shared.engine.version() == key.version {
-                shared.clone().store(key, &response).await;
+            match shared.join_or_lead(key) {
+                Role::Wait(mut rx) => {
+                    let published = rx
+                        .wait_for(Option::is_some)
+                        .await
+                        .ok()
+                        .and_then(|v| v.clone());
+                    if let Some(response) = published {
+                        shared.count("coalesced");
+                        return Ok(answer(&response));
+                    }
+                    // the leader failed or was dropped: on our own
+                    let response = shared.fill(key, inner, request).await?;
+                    Ok(answer(&response))
+                }
+                Role::Lead(flight) => {
+                    // a leader that finished between our lookup and now has stored its answer
+                    if let Some(hit) = shared.local_get(key).await {
+                        flight.tx.send_replace(Some(hit.clone()));
+                        return Ok(answer(&hit));
+                    }
+                    let response = shared.fill(key, inner, request).await?;
+                    // waiters get it even when it is not cacheable (degraded): same text, same moment
+                    flight.tx.send_replace(Some(response.clone()));
+                    drop(flight);
+                    Ok(answer(&response))
+                }
             }
-            Ok(response)
         })
     }
 }
