@@ -22,6 +22,8 @@ pub struct Config {
     pub slow_call: SlowCallConfig,
     /// The remote classifier stage; absent or empty endpoint: no classifier.
     pub classifier: ClassifierConfig,
+    /// The verdict cache in front of the remote stages.
+    pub cache: CacheConfig,
     /// Word lists.
     pub filter: FilterConfig,
     /// The `/debug/*` operator endpoints.
@@ -181,6 +183,11 @@ pub struct ClassifierConfig {
     pub endpoint: String,
     /// Budget for one classifier call.
     pub timeout_ms: u64,
+    /// Calls in flight at most; beyond it requests skip the classifier (degraded). 0: no bound.
+    pub max_in_flight: usize,
+    /// Classifier label (or type name) → verdict, on top of the defaults
+    /// (PORN and ABUSIVE block, ADVERTISEMENT review, NORMAL pass).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ClassifierConfig {
@@ -188,6 +195,41 @@ impl Default for ClassifierConfig {
         Self {
             endpoint: String::new(),
             timeout_ms: 50,
+            max_in_flight: 0,
+            labels: Default::default(),
+        }
+    }
+}
+
+/// `[cache]`: verdicts of the remote stages, in process and optionally shared in Redis. Used
+/// only when there is something to cache (a classifier or a shared Redis): matching the word
+/// lists alone is faster than a cache lookup.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Whether verdicts are cached at all.
+    pub enabled: bool,
+    /// Verdicts kept in process at most.
+    pub max_entries: u64,
+    /// How long a verdict is kept.
+    pub ttl_ms: u64,
+    /// A Redis shared by every instance; empty: in process only.
+    pub redis_url: String,
+    /// Budget for one Redis call; past it the cache answers from process memory only.
+    pub redis_timeout_ms: u64,
+    /// Prefix of the Redis keys.
+    pub redis_prefix: String,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries: 10_000,
+            ttl_ms: 300_000,
+            redis_url: String::new(),
+            redis_timeout_ms: 25,
+            redis_prefix: "espresso:filter:verdict:".into(),
         }
     }
 }
@@ -361,6 +403,20 @@ impl Config {
         }
         if self.log.max_files == 0 {
             return err("log.max_files", "must be greater than 0".into());
+        }
+        for (label, verdict) in &self.classifier.labels {
+            if !matches!(verdict.as_str(), "pass" | "review" | "block") {
+                return err(
+                    label,
+                    format!("{verdict:?}: expected \"pass\", \"review\" or \"block\""),
+                );
+            }
+        }
+        if !self.cache.redis_url.is_empty() && redis_url_invalid(&self.cache.redis_url) {
+            return err(
+                "cache.redis_url",
+                format!("{:?} is not a redis:// URL", self.cache.redis_url),
+            );
         }
         for list in &self.filter.lists {
             if !matches!(list.level.as_str(), "danger" | "normal") {

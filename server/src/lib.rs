@@ -20,15 +20,14 @@ mod grpc;
 mod http_api;
 mod metrics;
 pub mod ops;
+mod pipeline;
 mod rate_limit;
 mod reload;
 mod serve;
 
 use axum::{Router, body::Body, response::Response, routing::any_service};
 use config::Config;
-use espresso_filter_core::{
-    Engine, FilterRequest, FilterResponse, FilterService, Options as FilterOptions,
-};
+use espresso_filter_core::{Engine, FilterRequest, FilterResponse, Options as FilterOptions};
 use espresso_request_id::RequestIdLayer;
 use espresso_slow_call::SlowCallLayer;
 use http::{HeaderName, StatusCode};
@@ -61,7 +60,7 @@ pub struct Options {
 #[derive(Clone)]
 pub(crate) struct App {
     filter: Engine,
-    service: FilterService,
+    service: pipeline::Pipeline,
     metrics: metrics::Metrics,
     ready: Arc<AtomicBool>,
     /// The slow-call threshold in milliseconds; reload changes it.
@@ -77,7 +76,7 @@ impl App {
         let metrics = metrics::Metrics::new();
         metrics.dictionary_loaded(&filter);
         Ok(Self {
-            service: FilterService::new(filter.clone()),
+            service: pipeline::build(config, &filter, &metrics.registry)?,
             filter,
             metrics,
             ready: Arc::new(AtomicBool::new(true)),

@@ -125,6 +125,8 @@ fn warn_restart_only_keys(running: &Config, new: &Config) {
             new.server.max_body_bytes != running.server.max_body_bytes,
         ),
         ("request_id", new.request_id != running.request_id),
+        ("classifier", new.classifier != running.classifier),
+        ("cache", new.cache != running.cache),
         ("debug", new.debug != running.debug),
         ("log", new.log != running.log),
         (

@@ -10,4 +10,5 @@ mod filter;
 mod grpc;
 mod harness;
 mod lifecycle;
+mod pipeline;
 mod rate_limit;

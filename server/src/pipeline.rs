@@ -1,0 +1,90 @@
+//! The filter pipeline from config: verdict cache → classifier → word lists, each remote stage
+//! optional and protected (timeouts, circuit breakers), so a sick backend degrades answers
+//! instead of failing them.
+
+use crate::config::Config;
+use espresso_filter_core::{
+    Engine, FilterRequest, FilterResponse, FilterService, Verdict,
+    stages::{
+        CacheLayer, CacheMetrics, ClassifierLayer, ClassifierMetrics, LabelMap, RedisCache,
+        default_breaker, default_redis_breaker,
+    },
+};
+use prometheus::Registry;
+use std::{convert::Infallible, time::Duration};
+use tower::{ServiceBuilder, util::BoxCloneSyncService};
+
+/// The whole pipeline behind one cheap, cloneable service.
+pub(crate) type Pipeline = BoxCloneSyncService<FilterRequest, FilterResponse, Infallible>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Builds the pipeline `config` asks for around `engine`. Must run inside the runtime (the
+/// classifier's connection is made lazily by a background task).
+pub(crate) fn build(
+    config: &Config,
+    engine: &Engine,
+    registry: &Registry,
+) -> Result<Pipeline, BoxError> {
+    let classifier_config = &config.classifier;
+    let has_classifier = !classifier_config.endpoint.is_empty();
+    let has_redis = !config.cache.redis_url.is_empty();
+    let breaker_metrics = (has_classifier || has_redis)
+        .then(|| espresso_circuit_breaker::Metrics::new(registry))
+        .transpose()?;
+
+    let classifier = if has_classifier {
+        let mut labels = LabelMap::default();
+        labels.extend(classifier_config.labels.iter().map(|(label, verdict)| {
+            let verdict = match verdict.as_str() {
+                "block" => Verdict::Block,
+                "review" => Verdict::Review,
+                _ => Verdict::Pass,
+            };
+            (label, verdict)
+        }));
+        let mut breaker = default_breaker("classifier");
+        if let Some(metrics) = &breaker_metrics {
+            breaker = breaker.metrics(metrics.clone());
+        }
+        let mut layer = ClassifierLayer::lazy(&classifier_config.endpoint)?
+            .timeout(Duration::from_millis(classifier_config.timeout_ms))
+            .labels(labels)
+            .breaker(breaker.build()?)
+            .metrics(ClassifierMetrics::new(registry)?);
+        if classifier_config.max_in_flight > 0 {
+            layer = layer.max_in_flight(classifier_config.max_in_flight);
+        }
+        Some(layer)
+    } else {
+        None
+    };
+
+    let cache_config = &config.cache;
+    let cache = if cache_config.enabled && (has_classifier || has_redis) {
+        let mut layer = CacheLayer::new(engine.clone())
+            .max_entries(cache_config.max_entries)
+            .ttl(Duration::from_millis(cache_config.ttl_ms))
+            .metrics(CacheMetrics::new(registry)?);
+        if has_redis {
+            let mut breaker = default_redis_breaker("filter_cache_redis");
+            if let Some(metrics) = &breaker_metrics {
+                breaker = breaker.metrics(metrics.clone());
+            }
+            let redis = RedisCache::open(&cache_config.redis_url)?
+                .timeout(Duration::from_millis(cache_config.redis_timeout_ms))
+                .prefix(&cache_config.redis_prefix)
+                .breaker(breaker.build()?);
+            layer = layer.redis(redis);
+        }
+        Some(layer)
+    } else {
+        None
+    };
+
+    let service = ServiceBuilder::new()
+        .option_layer(cache)
+        .option_layer(classifier)
+        .service(FilterService::new(engine.clone()));
+    Ok(BoxCloneSyncService::new(service))
+}
