@@ -1,8 +1,9 @@
 //! `overload [--workers 8] [--service-ms 20] [--slo-ms 100] [--seconds 3] [--limits gradient2,aimd,vegas,...]`
 //!
-//! Limits (append `+q` for a queue of 4× the workers under the default delay rule):
+//! Limits (append `+q` for a queue as long as the workers, with the delay rule's target 5 ms and
+//! interval one service time):
 //! `gradient2`, `gradient2-t1.5` (tolerance 1.5), `aimd` (timeout 2× service time),
-//! `vegas`, `vegas-tight` (queue bounds 2·log and 4·log), `fixed` (the worker count: the oracle
+//! `vegas`, `vegas-tight` (queue bounds 2·log and 4·log), `vegas-1-2` (1·log and 2·log), `fixed` (the worker count: the oracle
 //! that knows the capacity).
 //!
 //! The overload benchmark of `espresso-degrade`: an open-loop load generator against a test
@@ -126,7 +127,8 @@ async fn start_server(
 }
 
 fn protection(name: &str, plan: &Plan) -> Option<DegradeLayer> {
-    // `<limit>+q`: the same limit with a queue of 4× the workers under the default delay rule.
+    // `<limit>+q`: the same limit with a queue as long as the workers, and the delay rule tuned to
+    // the service (target 5 ms, interval one service time).
     let (base, queued) = match name.strip_suffix("+q") {
         Some(base) => (base, true),
         None => (name, false),
@@ -151,12 +153,19 @@ fn protection(name: &str, plan: &Plan) -> Option<DegradeLayer> {
                 .initial_limit(plan.workers)
                 .queue_bounds(2.0, 4.0),
         ),
+        "vegas-1-2" => Box::new(
+            Vegas::new()
+                .initial_limit(plan.workers)
+                .queue_bounds(1.0, 2.0),
+        ),
         "fixed" => Box::new(Fixed::new(plan.workers)),
         _ => return None,
     };
     let layer = DegradeLayer::new(limit);
     Some(if queued {
-        layer.queue(plan.workers * 4)
+        layer
+            .queue(plan.workers)
+            .queue_delay(Duration::from_millis(5), plan.service)
     } else {
         layer
     })
@@ -416,7 +425,7 @@ fn parse_args() -> Result<Plan, BoxError> {
             "vegas",
             "vegas-tight",
             "gradient2+q",
-            "vegas-tight+q",
+            "fixed",
             "fixed+q",
         ]
         .map(String::from)
