@@ -24,6 +24,8 @@ pub struct Config {
     pub classifier: ClassifierConfig,
     /// The verdict cache in front of the remote stages.
     pub cache: CacheConfig,
+    /// Overload protection of the filter routes.
+    pub degrade: DegradeConfig,
     /// Word lists.
     pub filter: FilterConfig,
     /// The `/debug/*` operator endpoints.
@@ -234,6 +236,39 @@ impl Default for CacheConfig {
     }
 }
 
+/// `[degrade]`: an adaptive concurrency limit in front of the filter. Requests beyond it (or
+/// all of them while `force` is on) are answered from the word lists alone, with
+/// `degraded: true`, skipping the cache and the classifier.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DegradeConfig {
+    /// Whether the limit applies at all.
+    pub enabled: bool,
+    /// `"gradient2"`, `"aimd"`, `"vegas"` or `"fixed"`.
+    pub limit: String,
+    /// The adaptive limit never goes below this.
+    pub min_limit: usize,
+    /// The adaptive limit never goes above this; the limit itself for `"fixed"`.
+    pub max_limit: usize,
+    /// Requests that may wait for a slot (under a CoDel-style delay rule); 0 sheds at once.
+    pub queue: usize,
+    /// Degrade every request now (a manual switch; applies on reload).
+    pub force: bool,
+}
+
+impl Default for DegradeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            limit: "gradient2".into(),
+            min_limit: 16,
+            max_limit: 1000,
+            queue: 0,
+            force: false,
+        }
+    }
+}
+
 /// `[filter]`: word lists and allow lists. With neither, the built-in lists are used.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -403,6 +438,25 @@ impl Config {
         }
         if self.log.max_files == 0 {
             return err("log.max_files", "must be greater than 0".into());
+        }
+        let degrade = &self.degrade;
+        if !matches!(
+            degrade.limit.as_str(),
+            "gradient2" | "aimd" | "vegas" | "fixed"
+        ) {
+            return err(
+                "degrade.limit",
+                format!(
+                    "{:?}: expected \"gradient2\", \"aimd\", \"vegas\" or \"fixed\"",
+                    degrade.limit
+                ),
+            );
+        }
+        if degrade.min_limit == 0 || degrade.min_limit > degrade.max_limit {
+            return err(
+                "degrade.min_limit",
+                "must be at least 1 and at most degrade.max_limit".into(),
+            );
         }
         for (label, verdict) in &self.classifier.labels {
             if !matches!(verdict.as_str(), "pass" | "review" | "block") {

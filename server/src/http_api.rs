@@ -13,16 +13,23 @@ use axum::{
 use espresso_common::{Rejection, RequestId, grpc::Code};
 use espresso_filter_core::FilterRequest;
 
-/// The HTTP routes; the caller adds the state.
-pub(crate) fn routes(max_body_bytes: usize) -> Router<App> {
+/// `POST /v1/filter`; the caller adds the state.
+pub(crate) fn filter_routes(max_body_bytes: usize) -> Router<App> {
     Router::new()
         .route(
             "/v1/filter",
             post(filter).layer(DefaultBodyLimit::max(max_body_bytes)),
         )
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Health, readiness and metrics; the caller adds the state.
+pub(crate) fn probe_routes() -> Router<App> {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// A request the API refuses, shaped as DESIGN.md's error JSON.

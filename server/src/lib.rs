@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod degrade;
 mod filter_reply;
 mod grpc;
 mod http_api;
@@ -27,7 +28,9 @@ mod serve;
 
 use axum::{Router, body::Body, response::Response, routing::any_service};
 use config::Config;
-use espresso_filter_core::{Engine, FilterRequest, FilterResponse, Options as FilterOptions};
+use espresso_filter_core::{
+    Engine, FilterRequest, FilterResponse, FilterService, Options as FilterOptions,
+};
 use espresso_request_id::RequestIdLayer;
 use espresso_slow_call::SlowCallLayer;
 use http::{HeaderName, StatusCode};
@@ -65,6 +68,8 @@ pub(crate) struct App {
     ready: Arc<AtomicBool>,
     /// The slow-call threshold in milliseconds; reload changes it.
     slow_call_threshold_ms: Arc<AtomicU64>,
+    /// Forces every filter request onto the local-only path (`[degrade] force`); reload flips it.
+    degrade_switch: espresso_degrade::DegradeSwitch,
     /// Changes the rate limit's quota on reload; `None` when rate limiting is off.
     rate_limit_quota:
         Option<espresso_rate_limit::QuotaHandle<espresso_rate_limit::key::ConfigKeyValue>>,
@@ -81,6 +86,11 @@ impl App {
             metrics,
             ready: Arc::new(AtomicBool::new(true)),
             slow_call_threshold_ms: Arc::new(AtomicU64::new(config.slow_call.threshold_ms)),
+            degrade_switch: {
+                let switch = espresso_degrade::DegradeSwitch::new();
+                switch.set(config.degrade.force);
+                switch
+            },
             rate_limit_quota: None,
         })
     }
@@ -103,20 +113,31 @@ impl App {
         response
     }
 
+    /// The same app answering from the word lists alone, marked degraded: what shed requests get.
+    fn degraded(&self) -> Self {
+        let local = FilterService::new(self.filter.clone()).map_response(|mut response| {
+            response.mark_degraded();
+            response
+        });
+        Self {
+            service: tower::util::BoxCloneSyncService::new(local),
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
 }
 
 /// Every route and layer of the server, ready to serve, outermost first:
-/// request id → slow call → rate limit → catch panic → timeout → routes.
+/// request id → slow call → rate limit → catch panic → timeout → routes, with the filter
+/// routes behind the degrade layer.
 async fn router(
     app: &mut App,
     config: &Config,
 ) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
     let max_body = config.server.max_body_bytes;
-    let filter_grpc = pb::filter_server::FilterServer::new(grpc::FilterGrpc::new(app.clone()))
-        .max_decoding_message_size(max_body);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::filter_server::FilterServer<grpc::FilterGrpc>>()
@@ -125,13 +146,19 @@ async fn router(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    let routes = http_api::routes(max_body)
-        .route_service(&grpc_path::<_>(&filter_grpc), any_service(filter_grpc))
-        .route_service(&grpc_path(&health_service), any_service(health_service))
-        .route_service(&grpc_path(&reflection), any_service(reflection))
-        .fallback(http_api::not_found)
-        .method_not_allowed_fallback(http_api::method_not_allowed)
-        .with_state(app.clone())
+    // Overload protection guards the filter only: probes, metrics and the dashboard must keep
+    // answering when the filter sheds. Shed requests get the word lists alone, marked degraded.
+    let mut filter = filter_routes(app, max_body);
+    if let Some(degrade) = degrade::layer(
+        &config.degrade,
+        app.degrade_switch.clone(),
+        filter_routes(&app.degraded(), max_body),
+        &app.metrics.registry,
+    ) {
+        filter = filter.layer(degrade);
+    }
+    let routes = probe_routes_with_grpc(app, health_service, reflection)
+        .merge(filter)
         .merge(ops::router(&app.metrics.registry, config));
 
     // axum applies the last `layer` outermost.
@@ -165,6 +192,35 @@ async fn router(
         .layer(slow_call)
         // The slow-call root span already carries `request_id`: no second span per request.
         .layer(RequestIdLayer::new().header(header).without_span()))
+}
+
+/// `POST /v1/filter` and `Filter/Check`, served by `app`'s pipeline.
+fn filter_routes(app: &App, max_body: usize) -> Router {
+    let grpc = pb::filter_server::FilterServer::new(grpc::FilterGrpc::new(app.clone()))
+        .max_decoding_message_size(max_body);
+    http_api::filter_routes(max_body)
+        .route_service(&grpc_path(&grpc), any_service(grpc))
+        .with_state(app.clone())
+}
+
+/// Probes, metrics, gRPC health and reflection, and the JSON (or gRPC) answers for unknown
+/// routes.
+fn probe_routes_with_grpc<H, R>(app: &App, health: H, reflection: R) -> Router
+where
+    H: NamedService + tower::Service<http::Request<Body>, Error = std::convert::Infallible>,
+    H: Clone + Send + Sync + 'static,
+    H::Response: axum::response::IntoResponse,
+    H::Future: Send + 'static,
+    R: NamedService + tower::Service<http::Request<Body>, Error = std::convert::Infallible>,
+    R: Clone + Send + Sync + 'static,
+    R::Response: axum::response::IntoResponse,
+    R::Future: Send + 'static,
+{
+    http_api::probe_routes()
+        .route_service(&grpc_path(&health), any_service(health))
+        .route_service(&grpc_path(&reflection), any_service(reflection))
+        .fallback(http_api::not_found)
+        .with_state(app.clone())
 }
 
 /// The route of every method of a tonic service: `/<package.Service>/{*method}`.

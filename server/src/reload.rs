@@ -1,7 +1,10 @@
 //! Hot reload: the config file and the word lists it names are checked for changes; a valid
 //! change applies without a restart, an invalid one keeps the running config (log + metric).
 
-use crate::{App, config::Config};
+use crate::{
+    App,
+    config::{Config, DegradeConfig},
+};
 use espresso_filter_core::{Level, ListSource, Sources};
 use std::{
     hash::{DefaultHasher, Hash, Hasher},
@@ -93,6 +96,7 @@ pub(crate) async fn watch(path: PathBuf, running: Config, mut seen: u64, app: Ap
         let built = tokio::task::spawn_blocking(move || app2.filter.reload(&sources)).await;
         match built {
             Ok(Ok(version)) => {
+                app.degrade_switch.set(new.degrade.force);
                 app.slow_call_threshold_ms.store(
                     new.slow_call.threshold_ms,
                     std::sync::atomic::Ordering::Relaxed,
@@ -127,6 +131,13 @@ fn warn_restart_only_keys(running: &Config, new: &Config) {
         ("request_id", new.request_id != running.request_id),
         ("classifier", new.classifier != running.classifier),
         ("cache", new.cache != running.cache),
+        (
+            "degrade (all but force)",
+            DegradeConfig {
+                force: running.degrade.force,
+                ..new.degrade.clone()
+            } != running.degrade,
+        ),
         ("debug", new.debug != running.debug),
         ("log", new.log != running.log),
         (

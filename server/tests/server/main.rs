@@ -5,6 +5,7 @@
 //! reaches into the server's internals: these tests check the contracts in DESIGN.md.
 
 mod bad_input;
+mod degrade;
 mod errors;
 mod filter;
 mod grpc;

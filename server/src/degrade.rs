@@ -1,0 +1,38 @@
+//! The `[degrade]` section as a [`DegradeLayer`] whose fallback answers from the word lists.
+
+use crate::config::DegradeConfig;
+use axum::Router;
+use espresso_degrade::{
+    DegradeLayer, DegradeSwitch, FallbackService, PriorityHeader,
+    limit::{Aimd, Fixed, Gradient2, Vegas},
+};
+use prometheus::Registry;
+
+/// Builds the layer, or `None` when `[degrade] enabled = false`. `fallback` serves the same
+/// routes from the word lists alone. Requests marked `x-priority: sheddable` go first.
+pub(crate) fn layer(
+    config: &DegradeConfig,
+    switch: DegradeSwitch,
+    fallback: Router,
+    registry: &Registry,
+) -> Option<DegradeLayer<FallbackService<Router>, PriorityHeader>> {
+    if !config.enabled {
+        return None;
+    }
+    let (min, max) = (config.min_limit, config.max_limit);
+    let layer = match config.limit.as_str() {
+        "aimd" => DegradeLayer::new(Aimd::new().min_limit(min).max_limit(max)),
+        "vegas" => DegradeLayer::new(Vegas::new().max_limit(max)),
+        "fixed" => DegradeLayer::new(Fixed::new(max)),
+        _ => DegradeLayer::new(Gradient2::new().min_limit(min).max_limit(max)),
+    };
+    Some(
+        layer
+            .name("filter")
+            .queue(config.queue)
+            .switch(switch)
+            .priority(PriorityHeader::x_priority())
+            .metrics(registry)
+            .fallback(fallback),
+    )
+}
