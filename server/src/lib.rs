@@ -50,6 +50,8 @@ use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer};
 
 pub use grpc::pb;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What the command line chose.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -61,7 +63,10 @@ pub struct Options {
 
 /// State shared by every handler: the filter pipeline, metrics and readiness.
 #[derive(Clone)]
-pub(crate) struct App {
+pub(crate) struct App(Arc<AppState>);
+
+/// What [`App`] shares; one allocation, so handlers clone it cheaply per request.
+pub(crate) struct AppState {
     filter: Engine,
     service: pipeline::Pipeline,
     metrics: metrics::Metrics,
@@ -75,12 +80,24 @@ pub(crate) struct App {
         Option<espresso_rate_limit::QuotaHandle<espresso_rate_limit::key::ConfigKeyValue>>,
 }
 
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
 impl App {
-    fn new(config: &Config) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    /// The app, and the rate-limit layer (built here because its quota handle is part of the
+    /// app's reloadable state).
+    fn new(config: &Config) -> Result<(Self, Option<rate_limit::Layer>), BoxError> {
         let filter = Engine::load(&reload::filter_sources(config), FilterOptions::default())?;
         let metrics = metrics::Metrics::new();
         metrics.dictionary_loaded(&filter);
-        Ok(Self {
+        let rate_limit = rate_limit::layer(&config.rate_limit, &metrics.registry)?;
+        let rate_limit_quota = rate_limit.as_ref().map(|limit| limit.quota.clone());
+        let state = AppState {
             service: pipeline::build(config, &filter, &metrics.registry)?,
             filter,
             metrics,
@@ -91,8 +108,9 @@ impl App {
                 switch.set(config.degrade.force);
                 switch
             },
-            rate_limit_quota: None,
-        })
+            rate_limit_quota,
+        };
+        Ok((Self(Arc::new(state)), rate_limit.map(|limit| limit.layer)))
     }
 
     /// Runs one request through the filter pipeline and counts the answer.
@@ -119,10 +137,15 @@ impl App {
             response.mark_degraded();
             response
         });
-        Self {
+        Self(Arc::new(AppState {
+            filter: self.filter.clone(),
             service: tower::util::BoxCloneSyncService::new(local),
-            ..self.clone()
-        }
+            metrics: self.metrics.clone(),
+            ready: self.ready.clone(),
+            slow_call_threshold_ms: self.slow_call_threshold_ms.clone(),
+            degrade_switch: self.degrade_switch.clone(),
+            rate_limit_quota: self.rate_limit_quota.clone(),
+        }))
     }
 
     pub(crate) fn is_ready(&self) -> bool {
@@ -134,9 +157,10 @@ impl App {
 /// request id → slow call → rate limit → catch panic → timeout → routes, with the filter
 /// routes behind the degrade layer.
 async fn router(
-    app: &mut App,
+    app: &App,
     config: &Config,
-) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
+    rate_limit: Option<rate_limit::Layer>,
+) -> Result<Router, BoxError> {
     let max_body = config.server.max_body_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -171,9 +195,8 @@ async fn router(
                 timeout,
             )),
     );
-    if let Some(limit) = rate_limit::layer(&config.rate_limit, &app.metrics.registry)? {
-        router = router.layer(limit.layer);
-        app.rate_limit_quota = Some(limit.quota);
+    if let Some(layer) = rate_limit {
+        router = router.layer(layer);
     }
     let threshold = app.slow_call_threshold_ms.clone();
     let slow_call = SlowCallLayer::new(Duration::from_millis(config.slow_call.threshold_ms))
@@ -251,8 +274,8 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
     if let Some(listen) = options.listen {
         config.server.listen = listen;
     }
-    let mut app = App::new(&config)?;
-    let router = router(&mut app, &config).await?;
+    let (app, rate_limit) = App::new(&config)?;
+    let router = router(&app, &config, rate_limit).await?;
     let listener = TcpListener::bind(config.server.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "espresso-server listening");

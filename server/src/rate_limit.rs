@@ -7,9 +7,12 @@ use espresso_rate_limit::{
 };
 use prometheus::Registry;
 
+/// The server's rate-limit layer.
+pub(crate) type Layer = RateLimitLayer<ConfigKey>;
+
 /// The limiter the server runs, and the handle that changes its quota on reload.
 pub(crate) struct ServerRateLimit {
-    pub(crate) layer: RateLimitLayer<ConfigKey>,
+    pub(crate) layer: Layer,
     pub(crate) quota: QuotaHandle<ConfigKeyValue>,
 }
 
