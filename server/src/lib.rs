@@ -26,7 +26,12 @@ mod rate_limit;
 mod reload;
 mod serve;
 
-use axum::{Router, body::Body, response::Response, routing::any_service};
+use axum::{
+    Router,
+    body::Body,
+    response::{IntoResponse, Response},
+    routing::any_service,
+};
 use config::Config;
 use espresso_filter_core::{
     Engine, FilterRequest, FilterResponse, FilterService, Options as FilterOptions,
@@ -34,6 +39,7 @@ use espresso_filter_core::{
 use espresso_request_id::RequestIdLayer;
 use espresso_slow_call::SlowCallLayer;
 use http::{HeaderName, StatusCode};
+use std::convert::Infallible;
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -45,6 +51,7 @@ use std::{
 };
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
+use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer};
 
@@ -185,9 +192,11 @@ async fn router(
         .merge(filter)
         .merge(ops::router(&app.metrics.registry, config));
 
-    // axum applies the last `layer` outermost.
+    // The outer layers wrap the whole router once, as one service (`Router::layer` would wrap
+    // every route separately and box each layer again per request); the inner two stay per
+    // route so that a panic or a timeout still answers with the route's own error shape.
     let timeout = Duration::from_millis(config.server.request_timeout_ms);
-    let mut router = routes.layer(
+    let routes = routes.layer(
         ServiceBuilder::new()
             .layer(CatchPanicLayer::custom(internal_error))
             .layer(TimeoutLayer::with_status_code(
@@ -195,9 +204,15 @@ async fn router(
                 timeout,
             )),
     );
-    if let Some(layer) = rate_limit {
-        router = router.layer(layer);
-    }
+    let limited: BoxCloneSyncService<http::Request<Body>, Response, Infallible> = match rate_limit {
+        Some(layer) => BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .map_response(IntoResponse::into_response)
+                .layer(layer)
+                .service(routes),
+        ),
+        None => BoxCloneSyncService::new(routes),
+    };
     let threshold = app.slow_call_threshold_ms.clone();
     let slow_call = SlowCallLayer::new(Duration::from_millis(config.slow_call.threshold_ms))
         .threshold_fn(move |_, _| Some(Duration::from_millis(threshold.load(Ordering::Relaxed))))
@@ -211,10 +226,13 @@ async fn router(
         .route("/metrics")
         .metrics(&app.metrics.registry)?;
     let header = HeaderName::try_from(config.request_id.header.as_str())?;
-    Ok(router
-        .layer(slow_call)
+    let stack = ServiceBuilder::new()
         // The slow-call root span already carries `request_id`: no second span per request.
-        .layer(RequestIdLayer::new().header(header).without_span()))
+        .layer(RequestIdLayer::new().header(header).without_span())
+        .layer(slow_call)
+        .map_response(IntoResponse::into_response)
+        .service(limited);
+    Ok(Router::new().fallback_service(stack))
 }
 
 /// `POST /v1/filter` and `Filter/Check`, served by `app`'s pipeline.
