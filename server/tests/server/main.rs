@@ -8,6 +8,7 @@ mod bad_input;
 mod degrade;
 mod errors;
 mod filter;
+mod grafana;
 mod grpc;
 mod harness;
 mod lifecycle;

@@ -1,0 +1,93 @@
+//! `examples/grafana/espresso.json` only queries metrics the server really exports: every
+//! metric name in its panels must appear in a scrape of `/metrics` after traffic that touches
+//! every stage.
+
+use crate::harness::{Server, write_atomically};
+use std::collections::BTreeSet;
+
+/// Metric names in a PromQL expression: identifiers with an underscore that are not functions,
+/// label names or Grafana variables.
+fn metric_names(expr: &str) -> Vec<String> {
+    const FUNCTIONS: [&str; 1] = ["histogram_quantile"];
+    let mut names = Vec::new();
+    let mut token = String::new();
+    let mut previous = ' ';
+    for c in expr.chars().chain([' ']) {
+        if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+            token.push(c);
+            continue;
+        }
+        let variable = previous == '$';
+        let metric = !token.is_empty() && token.contains('_') && !token.starts_with('_');
+        if metric && !variable && !FUNCTIONS.contains(&token.as_str()) {
+            names.push(token.clone());
+        }
+        previous = c;
+        token.clear();
+    }
+    names
+}
+
+#[test]
+fn metric_names_are_found_in_promql() {
+    let names = metric_names(
+        "histogram_quantile(0.99, sum by (le) (rate(http_server_request_duration_seconds_bucket{job=~\"$job\"}[$__rate_interval])))",
+    );
+    assert_eq!(names, ["http_server_request_duration_seconds_bucket"]);
+}
+
+#[tokio::test]
+async fn every_dashboard_query_names_an_exported_metric() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/grafana/espresso.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().unwrap().iter())
+        .map(|target| target["expr"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(exprs.len() >= 10, "{} queries", exprs.len());
+
+    // A classifier nobody answers (its stage, breaker and metrics exist), every request slow.
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", unused.local_addr().unwrap());
+    drop(unused);
+    let server = Server::start(&format!(
+        "[classifier]\nendpoint = \"{endpoint}\"\n[slow_call]\nthreshold_ms = 0\n"
+    ))
+    .await;
+    server.filter("a badword").await;
+    server.filter("plain text").await;
+    server.post_json("/v1/filter", "{").await;
+    let config = server.path("espresso.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    write_atomically(&config, format!("{text}\n# touched\n"));
+    let applied = r#"espresso_config_reloads_total{result="applied"}"#;
+    for _ in 0..100 {
+        if server.metric(applied).await.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let scrape = String::from_utf8(server.get("/metrics").await.body.to_vec()).unwrap();
+    let exported: BTreeSet<&str> = scrape
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .collect();
+    let missing: Vec<String> = exprs
+        .iter()
+        .flat_map(|expr| metric_names(expr))
+        .filter(|name| !exported.contains(name.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not exported: {missing:?}\nexported: {exported:?}"
+    );
+}
