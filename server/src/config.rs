@@ -64,10 +64,13 @@ pub struct LogConfig {
     pub format: String,
     /// The log file; empty: stderr only. Rotated files are named `<stem>.<date>.<ext>`.
     pub file: PathBuf,
-    /// `"daily"`, `"hourly"`, `"minutely"` or `"never"`.
+    /// `"daily"`, `"hourly"`, `"minutely"`, `"never"`, or `"size"` (at `max_size_bytes`).
     pub rotation: String,
     /// Rotated files kept; older ones are deleted.
     pub max_files: usize,
+    /// With `rotation = "size"`: the file is rotated once it reaches this size. Rotated files
+    /// are named `<file>.1` (newest) … `<file>.<max_files>`.
+    pub max_size_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -77,6 +80,7 @@ impl Default for LogConfig {
             file: PathBuf::new(),
             rotation: "daily".into(),
             max_files: 7,
+            max_size_bytes: 100 * 1024 * 1024,
         }
     }
 }
@@ -426,15 +430,18 @@ impl Config {
         }
         if !matches!(
             self.log.rotation.as_str(),
-            "daily" | "hourly" | "minutely" | "never"
+            "daily" | "hourly" | "minutely" | "never" | "size"
         ) {
             return err(
                 "log.rotation",
                 format!(
-                    "{:?}: expected \"daily\", \"hourly\", \"minutely\" or \"never\"",
+                    "{:?}: expected \"daily\", \"hourly\", \"minutely\", \"never\" or \"size\"",
                     self.log.rotation
                 ),
             );
+        }
+        if self.log.max_size_bytes == 0 {
+            return err("log.max_size_bytes", "must be greater than 0".into());
         }
         if self.log.max_files == 0 {
             return err("log.max_files", "must be greater than 0".into());

@@ -469,3 +469,34 @@ async fn log_files_beyond_max_files_are_deleted() {
     assert_eq!(old, 2, "{names:?}");
     assert!(names[2].starts_with("espresso.") && !names[2].starts_with("espresso.2020-"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_files_rotate_at_a_size_limit() {
+    // Every request is a slow call, so every request writes a WARN line of a few hundred bytes.
+    let log = "[log]\nfile = \"logs/espresso.log\"\nrotation = \"size\"\nmax_size_bytes = 2000\nmax_files = 2\n\
+               [slow_call]\nthreshold_ms = 0\n";
+    let server = Server::start(log).await;
+    for _ in 0..40 {
+        server.filter("fill the log").await;
+    }
+    let logs = server.path("logs");
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        names = std::fs::read_dir(&logs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        if names.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The live file and exactly `max_files` rotated ones; older ones were deleted.
+    assert_eq!(names, ["espresso.log", "espresso.log.1", "espresso.log.2"]);
+    for name in &names[1..] {
+        let size = std::fs::metadata(logs.join(name)).unwrap().len();
+        // Rotated once past the limit: at most one line over it.
+        assert!((2000..4000).contains(&size), "{name}: {size} bytes");
+    }
+}

@@ -10,14 +10,18 @@
 //! [log]
 //! format = "json"          # "text" | "json"
 //! file = "logs/espresso.log"  # empty: stderr only
-//! rotation = "daily"       # "daily" | "hourly" | "minutely" | "never"
+//! rotation = "daily"       # "daily" | "hourly" | "minutely" | "never" | "size"
 //! max_files = 7            # rotated files kept, oldest deleted first
+//! max_size_bytes = 104857600  # with rotation = "size"
 //! ```
 //!
 //! With `rotation = "daily"` the file `logs/espresso.log` is written as
-//! `logs/espresso.2026-11-25.log`, a new one each day.
+//! `logs/espresso.2026-11-25.log`, a new one each day. With `rotation = "size"` it is written
+//! as `logs/espresso.log` until it passes `max_size_bytes`, then moved to `logs/espresso.log.1`
+//! (the previous `.1` to `.2`, and so on up to `max_files`).
 
 use crate::config::LogConfig;
+use file_rotate::{ContentLimit, FileRotate, compression::Compression, suffix::AppendCount};
 use prometheus::{
     IntCounter, Opts,
     core::{Collector, Desc},
@@ -67,11 +71,14 @@ where
     if log.file.as_os_str().is_empty() {
         return Ok((layers, LogGuard(None)));
     }
-    let appender = rolling(log)?;
-    let (writer, guard) = NonBlockingBuilder::default()
+    let builder = NonBlockingBuilder::default()
         .lossy(true)
-        .thread_name("espresso-log-writer")
-        .finish(appender);
+        .thread_name("espresso-log-writer");
+    let (writer, guard) = if log.rotation == "size" {
+        builder.finish(by_size(log)?)
+    } else {
+        builder.finish(rolling(log)?)
+    };
     let _ = DROPPED.set(writer.error_counter());
     let file = fmt::layer().with_writer(writer).with_ansi(false);
     layers.push(if json {
@@ -80,6 +87,21 @@ where
         file.with_filter(filter()).boxed()
     });
     Ok((layers, LogGuard(Some(guard))))
+}
+
+/// A file rotated when it reaches `max_size_bytes`: `<file>.1` is the newest rotated file, and
+/// at most `max_files` of them are kept.
+fn by_size(log: &LogConfig) -> io::Result<FileRotate<AppendCount>> {
+    if let Some(dir) = log.file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(FileRotate::new(
+        &log.file,
+        AppendCount::new(log.max_files.max(1)),
+        ContentLimit::BytesSurpassed(log.max_size_bytes as usize),
+        Compression::None,
+        None,
+    ))
 }
 
 fn rolling(log: &LogConfig) -> io::Result<tracing_appender::rolling::RollingFileAppender> {
