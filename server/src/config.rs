@@ -1,6 +1,7 @@
 //! The `--config` TOML file: every key has a default, unknown keys are errors, and an error names
 //! the file, the line and the key.
 
+use espresso_filter_core::{Level, Verdict};
 use serde::Deserialize;
 use std::{
     fmt,
@@ -193,7 +194,7 @@ pub struct ClassifierConfig {
     pub max_in_flight: usize,
     /// Classifier label (or type name) → verdict, on top of the defaults
     /// (PORN and ABUSIVE block, ADVERTISEMENT review, NORMAL pass).
-    pub labels: std::collections::BTreeMap<String, String>,
+    pub labels: std::collections::BTreeMap<String, Verdict>,
 }
 
 impl Default for ClassifierConfig {
@@ -290,7 +291,7 @@ pub struct ListConfig {
     /// The file.
     pub path: PathBuf,
     /// `"danger"` or `"normal"`.
-    pub level: String,
+    pub level: Level,
     /// The category of its entries; default: the file stem.
     #[serde(default)]
     pub category: Option<String>,
@@ -465,27 +466,11 @@ impl Config {
                 "must be at least 1 and at most degrade.max_limit".into(),
             );
         }
-        for (label, verdict) in &self.classifier.labels {
-            if !matches!(verdict.as_str(), "pass" | "review" | "block") {
-                return err(
-                    label,
-                    format!("{verdict:?}: expected \"pass\", \"review\" or \"block\""),
-                );
-            }
-        }
         if !self.cache.redis_url.is_empty() && redis_url_invalid(&self.cache.redis_url) {
             return err(
                 "cache.redis_url",
                 format!("{:?} is not a redis:// URL", self.cache.redis_url),
             );
-        }
-        for list in &self.filter.lists {
-            if !matches!(list.level.as_str(), "danger" | "normal") {
-                return err(
-                    "level",
-                    format!("{:?}: expected \"danger\" or \"normal\"", list.level),
-                );
-            }
         }
         Ok(())
     }
@@ -641,6 +626,8 @@ level = "normal"
         let err =
             Config::parse("[[filter.lists]]\npath = \"a.txt\"\nlevel = \"bad\"\n").unwrap_err();
         assert!(err.to_string().contains("line 3"), "{err}");
+        let err = Config::parse("[classifier.labels]\nSPAM = \"maybe\"\n").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
     }
 
     #[test]

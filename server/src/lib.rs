@@ -33,6 +33,7 @@ use axum::{
     routing::any_service,
 };
 use config::Config;
+use espresso_common::{Rejection, grpc::Code};
 use espresso_filter_core::{
     Engine, FilterRequest, FilterResponse, FilterService, Options as FilterOptions,
 };
@@ -271,16 +272,13 @@ fn grpc_path<S: NamedService>(_: &S) -> String {
 
 /// A panicking handler answers 500 with the error JSON instead of dropping the connection.
 fn internal_error(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let body = serde_json::json!({
-        "error": {"code": "internal", "message": "internal server error"},
-    });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    response
+    // The panicking request is gone with the unwinding, so its id is not at hand here; the
+    // request-id layer outside still puts it on the response header.
+    Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Internal)
+        .code("internal")
+        .message("internal server error")
+        .http_response::<Body>(None)
+        .map(Body::new)
 }
 
 /// Loads the config, binds, serves until SIGTERM/SIGINT, then drains.

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use espresso_filter_core::{
-    Engine, FilterRequest, FilterResponse, FilterService, Verdict,
+    Engine, FilterRequest, FilterResponse, FilterService,
     stages::{
         CacheLayer, CacheMetrics, ClassifierLayer, ClassifierMetrics, LabelMap, RedisCache,
         default_breaker, default_redis_breaker,
@@ -35,14 +35,12 @@ pub(crate) fn build(
 
     let classifier = if has_classifier {
         let mut labels = LabelMap::default();
-        labels.extend(classifier_config.labels.iter().map(|(label, verdict)| {
-            let verdict = match verdict.as_str() {
-                "block" => Verdict::Block,
-                "review" => Verdict::Review,
-                _ => Verdict::Pass,
-            };
-            (label, verdict)
-        }));
+        labels.extend(
+            classifier_config
+                .labels
+                .iter()
+                .map(|(label, verdict)| (label, *verdict)),
+        );
         let mut breaker = default_breaker("classifier");
         if let Some(metrics) = &breaker_metrics {
             breaker = breaker.metrics(metrics.clone());

@@ -5,7 +5,7 @@ use crate::{
     App,
     config::{Config, DegradeConfig},
 };
-use espresso_filter_core::{Level, ListSource, Sources};
+use espresso_filter_core::{ListSource, Sources};
 use std::{
     hash::{DefaultHasher, Hash, Hasher},
     path::{Path, PathBuf},
@@ -20,12 +20,7 @@ pub(crate) fn filter_sources(config: &Config) -> Sources {
     }
     let mut sources = Sources::new();
     for list in &filter.lists {
-        let level = if list.level == "danger" {
-            Level::Danger
-        } else {
-            Level::Normal
-        };
-        let mut source = ListSource::file(&list.path, level);
+        let mut source = ListSource::file(&list.path, list.level);
         if let Some(category) = &list.category {
             source = source.category(category);
         }
