@@ -3,6 +3,7 @@
 //! instead of failing them.
 
 use crate::config::Config;
+use espresso_circuit_breaker::CircuitBreakerBuilder;
 use espresso_filter_core::{
     Engine, FilterRequest, FilterResponse, FilterService,
     stages::{
@@ -29,9 +30,14 @@ pub(crate) fn build(
     let classifier_config = &config.classifier;
     let has_classifier = !classifier_config.endpoint.is_empty();
     let has_redis = !config.cache.redis_url.is_empty();
+    // One set of breaker metrics (registered once) for every breaker built here.
     let breaker_metrics = (has_classifier || has_redis)
         .then(|| espresso_circuit_breaker::Metrics::new(registry))
         .transpose()?;
+    let metered = |builder: CircuitBreakerBuilder| match &breaker_metrics {
+        Some(metrics) => builder.metrics(metrics.clone()).build(),
+        None => builder.build(),
+    };
 
     let classifier = if has_classifier {
         let mut labels = LabelMap::default();
@@ -41,14 +47,10 @@ pub(crate) fn build(
                 .iter()
                 .map(|(label, verdict)| (label, *verdict)),
         );
-        let mut breaker = default_breaker("classifier");
-        if let Some(metrics) = &breaker_metrics {
-            breaker = breaker.metrics(metrics.clone());
-        }
         let mut layer = ClassifierLayer::lazy(&classifier_config.endpoint)?
             .timeout(Duration::from_millis(classifier_config.timeout_ms))
             .labels(labels)
-            .breaker(breaker.build()?)
+            .breaker(metered(default_breaker("classifier"))?)
             .metrics(ClassifierMetrics::new(registry)?);
         if classifier_config.max_in_flight > 0 {
             layer = layer.max_in_flight(classifier_config.max_in_flight);
@@ -65,14 +67,10 @@ pub(crate) fn build(
             .ttl(Duration::from_millis(cache_config.ttl_ms))
             .metrics(CacheMetrics::new(registry)?);
         if has_redis {
-            let mut breaker = default_redis_breaker("filter_cache_redis");
-            if let Some(metrics) = &breaker_metrics {
-                breaker = breaker.metrics(metrics.clone());
-            }
             let redis = RedisCache::open(&cache_config.redis_url)?
                 .timeout(Duration::from_millis(cache_config.redis_timeout_ms))
                 .prefix(&cache_config.redis_prefix)
-                .breaker(breaker.build()?);
+                .breaker(metered(default_redis_breaker("filter_cache_redis"))?);
             layer = layer.redis(redis);
         }
         Some(layer)
