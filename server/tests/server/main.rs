@@ -7,6 +7,7 @@
 mod bad_input;
 mod degrade;
 mod errors;
+mod faults;
 mod filter;
 mod grafana;
 mod grpc;
