@@ -249,7 +249,8 @@ impl Default for CacheConfig {
 pub struct DegradeConfig {
     /// Whether the limit applies at all.
     pub enabled: bool,
-    /// `"gradient2"`, `"aimd"`, `"vegas"` or `"fixed"`.
+    /// `"gradient2"`, `"gradient-controller"` (Envoy's, with a probed min RTT), `"aimd"`,
+    /// `"vegas"` or `"fixed"`.
     pub limit: String,
     /// The adaptive limit never goes below this.
     pub min_limit: usize,
@@ -450,12 +451,13 @@ impl Config {
         let degrade = &self.degrade;
         if !matches!(
             degrade.limit.as_str(),
-            "gradient2" | "aimd" | "vegas" | "fixed"
+            "gradient2" | "gradient-controller" | "aimd" | "vegas" | "fixed"
         ) {
             return err(
                 "degrade.limit",
                 format!(
-                    "{:?}: expected \"gradient2\", \"aimd\", \"vegas\" or \"fixed\"",
+                    "{:?}: expected \"gradient2\", \"gradient-controller\", \"aimd\", \"vegas\" \
+                     or \"fixed\"",
                     degrade.limit
                 ),
             );
@@ -558,6 +560,16 @@ mod tests {
         assert_eq!(config.slow_call.threshold_ms, 200);
         assert!(config.classifier.endpoint.is_empty());
         assert_eq!(config.classifier.timeout_ms, 50);
+    }
+
+    #[test]
+    fn every_degrade_limit_parses() {
+        for limit in ["gradient2", "gradient-controller", "aimd", "vegas", "fixed"] {
+            let config = Config::parse(&format!("[degrade]\nlimit = \"{limit}\"\n")).unwrap();
+            assert_eq!(config.degrade.limit, limit);
+        }
+        let error = Config::parse("[degrade]\nlimit = \"gradient3\"\n").unwrap_err();
+        assert!(error.to_string().contains("degrade.limit"), "{error}");
     }
 
     #[test]

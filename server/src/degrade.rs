@@ -4,7 +4,7 @@ use crate::config::DegradeConfig;
 use axum::Router;
 use espresso_degrade::{
     DegradeLayer, DegradeSwitch, FallbackService, PriorityHeader,
-    limit::{Aimd, Fixed, Gradient2, Vegas},
+    limit::{Aimd, Fixed, Gradient2, GradientController, Vegas},
 };
 use prometheus::Registry;
 
@@ -23,6 +23,11 @@ pub(crate) fn layer(
     let layer = match config.limit.as_str() {
         "aimd" => DegradeLayer::new(Aimd::new().min_limit(min).max_limit(max)),
         "vegas" => DegradeLayer::new(Vegas::new().max_limit(max)),
+        "gradient-controller" => DegradeLayer::new(
+            GradientController::new()
+                .min_concurrency(min)
+                .max_limit(max),
+        ),
         "fixed" => DegradeLayer::new(Fixed::new(max)),
         _ => DegradeLayer::new(Gradient2::new().min_limit(min).max_limit(max)),
     };

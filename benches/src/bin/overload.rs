@@ -2,7 +2,8 @@
 //!
 //! Limits (append `+q` for a queue as long as the workers, with the delay rule's target 5 ms and
 //! interval one service time):
-//! `gradient2`, `gradient2-t1.5` (tolerance 1.5), `aimd` (timeout 2× service time),
+//! `gradient2`, `gradient2-t1.5` (tolerance 1.5), `gradient-controller` (Envoy's defaults),
+//! `gradient-controller-b10` (buffer 10%), `aimd` (timeout 2× service time),
 //! `vegas`, `vegas-tight` (queue bounds 2·log and 4·log), `vegas-1-2` (1·log and 2·log), `fixed` (the worker count: the oracle
 //! that knows the capacity).
 //!
@@ -30,7 +31,7 @@ use axum::{Router, extract::State, routing::get};
 use bytes::Bytes;
 use espresso_degrade::{
     DegradeLayer,
-    limit::{Aimd, Fixed, Gradient2, Limit, Vegas},
+    limit::{Aimd, Fixed, Gradient2, GradientController, Limit, Vegas},
 };
 use hdrhistogram::Histogram;
 use http::{Request, StatusCode};
@@ -158,6 +159,8 @@ fn protection(name: &str, plan: &Plan) -> Option<DegradeLayer> {
                 .initial_limit(plan.workers)
                 .queue_bounds(1.0, 2.0),
         ),
+        "gradient-controller" => Box::new(GradientController::new()),
+        "gradient-controller-b10" => Box::new(GradientController::new().buffer(0.1)),
         "fixed" => Box::new(Fixed::new(plan.workers)),
         _ => return None,
     };
@@ -421,6 +424,7 @@ fn parse_args() -> Result<Plan, BoxError> {
         measured: Duration::from_secs(3),
         limits: [
             "gradient2",
+            "gradient-controller",
             "aimd",
             "vegas",
             "vegas-tight",

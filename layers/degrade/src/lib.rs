@@ -5,8 +5,9 @@
 //! failing. Triggers, combined:
 //!
 //! - an adaptive **concurrency limit** ([`limit`]: [`Gradient2`](limit::Gradient2),
-//!   [`Aimd`](limit::Aimd), [`Vegas`](limit::Vegas), after Netflix's `concurrency-limits`), or a
-//!   [`Fixed`](limit::Fixed) one, or your own [`Limit`](limit::Limit);
+//!   [`Aimd`](limit::Aimd), [`Vegas`](limit::Vegas), after Netflix's `concurrency-limits`;
+//!   [`GradientController`](limit::GradientController), after Envoy's adaptive concurrency
+//!   filter), or a [`Fixed`](limit::Fixed) one, or your own [`Limit`](limit::Limit);
 //! - a short **queue** with a CoDel-style delay rule ([`queue`]): bursts wait, standing queues are
 //!   shed;
 //! - **priorities** ([`Priority`]): sheddable requests are admitted only below a fraction of the
@@ -51,10 +52,14 @@
 //!
 //! # Choosing a limit
 //!
-//! Gradient2 needs no knowledge of the service and suits most; it tolerates latency up to its
-//! `tolerance` over the long-term average. AIMD backs off on explicit overload signals and
-//! timeouts. Vegas keeps latency closest to the no-load RTT. The `overload` benchmark of
-//! `espresso-benches` measures them side by side against a service of known capacity.
+//! GradientController keeps admitted latency closest to the no-load RTT under sustained overload
+//! (it measures that RTT itself, briefly holding the limit at its minimum about once a minute);
+//! it is the one that meets "p99 at most 2x unloaded at 3x load" in the `overload` benchmark.
+//! Gradient2 needs no knowledge of the service and never dips to measure, but under sustained
+//! overload its long-term average drifts up, so admitted requests queue about one service time.
+//! AIMD backs off on explicit overload signals and timeouts. Vegas estimates the queue from the
+//! lowest RTT seen. The `overload` benchmark of `espresso-benches` measures them side by side
+//! against a service of known capacity (figures in BENCHMARKS.md).
 #![forbid(unsafe_code)]
 
 mod admission;

@@ -2,13 +2,14 @@
 //!
 //! A [`Limit`] sees one sample per finished request (when it started, how long it took, how many
 //! requests were in flight when it started, whether it was dropped) and answers the new limit.
-//! The algorithms follow Netflix's `concurrency-limits`:
+//! The algorithms follow Netflix's `concurrency-limits` and Envoy's adaptive concurrency filter:
 //!
 //! | algorithm | grows when | shrinks when | use it for |
 //! | --- | --- | --- | --- |
 //! | [`Fixed`] | never | never | a known capacity |
 //! | [`Aimd`] | a sample succeeds while the limit is in use (+1) | a sample is dropped or slower than a timeout (× backoff) | a clear failure or timeout signal |
 //! | [`Gradient2`] | the short-term RTT is close to the long-term RTT | the short-term RTT rises above the long-term one | latency-sensitive services without a known no-load RTT |
+//! | [`GradientController`] | the median RTT is within a buffer of the probed min RTT | the median RTT rises above it | keeping admitted latency near the no-load RTT under sustained overload |
 //! | [`Vegas`] | the estimated queue (from the no-load RTT) is small | the estimated queue is large, or a sample is dropped | services with a stable no-load RTT (probed again from time to time) |
 //!
 //! [`Windowed`] wraps any of them to feed it one aggregated sample per window instead of every
@@ -20,12 +21,14 @@
 mod aimd;
 mod fixed;
 mod gradient2;
+mod gradient_controller;
 mod vegas;
 mod windowed;
 
 pub use aimd::Aimd;
 pub use fixed::Fixed;
 pub use gradient2::Gradient2;
+pub use gradient_controller::GradientController;
 pub use vegas::Vegas;
 pub use windowed::Windowed;
 
