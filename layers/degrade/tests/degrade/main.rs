@@ -565,3 +565,74 @@ async fn works_under_a_service_builder_with_an_infallible_service() {
     let response = send(&mut service, request()).await.await.unwrap();
     assert_eq!(body(response).await, "ok");
 }
+
+// === the gradient controller against a service of known capacity ===
+
+/// Offers 3x the capacity of a 4-worker, 10 ms service on the virtual clock for 3 s and checks
+/// the overload benchmark's goal once the limit has settled: goodput at least 90% of capacity,
+/// admitted p99 at most twice the unloaded latency.
+#[tokio::test(start_paused = true)]
+async fn the_gradient_controller_keeps_admitted_latency_near_the_no_load_rtt() {
+    use espresso_degrade::limit::GradientController;
+    use std::sync::{Arc, Mutex};
+    use tokio::{sync::Semaphore, time::Instant};
+    use tower::ServiceExt;
+
+    let service_time = 10 * MS;
+    let workers = Arc::new(Semaphore::new(4));
+    let capacity = 4.0 / service_time.as_secs_f64(); // 400/s
+    let primary = service_fn(move |_: Req| {
+        let workers = workers.clone();
+        async move {
+            let _slot = workers.acquire().await;
+            tokio::time::sleep(service_time).await;
+            Ok::<_, Infallible>(Res::new(String::new()))
+        }
+    });
+    let layer = DegradeLayer::new(GradientController::new().seed(9));
+    let service = layer.layer(primary);
+
+    let start = Instant::now();
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let period = Duration::from_secs_f64(1.0 / (3.0 * capacity));
+    let mut tasks = Vec::new();
+    let mut due = Duration::ZERO;
+    while due < Duration::from_secs(3) {
+        tokio::time::sleep_until(start + due).await;
+        let (service, answers) = (service.clone(), answers.clone());
+        tasks.push(tokio::spawn(async move {
+            // (the clock ticks in whole milliseconds, so `due` is only approximately now)
+            let sent = Instant::now();
+            let status = service.oneshot(request()).await.unwrap().status();
+            answers.lock().unwrap().push((due, sent.elapsed(), status));
+        }));
+        due += period;
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let answers = answers.lock().unwrap();
+    let settled = Duration::from_secs(1);
+    let mut admitted: Vec<Duration> = answers
+        .iter()
+        .filter(|(due, _, status)| *due >= settled && *status == StatusCode::OK)
+        .map(|&(_, latency, _)| latency)
+        .collect();
+    admitted.sort_unstable();
+    let goodput = admitted.len() as f64 / 2.0;
+    let p99 = admitted[admitted.len() * 99 / 100];
+    assert!(goodput >= 0.9 * capacity, "goodput {goodput}/s");
+    assert!(p99 <= 2 * service_time, "admitted p99 {p99:?}");
+    // everything else was shed at once
+    let shed = answers
+        .iter()
+        .filter(|(_, latency, status)| {
+            *status == StatusCode::SERVICE_UNAVAILABLE && latency.is_zero()
+        })
+        .count();
+    assert_eq!(
+        shed + answers.iter().filter(|a| a.2 == StatusCode::OK).count(),
+        answers.len()
+    );
+}
