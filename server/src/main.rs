@@ -1,9 +1,17 @@
 //! `espresso-server [--config FILE] [--listen ADDR]`
 
-use espresso_server::Options;
+use espresso_server::{
+    Options,
+    ops::logfile::{self, LogFilter},
+};
 use espresso_slow_call::{SlowCallRecorder, otel};
 use std::process::ExitCode;
-use tracing_subscriber::{EnvFilter, filter::LevelFilter, prelude::*};
+
+// Every request allocates (bodies, headers, spans, JSON): mimalloc's thread-local free lists
+// cost a fraction of glibc's malloc here (figures in BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use tracing_subscriber::{filter::LevelFilter, prelude::*};
 
 const USAGE: &str = "\
 usage: espresso-server [--config FILE] [--listen ADDR]
@@ -81,9 +89,9 @@ async fn serve(options: Options) -> Result<(), Box<dyn std::error::Error + Send 
         .and_then(|file| espresso_server::config::Config::load(file).ok())
         .map(|config| config.log)
         .unwrap_or_default();
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = LogFilter::from_env();
     // The guard flushes the log file's queue when `serve` returns.
-    let (logs, _log_guard) = espresso_server::ops::logfile::layers(&log, filter)?;
+    let (logs, _log_guard) = logfile::layers(&log, &filter)?;
     tracing_subscriber::registry()
         .with(SlowCallRecorder::new().with_filter(LevelFilter::INFO))
         .with(

@@ -37,7 +37,7 @@ use tracing_appender::{
     non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard},
     rolling::{Builder, Rotation},
 };
-use tracing_subscriber::{EnvFilter, Layer, fmt, registry::LookupSpan};
+use tracing_subscriber::{EnvFilter, Layer, filter::Targets, fmt, registry::LookupSpan};
 
 /// The dropped-line counter of the process' log file, once one is open.
 static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
@@ -50,12 +50,54 @@ pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
 /// A boxed layer over any subscriber that has span storage.
 pub type BoxedLayer<S> = Box<dyn Layer<S> + Send + Sync + 'static>;
 
+/// Which log lines `RUST_LOG` lets through (the default: `info`).
+#[derive(Debug, Clone)]
+pub enum LogFilter {
+    /// Levels per target only (`warn`, `info,espresso_server=debug`): decided once per call
+    /// site, nothing to do when a span is entered or left, which is every poll of every
+    /// instrumented future.
+    Targets(Targets),
+    /// Directives that look at spans or fields (`[request{method=POST}]=debug`):
+    /// tracing-subscriber's `EnvFilter`, which checks every span entered and left.
+    Env(String),
+}
+
+impl LogFilter {
+    /// The filter `RUST_LOG` asks for.
+    pub fn from_env() -> Self {
+        Self::parse(&std::env::var("RUST_LOG").unwrap_or_default())
+    }
+
+    /// The filter for `directives` in `RUST_LOG` syntax; empty or invalid: `info`.
+    pub fn parse(directives: &str) -> Self {
+        let directives = directives.trim();
+        if directives.is_empty() {
+            return Self::Targets(Targets::new().with_default(tracing::Level::INFO));
+        }
+        match directives.parse::<Targets>() {
+            Ok(targets) if !directives.contains(['[', '{']) => Self::Targets(targets),
+            _ => Self::Env(directives.to_owned()),
+        }
+    }
+
+    fn apply<S, L>(&self, layer: L) -> BoxedLayer<S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        L: Layer<S> + Send + Sync + 'static,
+    {
+        match self {
+            Self::Targets(targets) => layer.with_filter(targets.clone()).boxed(),
+            Self::Env(directives) => {
+                let env = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
+                layer.with_filter(env).boxed()
+            }
+        }
+    }
+}
+
 /// The log layers `log` asks for: stderr, and the rolling file when `log.file` is set, each
-/// filtered by a fresh `filter()`. Fails when the file's folder cannot be created or opened.
-pub fn layers<S>(
-    log: &LogConfig,
-    filter: impl Fn() -> EnvFilter,
-) -> io::Result<(Vec<BoxedLayer<S>>, LogGuard)>
+/// filtered by `filter`. Fails when the file's folder cannot be created or opened.
+pub fn layers<S>(log: &LogConfig, filter: &LogFilter) -> io::Result<(Vec<BoxedLayer<S>>, LogGuard)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -64,9 +106,9 @@ where
         .with_writer(io::stderr)
         .with_ansi(!json && io::stderr().is_terminal());
     let mut layers = vec![if json {
-        stderr.json().with_filter(filter()).boxed()
+        filter.apply(stderr.json())
     } else {
-        stderr.with_filter(filter()).boxed()
+        filter.apply(stderr)
     }];
     if log.file.as_os_str().is_empty() {
         return Ok((layers, LogGuard(None)));
@@ -82,9 +124,9 @@ where
     let _ = DROPPED.set(writer.error_counter());
     let file = fmt::layer().with_writer(writer).with_ansi(false);
     layers.push(if json {
-        file.json().with_filter(filter()).boxed()
+        filter.apply(file.json())
     } else {
-        file.with_filter(filter()).boxed()
+        filter.apply(file)
     });
     Ok((layers, LogGuard(Some(guard))))
 }
@@ -166,5 +208,34 @@ impl Collector for DroppedLines {
             IntCounter::with_opts(Opts::new(DROPPED_NAME, DROPPED_HELP)).expect("valid metric");
         counter.inc_by(DROPPED.get().map_or(0, |c| c.dropped_lines()) as u64);
         counter.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_levels_use_targets_and_span_directives_use_env_filter() {
+        assert!(matches!(LogFilter::parse(""), LogFilter::Targets(_)));
+        assert!(matches!(LogFilter::parse("warn"), LogFilter::Targets(_)));
+        assert!(matches!(
+            LogFilter::parse("info,espresso_server=debug"),
+            LogFilter::Targets(_)
+        ));
+        assert!(matches!(
+            LogFilter::parse("[request{method=POST}]=debug"),
+            LogFilter::Env(_)
+        ));
+        let LogFilter::Targets(targets) = LogFilter::parse("warn,espresso_server=debug") else {
+            panic!("targets expected");
+        };
+        assert!(targets.would_enable("espresso_server::reload", &tracing::Level::DEBUG));
+        assert!(!targets.would_enable("hyper", &tracing::Level::INFO));
+        let LogFilter::Targets(default) = LogFilter::parse("") else {
+            panic!("targets expected");
+        };
+        assert!(default.would_enable("anything", &tracing::Level::INFO));
+        assert!(!default.would_enable("anything", &tracing::Level::DEBUG));
     }
 }
