@@ -20,6 +20,9 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep};
 
 const CLIENTS: usize = 16;
+/// Requests per second of all clients: a steady load that leaves the 2 cores room for the
+/// other tests running at the same time.
+const RATE: Option<f64> = Some(200.0);
 const PHASE: Duration = Duration::from_millis(1500);
 /// How long the classifier's breaker stays open before it lets probes through
 /// (`default_breaker`, which the server uses).
@@ -63,10 +66,13 @@ async fn uses(redis: &Redis) -> bool {
     redis.calls("evalsha").await > 0 && redis.keys("espresso:filter:verdict:*").await > 0
 }
 
+/// How long after `from` something happened: "already" when it held at `from`.
 fn millis(from: Instant, to: Option<Instant>) -> String {
-    to.map_or("never".into(), |to| {
-        format!("{} ms", to.saturating_duration_since(from).as_millis())
-    })
+    match to {
+        None => "never".into(),
+        Some(to) if to == from => "already".into(),
+        Some(to) => format!("{} ms", (to - from).as_millis()),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +84,7 @@ async fn the_classifier_turns_slow_fails_dies_and_comes_back() {
     ))
     .await;
     let monitor = Monitor::start(server.addr, &["circuit_breaker_state"]);
-    let load = Load::start(server.addr, CLIENTS, "healthy");
+    let load = Load::start(server.addr, CLIENTS, RATE, "healthy");
     sleep(PHASE).await;
 
     let slow = load.phase("slow");
@@ -157,7 +163,7 @@ async fn redis_is_killed_and_restarted() {
         server.addr,
         &["circuit_breaker_state", "espresso_rate_limit_backend_local"],
     );
-    let load = Load::start(server.addr, CLIENTS, "redis up");
+    let load = Load::start(server.addr, CLIENTS, RATE, "redis up");
     sleep(PHASE).await;
     assert!(uses(&redis).await, "the server uses Redis");
 
@@ -167,19 +173,25 @@ async fn redis_is_killed_and_restarted() {
 
     let back = load.phase("redis back");
     redis.restart().await;
-    let deadline = Instant::now() + REDIS_RECOVERY;
-    let mut used_again = None;
-    while used_again.is_none() && Instant::now() < deadline {
-        if uses(&redis).await {
-            used_again = Some(Instant::now());
-        }
-        sleep(Duration::from_millis(20)).await;
-    }
-    sleep(Duration::from_millis(500)).await;
-    let (phases, unexpected) = load.stop().await;
     let cache_open = breaker_state("filter_cache_redis", "open");
     let cache_closed = breaker_state("filter_cache_redis", "closed");
     let limiter_local = r#"espresso_rate_limit_backend_local{limiter="default"}"#;
+    let recovered = || {
+        monitor.reached(&cache_closed, 1.0, back).is_some()
+            && monitor.reached(limiter_local, 0.0, back).is_some()
+    };
+    let deadline = Instant::now() + REDIS_RECOVERY;
+    let mut used_again = None;
+    while Instant::now() < deadline {
+        if used_again.is_none() && uses(&redis).await {
+            used_again = Some(Instant::now());
+        }
+        if used_again.is_some() && recovered() {
+            break;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+    let (phases, unexpected) = load.stop().await;
     let cache_opened = monitor.reached(&cache_open, 1.0, killed);
     let limiter_fell_back = monitor.reached(limiter_local, 1.0, killed);
     let cache_recovered = monitor.reached(&cache_closed, 1.0, back);
@@ -211,8 +223,9 @@ async fn redis_is_killed_and_restarted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_answers_the_requests_it_accepted() {
     let classifier = Classifier::start().await;
-    // 20 ms a call keeps a request of nearly every client in flight when the signal lands.
-    classifier.rules.set_delay(Duration::from_millis(20));
+    // A call takes longer than a client's interval (16 clients at 200 requests/s: 80 ms), so
+    // every client has a request in flight when the signal lands.
+    classifier.rules.set_delay(Duration::from_millis(100));
     let drain = Duration::from_secs(5);
     let mut server = Server::start_with(
         &format!("drain_timeout_ms = {}", drain.as_millis()),
@@ -222,7 +235,7 @@ async fn sigterm_under_load_answers_the_requests_it_accepted() {
         ),
     )
     .await;
-    let load = Load::start(server.addr, CLIENTS, "serving");
+    let load = Load::start(server.addr, CLIENTS, RATE, "serving");
     sleep(PHASE).await;
 
     let signal = load.phase("after SIGTERM");

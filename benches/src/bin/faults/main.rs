@@ -1,9 +1,11 @@
-//! `faults [--seconds-per-phase 10] [--clients 32] [--server target/release/espresso-server]`
+//! `faults [--seconds-per-phase 10] [--clients 32] [--rate 3000] [--server target/release/espresso-server]`
 //!
 //! Fault injection under load against the release demo server: the long version of
-//! `server/tests/server/faults.rs`. Clients keep sending `POST /v1/filter` (closed loop, one
-//! keep-alive connection each, every text new so no answer comes from the cache) while three
-//! runs inject faults, each on a fresh server:
+//! `server/tests/server/faults.rs`. Clients keep sending `POST /v1/filter` (one keep-alive
+//! connection each, every text new so no answer comes from the cache) at a fixed total rate
+//! (`--rate 0`: each as fast as it gets answers), while three runs inject faults, each on a
+//! fresh server. The default rate is well under what the server sustains on 2 shared cores, so
+//! the degraded answers come from the faults, not from overload shedding.
 //!
 //! 1. Classifier: healthy, then slow (10× the 50 ms stage timeout), recovered, failing
 //!    (`INTERNAL`), recovered, dead (its port refuses connections), back.
@@ -41,6 +43,8 @@ const CLASSIFIER_TIMEOUT: Duration = Duration::from_millis(50);
 struct Args {
     phase: Duration,
     clients: usize,
+    /// Requests per second of all clients; `None`: closed loop.
+    rate: Option<f64>,
     server: PathBuf,
 }
 
@@ -48,6 +52,7 @@ fn args() -> Result<Args, BoxError> {
     let mut parsed = Args {
         phase: Duration::from_secs(10),
         clients: 32,
+        rate: Some(3000.0),
         server: std::env::current_exe()?.with_file_name("espresso-server"),
     };
     let mut args = std::env::args().skip(1);
@@ -56,6 +61,7 @@ fn args() -> Result<Args, BoxError> {
         match flag.as_str() {
             "--seconds-per-phase" => parsed.phase = Duration::from_secs_f64(value.parse()?),
             "--clients" => parsed.clients = value.parse()?,
+            "--rate" => parsed.rate = Some(value.parse::<f64>()?).filter(|r| *r > 0.0),
             "--server" => parsed.server = value.into(),
             _ => return Err(USAGE.into()),
         }
@@ -75,9 +81,11 @@ async fn main() -> Result<(), BoxError> {
     let args = args()?;
     let dir = std::env::temp_dir().join(format!("espresso-faults-{}", std::process::id()));
     println!(
-        "machine: {} cores; {} clients; {} s per phase; server {}\n",
+        "machine: {} cores; {} clients, {}; {} s per phase; server {}\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.clients,
+        args.rate
+            .map_or("closed loop".into(), |r| format!("{r} requests/s")),
         args.phase.as_secs_f64(),
         args.server.display()
     );
@@ -111,10 +119,48 @@ fn verdict(phases: &[Phase], unexpected: &[String], server_stays: bool) -> bool 
     passed
 }
 
+/// A reason for degraded answers, as metric samples to sum: those starting with the prefix and
+/// containing the part.
+type Cause = (&'static str, &'static str, &'static str);
+
+/// What the classifier stage did instead of asking (outcomes other than `ok`).
+const CLASSIFIER_CAUSES: [Cause; 4] = [
+    ("timeout", "filter_classifier_requests_total", "\"timeout\""),
+    ("error", "filter_classifier_requests_total", "\"error\""),
+    (
+        "breaker open",
+        "filter_classifier_requests_total",
+        "\"open\"",
+    ),
+    ("shed", "filter_classifier_requests_total", "\"shed\""),
+];
+/// Requests the overload protection answered from the word lists alone.
+const OVERLOAD: Cause = ("overload", "degrade_requests_total", "route=\"fallback\"");
+
+/// Prints, per phase, how often each cause happened (by the server's counters).
+fn print_causes(monitor: &Monitor, phases: &[Phase], end: Instant, causes: &[Cause]) {
+    println!("causes of degraded answers, by phase:");
+    for (i, phase) in phases.iter().enumerate() {
+        let until = phases.get(i + 1).map_or(end, |next| next.started);
+        let counts: Vec<String> = causes
+            .iter()
+            .map(|(label, prefix, part)| {
+                let count = monitor.sum_at(prefix, part, until)
+                    - monitor.sum_at(prefix, part, phase.started);
+                format!("{label} {count}")
+            })
+            .collect();
+        println!("  {:<14} {}", phase.name, counts.join(", "));
+    }
+}
+
+/// How long after `from` something happened: "already" when it held at `from`.
 fn millis(from: Instant, to: Option<Instant>) -> String {
-    to.map_or("never".into(), |to| {
-        format!("{} ms", to.saturating_duration_since(from).as_millis())
-    })
+    match to {
+        None => "never".into(),
+        Some(to) if to == from => "already".into(),
+        Some(to) => format!("{} ms", (to - from).as_millis()),
+    }
 }
 
 fn breaker_state(name: &str, state: &str) -> String {
@@ -182,8 +228,15 @@ async fn classifier_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxE
         ),
     )
     .await?;
-    let monitor = Monitor::start(server.addr, &["circuit_breaker_"]);
-    let load = Load::start(server.addr, args.clients, "healthy");
+    let monitor = Monitor::start(
+        server.addr,
+        &[
+            "circuit_breaker_",
+            "filter_classifier_requests_total",
+            "degrade_requests_total",
+        ],
+    );
+    let load = Load::start(server.addr, args.clients, args.rate, "healthy");
     sleep(args.phase).await;
 
     struct Timing {
@@ -213,7 +266,12 @@ async fn classifier_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxE
         });
     }
     let (phases, unexpected) = load.stop().await;
+    let end = Instant::now();
     let passed = verdict(&phases, &unexpected, true);
+    let mut causes = CLASSIFIER_CAUSES.to_vec();
+    causes.push(OVERLOAD);
+    print_causes(&monitor, &phases, end, &causes);
+    println!();
 
     let open = breaker_state("classifier", "open");
     let closed = breaker_state("classifier", "closed");
@@ -281,9 +339,14 @@ async fn redis_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxError>
     .await?;
     let monitor = Monitor::start(
         server.addr,
-        &["circuit_breaker_state", "espresso_rate_limit_backend_local"],
+        &[
+            "circuit_breaker_state",
+            "espresso_rate_limit_backend_local",
+            "filter_cache_redis_errors_total",
+            "degrade_requests_total",
+        ],
     );
-    let load = Load::start(server.addr, args.clients, "redis up");
+    let load = Load::start(server.addr, args.clients, args.rate, "redis up");
     sleep(args.phase).await;
     let used_before = uses(&redis).await;
 
@@ -302,7 +365,15 @@ async fn redis_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxError>
     }
     sleep_until(back + args.phase).await;
     let (phases, unexpected) = load.stop().await;
+    let end = Instant::now();
     let mut passed = verdict(&phases, &unexpected, true);
+    let cache_errors = (
+        "cache calls to Redis failed or skipped",
+        "filter_cache_redis_errors_total",
+        "",
+    );
+    print_causes(&monitor, &phases, end, &[OVERLOAD, cache_errors]);
+    println!();
 
     let limiter_local = r#"espresso_rate_limit_backend_local{limiter="default"}"#;
     let cache_open = breaker_state("filter_cache_redis", "open");
@@ -341,7 +412,7 @@ async fn sigterm_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxErro
         ),
     )
     .await?;
-    let load = Load::start(server.addr, args.clients, "serving");
+    let load = Load::start(server.addr, args.clients, args.rate, "serving");
     sleep(args.phase).await;
 
     let signal = load.phase("after SIGTERM");

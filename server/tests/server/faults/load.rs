@@ -1,11 +1,12 @@
 //! The load of the fault suites: clients that keep sending `POST /v1/filter` through the phases
 //! of a run and count every request by how it ended, and a monitor that scrapes `/metrics` to
-//! time the breakers.
+//! time the breakers. The long runs (`benches/src/bin/faults/`) use the same driver.
 //!
 //! Each client owns one keep-alive HTTP/1.1 connection and sends its next request as soon as the
-//! last one is answered (closed loop), so at any moment about one request per client is in
-//! flight. Every text is new (client and sequence number in it), so no answer comes from the
-//! verdict cache and every request reaches the remote stages.
+//! last one is answered (closed loop), or, given a rate, on a fixed schedule (a client whose
+//! answer comes late skips the slots it missed). Every text is new (client and sequence number
+//! in it), so no answer comes from the verdict cache and every request reaches the remote
+//! stages.
 
 use bytes::Bytes;
 use http::{
@@ -192,15 +193,32 @@ pub(crate) struct Load {
 }
 
 impl Load {
-    /// Starts `clients` clients against `addr`, in a first phase named `phase`.
-    pub(crate) fn start(addr: SocketAddr, clients: usize, phase: &'static str) -> Self {
+    /// Starts `clients` clients against `addr`, in a first phase named `phase`; `rate`: requests
+    /// per second of them all, `None` for a closed loop.
+    pub(crate) fn start(
+        addr: SocketAddr,
+        clients: usize,
+        rate: Option<f64>,
+        phase: &'static str,
+    ) -> Self {
         let shared = Arc::new(Shared {
             phases: Mutex::new(vec![Phase::new(phase)]),
             unexpected: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
+        let started = Instant::now();
         let clients = (0..clients)
-            .map(|id| tokio::spawn(client(id, addr, shared.clone())))
+            .map(|id| {
+                // Each client's schedule starts a slice of the interval after the previous one's.
+                let schedule = rate.map(|rate| {
+                    let interval = Duration::from_secs_f64(clients as f64 / rate);
+                    (
+                        started + interval.mul_f64(id as f64 / clients as f64),
+                        interval,
+                    )
+                });
+                tokio::spawn(client(id, addr, schedule, shared.clone()))
+            })
             .collect();
         Self { shared, clients }
     }
@@ -246,10 +264,19 @@ impl Load {
     }
 }
 
-async fn client(id: usize, addr: SocketAddr, shared: Arc<Shared>) {
+async fn client(
+    id: usize,
+    addr: SocketAddr,
+    mut schedule: Option<(Instant, Duration)>,
+    shared: Arc<Shared>,
+) {
     let mut connection = None;
     let mut sequence = 0u64;
     while !shared.stop.load(Ordering::Relaxed) {
+        if let Some((next, interval)) = &mut schedule {
+            tokio::time::sleep_until(*next).await;
+            *next = (*next + *interval).max(Instant::now());
+        }
         sequence += 1;
         let phase = shared.current();
         let content = format!("client {id} line {sequence}: click here for a DISCOUNT");
