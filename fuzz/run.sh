@@ -29,6 +29,26 @@ max_len() {
     esac
 }
 
+# Prints "executions seconds exec/s" of a libFuzzer log. A clean run ends with "Done N runs in
+# S second(s)" and the final stats; after a crash the last status line ("#N ... exec/s: R")
+# says how far it got, and the seconds are estimated from it (marked "~"; the wall clock,
+# the second argument, would include printing the crash).
+libfuzzer_figures() {
+    local log="$1" wall="$2" runs took rate last
+    runs="$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)"
+    took="$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\2/p' "$log" | tail -n 1)"
+    rate="$(sed -n 's/^stat::average_exec_per_sec: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)"
+    if [ -z "$runs" ]; then
+        last="$(grep -E '^#[0-9]+.*exec/s: [0-9]+' "$log" | tail -n 1 || true)"
+        runs="$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")"
+        rate="$(sed -n 's/.*exec\/s: \([0-9]*\).*/\1/p' <<<"$last")"
+        runs="${runs:-0}"
+        rate="${rate:-0}"
+        took="~$((rate > 0 ? runs / rate : wall))"
+    fi
+    echo "$runs $took ${rate:-$((runs / (took > 0 ? took : 1)))}"
+}
+
 # -a: debug assertions (and overflow checks) on, as in tests.
 cargo +nightly fuzz build -a
 
@@ -52,19 +72,7 @@ for target in "${targets[@]}"; do
     status=$?
     set -e
 
-    # libFuzzer ends a clean run with "Done N runs in S second(s)"; after a crash the last
-    # status line ("#N ...") or the final stats say how far it got.
-    runs="$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)"
-    took="$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\2/p' "$log" | tail -n 1)"
-    if [ -z "$runs" ]; then
-        runs="$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)"
-    fi
-    if [ -z "$runs" ]; then
-        runs="$(sed -n 's/^#\([0-9]*\).*/\1/p' "$log" | tail -n 1)"
-    fi
-    runs="${runs:-0}"
-    took="${took:-$((SECONDS - started))}"
-    rate=$((runs / (took > 0 ? took : 1)))
+    read -r runs took rate < <(libfuzzer_figures "$log" $((SECONDS - started)))
     inputs="$(find "$corpus" -type f | wc -l)"
     if [ "$status" -eq 0 ] && ! grep -q -e '^==[0-9]*==ERROR' -e 'Test unit written to' "$log"; then
         result=ok

@@ -51,7 +51,11 @@ fuzz_target!(|data: &[u8]| {
     match (&parsed, &from_file) {
         (Ok(config), Ok(resolved)) => {
             check_accepted(config);
-            assert_eq!(&Config::parse(text).unwrap(), config, "parsing twice differs");
+            assert_eq!(
+                &Config::parse(text).unwrap(),
+                config,
+                "parsing twice differs"
+            );
             assert_eq!(config.filter.lists.len(), resolved.filter.lists.len());
             let base = Path::new("/etc/espresso");
             assert_eq!(config.filter.allow.len(), resolved.filter.allow.len());
@@ -60,7 +64,10 @@ fuzz_target!(|data: &[u8]| {
             }
             for (list, resolved) in config.filter.lists.iter().zip(&resolved.filter.lists) {
                 assert_eq!(resolved.path, base.join(&list.path));
-                assert_eq!((list.level, &list.category), (resolved.level, &resolved.category));
+                assert_eq!(
+                    (list.level, &list.category),
+                    (resolved.level, &resolved.category)
+                );
             }
         }
         (Err(err), Err(file_err)) => {
@@ -78,7 +85,10 @@ fuzz_target!(|data: &[u8]| {
             );
             if let Some(line) = error_line(&message) {
                 let lines = text.split('\n').count();
-                assert!(line >= 1 && line <= lines, "line {line} of {lines}: {message}");
+                assert!(
+                    line >= 1 && line <= lines,
+                    "line {line} of {lines}: {message}"
+                );
             }
         }
         (parsed, from_file) => panic!(

@@ -25,6 +25,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use espresso_filter_core::{
     Charset, Engine, Level, ListData, ListSource, NoiseSet, Options, Sources, Verdict,
@@ -95,7 +96,10 @@ struct Listed {
 
 fn listed(danger: &[RefEntry], normal: &[RefEntry], allow: &[RefEntry]) -> Listed {
     let mut entries = Vec::new();
-    for (list, level, stem) in [(danger, Level::Danger, "danger"), (normal, Level::Normal, "normal")] {
+    for (list, level, stem) in [
+        (danger, Level::Danger, "danger"),
+        (normal, Level::Normal, "normal"),
+    ] {
         for e in list {
             let category = e.category.clone().unwrap_or_else(|| stem.to_owned());
             entries.push((e.word.clone(), level, category));
@@ -118,7 +122,10 @@ fn check_text(engine: &Engine, options: &Options, charset: bool, listed: &Listed
 
     let mut at = 0;
     for h in &r.hits {
-        assert!(h.start < h.end && h.end <= text.len(), "hit out of bounds: {h:?}");
+        assert!(
+            h.start < h.end && h.end <= text.len(),
+            "hit out of bounds: {h:?}"
+        );
         assert!(
             text.is_char_boundary(h.start) && text.is_char_boundary(h.end),
             "hit not on char boundaries: {h:?}"
@@ -158,7 +165,12 @@ fn check_text(engine: &Engine, options: &Options, charset: bool, listed: &Listed
     for h in &r.hits {
         masked.extend(text[at..h.start].chars().filter(|&c| kept(c)));
         let mask = options.mask_for(h.level);
-        masked.extend(text[h.start..h.end].chars().filter(|&c| kept(c)).map(|_| mask));
+        masked.extend(
+            text[h.start..h.end]
+                .chars()
+                .filter(|&c| kept(c))
+                .map(|_| mask),
+        );
         at = h.end;
     }
     masked.extend(text[at..].chars().filter(|&c| kept(c)));
@@ -166,6 +178,27 @@ fn check_text(engine: &Engine, options: &Options, charset: bool, listed: &Listed
     if charset.is_none() {
         assert_eq!(r.masked.chars().count(), text.chars().count());
     }
+}
+
+/// A known miss (RELIABILITY.md, "Fuzzing"): with repeat collapse on, an entry whose normalized
+/// form is a single run (`u`, `kkk`) is not found right after a word ending in the same
+/// character (`kek kkk`, `fu u`): the automaton's match starts in the previous word, and only
+/// starts inside the match are tried. Skipped here so the target keeps looking for other
+/// problems; `artifacts-kept/filter_engine/` holds reproducers, which fail again with
+/// `ESPRESSO_FUZZ_STRICT=1` in the environment.
+fn known_single_run_miss(engine: &Engine, flags: u8, word: &str, before: &str) -> bool {
+    static STRICT: OnceLock<bool> = OnceLock::new();
+    if *STRICT.get_or_init(|| std::env::var_os("ESPRESSO_FUZZ_STRICT").is_some_and(|v| v == "1")) {
+        return false;
+    }
+    let dict = engine.dictionary();
+    let normalized = dict.normalize(word);
+    let mut chars = normalized.as_str().chars();
+    let (Some(c), None) = (chars.next(), chars.next()) else {
+        return false;
+    };
+    let collapse = flags & 1 == 0;
+    collapse && dict.normalize(&format!("{before} ")).as_str().ends_with(c)
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
@@ -190,13 +223,22 @@ fuzz_target!(|data: &[u8]| {
     let allow = bounded_list(sections.next().unwrap_or(""));
     let text = truncate_to(sections.next().unwrap_or(""), MAX_TEXT);
 
-    let parse = |list: &str| reference_word_list(list.as_bytes()).expect("bounded lists are well-formed");
+    let parse =
+        |list: &str| reference_word_list(list.as_bytes()).expect("bounded lists are well-formed");
     let (ref_danger, ref_normal, ref_allow) = (parse(&danger), parse(&normal), parse(&allow));
     let listed = listed(&ref_danger, &ref_normal, &ref_allow);
 
     let sources = Sources::new()
-        .list(ListSource::inline("danger.txt", danger.as_str(), Level::Danger))
-        .list(ListSource::inline("normal.txt", normal.as_str(), Level::Normal))
+        .list(ListSource::inline(
+            "danger.txt",
+            danger.as_str(),
+            Level::Danger,
+        ))
+        .list(ListSource::inline(
+            "normal.txt",
+            normal.as_str(),
+            Level::Normal,
+        ))
         .allow(ListData::Inline {
             name: "allow.txt".into(),
             text: allow.as_str().into(),
@@ -226,10 +268,12 @@ fuzz_target!(|data: &[u8]| {
     // A listed word between two spaces is found.
     if stats.allowed == 0 && !listed.entries.is_empty() {
         let word = &listed.entries[pick % listed.entries.len()].0;
-        if !dict.normalize(word).as_str().is_empty() {
-            let at = floor_boundary(text, position);
-            let with_word = format!("{} {word} {}", &text[..at], &text[at..]);
-            check_text(&engine, &options, charset, &listed, &with_word);
+        let at = floor_boundary(text, position);
+        let with_word = format!("{} {word} {}", &text[..at], &text[at..]);
+        check_text(&engine, &options, charset, &listed, &with_word);
+        if !dict.normalize(word).as_str().is_empty()
+            && !known_single_run_miss(&engine, flags, word, &text[..at])
+        {
             let (start, end) = (at + 1, at + 1 + word.len());
             let hits = engine.check(&with_word).hits;
             assert!(
@@ -256,6 +300,9 @@ fuzz_target!(|data: &[u8]| {
             .into_iter()
             .filter(|h| h.end <= a.len())
             .collect();
-        assert_eq!(in_a, alone, "hits before a hard separator depend on what follows");
+        assert_eq!(
+            in_a, alone,
+            "hits before a hard separator depend on what follows"
+        );
     }
 });

@@ -108,7 +108,9 @@ fn forwarded_element(element: &str) -> Option<IpAddr> {
 fn hops(values: &[Vec<u8>], forwarded: bool) -> Vec<Option<IpAddr>> {
     let mut out = Vec::new();
     for value in values {
-        let visible = value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+        let visible = value
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
         if !visible {
             out.push(None);
             continue;
@@ -187,11 +189,18 @@ fuzz_target!(|data: &[u8]| {
         } else if let Some(net) = line.strip_prefix("trust ") {
             let parsed = net.parse::<Cidr>();
             let model = Net::parse(net);
-            assert_eq!(parsed.is_ok(), model.is_some(), "Cidr::from_str({net:?}): {parsed:?}");
+            assert_eq!(
+                parsed.is_ok(),
+                model.is_some(),
+                "Cidr::from_str({net:?}): {parsed:?}"
+            );
             if let (Ok(cidr), Some(model)) = (parsed, model) {
                 let addr = net.trim().split('/').next().unwrap_or("");
                 let addr: IpAddr = addr.parse().expect("the model parsed it");
-                assert!(cidr.contains(addr), "{cidr:?} does not contain its own address");
+                assert!(
+                    cidr.contains(addr),
+                    "{cidr:?} does not contain its own address"
+                );
                 cidrs.push(cidr);
                 nets.push(model);
             }
@@ -199,7 +208,11 @@ fuzz_target!(|data: &[u8]| {
             forwarded_mode = true;
         } else if let Some(setting) = line.strip_prefix("key ") {
             let parsed = setting.parse::<ConfigKey>();
-            assert_eq!(parsed.is_ok(), model_config_key(setting), "ConfigKey {setting:?}");
+            assert_eq!(
+                parsed.is_ok(),
+                model_config_key(setting),
+                "ConfigKey {setting:?}"
+            );
         }
     }
     if let Some(addr) = peer {
@@ -216,7 +229,11 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     for (cidr, net) in cidrs.iter().zip(&nets) {
         for &ip in &probes {
-            assert_eq!(cidr.contains(ip), net.contains(ip), "{cidr:?} contains {ip}");
+            assert_eq!(
+                cidr.contains(ip),
+                net.contains(ip),
+                "{cidr:?} contains {ip}"
+            );
         }
     }
 
@@ -226,7 +243,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let got = key.client_ip(&parts);
     let peer_ip = peer.map(|p| p.ip().to_canonical());
-    assert_eq!(got, model_client(peer.map(|p| p.ip()), &nets, &hop_list), "client_ip");
+    assert_eq!(
+        got,
+        model_client(peer.map(|p| p.ip()), &nets, &hop_list),
+        "client_ip"
+    );
     if cidrs.is_empty() {
         assert_eq!(got, peer_ip, "no trusted proxy: the peer is the client");
     }

@@ -177,7 +177,12 @@ impl Service<Request<()>> for Inner {
 
     fn call(&mut self, request: Request<()>) -> InnerFuture {
         let seen = Seen {
-            header_values: request.headers().get_all(&self.header).iter().cloned().collect(),
+            header_values: request
+                .headers()
+                .get_all(&self.header)
+                .iter()
+                .cloned()
+                .collect(),
             extension: request.extensions().get::<RequestId>().cloned(),
             client: request.extensions().get::<ClientRequestId>().cloned(),
             current_in_call: espresso_request_id::current(),
@@ -204,7 +209,11 @@ fuzz_target!(|data: &[u8]| {
     let set = model_set(flags, &spec);
     let allowed = allowed_chars(flags, &spec);
     for b in 0..=255u8 {
-        assert_eq!(allowed.contains(b), set[b as usize], "byte {b:#04x} in {allowed:?}");
+        assert_eq!(
+            allowed.contains(b),
+            set[b as usize],
+            "byte {b:#04x} in {allowed:?}"
+        );
     }
     assert!(
         (0..=255u8).all(|b| !allowed.contains(b) || (0x21..=0x7e).contains(&b)),
@@ -226,14 +235,22 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The layer end to end.
-    let max_len = if flags & 2 != 0 { usize::from(max_len_byte) } else { 128 };
+    let max_len = if flags & 2 != 0 {
+        usize::from(max_len_byte)
+    } else {
+        128
+    };
     let header = if flags & 0x40 != 0 {
         HeaderName::from_static("x-correlation-id")
     } else {
         HeaderName::from_static("x-request-id")
     };
-    let (always, keep_client, extension, sets_own) =
-        (flags & 4 != 0, flags & 8 != 0, flags & 16 != 0, flags & 32 != 0);
+    let (always, keep_client, extension, sets_own) = (
+        flags & 4 != 0,
+        flags & 8 != 0,
+        flags & 16 != 0,
+        flags & 32 != 0,
+    );
     let mut layer = RequestIdLayer::new()
         .header(header.clone())
         .always_generate(always)
@@ -262,9 +279,17 @@ fuzz_target!(|data: &[u8]| {
     let Poll::Ready(Ok(response)) = future.as_mut().poll(&mut cx) else {
         panic!("a ready inner service gives a ready response");
     };
-    assert_eq!(espresso_request_id::current(), None, "the id leaked out of the request");
+    assert_eq!(
+        espresso_request_id::current(),
+        None,
+        "the id leaked out of the request"
+    );
 
-    let seen = response.extensions().get::<Seen>().expect("inner service ran").clone();
+    let seen = response
+        .extensions()
+        .get::<Seen>()
+        .expect("inner service ran")
+        .clone();
     let [id_value] = seen.header_values.as_slice() else {
         panic!("inner service saw {:?}", seen.header_values);
     };
@@ -277,9 +302,17 @@ fuzz_target!(|data: &[u8]| {
         Expect::Generate(_) => assert!(is_uuid_v4(id.as_str()), "generated {id:?}"),
     }
 
-    let responded = response.headers().get_all(&header).iter().collect::<Vec<_>>();
+    let responded = response
+        .headers()
+        .get_all(&header)
+        .iter()
+        .collect::<Vec<_>>();
     if sets_own {
-        assert_eq!(responded, ["from-inner"], "the inner service's header was replaced");
+        assert_eq!(
+            responded,
+            ["from-inner"],
+            "the inner service's header was replaced"
+        );
     } else {
         assert_eq!(responded, [id_value], "response id");
     }

@@ -27,8 +27,8 @@ fn list_data(bytes: &[u8]) -> ListData {
             text: text.into(),
         },
         Err(_) => {
-            let path: PathBuf =
-                std::env::temp_dir().join(format!("espresso-fuzz-{}-words.txt", std::process::id()));
+            let path: PathBuf = std::env::temp_dir()
+                .join(format!("espresso-fuzz-{}-words.txt", std::process::id()));
             std::fs::write(&path, bytes).expect("the temp dir is writable");
             ListData::File(path)
         }
@@ -58,13 +58,23 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(allow_stats.allowed + allow_stats.skipped, entries.len());
             assert_eq!(allow_stats.words, 0);
             let again = Engine::load(&blocked, Options::default()).unwrap();
-            assert_eq!(again.version(), engine.version(), "versions are content fingerprints");
+            assert_eq!(
+                again.version(),
+                engine.version(),
+                "versions are content fingerprints"
+            );
             (entries, engine)
         }
         (Err(line), Err(err), Err(allow_err)) => {
             let prefix = format!("{name}:{line}: ");
-            assert!(err.to_string().starts_with(&prefix), "{err} (want {prefix}…)");
-            assert!(allow_err.to_string().starts_with(&prefix), "{allow_err} (want {prefix}…)");
+            assert!(
+                err.to_string().starts_with(&prefix),
+                "{err} (want {prefix}…)"
+            );
+            assert!(
+                allow_err.to_string().starts_with(&prefix),
+                "{allow_err} (want {prefix}…)"
+            );
             return;
         }
         (reference, loaded, loaded_allow) => panic!(

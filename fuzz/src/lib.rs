@@ -81,8 +81,8 @@ mod tests {
 
     #[test]
     fn reference_word_list_follows_the_format() {
-        let entries = reference_word_list("\u{FEFF}# c\n\nfoo\nbar\tinsult\r\n  baz  \n".as_bytes())
-            .unwrap();
+        let entries =
+            reference_word_list("\u{FEFF}# c\n\nfoo\nbar\tinsult\r\n  baz  \n".as_bytes()).unwrap();
         let words: Vec<_> = entries.iter().map(|e| e.word.as_str()).collect();
         assert_eq!(words, ["foo", "bar", "baz"]);
         assert_eq!(entries[1].category.as_deref(), Some("insult"));
