@@ -448,6 +448,16 @@ impl Monitor {
             .map(|(at, _, _)| *at)
     }
 
+    /// Every change of `sample`: when, and the new value.
+    pub(crate) fn changes(&self, sample: &str) -> Vec<(Instant, f64)> {
+        let changes = self.shared.changes.lock().unwrap();
+        changes
+            .iter()
+            .filter(|(_, s, _)| s == sample)
+            .map(|(at, _, v)| (*at, *v))
+            .collect()
+    }
+
     /// The value of `sample` at the last scrape before `at` (0 before the first: counters
     /// start there).
     pub(crate) fn value_at(&self, sample: &str, at: Instant) -> f64 {

@@ -1,4 +1,5 @@
-//! `faults [--seconds-per-phase 10] [--clients 32] [--rate 3000] [--server target/release/espresso-server]`
+//! `faults [--seconds-per-phase 10] [--clients 32] [--rate 3000] [--only classifier,redis,sigterm]`
+//! `[--server target/release/espresso-server]`
 //!
 //! Fault injection under load against the release demo server: the long version of
 //! `server/tests/server/faults.rs`. Clients keep sending `POST /v1/filter` (one keep-alive
@@ -45,6 +46,8 @@ struct Args {
     clients: usize,
     /// Requests per second of all clients; `None`: closed loop.
     rate: Option<f64>,
+    /// Runs to do: `classifier`, `redis`, `sigterm`.
+    runs: Vec<String>,
     server: PathBuf,
 }
 
@@ -53,6 +56,7 @@ fn args() -> Result<Args, BoxError> {
         phase: Duration::from_secs(10),
         clients: 32,
         rate: Some(3000.0),
+        runs: vec!["classifier".into(), "redis".into(), "sigterm".into()],
         server: std::env::current_exe()?.with_file_name("espresso-server"),
     };
     let mut args = std::env::args().skip(1);
@@ -63,6 +67,7 @@ fn args() -> Result<Args, BoxError> {
             "--clients" => parsed.clients = value.parse()?,
             "--rate" => parsed.rate = Some(value.parse::<f64>()?).filter(|r| *r > 0.0),
             "--server" => parsed.server = value.into(),
+            "--only" => parsed.runs = value.split(',').map(str::to_owned).collect(),
             _ => return Err(USAGE.into()),
         }
     }
@@ -89,9 +94,16 @@ async fn main() -> Result<(), BoxError> {
         args.phase.as_secs_f64(),
         args.server.display()
     );
-    let mut passed = classifier_run(&args, &dir.join("classifier")).await?;
-    passed &= redis_run(&args, &dir.join("redis")).await?;
-    passed &= sigterm_run(&args, &dir.join("sigterm")).await?;
+    let mut passed = true;
+    for run in &args.runs {
+        let folder = dir.join(run);
+        passed &= match run.as_str() {
+            "classifier" => classifier_run(&args, &folder).await?,
+            "redis" => redis_run(&args, &folder).await?,
+            "sigterm" => sigterm_run(&args, &folder).await?,
+            _ => return Err(USAGE.into()),
+        };
+    }
     if passed {
         let _ = std::fs::remove_dir_all(&dir);
         println!("every request answered as documented: lost = 0, unexpected = 0");
@@ -311,8 +323,36 @@ async fn classifier_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxE
         );
     }
     println!();
+    print_timeline(&monitor, "classifier", &phases);
     monitor.stop().await;
     Ok(passed)
+}
+
+/// Prints when breaker `name` changed state, in seconds since the run began, with the phases.
+fn print_timeline(monitor: &Monitor, name: &str, phases: &[Phase]) {
+    let Some(begin) = phases.first().map(|p| p.started) else {
+        return;
+    };
+    let mut events: Vec<(Instant, String)> = phases
+        .iter()
+        .map(|p| (p.started, format!("[{}]", p.name)))
+        .collect();
+    for state in ["closed", "open", "half_open"] {
+        for (at, value) in monitor.changes(&breaker_state(name, state)) {
+            if value == 1.0 {
+                events.push((at, state.to_owned()));
+            }
+        }
+    }
+    events.sort_by_key(|(at, _)| *at);
+    let line: Vec<String> = events
+        .iter()
+        .map(|(at, event)| format!("{:.2} {event}", (*at - begin).as_secs_f64()))
+        .collect();
+    println!(
+        "{name} breaker, seconds since the run began: {}\n",
+        line.join(", ")
+    );
 }
 
 // === the Redis run ===
@@ -387,6 +427,7 @@ async fn redis_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxError>
         millis(back, monitor.reached(limiter_local, 0.0, back)),
         millis(back, used_again),
     );
+    print_timeline(&monitor, "filter_cache_redis", &phases);
     if !used_before || used_again.is_none() {
         println!("FAILED: the server did not use Redis (before: {used_before})\n");
         passed = false;
