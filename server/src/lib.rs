@@ -122,7 +122,9 @@ impl App {
     }
 
     /// Runs one request through the filter pipeline and counts the answer.
-    #[tracing::instrument(name = "filter", skip_all)]
+    ///
+    /// No span of its own: the word lists take microseconds, inside the request's root span;
+    /// the remote stages (`cache`, `classifier`) open spans for the slow-call tree.
     pub(crate) async fn check(&self, request: FilterRequest) -> FilterResponse {
         let Ok(response) = self.service.clone().oneshot(request).await;
         let degraded = if response.degraded { "true" } else { "false" };

@@ -99,10 +99,14 @@ pub(crate) fn extract_parent(span: &Span, headers: &HeaderMap) {
     if span.is_disabled() {
         return;
     }
-    let parent = extract(headers);
-    if parent.span().span_context().is_valid() {
-        // Fails only when no OpenTelemetry layer is installed: then there is nothing to link.
-        let _ = span.set_parent(parent);
+    // Without a `traceparent` there is nothing to extract (and the propagator costs more than
+    // the rest of this function).
+    if headers.contains_key("traceparent") {
+        let parent = extract(headers);
+        if parent.span().span_context().is_valid() {
+            // Fails only when no OpenTelemetry layer is installed: then there is nothing to link.
+            let _ = span.set_parent(parent);
+        }
     }
     let trace_id = span.context().span().span_context().trace_id();
     if trace_id != opentelemetry::trace::TraceId::INVALID {

@@ -111,15 +111,24 @@ async fn sigterm_finishes_requests_in_flight() {
 
 #[tokio::test]
 async fn slow_calls_are_logged_with_their_tree_and_measured() {
-    // With a zero threshold every request is slow.
-    let server = Server::start("[slow_call]\nthreshold_ms = 0\n").await;
-    let reply = server.filter("a badword").await;
+    // With a zero threshold every request is slow; the tree shows the remote stages.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let rules = espresso_filter_core::stages::classifier::rules::RuleClassifier::default();
+    tokio::spawn(rules.serve(listener));
+    let server = Server::start(&format!(
+        "[slow_call]\nthreshold_ms = 0\n[classifier]\nendpoint = \"{endpoint}\"\ntimeout_ms = 2000\n"
+    ))
+    .await;
+    let reply = server.filter("a plain line").await;
     let id = reply.request_id().to_owned();
     eventually(|| async {
-        server
-            .logs()
-            .iter()
-            .any(|l| l.contains("slow call") && l.contains(&id) && l.contains("tree=\"filter "))
+        server.logs().iter().any(|l| {
+            l.contains("slow call")
+                && l.contains(&id)
+                && l.contains("tree=\"cache ")
+                && l.contains("classifier ")
+        })
     })
     .await;
     let count = r#"http_server_request_duration_seconds_count{method="POST",route="/v1/filter",status="200"}"#;

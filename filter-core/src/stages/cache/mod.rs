@@ -58,6 +58,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tracing::Instrument;
 
 use tokio::sync::watch;
 use tower_layer::Layer;
@@ -459,44 +460,49 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
-        Box::pin(async move {
-            let key = shared.key(&request.content);
-            let id = request.request_id.clone();
-            let answer = |response: &FilterResponse| FilterResponse {
-                request_id: id.clone(),
-                ..response.clone()
-            };
-            if let Some(hit) = shared.local_get(key).await {
-                return Ok(answer(&hit));
-            }
-            match shared.join_or_lead(key) {
-                Role::Wait(mut rx) => {
-                    let published = rx
-                        .wait_for(Option::is_some)
-                        .await
-                        .ok()
-                        .and_then(|v| v.clone());
-                    if let Some(response) = published {
-                        shared.count("coalesced");
-                        return Ok(answer(&response));
-                    }
-                    // the leader failed or was dropped: on our own
-                    let response = shared.fill(key, inner, request).await?;
-                    Ok(answer(&response))
+        // The span covers the look-ups (local, then Redis) and, on a miss, the stages behind.
+        let span = super::stage_span(|| tracing::info_span!("cache"));
+        Box::pin(
+            async move {
+                let key = shared.key(&request.content);
+                let id = request.request_id.clone();
+                let answer = |response: &FilterResponse| FilterResponse {
+                    request_id: id.clone(),
+                    ..response.clone()
+                };
+                if let Some(hit) = shared.local_get(key).await {
+                    return Ok(answer(&hit));
                 }
-                Role::Lead(flight) => {
-                    // a leader that finished between our lookup and now has stored its answer
-                    if let Some(hit) = shared.local_get(key).await {
-                        flight.tx.send_replace(Some(hit.clone()));
-                        return Ok(answer(&hit));
+                match shared.join_or_lead(key) {
+                    Role::Wait(mut rx) => {
+                        let published = rx
+                            .wait_for(Option::is_some)
+                            .await
+                            .ok()
+                            .and_then(|v| v.clone());
+                        if let Some(response) = published {
+                            shared.count("coalesced");
+                            return Ok(answer(&response));
+                        }
+                        // the leader failed or was dropped: on our own
+                        let response = shared.fill(key, inner, request).await?;
+                        Ok(answer(&response))
                     }
-                    let response = shared.fill(key, inner, request).await?;
-                    // waiters get it even when it is not cacheable (degraded): same text, same moment
-                    flight.tx.send_replace(Some(response.clone()));
-                    drop(flight);
-                    Ok(answer(&response))
+                    Role::Lead(flight) => {
+                        // a leader that finished between our lookup and now has stored its answer
+                        if let Some(hit) = shared.local_get(key).await {
+                            flight.tx.send_replace(Some(hit.clone()));
+                            return Ok(answer(&hit));
+                        }
+                        let response = shared.fill(key, inner, request).await?;
+                        // waiters get it even when it is not cacheable (degraded): same text, same moment
+                        flight.tx.send_replace(Some(response.clone()));
+                        drop(flight);
+                        Ok(answer(&response))
+                    }
                 }
             }
-        })
+            .instrument(span),
+        )
     }
 }

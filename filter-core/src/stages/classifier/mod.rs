@@ -46,12 +46,14 @@
 mod labels;
 pub mod rules;
 
+use super::stage_span;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tracing::Instrument;
 
 use espresso_circuit_breaker::{
     CircuitBreaker, CircuitBreakerBuilder, CircuitOpen, Outcome, SlidingWindow,
@@ -409,6 +411,7 @@ where
             }
             match client
                 .classify(content, response.request_id.as_deref())
+                .instrument(stage_span(|| tracing::info_span!("classifier")))
                 .await
             {
                 Ok(verdict) => response.escalate(verdict),
