@@ -11,6 +11,11 @@ use hyper_util::rt::TokioIo;
 use std::{
     collections::BTreeMap,
     fmt,
+    net::Ipv4Addr,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
 use tokio::net::TcpStream;
@@ -30,6 +35,9 @@ pub struct LoadPlan {
     pub duration: Duration,
     /// Requests per second across all connections; `None`: as fast as answers come.
     pub rate: Option<f64>,
+    /// Give every request its own `X-Forwarded-For` client address (10.0.0.1, 10.0.0.2, ...):
+    /// a flood of distinct clients for a limiter that trusts the generator as a proxy.
+    pub unique_client_ips: bool,
 }
 
 /// What one run measured.
@@ -80,8 +88,14 @@ pub async fn run(plan: LoadPlan) -> Result<LoadReport, Box<dyn std::error::Error
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
     let mut tasks = Vec::with_capacity(plan.connections);
+    let clients = Arc::new(AtomicU32::new(0));
     for _ in 0..plan.connections {
-        tasks.push(tokio::spawn(connection(plan.clone(), measure_from, end)));
+        tasks.push(tokio::spawn(connection(
+            plan.clone(),
+            clients.clone(),
+            measure_from,
+            end,
+        )));
     }
     let mut report = LoadReport {
         elapsed: plan.duration,
@@ -107,9 +121,11 @@ fn fastrand_fraction() -> f64 {
     (RandomState::new().hash_one(Instant::now()) % 1_000_000) as f64 / 1_000_000.0
 }
 
-/// One connection's loop; reconnects when the server closes it.
+/// One connection's loop; reconnects when the server closes it. `clients` numbers the client
+/// addresses of [`LoadPlan::unique_client_ips`] across connections.
 async fn connection(
     plan: LoadPlan,
+    clients: Arc<AtomicU32>,
     measure_from: Instant,
     end: Instant,
 ) -> Result<LoadReport, Box<dyn std::error::Error + Send + Sync>> {
@@ -141,10 +157,15 @@ async fn connection(
             hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
         while Instant::now() < end {
-            let request = Request::post(plan.url.clone())
+            let mut request = Request::post(plan.url.clone())
                 .header(http::header::HOST, authority.as_str())
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Full::new(plan.body.clone()))?;
+                .header(http::header::CONTENT_TYPE, "application/json");
+            if plan.unique_client_ips {
+                let n = clients.fetch_add(1, Ordering::Relaxed) + 1;
+                let client = Ipv4Addr::from(0x0A00_0000 | (n & 0x00FF_FFFF));
+                request = request.header("x-forwarded-for", client.to_string());
+            }
+            let request = request.body(Full::new(plan.body.clone()))?;
             let sent = match interval {
                 Some(interval) => {
                     tokio::time::sleep_until(due.into()).await;

@@ -152,6 +152,9 @@ pub struct RateLimitConfig {
     /// Proxy networks (CIDR) whose `Forwarded`/`X-Forwarded-For` is believed for `key = "ip"`;
     /// from any other peer those headers are ignored.
     pub trusted_proxies: Vec<String>,
+    /// Most keys the in-memory limiter remembers; past it, the least limited are forgotten
+    /// first, so a flood of distinct clients cannot grow memory without bound.
+    pub max_keys: usize,
 }
 
 impl Default for RateLimitConfig {
@@ -164,6 +167,7 @@ impl Default for RateLimitConfig {
             backend: "memory".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
             trusted_proxies: Vec::new(),
+            max_keys: 100_000,
         }
     }
 }
@@ -412,6 +416,9 @@ impl Config {
                 "rate_limit.trusted_proxies",
                 format!("{bad:?} is not a network like \"10.0.0.0/8\""),
             );
+        }
+        if rl.max_keys == 0 {
+            return err("rate_limit.max_keys", "must be greater than 0".into());
         }
         if !self.classifier.endpoint.is_empty()
             && self.classifier.endpoint.parse::<http::Uri>().is_err()

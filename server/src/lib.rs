@@ -164,8 +164,8 @@ impl App {
 }
 
 /// Every route and layer of the server, ready to serve, outermost first:
-/// request id → slow call → rate limit → catch panic → timeout → routes, with the filter
-/// routes behind the degrade layer.
+/// request id → slow call → rate limit (probes and metrics exempt) → catch panic → timeout →
+/// routes, with the filter routes behind the degrade layer.
 async fn router(
     app: &App,
     config: &Config,
@@ -208,12 +208,13 @@ async fn router(
             )),
     );
     let limited: BoxCloneSyncService<http::Request<Body>, Response, Infallible> = match rate_limit {
-        Some(layer) => BoxCloneSyncService::new(
-            ServiceBuilder::new()
+        Some(layer) => BoxCloneSyncService::new(rate_limit::ProbesUnlimited {
+            limited: ServiceBuilder::new()
                 .map_response(IntoResponse::into_response)
                 .layer(layer)
-                .service(routes),
-        ),
+                .service(routes.clone()),
+            unlimited: routes,
+        }),
         None => BoxCloneSyncService::new(routes),
     };
     let threshold = app.slow_call_threshold_ms.clone();

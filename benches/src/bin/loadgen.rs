@@ -1,14 +1,15 @@
-//! `loadgen URL [--connections N] [--duration SECS] [--warmup SECS] [--body JSON] [--rate R]`
+//! `loadgen URL [--connections N] [--duration SECS] [--warmup SECS] [--body JSON] [--rate R]
+//! [--unique-client-ips true]`
 //!
 //! HTTP/1.1 load over N keep-alive connections: closed loop (the next request as soon as the
 //! previous answer is read), or with `--rate` a fixed schedule of R requests/s whose latency is
 //! measured from when each request was due. Prints requests/s, latency percentiles, statuses.
+//! With `--unique-client-ips true` every request names a new client in `X-Forwarded-For`.
 
 use espresso_benches::load::{LoadPlan, run};
 use std::time::Duration;
 
-const USAGE: &str =
-    "usage: loadgen URL [--connections 150] [--duration 10] [--warmup 2] [--body JSON]";
+const USAGE: &str = "usage: loadgen URL [--connections 150] [--duration 10] [--warmup 2] [--body JSON] [--rate R] [--unique-client-ips true]";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -21,6 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         warmup: Duration::from_secs(2),
         duration: Duration::from_secs(10),
         rate: None,
+        unique_client_ips: false,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(USAGE)?;
@@ -30,6 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             "--warmup" => plan.warmup = Duration::from_secs_f64(value.parse()?),
             "--body" => plan.body = value.into(),
             "--rate" => plan.rate = Some(value.parse()?),
+            "--unique-client-ips" => plan.unique_client_ips = value.parse()?,
             _ => return Err(USAGE.into()),
         }
     }

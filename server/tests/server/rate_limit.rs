@@ -108,3 +108,46 @@ async fn quota_changes_apply_on_reload() {
     }
     assert_eq!(server.filter("c").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_flood_of_distinct_clients_stays_within_max_keys() {
+    // Each request comes from a new client (a trusted proxy's X-Forwarded-For): 4,000 keys
+    // against a cap of 500. The long version with a million keys is benches/keyflood.sh.
+    let server = std::sync::Arc::new(
+        Server::start(
+            "[rate_limit]\nper_second = 1\nburst = 1\nkey = \"ip\"\n\
+             trusted_proxies = [\"127.0.0.0/8\"]\nmax_keys = 500\n",
+        )
+        .await,
+    );
+    let clients = 4_000u32;
+    let workers: Vec<_> = (0..16)
+        .map(|worker| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                for n in (worker..clients).step_by(16) {
+                    let client = std::net::Ipv4Addr::from(0x0A00_0000 | (n + 1)).to_string();
+                    let reply = server.send(filter_request(&server, Some(&client))).await;
+                    assert_eq!(
+                        reply.status,
+                        StatusCode::OK,
+                        "a new client is never limited"
+                    );
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let evicted = server
+        .metric(r#"espresso_rate_limit_evicted_keys_total{limiter="default",reason="capacity"}"#)
+        .await
+        .unwrap_or(0.0);
+    // Every key past the cap pushed an older one out (within one eviction batch of slack).
+    assert!(
+        evicted >= f64::from(clients - 500) - 100.0,
+        "{evicted} keys evicted"
+    );
+    assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
+}
