@@ -131,13 +131,15 @@ impl fmt::Debug for ClassifierClient {
 }
 
 /// The settings of the breaker a [`ClassifierLayer`] uses unless given one: a window of the
-/// last 20 calls, opening at 50 % failures once 10 calls are in, a 5 s wait, 3 half-open
-/// probes. Add [`metrics`](espresso_circuit_breaker::CircuitBreakerBuilder::metrics) or change
-/// a setting, then `build()` and pass it to [`ClassifierLayer::breaker`].
+/// last second (4 buckets), opening at 50 % failures once 20 calls are in, a 5 s wait, 3
+/// half-open probes. A window of time rather than of calls: at thousands of requests a second
+/// a window of the last 20 calls is a few milliseconds, and one scheduling stall would open it.
+/// Add [`metrics`](espresso_circuit_breaker::CircuitBreakerBuilder::metrics) or change a
+/// setting, then `build()` and pass it to [`ClassifierLayer::breaker`].
 pub fn default_breaker(name: &str) -> CircuitBreakerBuilder {
     CircuitBreaker::builder(name)
-        .sliding_window(SlidingWindow::count(20))
-        .minimum_number_of_calls(10)
+        .sliding_window(SlidingWindow::time_buckets(Duration::from_secs(1), 4))
+        .minimum_number_of_calls(20)
         .failure_rate_threshold(50.0)
         .wait_in_open(Duration::from_secs(5))
         .permitted_calls_in_half_open(3)
