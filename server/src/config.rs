@@ -98,6 +98,11 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
     pub drain_timeout_ms: u64,
+    /// On SIGTERM/SIGINT, how long the server keeps accepting before it closes the listener:
+    /// `/readyz` answers 503 and HTTP/1 answers carry `Connection: close`, so a load balancer
+    /// stops sending and clients leave their keep-alive connections between requests, instead
+    /// of a request meeting a connection as it closes. 0: close at once.
+    pub shutdown_delay_ms: u64,
     /// A client must send a request's headers within this long (slow-header protection).
     pub header_read_timeout_ms: u64,
     /// How often the config file and word lists are checked for changes; 0 turns reload off.
@@ -111,6 +116,7 @@ impl Default for ServerConfig {
             max_body_bytes: 65536,
             request_timeout_ms: 10_000,
             drain_timeout_ms: 10_000,
+            shutdown_delay_ms: 0,
             header_read_timeout_ms: 10_000,
             reload_interval_ms: 1_000,
         }

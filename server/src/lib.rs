@@ -314,10 +314,20 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
         drain_timeout: Duration::from_millis(config.server.drain_timeout_ms),
     };
     let ready = app.ready.clone();
-    serve::serve(listener, router, limits, async move {
+    let closing = Arc::new(AtomicBool::new(false));
+    let delay = Duration::from_millis(config.server.shutdown_delay_ms);
+    serve::serve(listener, router, limits, closing.clone(), async move {
         serve::shutdown_signal().await;
-        tracing::info!("shutting down: no new connections, draining in-flight requests");
         ready.store(false, Ordering::Relaxed);
+        if !delay.is_zero() {
+            tracing::info!(
+                ?delay,
+                "shutting down: not ready, closing keep-alive connections"
+            );
+            closing.store(true, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+        }
+        tracing::info!("shutting down: no new connections, draining in-flight requests");
     })
     .await;
     tracing::info!("stopped");

@@ -5,16 +5,29 @@
 //! (slowloris) would hold a connection forever; hyper-util's builder gives us that knob.
 
 use axum::{Router, extract::ConnectInfo};
-use http::Request;
+use futures_util::FutureExt;
+use http::{HeaderValue, Request, Version, header::CONNECTION};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
-use std::{future::Future, time::Duration};
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
+
+/// After a shutdown delay, how long connections accepted just before the listener closed get to
+/// deliver their first request.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(200);
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -25,11 +38,13 @@ pub(crate) struct ConnLimits {
     pub(crate) drain_timeout: Duration,
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains.
+/// Serves `router` on `listener` until `shutdown` completes, then drains. While `closing` is
+/// set, HTTP/1 answers carry `Connection: close`.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnLimits,
+    closing: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -42,27 +57,24 @@ pub(crate) async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Duration::from_secs(20));
     let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    let accept = |stream: TcpStream, peer: SocketAddr| {
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
+        let (router, closing) = (router.clone(), closing.clone());
+        let service = tower::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let http1 = request.version() < Version::HTTP_2;
+            let answer = router.clone().oneshot(request);
+            let closing = closing.clone();
+            async move {
+                let mut response = answer.await?;
+                if http1 && closing.load(Ordering::Relaxed) {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
@@ -72,8 +84,35 @@ pub(crate) async fn serve(
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => accept(stream, peer),
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    if closing.load(Ordering::Relaxed) {
+        // Connections the kernel completed but nobody accepted yet would be reset with the
+        // listener, their requests unanswered: serve those too.
+        while let Some(Ok((stream, peer))) = listener.accept().now_or_never() {
+            accept(stream, peer);
+        }
     }
     drop(listener);
+    if closing.load(Ordering::Relaxed) {
+        // A connection accepted in the last moments may hold a request not read yet; graceful
+        // shutdown would close it as idle. Let those requests arrive: each is answered with
+        // `Connection: close`.
+        tokio::time::sleep(FIRST_REQUEST_GRACE).await;
+    }
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections drained"),
         () = tokio::time::sleep(limits.drain_timeout) => {

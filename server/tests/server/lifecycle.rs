@@ -110,6 +110,33 @@ async fn sigterm_finishes_requests_in_flight() {
 }
 
 #[tokio::test]
+async fn a_shutdown_delay_turns_away_new_work_before_closing() {
+    let mut server = Server::start_with("shutdown_delay_ms = 1500", "").await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut ask = async |request: &[u8]| {
+        stream.write_all(request).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = stream.read(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer[..n]).to_lowercase()
+    };
+    let before = ask(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    assert!(before.starts_with("http/1.1 200") && !before.contains("connection: close"));
+
+    server.terminate();
+    // Not ready any more, but still serving, for the delay.
+    eventually(|| async { server.get("/readyz").await.status == StatusCode::SERVICE_UNAVAILABLE })
+        .await;
+    assert_eq!(server.filter("still served").await.status, StatusCode::OK);
+    // A keep-alive connection gets its answer, and is told to go.
+    let during = ask(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    assert!(during.starts_with("http/1.1 200"), "{during}");
+    assert!(during.contains("connection: close"), "{during}");
+    // Then the listener closes and the process exits cleanly.
+    eventually(|| async { tokio::net::TcpStream::connect(server.addr).await.is_err() }).await;
+    assert!(server.wait().await, "clean exit");
+}
+
+#[tokio::test]
 async fn slow_calls_are_logged_with_their_tree_and_measured() {
     // With a zero threshold every request is slow; the tree shows the remote stages.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
