@@ -262,7 +262,9 @@ pub struct DegradeConfig {
     /// `"gradient2"`, `"gradient-controller"` (Envoy's, with a probed min RTT), `"aimd"`,
     /// `"vegas"` or `"fixed"`.
     pub limit: String,
-    /// The adaptive limit never goes below this.
+    /// The adaptive limit never goes below this (64 by default: on a busy machine a latency
+    /// blip shrinks an adaptive limit, and a few dozen requests in flight are not overload for
+    /// a filter that answers in microseconds).
     pub min_limit: usize,
     /// The adaptive limit never goes above this; the limit itself for `"fixed"`.
     pub max_limit: usize,
@@ -277,7 +279,7 @@ impl Default for DegradeConfig {
         Self {
             enabled: true,
             limit: "gradient2".into(),
-            min_limit: 16,
+            min_limit: 64,
             max_limit: 1000,
             queue: 0,
             force: false,
