@@ -447,7 +447,8 @@ async fn sigterm_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxErro
         &args.server,
         dir,
         &format!(
-            "[server]\ndrain_timeout_ms = {}\n[classifier]\nendpoint = \"{}\"\ntimeout_ms = 1000\n{NO_LIMIT}",
+            "[server]\ndrain_timeout_ms = {}\nshutdown_delay_ms = 1000\n\
+             [classifier]\nendpoint = \"{}\"\ntimeout_ms = 1000\n{NO_LIMIT}",
             drain.as_millis(),
             classifier.endpoint()
         ),
