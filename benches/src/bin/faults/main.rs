@@ -26,6 +26,8 @@
 //! then runs `target/release/faults --seconds-per-phase 10`).
 
 mod backends;
+// The same driver as the CI suite.
+#[path = "../../../../server/tests/server/faults/load.rs"]
 mod load;
 
 use backends::{Classifier, Redis, Server};

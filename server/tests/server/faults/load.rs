@@ -1,12 +1,15 @@
-//! The load of the fault suites: clients that keep sending `POST /v1/filter` through the phases
+//! The load of the fault runs: clients that keep sending `POST /v1/filter` through the phases
 //! of a run and count every request by how it ended, and a monitor that scrapes `/metrics` to
-//! time the breakers. The long runs (`benches/src/bin/faults/`) use the same driver.
+//! time the breakers. One file for both: the CI suite (`server/tests/server/faults.rs`) and the
+//! long run (`benches/src/bin/faults/`, which includes it by path); each uses part of it.
 //!
 //! Each client owns one keep-alive HTTP/1.1 connection and sends its next request as soon as the
 //! last one is answered (closed loop), or, given a rate, on a fixed schedule (a client whose
 //! answer comes late skips the slots it missed). Every text is new (client and sequence number
 //! in it), so no answer comes from the verdict cache and every request reaches the remote
 //! stages.
+
+#![allow(dead_code)]
 
 use bytes::Bytes;
 use http::{
@@ -446,6 +449,40 @@ impl Monitor {
             .iter()
             .find(|(at, _, v)| *at > since && *v == value)
             .map(|(at, _, _)| *at)
+    }
+
+    /// Every change of `sample`: when, and the new value.
+    pub(crate) fn changes(&self, sample: &str) -> Vec<(Instant, f64)> {
+        let changes = self.shared.changes.lock().unwrap();
+        changes
+            .iter()
+            .filter(|(_, s, _)| s == sample)
+            .map(|(at, _, v)| (*at, *v))
+            .collect()
+    }
+
+    /// The value of `sample` at the last scrape before `at` (0 before the first: counters
+    /// start there).
+    pub(crate) fn value_at(&self, sample: &str, at: Instant) -> f64 {
+        let changes = self.shared.changes.lock().unwrap();
+        changes
+            .iter()
+            .rev()
+            .find(|(when, s, _)| s == sample && *when <= at)
+            .map_or(0.0, |(_, _, v)| *v)
+    }
+
+    /// The sum of every watched sample that starts with `prefix` and contains `part`, at the
+    /// last scrape before `at`.
+    pub(crate) fn sum_at(&self, prefix: &str, part: &str, at: Instant) -> f64 {
+        let changes = self.shared.changes.lock().unwrap();
+        let mut last = HashMap::<&str, f64>::new();
+        for (_, sample, value) in changes.iter().take_while(|(when, _, _)| *when <= at) {
+            if sample.starts_with(prefix) && sample.contains(part) {
+                last.insert(sample, *value);
+            }
+        }
+        last.values().sum()
     }
 
     /// Stops scraping.
