@@ -4,10 +4,18 @@
 //!   today, in the same run (`cargo bench -p espresso-benches --bench <name>`).
 //! - `src/bin/loadgen.rs`: a closed-loop HTTP/1.1 load generator (N keep-alive connections, one
 //!   request in flight on each) reporting requests/s and latency percentiles.
+//!   With `--rate` it keeps a fixed schedule instead; with `--unique-client-ips true` every
+//!   request names a new client in `X-Forwarded-For`.
 //! - `src/bin/echo.rs`: a plain axum JSON echo, the baseline the demo server is measured against.
-//! - `load.sh`: builds both servers, runs the generator against each in one go, prints the table.
+//! - `load.sh`: builds both servers, runs the generator against each in one go, prints the table;
+//!   `callgrind.sh`: the instructions per request of both, the same on a busy machine.
+//! - `src/bin/overload.rs`: the adaptive concurrency limits against a service of known capacity,
+//!   at 1x–5x its capacity.
+//! - `src/bin/faults/` and `faults.sh`: faults injected under load (classifier, Redis, SIGTERM),
+//!   every request counted; `soak.sh` and `keyflood.sh`: memory under a long steady load and
+//!   under a flood of distinct clients.
 //!
-//! BENCHMARKS.md at the workspace root records the figures and the commands.
+//! BENCHMARKS.md and RELIABILITY.md at the workspace root record the figures and the commands.
 #![forbid(unsafe_code)]
 
 pub mod load;
