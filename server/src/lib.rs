@@ -25,6 +25,7 @@ mod pipeline;
 mod rate_limit;
 mod reload;
 mod serve;
+mod timeout;
 
 use axum::{
     Router,
@@ -54,7 +55,7 @@ use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer};
+use tower_http::catch_panic::CatchPanicLayer;
 
 pub use grpc::pb;
 
@@ -202,10 +203,7 @@ async fn router(
     let routes = routes.layer(
         ServiceBuilder::new()
             .layer(CatchPanicLayer::custom(internal_error))
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
-                timeout,
-            )),
+            .layer(timeout::TimeoutLayer::new(timeout)),
     );
     let limited: BoxCloneSyncService<http::Request<Body>, Response, Infallible> = match rate_limit {
         Some(layer) => BoxCloneSyncService::new(rate_limit::ProbesUnlimited {

@@ -73,6 +73,48 @@ async fn slow_headers_are_cut_off() {
 }
 
 #[tokio::test]
+async fn a_slow_body_gets_the_timeout_error() {
+    let server = Server::start_with("request_timeout_ms = 300", "").await;
+    // The head and half the body, then silence: the request timeout answers, as JSON.
+    let answer = raw(
+        &server,
+        b"POST /v1/filter HTTP/1.1\r\nhost: x\r\nx-request-id: slow-1\r\n\
+          content-type: application/json\r\ncontent-length: 40\r\n\r\n{\"content\": ",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(json["error"]["code"], "request_timeout", "{json}");
+    assert_eq!(json["request_id"], "slow-1", "{json}");
+
+    // The same over gRPC: DEADLINE_EXCEEDED.
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    // Five bytes of a frame header that promises 16, then nothing.
+    let frame = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
+        hyper::body::Frame::data(Bytes::from_static(b"\x00\x00\x00\x00\x10")),
+    )]);
+    let body = http_body_util::StreamBody::new(futures_util::StreamExt::chain(
+        frame,
+        futures_util::stream::pending(),
+    ));
+    let request = Request::post(server.url("/espresso.filter.v1.Filter/Check"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.headers()["grpc-status"], "4");
+    still_serving(&server).await;
+}
+
+#[tokio::test]
 async fn huge_and_broken_headers_do_not_hurt() {
     let server = Server::start("").await;
     // 100 KB of header.
