@@ -22,11 +22,11 @@ count() { # label port command...
         "http://127.0.0.1:$port/v1/filter"; do sleep 1; done
     target/release/loadgen "http://127.0.0.1:$port/v1/filter" --connections 10 --warmup 0 \
         --duration 2 --body "$body" >/dev/null
-    callgrind_control -z "$pid" >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1
     local report
     report=$(target/release/loadgen "http://127.0.0.1:$port/v1/filter" --connections 10 \
         --warmup 0 --duration "$seconds" --body "$body")
-    callgrind_control -d "$pid" >/dev/null
+    callgrind_control -d "$pid" >/dev/null 2>&1
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     local requests total
