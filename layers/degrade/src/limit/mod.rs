@@ -27,8 +27,8 @@ mod windowed;
 
 pub use aimd::Aimd;
 pub use fixed::Fixed;
-pub use gradient2::Gradient2;
 pub use gradient_controller::GradientController;
+pub use gradient2::Gradient2;
 pub use vegas::Vegas;
 pub use windowed::Windowed;
 
