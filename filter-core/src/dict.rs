@@ -562,6 +562,20 @@ impl Dictionary {
                 n_starts = (n_starts + 1).min(3);
             }
         }
+        // An entry that is one run (`kkk`, `u`) may lie wholly after the match, which collapse
+        // folded into the end of the previous word (`kek kkk`, `fu u`): try the run's starts
+        // at gaps there too.
+        if first == last && n_starts < 3 {
+            for (j, x) in seq.iter().enumerate().skip(base) {
+                if x.gap != 0 {
+                    starts[n_starts] = j;
+                    n_starts += 1;
+                    if n_starts == 3 {
+                        break;
+                    }
+                }
+            }
+        }
         let first_gap_after = seq[base..]
             .iter()
             .position(|x| x.gap != 0)

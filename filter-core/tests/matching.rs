@@ -321,3 +321,21 @@ fn list_categories_and_priorities() {
     let d = espresso_filter_core::Dictionary::build(&s, Options::default()).unwrap();
     assert_eq!((d.stats().words, d.stats().skipped), (1, 2));
 }
+
+#[test]
+fn a_one_run_word_after_a_word_ending_in_its_letter() {
+    // Collapse folds the word's run into the previous word's last letter; the word must still
+    // be found where it stands (found by fuzzing: `fuzz/artifacts-kept/filter_engine/`).
+    let e = Engine::load(
+        &Sources::new().list(ListSource::inline("t", "kkk\nu\n", Level::Danger)),
+        Options::default(),
+    )
+    .unwrap();
+    assert_eq!(hits(&e, "kek kkk"), ["kkk"]);
+    assert_eq!(hits(&e, "fu u"), ["u"]);
+    assert_eq!(hits(&e, "fu* u"), ["u"]);
+    assert_eq!(hits(&e, "kkk"), ["kkk"]);
+    // still not inside other words
+    assert_eq!(hits(&e, "kek kkkx"), Vec::<String>::new());
+    assert_eq!(hits(&e, "fu uu"), ["uu"]);
+}
