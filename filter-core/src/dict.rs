@@ -517,7 +517,7 @@ impl Dictionary {
             }
         }
         let base = seq.len();
-        let (Some(first), Some(last)) = (seq.first().map(|x| x.c), seq.last().map(|x| x.c)) else {
+        let (Some(_), Some(last)) = (seq.first().map(|x| x.c), seq.last().map(|x| x.c)) else {
             return None;
         };
         if !collapse {
@@ -551,29 +551,24 @@ impl Dictionary {
                 gap = 0;
             }
         }
+        // The entry may start later than the match: inside a run of its first char that began
+        // in the previous word (`this shit`), after a word whose last char collapse merged with
+        // the entry's first (`kek kkk`, `fu u`: the entry lies wholly past the match), or after
+        // a char that folds to several ending in it (`ﬁ ix`). Try the starts at gaps.
+        let want = p.units[0].c;
         let mut starts = [0usize; 3];
         let mut n_starts = 1;
-        for (j, x) in seq[..base].iter().enumerate().skip(1) {
-            if x.c != first {
+        for (j, x) in seq.iter().enumerate().skip(1) {
+            if x.c != want {
+                // the other folded chars of the match's first original char (`ﬁ` → `f`, `i`)
+                if x.start == seq[0].start {
+                    continue;
+                }
                 break;
             }
             if x.gap != 0 {
                 starts[n_starts.min(2)] = j;
                 n_starts = (n_starts + 1).min(3);
-            }
-        }
-        // An entry that is one run (`kkk`, `u`) may lie wholly after the match, which collapse
-        // folded into the end of the previous word (`kek kkk`, `fu u`): try the run's starts
-        // at gaps there too.
-        if first == last && n_starts < 3 {
-            for (j, x) in seq.iter().enumerate().skip(base) {
-                if x.gap != 0 {
-                    starts[n_starts] = j;
-                    n_starts += 1;
-                    if n_starts == 3 {
-                        break;
-                    }
-                }
             }
         }
         let first_gap_after = seq[base..]

@@ -337,5 +337,21 @@ fn a_one_run_word_after_a_word_ending_in_its_letter() {
     assert_eq!(hits(&e, "kkk"), ["kkk"]);
     // still not inside other words
     assert_eq!(hits(&e, "kek kkkx"), Vec::<String>::new());
+    assert_eq!(hits(&e, "kekkkk fuu"), Vec::<String>::new());
     assert_eq!(hits(&e, "fu uu"), ["uu"]);
+}
+
+#[test]
+fn a_word_after_a_char_that_folds_to_several_ending_in_its_letter() {
+    let e = Engine::load(
+        &Sources::new().list(ListSource::inline("t", "ix\nidiot\nmoron\n", Level::Danger)),
+        Options::default(),
+    )
+    .unwrap();
+    assert_eq!(hits(&e, "ﬁ ix"), ["ix"]);
+    assert_eq!(hits(&e, "chapter Ⅻ idiot"), ["idiot"]);
+    assert_eq!(hits(&e, "5㎞ moron"), ["moron"]);
+    assert_eq!(hits(&e, "ﬁx"), Vec::<String>::new());
+    // the run of the first letter that starts in the previous word, as before
+    assert_eq!(hits(&engine(), "this shit"), ["shit"]);
 }
