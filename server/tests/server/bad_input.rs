@@ -27,6 +27,22 @@ async fn raw(server: &Server, bytes: &[u8], quiet: Duration) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// An HTTP/2 connection to the server (h2c), for gRPC requests with hand-made bodies.
+async fn h2<B>(server: &Server) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
 async fn still_serving(server: &Server) {
     assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
 }
@@ -90,12 +106,7 @@ async fn a_slow_body_gets_the_timeout_error() {
     assert_eq!(json["request_id"], "slow-1", "{json}");
 
     // The same over gRPC: DEADLINE_EXCEEDED.
-    let stream = TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let mut sender = h2(&server).await;
     // Five bytes of a frame header that promises 16, then nothing.
     let frame = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
         hyper::body::Frame::data(Bytes::from_static(b"\x00\x00\x00\x00\x10")),
@@ -175,12 +186,7 @@ async fn unknown_methods_get_json_errors() {
 #[tokio::test]
 async fn malformed_grpc_frames_get_a_grpc_error() {
     let server = Server::start("").await;
-    let stream = TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let mut sender = h2(&server).await;
     for body in [
         &b"\x00\x00\x00\x00\x05\x0a\x01"[..], // says 5 bytes, carries 2
         b"\x00\x00\x00\x00\x02\xff\xff",      // not a protobuf message
