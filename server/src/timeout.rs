@@ -96,11 +96,7 @@ where
                 let rejection = Rejection::new(StatusCode::REQUEST_TIMEOUT, Code::DeadlineExceeded)
                     .code("request_timeout")
                     .message("the request took longer than the server's request timeout");
-                let response = if *this.grpc {
-                    rejection.grpc_response::<Body>()
-                } else {
-                    rejection.http_response::<Body>(this.request_id.as_ref())
-                };
+                let response = rejection.response::<Body>(*this.grpc, this.request_id.as_ref());
                 Poll::Ready(Ok(response.map(Body::new)))
             }
         }

@@ -86,8 +86,20 @@ impl Rejection {
 
     /// Shapes the rejection for `request`: a gRPC status for gRPC requests, JSON otherwise.
     pub fn to_response<ReqBody, B>(&self, request: &Request<ReqBody>) -> Response<RejectBody<B>> {
-        let request_id = request.extensions().get::<RequestId>();
-        if grpc::is_grpc(request.headers()) {
+        self.response(
+            grpc::is_grpc(request.headers()),
+            request.extensions().get::<RequestId>(),
+        )
+    }
+
+    /// Like [`to_response`](Self::to_response), from what was read off a request that is gone
+    /// by the time the rejection is answered (a timeout, say): whether it was gRPC, and its id.
+    pub fn response<B>(
+        &self,
+        grpc: bool,
+        request_id: Option<&RequestId>,
+    ) -> Response<RejectBody<B>> {
+        if grpc {
             self.grpc_response()
         } else {
             self.http_response(request_id)
