@@ -517,9 +517,7 @@ impl Dictionary {
             }
         }
         let base = seq.len();
-        let (Some(_), Some(last)) = (seq.first().map(|x| x.c), seq.last().map(|x| x.c)) else {
-            return None;
-        };
+        let last = seq.last()?.c;
         if !collapse {
             return self.accept(text, p, seq, false);
         }
