@@ -47,7 +47,7 @@ async fn flaky() -> StatusCode {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     tracing_subscriber::registry()
-        .with(SlowCallRecorder::new())
+        .with(SlowCallRecorder::new().filtered(LevelFilter::INFO))
         .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::INFO))
         .init();
     let registry = Registry::new();

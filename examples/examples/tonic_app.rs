@@ -21,7 +21,7 @@ use tracing_subscriber::{filter::LevelFilter, prelude::*};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     tracing_subscriber::registry()
-        .with(SlowCallRecorder::new())
+        .with(SlowCallRecorder::new().filtered(LevelFilter::INFO))
         .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::INFO))
         .init();
     let (_reporter, health) = tonic_health::server::health_reporter();

@@ -91,14 +91,15 @@ async fn serve(options: Options) -> Result<(), Box<dyn std::error::Error + Send 
         .unwrap_or_default();
     let filter = LogFilter::from_env();
     // The guard flushes the log file's queue when `serve` returns.
-    let (logs, _log_guard) = logfile::layers(&log, &filter)?;
+    let (mut layers, _log_guard) = logfile::layers(&log, &filter)?;
+    // In the list, not as an `Option` layer: a `None` layer enables every span and event for
+    // the whole subscriber, so each request would create a root span nobody wants.
+    if let Some(otel) = &otel {
+        layers.push(otel.layer().with_filter(LevelFilter::INFO).boxed());
+    }
     tracing_subscriber::registry()
-        .with(SlowCallRecorder::new().with_filter(LevelFilter::INFO))
-        .with(
-            otel.as_ref()
-                .map(|o| o.layer().with_filter(LevelFilter::INFO)),
-        )
-        .with(logs)
+        .with(SlowCallRecorder::new().filtered(LevelFilter::INFO))
+        .with(layers)
         .init();
     let result = espresso_server::run(options).await;
     if let Some(otel) = otel {

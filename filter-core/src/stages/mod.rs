@@ -33,9 +33,8 @@
 //! or behind an open breaker leaves the local verdict with `degraded: true` within the stage
 //! timeout; a Redis that is slow or down leaves the local cache only.
 //!
-//! Inside a caller's span each stage opens an INFO span of its own (`cache`, `classifier`), so a
-//! slow request's call tree (espresso-slow-call) and an exported trace show which remote call
-//! took the time. Outside any span they open none: no new trace starts per request.
+//! Each stage opens an INFO span of its own (`cache`, `classifier`), so a slow request's call
+//! tree (espresso-slow-call) and an exported trace show which remote call took the time.
 
 pub mod cache;
 pub mod classifier;
@@ -48,12 +47,3 @@ pub use classifier::{
     Classifier, ClassifierClient, ClassifierError, ClassifierLayer, LabelMap, default_breaker,
 };
 pub use metrics::{CacheMetrics, ClassifierMetrics};
-
-/// The span a stage runs in (`make`'s) when the caller is in a span; otherwise none.
-pub(crate) fn stage_span(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
-    if tracing::Span::current().is_none() {
-        tracing::Span::none()
-    } else {
-        make()
-    }
-}

@@ -13,7 +13,7 @@ pin_project! {
     ///
     /// It passes the inner body's frames through unchanged. The request's timing ends when the
     /// body ends (its last frame, its trailers, or an error); when it is dropped before that, the
-    /// request is accounted as cancelled. Polling happens inside the request's root span, so spans
+    /// request is accounted as cancelled. Polling happens with the request current, so spans
     /// opened while streaming join the request's call tree.
     pub struct SlowCallBody<B: Body> {
         #[pin]
@@ -53,7 +53,7 @@ impl<B: Body> Body for SlowCallBody<B> {
             return this.inner.poll_frame(cx);
         };
         let polled = {
-            let _entered = call.span.enter();
+            let _entered = call.enter();
             ready!(this.inner.as_mut().poll_frame(cx))
         };
         let end = match &polled {

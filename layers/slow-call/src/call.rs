@@ -4,6 +4,7 @@
 use crate::{
     SlowCallMetrics,
     policy::{RouteLabel, method_label},
+    recorder::InRequest,
     tree::{CallTree, Ms},
 };
 use espresso_common::{RequestId, grpc::Code};
@@ -51,6 +52,12 @@ pub(crate) struct Call {
     done: bool,
 }
 
+/// A [`Call`] made current by [`Call::enter`].
+pub(crate) struct Entered<'a> {
+    _tree: InRequest,
+    _span: tracing::span::Entered<'a>,
+}
+
 /// What `Call::new` needs to know about the request.
 pub(crate) struct Start {
     pub(crate) span: Span,
@@ -83,6 +90,15 @@ impl Call {
             status: Status::Pending,
             metrics: s.metrics,
             done: false,
+        }
+    }
+
+    /// Makes this request current until the guard drops: spans opened meanwhile join its tree,
+    /// and its root span, when one was created, is entered.
+    pub(crate) fn enter(&self) -> Entered<'_> {
+        Entered {
+            _tree: InRequest::enter(&self.tree),
+            _span: self.span.enter(),
         }
     }
 

@@ -16,7 +16,7 @@ use std::{
 pin_project! {
     /// Response future of [`SlowCall`](crate::SlowCall).
     ///
-    /// Polls the inner future inside the request's root span. When it is dropped before the
+    /// Polls the inner future with the request current (see [`SlowCallRecorder`](crate::SlowCallRecorder)). When it is dropped before the
     /// response arrives (the client went away), the request is accounted as cancelled.
     pub struct ResponseFuture<F> {
         #[pin]
@@ -45,7 +45,7 @@ where
         let this = self.project();
         let result = match this.call.as_ref() {
             Some(call) => {
-                let _entered = call.span.enter();
+                let _entered = call.enter();
                 ready!(this.inner.poll(cx))
             }
             None => ready!(this.inner.poll(cx)),

@@ -61,11 +61,14 @@
 //!
 //! # The root span
 //!
-//! Each request runs inside a root span (target `espresso_slow_call`, name `request`) with the
-//! fields `method`, `path`, `route`, `request_id` (read from [`espresso_common::RequestId`] in
-//! the request extensions, set by the request-id layer, which must run outside this one) and
+//! Each request gets a root span (target `espresso_slow_call`, name `request`) with the fields
+//! `method`, `path`, `route`, `request_id` (read from [`espresso_common::RequestId`] in the
+//! request extensions, set by the request-id layer, which must run outside this one) and
 //! `trace_id` (with the `otel` feature). The response future and the body are polled inside it,
-//! so spans the handler opens become its children.
+//! so log lines and exported spans carry the request's context. The call tree does not need it:
+//! spans opened while the request is polled become the tree's top-level spans. Behind
+//! [`SlowCallRecorder::filtered`], a request whose root span no other layer wants skips creating
+//! it, which is most of the layer's cost per request.
 //!
 //! # gRPC
 //!
@@ -103,5 +106,5 @@ pub use future::ResponseFuture;
 pub use layer::{DEFAULT_MAX_SPANS, SlowCallLayer};
 pub use metrics::{DEFAULT_BUCKETS, SlowCallMetrics};
 pub use policy::UNMATCHED_ROUTE;
-pub use recorder::{ROOT_SPAN_NAME, ROOT_SPAN_TARGET, SlowCallRecorder};
+pub use recorder::{ROOT_SPAN_NAME, ROOT_SPAN_TARGET, RecordedSpans, SlowCallRecorder};
 pub use service::SlowCall;

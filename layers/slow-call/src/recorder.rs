@@ -9,11 +9,17 @@ use std::{
 };
 use tokio::time::Instant;
 use tracing::{
-    Span, Subscriber,
+    Metadata, Subscriber,
     field::{Field, Visit},
     span::{Attributes, Id, Record},
+    subscriber::Interest,
 };
-use tracing_subscriber::{layer::Context, registry::LookupSpan};
+use tracing_subscriber::{
+    Layer as _,
+    filter::{Filtered, LevelFilter},
+    layer::{Context, Filter},
+    registry::LookupSpan,
+};
 
 /// Target of the root span [`SlowCall`](crate::SlowCall) opens for each request.
 pub const ROOT_SPAN_TARGET: &str = "espresso_slow_call";
@@ -21,48 +27,79 @@ pub const ROOT_SPAN_TARGET: &str = "espresso_slow_call";
 pub const ROOT_SPAN_NAME: &str = "request";
 
 thread_local! {
-    /// The call tree of the root span being created on this thread, handed from the service to
-    /// the recorder for the duration of one `span!` call.
-    static PENDING: Cell<Option<Arc<CallTree>>> = const { Cell::new(None) };
+    /// The call tree of the request being polled on this thread, set by
+    /// [`SlowCall`](crate::SlowCall) for the duration of each `call` and poll: spans opened then,
+    /// without a recorded parent, become the tree's top-level spans.
+    static CURRENT: Cell<Option<Arc<CallTree>>> = const { Cell::new(None) };
 }
 
-/// Creates a request's root span with `make`, attaching `tree` to it when a
-/// [`SlowCallRecorder`] sees the span.
-pub(crate) fn root_span(tree: &Arc<CallTree>, make: impl FnOnce() -> Span) -> Span {
-    PENDING.with(|p| p.set(Some(tree.clone())));
-    let span = make();
-    // Not taken when no recorder is installed or the span is disabled.
-    PENDING.with(|p| p.take());
-    span
+/// Makes `tree` the current request's tree until dropped, then restores the previous one (an
+/// outer request's, when calls nest).
+pub(crate) struct InRequest {
+    previous: Option<Arc<CallTree>>,
 }
 
-/// Records, for every span opened under a request's root span, its name, parent, start offset,
-/// busy time (entered) and total time, into storage owned by that request.
+impl InRequest {
+    pub(crate) fn enter(tree: &Arc<CallTree>) -> Self {
+        Self {
+            previous: CURRENT.replace(Some(tree.clone())),
+        }
+    }
+}
+
+impl Drop for InRequest {
+    fn drop(&mut self) {
+        CURRENT.set(self.previous.take());
+    }
+}
+
+/// The tree of the request being polled on this thread, if any.
+fn current_tree() -> Option<Arc<CallTree>> {
+    let tree = CURRENT.take();
+    CURRENT.set(tree.clone());
+    tree
+}
+
+fn is_root_span(meta: &Metadata<'_>) -> bool {
+    meta.target() == ROOT_SPAN_TARGET && meta.name() == ROOT_SPAN_NAME
+}
+
+/// Records, for every span a request opens, its name, parent, start offset, busy time (entered)
+/// and total time, into storage owned by that request.
 ///
 /// Add it to the subscriber the server installs; [`SlowCallLayer`](crate::SlowCallLayer) reads
-/// the records back when the request ends and renders them only when the request was slow. Spans
-/// outside a request cost one parent look-up; spans inside one cost a few clock reads and two
-/// uncontended lock acquisitions. Nothing is formatted for fast requests except the fields of
-/// spans that have fields (turn that off with [`fields(false)`](Self::fields)).
+/// the records back when the request ends and renders them only when the request was slow. A span
+/// belongs to a request when its parent does, or when it is opened while the request's service
+/// or response is being polled (the top-level spans of the tree). Spans outside a request cost
+/// one parent look-up; spans inside one cost a few clock reads and two uncontended lock
+/// acquisitions. Nothing is formatted for fast requests except the fields of spans that have
+/// fields (turn that off with [`fields(false)`](Self::fields)).
+///
+/// Work a request hands to another task joins its tree when it runs in a span opened inside the
+/// request (`tokio::spawn(work.instrument(info_span!("work")))`).
 ///
 /// Timings use `tokio::time::Instant`, so tests with paused time see exact durations.
 ///
 /// # Filtering
 ///
 /// The recorder sees only the spans the subscriber enables. A global filter at `warn` disables
-/// the request's root span (INFO) and every `#[instrument]` span, and the trees come out empty.
-/// To log little but keep the trees, filter the output layer only (a per-layer filter, as below),
-/// and leave the recorder unfiltered or at `info`.
+/// every `#[instrument]` span (INFO), and the trees come out empty. To log little but keep the
+/// trees, filter the output layer only (a per-layer filter, as below), and give the recorder its
+/// own with [`filtered`](Self::filtered): spans at a level and above, except the requests' root
+/// spans, which the recorder does not need. Then a request whose root span no other layer wants
+/// (no log line at INFO, no trace export) opens no span at all unless its handler does.
 ///
 /// ```
 /// use espresso_slow_call::SlowCallRecorder;
 /// use tracing_subscriber::{filter::LevelFilter, prelude::*};
 ///
 /// let subscriber = tracing_subscriber::registry()
-///     .with(SlowCallRecorder::new().with_filter(LevelFilter::INFO))
+///     .with(SlowCallRecorder::new().filtered(LevelFilter::INFO))
 ///     .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::WARN));
 /// # let _ = subscriber;
 /// ```
+///
+/// Unfiltered, it records spans of every level:
 ///
 /// ```
 /// use espresso_slow_call::SlowCallRecorder;
@@ -99,6 +136,15 @@ impl SlowCallRecorder {
         self.fields = keep;
         self
     }
+
+    /// This recorder behind its own filter: spans at `level` and above, except the requests'
+    /// root spans; no events (see [Filtering](Self#filtering)).
+    pub fn filtered<S>(self, level: LevelFilter) -> Filtered<Self, RecordedSpans, S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        self.with_filter(RecordedSpans { level })
+    }
 }
 
 impl Default for SlowCallRecorder {
@@ -110,8 +156,8 @@ impl Default for SlowCallRecorder {
 /// What the recorder keeps in each span's extensions.
 struct Node {
     tree: Arc<CallTree>,
-    /// This span's record, or, for the root span and for spans over the cap, the index that
-    /// their children take as parent.
+    /// This span's record, or, for spans over the cap, the index that their children take as
+    /// parent.
     index: usize,
     recorded: bool,
     /// Whether entering and leaving are timed.
@@ -145,22 +191,20 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
         let meta = attrs.metadata();
-        if meta.target() == ROOT_SPAN_TARGET
-            && meta.name() == ROOT_SPAN_NAME
-            && let Some(tree) = PENDING.with(|p| p.take())
-        {
-            span.extensions_mut().insert(Node::new(tree, ROOT, false));
+        if is_root_span(meta) {
             return;
         }
-        let Some(parent) = span.parent() else { return };
-        let (tree, parent_index) = {
+        let Some(span) = ctx.span(id) else { return };
+        let recorded_parent = span.parent().and_then(|parent| {
             let ext = parent.extensions();
-            let Some(node) = ext.get::<Node>() else {
-                return;
-            };
-            (node.tree.clone(), node.index)
+            ext.get::<Node>()
+                .map(|node| (node.tree.clone(), node.index))
+        });
+        let Some((tree, parent_index)) =
+            recorded_parent.or_else(|| current_tree().map(|tree| (tree, ROOT)))
+        else {
+            return;
         };
         let mut fields = String::new();
         if self.fields && !attrs.fields().is_empty() {
@@ -229,6 +273,38 @@ where
     }
 }
 
+/// The per-layer filter of [`SlowCallRecorder::filtered`].
+#[derive(Debug, Clone, Copy)]
+pub struct RecordedSpans {
+    level: LevelFilter,
+}
+
+impl RecordedSpans {
+    fn wants(&self, meta: &Metadata<'_>) -> bool {
+        meta.is_span() && *meta.level() <= self.level && !is_root_span(meta)
+    }
+}
+
+impl<S> Filter<S> for RecordedSpans {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        self.wants(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        // Decided once per call site: a request whose root span only this filter would see
+        // skips creating it altogether.
+        if self.wants(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.level)
+    }
+}
+
 /// Writes span fields as `a=1 b=x`.
 struct FieldWriter<'a>(&'a mut String);
 
@@ -258,27 +334,75 @@ mod tests {
     use tracing::info_span;
     use tracing_subscriber::prelude::*;
 
-    fn root(tree: &Arc<CallTree>) -> Span {
-        root_span(tree, || info_span!(target: "espresso_slow_call", "request"))
+    /// Runs `f` as the request owning `tree` does: with the tree current, inside its root span.
+    fn in_request<R>(tree: &Arc<CallTree>, f: impl FnOnce() -> R) -> R {
+        let _current = InRequest::enter(tree);
+        info_span!(target: "espresso_slow_call", "request").in_scope(f)
     }
 
     #[tokio::test(start_paused = true)]
-    async fn records_spans_under_the_root_only() {
+    async fn records_the_spans_a_request_opens() {
         let subscriber = tracing_subscriber::registry().with(SlowCallRecorder::new());
         let _guard = tracing::subscriber::set_default(subscriber);
         let tree = CallTree::new(Instant::now(), 16);
         let _outside = info_span!("outside").entered();
-        let request = root(&tree);
-        request.in_scope(|| {
-            let _handler = info_span!("handler", user = "ann", n = 3).entered();
+        let handed_off = in_request(&tree, || {
+            let handler = info_span!("handler", user = "ann", n = 3);
+            let _entered = handler.enter();
+            info_span!("work")
         });
-        drop(request);
+        // Opened after the request's poll, under a span of the request: still its own.
+        drop(info_span!(parent: &handed_off, "spawned"));
+        drop(handed_off);
+        let _unrelated = info_span!("unrelated").entered();
         let records = tree.snapshot();
-        assert_eq!(records.len(), 1);
-        assert_eq!(records[0].name, "handler");
+        let names: Vec<_> = records.iter().map(|r| r.name).collect();
+        assert_eq!(names, ["handler", "work", "spawned"]);
         assert_eq!(records[0].fields, "user=ann n=3");
         assert_eq!(records[0].parent, ROOT);
-        assert!(records[0].end.is_some());
+        assert_eq!((records[1].parent, records[2].parent), (0, 1));
+        assert!(records.iter().all(|r| r.end.is_some()));
+    }
+
+    #[test]
+    fn nested_requests_keep_their_own_trees() {
+        let subscriber = tracing_subscriber::registry().with(SlowCallRecorder::new());
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let (outer, inner) = (
+            CallTree::new(Instant::now(), 16),
+            CallTree::new(Instant::now(), 16),
+        );
+        in_request(&outer, || {
+            let _call = info_span!("call").entered();
+            in_request(&inner, || drop(info_span!("inner_work")));
+            drop(info_span!("after"));
+        });
+        let names = |tree: &CallTree| tree.snapshot().iter().map(|r| r.name).collect::<Vec<_>>();
+        assert_eq!(names(&outer), ["call", "after"]);
+        assert_eq!(names(&inner), ["inner_work"]);
+    }
+
+    #[test]
+    fn filtered_it_needs_no_root_span() {
+        let recorder = SlowCallRecorder::new().filtered(LevelFilter::INFO);
+        let subscriber = tracing_subscriber::registry().with(recorder);
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let tree = CallTree::new(Instant::now(), 16);
+        let root = in_request(&tree, || {
+            drop(info_span!("handler"));
+            drop(tracing::debug_span!("detail"));
+            tracing::info_span!(target: "espresso_slow_call", "request")
+        });
+        let names: Vec<_> = tree.snapshot().iter().map(|r| r.name).collect();
+        assert_eq!(names, ["handler"]);
+        // Decided per call site: no layer but this one means no root span is created.
+        let filter = RecordedSpans {
+            level: LevelFilter::INFO,
+        };
+        let interest =
+            |meta| Filter::<tracing_subscriber::Registry>::callsite_enabled(&filter, meta);
+        assert!(interest(root.metadata().expect("a call site")).is_never());
+        assert!(interest(info_span!("handler").metadata().expect("a call site")).is_always());
     }
 
     #[test]
@@ -286,7 +410,7 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(SlowCallRecorder::new());
         let _guard = tracing::subscriber::set_default(subscriber);
         let tree = CallTree::new(Instant::now(), 16);
-        root(&tree).in_scope(|| {
+        in_request(&tree, || {
             let handler = info_span!("handler", hits = tracing::field::Empty, n = 1);
             handler.record("hits", 2);
         });
@@ -299,7 +423,7 @@ mod tests {
             tracing_subscriber::registry().with(SlowCallRecorder::new().busy_time(false));
         let _guard = tracing::subscriber::set_default(subscriber);
         let tree = CallTree::new(Instant::now(), 16);
-        root(&tree).in_scope(|| {
+        in_request(&tree, || {
             let _handler = info_span!("handler").entered();
         });
         let records = tree.snapshot();
@@ -313,7 +437,7 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(recorder);
         let _guard = tracing::subscriber::set_default(subscriber);
         let tree = CallTree::new(Instant::now(), 16);
-        root(&tree).in_scope(|| {
+        in_request(&tree, || {
             let _handler = info_span!("handler", user = "ann").entered();
         });
         assert_eq!(tree.snapshot()[0].fields, "");

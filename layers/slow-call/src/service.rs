@@ -4,7 +4,6 @@ use crate::{
     ResponseFuture, SlowCallLayer,
     call::{Call, Start},
     layer::Config,
-    recorder::root_span,
     tree::CallTree,
 };
 use espresso_common::{RequestId, grpc::is_grpc};
@@ -75,17 +74,17 @@ where
         let (route, threshold) = config.policy.resolve(req.method(), req.uri().path());
         let request_id = req.extensions().get::<RequestId>().cloned();
         let tree = CallTree::new(start, config.max_spans);
-        let span = root_span(&tree, || {
-            tracing::info_span!(
-                target: "espresso_slow_call",
-                "request",
-                method = %req.method(),
-                path = req.uri().path(),
-                route = route.as_str(),
-                request_id = request_id.as_ref().map(RequestId::as_str),
-                trace_id = tracing::field::Empty,
-            )
-        });
+        // Only created when some layer wants it (log lines in context, trace export): the call
+        // tree does not need it.
+        let span = tracing::info_span!(
+            target: "espresso_slow_call",
+            "request",
+            method = %req.method(),
+            path = req.uri().path(),
+            route = route.as_str(),
+            request_id = request_id.as_ref().map(RequestId::as_str),
+            trace_id = tracing::field::Empty,
+        );
         #[cfg(feature = "otel")]
         crate::otel::extract_parent(&span, req.headers());
         let call = Call::new(Start {
@@ -101,7 +100,7 @@ where
             metrics: config.metrics.clone(),
         });
         let future = {
-            let _entered = call.span.enter();
+            let _entered = call.enter();
             self.inner.call(req)
         };
         ResponseFuture::new(future, call)

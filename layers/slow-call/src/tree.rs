@@ -1,6 +1,6 @@
 //! Per-request storage of span timings, and its one-line rendering.
 //!
-//! The recorder appends one [`Record`] per span under a request's root span; the service reads
+//! The recorder appends one [`Record`] per span a request opens; the service reads
 //! them back once, when the request ends, and renders them only when the request was slow.
 
 use std::{
@@ -10,7 +10,7 @@ use std::{
 };
 use tokio::time::Instant;
 
-/// `parent` of a span directly under the request's root span.
+/// `parent` of a top-level span of the request.
 pub(crate) const ROOT: usize = usize::MAX;
 
 /// Timings of one span.

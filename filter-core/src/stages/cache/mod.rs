@@ -461,7 +461,7 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         // The span covers the look-ups (local, then Redis) and, on a miss, the stages behind.
-        let span = super::stage_span(|| tracing::info_span!("cache"));
+        let span = tracing::info_span!("cache");
         Box::pin(
             async move {
                 let key = shared.key(&request.content);

@@ -46,7 +46,6 @@
 mod labels;
 pub mod rules;
 
-use super::stage_span;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -413,7 +412,7 @@ where
             }
             match client
                 .classify(content, response.request_id.as_deref())
-                .instrument(stage_span(|| tracing::info_span!("classifier")))
+                .instrument(tracing::info_span!("classifier"))
                 .await
             {
                 Ok(verdict) => response.escalate(verdict),
