@@ -5,13 +5,14 @@ use crate::{App, filter_reply::FilterReply};
 use axum::{
     Router,
     body::{Body, Bytes},
-    extract::{DefaultBodyLimit, State, rejection::BytesRejection},
+    extract::{DefaultBodyLimit, FromRequest, State, rejection::BytesRejection},
     http::{HeaderMap, Request, StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use espresso_common::{Rejection, RequestId, grpc::Code};
 use espresso_filter_core::FilterRequest;
+use serde::{Deserialize, Deserializer, de::IgnoredAny};
 
 /// `POST /v1/filter`; the caller adds the state.
 pub(crate) fn filter_routes(max_body_bytes: usize) -> Router<App> {
@@ -78,14 +79,12 @@ impl ApiError {
     }
 }
 
-async fn filter(
-    State(app): State<App>,
-    id: Option<axum::Extension<RequestId>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let id = id.map(|axum::Extension(id)| id);
-    match parse_filter_request(&headers, body) {
+async fn filter(State(app): State<App>, request: Request<Body>) -> Response {
+    // The request itself rather than a `HeaderMap` extractor, which would copy every header.
+    let id = request.extensions().get::<RequestId>().cloned();
+    let json = is_json(request.headers());
+    let body = Bytes::from_request(request, &()).await;
+    match parse_filter_request(json, body) {
         Ok(content) => {
             let request = FilterRequest {
                 content,
@@ -98,12 +97,25 @@ async fn filter(
     }
 }
 
-/// Checks the content type and body of `POST /v1/filter` and returns the content.
+/// The body of `POST /v1/filter`: other fields are ignored.
+#[derive(Deserialize)]
+struct FilterBody {
+    /// Any JSON value, `null` included, so that a wrong type is told apart from a missing one.
+    #[serde(default, deserialize_with = "present")]
+    content: Option<serde_json::Value>,
+}
+
+fn present<'de, D: Deserializer<'de>>(value: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(value).map(Some)
+}
+
+/// Checks the content type (`json`: whether it says JSON) and body of `POST /v1/filter` and
+/// returns the content.
 fn parse_filter_request(
-    headers: &HeaderMap,
+    json: bool,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<String, ApiError> {
-    if !is_json(headers) {
+    if !json {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -131,22 +143,25 @@ fn parse_filter_request(
             ),
         )
     })?;
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+    let invalid = |e: serde_json::Error| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             format!("invalid JSON: {e}"),
         )
-    })?;
-    let Some(object) = value.as_object() else {
+    };
+    // A struct would also be read from an array (`["..."]`): only objects are requests.
+    if !text.trim_start().starts_with('{') {
+        serde_json::from_str::<IgnoredAny>(text).map_err(invalid)?;
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             "expected a JSON object like {\"content\": \"...\"}",
         ));
-    };
-    match object.get("content") {
-        Some(serde_json::Value::String(content)) => Ok(content.clone()),
+    }
+    let body: FilterBody = serde_json::from_str(text).map_err(invalid)?;
+    match body.content {
+        Some(serde_json::Value::String(content)) => Ok(content),
         Some(_) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_content",
@@ -224,14 +239,8 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn json_headers() -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h
-    }
-
     fn parse(body: &'static [u8]) -> Result<String, &'static str> {
-        parse_filter_request(&json_headers(), Ok(Bytes::from_static(body))).map_err(|e| e.code)
+        parse_filter_request(true, Ok(Bytes::from_static(body))).map_err(|e| e.code)
     }
 
     #[test]
@@ -247,6 +256,10 @@ mod tests {
     fn bad_bodies_get_distinct_codes() {
         assert_eq!(parse(b"{"), Err("invalid_json"));
         assert_eq!(parse(b"[1]"), Err("invalid_json"));
+        assert_eq!(parse(br#"["x"]"#), Err("invalid_json"));
+        assert_eq!(parse(b" [1"), Err("invalid_json"));
+        assert_eq!(parse(br#"{"content": null}"#), Err("invalid_content"));
+        assert_eq!(parse(br#"{"content": {"a": 1}}"#), Err("invalid_content"));
         assert_eq!(parse(br#"{"text": "x"}"#), Err("missing_content"));
         assert_eq!(parse(br#"{"content": 5}"#), Err("invalid_content"));
         assert_eq!(parse(b"{\"content\": \"\xff\"}"), Err("invalid_utf8"));

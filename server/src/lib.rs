@@ -39,9 +39,8 @@ use espresso_filter_core::{
     Engine, FilterRequest, FilterResponse, FilterService, Options as FilterOptions,
 };
 use espresso_request_id::RequestIdLayer;
-use espresso_slow_call::SlowCallLayer;
+use espresso_slow_call::{SlowCallBody, SlowCallLayer};
 use http::{HeaderName, StatusCode};
-use std::convert::Infallible;
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -53,7 +52,7 @@ use std::{
 };
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
-use tower::util::BoxCloneSyncService;
+use tower::util::Either;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -167,11 +166,11 @@ impl App {
 /// Every route and layer of the server, ready to serve, outermost first:
 /// request id → slow call → rate limit (probes and metrics exempt) → catch panic → timeout →
 /// routes, with the filter routes behind the degrade layer.
-async fn router(
+async fn stack(
     app: &App,
     config: &Config,
     rate_limit: Option<rate_limit::Layer>,
-) -> Result<Router, BoxError> {
+) -> Result<impl serve::Stack<SlowCallBody<Body>>, BoxError> {
     let max_body = config.server.max_body_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -205,15 +204,17 @@ async fn router(
             .layer(CatchPanicLayer::custom(internal_error))
             .layer(timeout::TimeoutLayer::new(timeout)),
     );
-    let limited: BoxCloneSyncService<http::Request<Body>, Response, Infallible> = match rate_limit {
-        Some(layer) => BoxCloneSyncService::new(rate_limit::ProbesUnlimited {
+    // Unboxed all the way down to the routes: a boxed service is cloned and its future
+    // allocated on every request.
+    let limited = match rate_limit {
+        Some(layer) => Either::Left(rate_limit::ProbesUnlimited {
             limited: ServiceBuilder::new()
                 .map_response(IntoResponse::into_response)
                 .layer(layer)
                 .service(routes.clone()),
             unlimited: routes,
         }),
-        None => BoxCloneSyncService::new(routes),
+        None => Either::Right(routes),
     };
     let threshold = app.slow_call_threshold_ms.clone();
     let slow_call = SlowCallLayer::new(Duration::from_millis(config.slow_call.threshold_ms))
@@ -234,7 +235,7 @@ async fn router(
         .layer(slow_call)
         .map_response(IntoResponse::into_response)
         .service(limited);
-    Ok(Router::new().fallback_service(stack))
+    Ok(stack)
 }
 
 /// `POST /v1/filter` and `Filter/Check`, served by `app`'s pipeline.
@@ -292,7 +293,7 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
         config.server.listen = listen;
     }
     let (app, rate_limit) = App::new(&config)?;
-    let router = router(&app, &config, rate_limit).await?;
+    let stack = stack(&app, &config, rate_limit).await?;
     let listener = TcpListener::bind(config.server.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "espresso-server listening");
@@ -314,7 +315,7 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
     let ready = app.ready.clone();
     let closing = Arc::new(AtomicBool::new(false));
     let delay = Duration::from_millis(config.server.shutdown_delay_ms);
-    serve::serve(listener, router, limits, closing.clone(), async move {
+    serve::serve(listener, stack, limits, closing.clone(), async move {
         serve::shutdown_signal().await;
         ready.store(false, Ordering::Relaxed);
         if !delay.is_zero() {

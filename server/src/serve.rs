@@ -4,16 +4,19 @@
 //! axum's `serve` is simpler but sets no header-read timeout, so a client trickling its headers
 //! (slowloris) would hold a connection forever; hyper-util's builder gives us that knob.
 
-use axum::{Router, extract::ConnectInfo};
+use axum::{
+    body::{Body, Bytes, HttpBody},
+    extract::ConnectInfo,
+};
 use futures_util::FutureExt;
-use http::{HeaderValue, Request, Version, header::CONNECTION};
+use http::{HeaderValue, Request, Response, Version, header::CONNECTION};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
-use std::net::SocketAddr;
+use std::{convert::Infallible, net::SocketAddr};
 use std::{
     future::Future,
     sync::{
@@ -25,9 +28,46 @@ use std::{
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// After a shutdown delay, how long connections accepted just before the listener closed get to
 /// deliver their first request.
 const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(200);
+
+/// The whole server as one service: every layer and route (see `stack` in the crate root).
+pub(crate) trait Stack<B>:
+    tower::Service<
+        Request<Body>,
+        Response = Response<B>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S, B> Stack<B> for S where
+    S: tower::Service<
+            Request<Body>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// What a [`Stack`] answers with: any body hyper can send.
+pub(crate) trait ResponseBody:
+    HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> ResponseBody for B where B: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -38,11 +78,11 @@ pub(crate) struct ConnLimits {
     pub(crate) drain_timeout: Duration,
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains. While `closing` is
+/// Serves `stack` on `listener` until `shutdown` completes, then drains. While `closing` is
 /// set, HTTP/1 answers carry `Connection: close`.
-pub(crate) async fn serve(
+pub(crate) async fn serve<B: ResponseBody>(
     listener: TcpListener,
-    router: Router,
+    stack: impl Stack<B>,
     limits: ConnLimits,
     closing: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()>,
@@ -59,11 +99,12 @@ pub(crate) async fn serve(
     let graceful = GracefulShutdown::new();
     let accept = |stream: TcpStream, peer: SocketAddr| {
         let _ = stream.set_nodelay(true);
-        let (router, closing) = (router.clone(), closing.clone());
-        let service = tower::service_fn(move |mut request: Request<Incoming>| {
+        let (stack, closing) = (stack.clone(), closing.clone());
+        let service = tower::service_fn(move |request: Request<Incoming>| {
+            let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
             let http1 = request.version() < Version::HTTP_2;
-            let answer = router.clone().oneshot(request);
+            let answer = stack.clone().oneshot(request);
             let closing = closing.clone();
             async move {
                 let mut response = answer.await?;
@@ -72,7 +113,7 @@ pub(crate) async fn serve(
                         .headers_mut()
                         .insert(CONNECTION, HeaderValue::from_static("close"));
                 }
-                Ok::<_, std::convert::Infallible>(response)
+                Ok::<_, Infallible>(response)
             }
         });
         let connection = builder
