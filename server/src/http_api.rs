@@ -4,14 +4,15 @@
 use crate::{App, filter_reply::FilterReply};
 use axum::{
     Router,
-    body::{Body, Bytes},
-    extract::{DefaultBodyLimit, FromRequest, State, rejection::BytesRejection},
+    body::Body,
+    extract::State,
     http::{HeaderMap, Request, StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use espresso_common::{Rejection, RequestId, grpc::Code};
 use espresso_filter_core::FilterRequest;
+use http_body_util::LengthLimitError;
 use serde::{Deserialize, Deserializer, de::IgnoredAny};
 
 /// `POST /v1/filter`; the caller adds the state.
@@ -19,7 +20,7 @@ pub(crate) fn filter_routes(max_body_bytes: usize) -> Router<App> {
     Router::new()
         .route(
             "/v1/filter",
-            post(filter).layer(DefaultBodyLimit::max(max_body_bytes)),
+            post(move |State(app): State<App>, request| filter(app, request, max_body_bytes)),
         )
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -79,12 +80,9 @@ impl ApiError {
     }
 }
 
-async fn filter(State(app): State<App>, request: Request<Body>) -> Response {
-    // The request itself rather than a `HeaderMap` extractor, which would copy every header.
+async fn filter(app: App, request: Request<Body>, max_body_bytes: usize) -> Response {
     let id = request.extensions().get::<RequestId>().cloned();
-    let json = is_json(request.headers());
-    let body = Bytes::from_request(request, &()).await;
-    match parse_filter_request(json, body) {
+    match filter_content(request, max_body_bytes).await {
         Ok(content) => {
             let request = FilterRequest {
                 content,
@@ -95,6 +93,34 @@ async fn filter(State(app): State<App>, request: Request<Body>) -> Response {
         }
         Err(error) => error.into_response_for(&app, id.as_ref()),
     }
+}
+
+/// Checks the content type, reads the body (at most `max_body_bytes`) and returns the content.
+async fn filter_content(request: Request<Body>, max_body_bytes: usize) -> Result<String, ApiError> {
+    // The headers in place rather than a `HeaderMap` extractor, which would copy them all.
+    if !is_json(request.headers()) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected a JSON body (content-type: application/json)",
+        ));
+    }
+    let body = axum::body::to_bytes(request.into_body(), max_body_bytes)
+        .await
+        .map_err(|error| {
+            let error = error.into_inner();
+            if error.is::<LengthLimitError>() {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "request body is larger than server.max_body_bytes",
+                )
+            } else {
+                let message = format!("failed to read the request body: {error}");
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message)
+            }
+        })?;
+    parse_filter_body(&body)
 }
 
 /// The body of `POST /v1/filter`: other fields are ignored.
@@ -109,31 +135,9 @@ fn present<'de, D: Deserializer<'de>>(value: D) -> Result<Option<serde_json::Val
     serde_json::Value::deserialize(value).map(Some)
 }
 
-/// Checks the content type (`json`: whether it says JSON) and body of `POST /v1/filter` and
-/// returns the content.
-fn parse_filter_request(
-    json: bool,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<String, ApiError> {
-    if !json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "expected a JSON body (content-type: application/json)",
-        ));
-    }
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body is larger than server.max_body_bytes",
-            )
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", rejection.body_text())
-        }
-    })?;
-    let text = std::str::from_utf8(&body).map_err(|e| {
+/// Reads the content out of a `POST /v1/filter` body.
+fn parse_filter_body(body: &[u8]) -> Result<String, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_utf8",
@@ -240,7 +244,7 @@ mod tests {
     use http::HeaderValue;
 
     fn parse(body: &'static [u8]) -> Result<String, &'static str> {
-        parse_filter_request(true, Ok(Bytes::from_static(body))).map_err(|e| e.code)
+        parse_filter_body(body).map_err(|e| e.code)
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! `--config espresso.toml` (see `server/espresso.toml`); the binary's `--help` lists the flags.
 #![forbid(unsafe_code)]
 
+mod by_path;
 pub mod config;
 mod degrade;
 mod filter_reply;
@@ -33,6 +34,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::any_service,
 };
+use by_path::ByPath;
 use config::Config;
 use espresso_common::{Rejection, grpc::Code};
 use espresso_filter_core::{
@@ -165,7 +167,7 @@ impl App {
 
 /// Every route and layer of the server, ready to serve, outermost first:
 /// request id → slow call → rate limit (probes and metrics exempt) → catch panic → timeout →
-/// routes, with the filter routes behind the degrade layer.
+/// degrade (filter routes only) → routes.
 async fn stack(
     app: &App,
     config: &Config,
@@ -180,40 +182,45 @@ async fn stack(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
+    let routes = probe_routes_with_grpc(app, health_service, reflection)
+        .merge(filter_routes(app, max_body))
+        .merge(ops::router(&app.metrics.registry, config));
     // Overload protection guards the filter only: probes, metrics and the dashboard must keep
     // answering when the filter sheds. Shed requests get the word lists alone, marked degraded.
-    let mut filter = filter_routes(app, max_body);
-    if let Some(degrade) = degrade::layer(
+    let guarded = match degrade::layer(
         &config.degrade,
         app.degrade_switch.clone(),
         filter_routes(&app.degraded(), max_body),
         &app.metrics.registry,
     ) {
-        filter = filter.layer(degrade);
-    }
-    let routes = probe_routes_with_grpc(app, health_service, reflection)
-        .merge(filter)
-        .merge(ops::router(&app.metrics.registry, config));
-
-    // The outer layers wrap the whole router once, as one service (`Router::layer` would wrap
-    // every route separately and box each layer again per request); the inner two stay per
-    // route so that a panic or a timeout still answers with the route's own error shape.
+        Some(degrade) => Either::Left(ByPath::new(
+            is_filter_route,
+            ServiceBuilder::new()
+                .map_response(IntoResponse::into_response)
+                .layer(degrade)
+                .service(routes.clone()),
+            routes,
+        )),
+        None => Either::Right(routes),
+    };
+    // Each layer wraps the whole router once, as one service, unboxed: `Router::layer` would
+    // box every route again, and a boxed service is cloned and its future allocated on every
+    // request.
     let timeout = Duration::from_millis(config.server.request_timeout_ms);
-    let routes = routes.layer(
-        ServiceBuilder::new()
-            .layer(CatchPanicLayer::custom(internal_error))
-            .layer(timeout::TimeoutLayer::new(timeout)),
-    );
-    // Unboxed all the way down to the routes: a boxed service is cloned and its future
-    // allocated on every request.
+    let routes = ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
+        .layer(CatchPanicLayer::custom(internal_error))
+        .layer(timeout::TimeoutLayer::new(timeout))
+        .service(guarded);
     let limited = match rate_limit {
-        Some(layer) => Either::Left(rate_limit::ProbesUnlimited {
-            limited: ServiceBuilder::new()
+        Some(layer) => Either::Left(ByPath::new(
+            rate_limit::is_probe,
+            routes.clone(),
+            ServiceBuilder::new()
                 .map_response(IntoResponse::into_response)
                 .layer(layer)
-                .service(routes.clone()),
-            unlimited: routes,
-        }),
+                .service(routes),
+        )),
         None => Either::Right(routes),
     };
     let threshold = app.slow_call_threshold_ms.clone();
@@ -236,6 +243,17 @@ async fn stack(
         .map_response(IntoResponse::into_response)
         .service(limited);
     Ok(stack)
+}
+
+/// Whether `path` is one of [`filter_routes`].
+fn is_filter_route(path: &str) -> bool {
+    path == "/v1/filter"
+        || path
+            .strip_prefix('/')
+            .and_then(|path| {
+                path.strip_prefix(pb::filter_server::FilterServer::<grpc::FilterGrpc>::NAME)
+            })
+            .is_some_and(|method| method.starts_with('/'))
 }
 
 /// `POST /v1/filter` and `Filter/Check`, served by `app`'s pipeline.
@@ -331,4 +349,25 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_filter_route;
+
+    #[test]
+    fn degrade_guards_the_filter_routes_only() {
+        for path in ["/v1/filter", "/espresso.filter.v1.Filter/Check"] {
+            assert!(is_filter_route(path), "{path}");
+        }
+        for path in [
+            "/v1/filter/x",
+            "/v1/filterx",
+            "/espresso.filter.v1.FilterX/Check",
+            "/healthz",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            assert!(!is_filter_route(path), "{path}");
+        }
+    }
 }

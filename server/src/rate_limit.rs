@@ -48,42 +48,9 @@ pub(crate) fn layer(
 
 /// Whether `path` is a probe or the metrics scrape: never rate limited, so an orchestrator's
 /// health checks and a Prometheus server are not refused like a client over its quota.
-fn is_probe(path: &str) -> bool {
+pub(crate) fn is_probe(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
         || path.starts_with("/grpc.health.v1.Health/")
-}
-
-/// Sends probes to `unlimited` and everything else to `limited`.
-#[derive(Clone)]
-pub(crate) struct ProbesUnlimited<L, U> {
-    pub(crate) limited: L,
-    pub(crate) unlimited: U,
-}
-
-impl<L, U, B> tower::Service<http::Request<B>> for ProbesUnlimited<L, U>
-where
-    L: tower::Service<http::Request<B>>,
-    U: tower::Service<http::Request<B>, Response = L::Response, Error = L::Error>,
-{
-    type Response = L::Response;
-    type Error = L::Error;
-    type Future = futures_util::future::Either<L::Future, U::Future>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::ready!(self.limited.poll_ready(cx))?;
-        self.unlimited.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if is_probe(request.uri().path()) {
-            futures_util::future::Either::Right(self.unlimited.call(request))
-        } else {
-            futures_util::future::Either::Left(self.limited.call(request))
-        }
-    }
 }
 
 #[cfg(test)]
