@@ -184,16 +184,15 @@ fn is_json(headers: &HeaderMap) -> bool {
     let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || essence
-            .strip_prefix("application/")
-            .is_some_and(|s| s.ends_with("+json"))
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    let ends_with_json = subtype.len() >= 5
+        && subtype.is_char_boundary(subtype.len() - 5)
+        && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json");
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || ends_with_json)
 }
 
 async fn healthz() -> Response {
@@ -280,6 +279,10 @@ mod tests {
             ("application/merge-patch+json", true),
             ("text/plain", false),
             ("application/jsonx", false),
+            ("application/+json", true),
+            ("application/ld+JSON", true),
+            ("application", false),
+            ("text/x+json", false),
         ] {
             h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
             assert_eq!(is_json(&h), ok, "{ct}");

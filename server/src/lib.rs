@@ -128,7 +128,7 @@ impl App {
     /// No span of its own: the word lists take microseconds, inside the request's root span;
     /// the remote stages (`cache`, `classifier`) open spans for the slow-call tree.
     pub(crate) async fn check(&self, request: FilterRequest) -> FilterResponse {
-        let Ok(response) = self.service.clone().oneshot(request).await;
+        let response = self.service.check(request).await;
         let degraded = if response.degraded { "true" } else { "false" };
         self.metrics
             .verdicts
@@ -151,7 +151,7 @@ impl App {
         });
         Self(Arc::new(AppState {
             filter: self.filter.clone(),
-            service: tower::util::BoxCloneSyncService::new(local),
+            service: pipeline::Pipeline::Staged(tower::util::BoxCloneSyncService::new(local)),
             metrics: self.metrics.clone(),
             ready: self.ready.clone(),
             slow_call_threshold_ms: self.slow_call_threshold_ms.clone(),

@@ -13,10 +13,28 @@ use espresso_filter_core::{
 };
 use prometheus::Registry;
 use std::{convert::Infallible, time::Duration};
-use tower::{ServiceBuilder, util::BoxCloneSyncService};
+use tower::{Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 
-/// The whole pipeline behind one cheap, cloneable service.
-pub(crate) type Pipeline = BoxCloneSyncService<FilterRequest, FilterResponse, Infallible>;
+/// The whole pipeline.
+#[derive(Clone)]
+pub(crate) enum Pipeline {
+    /// The word lists alone: answered in place, with nothing boxed or cloned per request.
+    Local(FilterService),
+    /// Remote stages in front of the word lists, behind one cloneable service.
+    Staged(BoxCloneSyncService<FilterRequest, FilterResponse, Infallible>),
+}
+
+impl Pipeline {
+    /// The pipeline's answer to `request`.
+    pub(crate) async fn check(&self, request: FilterRequest) -> FilterResponse {
+        let answer = match self {
+            Self::Local(words) => words.clone().call(request).into_inner(),
+            Self::Staged(stages) => stages.clone().oneshot(request).await,
+        };
+        let Ok(response) = answer;
+        response
+    }
+}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -78,9 +96,13 @@ pub(crate) fn build(
         None
     };
 
-    let service = ServiceBuilder::new()
+    let words = FilterService::new(engine.clone());
+    if cache.is_none() && classifier.is_none() {
+        return Ok(Pipeline::Local(words));
+    }
+    let stages = ServiceBuilder::new()
         .option_layer(cache)
         .option_layer(classifier)
-        .service(FilterService::new(engine.clone()));
-    Ok(BoxCloneSyncService::new(service))
+        .service(words);
+    Ok(Pipeline::Staged(BoxCloneSyncService::new(stages)))
 }
