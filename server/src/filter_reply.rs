@@ -1,7 +1,9 @@
 //! The answer of `POST /v1/filter`, exactly as DESIGN.md's JSON contract spells it.
 
+use axum::response::{IntoResponse, Response};
 use espresso_common::RequestId;
 use espresso_filter_core::{FilterResponse, Hit, Verdict};
+use http::{HeaderValue, header::CONTENT_TYPE};
 use serde::Serialize;
 
 /// `{"request_id", "verdict", "masked", "hits", "degraded"}`
@@ -22,6 +24,26 @@ impl<'a> FilterReply<'a> {
             masked: &response.masked,
             hits: &response.hits,
             degraded: response.degraded,
+        }
+    }
+}
+
+impl IntoResponse for FilterReply<'_> {
+    /// `200` with the JSON. Written into a `Vec` sized for a typical reply: `axum::Json` writes
+    /// through a `BytesMut` writer, piece by piece, and grows it from 128 bytes.
+    fn into_response(self) -> Response {
+        let mut json = Vec::with_capacity(256 + self.masked.len());
+        match serde_json::to_writer(&mut json, &self) {
+            Ok(()) => (
+                [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                json,
+            )
+                .into_response(),
+            // Strings, numbers and booleans only: writing them into memory does not fail.
+            Err(error) => {
+                tracing::error!(%error, "could not serialize a filter reply");
+                crate::internal_error(Box::new(error))
+            }
         }
     }
 }

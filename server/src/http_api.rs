@@ -6,7 +6,7 @@ use axum::{
     Router,
     body::Body,
     extract::State,
-    http::{HeaderMap, Request, StatusCode, header::CONTENT_TYPE},
+    http::{HeaderMap, HeaderValue, Request, StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -89,7 +89,7 @@ async fn filter(app: App, request: Request<Body>, max_body_bytes: usize) -> Resp
                 request_id: id.as_ref().map(|id| id.as_str().to_owned()),
             };
             let reply = app.check(request).await;
-            axum::Json(FilterReply::new(id.as_ref(), &reply)).into_response()
+            FilterReply::new(id.as_ref(), &reply).into_response()
         }
         Err(error) => error.into_response_for(&app, id.as_ref()),
     }
@@ -181,18 +181,19 @@ fn parse_filter_body(body: &[u8]) -> Result<String, ApiError> {
 
 /// `application/json` or any `application/*+json`, parameters allowed.
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(ct) = headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes) else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim();
-    let Some((kind, subtype)) = essence.split_once('/') else {
+    let essence = ct.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+    let Some(subtype) = essence
+        .split_at_checked(b"application/".len())
+        .filter(|(kind, _)| kind.eq_ignore_ascii_case(b"application/"))
+        .map(|(_, subtype)| subtype)
+    else {
         return false;
     };
-    let ends_with_json = subtype.len() >= 5
-        && subtype.is_char_boundary(subtype.len() - 5)
-        && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json");
-    kind.eq_ignore_ascii_case("application")
-        && (subtype.eq_ignore_ascii_case("json") || ends_with_json)
+    subtype.eq_ignore_ascii_case(b"json")
+        || subtype.len() >= 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case(b"+json")
 }
 
 async fn healthz() -> Response {

@@ -291,7 +291,7 @@ fn grpc_path<S: NamedService>(_: &S) -> String {
 }
 
 /// A panicking handler answers 500 with the error JSON instead of dropping the connection.
-fn internal_error(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+pub(crate) fn internal_error(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     // The panicking request is gone with the unwinding, so its id is not at hand here; the
     // request-id layer outside still puts it on the response header.
     Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Internal)
