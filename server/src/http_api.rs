@@ -184,7 +184,11 @@ fn is_json(headers: &HeaderMap) -> bool {
     let Some(ct) = headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes) else {
         return false;
     };
-    let essence = ct.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+    let essence = ct
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
     let Some(subtype) = essence
         .split_at_checked(b"application/".len())
         .filter(|(kind, _)| kind.eq_ignore_ascii_case(b"application/"))

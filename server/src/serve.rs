@@ -4,10 +4,7 @@
 //! axum's `serve` is simpler but sets no header-read timeout, so a client trickling its headers
 //! (slowloris) would hold a connection forever; hyper-util's builder gives us that knob.
 
-use axum::{
-    body::{Body, Bytes, HttpBody},
-    extract::ConnectInfo,
-};
+use axum::body::{Body, Bytes, HttpBody};
 use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response, Version, header::CONNECTION};
 use hyper::body::Incoming;
@@ -102,7 +99,8 @@ pub(crate) async fn serve<B: ResponseBody>(
         let (stack, closing) = (stack.clone(), closing.clone());
         let service = tower::service_fn(move |request: Request<Incoming>| {
             let mut request = request.map(Body::new);
-            request.extensions_mut().insert(ConnectInfo(peer));
+            // The rate limit's key reads the peer address from here.
+            request.extensions_mut().insert(peer);
             let http1 = request.version() < Version::HTTP_2;
             let answer = stack.clone().oneshot(request);
             let closing = closing.clone();

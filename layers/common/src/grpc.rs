@@ -4,14 +4,11 @@ use http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
 
 /// `true` when the request's content type is `application/grpc` or `application/grpc+<codec>`.
 pub fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.strip_prefix("application/grpc").is_some_and(|rest| {
-                rest.is_empty() || rest.starts_with('+') || rest.starts_with(';')
-            })
-        })
+    headers.get(CONTENT_TYPE).is_some_and(|ct| {
+        ct.as_bytes()
+            .strip_prefix(b"application/grpc")
+            .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
+    })
 }
 
 /// gRPC status codes, as numbered by the gRPC specification.
