@@ -38,7 +38,7 @@ use std::{
 use tower::{Layer, Service, service_fn};
 use tower_http::trace::TraceLayer;
 use tracing::instrument;
-use tracing_subscriber::prelude::*;
+use tracing_subscriber::{filter::LevelFilter, prelude::*};
 
 #[instrument]
 async fn handler() -> Bytes {
@@ -135,6 +135,20 @@ fn bench(c: &mut Criterion) {
         }
         let mut service = layer.layer(service_fn(app));
         group.bench_function(name, |b| b.iter(|| black_box(call(&mut service))));
+    }
+
+    {
+        // The server's setup: the recorder behind its own filter, so no root span is created
+        // when no other layer wants one.
+        let recorder = SlowCallRecorder::new().filtered(LevelFilter::INFO);
+        let subscriber = tracing_subscriber::registry().with(recorder);
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let mut service = SlowCallLayer::new(threshold)
+            .route("/v1/filter")
+            .layer(service_fn(app));
+        group.bench_function("slow_call_recorder_filtered", |b| {
+            b.iter(|| black_box(call(&mut service)))
+        });
     }
 
     {
