@@ -11,15 +11,16 @@ use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
-    service::TowerToHyperService,
 };
 use std::{convert::Infallible, net::SocketAddr};
 use std::{
     future::Future,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    task::{Context, Poll, ready},
     time::Duration,
 };
 use tokio::net::{TcpListener, TcpStream};
@@ -96,26 +97,13 @@ pub(crate) async fn serve<B: ResponseBody>(
     let graceful = GracefulShutdown::new();
     let accept = |stream: TcpStream, peer: SocketAddr| {
         let _ = stream.set_nodelay(true);
-        let (stack, closing) = (stack.clone(), closing.clone());
-        let service = tower::service_fn(move |request: Request<Incoming>| {
-            let mut request = request.map(Body::new);
-            // The rate limit's key reads the peer address from here.
-            request.extensions_mut().insert(peer);
-            let http1 = request.version() < Version::HTTP_2;
-            let answer = stack.clone().oneshot(request);
-            let closing = closing.clone();
-            async move {
-                let mut response = answer.await?;
-                if http1 && closing.load(Ordering::Relaxed) {
-                    response
-                        .headers_mut()
-                        .insert(CONNECTION, HeaderValue::from_static("close"));
-                }
-                Ok::<_, Infallible>(response)
-            }
-        });
+        let service = PerConnection {
+            stack: stack.clone(),
+            peer,
+            closing: closing.clone(),
+        };
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -157,6 +145,70 @@ pub(crate) async fn serve<B: ResponseBody>(
         () = tokio::time::sleep(limits.drain_timeout) => {
             tracing::warn!(drain = ?limits.drain_timeout, "drain timeout: closing remaining connections");
         }
+    }
+}
+
+/// One connection's view of the stack: requests carry the peer address, and HTTP/1 answers
+/// carry `Connection: close` while the server is closing.
+///
+/// A hyper service rather than `tower::service_fn` behind `TowerToHyperService`, which clones the
+/// whole stack (every layer's `Arc`s, shared by both cores) twice per request instead of once.
+#[derive(Clone)]
+struct PerConnection<S> {
+    stack: S,
+    peer: SocketAddr,
+    closing: Arc<AtomicBool>,
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for PerConnection<S>
+where
+    // The `Service` bound names `B` (as `Stack<B>` alone cannot).
+    S: Stack<B> + tower::Service<Request<Body>, Response = Response<B>>,
+{
+    type Response = Response<B>;
+    type Error = Infallible;
+    type Future = Answer<tower::util::Oneshot<S, Request<Body>>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let mut request = request.map(Body::new);
+        // The rate limit's key reads the peer address from here.
+        request.extensions_mut().insert(self.peer);
+        Answer {
+            close: (request.version() < Version::HTTP_2).then(|| self.closing.clone()),
+            inner: self.stack.clone().oneshot(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`PerConnection`].
+    struct Answer<F> {
+        #[pin]
+        inner: F,
+        // HTTP/1 only: whether the server is closing when the answer is ready.
+        close: Option<Arc<AtomicBool>>,
+    }
+}
+
+impl<F, B> Future for Answer<F>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+{
+    type Output = Result<Response<B>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if this
+            .close
+            .as_ref()
+            .is_some_and(|closing| closing.load(Ordering::Relaxed))
+        {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        Poll::Ready(Ok(response))
     }
 }
 
