@@ -1,4 +1,5 @@
-//! With the `otel` feature the classifier stage forwards the caller's W3C trace context.
+//! With the `otel` feature the classifier stage forwards its span's W3C trace context: the
+//! caller's trace when there is a caller span.
 //!
 //! The subscriber (an OpenTelemetry layer over an SDK tracer that exports nothing) is installed
 //! for this thread only, and the runtime is single-threaded, so the stage runs under it.
@@ -6,10 +7,11 @@
 use espresso_filter_core::stages::ClassifierLayer;
 use espresso_filter_core::stages::classifier::rules::RuleClassifier;
 use espresso_filter_core::{Engine, FilterRequest, FilterService, Verdict};
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use std::time::Duration;
 use tower::{ServiceBuilder, ServiceExt};
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::prelude::*;
 
 #[tokio::test(flavor = "current_thread")]
@@ -31,16 +33,19 @@ async fn the_trace_context_reaches_the_classifier() {
         )
         .service(FilterService::new(Engine::builtin()));
 
-    // outside any span: nothing to forward
+    // Outside any span the stage's own span starts a trace of its own.
     let r = service
         .clone()
         .oneshot(FilterRequest::new("xxx"))
         .await
         .unwrap();
     assert_eq!(r.verdict, Verdict::Block);
-    assert_eq!(rules.last_request().unwrap().traceparent, None);
+    let alone = rules.last_request().unwrap().traceparent;
+    let alone = alone.expect("the stage's span is forwarded");
 
+    // Inside a caller's span the classifier joins the caller's trace.
     let span = tracing::info_span!("request");
+    let trace_id = span.context().span().span_context().trace_id().to_string();
     let r = service
         .oneshot(FilterRequest::new("xxx"))
         .instrument(span)
@@ -52,6 +57,6 @@ async fn the_trace_context_reaches_the_classifier() {
     let parts: Vec<&str> = traceparent.split('-').collect();
     assert_eq!(parts.len(), 4, "{traceparent}");
     assert_eq!(parts[0], "00");
-    assert_eq!(parts[1].len(), 32);
-    assert_ne!(parts[1], "0".repeat(32));
+    assert_eq!(parts[1], trace_id, "the caller's trace");
+    assert_ne!(alone.split('-').nth(1), Some(trace_id.as_str()));
 }
