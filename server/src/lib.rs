@@ -3,12 +3,14 @@
 //! It composes every espresso piece the way a production service would:
 //!
 //! ```text
-//! request id → catch panic → timeout → routes
-//!                                       ├─ POST /v1/filter                  (JSON)
-//!                                       ├─ espresso.filter.v1.Filter/Check  (gRPC)
-//!                                       ├─ grpc.health.v1 / reflection
-//!                                       └─ /healthz /readyz /metrics
+//! request id → slow call → rate limit → catch panic → timeout → routes
+//!                                                               ├─ POST /v1/filter                  (JSON)
+//!                                                               ├─ espresso.filter.v1.Filter/Check  (gRPC)
+//!                                                               ├─ grpc.health.v1 / reflection
+//!                                                               └─ /healthz /readyz /metrics
 //! ```
+//!
+//! Probes and `/metrics` skip the rate limit; the two filter routes sit behind the degrade layer.
 //!
 //! Run it with `cargo run --release -p espresso-server` (no other service needed) or with
 //! `--config espresso.toml` (see `server/espresso.toml`); the binary's `--help` lists the flags.
@@ -125,8 +127,8 @@ impl App {
 
     /// Runs one request through the filter pipeline and counts the answer.
     ///
-    /// No span of its own: the word lists take microseconds, inside the request's root span;
-    /// the remote stages (`cache`, `classifier`) open spans for the slow-call tree.
+    /// No span of its own: the word lists take microseconds; the remote stages (`cache`,
+    /// `classifier`) open spans for the slow-call tree.
     pub(crate) async fn check(&self, request: FilterRequest) -> FilterResponse {
         let response = self.service.check(request).await;
         let degraded = if response.degraded { "true" } else { "false" };
