@@ -1,7 +1,8 @@
 //! Where log lines go: stderr always, plus an optional rolling file, as text or JSON lines.
 //!
-//! The file is written by a background thread ([`tracing_appender::non_blocking`]): a request
-//! that logs only pushes the line into a bounded queue (128 000 lines). When the disk cannot keep
+//! The file is written by a background thread
+//! ([`tracing_appender::non_blocking`](mod@tracing_appender::non_blocking)): a request that logs
+//! only pushes the line into a bounded queue (128 000 lines). When the disk cannot keep
 //! up, new lines are dropped rather than slowing requests down, and counted in
 //! `espresso_log_dropped_lines_total`. The [`LogGuard`] flushes the queue when dropped, so keep
 //! it alive for the whole process.
