@@ -5,24 +5,25 @@
 //! (slowloris) would hold a connection forever; hyper-util's builder gives us that knob.
 
 use axum::body::{Body, Bytes, HttpBody};
-use futures_util::FutureExt;
+use futures_util::{FutureExt, future::Either};
 use http::{HeaderValue, Request, Response, Version, header::CONNECTION};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
-use std::{convert::Infallible, net::SocketAddr};
 use std::{
+    cell::RefCell,
     future::Future,
     pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    task::{Context, Poll, ready},
+    task::{Context, Poll, Waker, ready},
     time::Duration,
 };
+use std::{convert::Infallible, net::SocketAddr};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
@@ -98,7 +99,7 @@ pub(crate) async fn serve<B: ResponseBody>(
     let accept = |stream: TcpStream, peer: SocketAddr| {
         let _ = stream.set_nodelay(true);
         let service = PerConnection {
-            stack: stack.clone(),
+            stack: RefCell::new(stack.clone()),
             peer,
             closing: closing.clone(),
         };
@@ -151,11 +152,12 @@ pub(crate) async fn serve<B: ResponseBody>(
 /// One connection's view of the stack: requests carry the peer address, and HTTP/1 answers
 /// carry `Connection: close` while the server is closing.
 ///
-/// A hyper service rather than `tower::service_fn` behind `TowerToHyperService`, which clones the
-/// whole stack (every layer's `Arc`s, shared by both cores) twice per request instead of once.
-#[derive(Clone)]
+/// The connection keeps its own copy of the stack and calls it in place. `TowerToHyperService`
+/// would clone the whole stack for every request: every layer's `Arc`s, counted up and down by
+/// both cores on shared cache lines.
 struct PerConnection<S> {
-    stack: S,
+    // Only the connection's task calls the service, one request at a time.
+    stack: RefCell<S>,
     peer: SocketAddr,
     closing: Arc<AtomicBool>,
 }
@@ -167,16 +169,21 @@ where
 {
     type Response = Response<B>;
     type Error = Infallible;
-    type Future = Answer<tower::util::Oneshot<S, Request<Body>>>;
+    type Future = Answer<Either<S::Future, tower::util::Oneshot<S, Request<Body>>>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let mut request = request.map(Body::new);
         // The rate limit's key reads the peer address from here.
         request.extensions_mut().insert(self.peer);
-        Answer {
-            close: (request.version() < Version::HTTP_2).then(|| self.closing.clone()),
-            inner: self.stack.clone().oneshot(request),
-        }
+        let close = (request.version() < Version::HTTP_2).then(|| self.closing.clone());
+        let mut stack = self.stack.borrow_mut();
+        let inner = match stack.poll_ready(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => Either::Left(stack.call(request)),
+            Poll::Ready(Err(never)) => match never {},
+            // No layer of the stack waits to be ready; should one, a copy waits for it.
+            Poll::Pending => Either::Right(stack.clone().oneshot(request)),
+        };
+        Answer { inner, close }
     }
 }
 
