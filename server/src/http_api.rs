@@ -245,7 +245,6 @@ pub(crate) async fn method_not_allowed(State(app): State<App>, request: Request<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     fn parse(body: &'static [u8]) -> Result<String, &'static str> {
         parse_filter_body(body).map_err(|e| e.code)

@@ -14,7 +14,9 @@ use hyper_util::{
 };
 use std::{
     cell::RefCell,
+    convert::Infallible,
     future::Future,
+    net::SocketAddr,
     pin::Pin,
     sync::{
         Arc,
@@ -23,7 +25,6 @@ use std::{
     task::{Context, Poll, Waker, ready},
     time::Duration,
 };
-use std::{convert::Infallible, net::SocketAddr};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
@@ -127,7 +128,9 @@ pub(crate) async fn serve<B: ResponseBody>(
             () = &mut shutdown => break,
         }
     }
-    if closing.load(Ordering::Relaxed) {
+    // Set before `shutdown` completed when there was a shutdown delay; read once for both steps.
+    let delayed = closing.load(Ordering::Relaxed);
+    if delayed {
         // Connections the kernel completed but nobody accepted yet would be reset with the
         // listener, their requests unanswered: serve those too.
         while let Some(Ok((stream, peer))) = listener.accept().now_or_never() {
@@ -135,7 +138,7 @@ pub(crate) async fn serve<B: ResponseBody>(
         }
     }
     drop(listener);
-    if closing.load(Ordering::Relaxed) {
+    if delayed {
         // A connection accepted in the last moments may hold a request not read yet; graceful
         // shutdown would close it as idle. Let those requests arrive: each is answered with
         // `Connection: close`.

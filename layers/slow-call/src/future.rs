@@ -16,8 +16,9 @@ use std::{
 pin_project! {
     /// Response future of [`SlowCall`](crate::SlowCall).
     ///
-    /// Polls the inner future with the request current (see [`SlowCallRecorder`](crate::SlowCallRecorder)). When it is dropped before the
-    /// response arrives (the client went away), the request is accounted as cancelled.
+    /// Polls the inner future with the request current (see
+    /// [`SlowCallRecorder`](crate::SlowCallRecorder)). When it is dropped before the response
+    /// arrives (the client went away), the request is accounted as cancelled.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
