@@ -4,6 +4,7 @@ use crate::App;
 use espresso_common::RequestId;
 use espresso_filter_core::FilterRequest;
 use tonic::{Request, Response, Status};
+use tonic_reflection::server::{Builder, Error, v1, v1alpha};
 
 /// Code generated from `proto/espresso/filter/v1/filter.proto`.
 #[allow(missing_docs, unreachable_pub, clippy::all)]
@@ -13,6 +14,34 @@ pub mod pb {
     /// The encoded descriptors of every espresso proto, for gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/espresso_descriptor.bin"));
+}
+
+/// Server reflection, `grpc.reflection.v1` and `grpc.reflection.v1alpha`, over the same
+/// descriptors.
+///
+/// Both versions are served because common clients (grpcurl, Python's grpcio-reflection) still
+/// speak v1alpha only. Each lists `espresso.filter.v1.Filter`, `grpc.health.v1.Health` and both
+/// reflection services, and resolves their files by symbol.
+pub(crate) fn reflection() -> Result<
+    (
+        v1::ServerReflectionServer<impl v1::ServerReflection>,
+        v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
+    ),
+    Error,
+> {
+    // The builder is consumed by `build_*` and is not `Clone`: one per version.
+    let builder = || {
+        Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // Each `build_*` adds its own version's descriptor; registering both lets a client
+            // of either version see that the other is served too.
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }
 
 /// Serves `Filter/Check` from the same pipeline as `POST /v1/filter`.

@@ -180,11 +180,12 @@ async fn stack(
     health
         .set_serving::<pb::filter_server::FilterServer<grpc::FilterGrpc>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let (reflection_v1, reflection_v1alpha) = grpc::reflection()?;
+    let grpc_services = grpc_route(health_service)
+        .merge(grpc_route(reflection_v1))
+        .merge(grpc_route(reflection_v1alpha));
 
-    let routes = probe_routes_with_grpc(app, health_service, reflection)
+    let routes = probe_routes_with_grpc(app, grpc_services)
         .merge(filter_routes(app, max_body))
         .merge(ops::router(&app.metrics.registry, config));
     // Overload protection guards the filter only: probes, metrics and the dashboard must keep
@@ -267,24 +268,24 @@ fn filter_routes(app: &App, max_body: usize) -> Router {
         .with_state(app.clone())
 }
 
-/// Probes, metrics, gRPC health and reflection, and the JSON (or gRPC) answers for unknown
-/// routes.
-fn probe_routes_with_grpc<H, R>(app: &App, health: H, reflection: R) -> Router
-where
-    H: NamedService + tower::Service<http::Request<Body>, Error = std::convert::Infallible>,
-    H: Clone + Send + Sync + 'static,
-    H::Response: axum::response::IntoResponse,
-    H::Future: Send + 'static,
-    R: NamedService + tower::Service<http::Request<Body>, Error = std::convert::Infallible>,
-    R: Clone + Send + Sync + 'static,
-    R::Response: axum::response::IntoResponse,
-    R::Future: Send + 'static,
-{
+/// Probes, metrics, the `grpc` services (health and reflection), and the JSON (or gRPC) answers
+/// for unknown routes.
+fn probe_routes_with_grpc(app: &App, grpc: Router<App>) -> Router {
     http_api::probe_routes()
-        .route_service(&grpc_path(&health), any_service(health))
-        .route_service(&grpc_path(&reflection), any_service(reflection))
+        .merge(grpc)
         .fallback(http_api::not_found)
         .with_state(app.clone())
+}
+
+/// A router with one route, every method of the tonic service `service`.
+fn grpc_route<S>(service: S) -> Router<App>
+where
+    S: NamedService + tower::Service<http::Request<Body>, Error = std::convert::Infallible>,
+    S: Clone + Send + Sync + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
+    Router::new().route_service(&grpc_path(&service), any_service(service))
 }
 
 /// The route of every method of a tonic service: `/<package.Service>/{*method}`.
