@@ -15,3 +15,4 @@ mod harness;
 mod lifecycle;
 mod pipeline;
 mod rate_limit;
+mod reflection;
