@@ -6,7 +6,7 @@
 //! request id → slow call → rate limit → catch panic → timeout → routes
 //!                                                               ├─ POST /v1/filter                  (JSON)
 //!                                                               ├─ espresso.filter.v1.Filter/Check  (gRPC)
-//!                                                               ├─ grpc.health.v1 / reflection
+//!                                                               ├─ grpc.health.v1, reflection v1 + v1alpha
 //!                                                               └─ /healthz /readyz /metrics
 //! ```
 //!

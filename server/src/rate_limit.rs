@@ -72,6 +72,9 @@ mod tests {
             "/healthz/x",
             "/espresso.filter.v1.Filter/Check",
             "/debug/dashboard",
+            // Reflection is a client's tool, not a probe: limited like the filter.
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
         ] {
             assert!(!is_probe(path), "{path}");
         }
