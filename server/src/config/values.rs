@@ -24,7 +24,7 @@ pub enum RateLimitKey {
     Ip,
     /// `"global"`: one bucket for every request.
     Global,
-    /// `"header:<name>"`: the value of this request header; requests without it are not limited.
+    /// `"header:<name>"`: the value of this request header; requests without it share one bucket.
     Header(HeaderName),
 }
 
