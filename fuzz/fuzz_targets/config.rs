@@ -32,9 +32,15 @@ fn check_accepted(config: &Config) {
     assert!(http::HeaderName::try_from(config.request_id.header.as_str()).is_ok());
     let rl = &config.rate_limit;
     assert!(rl.per_second > 0 && rl.burst > 0);
-    assert_eq!(rl.key.to_string().parse::<RateLimitKey>().as_ref(), Ok(&rl.key));
+    assert_eq!(
+        rl.key.to_string().parse::<RateLimitKey>().as_ref(),
+        Ok(&rl.key)
+    );
     for network in &rl.trusted_proxies {
-        assert_eq!(network.to_string().parse::<ProxyNetwork>().as_ref(), Ok(network));
+        assert_eq!(
+            network.to_string().parse::<ProxyNetwork>().as_ref(),
+            Ok(network)
+        );
     }
     assert!(config.debug.pprof_max_seconds > 0);
     assert!(config.log.max_files > 0 && config.log.max_size_bytes > 0);

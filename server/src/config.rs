@@ -18,7 +18,9 @@ mod values;
 
 pub use keys::{Applies, KEYS};
 pub(crate) use keys::{changed, restart_only};
-pub use values::{DegradeLimit, LogFormat, LogRotation, ProxyNetwork, RateLimitBackend, RateLimitKey};
+pub use values::{
+    DegradeLimit, LogFormat, LogRotation, ProxyNetwork, RateLimitBackend, RateLimitKey,
+};
 
 use espresso_filter_core::{Level, Verdict};
 use serde::{Deserialize, Serialize};
@@ -608,7 +610,12 @@ mod tests {
             let text = format!("[degrade]\nlimit = \"{limit}\"\n");
             let config = Config::parse(&text).unwrap();
             assert_eq!(config.degrade.limit, value);
-            assert!(config.to_toml().unwrap().contains(&format!("limit = \"{limit}\"")));
+            assert!(
+                config
+                    .to_toml()
+                    .unwrap()
+                    .contains(&format!("limit = \"{limit}\""))
+            );
         }
         for (text, backend) in [
             ("memory", RateLimitBackend::Memory),
@@ -652,7 +659,11 @@ mod tests {
                 "rate_limit.backend",
                 "`memory` or `redis`",
             ),
-            ("[log]\n\nformat = \"xml\"\n", "log.format", "`text` or `json`"),
+            (
+                "[log]\n\nformat = \"xml\"\n",
+                "log.format",
+                "`text` or `json`",
+            ),
             (
                 "[log]\n\nrotation = \"weekly\"\n",
                 "log.rotation",
@@ -731,7 +742,10 @@ level = "normal"
         let msg = err.to_string();
         assert!(msg.contains("line 2"), "{msg}");
         assert!(msg.contains("key `server.listen_on`"), "{msg}");
-        assert!(msg.contains("expected one of `listen`, `max_body_bytes`"), "{msg}");
+        assert!(
+            msg.contains("expected one of `listen`, `max_body_bytes`"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -26,7 +26,9 @@ pub(crate) fn layer(
                 .min_concurrency(min)
                 .max_limit(max),
         ),
-        DegradeLimit::Gradient2 => DegradeLayer::new(Gradient2::new().min_limit(min).max_limit(max)),
+        DegradeLimit::Gradient2 => {
+            DegradeLayer::new(Gradient2::new().min_limit(min).max_limit(max))
+        }
         DegradeLimit::Aimd => DegradeLayer::new(Aimd::new().min_limit(min).max_limit(max)),
         DegradeLimit::Vegas => DegradeLayer::new(Vegas::new().max_limit(max)),
         DegradeLimit::Fixed => DegradeLayer::new(Fixed::new(max)),

@@ -140,7 +140,9 @@ fn restart_required(
     let pending = config::changed(started, new)?;
     Ok(config::changed(running, new)?
         .into_iter()
-        .filter(|&(key, applies)| applies == Applies::OnRestart && pending.contains(&(key, applies)))
+        .filter(|&(key, applies)| {
+            applies == Applies::OnRestart && pending.contains(&(key, applies))
+        })
         .map(|(key, _)| key)
         .collect())
 }

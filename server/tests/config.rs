@@ -68,7 +68,10 @@ fn check_config_prints_the_effective_config_of_the_shipped_file() {
     ] {
         assert!(stdout.contains(section), "{section} missing:\n{stdout}");
     }
-    assert!(stdout.contains("limit = \"gradient-controller\""), "{stdout}");
+    assert!(
+        stdout.contains("limit = \"gradient-controller\""),
+        "{stdout}"
+    );
     assert!(stdout.contains("key = \"ip\""), "{stdout}");
     let effective = Config::parse(&stdout).unwrap();
     assert_eq!(effective, Config::load(&file).unwrap());
@@ -147,7 +150,8 @@ where
 }
 
 const APPLIED: &str = r#"espresso_config_reloads_total{result="applied"}"#;
-const MAX_KEYS_RESTART: &str = r#"espresso_config_restart_required_total{key="rate_limit.max_keys"}"#;
+const MAX_KEYS_RESTART: &str =
+    r#"espresso_config_restart_required_total{key="rate_limit.max_keys"}"#;
 
 fn restart_warnings(server: &Server) -> Vec<String> {
     server
@@ -168,7 +172,10 @@ async fn a_reload_that_changes_a_live_key_applies_it_without_a_warning() {
     let text = std::fs::read_to_string(&config).unwrap();
     write_atomically(
         &config,
-        text.replace("per_second = 1000\nburst = 2000", "per_second = 1\nburst = 1"),
+        text.replace(
+            "per_second = 1000\nburst = 2000",
+            "per_second = 1\nburst = 1",
+        ),
     );
     eventually(|| async { server.metric(APPLIED).await == Some(1.0) }).await;
     // One token a second now: of two requests in a row, the second is refused.
@@ -186,10 +193,7 @@ async fn a_reload_that_changes_a_restart_only_key_warns_once_and_counts_it() {
     let server = Server::start("[rate_limit]\nmax_keys = 100000\n").await;
     let config = server.path("espresso.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    write_atomically(
-        &config,
-        text.replace("max_keys = 100000", "max_keys = 10"),
-    );
+    write_atomically(&config, text.replace("max_keys = 100000", "max_keys = 10"));
     eventually(|| async { server.metric(MAX_KEYS_RESTART).await == Some(1.0) }).await;
     assert_eq!(server.metric(APPLIED).await, Some(1.0));
     let warnings = restart_warnings(&server);

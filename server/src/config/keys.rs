@@ -143,10 +143,9 @@ mod tests {
         assert_eq!(changed(&running, &new).unwrap(), []);
         new.rate_limit.max_keys = 10;
         new.rate_limit.burst = 10;
-        new.classifier.labels.insert(
-            "SPAM".into(),
-            espresso_filter_core::Verdict::Review,
-        );
+        new.classifier
+            .labels
+            .insert("SPAM".into(), espresso_filter_core::Verdict::Review);
         assert_eq!(
             changed(&running, &new).unwrap(),
             [

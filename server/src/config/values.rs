@@ -46,15 +46,16 @@ impl RateLimitKey {
 impl FromStr for RateLimitKey {
     type Err = String;
 
+    /// Blanks around the value and around the header name are ignored.
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
+        match s.trim() {
             "ip" => Ok(Self::Ip),
             "global" => Ok(Self::Global),
-            other => match other.strip_prefix("header:") {
-                Some(name) => HeaderName::try_from(name).map(Self::Header).map_err(|_| {
-                    format!("{name:?} in {other:?} is not a valid HTTP header name")
-                }),
-                None => Err(format!("{other:?}: expected {RATE_LIMIT_KEYS}")),
+            other => match other.strip_prefix("header:").map(str::trim) {
+                Some(name) => HeaderName::try_from(name)
+                    .map(Self::Header)
+                    .map_err(|_| format!("{name:?} in {s:?} is not a valid HTTP header name")),
+                None => Err(format!("{s:?}: expected {RATE_LIMIT_KEYS}")),
             },
         }
     }
@@ -194,6 +195,8 @@ mod tests {
             let key: RateLimitKey = text.parse().unwrap();
             assert_eq!(key.to_string(), text);
         }
+        let key: RateLimitKey = " header: X-Api-Key ".parse().unwrap();
+        assert_eq!(key.to_string(), "header:x-api-key");
         let error = "header:bad name".parse::<RateLimitKey>().unwrap_err();
         assert!(error.contains("not a valid HTTP header name"), "{error}");
         let error = "ipp".parse::<RateLimitKey>().unwrap_err();
@@ -205,10 +208,7 @@ mod tests {
         let proxies = ["10.0.0.0/8".parse().unwrap()];
         assert_eq!(RateLimitKey::Global.extractor(&proxies), ConfigKey::Global);
         let trusted = PeerIp::new().trust("10.0.0.0/8".parse().unwrap());
-        assert_eq!(
-            RateLimitKey::Ip.extractor(&proxies),
-            ConfigKey::Ip(trusted)
-        );
+        assert_eq!(RateLimitKey::Ip.extractor(&proxies), ConfigKey::Ip(trusted));
         let name = HeaderName::from_static("x-api-key");
         assert_eq!(
             RateLimitKey::Header(name.clone()).extractor(&proxies),
