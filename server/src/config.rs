@@ -176,8 +176,8 @@ pub struct RateLimitConfig {
     pub backend: RateLimitBackend,
     /// Redis for the `redis` backend.
     pub redis_url: String,
-    /// Proxy networks (CIDR) whose `Forwarded`/`X-Forwarded-For` is believed for `key = "ip"`;
-    /// from any other peer those headers are ignored.
+    /// Proxy networks (CIDR) whose `X-Forwarded-For` is believed for `key = "ip"`; from any
+    /// other peer the header is ignored.
     pub trusted_proxies: Vec<ProxyNetwork>,
     /// Most keys the in-memory limiter remembers; past it, the least limited are forgotten
     /// first, so a flood of distinct clients cannot grow memory without bound.
@@ -530,11 +530,8 @@ fn key_at(text: &str, line: usize) -> Option<String> {
     let mut key = None;
     for text in text.lines().take(line) {
         let text = text.trim();
-        if let Some(header) = text.strip_prefix('[') {
-            section = header
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_owned();
+        if let Some(header) = table_header(text) {
+            section = header.to_owned();
             key = None;
         } else if let Some((name, _)) = text.split_once('=')
             && !name.trim().is_empty()
@@ -551,6 +548,13 @@ fn key_at(text: &str, line: usize) -> Option<String> {
     })
 }
 
+/// The table a trimmed line opens: `a.b` for `[a.b]` or `[[a.b]]`, a comment after it aside.
+fn table_header(line: &str) -> Option<&str> {
+    let header = line.strip_prefix('[')?;
+    let header = header.strip_prefix('[').unwrap_or(header);
+    Some(header.split(']').next().unwrap_or(header).trim())
+}
+
 /// The line that sets a dotted key (`section.key`), or the first that sets the last part.
 fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
     let (section, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
@@ -558,11 +562,8 @@ fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
     let mut fallback = None;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
-        if let Some(header) = line.strip_prefix('[') {
-            current = header
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_owned();
+        if let Some(header) = table_header(line) {
+            current = header.to_owned();
         } else if line.split('=').next().is_some_and(|k| k.trim() == key) {
             if current == section {
                 return Some(i + 1);
@@ -675,6 +676,22 @@ mod tests {
             assert!(msg.contains(&format!("key `{key}`")), "{msg}");
             assert!(msg.contains(allowed), "{msg}");
         }
+    }
+
+    #[test]
+    fn a_comment_after_a_table_header_is_not_part_of_the_key() {
+        let text = "[log]                    # read at start-up only\nformat = \"xml\"\n";
+        let msg = Config::parse(text).unwrap_err().to_string();
+        assert!(msg.contains("line 2, key `log.format`:"), "{msg}");
+        let text = "[[filter.lists]] # danger\npath = \"a.txt\"\nlevel = \"bad\"\n";
+        let msg = Config::parse(text).unwrap_err().to_string();
+        assert!(msg.contains("line 3, key `filter.lists.level`:"), "{msg}");
+        let text = "[debug] # operator endpoints\npprof_max_seconds = 0\n";
+        let msg = Config::parse(text).unwrap_err().to_string();
+        assert!(
+            msg.contains("line 2, key `debug.pprof_max_seconds`:"),
+            "{msg}"
+        );
     }
 
     #[test]

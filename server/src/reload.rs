@@ -1,7 +1,7 @@
 //! Hot reload: the config file and the word lists it names are checked for changes; a valid
 //! change applies without a restart, an invalid one keeps the running config (log + metric).
-//! Which keys a reload applies is [`KEYS`](crate::config::KEYS)' say; a change to any other
-//! is logged and counted as waiting for a restart.
+//! [`KEYS`](crate::config::KEYS) says which keys a reload applies; a change to any other is
+//! logged and counted as waiting for a restart.
 
 use crate::{
     App,
