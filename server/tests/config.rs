@@ -162,7 +162,7 @@ fn restart_warnings(server: &Server) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_reload_that_changes_a_live_key_applies_it_without_a_warning() {
+async fn a_reload_that_changes_the_rate_limit_quota_applies_it_without_a_warning() {
     let server = Server::start("[rate_limit]\nper_second = 1000\nburst = 2000\n").await;
     // Exported from the start, at 0, for every restart-only key.
     assert_eq!(server.metric(MAX_KEYS_RESTART).await, Some(0.0));
@@ -205,4 +205,30 @@ async fn a_reload_that_changes_a_restart_only_key_warns_once_and_counts_it() {
     eventually(|| async { server.metric(APPLIED).await == Some(2.0) }).await;
     assert_eq!(server.metric(MAX_KEYS_RESTART).await, Some(1.0));
     assert_eq!(restart_warnings(&server).len(), 1);
+}
+
+fn slow_call_logged(server: &Server, request_id: &str) -> bool {
+    server
+        .logs()
+        .iter()
+        .any(|line| line.contains("slow call") && line.contains(request_id))
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_the_slow_call_threshold_applies_it() {
+    let server = Server::start("[slow_call]\nthreshold_ms = 60000\n").await;
+    let before = server.filter("hello").await.request_id().to_owned();
+
+    let config = server.path("espresso.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    write_atomically(
+        &config,
+        text.replace("threshold_ms = 60000", "threshold_ms = 0"),
+    );
+    eventually(|| async { server.metric(APPLIED).await == Some(1.0) }).await;
+    // Every request is slow now.
+    let after = server.filter("hello").await.request_id().to_owned();
+    eventually(|| async { slow_call_logged(&server, &after) }).await;
+    assert!(!slow_call_logged(&server, &before));
+    assert_eq!(restart_warnings(&server), Vec::<String>::new());
 }
