@@ -5,7 +5,8 @@
 //!   before parsing);
 //! - parsing is deterministic: the same text gives an equal config (or an equal error text);
 //! - an accepted config keeps the value rules the parser promises (non-zero sizes and rates,
-//!   known names, `min_limit <= max_limit`, parseable networks and keys);
+//!   `min_limit <= max_limit`, keys and networks that print back as they parse);
+//! - the effective config an accepted one prints (`--check-config`) parses back equal;
 //! - `from_text` agrees with `parse`, names the file in its errors, and resolves every list
 //!   path against the config file's folder;
 //! - an error's line number, when it gives one, is a line of the text.
@@ -13,16 +14,15 @@
 
 use std::path::Path;
 
-use espresso_rate_limit::{Cidr, ConfigKey};
-use espresso_server::config::Config;
+use espresso_server::config::{Config, ProxyNetwork, RateLimitKey};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_BYTES: usize = 16 * 1024;
 
 /// The line number in the text of an error of `Config::parse` (no file name):
-/// `invalid config , line N, …`.
+/// `invalid config, line N, …`.
 fn error_line(message: &str) -> Option<usize> {
-    let rest = message.strip_prefix("invalid config , line ")?;
+    let rest = message.strip_prefix("invalid config, line ")?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
@@ -32,11 +32,17 @@ fn check_accepted(config: &Config) {
     assert!(http::HeaderName::try_from(config.request_id.header.as_str()).is_ok());
     let rl = &config.rate_limit;
     assert!(rl.per_second > 0 && rl.burst > 0);
-    assert!(rl.key.parse::<ConfigKey>().is_ok());
-    assert!(matches!(rl.backend.as_str(), "memory" | "redis"));
-    assert!(rl.trusted_proxies.iter().all(|n| n.parse::<Cidr>().is_ok()));
+    assert_eq!(
+        rl.key.to_string().parse::<RateLimitKey>().as_ref(),
+        Ok(&rl.key)
+    );
+    for network in &rl.trusted_proxies {
+        assert_eq!(
+            network.to_string().parse::<ProxyNetwork>().as_ref(),
+            Ok(network)
+        );
+    }
     assert!(config.debug.pprof_max_seconds > 0);
-    assert!(matches!(config.log.format.as_str(), "text" | "json"));
     assert!(config.log.max_files > 0 && config.log.max_size_bytes > 0);
     let degrade = &config.degrade;
     assert!(degrade.min_limit >= 1 && degrade.min_limit <= degrade.max_limit);
@@ -51,6 +57,8 @@ fuzz_target!(|data: &[u8]| {
     match (&parsed, &from_file) {
         (Ok(config), Ok(resolved)) => {
             check_accepted(config);
+            let effective = config.to_toml().expect("an accepted config prints");
+            assert_eq!(&Config::parse(&effective).unwrap(), config, "{effective}");
             assert_eq!(
                 &Config::parse(text).unwrap(),
                 config,

@@ -1,16 +1,37 @@
-//! The `--config` TOML file: every key has a default, unknown keys are errors, and an error names
-//! the file, the line and the key.
+//! The `--config` TOML file: every key has a default, unknown keys are errors, every closed set
+//! of values is an enum, and an error names the file, the line and the key.
+//!
+//! ```
+//! use espresso_server::config::{Config, DegradeLimit, RateLimitKey};
+//!
+//! let config = Config::parse("[rate_limit]\nkey = \"global\"\n").unwrap();
+//! assert_eq!(config.rate_limit.key, RateLimitKey::Global);
+//! assert_eq!(config.degrade.limit, DegradeLimit::GradientController);
+//!
+//! let error = Config::parse("[rate_limit]\nkey = \"ipp\"\n").unwrap_err().to_string();
+//! assert!(error.contains("line 2") && error.contains("rate_limit.key"), "{error}");
+//! assert!(error.contains(r#""ip", "global" or "header:<name>""#), "{error}");
+//! ```
+
+mod keys;
+mod values;
+
+pub use keys::{Applies, KEYS};
+pub(crate) use keys::{changed, restart_only};
+pub use values::{
+    DegradeLimit, LogFormat, LogRotation, ProxyNetwork, RateLimitBackend, RateLimitKey,
+};
 
 use espresso_filter_core::{Level, Verdict};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::{
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
 };
 
-/// The whole configuration, as DESIGN.md documents it.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+/// The whole configuration, as `docs/config.md` documents it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Listener and request limits.
@@ -36,7 +57,7 @@ pub struct Config {
 }
 
 /// `[debug]`: the operator endpoints (read at start-up only).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DebugConfig {
     /// Serve the live dashboard at `/debug/dashboard`.
@@ -58,15 +79,15 @@ impl Default for DebugConfig {
 }
 
 /// `[log]`: where log lines go (read at start-up only).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `"text"` or `"json"` (one JSON object a line), for stderr and the file.
-    pub format: String,
+    pub format: LogFormat,
     /// The log file; empty: stderr only. Rotated files are named `<stem>.<date>.<ext>`.
     pub file: PathBuf,
     /// `"daily"`, `"hourly"`, `"minutely"`, `"never"`, or `"size"` (at `max_size_bytes`).
-    pub rotation: String,
+    pub rotation: LogRotation,
     /// Rotated files kept; older ones are deleted.
     pub max_files: usize,
     /// With `rotation = "size"`: the file is rotated once it reaches this size. Rotated files
@@ -77,9 +98,9 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            format: "text".into(),
+            format: LogFormat::Text,
             file: PathBuf::new(),
-            rotation: "daily".into(),
+            rotation: LogRotation::Daily,
             max_files: 7,
             max_size_bytes: 100 * 1024 * 1024,
         }
@@ -87,7 +108,7 @@ impl Default for LogConfig {
 }
 
 /// `[server]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on (HTTP/1, HTTP/2 and gRPC on one port).
@@ -124,7 +145,7 @@ impl Default for ServerConfig {
 }
 
 /// `[request_id]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RequestIdConfig {
     /// The header that carries the id.
@@ -140,7 +161,7 @@ impl Default for RequestIdConfig {
 }
 
 /// `[rate_limit]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Whether requests are rate limited at all.
@@ -150,14 +171,14 @@ pub struct RateLimitConfig {
     /// Requests a key may send at once.
     pub burst: u32,
     /// `"ip"`, `"global"` or `"header:<name>"`.
-    pub key: String,
+    pub key: RateLimitKey,
     /// `"memory"` or `"redis"`.
-    pub backend: String,
+    pub backend: RateLimitBackend,
     /// Redis for the `redis` backend.
     pub redis_url: String,
-    /// Proxy networks (CIDR) whose `Forwarded`/`X-Forwarded-For` is believed for `key = "ip"`;
-    /// from any other peer those headers are ignored.
-    pub trusted_proxies: Vec<String>,
+    /// Proxy networks (CIDR) whose `X-Forwarded-For` is believed for `key = "ip"`; from any
+    /// other peer the header is ignored.
+    pub trusted_proxies: Vec<ProxyNetwork>,
     /// Most keys the in-memory limiter remembers; past it, the least limited are forgotten
     /// first, so a flood of distinct clients cannot grow memory without bound.
     pub max_keys: usize,
@@ -169,8 +190,8 @@ impl Default for RateLimitConfig {
             enabled: true,
             per_second: 1000,
             burst: 2000,
-            key: "ip".into(),
-            backend: "memory".into(),
+            key: RateLimitKey::Ip,
+            backend: RateLimitBackend::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
             trusted_proxies: Vec::new(),
             max_keys: 100_000,
@@ -179,7 +200,7 @@ impl Default for RateLimitConfig {
 }
 
 /// `[slow_call]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SlowCallConfig {
     /// Requests slower than this are logged with their call tree.
@@ -193,7 +214,7 @@ impl Default for SlowCallConfig {
 }
 
 /// `[classifier]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClassifierConfig {
     /// The TextClassifier's address; empty: no classifier stage.
@@ -221,7 +242,7 @@ impl Default for ClassifierConfig {
 /// `[cache]`: verdicts of the remote stages, in process and optionally shared in Redis. Used
 /// only when there is something to cache (a classifier or a shared Redis): matching the word
 /// lists alone is faster than a cache lookup.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
     /// Whether verdicts are cached at all.
@@ -254,14 +275,14 @@ impl Default for CacheConfig {
 /// `[degrade]`: an adaptive concurrency limit in front of the filter. Requests beyond it (or
 /// all of them while `force` is on) are answered from the word lists alone, with
 /// `degraded: true`, skipping the cache and the classifier.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DegradeConfig {
     /// Whether the limit applies at all.
     pub enabled: bool,
-    /// `"gradient2"`, `"gradient-controller"` (Envoy's, with a probed min RTT), `"aimd"`,
+    /// `"gradient-controller"` (Envoy's, with a probed min RTT), `"gradient2"`, `"aimd"`,
     /// `"vegas"` or `"fixed"`.
-    pub limit: String,
+    pub limit: DegradeLimit,
     /// The adaptive limit never goes below this (64 by default: on a busy machine a latency
     /// blip shrinks an adaptive limit, and a few dozen requests in flight are not overload for
     /// a filter that answers in microseconds).
@@ -278,7 +299,7 @@ impl Default for DegradeConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            limit: "gradient2".into(),
+            limit: DegradeLimit::GradientController,
             min_limit: 64,
             max_limit: 1000,
             queue: 0,
@@ -288,7 +309,7 @@ impl Default for DegradeConfig {
 }
 
 /// `[filter]`: word lists and allow lists. With neither, the built-in lists are used.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FilterConfig {
     /// Allow-list files.
@@ -298,7 +319,7 @@ pub struct FilterConfig {
 }
 
 /// One `[[filter.lists]]` entry.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListConfig {
     /// The file.
@@ -321,7 +342,10 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid config {}", self.file.display())?;
+        f.write_str("invalid config")?;
+        if !self.file.as_os_str().is_empty() {
+            write!(f, " {}", self.file.display())?;
+        }
         if let Some(line) = self.line {
             write!(f, ", line {line}")?;
         }
@@ -351,8 +375,35 @@ impl Config {
     pub fn from_text(file: &Path, text: &str) -> Result<Self, ConfigError> {
         let mut config = Self::parse(text).map_err(|e| e.in_file(file))?;
         let base = file.parent().unwrap_or(Path::new("."));
+        // The file is UTF-8, so with its folder every path is, and the config prints as TOML.
+        if base.to_str().is_none() {
+            return Err(ConfigError {
+                file: file.to_owned(),
+                line: None,
+                key: None,
+                message: "the config file's folder is not valid UTF-8".into(),
+            });
+        }
         config.resolve_paths(base);
         Ok(config)
+    }
+
+    /// The effective config as TOML: every key, defaults filled in, paths as resolved.
+    ///
+    /// ```
+    /// use espresso_server::config::Config;
+    ///
+    /// let toml = Config::parse("[rate_limit]\nburst = 5\n").unwrap().to_toml().unwrap();
+    /// assert!(toml.contains("burst = 5\n") && toml.contains("per_second = 1000\n"));
+    /// assert_eq!(Config::parse(&toml).unwrap(), Config::parse("[rate_limit]\nburst = 5").unwrap());
+    /// ```
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+
+    /// The config as a TOML table, for comparing key by key.
+    fn to_table(&self) -> Result<toml::Table, toml::ser::Error> {
+        toml::Table::try_from(self)
     }
 
     /// Parses and checks config text (paths left as written).
@@ -362,7 +413,7 @@ impl Config {
             ConfigError {
                 file: PathBuf::new(),
                 line,
-                key: key_at(text, line),
+                key: line.and_then(|line| key_at(text, line)),
                 message: e.message().to_owned(),
             }
         })?;
@@ -394,35 +445,10 @@ impl Config {
         if rl.burst == 0 {
             return err("rate_limit.burst", "must be greater than 0".into());
         }
-        if rl.key.parse::<espresso_rate_limit::ConfigKey>().is_err() {
-            return err(
-                "rate_limit.key",
-                format!(
-                    "{:?}: expected \"ip\", \"global\" or \"header:<name>\"",
-                    rl.key
-                ),
-            );
-        }
-        if !matches!(rl.backend.as_str(), "memory" | "redis") {
-            return err(
-                "rate_limit.backend",
-                format!("{:?}: expected \"memory\" or \"redis\"", rl.backend),
-            );
-        }
-        if rl.backend == "redis" && redis_url_invalid(&rl.redis_url) {
+        if rl.backend == RateLimitBackend::Redis && redis_url_invalid(&rl.redis_url) {
             return err(
                 "rate_limit.redis_url",
                 format!("{:?} is not a redis:// URL", rl.redis_url),
-            );
-        }
-        if let Some(bad) = rl
-            .trusted_proxies
-            .iter()
-            .find(|net| net.parse::<espresso_rate_limit::Cidr>().is_err())
-        {
-            return err(
-                "rate_limit.trusted_proxies",
-                format!("{bad:?} is not a network like \"10.0.0.0/8\""),
             );
         }
         if rl.max_keys == 0 {
@@ -439,24 +465,6 @@ impl Config {
         if self.debug.pprof_max_seconds == 0 {
             return err("debug.pprof_max_seconds", "must be greater than 0".into());
         }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return err(
-                "log.format",
-                format!("{:?}: expected \"text\" or \"json\"", self.log.format),
-            );
-        }
-        if !matches!(
-            self.log.rotation.as_str(),
-            "daily" | "hourly" | "minutely" | "never" | "size"
-        ) {
-            return err(
-                "log.rotation",
-                format!(
-                    "{:?}: expected \"daily\", \"hourly\", \"minutely\", \"never\" or \"size\"",
-                    self.log.rotation
-                ),
-            );
-        }
         if self.log.max_size_bytes == 0 {
             return err("log.max_size_bytes", "must be greater than 0".into());
         }
@@ -464,19 +472,6 @@ impl Config {
             return err("log.max_files", "must be greater than 0".into());
         }
         let degrade = &self.degrade;
-        if !matches!(
-            degrade.limit.as_str(),
-            "gradient2" | "gradient-controller" | "aimd" | "vegas" | "fixed"
-        ) {
-            return err(
-                "degrade.limit",
-                format!(
-                    "{:?}: expected \"gradient2\", \"gradient-controller\", \"aimd\", \"vegas\" \
-                     or \"fixed\"",
-                    degrade.limit
-                ),
-            );
-        }
         if degrade.min_limit == 0 || degrade.min_limit > degrade.max_limit {
             return err(
                 "degrade.min_limit",
@@ -527,11 +522,37 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// The key written on a line (`name = …`), if any.
-fn key_at(text: &str, line: Option<usize>) -> Option<String> {
-    let line = text.lines().nth(line? - 1)?;
-    let (key, _) = line.split_once('=')?;
-    Some(key.trim().to_owned()).filter(|k| !k.is_empty())
+/// The dotted key (`section.name`) set on a 1-based line, or on the nearest line above it that
+/// sets one (a value spread over several lines); `None` when the line is a table header or
+/// precedes every key.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let mut section = String::new();
+    let mut key = None;
+    for text in text.lines().take(line) {
+        let text = text.trim();
+        if let Some(header) = table_header(text) {
+            section = header.to_owned();
+            key = None;
+        } else if let Some((name, _)) = text.split_once('=')
+            && !name.trim().is_empty()
+            && !name.contains(['"', '#'])
+        {
+            key = Some(name.trim().to_owned());
+        }
+    }
+    let key = key?;
+    Some(if section.is_empty() {
+        key
+    } else {
+        format!("{section}.{key}")
+    })
+}
+
+/// The table a trimmed line opens: `a.b` for `[a.b]` or `[[a.b]]`, a comment after it aside.
+fn table_header(line: &str) -> Option<&str> {
+    let header = line.strip_prefix('[')?;
+    let header = header.strip_prefix('[').unwrap_or(header);
+    Some(header.split(']').next().unwrap_or(header).trim())
 }
 
 /// The line that sets a dotted key (`section.key`), or the first that sets the last part.
@@ -541,11 +562,8 @@ fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
     let mut fallback = None;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
-        if let Some(header) = line.strip_prefix('[') {
-            current = header
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_owned();
+        if let Some(header) = table_header(line) {
+            current = header.to_owned();
         } else if line.split('=').next().is_some_and(|k| k.trim() == key) {
             if current == section {
                 return Some(i + 1);
@@ -570,21 +588,119 @@ mod tests {
         assert!(config.rate_limit.enabled);
         assert_eq!(config.rate_limit.per_second, 1000);
         assert_eq!(config.rate_limit.burst, 2000);
-        assert_eq!(config.rate_limit.key, "ip");
-        assert_eq!(config.rate_limit.backend, "memory");
+        assert_eq!(config.rate_limit.key, RateLimitKey::Ip);
+        assert_eq!(config.rate_limit.backend, RateLimitBackend::Memory);
+        assert_eq!(config.degrade.limit, DegradeLimit::GradientController);
         assert_eq!(config.slow_call.threshold_ms, 200);
         assert!(config.classifier.endpoint.is_empty());
         assert_eq!(config.classifier.timeout_ms, 50);
     }
 
+    /// The spellings are a contract with every config file out there: each one parses to its
+    /// enum value and prints back the same.
     #[test]
-    fn every_degrade_limit_parses() {
-        for limit in ["gradient2", "gradient-controller", "aimd", "vegas", "fixed"] {
-            let config = Config::parse(&format!("[degrade]\nlimit = \"{limit}\"\n")).unwrap();
-            assert_eq!(config.degrade.limit, limit);
+    fn every_closed_set_keeps_its_spellings() {
+        use DegradeLimit::*;
+        for (limit, value) in [
+            ("gradient2", Gradient2),
+            ("gradient-controller", GradientController),
+            ("aimd", Aimd),
+            ("vegas", Vegas),
+            ("fixed", Fixed),
+        ] {
+            let text = format!("[degrade]\nlimit = \"{limit}\"\n");
+            let config = Config::parse(&text).unwrap();
+            assert_eq!(config.degrade.limit, value);
+            assert!(
+                config
+                    .to_toml()
+                    .unwrap()
+                    .contains(&format!("limit = \"{limit}\""))
+            );
         }
-        let error = Config::parse("[degrade]\nlimit = \"gradient3\"\n").unwrap_err();
-        assert!(error.to_string().contains("degrade.limit"), "{error}");
+        for (text, backend) in [
+            ("memory", RateLimitBackend::Memory),
+            ("redis", RateLimitBackend::Redis),
+        ] {
+            let config = Config::parse(&format!("[rate_limit]\nbackend = \"{text}\"\n")).unwrap();
+            assert_eq!(config.rate_limit.backend, backend);
+        }
+        for (text, format) in [("text", LogFormat::Text), ("json", LogFormat::Json)] {
+            let config = Config::parse(&format!("[log]\nformat = \"{text}\"\n")).unwrap();
+            assert_eq!(config.log.format, format);
+        }
+        use LogRotation::*;
+        for (text, rotation) in [
+            ("daily", Daily),
+            ("hourly", Hourly),
+            ("minutely", Minutely),
+            ("never", Never),
+            ("size", Size),
+        ] {
+            let config = Config::parse(&format!("[log]\nrotation = \"{text}\"\n")).unwrap();
+            assert_eq!(config.log.rotation, rotation);
+        }
+    }
+
+    #[test]
+    fn an_unknown_value_names_line_key_and_the_allowed_values() {
+        for (text, key, allowed) in [
+            (
+                "[degrade]\nenabled = true\nlimit = \"gradient3\"\n",
+                "degrade.limit",
+                "`gradient-controller`, `gradient2`, `aimd`, `vegas`, `fixed`",
+            ),
+            (
+                "[rate_limit]\n\nkey = \"ipp\"\n",
+                "rate_limit.key",
+                "\"ip\", \"global\" or \"header:<name>\"",
+            ),
+            (
+                "[rate_limit]\n\nbackend = \"disk\"\n",
+                "rate_limit.backend",
+                "`memory` or `redis`",
+            ),
+            (
+                "[log]\n\nformat = \"xml\"\n",
+                "log.format",
+                "`text` or `json`",
+            ),
+            (
+                "[log]\n\nrotation = \"weekly\"\n",
+                "log.rotation",
+                "`daily`, `hourly`, `minutely`, `never`, `size`",
+            ),
+        ] {
+            let msg = Config::parse(text).unwrap_err().to_string();
+            assert!(msg.contains("line 3"), "{msg}");
+            assert!(msg.contains(&format!("key `{key}`")), "{msg}");
+            assert!(msg.contains(allowed), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_comment_after_a_table_header_is_not_part_of_the_key() {
+        let text = "[log]                    # read at start-up only\nformat = \"xml\"\n";
+        let msg = Config::parse(text).unwrap_err().to_string();
+        assert!(msg.contains("line 2, key `log.format`:"), "{msg}");
+        let text = "[[filter.lists]] # danger\npath = \"a.txt\"\nlevel = \"bad\"\n";
+        let msg = Config::parse(text).unwrap_err().to_string();
+        assert!(msg.contains("line 3, key `filter.lists.level`:"), "{msg}");
+        let text = "[debug] # operator endpoints\npprof_max_seconds = 0\n";
+        let msg = Config::parse(text).unwrap_err().to_string();
+        assert!(
+            msg.contains("line 2, key `debug.pprof_max_seconds`:"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_bad_network_in_a_list_spread_over_lines_names_the_key_and_its_line() {
+        let text = "[rate_limit]\ntrusted_proxies = [\n  \"10.0.0.0/8\",\n  \"10.0.0.0/33\",\n]\n";
+        let msg = Config::parse(text).unwrap_err().to_string();
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("key `rate_limit.trusted_proxies`"), "{msg}");
+        assert!(msg.contains("\"10.0.0.0/33\" is not a network"), "{msg}");
     }
 
     #[test]
@@ -641,7 +757,12 @@ level = "normal"
     fn unknown_keys_are_errors() {
         let err = Config::parse("[server]\nlisten_on = \"x\"\n").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("line 2") && msg.contains("listen_on"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("key `server.listen_on`"), "{msg}");
+        assert!(
+            msg.contains("expected one of `listen`, `max_body_bytes`"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -712,11 +833,11 @@ level = "normal"
         let config = Config::parse("").unwrap();
         assert!(config.debug.dashboard && !config.debug.pprof);
         assert_eq!(config.debug.pprof_max_seconds, 30);
-        assert_eq!(config.log.format, "text");
+        assert_eq!(config.log.format, LogFormat::Text);
         assert!(config.log.file.as_os_str().is_empty());
         assert_eq!(
-            (config.log.rotation.as_str(), config.log.max_files),
-            ("daily", 7)
+            (config.log.rotation, config.log.max_files),
+            (LogRotation::Daily, 7)
         );
         for (text, key) in [
             ("[log]\nformat = \"xml\"\n", "log.format"),

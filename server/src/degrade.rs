@@ -1,6 +1,6 @@
 //! The `[degrade]` section as a [`DegradeLayer`] whose fallback answers from the word lists.
 
-use crate::config::DegradeConfig;
+use crate::config::{DegradeConfig, DegradeLimit};
 use axum::Router;
 use espresso_degrade::{
     DegradeLayer, DegradeSwitch, FallbackService, PriorityHeader,
@@ -20,16 +20,18 @@ pub(crate) fn layer(
         return None;
     }
     let (min, max) = (config.min_limit, config.max_limit);
-    let layer = match config.limit.as_str() {
-        "aimd" => DegradeLayer::new(Aimd::new().min_limit(min).max_limit(max)),
-        "vegas" => DegradeLayer::new(Vegas::new().max_limit(max)),
-        "gradient-controller" => DegradeLayer::new(
+    let layer = match config.limit {
+        DegradeLimit::GradientController => DegradeLayer::new(
             GradientController::new()
                 .min_concurrency(min)
                 .max_limit(max),
         ),
-        "fixed" => DegradeLayer::new(Fixed::new(max)),
-        _ => DegradeLayer::new(Gradient2::new().min_limit(min).max_limit(max)),
+        DegradeLimit::Gradient2 => {
+            DegradeLayer::new(Gradient2::new().min_limit(min).max_limit(max))
+        }
+        DegradeLimit::Aimd => DegradeLayer::new(Aimd::new().min_limit(min).max_limit(max)),
+        DegradeLimit::Vegas => DegradeLayer::new(Vegas::new().max_limit(max)),
+        DegradeLimit::Fixed => DegradeLayer::new(Fixed::new(max)),
     };
     Some(
         layer

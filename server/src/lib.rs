@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod by_path;
+mod check_config;
 pub mod config;
 mod degrade;
 mod filter_reply;
@@ -60,6 +61,7 @@ use tower::util::Either;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use check_config::check_config;
 pub use grpc::pb;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -306,10 +308,11 @@ pub(crate) fn internal_error(_: Box<dyn std::any::Any + Send + 'static>) -> Resp
 
 /// Loads the config, binds, serves until SIGTERM/SIGINT, then drains.
 pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let (mut config, fingerprint) = match &options.config {
+    let (from_file, fingerprint) = match &options.config {
         Some(path) => reload::load(path).await?,
         None => (Config::default(), 0),
     };
+    let mut config = from_file.clone();
     if let Some(listen) = options.listen {
         config.server.listen = listen;
     }
@@ -321,12 +324,8 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
     println!("espresso-server listening on {addr}");
 
     if let Some(path) = options.config.clone() {
-        tokio::spawn(reload::watch(
-            path,
-            config.clone(),
-            fingerprint,
-            app.clone(),
-        ));
+        // Reload compares file with file: a command-line override is no change to warn about.
+        tokio::spawn(reload::watch(path, from_file, fingerprint, app.clone()));
     }
 
     let limits = serve::ConnLimits {

@@ -1,11 +1,14 @@
-//! `espresso-server [--config FILE] [--listen ADDR]`
+//! `espresso-server [--config FILE] [--listen ADDR]`, or `espresso-server --check-config FILE`
 
 use espresso_server::{
     Options,
     ops::logfile::{self, LogFilter},
 };
 use espresso_slow_call::{SlowCallRecorder, otel};
-use std::process::ExitCode;
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 // Every request allocates (bodies, headers, spans, JSON): mimalloc's thread-local free lists
 // cost a fraction of glibc's malloc here (figures in BENCHMARKS.md).
@@ -15,14 +18,25 @@ use tracing_subscriber::{filter::LevelFilter, prelude::*};
 
 const USAGE: &str = "\
 usage: espresso-server [--config FILE] [--listen ADDR]
+       espresso-server --check-config FILE
 
-  --config FILE   TOML config (every key has a default; see server/espresso.toml)
-  --listen ADDR   address to listen on, overrides server.listen (default 127.0.0.1:8080)
+  --config FILE        TOML config (every key has a default; see docs/config.md)
+  --listen ADDR        address to listen on, overrides server.listen (default 127.0.0.1:8080)
+  --check-config FILE  check FILE and the word lists it names, print the effective config
+                       (defaults filled in) and exit: 0 when valid, 1 otherwise
 
 Logs go to stderr (and to [log] file when set); RUST_LOG sets the level (default: info).";
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+/// What the command line asks for.
+#[derive(Debug)]
+enum Command {
+    Serve(Options),
+    CheckConfig(PathBuf),
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut options = Options::default();
+    let mut check = None;
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
@@ -36,6 +50,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         };
         match flag.as_str() {
             "--config" | "-c" => options.config = Some(value()?.into()),
+            "--check-config" => check = Some(PathBuf::from(value()?)),
             "--listen" | "-l" => {
                 let addr = value()?;
                 let addr = addr
@@ -47,12 +62,36 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(options)
+    match check {
+        Some(_) if options.config.is_some() || options.listen.is_some() => {
+            Err("--check-config takes no other flag".into())
+        }
+        Some(file) => Ok(Command::CheckConfig(file)),
+        None => Ok(Command::Serve(options)),
+    }
+}
+
+/// `--check-config FILE`: the effective config on stdout, or the error on stderr.
+fn check_config(file: &Path) -> ExitCode {
+    match espresso_server::check_config(file) {
+        Ok(effective) => {
+            println!(
+                "# {}: valid. The effective config, every default filled in:\n\n{effective}",
+                file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("espresso-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let options = match parse_args(std::env::args().skip(1)) {
-        Ok(options) => options,
+        Ok(Command::Serve(options)) => options,
+        Ok(Command::CheckConfig(file)) => return check_config(&file),
         Err(message) if message.is_empty() => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

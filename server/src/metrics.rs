@@ -15,6 +15,8 @@ pub(crate) struct Metrics {
     pub(crate) errors: IntCounterVec,
     /// Config reload attempts by result (applied, invalid).
     pub(crate) reloads: IntCounterVec,
+    /// Reloads that changed a key only a restart applies, by key.
+    pub(crate) restart_required: IntCounterVec,
     /// Entries in the word lists in use, by kind (blocked, allowed).
     pub(crate) dictionary_words: IntGaugeVec,
 }
@@ -54,6 +56,22 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
+        let restart_required = IntCounterVec::new(
+            Opts::new(
+                "espresso_config_restart_required_total",
+                "Reloads that changed a key only a restart applies, by key.",
+            ),
+            &["key"],
+        )
+        .expect("valid metric");
+        // Every label known up front is exported at 0, so a rate or an alert has a series from
+        // the first scrape.
+        for result in ["applied", "invalid"] {
+            reloads.with_label_values(&[result]);
+        }
+        for key in crate::config::restart_only() {
+            restart_required.with_label_values(&[key]);
+        }
         let dictionary_words = IntGaugeVec::new(
             Opts::new(
                 "espresso_dictionary_words",
@@ -62,7 +80,7 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric");
-        for c in [&verdicts, &hits, &errors, &reloads] {
+        for c in [&verdicts, &hits, &errors, &reloads, &restart_required] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("registered once");
@@ -82,6 +100,7 @@ impl Metrics {
             hits,
             errors,
             reloads,
+            restart_required,
             dictionary_words,
         }
     }

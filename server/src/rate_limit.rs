@@ -1,6 +1,6 @@
 //! The `[rate_limit]` section as a [`RateLimitLayer`].
 
-use crate::config::RateLimitConfig;
+use crate::config::{RateLimitBackend, RateLimitConfig};
 use espresso_rate_limit::{
     ConfigKey, MemoryBackend, Quota, QuotaHandle, RateLimitLayer, RateLimitMetrics, RedisBackend,
     key::ConfigKeyValue,
@@ -21,7 +21,7 @@ pub(crate) fn quota(config: &RateLimitConfig) -> Quota {
     Quota::per_second(config.per_second).burst(config.burst)
 }
 
-/// Builds the layer; `None` when rate limiting is off. The config was checked at load time.
+/// Builds the layer; `None` when rate limiting is off.
 pub(crate) fn layer(
     config: &RateLimitConfig,
     registry: &Registry,
@@ -29,18 +29,12 @@ pub(crate) fn layer(
     if !config.enabled {
         return Ok(None);
     }
-    let networks = config
-        .trusted_proxies
-        .iter()
-        .map(|net| net.parse())
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = config.key.parse::<ConfigKey>()?.trust_proxies(networks);
     let layer = RateLimitLayer::new(quota(config))
-        .key(key)
+        .key(config.key.extractor(&config.trusted_proxies))
         .metrics(&RateLimitMetrics::register(registry)?);
-    let layer = match config.backend.as_str() {
-        "redis" => layer.backend(RedisBackend::new(&config.redis_url)?),
-        _ => layer.backend(MemoryBackend::new().max_keys(config.max_keys)),
+    let layer = match config.backend {
+        RateLimitBackend::Redis => layer.backend(RedisBackend::new(&config.redis_url)?),
+        RateLimitBackend::Memory => layer.backend(MemoryBackend::new().max_keys(config.max_keys)),
     };
     let quota = layer.handle();
     Ok(Some(ServerRateLimit { layer, quota }))

@@ -1,9 +1,11 @@
 //! Hot reload: the config file and the word lists it names are checked for changes; a valid
 //! change applies without a restart, an invalid one keeps the running config (log + metric).
+//! [`KEYS`](crate::config::KEYS) says which keys a reload applies; a change to any other is
+//! logged and counted as waiting for a restart.
 
 use crate::{
     App,
-    config::{Config, DegradeConfig},
+    config::{self, Applies, Config},
 };
 use espresso_filter_core::{ListSource, Sources};
 use std::{
@@ -52,16 +54,17 @@ pub(crate) async fn load(path: &Path) -> Result<(Config, u64), crate::config::Co
 }
 
 /// Polls `path` and its word lists every `server.reload_interval_ms` and applies changes;
-/// `seen` is the fingerprint [`load`] returned.
-pub(crate) async fn watch(path: PathBuf, running: Config, mut seen: u64, app: App) {
-    let interval = Duration::from_millis(running.server.reload_interval_ms);
+/// `started` is the config as [`load`] read it from the file (before command-line overrides),
+/// `seen` the fingerprint it returned.
+pub(crate) async fn watch(path: PathBuf, started: Config, mut seen: u64, app: App) {
+    let interval = Duration::from_millis(started.server.reload_interval_ms);
     if interval.is_zero() {
         return;
     }
     // The files named by the newest config that parsed, applied or not: a config whose lists
     // fail to load is retried when one of *its* files changes, not on every poll.
-    let mut watched = running.clone();
-    let mut running = running;
+    let mut watched = started.clone();
+    let mut running = started.clone();
     loop {
         tokio::time::sleep(interval).await;
         let snapshot = Snapshot::take(&path, &watched).await;
@@ -81,6 +84,13 @@ pub(crate) async fn watch(path: PathBuf, running: Config, mut seen: u64, app: Ap
                 continue;
             }
         };
+        let restart = match restart_required(&started, &running, &new) {
+            Ok(keys) => keys,
+            Err(error) => {
+                reject(&app, &error.to_string());
+                continue;
+            }
+        };
         if new.watched_files().ne(watched.watched_files()) {
             seen = Snapshot::with_text(snapshot.config, &new).await.fingerprint;
         }
@@ -91,6 +101,7 @@ pub(crate) async fn watch(path: PathBuf, running: Config, mut seen: u64, app: Ap
         let built = tokio::task::spawn_blocking(move || app2.filter.reload(&sources)).await;
         match built {
             Ok(Ok(version)) => {
+                // The `Applies::OnReload` keys besides the word lists, built just above.
                 app.degrade_switch.set(new.degrade.force);
                 app.slow_call_threshold_ms.store(
                     new.slow_call.threshold_ms,
@@ -99,7 +110,10 @@ pub(crate) async fn watch(path: PathBuf, running: Config, mut seen: u64, app: Ap
                 if let Some(quota) = &app.rate_limit_quota {
                     quota.set(crate::rate_limit::quota(&new.rate_limit));
                 }
-                warn_restart_only_keys(&running, &new);
+                for key in restart {
+                    app.metrics.restart_required.with_label_values(&[key]).inc();
+                    tracing::warn!(key, "config key changed; a restart applies it");
+                }
                 running = new;
                 app.metrics.reloads.with_label_values(&["applied"]).inc();
                 app.metrics.dictionary_loaded(&app.filter);
@@ -116,43 +130,21 @@ fn reject(app: &App, error: &str) {
     tracing::error!(%error, "config reload rejected; keeping the running config");
 }
 
-fn warn_restart_only_keys(running: &Config, new: &Config) {
-    for (key, changed) in [
-        ("server.listen", new.server.listen != running.server.listen),
-        (
-            "server.max_body_bytes",
-            new.server.max_body_bytes != running.server.max_body_bytes,
-        ),
-        ("request_id", new.request_id != running.request_id),
-        ("classifier", new.classifier != running.classifier),
-        ("cache", new.cache != running.cache),
-        (
-            "degrade (all but force)",
-            DegradeConfig {
-                force: running.degrade.force,
-                ..new.degrade.clone()
-            } != running.degrade,
-        ),
-        ("debug", new.debug != running.debug),
-        ("log", new.log != running.log),
-        (
-            "rate_limit (all but per_second and burst)",
-            (
-                &new.rate_limit.enabled,
-                &new.rate_limit.key,
-                &new.rate_limit.backend,
-            ) != (
-                &running.rate_limit.enabled,
-                &running.rate_limit.key,
-                &running.rate_limit.backend,
-            ) || new.rate_limit.redis_url != running.rate_limit.redis_url
-                || new.rate_limit.trusted_proxies != running.rate_limit.trusted_proxies,
-        ),
-    ] {
-        if changed {
-            tracing::warn!(key, "this key changed but only applies after a restart");
-        }
-    }
+/// The restart-only keys this reload changes (from `running`, the last config applied) that
+/// now differ from `started`, what the process runs with: changing a key back is no warning.
+fn restart_required(
+    started: &Config,
+    running: &Config,
+    new: &Config,
+) -> Result<Vec<&'static str>, toml::ser::Error> {
+    let pending = config::changed(started, new)?;
+    Ok(config::changed(running, new)?
+        .into_iter()
+        .filter(|&(key, applies)| {
+            applies == Applies::OnRestart && pending.contains(&(key, applies))
+        })
+        .map(|(key, _)| key)
+        .collect())
 }
 
 /// The config file's bytes and a hash of it and every file the config names; a missing file

@@ -21,7 +21,7 @@
 //! as `logs/espresso.log` until it passes `max_size_bytes`, then moved to `logs/espresso.log.1`
 //! (the previous `.1` to `.2`, and so on up to `max_files`).
 
-use crate::config::LogConfig;
+use crate::config::{LogConfig, LogFormat, LogRotation};
 use file_rotate::{ContentLimit, FileRotate, compression::Compression, suffix::AppendCount};
 use prometheus::{
     IntCounter, Opts,
@@ -102,7 +102,7 @@ pub fn layers<S>(log: &LogConfig, filter: &LogFilter) -> io::Result<(Vec<BoxedLa
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let json = log.format == "json";
+    let json = log.format == LogFormat::Json;
     let stderr = fmt::layer()
         .with_writer(io::stderr)
         .with_ansi(!json && io::stderr().is_terminal());
@@ -117,10 +117,9 @@ where
     let builder = NonBlockingBuilder::default()
         .lossy(true)
         .thread_name("espresso-log-writer");
-    let (writer, guard) = if log.rotation == "size" {
-        builder.finish(by_size(log)?)
-    } else {
-        builder.finish(rolling(log)?)
+    let (writer, guard) = match rolling_every(log.rotation) {
+        Some(rotation) => builder.finish(rolling(log, rotation)?),
+        None => builder.finish(by_size(log)?),
     };
     let _ = DROPPED.set(writer.error_counter());
     let file = fmt::layer().with_writer(writer).with_ansi(false);
@@ -147,7 +146,21 @@ fn by_size(log: &LogConfig) -> io::Result<FileRotate<AppendCount>> {
     ))
 }
 
-fn rolling(log: &LogConfig) -> io::Result<tracing_appender::rolling::RollingFileAppender> {
+/// The time-based rotation `rotation` asks for; `None` for `"size"`.
+fn rolling_every(rotation: LogRotation) -> Option<Rotation> {
+    match rotation {
+        LogRotation::Daily => Some(Rotation::DAILY),
+        LogRotation::Hourly => Some(Rotation::HOURLY),
+        LogRotation::Minutely => Some(Rotation::MINUTELY),
+        LogRotation::Never => Some(Rotation::NEVER),
+        LogRotation::Size => None,
+    }
+}
+
+fn rolling(
+    log: &LogConfig,
+    rotation: Rotation,
+) -> io::Result<tracing_appender::rolling::RollingFileAppender> {
     let dir = match log.file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -158,12 +171,6 @@ fn rolling(log: &LogConfig) -> io::Result<tracing_appender::rolling::RollingFile
     let prefix = name
         .file_stem()
         .map_or("espresso".into(), |s| s.to_string_lossy());
-    let rotation = match log.rotation.as_str() {
-        "hourly" => Rotation::HOURLY,
-        "minutely" => Rotation::MINUTELY,
-        "never" => Rotation::NEVER,
-        _ => Rotation::DAILY,
-    };
     let mut builder = Builder::new()
         .rotation(rotation)
         .filename_prefix(prefix.as_ref())

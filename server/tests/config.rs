@@ -1,0 +1,234 @@
+//! The config file from the outside: `--check-config` as an operator's CI runs it, a bad value
+//! at start-up, and reloads that apply a key or say it waits for a restart.
+//!
+//! The server is the real binary (see `server/harness.rs`).
+
+#[allow(dead_code)]
+#[path = "server/harness.rs"]
+mod harness;
+
+use espresso_server::config::Config;
+use harness::{Server, write_atomically};
+use http::StatusCode;
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::Duration,
+};
+
+fn shipped_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("espresso.toml")
+}
+
+fn check_config(file: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_espresso-server"))
+        .arg("--check-config")
+        .arg(file)
+        .output()
+        .expect("the server binary runs")
+}
+
+/// A config whose `rate_limit.key` is misspelt on line 4.
+const MISSPELT_KEY: &str = "[server]\nlisten = \"127.0.0.1:0\"\n[rate_limit]\nkey = \"ipp\"\n";
+
+fn assert_names_the_misspelt_key(stderr: &[u8], file: &Path) {
+    let stderr = String::from_utf8_lossy(stderr);
+    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+    assert!(stderr.contains("line 4"), "{stderr}");
+    assert!(stderr.contains("key `rate_limit.key`"), "{stderr}");
+    assert!(
+        stderr.contains(r#"expected "ip", "global" or "header:<name>""#),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_prints_the_effective_config_of_the_shipped_file() {
+    let file = shipped_config();
+    let output = check_config(&file);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Every section, the defaults the file leaves out included, as TOML that reads back as the
+    // config the server would run.
+    for section in [
+        "[server]",
+        "[request_id]",
+        "[rate_limit]",
+        "[slow_call]",
+        "[classifier]",
+        "[cache]",
+        "[degrade]",
+        "[filter]",
+        "[debug]",
+        "[log]",
+    ] {
+        assert!(stdout.contains(section), "{section} missing:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("limit = \"gradient-controller\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("key = \"ip\""), "{stdout}");
+    let effective = Config::parse(&stdout).unwrap();
+    assert_eq!(effective, Config::load(&file).unwrap());
+}
+
+#[test]
+fn check_config_fills_in_what_a_file_leaves_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("espresso.toml");
+    std::fs::write(&file, "[rate_limit]\nkey = \"header:x-api-key\"\n").unwrap();
+    let output = check_config(&file);
+    assert!(output.status.success());
+    let effective = Config::parse(&String::from_utf8(output.stdout).unwrap()).unwrap();
+    let mut expected = Config::default();
+    expected.rate_limit.key = "header:x-api-key".parse().unwrap();
+    assert_eq!(effective, expected);
+}
+
+#[test]
+fn check_config_on_a_misspelt_value_names_the_key_its_line_and_the_allowed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("espresso.toml");
+    std::fs::write(&file, MISSPELT_KEY).unwrap();
+    let output = check_config(&file);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert_names_the_misspelt_key(&output.stderr, &file);
+}
+
+#[test]
+fn check_config_reads_the_word_lists_the_file_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("espresso.toml");
+    std::fs::write(
+        &file,
+        "[[filter.lists]]\npath = \"words/gone.txt\"\nlevel = \"danger\"\n",
+    )
+    .unwrap();
+    let output = check_config(&file);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("words/gone.txt"), "{stderr}");
+}
+
+#[tokio::test]
+async fn starting_with_a_misspelt_value_exits_naming_the_key_its_line_and_the_allowed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("espresso.toml");
+    std::fs::write(&file, MISSPELT_KEY).unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_espresso-server"))
+        .arg("--config")
+        .arg(&file)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(20), output)
+        .await
+        .expect("the server gives up at once")
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_names_the_misspelt_key(&output.stderr, &file);
+}
+
+/// Polls until `check` holds; reload is driven by the server's own file polling.
+async fn eventually<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition never held");
+}
+
+const APPLIED: &str = r#"espresso_config_reloads_total{result="applied"}"#;
+const MAX_KEYS_RESTART: &str =
+    r#"espresso_config_restart_required_total{key="rate_limit.max_keys"}"#;
+
+fn restart_warnings(server: &Server) -> Vec<String> {
+    server
+        .logs()
+        .into_iter()
+        .filter(|line| line.contains("WARN") && line.contains("a restart applies it"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_the_rate_limit_quota_applies_it_without_a_warning() {
+    let server = Server::start("[rate_limit]\nper_second = 1000\nburst = 2000\n").await;
+    // Exported from the start, at 0, for every restart-only key.
+    assert_eq!(server.metric(MAX_KEYS_RESTART).await, Some(0.0));
+    assert_eq!(server.filter("hello").await.status, StatusCode::OK);
+
+    let config = server.path("espresso.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    write_atomically(
+        &config,
+        text.replace(
+            "per_second = 1000\nburst = 2000",
+            "per_second = 1\nburst = 1",
+        ),
+    );
+    eventually(|| async { server.metric(APPLIED).await == Some(1.0) }).await;
+    // One token a second now: of two requests in a row, the second is refused.
+    server.filter("hello").await;
+    assert_eq!(
+        server.filter("hello").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(restart_warnings(&server), Vec::<String>::new());
+    assert_eq!(server.metric(MAX_KEYS_RESTART).await, Some(0.0));
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_a_restart_only_key_warns_once_and_counts_it() {
+    let server = Server::start("[rate_limit]\nmax_keys = 100000\n").await;
+    let config = server.path("espresso.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    write_atomically(&config, text.replace("max_keys = 100000", "max_keys = 10"));
+    eventually(|| async { server.metric(MAX_KEYS_RESTART).await == Some(1.0) }).await;
+    assert_eq!(server.metric(APPLIED).await, Some(1.0));
+    let warnings = restart_warnings(&server);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("rate_limit.max_keys"), "{warnings:?}");
+
+    // Back to the value the server runs with: applied, nothing waits for a restart any more.
+    write_atomically(&config, &text);
+    eventually(|| async { server.metric(APPLIED).await == Some(2.0) }).await;
+    assert_eq!(server.metric(MAX_KEYS_RESTART).await, Some(1.0));
+    assert_eq!(restart_warnings(&server).len(), 1);
+}
+
+fn slow_call_logged(server: &Server, request_id: &str) -> bool {
+    server
+        .logs()
+        .iter()
+        .any(|line| line.contains("slow call") && line.contains(request_id))
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_the_slow_call_threshold_applies_it() {
+    let server = Server::start("[slow_call]\nthreshold_ms = 60000\n").await;
+    let before = server.filter("hello").await.request_id().to_owned();
+
+    let config = server.path("espresso.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    write_atomically(
+        &config,
+        text.replace("threshold_ms = 60000", "threshold_ms = 0"),
+    );
+    eventually(|| async { server.metric(APPLIED).await == Some(1.0) }).await;
+    // Every request is slow now.
+    let after = server.filter("hello").await.request_id().to_owned();
+    eventually(|| async { slow_call_logged(&server, &after) }).await;
+    assert!(!slow_call_logged(&server, &before));
+    assert_eq!(restart_warnings(&server), Vec::<String>::new());
+}
