@@ -1,4 +1,4 @@
-//! Cost of the filter-core cache stage on a hit, against checking again.
+//! Cost of the espresso-filter-stages cache stage on a hit, against checking again.
 //!
 //! One request is one line of `../shared/data/corpus/mixed.txt` (or a generated line when the
 //! data folder is absent), checked by the builtin engine. Cases:
@@ -17,8 +17,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use espresso_filter_core::stages::CacheLayer;
 use espresso_filter_core::{Engine, FilterRequest, FilterService};
+use espresso_filter_stages::CacheLayer;
 use tower::{Layer, Service};
 
 fn lines() -> Vec<String> {

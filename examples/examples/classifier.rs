@@ -15,7 +15,7 @@
 //! `ABUSIVE`; `buy now`, `discount`, `click here` or `free money` `ADVERTISEMENT`; the rest
 //! `NORMAL` (see `RuleClassifier::default`).
 
-use espresso_filter_core::stages::classifier::rules::RuleClassifier;
+use espresso_filter_stages::classifier::rules::RuleClassifier;
 use std::time::Duration;
 
 const USAGE: &str = "usage: classifier [ADDR (default 127.0.0.1:50051)] [--delay-ms N] [--fail]";

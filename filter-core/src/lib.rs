@@ -53,6 +53,13 @@
 //! assert_eq!(engine.version(), v);
 //! # Ok::<(), espresso_filter_core::LoadError>(())
 //! ```
+//!
+//! The engine is local and synchronous: this crate has no network client, no async runtime and
+//! no metrics registry. The remote stages that go in front of [`FilterService`] — the verdict
+//! cache (optionally shared in Redis), the gRPC TextClassifier client with its circuit breakers
+//! and Prometheus metrics, and the classifier's proto — are in `espresso-filter-stages`
+//! (formerly this crate's `stages` module; `espresso_filter_core::stages::X` is now
+//! `espresso_filter_stages::X`).
 
 pub mod dict;
 mod engine;
@@ -61,7 +68,6 @@ mod normalize;
 mod options;
 mod service;
 mod source;
-pub mod stages;
 mod types;
 
 pub use dict::{DictStats, Dictionary};

@@ -21,7 +21,7 @@ use crate::types::{FilterRequest, FilterResponse};
 /// `(engine.version(), content)` (take the engine from [`FilterService::engine`]); a remote
 /// classifier wraps it, calls out only when the dictionary passed, raises the verdict with
 /// [`FilterResponse::escalate`] and, when it is skipped (timeout, open breaker), calls
-/// [`FilterResponse::mark_degraded`].
+/// [`FilterResponse::mark_degraded`]. The `espresso-filter-stages` crate has both.
 #[derive(Clone, Debug)]
 pub struct FilterService {
     engine: Engine,

@@ -4,12 +4,10 @@
 
 use crate::config::Config;
 use espresso_circuit_breaker::CircuitBreakerBuilder;
-use espresso_filter_core::{
-    Engine, FilterRequest, FilterResponse, FilterService,
-    stages::{
-        CacheLayer, CacheMetrics, ClassifierLayer, ClassifierMetrics, LabelMap, RedisCache,
-        default_breaker, default_redis_breaker,
-    },
+use espresso_filter_core::{Engine, FilterRequest, FilterResponse, FilterService};
+use espresso_filter_stages::{
+    CacheLayer, CacheMetrics, ClassifierLayer, ClassifierMetrics, LabelMap, RedisCache,
+    default_breaker, default_redis_breaker,
 };
 use prometheus::Registry;
 use std::{convert::Infallible, time::Duration};

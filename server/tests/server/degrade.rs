@@ -2,7 +2,7 @@
 //! lists alone with `degraded: true`; probes and metrics are never shed.
 
 use crate::harness::{Server, write_atomically};
-use espresso_filter_core::stages::classifier::rules::RuleClassifier;
+use espresso_filter_stages::classifier::rules::RuleClassifier;
 use espresso_server::pb::{CheckRequest, filter_client::FilterClient};
 use http::StatusCode;
 use std::time::Duration;

@@ -141,7 +141,7 @@ async fn slow_calls_are_logged_with_their_tree_and_measured() {
     // With a zero threshold every request is slow; the tree shows the remote stages.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let rules = espresso_filter_core::stages::classifier::rules::RuleClassifier::default();
+    let rules = espresso_filter_stages::classifier::rules::RuleClassifier::default();
     tokio::spawn(rules.serve(listener));
     let server = Server::start(&format!(
         "[slow_call]\nthreshold_ms = 0\n[classifier]\nendpoint = \"{endpoint}\"\ntimeout_ms = 2000\n"

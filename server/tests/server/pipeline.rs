@@ -3,7 +3,7 @@
 //! or gone, answers keep coming with `degraded: true`.
 
 use crate::harness::Server;
-use espresso_filter_core::stages::classifier::rules::RuleClassifier;
+use espresso_filter_stages::classifier::rules::RuleClassifier;
 use http::StatusCode;
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! this process; it can turn slow or failing, die and come back on its port) and a private
 //! `redis-server` that can be killed and restarted.
 
-use espresso_filter_core::stages::classifier::rules::RuleClassifier;
+use espresso_filter_stages::classifier::rules::RuleClassifier;
 use std::{
     fs::File,
     io::{BufRead, BufReader},

@@ -1,7 +1,7 @@
 //! The backends the faults are injected into: the test classifier, which can also die and come
 //! back on its port, and a private `redis-server` that can be killed and restarted.
 
-use espresso_filter_core::stages::classifier::rules::RuleClassifier;
+use espresso_filter_stages::classifier::rules::RuleClassifier;
 use std::{
     net::SocketAddr,
     process::Stdio,

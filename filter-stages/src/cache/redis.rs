@@ -7,7 +7,7 @@ use std::time::Duration;
 use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerBuilder, Outcome, SlidingWindow};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::stages::metrics::CacheMetrics;
+use crate::metrics::CacheMetrics;
 
 /// The default timeout of one Redis call.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(25);

@@ -1,11 +1,12 @@
-//! The remote stages of the filter: a verdict cache and a gRPC text classifier, as Tower
-//! layers over any `Service<FilterRequest, Response = FilterResponse>`.
+//! The remote stages of the espresso filter: a verdict cache and a gRPC text classifier, as
+//! Tower layers over any `Service<FilterRequest, Response = FilterResponse>` of
+//! [`espresso_filter_core`] (the engine, its word lists and `FilterService` live there).
 //!
 //! The usual stack puts the cache outside the classifier, so a cache hit skips the classifier
 //! (the cached verdict already holds its opinion):
 //!
 //! ```
-//! use espresso_filter_core::stages::{CacheLayer, ClassifierLayer, LabelMap};
+//! use espresso_filter_stages::{CacheLayer, ClassifierLayer, LabelMap};
 //! use espresso_filter_core::{Engine, FilterRequest, FilterService, Verdict};
 //! use std::time::Duration;
 //! use tower::{ServiceBuilder, ServiceExt};
@@ -35,6 +36,13 @@
 //!
 //! Each stage opens an INFO span of its own (`cache`, `classifier`), so a slow request's call
 //! tree (espresso-slow-call) and an exported trace show which remote call took the time.
+//!
+//! # Features
+//!
+//! - `otel`: the classifier stage forwards the W3C trace context (`traceparent`) of its span,
+//!   through `espresso-slow-call`'s OpenTelemetry propagation.
+//! - `test-support`: `classifier::rules::RuleClassifier`, a keyword-rule TextClassifier
+//!   server for tests, examples and benches. Off by default; not for production.
 
 pub mod cache;
 pub mod classifier;

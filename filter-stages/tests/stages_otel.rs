@@ -4,9 +4,9 @@
 //! The subscriber (an OpenTelemetry layer over an SDK tracer that exports nothing) is installed
 //! for this thread only, and the runtime is single-threaded, so the stage runs under it.
 
-use espresso_filter_core::stages::ClassifierLayer;
-use espresso_filter_core::stages::classifier::rules::RuleClassifier;
 use espresso_filter_core::{Engine, FilterRequest, FilterService, Verdict};
+use espresso_filter_stages::ClassifierLayer;
+use espresso_filter_stages::classifier::rules::RuleClassifier;
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use std::time::Duration;
 use tower::{ServiceBuilder, ServiceExt};

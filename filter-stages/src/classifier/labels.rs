@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
-use crate::stages::proto::AnalyseReply;
-use crate::stages::proto::analyse_reply::ContentType;
-use crate::types::Verdict;
+use espresso_filter_core::Verdict;
+
+use crate::proto::AnalyseReply;
+use crate::proto::analyse_reply::ContentType;
 
 /// Maps the classifier's answers to verdicts.
 ///
@@ -18,7 +19,7 @@ use crate::types::Verdict;
 ///
 /// ```
 /// use espresso_filter_core::Verdict;
-/// use espresso_filter_core::stages::LabelMap;
+/// use espresso_filter_stages::LabelMap;
 ///
 /// let labels = LabelMap::default().label("ADVERTISEMENT", Verdict::Block);
 /// assert_eq!(labels.get("advertisement"), Some(Verdict::Block));

@@ -14,13 +14,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use espresso_circuit_breaker::{CircuitBreaker, SlidingWindow, State};
-use espresso_filter_core::stages::classifier::rules::RuleClassifier;
-use espresso_filter_core::stages::{
-    Cache, CacheLayer, CacheMetrics, Classifier, ClassifierError, ClassifierLayer,
-    ClassifierMetrics, LabelMap, RedisCache, default_breaker,
-};
 use espresso_filter_core::{
     Engine, FilterRequest, FilterResponse, FilterService, Level, ListSource, Sources, Verdict,
+};
+use espresso_filter_stages::classifier::rules::RuleClassifier;
+use espresso_filter_stages::{
+    Cache, CacheLayer, CacheMetrics, Classifier, ClassifierError, ClassifierLayer,
+    ClassifierMetrics, LabelMap, RedisCache, default_breaker,
 };
 use prometheus::Registry;
 use tokio::net::TcpListener;

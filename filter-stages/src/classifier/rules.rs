@@ -1,8 +1,11 @@
 //! [`RuleClassifier`]: a small TextClassifier server with keyword rules, for demos and tests.
 //!
+//! Behind the `test-support` feature: tests, examples and benches enable it; a deployment talks
+//! to a real classifier.
+//!
 //! ```
-//! use espresso_filter_core::stages::classifier::rules::RuleClassifier;
-//! use espresso_filter_core::stages::ClassifierLayer;
+//! use espresso_filter_stages::classifier::rules::RuleClassifier;
+//! use espresso_filter_stages::ClassifierLayer;
 //! use espresso_filter_core::{Engine, FilterRequest, FilterService, Verdict};
 //! use tower::{Layer, ServiceExt};
 //!
@@ -33,9 +36,9 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
-use crate::stages::proto::analyse_reply::ContentType;
-use crate::stages::proto::text_classifier_server::{TextClassifier, TextClassifierServer};
-use crate::stages::proto::{AnalyseReply, AnalyseRequest};
+use crate::proto::analyse_reply::ContentType;
+use crate::proto::text_classifier_server::{TextClassifier, TextClassifierServer};
+use crate::proto::{AnalyseReply, AnalyseRequest};
 
 /// A TextClassifier answering by keyword rules: the first rule with a keyword contained in the
 /// text (compared in lower case) gives the content type, whose name is also the label; no match

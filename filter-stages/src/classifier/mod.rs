@@ -1,7 +1,7 @@
 //! The classifier stage: a remote TextClassifier asked about texts the word lists let through.
 //!
 //! [`ClassifierLayer`] wraps any `Service<FilterRequest, Response = FilterResponse>` (usually
-//! [`FilterService`](crate::FilterService), possibly behind other stages) and produces
+//! [`FilterService`](espresso_filter_core::FilterService), possibly behind other stages) and produces
 //! [`Classifier`]:
 //!
 //! - The local verdict comes first. A text already [`Block`](Verdict::Block)ed is not sent out.
@@ -18,7 +18,7 @@
 //!   start-up only degrades responses until it comes up.
 //!
 //! ```
-//! use espresso_filter_core::stages::ClassifierLayer;
+//! use espresso_filter_stages::ClassifierLayer;
 //! use espresso_filter_core::{Engine, FilterRequest, FilterService, Verdict};
 //! use std::time::Duration;
 //! use tower::{ServiceBuilder, ServiceExt};
@@ -44,6 +44,8 @@
 //! ```
 
 mod labels;
+// a demo server, not part of the stage: only for tests, examples and benches
+#[cfg(feature = "test-support")]
 pub mod rules;
 
 use std::fmt;
@@ -66,10 +68,11 @@ use tower_service::Service;
 
 pub use labels::LabelMap;
 
-use crate::stages::metrics::ClassifierMetrics;
-use crate::stages::proto::AnalyseRequest;
-use crate::stages::proto::text_classifier_client::TextClassifierClient;
-use crate::types::{FilterRequest, FilterResponse, Verdict};
+use espresso_filter_core::{FilterRequest, FilterResponse, Verdict};
+
+use crate::metrics::ClassifierMetrics;
+use crate::proto::AnalyseRequest;
+use crate::proto::text_classifier_client::TextClassifierClient;
 
 /// The default stage timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
@@ -382,7 +385,7 @@ impl<S> Classifier<S> {
     }
 }
 
-/// The response future of [`Classifier`] and [`Cache`](crate::stages::Cache).
+/// The response future of [`Classifier`] and [`Cache`](crate::Cache).
 pub type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
 
 impl<S> Service<FilterRequest> for Classifier<S>

@@ -1,7 +1,7 @@
 //! The cache stage: verdicts kept by content and dictionary version, in process and in Redis.
 //!
 //! [`CacheLayer`] wraps a filter service (usually the [classifier stage](super::Classifier) over
-//! [`FilterService`](crate::FilterService)) and produces [`Cache`]:
+//! [`FilterService`](espresso_filter_core::FilterService)) and produces [`Cache`]:
 //!
 //! - **Key**: the dictionary version ([`Engine::version`], a hash of the lists and options)
 //!   and a 128-bit xxh3 hash of the exact content. The content is not normalized first: the
@@ -24,7 +24,7 @@
 //!   [`CacheMetrics`] and logged; it never sets `degraded` and never fails a request.
 //!
 //! ```
-//! use espresso_filter_core::stages::CacheLayer;
+//! use espresso_filter_stages::CacheLayer;
 //! use espresso_filter_core::{Engine, FilterRequest, FilterService, ListSource, Level, Sources, Verdict};
 //! use std::time::Duration;
 //! use tower::{ServiceBuilder, ServiceExt};
@@ -67,10 +67,10 @@ use xxhash_rust::xxh3::xxh3_128;
 
 pub use self::redis::{DEFAULT_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisCache, default_redis_breaker};
 
-use crate::engine::Engine;
-use crate::stages::classifier::BoxFuture;
-use crate::stages::metrics::CacheMetrics;
-use crate::types::{FilterRequest, FilterResponse};
+use espresso_filter_core::{Engine, FilterRequest, FilterResponse};
+
+use crate::classifier::BoxFuture;
+use crate::metrics::CacheMetrics;
 
 /// The default bound on local entries.
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
@@ -88,7 +88,7 @@ enum Bound {
 /// The approximate memory an entry holds, for [`CacheLayer::max_bytes`].
 fn weight(response: &FilterResponse) -> u32 {
     const ENTRY: usize = 128; // key, Arc, response struct, moka's bookkeeping
-    const HIT: usize = std::mem::size_of::<crate::types::Hit>();
+    const HIT: usize = std::mem::size_of::<espresso_filter_core::Hit>();
     let hits: usize = response
         .hits
         .iter()
