@@ -1,6 +1,9 @@
 //! The skip policy: what a test does when something it needs is not on the machine.
 
-use std::path::{Path, PathBuf};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
 
 /// The environment variable that forbids skipping: set to `1`, a missing program or service
 /// fails the test instead. CI sets it.
@@ -41,7 +44,12 @@ impl Policy {
     pub fn missing<T>(self, what: &str, install: &str) -> Option<T> {
         let reason = format!("{what} not found (install: {install})");
         match self {
-            Self::Skip => eprintln!("skipped {}: {reason}", current_test()),
+            Self::Skip => {
+                // Straight to stderr: libtest captures `eprintln!` of passing tests, and a skip
+                // must be seen.
+                let line = format!("skipped {}: {reason}\n", current_test());
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
             Self::Require => panic!(
                 "{}: {reason}; {REQUIRE_SERVICES}=1 forbids skipping",
                 current_test()
