@@ -66,9 +66,20 @@ impl RedisServer {
     /// does not start.
     #[must_use = "the test must return when this is None"]
     pub fn start() -> Option<Self> {
+        Self::start_or(|policy| policy.missing("redis-server", INSTALL))
+    }
+
+    /// [`start`](Self::start) for code libtest does not run, such as a bench group: a skip
+    /// line names `name`.
+    #[must_use = "the caller must return when this is None"]
+    pub fn start_in(name: &str) -> Option<Self> {
+        Self::start_or(|policy| policy.missing_in(name, "redis-server", INSTALL))
+    }
+
+    fn start_or(missing: impl FnOnce(Policy) -> Option<Self>) -> Option<Self> {
         match Self::try_start() {
             Ok(redis) => Some(redis),
-            Err(StartError::NotInstalled) => Policy::from_env().missing("redis-server", INSTALL),
+            Err(StartError::NotInstalled) => missing(Policy::from_env()),
             Err(e) => panic!("{e}"),
         }
     }

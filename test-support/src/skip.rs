@@ -42,18 +42,22 @@ impl Policy {
     /// `install` says how to get it. Returns `None`, for the test to return on, or panics.
     #[must_use = "the test must return when this is None"]
     pub fn missing<T>(self, what: &str, install: &str) -> Option<T> {
+        self.missing_in(&current_test(), what, install)
+    }
+
+    /// [`missing`](Self::missing) for code libtest does not run, such as a bench group:
+    /// the line names `name` rather than the running test.
+    #[must_use = "the caller must return when this is None"]
+    pub fn missing_in<T>(self, name: &str, what: &str, install: &str) -> Option<T> {
         let reason = format!("{what} not found (install: {install})");
         match self {
             Self::Skip => {
                 // Straight to stderr: libtest captures `eprintln!` of passing tests, and a skip
                 // must be seen.
-                let line = format!("skipped {}: {reason}\n", current_test());
+                let line = format!("skipped {name}: {reason}\n");
                 let _ = std::io::stderr().lock().write_all(line.as_bytes());
             }
-            Self::Require => panic!(
-                "{}: {reason}; {REQUIRE_SERVICES}=1 forbids skipping",
-                current_test()
-            ),
+            Self::Require => panic!("{name}: {reason}; {REQUIRE_SERVICES}=1 forbids skipping"),
         }
         None
     }
