@@ -274,9 +274,10 @@ mod tests {
 
     #[test]
     fn two_servers_run_side_by_side_on_their_own_ports() {
-        let (Some(a), Some(b)) = (RedisServer::start(), RedisServer::start()) else {
+        let Some(a) = RedisServer::start() else {
             return;
         };
+        let b = RedisServer::start().expect("redis-server is installed: it just ran");
         assert_ne!(a.port(), b.port());
         let _: () = a.query(&["SET", "only-in-a", "1"]);
         assert_eq!(a.keys("*"), ["only-in-a"]);
