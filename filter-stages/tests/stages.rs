@@ -1,6 +1,6 @@
 //! The remote stages against real backends: the example `RuleClassifier` served by tonic on a
-//! free port of 127.0.0.1, the shared Redis at 127.0.0.1:6379, and a `redis-server` of our own
-//! for the test that kills it.
+//! free port of 127.0.0.1, and a `redis-server` of each Redis test's own (`espresso-test-support`:
+//! skipped with one line where none is installed).
 //!
 //! Time is real here, not paused: a paused Tokio clock advances by itself whenever the runtime
 //! waits for I/O, so every timeout around a real socket would fire at once. The timeouts are
@@ -9,7 +9,6 @@
 //! machine. The breaker's own timing is tested with paused time in its crate.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use espresso_filter_stages::{
     Cache, CacheLayer, CacheMetrics, Classifier, ClassifierError, ClassifierLayer,
     ClassifierMetrics, LabelMap, RedisCache, default_breaker,
 };
+use espresso_test_support::RedisServer;
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -113,30 +113,6 @@ fn unique_prefix(test: &str) -> String {
             .unwrap()
             .as_nanos()
     )
-}
-
-async fn redis_keys(url: &str, prefix: &str) -> Vec<String> {
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap()
-}
-
-async fn redis_delete(url: &str, prefix: &str) {
-    let keys = redis_keys(url, prefix).await;
-    if keys.is_empty() {
-        return;
-    }
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("DEL")
-        .arg(keys)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
 }
 
 // === classifier ===
@@ -669,16 +645,17 @@ async fn optional_stages_compose_from_configuration() {
 
 // === Redis ===
 
-const REDIS: &str = "redis://127.0.0.1:6379";
-
 #[tokio::test]
 async fn redis_shares_verdicts_across_instances() {
+    let Some(own) = RedisServer::start() else {
+        return;
+    };
     let prefix = unique_prefix("share");
     let rules = RuleClassifier::default();
     let endpoint = serve(&rules).await;
     let engine = Engine::builtin();
     let redis = || {
-        RedisCache::open(REDIS)
+        RedisCache::open(&own.url())
             .unwrap()
             .prefix(prefix.clone())
             .timeout(Duration::from_millis(500))
@@ -695,7 +672,7 @@ async fn redis_shares_verdicts_across_instances() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while keys.is_empty() {
         assert!(Instant::now() < deadline, "nothing written to Redis");
-        keys = redis_keys(REDIS, &prefix).await;
+        keys = own.keys(&format!("{prefix}*"));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(keys.len(), 1);
@@ -730,8 +707,6 @@ async fn redis_shares_verdicts_across_instances() {
         ),
         1
     );
-
-    redis_delete(REDIS, &prefix).await;
 }
 
 #[tokio::test]
@@ -758,58 +733,17 @@ async fn redis_down_from_the_start_is_local_only_and_not_degraded() {
     assert!(counter(&registry, "filter_cache_redis_errors_total", "kind", "open") > 0);
 }
 
-/// A `redis-server` of our own on a free port, killed when dropped.
-struct OwnRedis {
-    child: tokio::process::Child,
-    url: String,
-}
-
-impl OwnRedis {
-    async fn start() -> Option<OwnRedis> {
-        let port = closed_port().await.port();
-        let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--bind", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .ok()?;
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = redis::Client::open(url.as_str()).ok()?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while client.get_multiplexed_async_connection().await.is_err() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Some(OwnRedis { child, url })
-    }
-
-    async fn kill(&mut self) {
-        self.child.kill().await.unwrap();
-    }
-}
-
 #[tokio::test]
 async fn redis_killed_mid_test_fails_no_request() {
-    let mut own = OwnRedis::start()
-        .await
-        .expect("redis-server must be installed to run this test");
+    let Some(mut own) = RedisServer::start() else {
+        return;
+    };
     let rules = RuleClassifier::default();
     let endpoint = serve(&rules).await;
     let registry = Registry::new();
     let engine = Engine::builtin();
     let prefix = unique_prefix("kill");
-    let url = own.url.clone();
+    let url = own.url();
     let redis = || {
         RedisCache::open(&url)
             .unwrap()
@@ -850,7 +784,7 @@ async fn redis_killed_mid_test_fails_no_request() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(40)).await;
-    own.kill().await;
+    own.kill();
     let mut answered = 0;
     for task in tasks {
         answered += task.await.unwrap();

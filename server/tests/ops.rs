@@ -15,11 +15,7 @@ use harness::Server;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use pprof::protos::Message;
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{path::Path, sync::Arc, time::Duration};
 use tokio::{process::Command, task::JoinHandle};
 
 /// Sends filter requests until aborted: a mix of verdicts from a well-behaved client, and bursts
@@ -155,13 +151,6 @@ async fn dashboard_data_derives_rates_from_the_metrics() {
     );
 }
 
-fn on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-}
-
 /// Runs headless Chromium on `url` with `extra` arguments; returns (stdout, stderr).
 async fn chromium(chromium: &Path, profile: &Path, extra: &[&str], url: &str) -> (String, String) {
     let output = Command::new(chromium)
@@ -217,10 +206,8 @@ fn console_errors(stderr: &str) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_live_traffic_in_a_headless_browser() {
-    let Some(browser) = on_path("chromium") else {
-        println!(
-            "SKIPPED: `chromium` is not on PATH (Debian: apt-get install chromium; .ci/run installs it)"
-        );
+    let Some(browser) = espresso_test_support::program("chromium", "apt-get install chromium")
+    else {
         return;
     };
     let server = Arc::new(Server::start(RATE_LIMITED).await);

@@ -3,42 +3,25 @@
 //! These tests run on the real clock: the GCRA runs on Redis's clock (`TIME`), and a paused
 //! tokio clock would fire every call's timeout while the runtime waits for Redis's answer. They
 //! use per-minute quotas, so the few milliseconds a test takes cannot change a decision.
-//! The shared Redis at 127.0.0.1:6379 gets a unique key prefix per test; the tests that kill
-//! Redis start their own `redis-server` on a free port.
+//! Each test starts a `redis-server` of its own (see `espresso-test-support`); where none is
+//! installed it skips with one line, or fails under `ESPRESSO_REQUIRE_SERVICES=1`.
 #![cfg(feature = "redis")]
 
 use espresso_rate_limit::{Global, Limiter, Quota, RateLimitLayer, RateLimitMetrics, RedisBackend};
-use std::{
-    net::SocketAddr,
-    process::Stdio,
-    sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
-use tokio::{net::TcpListener, process::Child};
+use espresso_test_support::RedisServer;
+use std::time::Duration;
+use tokio::net::TcpListener;
 
-const SHARED: &str = "redis://127.0.0.1:6379";
+const PREFIX: &str = "espresso-test";
 
-fn unique_prefix() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "espresso-test:{}:{nanos}:{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn limiter(url: &str, prefix: &str, quota: Quota, share: f64) -> Limiter<()> {
+fn limiter(url: &str, quota: Quota, share: f64) -> Limiter<()> {
     RateLimitLayer::new(quota)
         .key(Global)
         .name("test")
         .backend(
             RedisBackend::new(url)
-                .unwrap()
-                .prefix(prefix.to_owned())
+                .expect("a valid Redis URL")
+                .prefix(PREFIX)
                 .timeout(Duration::from_millis(200))
                 .retry_interval(Duration::ZERO)
                 .local_share(share),
@@ -56,20 +39,43 @@ async fn allowed(limiter: &Limiter<()>, n: usize) -> usize {
     count
 }
 
+/// After at least one check: the limiter decided on `redis` and left its state there, rather
+/// than falling back to its local limits (which would make every count below wrong).
+fn assert_on_redis(limiter: &Limiter<()>, redis: &RedisServer) {
+    assert!(
+        !limiter.is_degraded(),
+        "the limiter fell back to local limits: {} did not answer within its timeout",
+        redis.url()
+    );
+    let keys = redis.keys(&format!("{PREFIX}:*"));
+    assert!(
+        !keys.is_empty(),
+        "the limiter is not degraded, yet wrote no key under {PREFIX}: to {}",
+        redis.url()
+    );
+}
+
 #[tokio::test]
 async fn one_limit_across_two_limiters() {
-    let prefix = unique_prefix();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     // Two limiters built apart, as two processes would: they share only Redis.
-    let a = limiter(SHARED, &prefix, Quota::per_minute(5), 1.0);
-    let b = limiter(SHARED, &prefix, Quota::per_minute(5), 1.0);
-    let mut admitted = 0;
-    for _ in 0..5 {
+    let a = limiter(&redis.url(), Quota::per_minute(5), 1.0);
+    let b = limiter(&redis.url(), Quota::per_minute(5), 1.0);
+    let mut admitted = allowed(&a, 1).await + allowed(&b, 1).await;
+    assert_on_redis(&a, &redis);
+    assert_on_redis(&b, &redis);
+    for _ in 0..4 {
         admitted += allowed(&a, 1).await + allowed(&b, 1).await;
     }
-    assert_eq!(admitted, 5);
+    assert_eq!(
+        admitted, 5,
+        "two limiters on one Redis admit the quota once"
+    );
     let refused = a.check(&()).await;
     assert!(!refused.is_allowed());
-    let retry = refused.retry_after().unwrap();
+    let retry = refused.retry_after().expect("a refusal says when to retry");
     assert!(
         retry > Duration::from_secs(11) && retry <= Duration::from_secs(12),
         "{retry:?}"
@@ -79,100 +85,62 @@ async fn one_limit_across_two_limiters() {
 
 #[tokio::test]
 async fn several_quotas_and_keys_with_ttl() {
-    let prefix = unique_prefix();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let layer = RateLimitLayer::new([Quota::per_minute(100).burst(3), Quota::per_hour(4)])
         .key(|p: &http::request::Parts| p.headers.get("x-user").cloned())
         .name("multi")
-        .backend(RedisBackend::new(SHARED).unwrap().prefix(prefix.clone()));
+        .backend(
+            RedisBackend::new(&redis.url())
+                .expect("a valid Redis URL")
+                .prefix(PREFIX)
+                // Roomier than the default 50 ms, for a busy machine.
+                .timeout(Duration::from_millis(200)),
+        );
     let limiter = layer.limiter();
     let alice = http::HeaderValue::from_static("alice");
     let bob = http::HeaderValue::from_static("bob");
-    let decisions: Vec<bool> = {
-        let mut v = Vec::new();
-        for _ in 0..5 {
-            v.push(limiter.check(&alice).await.is_allowed());
-        }
-        v
-    };
+    let mut decisions = Vec::new();
+    for _ in 0..5 {
+        decisions.push(limiter.check(&alice).await.is_allowed());
+    }
+    assert!(
+        !limiter.is_degraded(),
+        "the limiter fell back to local limits: {} did not answer",
+        redis.url()
+    );
     assert_eq!(decisions, [true, true, true, false, false]);
     assert!(limiter.check(&bob).await.is_allowed());
-    let mut conn = redis::Client::open(SHARED)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let key = format!("{prefix}:multi:=alice");
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let key = format!("{PREFIX}:multi:=alice");
+    let ttl: i64 = redis.query(&["PTTL", &key]);
     // Three of four hourly cells used: full again in 45 min.
     assert!(ttl > 44 * 60_000 && ttl <= 45 * 60_000 + 1000, "{ttl}");
-    let fields: Vec<String> = redis::cmd("HKEYS")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(fields.len(), 2);
+    let fields: Vec<String> = redis.query(&["HKEYS", &key]);
+    assert_eq!(fields.len(), 2, "one field per quota: {fields:?}");
 }
 
 #[tokio::test]
 async fn the_script_is_reloaded_after_a_flush() {
-    let prefix = unique_prefix();
-    let limiter = limiter(SHARED, &prefix, Quota::per_minute(3), 1.0);
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let limiter = limiter(&redis.url(), Quota::per_minute(3), 1.0);
     assert_eq!(allowed(&limiter, 1).await, 1);
-    let mut conn = redis::Client::open(SHARED)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: () = redis::cmd("SCRIPT")
-        .arg("FLUSH")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    assert_on_redis(&limiter, &redis);
+    let _: () = redis.query(&["SCRIPT", "FLUSH"]);
     assert_eq!(allowed(&limiter, 5).await, 2);
-    assert!(!limiter.is_degraded());
-}
-
-/// A redis-server of our own, on a free port, killed on drop.
-struct OwnRedis {
-    child: Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    async fn start(port: u16) -> Self {
-        let child = tokio::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server must be installed");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return Self { child, port };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn kill(mut self) {
-        self.child.kill().await.unwrap();
-    }
+    assert!(
+        !limiter.is_degraded(),
+        "the limiter fell back instead of reloading its script"
+    );
 }
 
 async fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port on 127.0.0.1");
+    listener.local_addr().expect("a bound address").port()
 }
 
 fn gather(registry: &prometheus::Registry) -> String {
@@ -180,33 +148,37 @@ fn gather(registry: &prometheus::Registry) -> String {
     let mut out = Vec::new();
     prometheus::TextEncoder::new()
         .encode(&registry.gather(), &mut out)
-        .unwrap();
-    String::from_utf8(out).unwrap()
+        .expect("metrics encode");
+    String::from_utf8(out).expect("metrics are UTF-8")
 }
 
 #[tokio::test]
 async fn falls_back_when_redis_is_killed_and_recovers_when_it_is_back() {
-    let port = free_port().await;
-    let redis = OwnRedis::start(port).await;
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
     let url = redis.url();
     let registry = prometheus::Registry::new();
-    let metrics = RateLimitMetrics::register(&registry).unwrap();
+    let metrics = RateLimitMetrics::register(&registry).expect("fresh metrics register");
     let limiter = RateLimitLayer::new(Quota::per_minute(4))
         .key(Global)
         .name("killed")
         .metrics(&metrics)
         .backend(
             RedisBackend::new(&url)
-                .unwrap()
+                .expect("a valid Redis URL")
                 .timeout(Duration::from_millis(200))
                 .retry_interval(Duration::ZERO)
                 .local_share(0.5),
         )
         .limiter();
     assert_eq!(allowed(&limiter, 1).await, 1);
-    assert!(!limiter.is_degraded());
+    assert!(
+        !limiter.is_degraded(),
+        "the limiter fell back to local limits before the kill: {url} did not answer"
+    );
 
-    redis.kill().await;
+    redis.kill();
     // Fail open onto the local fallback, which enforces half the quota: a burst of 2.
     assert_eq!(allowed(&limiter, 5).await, 2);
     assert!(limiter.is_degraded());
@@ -222,7 +194,7 @@ async fn falls_back_when_redis_is_killed_and_recovers_when_it_is_back() {
         "{text}"
     );
 
-    let redis = OwnRedis::start(port).await;
+    redis.restart();
     // The connection manager reconnects by itself; give it a bounded number of tries.
     let mut recovered = false;
     for _ in 0..100 {
@@ -248,14 +220,15 @@ async fn falls_back_when_redis_is_killed_and_recovers_when_it_is_back() {
     // Back on Redis (fresh, empty): the global quota of 4 applies again, counting the probe
     // that brought it back.
     assert_eq!(allowed(&limiter, 10).await, 3);
-    redis.kill().await;
 }
 
 #[tokio::test]
 async fn a_silent_redis_times_out_onto_the_fallback() {
     // Accepts connections and never answers.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port on 127.0.0.1");
+    let addr = listener.local_addr().expect("a bound address");
     let held = tokio::spawn(async move {
         let mut sockets = Vec::new();
         while let Ok((socket, _)) = listener.accept().await {
@@ -266,7 +239,7 @@ async fn a_silent_redis_times_out_onto_the_fallback() {
         .key(Global)
         .backend(
             RedisBackend::new(&format!("redis://{addr}"))
-                .unwrap()
+                .expect("a valid Redis URL")
                 .timeout(Duration::from_millis(50))
                 .retry_interval(Duration::from_secs(3600)),
         )
@@ -284,7 +257,6 @@ async fn a_redis_that_is_down_at_start_is_a_fallback_not_an_error() {
     let port = free_port().await;
     let limiter = limiter(
         &format!("redis://127.0.0.1:{port}"),
-        &unique_prefix(),
         Quota::per_minute(1),
         1.0,
     );

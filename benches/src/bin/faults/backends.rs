@@ -1,6 +1,6 @@
-//! The processes of a fault run: the demo server (a release binary), the test classifier (in
-//! this process; it can turn slow or failing, die and come back on its port) and a private
-//! `redis-server` that can be killed and restarted.
+//! The processes of a fault run: the demo server (a release binary) and the test classifier (in
+//! this process; it can turn slow or failing, die and come back on its port). The private
+//! `redis-server` that is killed and restarted is `espresso_test_support::RedisServer`.
 
 use espresso_filter_stages::classifier::rules::RuleClassifier;
 use std::{
@@ -85,90 +85,6 @@ impl Classifier {
         let listener = TcpListener::bind(self.addr).await?;
         self.serve(listener);
         Ok(())
-    }
-}
-
-// === impl Redis ===
-
-/// A private `redis-server` (no persistence) on a free port.
-pub(crate) struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    pub(crate) async fn start() -> Result<Self, BoxError> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let mut redis = Self { port, child: None };
-        redis.restart().await?;
-        Ok(redis)
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts it (again) on its port and waits until it answers.
-    pub(crate) async fn restart(&mut self) -> Result<(), BoxError> {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("redis-server: {e}"))?;
-        self.child = Some(child);
-        for _ in 0..250 {
-            if self.cli(&["PING"]).await.trim() == "PONG" {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Err(format!("redis-server did not start on port {}", self.port).into())
-    }
-
-    /// `kill -9`: no goodbye to its clients.
-    pub(crate) fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// How many keys match `pattern`.
-    pub(crate) async fn keys(&self, pattern: &str) -> usize {
-        self.cli(&["--scan", "--pattern", pattern])
-            .await
-            .lines()
-            .count()
-    }
-
-    /// How many times a command ran since this Redis started (`INFO commandstats`).
-    pub(crate) async fn calls(&self, command: &str) -> u64 {
-        let stats = self.cli(&["INFO", "commandstats"]).await;
-        let prefix = format!("cmdstat_{}:calls=", command.to_ascii_lowercase());
-        stats
-            .lines()
-            .find_map(|line| line.strip_prefix(&prefix)?.split(',').next()?.parse().ok())
-            .unwrap_or(0)
-    }
-
-    async fn cli(&self, args: &[&str]) -> String {
-        let mut command = Command::new("redis-cli");
-        command.args(["-p", &self.port.to_string()]).args(args);
-        let output = tokio::task::spawn_blocking(move || command.output()).await;
-        match output {
-            Ok(Ok(output)) => String::from_utf8_lossy(&output.stdout).into_owned(),
-            _ => String::new(),
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

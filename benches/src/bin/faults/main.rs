@@ -30,7 +30,8 @@ mod backends;
 #[path = "../../../../server/tests/server/faults/load.rs"]
 mod load;
 
-use backends::{Classifier, Redis, Server};
+use backends::{Classifier, Server};
+use espresso_test_support::RedisServer;
 use load::{Load, Monitor, Phase, table};
 use std::{path::PathBuf, time::Duration};
 use tokio::time::{Instant, sleep, sleep_until};
@@ -361,13 +362,13 @@ fn print_timeline(monitor: &Monitor, name: &str, phases: &[Phase]) {
 
 /// Whether the server uses `redis`: the rate limiter runs its script there and the verdict cache
 /// writes to it. (A restarted Redis starts empty, with fresh statistics.)
-async fn uses(redis: &Redis) -> bool {
-    redis.calls("evalsha").await > 0 && redis.keys("espresso:filter:verdict:*").await > 0
+fn uses(redis: &RedisServer) -> bool {
+    redis.calls("evalsha") > 0 && !redis.keys("espresso:filter:verdict:*").is_empty()
 }
 
 async fn redis_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxError> {
     println!("## Redis (rate limiter backend and shared verdict cache): killed with -9, restarted");
-    let mut redis = Redis::start().await?;
+    let mut redis = RedisServer::try_start()?;
     let url = redis.url();
     let server = Server::start(
         &args.server,
@@ -390,17 +391,17 @@ async fn redis_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxError>
     );
     let load = Load::start(server.addr, args.clients, args.rate, "redis up");
     sleep(args.phase).await;
-    let used_before = uses(&redis).await;
+    let used_before = uses(&redis);
 
     let killed = load.phase("redis killed");
     redis.kill();
     sleep_until(killed + args.phase).await;
 
     let back = load.phase("redis back");
-    redis.restart().await?;
+    redis.try_restart()?;
     let mut used_again = None;
     while used_again.is_none() && Instant::now() < back + args.phase {
-        if uses(&redis).await {
+        if uses(&redis) {
             used_again = Some(Instant::now());
         }
         sleep(Duration::from_millis(20)).await;

@@ -1,0 +1,26 @@
+//! Helpers for espresso's own tests and benches (never published; crates take it as a
+//! dev-dependency by path only, so `cargo package` drops it).
+//!
+//! - [`missing`] and [`program`]: the one skip policy. A test that needs a program or service
+//!   the machine lacks prints one line naming the test, the missing piece and how to install
+//!   it, then returns early; with `ESPRESSO_REQUIRE_SERVICES=1` (CI) it panics with the same
+//!   line instead, so nothing skips there.
+//! - [`RedisServer`]: a throw-away `redis-server` on a free port of 127.0.0.1, without
+//!   persistence, that can be killed and restarted on its port and dies with its owner.
+//!
+//! ```
+//! use espresso_test_support::RedisServer;
+//!
+//! // Skips this example (one line on stderr) where redis-server is not installed.
+//! let Some(redis) = RedisServer::start() else { return };
+//! let pong: String = redis.query(&["PING"]);
+//! assert_eq!(pong, "PONG");
+//! assert_eq!(redis.url(), format!("redis://127.0.0.1:{}", redis.port()));
+//! ```
+#![forbid(unsafe_code)]
+
+mod redis_server;
+mod skip;
+
+pub use redis_server::{RedisServer, StartError};
+pub use skip::{Policy, REQUIRE_SERVICES, missing, program};
