@@ -144,11 +144,9 @@ async fn reflection_is_rate_limited_like_the_filter_while_health_stays_exempt() 
     health.expect("health is never rate limited");
 }
 
-/// Whether `python3` can import what `reflection_client.py` needs. When it cannot, the test
-/// prints one `skipped` line and is skipped, unless `ESPRESSO_REQUIRE_SERVICES=1` (CI sets it)
-/// turns the missing tool into a failure.
-async fn python_grpcio_reflection(test: &str) -> bool {
-    let probe = Command::new("python3")
+/// Whether `python3` can import what `reflection_client.py` needs.
+async fn python_grpcio_reflection() -> bool {
+    Command::new("python3")
         .args([
             "-c",
             "import grpc, grpc_reflection.v1alpha.proto_reflection_descriptor_database; \
@@ -157,23 +155,15 @@ async fn python_grpcio_reflection(test: &str) -> bool {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .await;
-    if probe.is_ok_and(|status| status.success()) {
-        return true;
-    }
-    let reason =
-        "python3 grpcio-reflection not found (install: pip install grpcio grpcio-reflection)";
-    if std::env::var("ESPRESSO_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("{test}: {reason}; ESPRESSO_REQUIRE_SERVICES=1 requires it");
-    }
-    println!("skipped {test}: {reason}");
-    false
+        .await
+        .is_ok_and(|status| status.success())
 }
 
 #[tokio::test]
 async fn a_grpcio_reflection_client_calls_filter_and_health_from_reflected_descriptors() {
-    let test = "a_grpcio_reflection_client_calls_filter_and_health_from_reflected_descriptors";
-    if !python_grpcio_reflection(test).await {
+    if !python_grpcio_reflection().await {
+        let install = "pip install grpcio grpcio-reflection";
+        let _: Option<()> = espresso_test_support::missing("python3 grpcio-reflection", install);
         return;
     }
     let server = Server::start("").await;
