@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod degrade;
+mod docs;
 mod errors;
 mod faults;
 mod filter;
