@@ -1,6 +1,6 @@
 //! The reference in `docs/` matches the server: every metric family a scrape shows is in
-//! `docs/metrics.md` with its type, and every error a request provokes is in `docs/http-api.md`
-//! with its status.
+//! `docs/metrics.md` with its type, every error a request provokes is in `docs/http-api.md` with
+//! its status, and gRPC refusals carry the codes `docs/grpc-api.md` gives them.
 
 use crate::harness::{Server, write_atomically};
 use bytes::Bytes;
@@ -69,7 +69,9 @@ async fn every_exported_metric_family_is_documented_with_its_type() {
     for (name, kind) in families {
         match type_cell(&metrics, name) {
             Some(cell) if cell.starts_with(kind) => {}
-            Some(cell) => wrong.push(format!("{name}: documented as {cell:?}, exported as {kind}")),
+            Some(cell) => wrong.push(format!(
+                "{name}: documented as {cell:?}, exported as {kind}"
+            )),
             // The process collector's families are listed in prose.
             None if metrics.contains(&format!("`{name}`")) => {}
             None => wrong.push(format!("{name} ({kind}) is not documented")),
@@ -101,12 +103,16 @@ async fn every_error_the_api_answers_is_documented_with_its_status() {
             .unwrap()
     };
     let mut replies = vec![
-        server.send(post("text/plain", b"{\"content\": \"x\"}")).await,
+        server
+            .send(post("text/plain", b"{\"content\": \"x\"}"))
+            .await,
         server.send(post("application/json", &[b'x'; 100])).await,
         server.send(post("application/json", b"\xff")).await,
         server.send(post("application/json", b"[1]")).await,
         server.send(post("application/json", b"{}")).await,
-        server.send(post("application/json", b"{\"content\": 1}")).await,
+        server
+            .send(post("application/json", b"{\"content\": 1}"))
+            .await,
         server.get("/nope").await,
         server.get("/v1/filter").await,
     ];
@@ -140,4 +146,43 @@ async fn every_error_the_api_answers_is_documented_with_its_status() {
             "unsupported_media_type",
         ]
     );
+}
+
+#[tokio::test]
+async fn grpc_refusals_have_the_documented_status_codes() {
+    use espresso_server::pb::{CheckRequest, filter_client::FilterClient};
+    use tonic::Code;
+
+    let grpc = doc("grpc-api.md");
+    let server = Server::start_with(
+        "max_body_bytes = 64",
+        "[rate_limit]\nper_second = 1\nburst = 2\n",
+    )
+    .await;
+    let channel = tonic::transport::Channel::from_shared(server.url(""))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = FilterClient::new(channel);
+    let check = |content: String| tonic::Request::new(CheckRequest { content });
+
+    let too_large = client.check(check("x".repeat(100))).await.unwrap_err();
+    assert_eq!(too_large.code(), Code::OutOfRange, "{too_large:?}");
+    let mut limited = None;
+    for _ in 0..3 {
+        if let Err(status) = client.check(check("x".into())).await {
+            limited = Some(status);
+            break;
+        }
+    }
+    let limited = limited.expect("the third call in a burst of two is refused");
+    assert_eq!(limited.code(), Code::ResourceExhausted, "{limited:?}");
+    assert!(limited.metadata().contains_key("retry-after"));
+    assert!(limited.metadata().contains_key("ratelimit"));
+
+    for code in ["OUT_OF_RANGE", "RESOURCE_EXHAUSTED"] {
+        let row = format!("| `{code}` | ");
+        assert!(grpc.lines().any(|line| line.starts_with(&row)), "{code}");
+    }
 }
