@@ -1,9 +1,10 @@
 //! Throughput of `espresso-filter-core` against its limit and named peers, in one run.
 //!
-//! Data: `/work/shared/data` relative to the workspace (`../shared/data`): `corpus/{en,zh,mixed}.txt`
-//! and the dictionary `dict/zh-sensitive.txt` (14k words, danger) + `dict/en-profanity.tsv`
-//! (`word<TAB>severity`, loaded as `word<TAB>category`, normal). When the folder is absent,
-//! generated data of the same shape is used instead (and the run says so).
+//! Data: `benches/data/` (its `SOURCES.md` gives sources, licences and how `make_data.py`
+//! rebuilds them): `corpus/{en,zh,mixed}.txt` and the dictionary `dict/zh-sensitive.txt` (14k
+//! words, danger) + `dict/en-profanity.tsv` (`word<TAB>severity`, loaded as `word<TAB>category`,
+//! normal). When a file is missing, generated data of the same shape is used instead (and the run
+//! says so).
 //!
 //! Every case checks the corpus one line at a time (a line is a request: 100-170 bytes on
 //! average), so per-call costs count. Cases, per corpus:
@@ -14,7 +15,7 @@
 //! - `raw-ac-leftmost`: the same keys with leftmost-longest non-overlapping search, for reference;
 //! - `rustrict` (en only): `CensorStr::censor` per line, with rustrict's own dictionary;
 //! - `regex-alternation`: one case-insensitive regex of every listed word, `replace_all` per line
-//!   (the Go original's approach), on the first 256 KiB of each corpus.
+//!   (how a filter built on regular expressions matches), on the first 256 KiB of each corpus.
 //!
 //! `build/dictionary` times `Dictionary::build` of both lists (the base fold table is built once
 //! per process and is warm; its cold cost is printed). Automaton memory is printed.
@@ -43,7 +44,7 @@ struct Data {
 }
 
 fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")
 }
 
 fn load_data() -> Data {
@@ -314,7 +315,7 @@ fn bench(c: &mut Criterion) {
         stats.automaton_bytes as f64 / (1 << 20) as f64,
     )];
 
-    // Regex alternation of every word (case-insensitive), like the Go original's regexps.
+    // Regex alternation of every word (case-insensitive), as a regexp-based filter matches.
     let mut sorted: Vec<&String> = data.words.iter().collect();
     sorted.sort_by_key(|w| std::cmp::Reverse(w.len()));
     let pattern = sorted

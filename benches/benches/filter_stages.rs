@@ -1,7 +1,7 @@
 //! Cost of the espresso-filter-stages cache stage on a hit, against checking again.
 //!
-//! One request is one line of `../shared/data/corpus/mixed.txt` (or a generated line when the
-//! data folder is absent), checked by the builtin engine. Cases:
+//! One request is one line of `benches/data/corpus/mixed.txt` (or a generated line when the
+//! file is missing), checked by the builtin engine. Cases:
 //! - `engine`: `FilterService` alone, the work a cache hit saves;
 //! - `cache-hit`: `Cache<FilterService>` answering from the local (moka) level: hash the content,
 //!   look it up, clone the cached response;
@@ -22,8 +22,7 @@ use espresso_filter_stages::CacheLayer;
 use tower::{Layer, Service};
 
 fn lines() -> Vec<String> {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/corpus/mixed.txt");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/corpus/mixed.txt");
     let lines: Vec<String> = std::fs::read_to_string(&path)
         .map(|text| {
             text.lines()

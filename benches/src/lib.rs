@@ -2,6 +2,8 @@
 //!
 //! - `benches/*.rs`: criterion benches, each comparing an espresso piece with the crate people use
 //!   today, in the same run (`cargo bench -p espresso-benches --bench <name>`).
+//! - `data/`: the corpora and word lists the filter benches read; `data/SOURCES.md` gives their
+//!   sources and licences, and `data/make_data.py` rebuilds them from registry packages.
 //! - `src/bin/loadgen.rs`: a closed-loop HTTP/1.1 load generator (N keep-alive connections, one
 //!   request in flight on each) reporting requests/s and latency percentiles.
 //!   With `--rate` it keeps a fixed schedule instead; with `--unique-client-ips true` every

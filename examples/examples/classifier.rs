@@ -1,5 +1,5 @@
-//! An example TextClassifier server (the gRPC contract of DESIGN.md) with keyword rules, so the
-//! demo server can run its full pipeline with a real gRPC hop.
+//! An example TextClassifier server (the gRPC contract in `docs/grpc-api.md`) with keyword
+//! rules, so the demo server can run its full pipeline with a real gRPC hop.
 //!
 //! ```sh
 //! cargo run -p espresso-examples --example classifier -- 127.0.0.1:50051

@@ -116,8 +116,8 @@ pub(crate) fn is_emoji(c: char) -> bool {
         | 0x1F000..=0x1FAFF | 0x1FC00..=0x1FFFD)
 }
 
-/// A charset allow-list (the Go original's `CleanInvalidCharset`): characters outside it are
-/// stripped from the masked text and skipped by matching like noise.
+/// A charset allow-list: characters outside it are stripped from the masked text and skipped by
+/// matching like noise.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Charset {
     ranges: Vec<(char, char)>,

@@ -1,4 +1,4 @@
-//! The request and response shapes of the filter (DESIGN.md's JSON contract).
+//! The request and response shapes of the filter (the JSON of `docs/http-api.md`).
 
 use serde::{Deserialize, Serialize};
 
@@ -106,7 +106,7 @@ impl FilterRequest {
     }
 }
 
-/// The answer of the filter: DESIGN.md's JSON (`request_id` is omitted when absent).
+/// The answer of the filter: the JSON of `docs/http-api.md` (`request_id` is omitted when absent).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterResponse {
     /// The request id of the request, if it had one.

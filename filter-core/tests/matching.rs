@@ -1,6 +1,6 @@
 //! What the default engine catches and what it lets through.
 //!
-//! Every evasion kind the issue lists has a case here, each Scunthorpe-style word has one, and
+//! Every evasion kind the crate documents has a case here, each Scunthorpe-style word has one, and
 //! the word-gap rule (see `dict` module docs) is pinned down with both sides of the line.
 
 use espresso_filter_core::{

@@ -10,7 +10,7 @@ pub struct RefEntry {
     pub category: Option<String>,
 }
 
-/// The documented word-list format (DESIGN.md, "Word-list files"), written independently of
+/// The documented word-list format (`docs/word-lists.md`), written independently of
 /// `filter-core`: UTF-8 (an initial byte-order mark is ignored), one entry per line (`\n` or
 /// `\r\n`), blank lines and lines starting with `#` ignored (after trimming), an entry is
 /// `word` or `word<TAB>category`, both trimmed and non-empty.

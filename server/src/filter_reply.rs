@@ -1,4 +1,4 @@
-//! The answer of `POST /v1/filter`, exactly as DESIGN.md's JSON contract spells it.
+//! The answer of `POST /v1/filter`, exactly as `docs/http-api.md` spells it.
 
 use axum::response::{IntoResponse, Response};
 use espresso_common::RequestId;

@@ -34,7 +34,7 @@ pub(crate) fn probe_routes() -> Router<App> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// A request the API refuses, shaped as DESIGN.md's error JSON.
+/// A request the API refuses, shaped as the error JSON of `docs/http-api.md`.
 pub(crate) struct ApiError {
     status: StatusCode,
     grpc: Code,

@@ -11,7 +11,7 @@ pub(crate) struct Metrics {
     pub(crate) verdicts: IntCounterVec,
     /// Word hits by level and category.
     pub(crate) hits: IntCounterVec,
-    /// Rejected requests by error code (bad_json, payload_too_large, ...).
+    /// Rejected requests by error code (invalid_json, payload_too_large, ...).
     pub(crate) errors: IntCounterVec,
     /// Config reload attempts by result (applied, invalid).
     pub(crate) reloads: IntCounterVec,

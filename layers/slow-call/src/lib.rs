@@ -10,8 +10,8 @@
 //!   duration_ms=312.4 tree="handler 312.1ms (busy 1.2ms) > [cache 3.0ms (busy 0µs), classifier 308.0ms (busy 0µs)]"
 //! ```
 //!
-//! `#[tracing::instrument]` on a function is the Rust spelling of the Go original's
-//! `defer trace.Start().Stop()`. The tree is recorded by [`SlowCallRecorder`], a
+//! `#[tracing::instrument]` on a function puts it in the tree: its span opens when the function
+//! is entered and closes when it returns. The tree is recorded by [`SlowCallRecorder`], a
 //! `tracing_subscriber::Layer` added to the server's subscriber: it keeps each span's name,
 //! parent, start, busy and total time in storage owned by the request, and the layer renders it
 //! only for slow requests (a tail decision: fast requests throw their records away).

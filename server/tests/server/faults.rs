@@ -1,10 +1,10 @@
 //! Faults under load: the classifier turns slow, fails, dies and comes back; Redis is killed and
 //! restarted; the server gets SIGTERM — while 16 clients keep sending `POST /v1/filter`. Every
 //! request is counted by how it ended (see [`load::Outcome`]): none may be lost (no answer) or
-//! answered with anything DESIGN.md does not promise, and the faults must show as `degraded`
-//! answers, not errors. `cargo test -p espresso-server --test server faults -- --nocapture`
-//! prints each run's table and breaker timings; the long version of these runs, with figures in
-//! RELIABILITY.md, is `benches/src/bin/faults`.
+//! answered with anything `docs/http-api.md` does not promise, and the faults must show as
+//! `degraded` answers, not errors. `cargo test -p espresso-server --test server faults --
+//! --nocapture` prints each run's table and breaker timings; the long version of these runs, with
+//! figures in RELIABILITY.md, is `benches/src/bin/faults`.
 //!
 //! The server is another process, so these runs use real time: phases are short, and bounds
 //! are a breaker's own wait plus seconds of slack, so a busy machine slows a run without

@@ -45,7 +45,7 @@ impl Reply {
             .unwrap()
     }
 
-    /// Asserts DESIGN.md's error shape and returns the error code.
+    /// Asserts the error shape of `docs/http-api.md` and returns the error code.
     pub(crate) fn error_code(&self, status: StatusCode) -> String {
         assert_eq!(
             self.status,

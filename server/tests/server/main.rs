@@ -2,10 +2,11 @@
 //!
 //! Each test starts the real binary on a free port with its own config and word lists (in a temp
 //! folder), then talks to it over HTTP/1.1, HTTP/2 and gRPC like any client would. Nothing here
-//! reaches into the server's internals: these tests check the contracts in DESIGN.md.
+//! reaches into the server's internals: these tests check the contracts in `docs/`.
 
 mod bad_input;
 mod degrade;
+mod docs;
 mod errors;
 mod faults;
 mod filter;

@@ -368,8 +368,8 @@ async fn connect(addr: SocketAddr) -> io::Result<SendRequest<Full<Bytes>>> {
     Ok(sender)
 }
 
-/// Reads the whole answer and checks it has DESIGN.md's shape for its status. The flag says
-/// the server closes the connection after it.
+/// Reads the whole answer and checks it has the shape `docs/http-api.md` gives its status. The
+/// flag says the server closes the connection after it.
 async fn answer(response: Response<Incoming>) -> (Outcome, Option<String>, bool) {
     let (parts, body) = response.into_parts();
     let close = parts
