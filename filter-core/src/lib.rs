@@ -53,6 +53,7 @@
 //! assert_eq!(engine.version(), v);
 //! # Ok::<(), espresso_filter_core::LoadError>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod dict;
 mod engine;
@@ -71,3 +72,8 @@ pub use options::{Charset, DEFAULT_NOISE_CHARS, NoiseSet, Options};
 pub use service::FilterService;
 pub use source::{ListData, ListSource, LoadError, Sources, builtin};
 pub use types::{FilterRequest, FilterResponse, Hit, Level, Verdict};
+
+// The README is the crate page on crates.io; its example runs as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
