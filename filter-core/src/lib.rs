@@ -60,6 +60,7 @@
 //! and Prometheus metrics, and the classifier's proto — are in `espresso-filter-stages`
 //! (formerly this crate's `stages` module; `espresso_filter_core::stages::X` is now
 //! `espresso_filter_stages::X`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod dict;
 mod engine;
@@ -77,3 +78,8 @@ pub use options::{Charset, DEFAULT_NOISE_CHARS, NoiseSet, Options};
 pub use service::FilterService;
 pub use source::{ListData, ListSource, LoadError, Sources, builtin};
 pub use types::{FilterRequest, FilterResponse, Hit, Level, Verdict};
+
+// The README is the crate page on crates.io; its example runs as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

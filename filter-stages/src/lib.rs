@@ -43,6 +43,7 @@
 //!   through `espresso-slow-call`'s OpenTelemetry propagation.
 //! - `test-support`: `classifier::rules::RuleClassifier`, a keyword-rule TextClassifier
 //!   server for tests, examples and benches. Off by default; not for production.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cache;
 pub mod classifier;
@@ -55,3 +56,8 @@ pub use classifier::{
     Classifier, ClassifierClient, ClassifierError, ClassifierLayer, LabelMap, default_breaker,
 };
 pub use metrics::{CacheMetrics, ClassifierMetrics};
+
+// The README is the crate page on crates.io; its example runs as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

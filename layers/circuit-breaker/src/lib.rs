@@ -97,6 +97,7 @@
 //! its bucket totals. Transitions take a lock, and calls permitted in one state never count in
 //! the next (each stay in a state is a fresh generation).
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod breaker;
 mod config;
@@ -126,3 +127,8 @@ pub use service::CircuitBreakerService;
 pub use state::{Event, State};
 pub use wait::{Backoff, WaitInterval};
 pub use window::WindowSnapshot;
+
+// The README is the crate page on crates.io; its example runs as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -23,6 +23,7 @@
 //! assert_eq!(response.headers()["retry-after"], "2");
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
 pub mod classify;
@@ -36,3 +37,8 @@ pub use request_id::RequestId;
 
 /// The error type layers widen to when they must (as tower does).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+// The README is the crate page on crates.io; its example runs as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

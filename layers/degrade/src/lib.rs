@@ -61,6 +61,7 @@
 //! lowest RTT seen. The `overload` benchmark of `espresso-benches` measures them side by side
 //! against a service of known capacity (figures in BENCHMARKS.md).
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admission;
 pub mod error;
@@ -83,3 +84,8 @@ pub use priority::{Prioritize, Priority, PriorityHeader};
 pub use reason::DegradeReason;
 pub use service::Degrade;
 pub use switch::DegradeSwitch;
+
+// The README is the crate page on crates.io; its example runs as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

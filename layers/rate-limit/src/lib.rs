@@ -109,6 +109,7 @@
 //! - `tonic`: the peer address from tonic's `TcpConnectInfo`.
 //! - `redis`: the Redis backend.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backend;
 pub mod clock;
@@ -136,3 +137,8 @@ pub use limiter::{Backend, Limiter, QuotaHandle};
 pub use metrics::RateLimitMetrics;
 pub use quota::{Quota, Quotas};
 pub use service::{MissingKey, Mode, RateLimit, Respond, ReturnError};
+
+// The README is the crate page on crates.io; its example runs as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

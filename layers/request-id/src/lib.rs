@@ -115,6 +115,7 @@
 //! is the price of validating it. Figures and the command: `benches/benches/request_id.rs` and
 //! BENCHMARKS.md.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unreachable_pub)]
 #![warn(missing_docs)]
 
@@ -131,3 +132,8 @@ pub use layer::{RequestIdLayer, X_REQUEST_ID};
 pub use make::{MakeRequestId, PrefixCounter, UuidV4, UuidV7};
 pub use service::RequestIdService;
 pub use validate::{AllowedChars, ClientRequestId, RejectReason};
+
+// The README is the crate page on crates.io; its example runs as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -88,6 +88,7 @@
 //! injects it into outgoing requests, and exports spans over OTLP when the standard
 //! `OTEL_EXPORTER_OTLP_*` variables say where (nothing is exported otherwise).
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
 mod call;
@@ -108,3 +109,8 @@ pub use metrics::{DEFAULT_BUCKETS, SlowCallMetrics};
 pub use policy::UNMATCHED_ROUTE;
 pub use recorder::{ROOT_SPAN_NAME, ROOT_SPAN_TARGET, RecordedSpans, SlowCallRecorder};
 pub use service::SlowCall;
+
+// The README is the crate page on crates.io; its example runs as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
