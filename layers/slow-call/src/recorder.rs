@@ -398,9 +398,10 @@ mod tests {
         // Decided per call site: no layer but this one means no root span is created.
         // A disabled span keeps its metadata only with tracing's `log` feature: take the root's
         // call-site shape from a span no filter stands in front of.
-        let root = tracing::subscriber::with_default(tracing_subscriber::registry(), || {
-            tracing::info_span!(target: "espresso_slow_call", "request")
-        });
+        let root = tracing::subscriber::with_default(
+            tracing_subscriber::registry(),
+            || tracing::info_span!(target: "espresso_slow_call", "request"),
+        );
         let filter = RecordedSpans {
             level: LevelFilter::INFO,
         };
