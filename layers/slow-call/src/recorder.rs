@@ -388,10 +388,10 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(recorder);
         let _guard = tracing::subscriber::set_default(subscriber);
         let tree = CallTree::new(Instant::now(), 16);
-        let root = in_request(&tree, || {
+        in_request(&tree, || {
             drop(info_span!("handler"));
             drop(tracing::debug_span!("detail"));
-            tracing::info_span!(target: "espresso_slow_call", "request")
+            drop(tracing::info_span!(target: "espresso_slow_call", "request"));
         });
         let names: Vec<_> = tree.snapshot().iter().map(|r| r.name).collect();
         assert_eq!(names, ["handler"]);
