@@ -1,13 +1,14 @@
 //! The breaker itself, usable without Tower.
 
+#[cfg(feature = "metrics")]
+use crate::metrics::BreakerCounters;
 use crate::{
     CallError, CircuitOpen, Event, State, WindowSnapshot,
     config::{CircuitBreakerBuilder, Config, SlidingWindow},
-    metrics::BreakerCounters,
     window::{Call, Verdict, Window},
 };
 use arc_swap::{ArcSwap, Guard};
-use espresso_common::classify::{Classify, Outcome};
+use espresso_common::classify::{Classify, Complete, Outcome};
 use std::{
     fmt,
     future::Future,
@@ -44,6 +45,7 @@ pub(crate) struct Shared {
     config: Config,
     phase: ArcSwap<Phase>,
     transition: Mutex<()>,
+    #[cfg(feature = "metrics")]
     counters: Option<BreakerCounters>,
 }
 
@@ -131,20 +133,22 @@ impl CircuitBreaker {
     }
 
     pub(crate) fn from_config(config: Config) -> Self {
-        let counters = config.metrics.as_ref().map(|m| m.counters(&config.name));
         let first = Phase::new(0, Target::Closed, Instant::now(), &config);
         let shared = Arc::new(Shared {
             phase: ArcSwap::from_pointee(first),
             transition: Mutex::new(()),
-            counters,
+            #[cfg(feature = "metrics")]
+            counters: config.metrics.as_ref().map(|m| m.counters(&config.name)),
             config,
         });
+        #[cfg(feature = "metrics")]
         if let Some(metrics) = &shared.config.metrics {
             metrics.track(Arc::downgrade(&shared));
         }
         Self { shared }
     }
 
+    #[cfg(feature = "metrics")]
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
         Self { shared }
     }
@@ -214,15 +218,23 @@ impl CircuitBreaker {
     }
 
     /// Runs `call` if the breaker permits it, letting `classify` decide how its result counts.
-    pub async fn call_classified<T, E, F, C>(&self, classify: C, call: F) -> Result<T, CallError<E>>
+    ///
+    /// A closure classifier decides at once and returns the result as it is; a classifier that
+    /// decides at the end of a response body (a gRPC answer) returns the response with a body that
+    /// records the outcome when it ends.
+    pub async fn call_classified<T, E, F, C>(
+        &self,
+        classify: C,
+        call: F,
+    ) -> Result<C::Response<Permit>, CallError<E>>
     where
         F: Future<Output = Result<T, E>>,
         C: Classify<T, E>,
     {
         let permit = self.try_acquire().map_err(CallError::Open)?;
-        let result = call.await;
-        permit.complete(classify.classify(result.as_ref()));
-        result.map_err(CallError::Inner)
+        classify
+            .classify(call.await, permit)
+            .map_err(CallError::Inner)
     }
 
     /// Moves to `state` now, whatever the current state. Moving to the state the breaker is in
@@ -293,6 +305,7 @@ impl CircuitBreaker {
     fn on_result(&self, generation: u64, outcome: Outcome, duration: Duration) {
         let config = &self.shared.config;
         let slow = duration > config.slow_call_duration_threshold;
+        #[cfg(feature = "metrics")]
         if let Some(counters) = &self.shared.counters {
             counters.record(outcome, slow);
         }
@@ -418,6 +431,7 @@ impl CircuitBreaker {
             State::Closed => tracing::info!(breaker = %name, %from, %to, "circuit breaker closed"),
             _ => tracing::info!(breaker = %name, %from, %to, "circuit breaker changed state"),
         }
+        #[cfg(feature = "metrics")]
         if let Some(counters) = &self.shared.counters {
             counters.transition(from, to);
         }
@@ -445,6 +459,7 @@ impl CircuitBreaker {
 
     fn reject(&self, state: State, retry_after: Option<Duration>) -> CircuitOpen {
         let name = &self.shared.config.name;
+        #[cfg(feature = "metrics")]
         if let Some(counters) = &self.shared.counters {
             counters.rejected();
         }
@@ -480,6 +495,7 @@ impl fmt::Debug for CircuitBreaker {
 }
 
 impl Shared {
+    #[cfg(feature = "metrics")]
     pub(crate) fn name(&self) -> &Arc<str> {
         &self.config.name
     }
@@ -539,6 +555,13 @@ impl Permit {
     pub fn complete(self, outcome: Outcome) {
         let duration = self.started.elapsed();
         self.record(outcome, duration);
+    }
+}
+
+/// A permit is completed by a classification, at the response head or at the end of its body.
+impl Complete<Outcome> for Permit {
+    fn complete(self, outcome: Outcome) {
+        Permit::complete(self, outcome);
     }
 }
 
