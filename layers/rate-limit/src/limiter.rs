@@ -1,9 +1,10 @@
 //! The limiter behind a layer: quotas (with overrides and runtime changes) and a backend.
 
+#[cfg(feature = "metrics")]
+use crate::metrics::LimiterMetrics;
 use crate::{
     Decision, LimitKey, Quotas,
     backend::memory::{MemoryBackend, Store},
-    metrics::LimiterMetrics,
 };
 use arc_swap::{ArcSwap, Guard};
 use std::{
@@ -77,8 +78,8 @@ impl<Key: LimitKey> QuotaConfig<Key> {
 /// ```
 /// use espresso_rate_limit::{Global, Quota, RateLimitLayer};
 ///
-/// let layer = RateLimitLayer::new(Quota::per_second(100)).key(Global);
-/// let handle = layer.handle();
+/// let layer = RateLimitLayer::new(Quota::per_second(100)).key(Global::new());
+/// let handle = layer.quota_handle();
 /// // Later, from an admin endpoint or a config reload:
 /// handle.set(Quota::per_second(50).burst(10));
 /// handle.set_override((), Quota::per_second(1000));
@@ -257,18 +258,24 @@ impl<Key: LimitKey> Limiter<Key> {
         name: Arc<str>,
         quotas: QuotaHandle<Key>,
         backend: &Backend,
-        metrics: Option<&LimiterMetrics>,
+        #[cfg(feature = "metrics")] metrics: Option<&LimiterMetrics>,
     ) -> Self {
-        let evictions = metrics.map(|m| m.evictions.clone());
         let backend = match backend {
-            Backend::Memory(config) => BackendImpl::Memory(Store::new(*config, evictions)),
+            Backend::Memory(config) => {
+                let store = Store::new(*config);
+                #[cfg(feature = "metrics")]
+                let store = store.with_evictions(metrics.map(|m| m.evictions.clone()));
+                BackendImpl::Memory(store)
+            }
             #[cfg(feature = "redis")]
-            Backend::Redis(config) => BackendImpl::Redis(crate::backend::redis::RedisLimiter::new(
-                config,
-                &name,
-                metrics.cloned(),
-                evictions,
-            )),
+            Backend::Redis(config) => {
+                #[cfg(feature = "metrics")]
+                let redis =
+                    crate::backend::redis::RedisLimiter::new(config, &name, metrics.cloned());
+                #[cfg(not(feature = "metrics"))]
+                let redis = crate::backend::redis::RedisLimiter::new(config, &name);
+                BackendImpl::Redis(redis)
+            }
         };
         Self {
             inner: Arc::new(LimiterInner {
@@ -285,7 +292,7 @@ impl<Key: LimitKey> Limiter<Key> {
     }
 
     /// The handle changing this limiter's quotas at runtime.
-    pub fn handle(&self) -> QuotaHandle<Key> {
+    pub fn quota_handle(&self) -> QuotaHandle<Key> {
         self.inner.quotas.clone()
     }
 

@@ -1,34 +1,105 @@
 //! The [`RateLimit`] service and what it does with a decision.
 
+#[cfg(feature = "metrics")]
+use crate::metrics::LimiterMetrics;
 use crate::{
     Decision, KeyExtractor, Limiter, Quotas,
     error::RateLimited,
     future::ResponseFuture,
     headers::{self, HeaderMode},
     limiter::Checked,
-    metrics::LimiterMetrics,
 };
-use espresso_common::{BoxError, RejectBody, Rejection};
-use http::{HeaderMap, Request, Response};
+use espresso_common::{BoxError, RejectBody, Rejection, grpc::Code};
+use http::{HeaderMap, Request, Response, StatusCode};
 use std::{
     fmt,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
 use tower_service::Service;
 
-/// What a request without a key (see [`KeyExtractor`]) counts against.
+/// What the layer does with a request its [`KeyExtractor`] finds no key for.
+///
+/// Every such request is counted in `espresso_rate_limit_missing_key_total{action}`.
+///
+/// ```
+/// use espresso_rate_limit::{MissingKey, PeerIp, Quota, RateLimitLayer};
+/// use http::{Request, Response, StatusCode};
+/// use std::convert::Infallible;
+/// use tower::{Service, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // No peer address in the request (a server that does not record it): refused, loudly.
+/// let mut service = ServiceBuilder::new()
+///     .layer(RateLimitLayer::new(Quota::per_second(10)).key(PeerIp::new()))
+///     .service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) });
+/// let response = service.ready().await.unwrap().call(Request::new(())).await.unwrap();
+/// assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+///
+/// // Sharing one bucket is an explicit choice.
+/// let shared = RateLimitLayer::new(Quota::per_second(10)).on_missing_key(MissingKey::SharedBucket);
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MissingKey {
-    /// One bucket shared by every keyless request, under the default quotas (the default). A
-    /// misconfigured server (no peer address in the extensions) is then limited as a whole
-    /// rather than not at all.
+    /// Refuse the request (the default): HTTP 500 with a JSON error `rate_limit_key_missing`
+    /// naming the cause (gRPC `INTERNAL`), or `Err(`[`KeyNotFound`]`)` in the error mode; the
+    /// first such request of a layer logs one WARN line with the fix. A per-client limit that
+    /// cannot find the client is a misconfiguration, not a reason to limit everyone as one.
     #[default]
+    Refuse,
+    /// Count every keyless request against one bucket shared by all of them, under the default
+    /// quotas: the whole set of keyless clients is limited as one.
     SharedBucket,
-    /// Not limited and not counted.
+    /// Let keyless requests through, unlimited.
     Allow,
 }
+
+/// A request the rate limiter found no key for, refused under [`MissingKey::Refuse`] (the
+/// error of the error mode, boxed in a `BoxError`).
+///
+/// ```
+/// use espresso_common::BoxError;
+/// use espresso_rate_limit::KeyNotFound;
+///
+/// fn is_misconfigured(error: &BoxError) -> bool {
+///     error.downcast_ref::<KeyNotFound>().is_some()
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct KeyNotFound {
+    limiter: Arc<str>,
+    cause: Arc<str>,
+}
+
+impl KeyNotFound {
+    /// The name of the limiter that found no key.
+    pub fn limiter(&self) -> &str {
+        &self.limiter
+    }
+
+    /// Why there was no key, and the fix.
+    pub fn cause(&self) -> &str {
+        &self.cause
+    }
+}
+
+impl fmt::Display for KeyNotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rate limiter `{}` found no key: {}",
+            self.limiter, self.cause
+        )
+    }
+}
+
+impl std::error::Error for KeyNotFound {}
 
 /// The response mode: refusals become HTTP 429 / gRPC `RESOURCE_EXHAUSTED` responses
 /// (the default). The response body is [`RejectBody`].
@@ -60,6 +131,13 @@ pub trait Mode<Res, E>: sealed::Sealed + Send + Sync + 'static {
     fn reject<ReqB>(
         limited: RateLimited,
         template: &Rejection,
+        request: &Request<ReqB>,
+    ) -> Result<Self::Response, Self::Error>;
+
+    /// A request refused for having no key; `rejection` is its 500.
+    fn refuse_keyless<ReqB>(
+        error: &KeyNotFound,
+        rejection: &Rejection,
         request: &Request<ReqB>,
     ) -> Result<Self::Response, Self::Error>;
 
@@ -95,6 +173,14 @@ impl<B, E> Mode<Response<B>, E> for Respond {
         Ok(limited.to_rejection(template).to_response(request))
     }
 
+    fn refuse_keyless<ReqB>(
+        _error: &KeyNotFound,
+        rejection: &Rejection,
+        request: &Request<ReqB>,
+    ) -> Result<Self::Response, E> {
+        Ok(rejection.to_response(request))
+    }
+
     fn inner_error(error: E) -> E {
         error
     }
@@ -119,6 +205,14 @@ impl<B, E: Into<BoxError>> Mode<Response<B>, E> for ReturnError {
         Err(Box::new(limited))
     }
 
+    fn refuse_keyless<ReqB>(
+        error: &KeyNotFound,
+        _rejection: &Rejection,
+        _request: &Request<ReqB>,
+    ) -> Result<Self::Response, BoxError> {
+        Err(Box::new(error.clone()))
+    }
+
     fn inner_error(error: E) -> BoxError {
         error.into()
     }
@@ -132,7 +226,48 @@ pub(crate) struct Policy {
     pub(crate) max_delay: Duration,
     pub(crate) missing_key: MissingKey,
     pub(crate) rejection: Rejection,
+    pub(crate) keyless: Keyless,
+    #[cfg(feature = "metrics")]
     pub(crate) metrics: Option<LimiterMetrics>,
+}
+
+/// What a refusal for a missing key says, built once per layer.
+pub(crate) struct Keyless {
+    pub(crate) error: KeyNotFound,
+    pub(crate) rejection: Rejection,
+    /// Set by the first keyless request of a layer (and its clones), which logs the WARN line.
+    pub(crate) warned: Arc<AtomicBool>,
+}
+
+impl Keyless {
+    pub(crate) fn new(limiter: Arc<str>, cause: &str, warned: Arc<AtomicBool>) -> Self {
+        let error = KeyNotFound {
+            limiter,
+            cause: cause.into(),
+        };
+        let rejection = Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Internal)
+            .code("rate_limit_key_missing")
+            .message(format!(
+                "the rate limiter found no key for this request: {cause}"
+            ));
+        Self {
+            error,
+            rejection,
+            warned,
+        }
+    }
+
+    /// Logs the WARN line, once per layer.
+    fn warn_once(&self) {
+        if !self.warned.load(Ordering::Relaxed) && !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                limiter = %self.error.limiter,
+                "rate limiter found no key: {}; refusing such requests with 500 \
+                 (`.on_missing_key(MissingKey::SharedBucket)` or `Allow` to accept them)",
+                self.error.cause,
+            );
+        }
+    }
 }
 
 /// What to do with a request once decided.
@@ -146,10 +281,23 @@ pub(crate) enum Action {
 }
 
 impl Policy {
+    /// Counts a keyless request under what [`MissingKey`] does with it.
+    fn count_keyless(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            match self.missing_key {
+                MissingKey::Refuse => m.missing_refused.inc(),
+                MissingKey::SharedBucket => m.missing_shared.inc(),
+                MissingKey::Allow => m.missing_allowed.inc(),
+            }
+        }
+    }
+
     pub(crate) fn act(&self, decision: &Decision, quotas: &Quotas) -> Action {
         let always = self.header_mode == HeaderMode::Always;
         if decision.allowed {
             let wait = decision.delay();
+            #[cfg(feature = "metrics")]
             if let Some(m) = &self.metrics {
                 if wait.is_zero() {
                     m.allowed.inc();
@@ -163,6 +311,7 @@ impl Policy {
             };
         }
         if self.shadow {
+            #[cfg(feature = "metrics")]
             if let Some(m) = &self.metrics {
                 m.shadow_limited.inc();
             }
@@ -172,6 +321,7 @@ impl Policy {
                 headers: always.then(|| Box::new(headers::header_map(quotas, decision))),
             };
         }
+        #[cfg(feature = "metrics")]
         if let Some(m) = &self.metrics {
             m.limited.inc();
         }
@@ -265,8 +415,23 @@ where
         let (parts, body) = request.into_parts();
         let key = shared.extractor.extract(&parts);
         let request = Request::from_parts(parts, body);
-        if key.is_none() && policy.missing_key == MissingKey::Allow {
-            return ResponseFuture::calling(self.inner.call(request), None);
+        if key.is_none() {
+            policy.count_keyless();
+            match policy.missing_key {
+                MissingKey::Refuse => {
+                    policy.keyless.warn_once();
+                    let keyless = &policy.keyless;
+                    return ResponseFuture::done(M::refuse_keyless(
+                        &keyless.error,
+                        &keyless.rejection,
+                        &request,
+                    ));
+                }
+                MissingKey::Allow => {
+                    return ResponseFuture::calling(self.inner.call(request), None);
+                }
+                MissingKey::SharedBucket => {}
+            }
         }
         let config = shared.limiter.config();
         let quotas = config.resolve(key.as_ref());
