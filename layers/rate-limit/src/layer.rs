@@ -1,17 +1,19 @@
 //! [`RateLimitLayer`]: the builder of the rate-limit middleware.
 
 use crate::{
-    Backend, HeaderMode, KeyExtractor, Limiter, MissingKey, PeerIp, QuotaHandle, Quotas, Respond,
-    ReturnError,
+    Backend, HeaderMode, KeyExtractor, Limiter, MissingKey, PeerIp, QuotaHandle, Quotas,
     service::{Keyless, Policy, RateLimit, Shared},
 };
 #[cfg(feature = "metrics")]
 use crate::{RateLimitMetrics, metrics::LimiterMetrics};
-use espresso_common::{Rejection, grpc::Code};
+use espresso_common::{
+    Rejection,
+    grpc::Code,
+    refusal::{Fallback, Respond, ReturnError},
+};
 use http::StatusCode;
 use std::{
     fmt,
-    marker::PhantomData,
     sync::{Arc, OnceLock, atomic::AtomicBool},
     time::Duration,
 };
@@ -49,7 +51,7 @@ use tower_layer::Layer;
 /// quotas.set(Quota::per_second(5));
 /// assert_eq!(shadow.quota_handle().quotas(), Quota::per_second(5).into());
 /// ```
-pub struct RateLimitLayer<K: KeyExtractor = PeerIp, M = Respond> {
+pub struct RateLimitLayer<K: KeyExtractor = PeerIp, P = Respond> {
     extractor: Arc<K>,
     quotas: QuotaHandle<K::Key>,
     backend: Backend,
@@ -61,7 +63,7 @@ pub struct RateLimitLayer<K: KeyExtractor = PeerIp, M = Respond> {
     /// Whether the keyless WARN line was logged (once per layer and its clones).
     warned: Arc<AtomicBool>,
     policy: PolicyConfig,
-    _mode: PhantomData<fn() -> M>,
+    refusal: P,
 }
 
 #[derive(Clone)]
@@ -70,7 +72,13 @@ struct PolicyConfig {
     header_mode: HeaderMode,
     max_delay: Duration,
     missing_key: MissingKey,
-    rejection: Rejection,
+}
+
+/// The rejection of a request over its quota: 429 `rate_limited`, gRPC `RESOURCE_EXHAUSTED`.
+fn rate_limited() -> Rejection {
+    Rejection::new(StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted)
+        .code("rate_limited")
+        .message("too many requests")
 }
 
 impl RateLimitLayer {
@@ -97,16 +105,13 @@ impl RateLimitLayer {
                 header_mode: HeaderMode::default(),
                 max_delay: Duration::ZERO,
                 missing_key: MissingKey::default(),
-                rejection: Rejection::new(StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted)
-                    .code("rate_limited")
-                    .message("too many requests"),
             },
-            _mode: PhantomData,
+            refusal: Respond::new(rate_limited()),
         }
     }
 }
 
-impl<K: KeyExtractor, M> RateLimitLayer<K, M> {
+impl<K: KeyExtractor, P> RateLimitLayer<K, P> {
     /// The same layer with its own, not yet made, buckets.
     fn fresh_buckets(mut self) -> Self {
         self.limiter = Arc::default();
@@ -116,7 +121,7 @@ impl<K: KeyExtractor, M> RateLimitLayer<K, M> {
     /// Keys requests with `extractor` (a [`KeyExtractor`] or a closure). The quotas start
     /// afresh from the current default ones: per-key overrides were keyed by the old key type,
     /// and so is a [`QuotaHandle`] taken before, so choose the key first.
-    pub fn key<K2: KeyExtractor>(self, extractor: K2) -> RateLimitLayer<K2, M> {
+    pub fn key<K2: KeyExtractor>(self, extractor: K2) -> RateLimitLayer<K2, P> {
         RateLimitLayer {
             extractor: Arc::new(extractor),
             quotas: QuotaHandle::new(self.quotas.quotas()),
@@ -127,7 +132,7 @@ impl<K: KeyExtractor, M> RateLimitLayer<K, M> {
             limiter: Arc::default(),
             warned: Arc::default(),
             policy: self.policy,
-            _mode: PhantomData,
+            refusal: self.refusal,
         }
     }
 
@@ -189,15 +194,68 @@ impl<K: KeyExtractor, M> RateLimitLayer<K, M> {
         self
     }
 
-    /// The error message of refusals (default `"too many requests"`; code `rate_limited`).
-    pub fn message(mut self, message: impl Into<std::borrow::Cow<'static, str>>) -> Self {
-        self.policy.rejection = self.policy.rejection.message(message);
-        self
+    /// Refused requests get 429 (gRPC: `RESOURCE_EXHAUSTED`) with `Retry-After` and the
+    /// `RateLimit` headers, and keyless ones a 500 naming the cause: the default.
+    pub fn respond(self) -> RateLimitLayer<K, Respond> {
+        self.respond_with(rate_limited())
     }
 
-    /// Refuses with `Err(`[`RateLimited`](crate::RateLimited)`)` (boxed) instead of a response,
-    /// for stacks that turn errors into responses themselves (axum `HandleErrorLayer`).
-    pub fn error_mode(self) -> RateLimitLayer<K, ReturnError> {
+    /// Requests over their quota get `rejection`, with the limiter's `Retry-After` and
+    /// `RateLimit` headers added (keyless ones still get the 500 naming the cause).
+    ///
+    /// ```
+    /// use espresso_common::{Rejection, grpc::Code};
+    /// use espresso_rate_limit::{Quota, RateLimitLayer};
+    /// use http::StatusCode;
+    ///
+    /// let layer = RateLimitLayer::new(Quota::per_second(10)).respond_with(
+    ///     Rejection::new(StatusCode::TOO_MANY_REQUESTS, Code::ResourceExhausted)
+    ///         .code("slow_down")
+    ///         .message("one request every 100 ms, please"),
+    /// );
+    /// ```
+    pub fn respond_with(self, rejection: Rejection) -> RateLimitLayer<K, Respond> {
+        self.refusal(Respond::new(rejection))
+    }
+
+    /// Refused requests fail with `Err(`[`RateLimited`](crate::RateLimited)`)` (keyless ones
+    /// with [`KeyNotFound`](crate::KeyNotFound)), boxed into a `BoxError` with the inner
+    /// service's errors, for stacks that turn errors into responses themselves.
+    pub fn return_error(self) -> RateLimitLayer<K, ReturnError> {
+        self.refusal(ReturnError)
+    }
+
+    /// Refused requests go to `service` instead; it finds the
+    /// [`RateLimited`](crate::RateLimited) (or, for a keyless request refused under
+    /// [`MissingKey::Refuse`], the [`KeyNotFound`](crate::KeyNotFound)) in the request's
+    /// extensions.
+    ///
+    /// ```
+    /// use espresso_rate_limit::{Global, Quota, RateLimitLayer, RateLimited};
+    /// use http::{Request, Response};
+    /// use std::convert::Infallible;
+    /// use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cached = service_fn(|request: Request<()>| async move {
+    ///     let limited = request.extensions().get::<RateLimited>().unwrap();
+    ///     Ok::<_, Infallible>(Response::new(format!("cached (limiter {})", limited.limiter())))
+    /// });
+    /// let mut service = ServiceBuilder::new()
+    ///     .layer(RateLimitLayer::new(Quota::per_second(1)).key(Global::new()).fallback(cached))
+    ///     .service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new("fresh".to_owned())) });
+    ///
+    /// let first = service.ready().await.unwrap().call(Request::new(())).await.unwrap();
+    /// let second = service.ready().await.unwrap().call(Request::new(())).await.unwrap();
+    /// assert_eq!((first.into_body(), second.into_body()), ("fresh".into(), "cached (limiter default)".into()));
+    /// # }
+    /// ```
+    pub fn fallback<S>(self, service: S) -> RateLimitLayer<K, Fallback<S>> {
+        self.refusal(Fallback::new(service))
+    }
+
+    fn refusal<P2>(self, refusal: P2) -> RateLimitLayer<K, P2> {
         RateLimitLayer {
             extractor: self.extractor,
             quotas: self.quotas,
@@ -208,7 +266,7 @@ impl<K: KeyExtractor, M> RateLimitLayer<K, M> {
             limiter: self.limiter,
             warned: self.warned,
             policy: self.policy,
-            _mode: PhantomData,
+            refusal,
         }
     }
 
@@ -247,7 +305,7 @@ impl<K: KeyExtractor, M> RateLimitLayer<K, M> {
     }
 }
 
-impl<K: KeyExtractor, M> Clone for RateLimitLayer<K, M> {
+impl<K: KeyExtractor, P: Clone> Clone for RateLimitLayer<K, P> {
     fn clone(&self) -> Self {
         Self {
             extractor: self.extractor.clone(),
@@ -259,12 +317,12 @@ impl<K: KeyExtractor, M> Clone for RateLimitLayer<K, M> {
             limiter: self.limiter.clone(),
             warned: self.warned.clone(),
             policy: self.policy.clone(),
-            _mode: PhantomData,
+            refusal: self.refusal.clone(),
         }
     }
 }
 
-impl<K: KeyExtractor, M> fmt::Debug for RateLimitLayer<K, M> {
+impl<K: KeyExtractor, P: fmt::Debug> fmt::Debug for RateLimitLayer<K, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLayer")
             .field("name", &self.name)
@@ -274,12 +332,13 @@ impl<K: KeyExtractor, M> fmt::Debug for RateLimitLayer<K, M> {
             .field("headers", &self.policy.header_mode)
             .field("max_delay", &self.policy.max_delay)
             .field("missing_key", &self.policy.missing_key)
+            .field("refusal", &self.refusal)
             .finish()
     }
 }
 
-impl<S, K: KeyExtractor, M> Layer<S> for RateLimitLayer<K, M> {
-    type Service = RateLimit<S, K, M>;
+impl<S, K: KeyExtractor, P: Clone> Layer<S> for RateLimitLayer<K, P> {
+    type Service = RateLimit<S, K, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let policy = Policy {
@@ -293,7 +352,6 @@ impl<S, K: KeyExtractor, M> Layer<S> for RateLimitLayer<K, M> {
                 self.policy.max_delay
             },
             missing_key: self.policy.missing_key,
-            rejection: self.policy.rejection.clone(),
             keyless: Keyless::new(
                 self.name.clone(),
                 &self.extractor.missing_key_cause(),
@@ -309,6 +367,7 @@ impl<S, K: KeyExtractor, M> Layer<S> for RateLimitLayer<K, M> {
                 limiter: self.limiter(),
                 policy: Arc::new(policy),
             }),
+            self.refusal.clone(),
         )
     }
 }

@@ -58,8 +58,11 @@
 //!   default; one shared bucket or no limit only when asked.
 //! - **Bounded memory**: the in-process store ([`MemoryBackend`]) evicts idle keys inline and
 //!   holds a hard cap on keys, so a flood of random keys cannot grow it; nothing to spawn.
-//! - **Answers**: a [`Rejection`](espresso_common::Rejection) response (the default), or
-//!   `Err(`[`RateLimited`]`)` with [`RateLimitLayer::error_mode`]; headers on refusals or on
+//! - **Answers**, as every refusing espresso layer gives them: a
+//!   [`Rejection`](espresso_common::Rejection) response (the default,
+//!   [`respond`](RateLimitLayer::respond)), `Err(`[`RateLimited`]`)` with
+//!   [`return_error`](RateLimitLayer::return_error), or another service's answer with
+//!   [`fallback`](RateLimitLayer::fallback); headers on refusals or on
 //!   every response ([`HeaderMode`]); waiting up to a bound instead of refusing
 //!   ([`RateLimitLayer::wait_up_to`]); [shadow mode](RateLimitLayer::shadow).
 //! - **Metrics** (feature `metrics`, on by default: `RateLimitMetrics`): Prometheus counters
@@ -143,4 +146,4 @@ pub use limiter::{Backend, Limiter, QuotaHandle};
 #[cfg(feature = "metrics")]
 pub use metrics::RateLimitMetrics;
 pub use quota::{Quota, Quotas};
-pub use service::{KeyNotFound, MissingKey, Mode, RateLimit, Respond, ReturnError};
+pub use service::{KeyNotFound, MissingKey, RateLimit, RateLimitPolicy};

@@ -9,7 +9,11 @@ use crate::{
     headers::{self, HeaderMode},
     limiter::Checked,
 };
-use espresso_common::{BoxError, RejectBody, Rejection, grpc::Code};
+use espresso_common::{
+    Rejection,
+    grpc::Code,
+    refusal::{Refusal, RefusalPolicy, Respond},
+};
 use http::{HeaderMap, Request, Response, StatusCode};
 use std::{
     fmt,
@@ -101,120 +105,58 @@ impl fmt::Display for KeyNotFound {
 
 impl std::error::Error for KeyNotFound {}
 
-/// The response mode: refusals become HTTP 429 / gRPC `RESOURCE_EXHAUSTED` responses
-/// (the default). The response body is [`RejectBody`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Respond;
-
-/// The error mode: refusals become `Err(`[`RateLimited`]`)` (boxed) and responses are untouched.
-/// Set with [`RateLimitLayer::error_mode`](crate::RateLimitLayer::error_mode).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ReturnError;
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::Respond {}
-    impl Sealed for super::ReturnError {}
+impl Refusal for KeyNotFound {
+    /// A 500 naming the cause, whatever the layer's rate-limit rejection: the request was not
+    /// over a quota, the server could not tell who sent it.
+    fn rejection(&self, _template: &Rejection) -> Rejection {
+        Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Internal)
+            .code("rate_limit_key_missing")
+            .message(format!(
+                "the rate limiter found no key for this request: {}",
+                self.cause
+            ))
+    }
 }
 
-/// How refusals and responses are shaped: [`Respond`] or [`ReturnError`]. Sealed.
-pub trait Mode<Res, E>: sealed::Sealed + Send + Sync + 'static {
-    /// The service's response type.
-    type Response;
-    /// The service's error type.
-    type Error;
-
-    /// An admitted request's response, with the rate-limit headers to add (if any).
-    fn pass(response: Res, headers: Option<HeaderMap>) -> Self::Response;
-
-    /// A refusal.
-    fn reject<ReqB>(
-        limited: RateLimited,
-        template: &Rejection,
-        request: &Request<ReqB>,
-    ) -> Result<Self::Response, Self::Error>;
-
-    /// A request refused for having no key; `rejection` is its 500.
-    fn refuse_keyless<ReqB>(
-        error: &KeyNotFound,
-        rejection: &Rejection,
-        request: &Request<ReqB>,
-    ) -> Result<Self::Response, Self::Error>;
-
-    /// An error of the inner service.
-    fn inner_error(error: E) -> Self::Error;
+/// The [`RefusalPolicy`] bounds of a [`RateLimit`] service: `P` answers both of its refusals,
+/// [`RateLimited`] and [`KeyNotFound`], with the same types. [`Respond`],
+/// [`ReturnError`](espresso_common::refusal::ReturnError) and
+/// [`Fallback`](espresso_common::refusal::Fallback) all do.
+pub trait RateLimitPolicy<Req, Res, E>:
+    RefusalPolicy<Req, RateLimited, Res, E>
+    + RefusalPolicy<
+        Req,
+        KeyNotFound,
+        Res,
+        E,
+        Response = <Self as RefusalPolicy<Req, RateLimited, Res, E>>::Response,
+        Error = <Self as RefusalPolicy<Req, RateLimited, Res, E>>::Error,
+        Future = <Self as RefusalPolicy<Req, RateLimited, Res, E>>::Future,
+    > + Clone
+{
 }
 
-fn add_headers(target: &mut HeaderMap, headers: HeaderMap) {
+impl<P, Req, Res, E> RateLimitPolicy<Req, Res, E> for P where
+    P: RefusalPolicy<Req, RateLimited, Res, E>
+        + RefusalPolicy<
+            Req,
+            KeyNotFound,
+            Res,
+            E,
+            Response = <P as RefusalPolicy<Req, RateLimited, Res, E>>::Response,
+            Error = <P as RefusalPolicy<Req, RateLimited, Res, E>>::Error,
+            Future = <P as RefusalPolicy<Req, RateLimited, Res, E>>::Future,
+        > + Clone
+{
+}
+
+/// Adds the rate-limit headers to an admitted request's response.
+pub(crate) fn add_headers<B>(response: &mut Response<B>, headers: HeaderMap) {
+    let target = response.headers_mut();
     for (name, value) in headers {
         if let Some(name) = name {
             target.entry(name).or_insert(value);
         }
-    }
-}
-
-impl<B, E> Mode<Response<B>, E> for Respond {
-    type Response = Response<RejectBody<B>>;
-    type Error = E;
-
-    fn pass(response: Response<B>, headers: Option<HeaderMap>) -> Self::Response {
-        let mut response = response.map(RejectBody::inner);
-        if let Some(h) = headers {
-            add_headers(response.headers_mut(), h);
-        }
-        response
-    }
-
-    fn reject<ReqB>(
-        limited: RateLimited,
-        template: &Rejection,
-        request: &Request<ReqB>,
-    ) -> Result<Self::Response, E> {
-        Ok(limited.to_rejection(template).to_response(request))
-    }
-
-    fn refuse_keyless<ReqB>(
-        _error: &KeyNotFound,
-        rejection: &Rejection,
-        request: &Request<ReqB>,
-    ) -> Result<Self::Response, E> {
-        Ok(rejection.to_response(request))
-    }
-
-    fn inner_error(error: E) -> E {
-        error
-    }
-}
-
-impl<B, E: Into<BoxError>> Mode<Response<B>, E> for ReturnError {
-    type Response = Response<B>;
-    type Error = BoxError;
-
-    fn pass(mut response: Response<B>, headers: Option<HeaderMap>) -> Self::Response {
-        if let Some(h) = headers {
-            add_headers(response.headers_mut(), h);
-        }
-        response
-    }
-
-    fn reject<ReqB>(
-        limited: RateLimited,
-        _template: &Rejection,
-        _request: &Request<ReqB>,
-    ) -> Result<Self::Response, BoxError> {
-        Err(Box::new(limited))
-    }
-
-    fn refuse_keyless<ReqB>(
-        error: &KeyNotFound,
-        _rejection: &Rejection,
-        _request: &Request<ReqB>,
-    ) -> Result<Self::Response, BoxError> {
-        Err(Box::new(error.clone()))
-    }
-
-    fn inner_error(error: E) -> BoxError {
-        error.into()
     }
 }
 
@@ -225,16 +167,14 @@ pub(crate) struct Policy {
     pub(crate) header_mode: HeaderMode,
     pub(crate) max_delay: Duration,
     pub(crate) missing_key: MissingKey,
-    pub(crate) rejection: Rejection,
     pub(crate) keyless: Keyless,
     #[cfg(feature = "metrics")]
     pub(crate) metrics: Option<LimiterMetrics>,
 }
 
-/// What a refusal for a missing key says, built once per layer.
+/// The refusal of a keyless request, built once per layer.
 pub(crate) struct Keyless {
     pub(crate) error: KeyNotFound,
-    pub(crate) rejection: Rejection,
     /// Set by the first keyless request of a layer (and its clones), which logs the WARN line.
     pub(crate) warned: Arc<AtomicBool>,
 }
@@ -245,16 +185,7 @@ impl Keyless {
             limiter,
             cause: cause.into(),
         };
-        let rejection = Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Internal)
-            .code("rate_limit_key_missing")
-            .message(format!(
-                "the rate limiter found no key for this request: {cause}"
-            ));
-        Self {
-            error,
-            rejection,
-            warned,
-        }
+        Self { error, warned }
     }
 
     /// Logs the WARN line, once per layer.
@@ -343,19 +274,20 @@ pub(crate) struct Shared<K: KeyExtractor> {
     pub(crate) policy: Arc<Policy>,
 }
 
-/// Rate-limits requests to the inner service. Built by [`RateLimitLayer`](crate::RateLimitLayer).
-pub struct RateLimit<S, K: KeyExtractor, M = Respond> {
+/// Rate-limits requests to the inner service. Built by [`RateLimitLayer`](crate::RateLimitLayer);
+/// `P` is what refused requests get (see [`RefusalPolicy`]).
+pub struct RateLimit<S, K: KeyExtractor, P = Respond> {
     inner: S,
     shared: Arc<Shared<K>>,
-    _mode: std::marker::PhantomData<fn() -> M>,
+    refusal: P,
 }
 
-impl<S, K: KeyExtractor, M> RateLimit<S, K, M> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared<K>>) -> Self {
+impl<S, K: KeyExtractor, P> RateLimit<S, K, P> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared<K>>, refusal: P) -> Self {
         Self {
             inner,
             shared,
-            _mode: std::marker::PhantomData,
+            refusal,
         }
     }
 
@@ -380,13 +312,17 @@ impl<S, K: KeyExtractor, M> RateLimit<S, K, M> {
     }
 }
 
-impl<S: Clone, K: KeyExtractor, M> Clone for RateLimit<S, K, M> {
+impl<S: Clone, K: KeyExtractor, P: Clone> Clone for RateLimit<S, K, P> {
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone(), self.shared.clone())
+        Self::new(
+            self.inner.clone(),
+            self.shared.clone(),
+            self.refusal.clone(),
+        )
     }
 }
 
-impl<S: fmt::Debug, K: KeyExtractor, M> fmt::Debug for RateLimit<S, K, M> {
+impl<S: fmt::Debug, K: KeyExtractor, P> fmt::Debug for RateLimit<S, K, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimit")
             .field("inner", &self.inner)
@@ -395,18 +331,21 @@ impl<S: fmt::Debug, K: KeyExtractor, M> fmt::Debug for RateLimit<S, K, M> {
     }
 }
 
-impl<S, K, M, ReqB, ResB> Service<Request<ReqB>> for RateLimit<S, K, M>
+impl<S, K, P, ReqB, ResB> Service<Request<ReqB>> for RateLimit<S, K, P>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     K: KeyExtractor,
-    M: Mode<Response<ResB>, S::Error>,
+    P: RateLimitPolicy<Request<ReqB>, Response<ResB>, S::Error>,
 {
-    type Response = M::Response;
-    type Error = M::Error;
-    type Future = ResponseFuture<S, ReqB, M>;
+    type Response =
+        <P as RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>>::Response;
+    type Error = <P as RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>>::Error;
+    type Future = ResponseFuture<S, ReqB, P>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(M::inner_error)
+        self.inner
+            .poll_ready(cx)
+            .map_err(<P as RefusalPolicy<Request<ReqB>, RateLimited, _, _>>::error)
     }
 
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
@@ -420,12 +359,8 @@ where
             match policy.missing_key {
                 MissingKey::Refuse => {
                     policy.keyless.warn_once();
-                    let keyless = &policy.keyless;
-                    return ResponseFuture::done(M::refuse_keyless(
-                        &keyless.error,
-                        &keyless.rejection,
-                        &request,
-                    ));
+                    let error = policy.keyless.error.clone();
+                    return ResponseFuture::refused(self.refusal.refuse(request, error));
                 }
                 MissingKey::Allow => {
                     return ResponseFuture::calling(self.inner.call(request), None);
@@ -444,7 +379,7 @@ where
                     ResponseFuture::waiting(wait, take_ready(&mut self.inner), request, headers)
                 }
                 Action::Reject(limited) => {
-                    ResponseFuture::done(M::reject(*limited, &policy.rejection, &request))
+                    ResponseFuture::refused(self.refusal.refuse(request, *limited))
                 }
             },
             Checked::Pending(pending) => ResponseFuture::checking(
@@ -453,6 +388,7 @@ where
                 request,
                 quotas.into_owned(),
                 shared.policy.clone(),
+                self.refusal.clone(),
             ),
         }
     }

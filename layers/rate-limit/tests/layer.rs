@@ -272,7 +272,7 @@ async fn a_request_without_a_key_is_refused_loudly_counted_and_logged_once() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_header_key_names_the_missing_header_and_the_error_mode_returns_key_not_found() {
+async fn a_header_key_names_the_missing_header_and_return_error_gives_key_not_found() {
     let header = Header::new(HeaderName::from_static("x-user"));
     let response = send(
         &mut svc(&RateLimitLayer::new(Quota::per_second(1)).key(header.clone())),
@@ -289,7 +289,7 @@ async fn a_header_key_names_the_missing_header_and_the_error_mode_returns_key_no
     let mut s = RateLimitLayer::new(Quota::per_second(1))
         .key(header)
         .name("users")
-        .error_mode()
+        .return_error()
         .layer(service_fn(ok as fn(Request<()>) -> Ok));
     let error: BoxError = s
         .ready()
@@ -381,7 +381,7 @@ async fn builder_methods_never_change_a_clone_nor_orphan_a_quota_handle() {
     let quotas = base.quota_handle();
     let limiter = base.limiter();
     // Setters on a clone leave `base` as it was: still refusing, not in shadow mode.
-    let shadow = base.clone().shadow(true).message("slow down");
+    let shadow = base.clone().shadow(true).headers(HeaderMode::Always);
     let mut plain = svc(&base);
     let mut shadowed = svc(&shadow);
     assert_eq!(status(&mut plain).await, StatusCode::OK);
@@ -632,10 +632,10 @@ async fn metrics_count_decisions_and_evictions_per_limiter() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn error_mode_returns_rate_limited() {
+async fn return_error_fails_with_rate_limited() {
     let layer = RateLimitLayer::new(Quota::per_second(2).burst(1))
         .key(Global::new())
-        .error_mode();
+        .return_error();
     let mut s = layer.layer(service_fn(ok as fn(Request<()>) -> Ok));
     let r = s
         .ready()
@@ -660,6 +660,55 @@ async fn error_mode_returns_rate_limited() {
         limited.to_string(),
         "rate limited by `default`; retry after 500ms"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn fallback_answers_refused_and_keyless_requests_with_the_refusal_in_hand() {
+    let fallback = service_fn(|request: Request<()>| async move {
+        let why = match (
+            request.extensions().get::<RateLimited>(),
+            request.extensions().get::<KeyNotFound>(),
+        ) {
+            (Some(limited), None) => format!("limited by {}", limited.limiter()),
+            (None, Some(missing)) => format!("no key for {}", missing.limiter()),
+            other => panic!("one refusal expected, got {other:?}"),
+        };
+        Ok::<_, Infallible>(Response::new(Body::from(why)))
+    });
+    let mut s = RateLimitLayer::new(Quota::per_second(1))
+        .key(Header::new(HeaderName::from_static("x-user")))
+        .name("users")
+        .fallback(fallback)
+        .layer(service_fn(ok as fn(Request<()>) -> Ok));
+    let mut body = async |request| {
+        let response = s.ready().await.unwrap().call(request).await.unwrap();
+        response.into_body().collect().await.unwrap().to_bytes()
+    };
+    assert_eq!(body(from("x-user", "a")).await, "ok");
+    assert_eq!(body(from("x-user", "a")).await, "limited by users");
+    assert_eq!(body(Request::new(())).await, "no key for users");
+}
+
+#[tokio::test(start_paused = true)]
+async fn respond_with_shapes_refusals_and_keeps_the_limiter_headers() {
+    let layer = RateLimitLayer::new(Quota::per_second(1))
+        .key(Global::new())
+        .respond_with(
+            espresso_common::Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                espresso_common::grpc::Code::Unavailable,
+            )
+            .code("busy"),
+        );
+    let mut s = svc(&layer);
+    assert_eq!(status(&mut s).await, StatusCode::OK);
+    let refused = send(&mut s, Request::new(())).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert!(refused.headers().contains_key("ratelimit"));
+    let body = refused.into_body().collect().await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "busy");
 }
 
 #[tokio::test(start_paused = true)]
