@@ -22,7 +22,8 @@
 //!   (`.respond()`, the default), an error ([`CircuitOpen`], `.return_error()`), or a fallback
 //!   service (`.fallback(service)`). Without Tower, [`CircuitBreaker::call`] fails with
 //!   [`CallError::Open`].
-//! - **Observability**: [`Event`]s to a callback and to `tracing`; Prometheus [`Metrics`].
+//! - **Observability**: [`Event`]s to a callback and to `tracing`; Prometheus [`CircuitBreakerMetrics`]
+//!   (the default-on `metrics` feature).
 //! - **Per key**: [`CircuitBreakerRegistry`] and [`CircuitBreakerLayer::per_key`].
 //!
 //! # Without Tower
@@ -106,6 +107,7 @@ mod error;
 mod future;
 mod keyed;
 mod layer;
+#[cfg(feature = "metrics")]
 mod metrics;
 mod select;
 mod service;
@@ -120,7 +122,8 @@ pub use espresso_common::classify::Outcome;
 pub use future::ResponseFuture;
 pub use keyed::CircuitBreakerRegistry;
 pub use layer::CircuitBreakerLayer;
-pub use metrics::Metrics;
+#[cfg(feature = "metrics")]
+pub use metrics::CircuitBreakerMetrics;
 pub use select::{PerKey, SelectBreaker};
 pub use service::CircuitBreakerService;
 pub use state::{Event, State};

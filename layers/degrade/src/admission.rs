@@ -125,23 +125,13 @@ impl Core {
         }
     }
 
-    pub(crate) fn settings(&self) -> Settings {
-        lock(&self.gate).settings
-    }
-
-    pub(crate) fn set_settings(&self, settings: Settings) {
-        let mut gate = lock(&self.gate);
-        gate.settings = settings;
-        gate.drain();
-    }
-
-    /// Reports into `metrics` from now on; `false` when metrics were set already.
-    pub(crate) fn set_metrics(&self, metrics: Metrics) -> bool {
+    /// Reports into `metrics` from now on (set once, when the layer creates its limiter).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn set_metrics(&self, metrics: Metrics) {
         let gate = lock(&self.gate);
-        metrics.limit.set(gate.limit as i64);
-        metrics.inflight.set(gate.inflight as i64);
-        metrics.queued.set(gate.queued as i64);
-        self.metrics.set(metrics).is_ok()
+        metrics.limit(gate.limit);
+        metrics.gauges(gate.inflight, gate.queued);
+        let _first = self.metrics.set(metrics);
     }
 
     pub(crate) fn metrics(&self) -> Option<&Metrics> {
@@ -160,8 +150,7 @@ impl Core {
 
     fn gauges(&self, gate: &Gate) {
         if let Some(m) = self.metrics.get() {
-            m.inflight.set(gate.inflight as i64);
-            m.queued.set(gate.queued as i64);
+            m.gauges(gate.inflight, gate.queued);
         }
     }
 
@@ -239,15 +228,16 @@ impl Core {
             gate.limit = new;
             gate.drain();
             if let Some(m) = self.metrics.get() {
-                m.limit.set(new as i64);
+                m.limit(new);
             }
             self.gauges(&gate);
         }
     }
 }
 
-/// A request's place in the primary service; released when dropped.
-pub(crate) struct Permit {
+/// A request's place in the limit, held by its response until the response is classified (at its
+/// head, or when a streamed body ends); released when dropped.
+pub struct Permit {
     core: Arc<Core>,
     start: Instant,
     inflight: usize,

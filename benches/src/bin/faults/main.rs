@@ -150,7 +150,11 @@ const CLASSIFIER_CAUSES: [Cause; 4] = [
     ("shed", "filter_classifier_requests_total", "\"shed\""),
 ];
 /// Requests the overload protection answered from the word lists alone.
-const OVERLOAD: Cause = ("overload", "degrade_requests_total", "route=\"fallback\"");
+const OVERLOAD: Cause = (
+    "overload",
+    "espresso_degrade_requests_total",
+    "route=\"fallback\"",
+);
 
 /// Prints, per phase, how often each cause happened (by the server's counters).
 fn print_causes(monitor: &Monitor, phases: &[Phase], end: Instant, causes: &[Cause]) {
@@ -179,7 +183,7 @@ fn millis(from: Instant, to: Option<Instant>) -> String {
 }
 
 fn breaker_state(name: &str, state: &str) -> String {
-    format!(r#"circuit_breaker_state{{name="{name}",state="{state}"}}"#)
+    format!(r#"espresso_circuit_breaker_state{{name="{name}",state="{state}"}}"#)
 }
 
 // === the classifier run ===
@@ -246,9 +250,9 @@ async fn classifier_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxE
     let monitor = Monitor::start(
         server.addr,
         &[
-            "circuit_breaker_",
+            "espresso_circuit_breaker_",
             "filter_classifier_requests_total",
-            "degrade_requests_total",
+            "espresso_degrade_requests_total",
         ],
     );
     let load = Load::start(server.addr, args.clients, args.rate, "healthy");
@@ -292,7 +296,7 @@ async fn classifier_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxE
     let closed = breaker_state("classifier", "closed");
     let opens = |from: &str, at: Instant| {
         let sample = format!(
-            r#"circuit_breaker_transitions_total{{from="{from}",name="classifier",to="open"}}"#
+            r#"espresso_circuit_breaker_transitions_total{{from="{from}",name="classifier",to="open"}}"#
         );
         monitor.value_at(&sample, at)
     };
@@ -383,10 +387,10 @@ async fn redis_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxError>
     let monitor = Monitor::start(
         server.addr,
         &[
-            "circuit_breaker_state",
+            "espresso_circuit_breaker_state",
             "espresso_rate_limit_backend_local",
             "filter_cache_redis_errors_total",
-            "degrade_requests_total",
+            "espresso_degrade_requests_total",
         ],
     );
     let load = Load::start(server.addr, args.clients, args.rate, "redis up");
