@@ -1,4 +1,4 @@
-//! The error of the error mode.
+//! [`RateLimited`]: the refusal of a request over its quota.
 
 use espresso_common::{Rejection, refusal::Refusal};
 use http::HeaderMap;

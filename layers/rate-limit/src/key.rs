@@ -35,7 +35,8 @@ use std::{
 /// use espresso_rate_limit::{KeyExtractor, Quota, RateLimitLayer};
 /// use http::request::Parts;
 ///
-/// // One bucket per API token, taken from a header; requests without one share a bucket.
+/// // One bucket per API token, taken from a header; a request without one is refused with a
+/// // 500 naming the cause (see `MissingKey` for the alternatives).
 /// let by_token = |parts: &Parts| {
 ///     parts.headers.get("x-api-token")?.to_str().ok().map(str::to_owned)
 /// };

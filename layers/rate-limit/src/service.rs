@@ -52,9 +52,10 @@ use tower_service::Service;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MissingKey {
     /// Refuse the request (the default): HTTP 500 with a JSON error `rate_limit_key_missing`
-    /// naming the cause (gRPC `INTERNAL`), or `Err(`[`KeyNotFound`]`)` in the error mode; the
-    /// first such request of a layer logs one WARN line with the fix. A per-client limit that
-    /// cannot find the client is a misconfiguration, not a reason to limit everyone as one.
+    /// naming the cause (gRPC `INTERNAL`), `Err(`[`KeyNotFound`]`)` with `.return_error()`, or
+    /// the fallback service with `.fallback(…)`; the first such request of a layer logs one
+    /// WARN line with the fix. A per-client limit that cannot find the client is a
+    /// misconfiguration, not a reason to limit everyone as one.
     #[default]
     Refuse,
     /// Count every keyless request against one bucket shared by all of them, under the default
@@ -64,8 +65,9 @@ pub enum MissingKey {
     Allow,
 }
 
-/// A request the rate limiter found no key for, refused under [`MissingKey::Refuse`] (the
-/// error of the error mode, boxed in a `BoxError`).
+/// A request the rate limiter found no key for, refused under [`MissingKey::Refuse`]: the error
+/// of [`return_error`](crate::RateLimitLayer::return_error) (boxed in a `BoxError`), and what a
+/// [`fallback`](crate::RateLimitLayer::fallback) service finds in the request's extensions.
 ///
 /// ```
 /// use espresso_common::BoxError;
