@@ -31,6 +31,7 @@ pub(crate) fn layer(
     }
     let layer = RateLimitLayer::new(quota(config))
         .key(config.key.extractor(&config.trusted_proxies))
+        .on_missing_key(config.missing_key.into())
         .metrics(RateLimitMetrics::register(registry)?);
     let layer = match config.backend {
         RateLimitBackend::Redis => layer.backend(RedisBackend::new(&config.redis_url)?),

@@ -119,6 +119,24 @@ async fn a_request_without_the_key_header_is_refused_500_and_counted() {
 }
 
 #[tokio::test]
+async fn missing_key_shared_bucket_limits_keyless_requests_together() {
+    let server = Server::start(
+        "[rate_limit]\nper_second = 1\nburst = 1\nkey = \"header:x-client\"\n\
+         missing_key = \"shared-bucket\"\n",
+    )
+    .await;
+    assert_eq!(server.filter("a").await.status, StatusCode::OK);
+    let second = server.filter("b").await;
+    assert_eq!(
+        second.error_code(StatusCode::TOO_MANY_REQUESTS),
+        "rate_limited"
+    );
+    let shared =
+        r#"espresso_rate_limit_missing_key_total{action="shared_bucket",limiter="default"}"#;
+    assert_eq!(server.metric(shared).await, Some(2.0));
+}
+
+#[tokio::test]
 async fn quota_changes_apply_on_reload() {
     let limited = "[rate_limit]\nper_second = 1\nburst = 1\nkey = \"global\"\n";
     let server = Server::start(limited).await;
