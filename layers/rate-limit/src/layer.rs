@@ -1,11 +1,11 @@
 //! [`RateLimitLayer`]: the builder of the rate-limit middleware.
 
+#[cfg(feature = "metrics")]
+use crate::RateLimitMetrics;
 use crate::{
     Backend, HeaderMode, KeyExtractor, Limiter, MissingKey, PeerIp, QuotaHandle, Quotas,
     service::{Keyless, Policy, RateLimit, Shared},
 };
-#[cfg(feature = "metrics")]
-use crate::{RateLimitMetrics, metrics::LimiterMetrics};
 use espresso_common::{
     Rejection,
     grpc::Code,
@@ -56,7 +56,7 @@ pub struct RateLimitLayer<K: KeyExtractor = PeerIp, P = Respond> {
     quotas: QuotaHandle<K::Key>,
     backend: Backend,
     #[cfg(feature = "metrics")]
-    metrics: Option<(RateLimitMetrics, LimiterMetrics)>,
+    metrics: Option<RateLimitMetrics>,
     name: Arc<str>,
     /// The buckets, made on first use and shared by clones.
     limiter: Arc<OnceLock<Limiter<K::Key>>>,
@@ -147,20 +147,15 @@ impl<K: KeyExtractor, P> RateLimitLayer<K, P> {
     /// log lines (default `"default"`).
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = name.into();
-        #[cfg(feature = "metrics")]
-        if let Some((all, _)) = self.metrics.take() {
-            let mine = all.for_limiter(&self.name);
-            self.metrics = Some((all, mine));
-        }
         self.fresh_buckets()
     }
 
     /// Counts decisions into `metrics` under this limiter's name (feature `metrics`). The
-    /// limiter's series are created at 0 here, before any request.
+    /// limiter's series are created at 0 when the layer makes its first service or hands out
+    /// its [`limiter`](Self::limiter): at startup, before any request.
     #[cfg(feature = "metrics")]
     pub fn metrics(mut self, metrics: RateLimitMetrics) -> Self {
-        let mine = metrics.for_limiter(&self.name);
-        self.metrics = Some((metrics, mine));
+        self.metrics = Some(metrics);
         self.fresh_buckets()
     }
 
@@ -298,7 +293,10 @@ impl<K: KeyExtractor, P> RateLimitLayer<K, P> {
                     self.quotas.clone(),
                     &self.backend,
                     #[cfg(feature = "metrics")]
-                    self.metrics.as_ref().map(|(_, mine)| mine),
+                    self.metrics
+                        .as_ref()
+                        .map(|all| all.for_limiter(&self.name))
+                        .as_ref(),
                 )
             })
             .clone()
@@ -341,6 +339,7 @@ impl<S, K: KeyExtractor, P: Clone> Layer<S> for RateLimitLayer<K, P> {
     type Service = RateLimit<S, K, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        let limiter = self.limiter();
         let policy = Policy {
             name: self.name.clone(),
             shadow: self.policy.shadow,
@@ -358,13 +357,13 @@ impl<S, K: KeyExtractor, P: Clone> Layer<S> for RateLimitLayer<K, P> {
                 self.warned.clone(),
             ),
             #[cfg(feature = "metrics")]
-            metrics: self.metrics.as_ref().map(|(_, mine)| mine.clone()),
+            metrics: limiter.metrics().cloned(),
         };
         RateLimit::new(
             inner,
             Arc::new(Shared {
                 extractor: self.extractor.clone(),
-                limiter: self.limiter(),
+                limiter,
                 policy: Arc::new(policy),
             }),
             self.refusal.clone(),

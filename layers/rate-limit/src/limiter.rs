@@ -229,6 +229,9 @@ struct LimiterInner<Key> {
     name: Arc<str>,
     quotas: QuotaHandle<Key>,
     backend: BackendImpl<Key>,
+    /// This limiter's series, for the layer's decisions.
+    #[cfg(feature = "metrics")]
+    metrics: Option<LimiterMetrics>,
 }
 
 impl<Key> Clone for Limiter<Key> {
@@ -282,8 +285,15 @@ impl<Key: LimitKey> Limiter<Key> {
                 name,
                 quotas,
                 backend,
+                #[cfg(feature = "metrics")]
+                metrics: metrics.cloned(),
             }),
         }
+    }
+
+    #[cfg(feature = "metrics")]
+    pub(crate) fn metrics(&self) -> Option<&LimiterMetrics> {
+        self.inner.metrics.as_ref()
     }
 
     /// The limiter's name (the `limiter` metrics label).

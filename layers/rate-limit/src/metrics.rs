@@ -20,8 +20,8 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registr
 /// - `espresso_rate_limit_backend_local{limiter}`: 1 while a Redis limiter runs on its local
 ///   fallback.
 ///
-/// A layer given the metrics creates every series of its `limiter` label at 0 right away, so a
-/// fresh `/metrics` shows each family before the first request.
+/// A layer given the metrics creates every series of its `limiter` label at 0 when it makes its
+/// first service, so a fresh `/metrics` shows each family before the first request.
 ///
 /// ```
 /// use espresso_rate_limit::{Quota, RateLimitLayer, RateLimitMetrics};
@@ -30,6 +30,7 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registr
 /// let metrics = RateLimitMetrics::register(&registry).unwrap();
 /// let api = RateLimitLayer::new(Quota::per_second(100)).name("api").metrics(metrics.clone());
 /// let login = RateLimitLayer::new(Quota::per_minute(5)).name("login").metrics(metrics);
+/// let _services = (api.limiter(), login.limiter()); // what mounting the layers does too
 ///
 /// let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather()).unwrap();
 /// assert!(text.contains(r#"espresso_rate_limit_requests_total{decision="limited",limiter="login"} 0"#));

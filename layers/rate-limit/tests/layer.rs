@@ -631,6 +631,25 @@ async fn metrics_count_decisions_and_evictions_per_limiter() {
     }
 }
 
+#[test]
+fn a_mounted_layer_exports_its_series_at_0_under_its_final_name_only() {
+    let registry = prometheus::Registry::new();
+    let layer = RateLimitLayer::new(Quota::per_second(1))
+        .metrics(RateLimitMetrics::register(&registry).unwrap())
+        .name("api");
+    assert!(!gather(&registry).contains("espresso_rate_limit"));
+    let _service = svc(&layer);
+    let text = gather(&registry);
+    for decision in ["allowed", "delayed", "limited", "shadow_limited"] {
+        let line = format!(
+            r#"espresso_rate_limit_requests_total{{decision="{decision}",limiter="api"}} 0"#
+        );
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+    assert!(text.contains(r#"espresso_rate_limit_backend_local{limiter="api"} 0"#));
+    assert!(!text.contains(r#"limiter="default""#), "{text}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn return_error_fails_with_rate_limited() {
     let layer = RateLimitLayer::new(Quota::per_second(2).burst(1))
