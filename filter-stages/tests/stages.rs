@@ -587,7 +587,8 @@ async fn optional_stages_compose_from_configuration() {
     let engine = Engine::builtin();
     for (cache_on, classifier_on) in [(true, true), (true, false), (false, true), (false, false)] {
         let registry = Registry::new();
-        let breaker_metrics = espresso_circuit_breaker::CircuitBreakerMetrics::register(&registry).unwrap();
+        let breaker_metrics =
+            espresso_circuit_breaker::CircuitBreakerMetrics::register(&registry).unwrap();
         let cache = cache_on.then(|| {
             CacheLayer::new(engine.clone())
                 .max_entries(100)

@@ -47,7 +47,7 @@ pin_project! {
             deferred: Box<Deferred<S, ReqB>>,
             quotas: Quotas,
             policy: Arc<Policy>,
-            refusal: P,
+            refusal: Box<P>,
         },
         Waiting {
             sleep: Pin<Box<Sleep>>,
@@ -113,7 +113,7 @@ where
             deferred: Box::new(Deferred { service, request }),
             quotas,
             policy,
-            refusal,
+            refusal: Box::new(refusal),
         })
     }
 
@@ -145,7 +145,7 @@ where
                 } => {
                     let decision = ready!(pending.as_mut().poll(cx));
                     let action = policy.act(&decision, quotas);
-                    let refusal = refusal.clone();
+                    let mut refusal = P::clone(refusal);
                     let Some((deferred, _)) = take_deferred(&mut state) else {
                         unreachable!("in the checking state")
                     };
@@ -163,12 +163,9 @@ where
                             deferred: Box::new(Deferred { service, request }),
                             headers,
                         },
-                        Action::Reject(limited) => {
-                            let mut refusal = refusal;
-                            State::Refused {
-                                future: refusal.refuse(request, *limited),
-                            }
-                        }
+                        Action::Reject(limited) => State::Refused {
+                            future: refusal.refuse(request, *limited),
+                        },
                     };
                     state.set(next);
                 }
