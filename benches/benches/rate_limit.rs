@@ -263,7 +263,7 @@ fn redis(c: &mut Criterion) {
         .build()
         .expect("a runtime");
     let limiter = RateLimitLayer::new(Quota::new(1, Duration::from_nanos(1)).burst(1000))
-        .key(Global)
+        .key(Global::new())
         .backend(
             RedisBackend::new(&server.url())
                 .expect("a valid URL")

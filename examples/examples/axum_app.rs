@@ -78,7 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             .layer(
                 RateLimitLayer::new(Quota::per_second(2).burst(3))
                     .key(PeerIp::new())
-                    .metrics(&RateLimitMetrics::register(&registry)?),
+                    .metrics(RateLimitMetrics::register(&registry)?),
             ),
     );
 

@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let layers = ServiceBuilder::new()
         .layer(RequestIdLayer::new())
         .layer(SlowCallLayer::new(Duration::from_millis(100)).route("/grpc.health.v1.Health"))
-        .layer(RateLimitLayer::new(Quota::per_second(1).burst(3)).key(Global))
+        .layer(RateLimitLayer::new(Quota::per_second(1).burst(3)).key(Global::new()))
         .into_inner();
     tokio::spawn(
         Server::builder()

@@ -20,6 +20,7 @@ pub use keys::{Applies, KEYS};
 pub(crate) use keys::{changed, restart_only};
 pub use values::{
     DegradeLimit, LogFormat, LogRotation, ProxyNetwork, RateLimitBackend, RateLimitKey,
+    RateLimitMissingKey,
 };
 
 use espresso_filter_core::{Level, Verdict};
@@ -172,6 +173,8 @@ pub struct RateLimitConfig {
     pub burst: u32,
     /// `"ip"`, `"global"` or `"header:<name>"`.
     pub key: RateLimitKey,
+    /// `"refuse"`, `"shared-bucket"` or `"allow"`: what a request without a key gets.
+    pub missing_key: RateLimitMissingKey,
     /// `"memory"` or `"redis"`.
     pub backend: RateLimitBackend,
     /// Redis for the `redis` backend.
@@ -191,6 +194,7 @@ impl Default for RateLimitConfig {
             per_second: 1000,
             burst: 2000,
             key: RateLimitKey::Ip,
+            missing_key: RateLimitMissingKey::Refuse,
             backend: RateLimitBackend::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
             trusted_proxies: Vec::new(),
@@ -625,6 +629,16 @@ mod tests {
             let config = Config::parse(&format!("[rate_limit]\nbackend = \"{text}\"\n")).unwrap();
             assert_eq!(config.rate_limit.backend, backend);
         }
+        for (text, missing) in [
+            ("refuse", RateLimitMissingKey::Refuse),
+            ("shared-bucket", RateLimitMissingKey::SharedBucket),
+            ("allow", RateLimitMissingKey::Allow),
+        ] {
+            let config =
+                Config::parse(&format!("[rate_limit]\nmissing_key = \"{text}\"\n")).unwrap();
+            assert_eq!(config.rate_limit.missing_key, missing);
+        }
+        assert!(Config::parse("[rate_limit]\nmissing_key = \"shared\"\n").is_err());
         for (text, format) in [("text", LogFormat::Text), ("json", LogFormat::Json)] {
             let config = Config::parse(&format!("[log]\nformat = \"{text}\"\n")).unwrap();
             assert_eq!(config.log.format, format);

@@ -31,12 +31,13 @@ pub(crate) fn layer(
     }
     let layer = RateLimitLayer::new(quota(config))
         .key(config.key.extractor(&config.trusted_proxies))
-        .metrics(&RateLimitMetrics::register(registry)?);
+        .on_missing_key(config.missing_key.into())
+        .metrics(RateLimitMetrics::register(registry)?);
     let layer = match config.backend {
         RateLimitBackend::Redis => layer.backend(RedisBackend::new(&config.redis_url)?),
         RateLimitBackend::Memory => layer.backend(MemoryBackend::new().max_keys(config.max_keys)),
     };
-    let quota = layer.handle();
+    let quota = layer.quota_handle();
     Ok(Some(ServerRateLimit { layer, quota }))
 }
 

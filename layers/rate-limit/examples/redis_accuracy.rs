@@ -32,7 +32,7 @@ async fn main() {
     let burst: u32 = arg("--burst", "30").parse().expect("--burst: a number");
     let seconds: u64 = arg("--seconds", "10").parse().expect("--seconds: a number");
     let limiter = RateLimitLayer::new(Quota::per_second(rate).burst(burst))
-        .key(Global)
+        .key(Global::new())
         .name("accuracy")
         .backend(
             RedisBackend::new(&url)

@@ -1,11 +1,13 @@
-//! The error of the error mode.
+//! [`RateLimited`]: the refusal of a request over its quota.
 
-use espresso_common::Rejection;
+use espresso_common::{Rejection, refusal::Refusal};
 use http::HeaderMap;
 use std::{fmt, sync::Arc, time::Duration};
 
-/// A request refused by a rate limiter (the error of
-/// [`RateLimitLayer::error_mode`](crate::RateLimitLayer::error_mode), boxed in a `BoxError`).
+/// A request refused by a rate limiter: the error of
+/// [`RateLimitLayer::return_error`](crate::RateLimitLayer::return_error) (boxed in a
+/// `BoxError`), and what a [`fallback`](crate::RateLimitLayer::fallback) service finds in the
+/// request's extensions.
 ///
 /// ```
 /// use espresso_common::BoxError;
@@ -75,3 +77,9 @@ impl fmt::Display for RateLimited {
 }
 
 impl std::error::Error for RateLimited {}
+
+impl Refusal for RateLimited {
+    fn rejection(&self, template: &Rejection) -> Rejection {
+        self.to_rejection(template)
+    }
+}

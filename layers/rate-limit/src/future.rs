@@ -1,16 +1,16 @@
 //! The response future of [`RateLimit`](crate::RateLimit).
 
 use crate::{
-    Quotas,
+    Quotas, RateLimited,
     limiter::PendingDecision,
-    service::{Action, Mode, Policy},
+    service::{Action, Policy, RateLimitPolicy, add_headers},
 };
-use http::{HeaderMap, Request};
+use espresso_common::refusal::RefusalPolicy;
+use http::{HeaderMap, Request, Response};
 use pin_project_lite::pin_project;
 use std::{
     fmt,
     future::Future,
-    marker::PhantomData,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
@@ -21,25 +21,24 @@ use tower_service::Service;
 
 pin_project! {
     /// The response future of [`RateLimit`](crate::RateLimit): a decision on its way (Redis),
-    /// a wait (wait mode), the inner call, or a refusal.
-    pub struct ResponseFuture<S, ReqB, M>
+    /// a wait (wait mode), the inner call, or the refusal policy's answer.
+    pub struct ResponseFuture<S, ReqB, P>
     where
         S: Service<Request<ReqB>>,
-        M: Mode<S::Response, S::Error>,
+        P: RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>,
     {
         #[pin]
-        state: State<S, ReqB, M>,
-        _mode: PhantomData<fn() -> M>,
+        state: State<S, ReqB, P>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
     #[project_replace = StateProjReplace]
-    enum State<S, ReqB, M>
+    enum State<S, ReqB, P>
     where
         S: Service<Request<ReqB>>,
-        M: Mode<S::Response, S::Error>,
+        P: RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>,
     {
         // The rare paths keep what they hold in a box, so the common future (`Calling`) stays
         // small: a request alone is a couple of hundred bytes.
@@ -48,6 +47,7 @@ pin_project! {
             deferred: Box<Deferred<S, ReqB>>,
             quotas: Quotas,
             policy: Arc<Policy>,
+            refusal: Box<P>,
         },
         Waiting {
             sleep: Pin<Box<Sleep>>,
@@ -59,9 +59,12 @@ pin_project! {
             future: S::Future,
             headers: Option<Box<HeaderMap>>,
         },
-        Done {
-            output: Option<Result<M::Response, M::Error>>,
+        Refused {
+            #[pin]
+            future: P::Future,
         },
+        // Between two states, and after the answer.
+        Empty,
     }
 }
 
@@ -71,16 +74,13 @@ struct Deferred<S, ReqB> {
     request: Request<ReqB>,
 }
 
-impl<S, ReqB, M> ResponseFuture<S, ReqB, M>
+impl<S, ReqB, P> ResponseFuture<S, ReqB, P>
 where
     S: Service<Request<ReqB>>,
-    M: Mode<S::Response, S::Error>,
+    P: RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>,
 {
-    fn new(state: State<S, ReqB, M>) -> Self {
-        Self {
-            state,
-            _mode: PhantomData,
-        }
+    fn new(state: State<S, ReqB, P>) -> Self {
+        Self { state }
     }
 
     pub(crate) fn calling(future: S::Future, headers: Option<Box<HeaderMap>>) -> Self {
@@ -106,28 +106,31 @@ where
         request: Request<ReqB>,
         quotas: Quotas,
         policy: Arc<Policy>,
+        refusal: P,
     ) -> Self {
         Self::new(State::Checking {
             pending,
             deferred: Box::new(Deferred { service, request }),
             quotas,
             policy,
+            refusal: Box::new(refusal),
         })
     }
 
-    pub(crate) fn done(output: Result<M::Response, M::Error>) -> Self {
-        Self::new(State::Done {
-            output: Some(output),
-        })
+    pub(crate) fn refused(future: P::Future) -> Self {
+        Self::new(State::Refused { future })
     }
 }
 
-impl<S, ReqB, M> Future for ResponseFuture<S, ReqB, M>
+impl<S, ReqB, ResB, P> Future for ResponseFuture<S, ReqB, P>
 where
-    S: Service<Request<ReqB>>,
-    M: Mode<S::Response, S::Error>,
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    P: RateLimitPolicy<Request<ReqB>, Response<ResB>, S::Error>,
 {
-    type Output = Result<M::Response, M::Error>;
+    type Output = Result<
+        <P as RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>>::Response,
+        <P as RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>>::Error,
+    >;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
@@ -137,11 +140,12 @@ where
                     pending,
                     quotas,
                     policy,
+                    refusal,
                     ..
                 } => {
                     let decision = ready!(pending.as_mut().poll(cx));
                     let action = policy.act(&decision, quotas);
-                    let policy = policy.clone();
+                    let mut refusal = P::clone(refusal);
                     let Some((deferred, _)) = take_deferred(&mut state) else {
                         unreachable!("in the checking state")
                     };
@@ -159,9 +163,9 @@ where
                             deferred: Box::new(Deferred { service, request }),
                             headers,
                         },
-                        Action::Reject(limited) => {
-                            return Poll::Ready(M::reject(*limited, &policy.rejection, &request));
-                        }
+                        Action::Reject(limited) => State::Refused {
+                            future: refusal.refuse(request, *limited),
+                        },
                     };
                     state.set(next);
                 }
@@ -180,44 +184,57 @@ where
                     });
                 }
                 StateProj::Calling { future, headers } => {
-                    let response = ready!(future.poll(cx)).map_err(M::inner_error)?;
-                    return Poll::Ready(Ok(M::pass(response, headers.take().map(|h| *h))));
+                    let output = ready!(future.poll(cx));
+                    let headers = headers.take();
+                    state.set(State::Empty);
+                    let mut response = output
+                        .map_err(<P as RefusalPolicy<Request<ReqB>, RateLimited, _, _>>::error)?;
+                    if let Some(headers) = headers {
+                        add_headers(&mut response, *headers);
+                    }
+                    return Poll::Ready(Ok(<P as RefusalPolicy<
+                        Request<ReqB>,
+                        RateLimited,
+                        _,
+                        _,
+                    >>::response(response)));
                 }
-                StateProj::Done { output } => {
-                    return Poll::Ready(
-                        output
-                            .take()
-                            .expect("ResponseFuture polled after completion"),
-                    );
+                StateProj::Refused { future } => {
+                    let output = ready!(future.poll(cx));
+                    state.set(State::Empty);
+                    return Poll::Ready(output);
                 }
+                StateProj::Empty => panic!("ResponseFuture polled after completion"),
             }
         }
     }
 }
 
-/// Moves the deferred call (and headers) out of a `Checking` or `Waiting` state, leaving an
-/// empty `Done` in its place.
+/// Moves the deferred call (and headers) out of a `Checking` or `Waiting` state, leaving
+/// `Empty` in its place.
 #[allow(clippy::type_complexity)]
-fn take_deferred<S, ReqB, M>(
-    state: &mut Pin<&mut State<S, ReqB, M>>,
+fn take_deferred<S, ReqB, P>(
+    state: &mut Pin<&mut State<S, ReqB, P>>,
 ) -> Option<(Box<Deferred<S, ReqB>>, Option<Box<HeaderMap>>)>
 where
     S: Service<Request<ReqB>>,
-    M: Mode<S::Response, S::Error>,
+    P: RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>,
 {
-    match state.as_mut().project_replace(State::Done { output: None }) {
+    match state.as_mut().project_replace(State::Empty) {
         StateProjReplace::Checking { deferred, .. } => Some((deferred, None)),
         StateProjReplace::Waiting {
             deferred, headers, ..
         } => Some((deferred, headers)),
-        StateProjReplace::Calling { .. } | StateProjReplace::Done { .. } => None,
+        StateProjReplace::Calling { .. }
+        | StateProjReplace::Refused { .. }
+        | StateProjReplace::Empty => None,
     }
 }
 
-impl<S, ReqB, M> fmt::Debug for ResponseFuture<S, ReqB, M>
+impl<S, ReqB, P> fmt::Debug for ResponseFuture<S, ReqB, P>
 where
     S: Service<Request<ReqB>>,
-    M: Mode<S::Response, S::Error>,
+    P: RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()

@@ -2,8 +2,10 @@
 //!
 //! A key extractor reads the request head ([`http::request::Parts`]) and returns the key, or
 //! `None` when the request has none (no peer address, missing header). What happens then is the
-//! layer's [`MissingKey`](crate::MissingKey) policy: by default such requests share one bucket
-//! under the same quota; they never panic and are never silently unlimited unless you ask.
+//! layer's [`MissingKey`](crate::MissingKey) policy: by default such a request is refused with a
+//! 500 naming the cause (a server that cannot tell its clients apart is misconfigured), a WARN
+//! line says how to fix it, and a metric counts it. Sharing one bucket, or not limiting such
+//! requests, are explicit choices.
 //!
 //! | extractor | key | `None` when |
 //! |---|---|---|
@@ -17,6 +19,7 @@
 
 use http::{HeaderName, HeaderValue, Method, Uri, request::Parts};
 use std::{
+    borrow::Cow,
     fmt,
     hash::Hash,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -32,7 +35,8 @@ use std::{
 /// use espresso_rate_limit::{KeyExtractor, Quota, RateLimitLayer};
 /// use http::request::Parts;
 ///
-/// // One bucket per API token, taken from a header; requests without one share a bucket.
+/// // One bucket per API token, taken from a header; a request without one is refused with a
+/// // 500 naming the cause (see `MissingKey` for the alternatives).
 /// let by_token = |parts: &Parts| {
 ///     parts.headers.get("x-api-token")?.to_str().ok().map(str::to_owned)
 /// };
@@ -44,6 +48,12 @@ pub trait KeyExtractor: Send + Sync + 'static {
 
     /// The key of this request, or `None` when it has none.
     fn extract(&self, parts: &Parts) -> Option<Self::Key>;
+
+    /// Why a request can have no key, and what fixes it: the message of the 500 answered and
+    /// of the WARN line logged when [`extract`](Self::extract) returns `None`.
+    fn missing_key_cause(&self) -> Cow<'static, str> {
+        Cow::Borrowed("the key extractor found no key in the request")
+    }
 }
 
 impl<F, K> KeyExtractor for F
@@ -63,6 +73,14 @@ impl<A: KeyExtractor, B: KeyExtractor> KeyExtractor for (A, B) {
 
     fn extract(&self, parts: &Parts) -> Option<Self::Key> {
         Some((self.0.extract(parts)?, self.1.extract(parts)?))
+    }
+
+    fn missing_key_cause(&self) -> Cow<'static, str> {
+        Cow::Owned(format!(
+            "{}, or {}",
+            self.0.missing_key_cause(),
+            self.1.missing_key_cause()
+        ))
     }
 }
 
@@ -152,8 +170,24 @@ impl<A: LimitKey, B: LimitKey, C: LimitKey> LimitKey for (A, B, C) {
 // === impl Global ===
 
 /// One bucket for every request.
+///
+/// ```
+/// use espresso_rate_limit::{Global, KeyExtractor};
+///
+/// let parts = http::Request::new(()).into_parts().0;
+/// assert_eq!(Global::new().extract(&parts), Some(()));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Global;
+pub struct Global {
+    _private: (),
+}
+
+impl Global {
+    /// Counts every request against one bucket.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
 
 impl KeyExtractor for Global {
     type Key = ();
@@ -182,6 +216,10 @@ impl KeyExtractor for Header {
     fn extract(&self, parts: &Parts) -> Option<HeaderValue> {
         parts.headers.get(&self.0).cloned()
     }
+
+    fn missing_key_cause(&self) -> Cow<'static, str> {
+        Cow::Owned(format!("the request has no `{}` header", self.0))
+    }
 }
 
 // === impl Route ===
@@ -191,8 +229,24 @@ impl KeyExtractor for Header {
 /// The route is axum's `MatchedPath` when the layer runs inside an axum router with feature
 /// `axum` (so `/users/1` and `/users/2` share `/users/{id}`), the URI path otherwise. Keying by
 /// raw path lets clients mint keys at will; the store's cap bounds the memory that costs.
+///
+/// ```
+/// use espresso_rate_limit::{KeyExtractor, Route};
+///
+/// let parts = http::Request::post("/v1/filter?x=1").body(()).unwrap().into_parts().0;
+/// assert_eq!(Route::new().extract(&parts), Some((http::Method::POST, "/v1/filter".into())));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Route;
+pub struct Route {
+    _private: (),
+}
+
+impl Route {
+    /// Keys requests by method and route.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
 
 impl KeyExtractor for Route {
     type Key = (Method, Box<str>);
@@ -328,7 +382,17 @@ impl KeyExtractor for PeerIp {
     fn extract(&self, parts: &Parts) -> Option<IpAddr> {
         self.client_ip(parts)
     }
+
+    fn missing_key_cause(&self) -> Cow<'static, str> {
+        Cow::Borrowed(NO_PEER_ADDRESS)
+    }
 }
+
+/// What a request without a peer address means, and the fixes.
+const NO_PEER_ADDRESS: &str = "the request carries no peer address: under axum, serve \
+    `app.into_make_service_with_connect_info::<SocketAddr>()` and enable the `axum` feature \
+    of espresso-rate-limit; under tonic, enable its `tonic` feature; under plain hyper, insert \
+    the connection's `SocketAddr` into the request extensions";
 
 /// The connection's peer address from the request extensions.
 fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
@@ -520,6 +584,14 @@ impl KeyExtractor for ConfigKey {
             ConfigKey::Header(h) => h.extract(parts).map(ConfigKeyValue::Header),
         }
     }
+
+    fn missing_key_cause(&self) -> Cow<'static, str> {
+        match self {
+            ConfigKey::Global => Global::new().missing_key_cause(),
+            ConfigKey::Ip(ip) => ip.missing_key_cause(),
+            ConfigKey::Header(h) => h.missing_key_cause(),
+        }
+    }
 }
 
 /// A key setting that is none of `ip`, `global`, `header:<name>`.
@@ -698,7 +770,7 @@ mod tests {
     fn closures_tuples_and_routes() {
         let p = parts(Some("192.0.2.1:80"), &[("x-user", "bob")]);
         let by_user = |p: &Parts| p.headers.get("x-user").cloned();
-        let both = (by_user, Route);
+        let both = (by_user, Route::new());
         let key = both.extract(&p).unwrap();
         assert_eq!(key.0, "bob");
         assert_eq!(key.1, (Method::GET, "/".into()));

@@ -15,7 +15,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let mut service = ServiceBuilder::new()
-//!     .layer(RateLimitLayer::new(Quota::per_second(1).burst(2)).key(Global))
+//!     .layer(RateLimitLayer::new(Quota::per_second(1).burst(2)).key(Global::new()))
 //!     .service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) });
 //!
 //! for expected in [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS] {
@@ -33,7 +33,8 @@
 //! let limit = RateLimitLayer::new(Quota::per_second(100).burst(200)).key(PeerIp::new());
 //!
 //! // axum: serve with `app.into_make_service_with_connect_info::<SocketAddr>()` so the peer
-//! // address is there to key by (feature `axum`).
+//! // address is there to key by (feature `axum`). Without it every request is refused with a
+//! // 500 naming this fix (see `MissingKey`), never silently limited as one client.
 //! let app: axum::Router = axum::Router::new()
 //!     .route("/", axum::routing::get(|| async { "hi" }))
 //!     .layer(limit.clone());
@@ -53,14 +54,21 @@
 //! - **Keys** ([`key`] module): [`Global`], [`PeerIp`] (forwarded headers honoured only from
 //!   trusted proxies, walked from the right), [`Header`], [`Route`], tuples, closures, and
 //!   [`ConfigKey`] for `"ip" | "global" | "header:<name>"` settings. A request without a key
-//!   follows [`MissingKey`].
+//!   follows [`MissingKey`]: refused with a 500 naming the cause, one WARN line and a metric by
+//!   default; one shared bucket or no limit only when asked.
 //! - **Bounded memory**: the in-process store ([`MemoryBackend`]) evicts idle keys inline and
 //!   holds a hard cap on keys, so a flood of random keys cannot grow it; nothing to spawn.
-//! - **Answers**: a [`Rejection`](espresso_common::Rejection) response (the default), or
-//!   `Err(`[`RateLimited`]`)` with [`RateLimitLayer::error_mode`]; headers on refusals or on
+//! - **Answers**, as every refusing espresso layer gives them: a
+//!   [`Rejection`](espresso_common::Rejection) response (the default,
+//!   [`respond`](RateLimitLayer::respond)), `Err(`[`RateLimited`]`)` with
+//!   [`return_error`](RateLimitLayer::return_error), or another service's answer with
+//!   [`fallback`](RateLimitLayer::fallback); headers on refusals or on
 //!   every response ([`HeaderMode`]); waiting up to a bound instead of refusing
 //!   ([`RateLimitLayer::wait_up_to`]); [shadow mode](RateLimitLayer::shadow).
-//! - **Metrics** ([`RateLimitMetrics`]): Prometheus counters per limiter and decision.
+//! - **Metrics** (feature `metrics`, on by default: `RateLimitMetrics`): Prometheus counters
+//!   per limiter and decision, every series at 0 from the start.
+//! - **Plain values**: builder methods never change a clone taken before, and the
+//!   [`QuotaHandle`] stays bound to the layer (see [`RateLimitLayer`]).
 //! - **Redis** (feature `redis`): `RedisBackend` makes the limit global across instances with
 //!   one atomic script call per request, and falls back to a local limiter while Redis is slow
 //!   or down.
@@ -80,14 +88,13 @@
 //! `redis_url`) maps one to one onto the builder:
 //!
 //! ```
-//! use espresso_rate_limit::{ConfigKey, MemoryBackend, Quota, RateLimitLayer, RateLimitMetrics};
+//! use espresso_rate_limit::{ConfigKey, MemoryBackend, Quota, RateLimitLayer};
 //!
 //! let (per_second, burst, key) = (1000, 2000, "ip");
-//! let registry = prometheus::Registry::new();
 //! let layer = RateLimitLayer::new(Quota::per_second(per_second).burst(burst))
 //!     .key(key.parse::<ConfigKey>().unwrap())
-//!     .backend(MemoryBackend::new()) // or RedisBackend::new(redis_url)? with feature `redis`
-//!     .metrics(&RateLimitMetrics::register(&registry).unwrap());
+//!     .backend(MemoryBackend::new()); // or RedisBackend::new(redis_url)? with feature `redis`
+//! // With feature `metrics`: `.metrics(RateLimitMetrics::register(&registry)?)`.
 //! ```
 //!
 //! # Testing with paused time
@@ -108,6 +115,8 @@
 //! - `axum`: the peer address from axum's `ConnectInfo<SocketAddr>`, routes from `MatchedPath`.
 //! - `tonic`: the peer address from tonic's `TcpConnectInfo`.
 //! - `redis`: the Redis backend.
+//! - `metrics` (default): Prometheus counters (`RateLimitMetrics`); without it, no prometheus
+//!   in the dependency tree.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -119,6 +128,7 @@ pub mod headers;
 pub mod key;
 mod layer;
 mod limiter;
+#[cfg(feature = "metrics")]
 mod metrics;
 mod quota;
 mod service;
@@ -134,9 +144,10 @@ pub use key::{
 };
 pub use layer::RateLimitLayer;
 pub use limiter::{Backend, Limiter, QuotaHandle};
+#[cfg(feature = "metrics")]
 pub use metrics::RateLimitMetrics;
 pub use quota::{Quota, Quotas};
-pub use service::{MissingKey, Mode, RateLimit, Respond, ReturnError};
+pub use service::{KeyNotFound, MissingKey, RateLimit, RateLimitPolicy};
 
 // The README is the crate page on crates.io; its example runs as a doctest so it stays true.
 #[cfg(doctest)]

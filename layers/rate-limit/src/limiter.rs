@@ -1,9 +1,10 @@
 //! The limiter behind a layer: quotas (with overrides and runtime changes) and a backend.
 
+#[cfg(feature = "metrics")]
+use crate::metrics::LimiterMetrics;
 use crate::{
     Decision, LimitKey, Quotas,
     backend::memory::{MemoryBackend, Store},
-    metrics::LimiterMetrics,
 };
 use arc_swap::{ArcSwap, Guard};
 use std::{
@@ -77,8 +78,8 @@ impl<Key: LimitKey> QuotaConfig<Key> {
 /// ```
 /// use espresso_rate_limit::{Global, Quota, RateLimitLayer};
 ///
-/// let layer = RateLimitLayer::new(Quota::per_second(100)).key(Global);
-/// let handle = layer.handle();
+/// let layer = RateLimitLayer::new(Quota::per_second(100)).key(Global::new());
+/// let handle = layer.quota_handle();
 /// // Later, from an admin endpoint or a config reload:
 /// handle.set(Quota::per_second(50).burst(10));
 /// handle.set_override((), Quota::per_second(1000));
@@ -228,6 +229,9 @@ struct LimiterInner<Key> {
     name: Arc<str>,
     quotas: QuotaHandle<Key>,
     backend: BackendImpl<Key>,
+    /// This limiter's series, for the layer's decisions.
+    #[cfg(feature = "metrics")]
+    metrics: Option<LimiterMetrics>,
 }
 
 impl<Key> Clone for Limiter<Key> {
@@ -257,26 +261,39 @@ impl<Key: LimitKey> Limiter<Key> {
         name: Arc<str>,
         quotas: QuotaHandle<Key>,
         backend: &Backend,
-        metrics: Option<&LimiterMetrics>,
+        #[cfg(feature = "metrics")] metrics: Option<&LimiterMetrics>,
     ) -> Self {
-        let evictions = metrics.map(|m| m.evictions.clone());
         let backend = match backend {
-            Backend::Memory(config) => BackendImpl::Memory(Store::new(*config, evictions)),
+            Backend::Memory(config) => {
+                let store = Store::new(*config);
+                #[cfg(feature = "metrics")]
+                let store = store.with_evictions(metrics.map(|m| m.evictions.clone()));
+                BackendImpl::Memory(store)
+            }
             #[cfg(feature = "redis")]
-            Backend::Redis(config) => BackendImpl::Redis(crate::backend::redis::RedisLimiter::new(
-                config,
-                &name,
-                metrics.cloned(),
-                evictions,
-            )),
+            Backend::Redis(config) => {
+                #[cfg(feature = "metrics")]
+                let redis =
+                    crate::backend::redis::RedisLimiter::new(config, &name, metrics.cloned());
+                #[cfg(not(feature = "metrics"))]
+                let redis = crate::backend::redis::RedisLimiter::new(config, &name);
+                BackendImpl::Redis(redis)
+            }
         };
         Self {
             inner: Arc::new(LimiterInner {
                 name,
                 quotas,
                 backend,
+                #[cfg(feature = "metrics")]
+                metrics: metrics.cloned(),
             }),
         }
+    }
+
+    #[cfg(feature = "metrics")]
+    pub(crate) fn metrics(&self) -> Option<&LimiterMetrics> {
+        self.inner.metrics.as_ref()
     }
 
     /// The limiter's name (the `limiter` metrics label).
@@ -285,7 +302,7 @@ impl<Key: LimitKey> Limiter<Key> {
     }
 
     /// The handle changing this limiter's quotas at runtime.
-    pub fn handle(&self) -> QuotaHandle<Key> {
+    pub fn quota_handle(&self) -> QuotaHandle<Key> {
         self.inner.quotas.clone()
     }
 

@@ -1,4 +1,5 @@
-//! Prometheus counters, registered once per registry and shared by every limiter.
+//! Prometheus counters, registered once per registry and shared by every limiter (feature
+//! `metrics`).
 
 use crate::backend::memory::EvictionCounters;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -9,6 +10,9 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registr
 /// - `espresso_rate_limit_requests_total{limiter, decision}`: every checked request, with
 ///   `decision` one of `allowed`, `delayed` (admitted after waiting), `limited` (refused),
 ///   `shadow_limited` (would have been refused; shadow mode let it through).
+/// - `espresso_rate_limit_missing_key_total{limiter, action}`: requests the key extractor found
+///   no key for, with `action` what [`MissingKey`](crate::MissingKey) did: `refused` (500),
+///   `shared_bucket` or `allowed`.
 /// - `espresso_rate_limit_evicted_keys_total{limiter, reason}`: keys dropped from the in-memory
 ///   store, `reason` `idle` (state fully replenished, nothing lost) or `capacity` (the hard cap).
 /// - `espresso_rate_limit_backend_transitions_total{limiter, to}`: Redis backend switches, `to`
@@ -16,31 +20,48 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registr
 /// - `espresso_rate_limit_backend_local{limiter}`: 1 while a Redis limiter runs on its local
 ///   fallback.
 ///
+/// A layer given the metrics creates every series of its `limiter` label at 0 when it makes its
+/// first service, so a fresh `/metrics` shows each family before the first request.
+///
 /// ```
 /// use espresso_rate_limit::{Quota, RateLimitLayer, RateLimitMetrics};
 ///
 /// let registry = prometheus::Registry::new();
 /// let metrics = RateLimitMetrics::register(&registry).unwrap();
-/// let api = RateLimitLayer::new(Quota::per_second(100)).name("api").metrics(&metrics);
-/// let login = RateLimitLayer::new(Quota::per_minute(5)).name("login").metrics(&metrics);
+/// let api = RateLimitLayer::new(Quota::per_second(100)).name("api").metrics(metrics.clone());
+/// let login = RateLimitLayer::new(Quota::per_minute(5)).name("login").metrics(metrics);
+/// let _services = (api.limiter(), login.limiter()); // what mounting the layers does too
+///
+/// let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather()).unwrap();
+/// assert!(text.contains(r#"espresso_rate_limit_requests_total{decision="limited",limiter="login"} 0"#));
+/// assert!(text.contains(r#"espresso_rate_limit_missing_key_total{action="refused",limiter="api"} 0"#));
 /// ```
 #[derive(Debug, Clone)]
 pub struct RateLimitMetrics {
     requests: IntCounterVec,
+    missing_key: IntCounterVec,
     evictions: IntCounterVec,
     transitions: IntCounterVec,
     local: IntGaugeVec,
 }
 
 impl RateLimitMetrics {
-    /// Creates the metrics and registers them into `registry`.
-    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+    /// Creates the metrics and registers them into `registry`; an error (a family registered
+    /// twice) is returned, never swallowed.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let requests = IntCounterVec::new(
             Opts::new(
                 "espresso_rate_limit_requests_total",
                 "Requests checked by a rate limiter, by decision.",
             ),
             &["limiter", "decision"],
+        )?;
+        let missing_key = IntCounterVec::new(
+            Opts::new(
+                "espresso_rate_limit_missing_key_total",
+                "Requests a rate limiter found no key for, by what it did with them.",
+            ),
+            &["limiter", "action"],
         )?;
         let evictions = IntCounterVec::new(
             Opts::new(
@@ -64,24 +85,31 @@ impl RateLimitMetrics {
             &["limiter"],
         )?;
         registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(missing_key.clone()))?;
         registry.register(Box::new(evictions.clone()))?;
         registry.register(Box::new(transitions.clone()))?;
         registry.register(Box::new(local.clone()))?;
         Ok(Self {
             requests,
+            missing_key,
             evictions,
             transitions,
             local,
         })
     }
 
+    /// One limiter's series, created (at 0) here so they are exported before any event.
     pub(crate) fn for_limiter(&self, name: &str) -> LimiterMetrics {
         let requests = |d| self.requests.with_label_values(&[name, d]);
+        let missing = |a| self.missing_key.with_label_values(&[name, a]);
         LimiterMetrics {
             allowed: requests("allowed"),
             delayed: requests("delayed"),
             limited: requests("limited"),
             shadow_limited: requests("shadow_limited"),
+            missing_refused: missing("refused"),
+            missing_shared: missing("shared_bucket"),
+            missing_allowed: missing("allowed"),
             evictions: EvictionCounters {
                 idle: self.evictions.with_label_values(&[name, "idle"]),
                 capacity: self.evictions.with_label_values(&[name, "capacity"]),
@@ -100,6 +128,9 @@ pub(crate) struct LimiterMetrics {
     pub(crate) delayed: IntCounter,
     pub(crate) limited: IntCounter,
     pub(crate) shadow_limited: IntCounter,
+    pub(crate) missing_refused: IntCounter,
+    pub(crate) missing_shared: IntCounter,
+    pub(crate) missing_allowed: IntCounter,
     pub(crate) evictions: EvictionCounters,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) to_local: IntCounter,

@@ -1,126 +1,164 @@
 //! The [`RateLimit`] service and what it does with a decision.
 
+#[cfg(feature = "metrics")]
+use crate::metrics::LimiterMetrics;
 use crate::{
     Decision, KeyExtractor, Limiter, Quotas,
     error::RateLimited,
     future::ResponseFuture,
     headers::{self, HeaderMode},
     limiter::Checked,
-    metrics::LimiterMetrics,
 };
-use espresso_common::{BoxError, RejectBody, Rejection};
-use http::{HeaderMap, Request, Response};
+use espresso_common::{
+    Rejection,
+    grpc::Code,
+    refusal::{Refusal, RefusalPolicy, Respond},
+};
+use http::{HeaderMap, Request, Response, StatusCode};
 use std::{
     fmt,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
 use tower_service::Service;
 
-/// What a request without a key (see [`KeyExtractor`]) counts against.
+/// What the layer does with a request its [`KeyExtractor`] finds no key for.
+///
+/// Every such request is counted in `espresso_rate_limit_missing_key_total{action}`.
+///
+/// ```
+/// use espresso_rate_limit::{MissingKey, PeerIp, Quota, RateLimitLayer};
+/// use http::{Request, Response, StatusCode};
+/// use std::convert::Infallible;
+/// use tower::{Service, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // No peer address in the request (a server that does not record it): refused, loudly.
+/// let mut service = ServiceBuilder::new()
+///     .layer(RateLimitLayer::new(Quota::per_second(10)).key(PeerIp::new()))
+///     .service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) });
+/// let response = service.ready().await.unwrap().call(Request::new(())).await.unwrap();
+/// assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+///
+/// // Sharing one bucket is an explicit choice.
+/// let shared = RateLimitLayer::new(Quota::per_second(10)).on_missing_key(MissingKey::SharedBucket);
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MissingKey {
-    /// One bucket shared by every keyless request, under the default quotas (the default). A
-    /// misconfigured server (no peer address in the extensions) is then limited as a whole
-    /// rather than not at all.
+    /// Refuse the request (the default): HTTP 500 with a JSON error `rate_limit_key_missing`
+    /// naming the cause (gRPC `INTERNAL`), `Err(`[`KeyNotFound`]`)` with `.return_error()`, or
+    /// the fallback service with `.fallback(…)`; the first such request of a layer logs one
+    /// WARN line with the fix. A per-client limit that cannot find the client is a
+    /// misconfiguration, not a reason to limit everyone as one.
     #[default]
+    Refuse,
+    /// Count every keyless request against one bucket shared by all of them, under the default
+    /// quotas: the whole set of keyless clients is limited as one.
     SharedBucket,
-    /// Not limited and not counted.
+    /// Let keyless requests through, unlimited.
     Allow,
 }
 
-/// The response mode: refusals become HTTP 429 / gRPC `RESOURCE_EXHAUSTED` responses
-/// (the default). The response body is [`RejectBody`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Respond;
-
-/// The error mode: refusals become `Err(`[`RateLimited`]`)` (boxed) and responses are untouched.
-/// Set with [`RateLimitLayer::error_mode`](crate::RateLimitLayer::error_mode).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ReturnError;
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::Respond {}
-    impl Sealed for super::ReturnError {}
+/// A request the rate limiter found no key for, refused under [`MissingKey::Refuse`]: the error
+/// of [`return_error`](crate::RateLimitLayer::return_error) (boxed in a `BoxError`), and what a
+/// [`fallback`](crate::RateLimitLayer::fallback) service finds in the request's extensions.
+///
+/// ```
+/// use espresso_common::BoxError;
+/// use espresso_rate_limit::KeyNotFound;
+///
+/// fn is_misconfigured(error: &BoxError) -> bool {
+///     error.downcast_ref::<KeyNotFound>().is_some()
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct KeyNotFound {
+    limiter: Arc<str>,
+    cause: Arc<str>,
 }
 
-/// How refusals and responses are shaped: [`Respond`] or [`ReturnError`]. Sealed.
-pub trait Mode<Res, E>: sealed::Sealed + Send + Sync + 'static {
-    /// The service's response type.
-    type Response;
-    /// The service's error type.
-    type Error;
+impl KeyNotFound {
+    /// The name of the limiter that found no key.
+    pub fn limiter(&self) -> &str {
+        &self.limiter
+    }
 
-    /// An admitted request's response, with the rate-limit headers to add (if any).
-    fn pass(response: Res, headers: Option<HeaderMap>) -> Self::Response;
-
-    /// A refusal.
-    fn reject<ReqB>(
-        limited: RateLimited,
-        template: &Rejection,
-        request: &Request<ReqB>,
-    ) -> Result<Self::Response, Self::Error>;
-
-    /// An error of the inner service.
-    fn inner_error(error: E) -> Self::Error;
+    /// Why there was no key, and the fix.
+    pub fn cause(&self) -> &str {
+        &self.cause
+    }
 }
 
-fn add_headers(target: &mut HeaderMap, headers: HeaderMap) {
+impl fmt::Display for KeyNotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rate limiter `{}` found no key: {}",
+            self.limiter, self.cause
+        )
+    }
+}
+
+impl std::error::Error for KeyNotFound {}
+
+impl Refusal for KeyNotFound {
+    /// A 500 naming the cause, whatever the layer's rate-limit rejection: the request was not
+    /// over a quota, the server could not tell who sent it.
+    fn rejection(&self, _template: &Rejection) -> Rejection {
+        Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, Code::Internal)
+            .code("rate_limit_key_missing")
+            .message(format!(
+                "the rate limiter found no key for this request: {}",
+                self.cause
+            ))
+    }
+}
+
+/// The [`RefusalPolicy`] bounds of a [`RateLimit`] service: `P` answers both of its refusals,
+/// [`RateLimited`] and [`KeyNotFound`], with the same types. [`Respond`],
+/// [`ReturnError`](espresso_common::refusal::ReturnError) and
+/// [`Fallback`](espresso_common::refusal::Fallback) all do.
+pub trait RateLimitPolicy<Req, Res, E>:
+    RefusalPolicy<Req, RateLimited, Res, E>
+    + RefusalPolicy<
+        Req,
+        KeyNotFound,
+        Res,
+        E,
+        Response = <Self as RefusalPolicy<Req, RateLimited, Res, E>>::Response,
+        Error = <Self as RefusalPolicy<Req, RateLimited, Res, E>>::Error,
+        Future = <Self as RefusalPolicy<Req, RateLimited, Res, E>>::Future,
+    > + Clone
+{
+}
+
+impl<P, Req, Res, E> RateLimitPolicy<Req, Res, E> for P where
+    P: RefusalPolicy<Req, RateLimited, Res, E>
+        + RefusalPolicy<
+            Req,
+            KeyNotFound,
+            Res,
+            E,
+            Response = <P as RefusalPolicy<Req, RateLimited, Res, E>>::Response,
+            Error = <P as RefusalPolicy<Req, RateLimited, Res, E>>::Error,
+            Future = <P as RefusalPolicy<Req, RateLimited, Res, E>>::Future,
+        > + Clone
+{
+}
+
+/// Adds the rate-limit headers to an admitted request's response.
+pub(crate) fn add_headers<B>(response: &mut Response<B>, headers: HeaderMap) {
+    let target = response.headers_mut();
     for (name, value) in headers {
         if let Some(name) = name {
             target.entry(name).or_insert(value);
         }
-    }
-}
-
-impl<B, E> Mode<Response<B>, E> for Respond {
-    type Response = Response<RejectBody<B>>;
-    type Error = E;
-
-    fn pass(response: Response<B>, headers: Option<HeaderMap>) -> Self::Response {
-        let mut response = response.map(RejectBody::inner);
-        if let Some(h) = headers {
-            add_headers(response.headers_mut(), h);
-        }
-        response
-    }
-
-    fn reject<ReqB>(
-        limited: RateLimited,
-        template: &Rejection,
-        request: &Request<ReqB>,
-    ) -> Result<Self::Response, E> {
-        Ok(limited.to_rejection(template).to_response(request))
-    }
-
-    fn inner_error(error: E) -> E {
-        error
-    }
-}
-
-impl<B, E: Into<BoxError>> Mode<Response<B>, E> for ReturnError {
-    type Response = Response<B>;
-    type Error = BoxError;
-
-    fn pass(mut response: Response<B>, headers: Option<HeaderMap>) -> Self::Response {
-        if let Some(h) = headers {
-            add_headers(response.headers_mut(), h);
-        }
-        response
-    }
-
-    fn reject<ReqB>(
-        limited: RateLimited,
-        _template: &Rejection,
-        _request: &Request<ReqB>,
-    ) -> Result<Self::Response, BoxError> {
-        Err(Box::new(limited))
-    }
-
-    fn inner_error(error: E) -> BoxError {
-        error.into()
     }
 }
 
@@ -131,8 +169,38 @@ pub(crate) struct Policy {
     pub(crate) header_mode: HeaderMode,
     pub(crate) max_delay: Duration,
     pub(crate) missing_key: MissingKey,
-    pub(crate) rejection: Rejection,
+    pub(crate) keyless: Keyless,
+    #[cfg(feature = "metrics")]
     pub(crate) metrics: Option<LimiterMetrics>,
+}
+
+/// The refusal of a keyless request, built once per layer.
+pub(crate) struct Keyless {
+    pub(crate) error: KeyNotFound,
+    /// Set by the first keyless request of a layer (and its clones), which logs the WARN line.
+    pub(crate) warned: Arc<AtomicBool>,
+}
+
+impl Keyless {
+    pub(crate) fn new(limiter: Arc<str>, cause: &str, warned: Arc<AtomicBool>) -> Self {
+        let error = KeyNotFound {
+            limiter,
+            cause: cause.into(),
+        };
+        Self { error, warned }
+    }
+
+    /// Logs the WARN line, once per layer.
+    fn warn_once(&self) {
+        if !self.warned.load(Ordering::Relaxed) && !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                limiter = %self.error.limiter,
+                "rate limiter found no key: {}; refusing such requests with 500 \
+                 (`.on_missing_key(MissingKey::SharedBucket)` or `Allow` to accept them)",
+                self.error.cause,
+            );
+        }
+    }
 }
 
 /// What to do with a request once decided.
@@ -146,10 +214,23 @@ pub(crate) enum Action {
 }
 
 impl Policy {
+    /// Counts a keyless request under what [`MissingKey`] does with it.
+    fn count_keyless(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            match self.missing_key {
+                MissingKey::Refuse => m.missing_refused.inc(),
+                MissingKey::SharedBucket => m.missing_shared.inc(),
+                MissingKey::Allow => m.missing_allowed.inc(),
+            }
+        }
+    }
+
     pub(crate) fn act(&self, decision: &Decision, quotas: &Quotas) -> Action {
         let always = self.header_mode == HeaderMode::Always;
         if decision.allowed {
             let wait = decision.delay();
+            #[cfg(feature = "metrics")]
             if let Some(m) = &self.metrics {
                 if wait.is_zero() {
                     m.allowed.inc();
@@ -163,6 +244,7 @@ impl Policy {
             };
         }
         if self.shadow {
+            #[cfg(feature = "metrics")]
             if let Some(m) = &self.metrics {
                 m.shadow_limited.inc();
             }
@@ -172,6 +254,7 @@ impl Policy {
                 headers: always.then(|| Box::new(headers::header_map(quotas, decision))),
             };
         }
+        #[cfg(feature = "metrics")]
         if let Some(m) = &self.metrics {
             m.limited.inc();
         }
@@ -193,19 +276,20 @@ pub(crate) struct Shared<K: KeyExtractor> {
     pub(crate) policy: Arc<Policy>,
 }
 
-/// Rate-limits requests to the inner service. Built by [`RateLimitLayer`](crate::RateLimitLayer).
-pub struct RateLimit<S, K: KeyExtractor, M = Respond> {
+/// Rate-limits requests to the inner service. Built by [`RateLimitLayer`](crate::RateLimitLayer);
+/// `P` is what refused requests get (see [`RefusalPolicy`]).
+pub struct RateLimit<S, K: KeyExtractor, P = Respond> {
     inner: S,
     shared: Arc<Shared<K>>,
-    _mode: std::marker::PhantomData<fn() -> M>,
+    refusal: P,
 }
 
-impl<S, K: KeyExtractor, M> RateLimit<S, K, M> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared<K>>) -> Self {
+impl<S, K: KeyExtractor, P> RateLimit<S, K, P> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared<K>>, refusal: P) -> Self {
         Self {
             inner,
             shared,
-            _mode: std::marker::PhantomData,
+            refusal,
         }
     }
 
@@ -230,13 +314,17 @@ impl<S, K: KeyExtractor, M> RateLimit<S, K, M> {
     }
 }
 
-impl<S: Clone, K: KeyExtractor, M> Clone for RateLimit<S, K, M> {
+impl<S: Clone, K: KeyExtractor, P: Clone> Clone for RateLimit<S, K, P> {
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone(), self.shared.clone())
+        Self::new(
+            self.inner.clone(),
+            self.shared.clone(),
+            self.refusal.clone(),
+        )
     }
 }
 
-impl<S: fmt::Debug, K: KeyExtractor, M> fmt::Debug for RateLimit<S, K, M> {
+impl<S: fmt::Debug, K: KeyExtractor, P> fmt::Debug for RateLimit<S, K, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimit")
             .field("inner", &self.inner)
@@ -245,18 +333,21 @@ impl<S: fmt::Debug, K: KeyExtractor, M> fmt::Debug for RateLimit<S, K, M> {
     }
 }
 
-impl<S, K, M, ReqB, ResB> Service<Request<ReqB>> for RateLimit<S, K, M>
+impl<S, K, P, ReqB, ResB> Service<Request<ReqB>> for RateLimit<S, K, P>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     K: KeyExtractor,
-    M: Mode<Response<ResB>, S::Error>,
+    P: RateLimitPolicy<Request<ReqB>, Response<ResB>, S::Error>,
 {
-    type Response = M::Response;
-    type Error = M::Error;
-    type Future = ResponseFuture<S, ReqB, M>;
+    type Response =
+        <P as RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>>::Response;
+    type Error = <P as RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>>::Error;
+    type Future = ResponseFuture<S, ReqB, P>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(M::inner_error)
+        self.inner
+            .poll_ready(cx)
+            .map_err(<P as RefusalPolicy<Request<ReqB>, RateLimited, _, _>>::error)
     }
 
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
@@ -265,8 +356,19 @@ where
         let (parts, body) = request.into_parts();
         let key = shared.extractor.extract(&parts);
         let request = Request::from_parts(parts, body);
-        if key.is_none() && policy.missing_key == MissingKey::Allow {
-            return ResponseFuture::calling(self.inner.call(request), None);
+        if key.is_none() {
+            policy.count_keyless();
+            match policy.missing_key {
+                MissingKey::Refuse => {
+                    policy.keyless.warn_once();
+                    let error = policy.keyless.error.clone();
+                    return ResponseFuture::refused(self.refusal.refuse(request, error));
+                }
+                MissingKey::Allow => {
+                    return ResponseFuture::calling(self.inner.call(request), None);
+                }
+                MissingKey::SharedBucket => {}
+            }
         }
         let config = shared.limiter.config();
         let quotas = config.resolve(key.as_ref());
@@ -279,7 +381,7 @@ where
                     ResponseFuture::waiting(wait, take_ready(&mut self.inner), request, headers)
                 }
                 Action::Reject(limited) => {
-                    ResponseFuture::done(M::reject(*limited, &policy.rejection, &request))
+                    ResponseFuture::refused(self.refusal.refuse(request, *limited))
                 }
             },
             Checked::Pending(pending) => ResponseFuture::checking(
@@ -288,6 +390,7 @@ where
                 request,
                 quotas.into_owned(),
                 shared.policy.clone(),
+                self.refusal.clone(),
             ),
         }
     }

@@ -7,8 +7,8 @@
 
 use espresso_common::{BoxError, RejectBody};
 use espresso_rate_limit::{
-    ConfigKey, Global, Header, HeaderMode, MemoryBackend, MissingKey, PeerIp, Quota, Quotas,
-    RateLimit, RateLimitLayer, RateLimitMetrics, RateLimited, clock::TokioClock,
+    ConfigKey, Global, Header, HeaderMode, KeyNotFound, MemoryBackend, MissingKey, PeerIp, Quota,
+    Quotas, RateLimit, RateLimitLayer, RateLimitMetrics, RateLimited, clock::TokioClock,
 };
 use http::{HeaderName, Request, Response, StatusCode, request::Parts};
 use http_body_util::BodyExt;
@@ -59,7 +59,7 @@ fn from_peer(peer: &str, xff: Option<&str>) -> Request<()> {
 
 #[tokio::test(start_paused = true)]
 async fn burst_then_steady_rate() {
-    let layer = RateLimitLayer::new(Quota::per_second(10).burst(5)).key(Global);
+    let layer = RateLimitLayer::new(Quota::per_second(10).burst(5)).key(Global::new());
     let mut s = svc(&layer);
     for _ in 0..5 {
         assert_eq!(status(&mut s).await, StatusCode::OK);
@@ -83,7 +83,7 @@ async fn burst_then_steady_rate() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_counts_down_in_whole_seconds() {
-    let layer = RateLimitLayer::new(Quota::per_minute(1)).key(Global);
+    let layer = RateLimitLayer::new(Quota::per_minute(1)).key(Global::new());
     let mut s = svc(&layer);
     assert_eq!(status(&mut s).await, StatusCode::OK);
     let r = send(&mut s, Request::new(())).await;
@@ -98,7 +98,7 @@ async fn retry_after_counts_down_in_whole_seconds() {
 #[tokio::test(start_paused = true)]
 async fn refusals_carry_json_and_ietf_headers() {
     let layer = RateLimitLayer::new(Quota::per_second(100))
-        .key(Global)
+        .key(Global::new())
         .headers(HeaderMode::Always);
     let mut s = svc(&layer);
     let first = send(&mut s, Request::new(())).await;
@@ -124,14 +124,14 @@ async fn refusals_carry_json_and_ietf_headers() {
 
 #[tokio::test(start_paused = true)]
 async fn headers_only_on_refusals_by_default_and_never_when_asked() {
-    let mut s = svc(&RateLimitLayer::new(Quota::per_second(1)).key(Global));
+    let mut s = svc(&RateLimitLayer::new(Quota::per_second(1)).key(Global::new()));
     let ok = send(&mut s, Request::new(())).await;
     assert!(ok.headers().get("ratelimit").is_none());
     let refused = send(&mut s, Request::new(())).await;
     assert!(refused.headers().get("ratelimit").is_some());
 
     let mut s = svc(&RateLimitLayer::new(Quota::per_second(1))
-        .key(Global)
+        .key(Global::new())
         .headers(HeaderMode::Never));
     send(&mut s, Request::new(())).await;
     let refused = send(&mut s, Request::new(())).await;
@@ -145,7 +145,7 @@ async fn several_quotas_report_the_tightest() {
         Quota::per_second(10).named("burst"),
         Quota::per_minute(12).burst(12).named("minute"),
     ])
-    .key(Global)
+    .key(Global::new())
     .headers(HeaderMode::Always);
     let mut s = svc(&layer);
     let r = send(&mut s, Request::new(())).await;
@@ -197,10 +197,122 @@ async fn keys_are_isolated() {
     );
 }
 
+/// A log sink for one test: every line the limiter logs while `_guard` lives.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let sink = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test(start_paused = true)]
-async fn requests_without_a_key_share_a_bucket_or_pass() {
+async fn a_request_without_a_key_is_refused_loudly_counted_and_logged_once() {
+    let logs = Logs::default();
+    let _guard = logs.capture();
+    let registry = prometheus::Registry::new();
+    let layer = RateLimitLayer::new(Quota::per_second(100))
+        .name("api")
+        .metrics(RateLimitMetrics::register(&registry).unwrap());
+    // Two services of one layer, as axum makes per route: one WARN line between them.
+    let (mut first, mut second) = (svc(&layer), svc(&layer));
+    for which in [1, 2, 1] {
+        let s = if which == 1 { &mut first } else { &mut second };
+        // No peer address: what `axum::serve(listener, app)` without connect info gives.
+        let response = send(s, Request::new(())).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "rate_limit_key_missing");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("no peer address"), "{message}");
+        assert!(
+            message.contains("into_make_service_with_connect_info"),
+            "{message}"
+        );
+    }
+    // A request with a key is limited as usual.
+    let response = send(&mut first, from_peer("192.0.2.1:5000", None)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let text = logs.text();
+    assert_eq!(text.matches("WARN").count(), 1, "{text}");
+    assert!(text.contains("limiter=api"), "{text}");
+    assert!(text.contains("MissingKey::SharedBucket"), "{text}");
+    let metrics = gather(&registry);
+    for line in [
+        r#"espresso_rate_limit_missing_key_total{action="refused",limiter="api"} 3"#,
+        r#"espresso_rate_limit_missing_key_total{action="shared_bucket",limiter="api"} 0"#,
+        r#"espresso_rate_limit_requests_total{decision="allowed",limiter="api"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_header_key_names_the_missing_header_and_return_error_gives_key_not_found() {
+    let header = Header::new(HeaderName::from_static("x-user"));
+    let response = send(
+        &mut svc(&RateLimitLayer::new(Quota::per_second(1)).key(header.clone())),
+        Request::new(()),
+    )
+    .await;
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        body.contains("the request has no `x-user` header"),
+        "{body}"
+    );
+
+    let mut s = RateLimitLayer::new(Quota::per_second(1))
+        .key(header)
+        .name("users")
+        .return_error()
+        .layer(service_fn(ok as fn(Request<()>) -> Ok));
+    let error: BoxError = s
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap_err();
+    let error = error.downcast_ref::<KeyNotFound>().expect("a KeyNotFound");
+    assert_eq!(error.limiter(), "users");
+    assert!(error.cause().contains("x-user"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyless_requests_share_a_bucket_or_pass_only_when_asked() {
     let header = || Header::new(HeaderName::from_static("x-user"));
-    let mut shared = svc(&RateLimitLayer::new(Quota::per_second(1)).key(header()));
+    let registry = prometheus::Registry::new();
+    let metrics = RateLimitMetrics::register(&registry).unwrap();
+    let mut shared = svc(&RateLimitLayer::new(Quota::per_second(1))
+        .key(header())
+        .name("shared")
+        .metrics(metrics.clone())
+        .on_missing_key(MissingKey::SharedBucket));
     assert_eq!(status(&mut shared).await, StatusCode::OK);
     assert_eq!(status(&mut shared).await, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
@@ -210,24 +322,33 @@ async fn requests_without_a_key_share_a_bucket_or_pass() {
 
     let mut pass = svc(&RateLimitLayer::new(Quota::per_second(1))
         .key(header())
+        .name("pass")
+        .metrics(metrics)
         .on_missing_key(MissingKey::Allow));
     for _ in 0..10 {
         assert_eq!(status(&mut pass).await, StatusCode::OK);
+    }
+    let text = gather(&registry);
+    for line in [
+        r#"espresso_rate_limit_missing_key_total{action="shared_bucket",limiter="shared"} 2"#,
+        r#"espresso_rate_limit_missing_key_total{action="allowed",limiter="pass"} 10"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn per_key_overrides_by_map_and_closure() {
     let vip_quota: Quotas = Quota::per_second(3).into();
-    let layer = RateLimitLayer::new(Quota::per_second(1))
-        .key(|p: &Parts| {
-            p.headers
-                .get("x-user")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        })
-        .override_quota("banned".to_owned(), Quota::per_second(0))
-        .overrides(move |user: &String| user.starts_with("vip-").then(|| vip_quota.clone()));
+    let layer = RateLimitLayer::new(Quota::per_second(1)).key(|p: &Parts| {
+        p.headers
+            .get("x-user")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let quotas = layer.quota_handle();
+    quotas.set_override("banned".to_owned(), Quota::per_second(0));
+    quotas.set_resolver(move |user: &String| user.starts_with("vip-").then(|| vip_quota.clone()));
     let s = svc(&layer);
     let mut direct = s.clone();
     let count_ok = |user: &'static str| {
@@ -249,15 +370,44 @@ async fn per_key_overrides_by_map_and_closure() {
     assert_eq!(r.headers()["retry-after"], "1");
     // The map wins over the closure.
     layer
-        .handle()
+        .quota_handle()
         .set_override("vip-bert".to_owned(), Quota::per_second(2));
     assert_eq!(count_ok("vip-bert").await, 2);
 }
 
 #[tokio::test(start_paused = true)]
+async fn builder_methods_never_change_a_clone_nor_orphan_a_quota_handle() {
+    let base = RateLimitLayer::new(Quota::per_second(1)).key(Global::new());
+    let quotas = base.quota_handle();
+    let limiter = base.limiter();
+    // Setters on a clone leave `base` as it was: still refusing, not in shadow mode.
+    let shadow = base.clone().shadow(true).headers(HeaderMode::Always);
+    let mut plain = svc(&base);
+    let mut shadowed = svc(&shadow);
+    assert_eq!(status(&mut plain).await, StatusCode::OK);
+    assert_eq!(status(&mut plain).await, StatusCode::TOO_MANY_REQUESTS);
+    // Policy setters keep the buckets: the shadow layer sees the same spent key.
+    assert_eq!(status(&mut shadowed).await, StatusCode::OK);
+    assert!(!limiter.check(&()).await.is_allowed());
+
+    // Naming a layer gives it buckets of its own, while the handle taken before still rules it.
+    let named = base.clone().name("other");
+    let mut other = svc(&named);
+    assert_eq!(status(&mut other).await, StatusCode::OK);
+    assert_eq!(status(&mut other).await, StatusCode::TOO_MANY_REQUESTS);
+    quotas.set(Quota::per_second(1).burst(3));
+    assert_eq!(
+        named.quota_handle().quotas(),
+        Quota::per_second(1).burst(3).into()
+    );
+    assert_eq!(status(&mut other).await, StatusCode::OK);
+    assert_eq!(status(&mut plain).await, StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
 async fn quotas_change_at_runtime_and_keep_state() {
-    let layer = RateLimitLayer::new(Quota::per_second(10)).key(Global);
-    let handle = layer.handle();
+    let layer = RateLimitLayer::new(Quota::per_second(10)).key(Global::new());
+    let handle = layer.quota_handle();
     let mut s = svc(&layer);
     for _ in 0..10 {
         assert_eq!(status(&mut s).await, StatusCode::OK);
@@ -380,7 +530,7 @@ async fn config_key_strings_build_the_server_layer() {
 
 #[tokio::test(start_paused = true)]
 async fn grpc_requests_get_resource_exhausted() {
-    let mut s = svc(&RateLimitLayer::new(Quota::per_second(1)).key(Global));
+    let mut s = svc(&RateLimitLayer::new(Quota::per_second(1)).key(Global::new()));
     let grpc = || {
         Request::builder()
             .header("content-type", "application/grpc")
@@ -404,9 +554,9 @@ async fn shadow_mode_counts_but_passes() {
     let registry = prometheus::Registry::new();
     let metrics = RateLimitMetrics::register(&registry).unwrap();
     let layer = RateLimitLayer::new(Quota::per_second(2))
-        .key(Global)
+        .key(Global::new())
         .name("shadowed")
-        .metrics(&metrics)
+        .metrics(metrics.clone())
         .shadow(true);
     let mut s = svc(&layer);
     for _ in 0..5 {
@@ -430,7 +580,7 @@ async fn shadow_mode_counts_but_passes() {
 #[tokio::test(start_paused = true)]
 async fn shadow_mode_never_holds_requests() {
     let s = svc(&RateLimitLayer::new(Quota::per_second(1))
-        .key(Global)
+        .key(Global::new())
         .wait_up_to(Duration::from_secs(10))
         .shadow(true));
     let start = tokio::time::Instant::now();
@@ -455,14 +605,14 @@ async fn metrics_count_decisions_and_evictions_per_limiter() {
     let registry = prometheus::Registry::new();
     let metrics = RateLimitMetrics::register(&registry).unwrap();
     let a = RateLimitLayer::new(Quota::per_second(1))
-        .key(Global)
+        .key(Global::new())
         .name("a")
-        .metrics(&metrics);
+        .metrics(metrics.clone());
     let b = RateLimitLayer::new(Quota::per_second(1))
         .key(|p: &Parts| p.headers.get("x-id").cloned())
         .backend(MemoryBackend::new().max_keys(8).shards(1))
         .name("b")
-        .metrics(&metrics);
+        .metrics(metrics.clone());
     let mut sa = svc(&a);
     status(&mut sa).await;
     status(&mut sa).await;
@@ -481,11 +631,30 @@ async fn metrics_count_decisions_and_evictions_per_limiter() {
     }
 }
 
+#[test]
+fn a_mounted_layer_exports_its_series_at_0_under_its_final_name_only() {
+    let registry = prometheus::Registry::new();
+    let layer = RateLimitLayer::new(Quota::per_second(1))
+        .metrics(RateLimitMetrics::register(&registry).unwrap())
+        .name("api");
+    assert!(!gather(&registry).contains("espresso_rate_limit"));
+    let _service = svc(&layer);
+    let text = gather(&registry);
+    for decision in ["allowed", "delayed", "limited", "shadow_limited"] {
+        let line = format!(
+            r#"espresso_rate_limit_requests_total{{decision="{decision}",limiter="api"}} 0"#
+        );
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+    assert!(text.contains(r#"espresso_rate_limit_backend_local{limiter="api"} 0"#));
+    assert!(!text.contains(r#"limiter="default""#), "{text}");
+}
+
 #[tokio::test(start_paused = true)]
-async fn error_mode_returns_rate_limited() {
+async fn return_error_fails_with_rate_limited() {
     let layer = RateLimitLayer::new(Quota::per_second(2).burst(1))
-        .key(Global)
-        .error_mode();
+        .key(Global::new())
+        .return_error();
     let mut s = layer.layer(service_fn(ok as fn(Request<()>) -> Ok));
     let r = s
         .ready()
@@ -513,13 +682,62 @@ async fn error_mode_returns_rate_limited() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn fallback_answers_refused_and_keyless_requests_with_the_refusal_in_hand() {
+    let fallback = service_fn(|request: Request<()>| async move {
+        let why = match (
+            request.extensions().get::<RateLimited>(),
+            request.extensions().get::<KeyNotFound>(),
+        ) {
+            (Some(limited), None) => format!("limited by {}", limited.limiter()),
+            (None, Some(missing)) => format!("no key for {}", missing.limiter()),
+            other => panic!("one refusal expected, got {other:?}"),
+        };
+        Ok::<_, Infallible>(Response::new(Body::from(why)))
+    });
+    let mut s = RateLimitLayer::new(Quota::per_second(1))
+        .key(Header::new(HeaderName::from_static("x-user")))
+        .name("users")
+        .fallback(fallback)
+        .layer(service_fn(ok as fn(Request<()>) -> Ok));
+    let mut body = async |request| {
+        let response = s.ready().await.unwrap().call(request).await.unwrap();
+        response.into_body().collect().await.unwrap().to_bytes()
+    };
+    assert_eq!(body(from("x-user", "a")).await, "ok");
+    assert_eq!(body(from("x-user", "a")).await, "limited by users");
+    assert_eq!(body(Request::new(())).await, "no key for users");
+}
+
+#[tokio::test(start_paused = true)]
+async fn respond_with_shapes_refusals_and_keeps_the_limiter_headers() {
+    let layer = RateLimitLayer::new(Quota::per_second(1))
+        .key(Global::new())
+        .respond_with(
+            espresso_common::Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                espresso_common::grpc::Code::Unavailable,
+            )
+            .code("busy"),
+        );
+    let mut s = svc(&layer);
+    assert_eq!(status(&mut s).await, StatusCode::OK);
+    let refused = send(&mut s, Request::new(())).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert!(refused.headers().contains_key("ratelimit"));
+    let body = refused.into_body().collect().await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "busy");
+}
+
+#[tokio::test(start_paused = true)]
 async fn waiting_instead_of_refusing() {
     let registry = prometheus::Registry::new();
     let metrics = RateLimitMetrics::register(&registry).unwrap();
     let layer = RateLimitLayer::new(Quota::per_second(10).burst(1))
-        .key(Global)
+        .key(Global::new())
         .wait_up_to(Duration::from_millis(250))
-        .metrics(&metrics);
+        .metrics(metrics.clone());
     let s = svc(&layer);
     let start = tokio::time::Instant::now();
     let mut handles = Vec::new();
@@ -555,7 +773,7 @@ async fn same_decisions_as_governor() {
             TokioClock,
         );
         let ours = RateLimitLayer::new(Quota::per_second(per).burst(burst))
-            .key(Global)
+            .key(Global::new())
             .limiter();
         // A deterministic, bursty arrival pattern.
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;

@@ -5,7 +5,7 @@
 //! use per-minute quotas, so the few milliseconds a test takes cannot change a decision.
 //! Each test starts a `redis-server` of its own (see `espresso-test-support`); where none is
 //! installed it skips with one line, or fails under `ESPRESSO_REQUIRE_SERVICES=1`.
-#![cfg(feature = "redis")]
+#![cfg(all(feature = "redis", feature = "metrics"))]
 
 use espresso_rate_limit::{Global, Limiter, Quota, RateLimitLayer, RateLimitMetrics, RedisBackend};
 use espresso_test_support::RedisServer;
@@ -16,7 +16,7 @@ const PREFIX: &str = "espresso-test";
 
 fn limiter(url: &str, quota: Quota, share: f64) -> Limiter<()> {
     RateLimitLayer::new(quota)
-        .key(Global)
+        .key(Global::new())
         .name("test")
         .backend(
             RedisBackend::new(url)
@@ -161,9 +161,9 @@ async fn falls_back_when_redis_is_killed_and_recovers_when_it_is_back() {
     let registry = prometheus::Registry::new();
     let metrics = RateLimitMetrics::register(&registry).expect("fresh metrics register");
     let limiter = RateLimitLayer::new(Quota::per_minute(4))
-        .key(Global)
+        .key(Global::new())
         .name("killed")
-        .metrics(&metrics)
+        .metrics(metrics.clone())
         .backend(
             RedisBackend::new(&url)
                 .expect("a valid Redis URL")
@@ -236,7 +236,7 @@ async fn a_silent_redis_times_out_onto_the_fallback() {
         }
     });
     let limiter = RateLimitLayer::new(Quota::per_minute(2))
-        .key(Global)
+        .key(Global::new())
         .backend(
             RedisBackend::new(&format!("redis://{addr}"))
                 .expect("a valid Redis URL")

@@ -37,7 +37,7 @@ mod axum_router {
     async fn serve() -> SocketAddr {
         let app = Router::new()
             .route("/users/{id}", route_get(|| async { "user" }))
-            .route_layer(RateLimitLayer::new(Quota::per_minute(2)).key(Route))
+            .route_layer(RateLimitLayer::new(Quota::per_minute(2)).key(Route::new()))
             .route("/ip", route_get(|| async { "ip" }))
             .layer(RateLimitLayer::new(Quota::per_minute(3)).key(PeerIp::new()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -71,6 +71,28 @@ mod axum_router {
     }
 
     #[tokio::test]
+    async fn an_app_served_without_connect_info_answers_500_naming_the_fix() {
+        let app = Router::new()
+            .route("/", route_get(|| async { "hi" }))
+            .layer(RateLimitLayer::new(Quota::per_minute(100)).key(PeerIp::new()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The mistake: no `into_make_service_with_connect_info`, so no peer address.
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        for _ in 0..2 {
+            let response = get(addr, "/", false).await;
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let json: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            assert_eq!(json["error"]["code"], "rate_limit_key_missing");
+            let message = json["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("into_make_service_with_connect_info"),
+                "{message}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn route_layer_keys_by_matched_path() {
         let addr = serve().await;
         assert_eq!(get(addr, "/users/1", false).await.status(), StatusCode::OK);
@@ -83,6 +105,8 @@ mod axum_router {
     }
 }
 
+// Without the `tonic` feature the peer address is not read: such a server is refused 500.
+#[cfg(feature = "tonic")]
 mod tonic_server {
     use super::*;
     use tonic::{Code, transport::server::TcpIncoming};
@@ -179,7 +203,7 @@ mod plain_hyper {
     #[tokio::test(start_paused = true)]
     async fn the_limiter_is_usable_without_a_server() {
         let limiter = RateLimitLayer::new(Quota::per_minute(1))
-            .key(Global)
+            .key(Global::new())
             .limiter();
         assert!(limiter.check(&()).await.is_allowed());
         let refused = limiter.check(&()).await;

@@ -42,6 +42,7 @@ pub const KEYS: &[(&str, Applies)] = &[
     ("rate_limit.per_second", OnReload),
     ("rate_limit.burst", OnReload),
     ("rate_limit.key", OnRestart),
+    ("rate_limit.missing_key", OnRestart),
     ("rate_limit.backend", OnRestart),
     ("rate_limit.redis_url", OnRestart),
     ("rate_limit.trusted_proxies", OnRestart),

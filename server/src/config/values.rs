@@ -82,6 +82,30 @@ pub enum RateLimitBackend {
     Redis,
 }
 
+/// `rate_limit.missing_key`: what a request the key finds nothing in gets (a `key =
+/// "header:<name>"` request without the header, a request with no peer address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateLimitMissingKey {
+    /// `"refuse"`: 500 `rate_limit_key_missing` naming the cause, one WARN line, counted.
+    #[default]
+    Refuse,
+    /// `"shared-bucket"`: every such request counts against one bucket.
+    SharedBucket,
+    /// `"allow"`: such requests are not limited.
+    Allow,
+}
+
+impl From<RateLimitMissingKey> for espresso_rate_limit::MissingKey {
+    fn from(value: RateLimitMissingKey) -> Self {
+        match value {
+            RateLimitMissingKey::Refuse => Self::Refuse,
+            RateLimitMissingKey::SharedBucket => Self::SharedBucket,
+            RateLimitMissingKey::Allow => Self::Allow,
+        }
+    }
+}
+
 /// One `rate_limit.trusted_proxies` entry: a network in CIDR notation (`"10.0.0.0/8"`), or a
 /// bare address (a /32 or /128).
 ///

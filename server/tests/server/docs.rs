@@ -120,6 +120,8 @@ async fn every_error_the_api_answers_is_documented_with_its_status() {
     for _ in 0..3 {
         replies.push(limited.filter("x").await);
     }
+    let keyed = Server::start("[rate_limit]\nkey = \"header:x-client\"\n").await;
+    replies.push(keyed.filter("x").await);
 
     let mut seen = Vec::new();
     for reply in &replies {
@@ -142,6 +144,7 @@ async fn every_error_the_api_answers_is_documented_with_its_status() {
             "missing_content",
             "not_found",
             "payload_too_large",
+            "rate_limit_key_missing",
             "rate_limited",
             "unsupported_media_type",
         ]

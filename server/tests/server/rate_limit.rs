@@ -88,6 +88,55 @@ async fn grpc_clients_get_resource_exhausted() {
 }
 
 #[tokio::test]
+async fn a_request_without_the_key_header_is_refused_500_and_counted() {
+    let server = Server::start("[rate_limit]\nper_second = 100\nkey = \"header:x-client\"\n").await;
+    // Counted from the start, at 0, before any request.
+    let missing = r#"espresso_rate_limit_missing_key_total{action="refused",limiter="default"}"#;
+    assert_eq!(server.metric(missing).await, Some(0.0));
+    let reply = server.filter("hi").await;
+    assert_eq!(
+        reply.error_code(StatusCode::INTERNAL_SERVER_ERROR),
+        "rate_limit_key_missing"
+    );
+    let body = String::from_utf8(reply.body.to_vec()).unwrap();
+    assert!(body.contains("`x-client`"), "{body}");
+
+    let channel = tonic::transport::Channel::from_shared(server.url(""))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let status = FilterClient::new(channel)
+        .check(CheckRequest {
+            content: "hi".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
+    assert_eq!(server.metric(missing).await, Some(2.0));
+    // The probes are never limited, so never refused for a missing key either.
+    assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn missing_key_shared_bucket_limits_keyless_requests_together() {
+    let server = Server::start(
+        "[rate_limit]\nper_second = 1\nburst = 1\nkey = \"header:x-client\"\n\
+         missing_key = \"shared-bucket\"\n",
+    )
+    .await;
+    assert_eq!(server.filter("a").await.status, StatusCode::OK);
+    let second = server.filter("b").await;
+    assert_eq!(
+        second.error_code(StatusCode::TOO_MANY_REQUESTS),
+        "rate_limited"
+    );
+    let shared =
+        r#"espresso_rate_limit_missing_key_total{action="shared_bucket",limiter="default"}"#;
+    assert_eq!(server.metric(shared).await, Some(2.0));
+}
+
+#[tokio::test]
 async fn quota_changes_apply_on_reload() {
     let limited = "[rate_limit]\nper_second = 1\nburst = 1\nkey = \"global\"\n";
     let server = Server::start(limited).await;

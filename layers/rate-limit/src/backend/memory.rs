@@ -31,6 +31,7 @@ use crate::{
     quota::Compiled,
 };
 use governor::clock::{Clock, QuantaClock, QuantaInstant, Reference};
+#[cfg(feature = "metrics")]
 use prometheus::IntCounter;
 use std::{
     collections::HashMap,
@@ -200,6 +201,7 @@ struct Shard<K> {
 }
 
 /// Counters of evicted keys, when metrics are on.
+#[cfg(feature = "metrics")]
 #[derive(Debug, Clone)]
 pub(crate) struct EvictionCounters {
     pub(crate) idle: IntCounter,
@@ -217,6 +219,7 @@ pub(crate) struct Store<K> {
     hasher: RandomState,
     shard_cap: usize,
     clock: StoreClock,
+    #[cfg(feature = "metrics")]
     evictions: Option<EvictionCounters>,
 }
 
@@ -229,7 +232,7 @@ enum StoreClock {
 const MIN_SWEEP_INTERVAL: usize = 1024;
 
 impl<K: Hash + Eq> Store<K> {
-    pub(crate) fn new(config: MemoryBackend, evictions: Option<EvictionCounters>) -> Self {
+    pub(crate) fn new(config: MemoryBackend) -> Self {
         let shards = config.shards.clamp(1, 1 << 16).next_power_of_two();
         let shard_cap = config.max_keys.div_ceil(shards).max(1);
         Self {
@@ -251,8 +254,16 @@ impl<K: Hash + Eq> Store<K> {
             } else {
                 StoreClock::Tokio(Instant::now())
             },
-            evictions,
+            #[cfg(feature = "metrics")]
+            evictions: None,
         }
+    }
+
+    /// Counts evicted keys into `evictions`.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn with_evictions(mut self, evictions: Option<EvictionCounters>) -> Self {
+        self.evictions = evictions;
+        self
     }
 
     fn now(&self) -> u64 {
@@ -317,8 +328,10 @@ impl<K: Hash + Eq> Store<K> {
     /// Drops every key whose TATs are all in the past (it behaves like a new key).
     fn sweep(&self, shard: &mut Shard<K>, now: u64) {
         shard.checks = 0;
+        #[cfg(feature = "metrics")]
         let before = shard.map.len();
         shard.map.retain(|_, tats| tats.latest() > now);
+        #[cfg(feature = "metrics")]
         if let Some(c) = &self.evictions {
             c.idle.inc_by((before - shard.map.len()) as u64);
         }
@@ -343,6 +356,7 @@ impl<K: Hash + Eq> Store<K> {
                 true
             }
         });
+        #[cfg(feature = "metrics")]
         if let Some(c) = &self.evictions {
             c.capacity.inc_by(removed as u64);
         }
@@ -369,7 +383,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_flood_of_keys_stays_under_the_cap() {
-        let store = Store::new(MemoryBackend::new().max_keys(1000).shards(8), None);
+        let store = Store::new(MemoryBackend::new().max_keys(1000).shards(8));
         let q: Quotas = Quota::per_minute(10).into();
         for key in 0..50_000u64 {
             assert!(store.check(key, q.compiled(), Duration::ZERO).allowed);
@@ -385,7 +399,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_keys_are_swept_inline() {
-        let store = Store::new(MemoryBackend::new().max_keys(1_000_000).shards(1), None);
+        let store = Store::new(MemoryBackend::new().max_keys(1_000_000).shards(1));
         let q: Quotas = Quota::per_second(10).into();
         for key in 0..500u64 {
             store.check(key, q.compiled(), Duration::ZERO);
@@ -401,7 +415,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_fast_clock_ignores_paused_time() {
-        let store = Store::new(MemoryBackend::new().fast_clock(true), None);
+        let store = Store::new(MemoryBackend::new().fast_clock(true));
         let q: Quotas = Quota::per_minute(1).into();
         assert!(store.check(1u8, q.compiled(), Duration::ZERO).allowed);
         assert!(!store.check(1u8, q.compiled(), Duration::ZERO).allowed);
@@ -412,7 +426,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn refused_new_keys_are_not_stored() {
-        let store = Store::new(MemoryBackend::new(), None);
+        let store = Store::new(MemoryBackend::new());
         let q: Quotas = Quota::per_second(0).into();
         assert!(!store.check("banned", q.compiled(), Duration::ZERO).allowed);
         assert_eq!(store.len(), 0);
@@ -420,7 +434,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn changing_the_number_of_quotas_keeps_history() {
-        let store = Store::new(MemoryBackend::new(), None);
+        let store = Store::new(MemoryBackend::new());
         let one: Quotas = Quota::per_second(1).into();
         let two: Quotas = [Quota::per_second(1), Quota::per_hour(100)].into();
         assert!(store.check(1u8, one.compiled(), Duration::ZERO).allowed);

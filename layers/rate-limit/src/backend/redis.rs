@@ -1,13 +1,14 @@
 //! The Redis backend: one global limit shared by every instance, with a local fallback.
 
+#[cfg(feature = "metrics")]
+use crate::metrics::LimiterMetrics;
 use crate::{
     Decision, LimitKey, Quotas,
     backend::{
         gcra,
-        memory::{EvictionCounters, MemoryBackend, Store},
+        memory::{MemoryBackend, Store},
     },
     limiter::Checked,
-    metrics::LimiterMetrics,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::{
@@ -203,6 +204,7 @@ struct RedisShared {
     next_probe: AtomicU64,
     epoch: Instant,
     name: Arc<str>,
+    #[cfg(feature = "metrics")]
     metrics: Option<LimiterMetrics>,
 }
 
@@ -210,9 +212,11 @@ impl<Key: LimitKey> RedisLimiter<Key> {
     pub(crate) fn new(
         config: &RedisBackend,
         name: &Arc<str>,
-        metrics: Option<LimiterMetrics>,
-        evictions: Option<EvictionCounters>,
+        #[cfg(feature = "metrics")] metrics: Option<LimiterMetrics>,
     ) -> Self {
+        let local = Store::new(config.local);
+        #[cfg(feature = "metrics")]
+        let local = local.with_evictions(metrics.as_ref().map(|m| m.evictions.clone()));
         let mut key_prefix = Vec::with_capacity(config.prefix.len() + name.len() + 2);
         key_prefix.extend_from_slice(config.prefix.as_bytes());
         key_prefix.push(b':');
@@ -230,9 +234,10 @@ impl<Key: LimitKey> RedisLimiter<Key> {
                 next_probe: AtomicU64::new(0),
                 epoch: Instant::now(),
                 name: name.clone(),
+                #[cfg(feature = "metrics")]
                 metrics,
             }),
-            local: Arc::new(Store::new(config.local, evictions)),
+            local: Arc::new(local),
             share: config.local_share,
         }
     }
@@ -316,6 +321,7 @@ impl RedisShared {
         );
         if !self.degraded.swap(true, Ordering::AcqRel) {
             tracing::warn!(limiter = %self.name, %error, "rate limiter: Redis unavailable, using the local fallback");
+            #[cfg(feature = "metrics")]
             if let Some(m) = &self.metrics {
                 m.to_local.inc();
                 m.local.set(1);
@@ -326,6 +332,7 @@ impl RedisShared {
     fn mark_healthy(&self) {
         if self.degraded.swap(false, Ordering::AcqRel) {
             tracing::info!(limiter = %self.name, "rate limiter: Redis is back, leaving the local fallback");
+            #[cfg(feature = "metrics")]
             if let Some(m) = &self.metrics {
                 m.to_redis.inc();
                 m.local.set(0);
