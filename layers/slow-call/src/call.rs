@@ -1,9 +1,10 @@
 //! One request's accounting: started in `call`, finished when the response body ends, the body
 //! or future is dropped, or the inner service fails. Whatever happens, it is finished exactly once.
 
+#[cfg(feature = "metrics")]
+use crate::{SlowCallMetrics, policy::method_label};
 use crate::{
-    SlowCallMetrics,
-    policy::{RouteLabel, method_label},
+    policy::RouteLabel,
     recorder::InRequest,
     tree::{CallTree, Ms},
 };
@@ -48,6 +49,7 @@ pub(crate) struct Call {
     request_id: Option<RequestId>,
     grpc: bool,
     status: Status,
+    #[cfg(feature = "metrics")]
     metrics: Option<SlowCallMetrics>,
     done: bool,
 }
@@ -69,11 +71,13 @@ pub(crate) struct Start {
     pub(crate) route: RouteLabel,
     pub(crate) request_id: Option<RequestId>,
     pub(crate) grpc: bool,
+    #[cfg(feature = "metrics")]
     pub(crate) metrics: Option<SlowCallMetrics>,
 }
 
 impl Call {
     pub(crate) fn new(s: Start) -> Self {
+        #[cfg(feature = "metrics")]
         if let Some(m) = &s.metrics {
             m.active.inc();
         }
@@ -88,6 +92,7 @@ impl Call {
             request_id: s.request_id,
             grpc: s.grpc,
             status: Status::Pending,
+            #[cfg(feature = "metrics")]
             metrics: s.metrics,
             done: false,
         }
@@ -146,9 +151,10 @@ impl Call {
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(self.start);
         let status = self.status_label(end);
-        let method = method_label(&self.method);
         let slow = elapsed > self.threshold;
+        #[cfg(feature = "metrics")]
         if let Some(m) = &self.metrics {
+            let method = method_label(&self.method);
             m.active.dec();
             m.duration
                 .with_label_values(&[method, self.route.as_str(), status])
@@ -172,23 +178,41 @@ impl Call {
             }
             _ => status,
         };
-        tracing::warn!(
-            target: "espresso_slow_call",
-            parent: &self.span,
-            request_id = self.request_id.as_ref().map(RequestId::as_str),
-            method = self.method.as_str(),
-            route = self.route.as_str(),
-            path = self.uri.path(),
-            status,
-            duration_ms = millis(elapsed),
-            threshold_ms = millis(self.threshold),
-            cancelled = end == End::Cancelled,
-            tree = tree.as_str(),
-            "slow call: {} {} took {}",
-            self.method,
-            self.uri.path(),
-            Ms(elapsed),
-        );
+        if self.span.is_disabled() {
+            // No root span to carry the request's context: the line carries it.
+            tracing::warn!(
+                target: "espresso_slow_call",
+                request_id = self.request_id.as_ref().map(RequestId::as_str),
+                method = self.method.as_str(),
+                route = self.route.as_str(),
+                path = self.uri.path(),
+                status,
+                duration_ms = millis(elapsed),
+                threshold_ms = millis(self.threshold),
+                cancelled = end == End::Cancelled,
+                tree = tree.as_str(),
+                "slow call: {} {} took {}",
+                self.method,
+                self.uri.path(),
+                Ms(elapsed),
+            );
+        } else {
+            // The root span (or the request-id layer's span above it) already shows the id,
+            // method, route and path: the line adds only what the span cannot know.
+            tracing::warn!(
+                target: "espresso_slow_call",
+                parent: &self.span,
+                status,
+                duration_ms = millis(elapsed),
+                threshold_ms = millis(self.threshold),
+                cancelled = end == End::Cancelled,
+                tree = tree.as_str(),
+                "slow call: {} {} took {}",
+                self.method,
+                self.uri.path(),
+                Ms(elapsed),
+            );
+        }
     }
 }
 

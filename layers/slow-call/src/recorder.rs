@@ -388,7 +388,7 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(recorder);
         let _guard = tracing::subscriber::set_default(subscriber);
         let tree = CallTree::new(Instant::now(), 16);
-        let root = in_request(&tree, || {
+        let _ = in_request(&tree, || {
             drop(info_span!("handler"));
             drop(tracing::debug_span!("detail"));
             tracing::info_span!(target: "espresso_slow_call", "request")
@@ -398,9 +398,10 @@ mod tests {
         // Decided per call site: no layer but this one means no root span is created.
         // A disabled span keeps its metadata only with tracing's `log` feature: take the root's
         // call-site shape from a span no filter stands in front of.
-        let root = tracing::subscriber::with_default(tracing_subscriber::registry(), || {
-            tracing::info_span!(target: "espresso_slow_call", "request")
-        });
+        let root = tracing::subscriber::with_default(
+            tracing_subscriber::registry(),
+            || tracing::info_span!(target: "espresso_slow_call", "request"),
+        );
         let filter = RecordedSpans {
             level: LevelFilter::INFO,
         };

@@ -54,7 +54,7 @@ async fn serve_axum(metrics: SlowCallMetrics) -> SocketAddr {
                 SlowCallLayer::new(Duration::ZERO)
                     .route("/v1/filter")
                     .route("/stall")
-                    .with_metrics(metrics),
+                    .metrics(metrics),
             ),
         );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -126,8 +126,7 @@ async fn grpc_calls_are_logged_with_their_grpc_status() {
     let addr = listener.local_addr().unwrap();
     let layer = SlowCallLayer::new(Duration::ZERO)
         .route("/grpc.health.v1.Health/Check")
-        .metrics(&registry)
-        .unwrap();
+        .metrics(SlowCallMetrics::register(&registry).unwrap());
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .layer(layer)
