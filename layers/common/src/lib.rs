@@ -3,6 +3,9 @@
 //! - [`Rejection`]: the answer a layer gives instead of calling its inner service (rate limited,
 //!   circuit open, shed). It becomes an HTTP response with a JSON body, or a gRPC trailers-only
 //!   response with `grpc-status`, depending on the request's content type.
+//! - [`refusal`]: what a refusing layer does with a refused request, the same three ways in every
+//!   layer: [`Respond`](refusal::Respond) with a [`Rejection`] (the default),
+//!   [`ReturnError`](refusal::ReturnError), or a [`Fallback`](refusal::Fallback) service.
 //! - [`RejectBody`]: the response body of a layer that may reject, wrapping the inner body.
 //! - [`classify`]: what counts as a failed call (an `Err`, HTTP 5xx, chosen gRPC codes), shared by
 //!   breakers and metrics.
@@ -27,6 +30,7 @@
 mod body;
 pub mod classify;
 pub mod grpc;
+pub mod refusal;
 mod rejection;
 mod request_id;
 

@@ -1,0 +1,426 @@
+//! What a layer does with a request it refuses: one policy for every refusing layer.
+//!
+//! A rate limiter over its quota, an open circuit breaker, a shedding overload guard and a timeout
+//! all refuse requests. Each offers the same three answers, chosen with the same builder methods:
+//!
+//! | builder method | policy | the refused request gets | the service's types |
+//! | --- | --- | --- | --- |
+//! | `.respond()` (the default) | [`Respond`] | a [`Rejection`]: JSON + status over HTTP, HTTP 200 + `grpc-status` over gRPC | `Response<RejectBody<B>>`, the inner error |
+//! | `.return_error()` | [`ReturnError`] | `Err` with the layer's [`Refusal`], boxed | the inner response, [`BoxError`] |
+//! | `.fallback(service)` | [`Fallback`] | the answer of `service`, which finds the [`Refusal`] in the request's extensions | the inner response and error |
+//!
+//! With the default, a layer keeps its inner service's error type, so axum's `Router::layer` and
+//! tonic's `Server::builder().layer` take it as it is.
+//!
+//! ```
+//! use espresso_common::{
+//!     Rejection, RejectBody,
+//!     grpc::Code,
+//!     refusal::{Refusal, RefusalPolicy, Respond},
+//! };
+//! use http::{Request, Response, StatusCode};
+//! use std::{convert::Infallible, fmt, time::Duration};
+//!
+//! /// What a layer knows about one refusal.
+//! #[derive(Debug, Clone)]
+//! struct Busy;
+//!
+//! impl fmt::Display for Busy {
+//!     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+//!         f.write_str("busy")
+//!     }
+//! }
+//! impl std::error::Error for Busy {}
+//! impl Refusal for Busy {
+//!     fn rejection(&self, template: &Rejection) -> Rejection {
+//!         template.clone().retry_after(Duration::from_secs(3))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let mut policy = Respond::new(Rejection::new(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable));
+//! let answer = RefusalPolicy::<Request<()>, Busy, Response<String>, Infallible>::refuse(
+//!     &mut policy,
+//!     Request::new(()),
+//!     Busy,
+//! )
+//! .await
+//! .unwrap();
+//! assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+//! assert_eq!(answer.headers()["retry-after"], "3");
+//! # }
+//! ```
+
+use crate::{BoxError, RejectBody, Rejection};
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use std::{
+    fmt,
+    future::{Future, Ready, ready},
+    pin::Pin,
+    task::{Context, Poll},
+};
+use tower_service::Service;
+
+/// What a layer knows about one refused request (`RateLimited`, `CircuitOpen`, `Shed`...).
+///
+/// It is the error [`ReturnError`] returns, the extension a [`Fallback`] service finds on the
+/// request, and it shapes the [`Rejection`] [`Respond`] answers with (a `Retry-After`, headers).
+pub trait Refusal: std::error::Error + Clone + Send + Sync + 'static {
+    /// `template` (the layer's rejection, or the one its user chose) completed with what this
+    /// refusal knows: when to retry, which limiter or breaker refused.
+    fn rejection(&self, template: &Rejection) -> Rejection;
+}
+
+/// How a refusing layer answers a refused request, and how it types the inner service's answers to
+/// match: [`Respond`], [`ReturnError`] or [`Fallback`].
+///
+/// `Req` is the request, `R` the layer's [`Refusal`], `Res` and `E` the inner service's response
+/// and error.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot answer a refused `{Req}` for a service answering `Result<{Res}, {E}>`",
+    label = "refusal policy chosen here",
+    note = "`.respond()` needs `http::Request`/`http::Response` services; `.return_error()` needs an \
+            inner error that converts into `BoxError`; `.fallback(service)` needs a `Clone` service \
+            with the inner service's request, response and error types"
+)]
+pub trait RefusalPolicy<Req, R, Res, E> {
+    /// The response type of the layer's service.
+    type Response;
+    /// The error type of the layer's service.
+    type Error;
+    /// The answer to a refused request.
+    type Future: Future<Output = Result<Self::Response, Self::Error>>;
+
+    /// Answers `request`, which the layer refused because of `refusal`.
+    fn refuse(&mut self, request: Req, refusal: R) -> Self::Future;
+
+    /// Types a response of the inner service as the layer's response.
+    fn response(response: Res) -> Self::Response;
+
+    /// Types an error of the inner service as the layer's error.
+    fn error(error: E) -> Self::Error;
+}
+
+// === Respond ===
+
+/// Answers a refused request with a [`Rejection`], shaped for HTTP or gRPC by the request; the
+/// default of every refusing layer. Responses become `Response<RejectBody<B>>`; errors are the
+/// inner service's.
+#[derive(Debug, Clone)]
+pub struct Respond {
+    rejection: Rejection,
+}
+
+impl Respond {
+    /// Answers with `rejection`, completed by each [`Refusal`] (its `Retry-After`, headers).
+    pub fn new(rejection: Rejection) -> Self {
+        Self { rejection }
+    }
+
+    /// The rejection this policy starts from.
+    pub fn rejection(&self) -> &Rejection {
+        &self.rejection
+    }
+
+    /// The response for a refusal when the request is gone (a timeout): whether it was gRPC, and
+    /// its request id. See [`Rejection::response`].
+    pub fn answer<R: Refusal, B>(
+        &self,
+        refusal: &R,
+        grpc: bool,
+        request_id: Option<&crate::RequestId>,
+    ) -> Response<RejectBody<B>> {
+        refusal
+            .rejection(&self.rejection)
+            .response(grpc, request_id)
+    }
+}
+
+impl<ReqB, R, ResB, E> RefusalPolicy<Request<ReqB>, R, Response<ResB>, E> for Respond
+where
+    R: Refusal,
+{
+    type Response = Response<RejectBody<ResB>>;
+    type Error = E;
+    type Future = Ready<Result<Self::Response, E>>;
+
+    fn refuse(&mut self, request: Request<ReqB>, refusal: R) -> Self::Future {
+        ready(Ok(refusal.rejection(&self.rejection).to_response(&request)))
+    }
+
+    fn response(response: Response<ResB>) -> Self::Response {
+        response.map(RejectBody::inner)
+    }
+
+    fn error(error: E) -> E {
+        error
+    }
+}
+
+// === ReturnError ===
+
+/// Fails a refused request with `Err(refusal)`, boxed into a [`BoxError`] with the inner
+/// service's errors (tower's convention); responses pass untouched. For stacks that handle errors
+/// themselves: downcast the error to the layer's [`Refusal`] type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReturnError;
+
+impl ReturnError {
+    /// The policy.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl<Req, R, Res, E> RefusalPolicy<Req, R, Res, E> for ReturnError
+where
+    R: Refusal,
+    E: Into<BoxError>,
+{
+    type Response = Res;
+    type Error = BoxError;
+    type Future = Ready<Result<Res, BoxError>>;
+
+    fn refuse(&mut self, _: Req, refusal: R) -> Self::Future {
+        ready(Err(Box::new(refusal)))
+    }
+
+    fn response(response: Res) -> Res {
+        response
+    }
+
+    fn error(error: E) -> BoxError {
+        error.into()
+    }
+}
+
+// === Fallback ===
+
+/// Sends a refused request to another service, which answers in the inner service's place (a
+/// cached answer, a cheaper engine, a secondary backend). The request carries the layer's
+/// [`Refusal`] in its extensions. The service is cloned per refused request and driven to
+/// readiness first, so it is never asked for readiness when nothing is refused.
+#[derive(Clone)]
+pub struct Fallback<S> {
+    service: S,
+}
+
+impl<S> Fallback<S> {
+    /// Falls back to `service`.
+    pub fn new(service: S) -> Self {
+        Self { service }
+    }
+
+    /// The fallback service.
+    pub fn get_ref(&self) -> &S {
+        &self.service
+    }
+}
+
+impl<S> fmt::Debug for Fallback<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fallback").finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqB, R, Res, E> RefusalPolicy<Request<ReqB>, R, Res, E> for Fallback<S>
+where
+    S: Service<Request<ReqB>, Response = Res, Error = E> + Clone,
+    R: Refusal,
+{
+    type Response = Res;
+    type Error = E;
+    type Future = FallbackFuture<S, Request<ReqB>>;
+
+    fn refuse(&mut self, mut request: Request<ReqB>, refusal: R) -> Self::Future {
+        request.extensions_mut().insert(refusal);
+        FallbackFuture::new(self.service.clone(), request)
+    }
+
+    fn response(response: Res) -> Res {
+        response
+    }
+
+    fn error(error: E) -> E {
+        error
+    }
+}
+
+pin_project! {
+    /// The answer of a [`Fallback`] service: waits for it to be ready, then calls it.
+    pub struct FallbackFuture<S, Req>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S, Req, S::Future>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, Req, F> {
+        Ready { service: S, request: Option<Req> },
+        Called { #[pin] future: F },
+    }
+}
+
+impl<S: Service<Req>, Req> FallbackFuture<S, Req> {
+    fn new(service: S, request: Req) -> Self {
+        Self {
+            state: State::Ready {
+                service,
+                request: Some(request),
+            },
+        }
+    }
+}
+
+impl<S: Service<Req>, Req> fmt::Debug for FallbackFuture<S, Req> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S: Service<Req>, Req> Future for FallbackFuture<S, Req> {
+    type Output = Result<S::Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Ready { service, request } => {
+                    std::task::ready!(service.poll_ready(cx))?;
+                    let request = request.take().expect("a fallback request is sent once");
+                    let future = service.call(request);
+                    state.set(State::Called { future });
+                }
+                StateProj::Called { future } => return future.poll(cx),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grpc::Code;
+    use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
+    use std::{convert::Infallible, time::Duration};
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Closed(u64);
+
+    impl fmt::Display for Closed {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "closed for {}s", self.0)
+        }
+    }
+
+    impl std::error::Error for Closed {}
+
+    impl Refusal for Closed {
+        fn rejection(&self, template: &Rejection) -> Rejection {
+            template
+                .clone()
+                .retry_after(Duration::from_secs(self.0))
+                .header("x-closed".parse().unwrap(), HeaderValue::from(self.0))
+        }
+    }
+
+    fn respond() -> Respond {
+        Respond::new(
+            Rejection::new(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable).code("closed"),
+        )
+    }
+
+    #[tokio::test]
+    async fn respond_shapes_the_template_with_the_refusal() {
+        let answer = RefusalPolicy::<_, _, Response<String>, Infallible>::refuse(
+            &mut respond(),
+            Request::new(()),
+            Closed(4),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.headers()["retry-after"], "4");
+        assert_eq!(answer.headers()["x-closed"], "4");
+        assert_eq!(answer.headers()[CONTENT_TYPE], "application/json");
+    }
+
+    #[tokio::test]
+    async fn respond_answers_grpc_requests_with_a_grpc_status() {
+        let request = Request::builder()
+            .header(CONTENT_TYPE, "application/grpc")
+            .body(())
+            .unwrap();
+        let answer = RefusalPolicy::<_, _, Response<String>, Infallible>::refuse(
+            &mut respond(),
+            request,
+            Closed(1),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(answer.headers()["grpc-status"], "14");
+    }
+
+    #[test]
+    fn respond_wraps_inner_responses_and_keeps_inner_errors() {
+        let response =
+            <Respond as RefusalPolicy<Request<()>, Closed, _, &str>>::response(Response::new(7));
+        assert_eq!(response.status(), StatusCode::OK);
+        let error =
+            <Respond as RefusalPolicy<Request<()>, Closed, Response<()>, _>>::error("inner");
+        assert_eq!(error, "inner");
+    }
+
+    #[tokio::test]
+    async fn return_error_boxes_the_refusal_and_the_inner_errors() {
+        let error =
+            RefusalPolicy::<_, _, (), std::io::Error>::refuse(&mut ReturnError, (), Closed(2))
+                .await
+                .unwrap_err();
+        assert_eq!(error.downcast_ref::<Closed>(), Some(&Closed(2)));
+        let inner = <ReturnError as RefusalPolicy<(), Closed, (), _>>::error(
+            std::io::Error::other("inner"),
+        );
+        assert_eq!(inner.to_string(), "inner");
+    }
+
+    #[tokio::test]
+    async fn fallback_answers_with_the_refusal_in_the_extensions() {
+        let service = tower::service_fn(|request: Request<()>| async move {
+            let closed = request.extensions().get::<Closed>().cloned();
+            Ok::<_, Infallible>(Response::new(format!("fallback after {closed:?}")))
+        });
+        let answer = RefusalPolicy::<_, _, _, Infallible>::refuse(
+            &mut Fallback::new(service),
+            Request::new(()),
+            Closed(9),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.into_body(), "fallback after Some(Closed(9))");
+    }
+
+    #[tokio::test]
+    async fn fallback_waits_for_its_service_to_be_ready() {
+        let (mock, mut handle) = tower_test::mock::pair::<Request<()>, Response<&str>>();
+        handle.allow(0);
+        let mut future = tokio_test::task::spawn(RefusalPolicy::<_, Closed, _, _>::refuse(
+            &mut Fallback::new(mock),
+            Request::new(()),
+            Closed(1),
+        ));
+        assert!(future.poll().is_pending());
+        handle.allow(1);
+        assert!(future.poll().is_pending());
+        let (_, respond) = handle.next_request().await.unwrap();
+        respond.send_response(Response::new("late"));
+        assert_eq!(future.await.unwrap().into_body(), "late");
+    }
+}
