@@ -11,6 +11,10 @@
 //!   breakers and metrics.
 //! - [`RequestId`]: the request id type every layer can read from request extensions.
 //!
+//! The refusal pieces ([`Rejection`], [`refusal`], [`RejectBody`]) are the default feature
+//! `refusal`, which brings `serde_json` for the JSON bodies; a layer that only reads the request
+//! id or classifies responses depends on this crate with `default-features = false`.
+//!
 //! ```
 //! use espresso_common::{grpc::Code, RejectBody, Rejection};
 //! use http::{Request, StatusCode};
@@ -27,14 +31,19 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "refusal")]
 mod body;
 pub mod classify;
 pub mod grpc;
+#[cfg(feature = "refusal")]
 pub mod refusal;
+#[cfg(feature = "refusal")]
 mod rejection;
 mod request_id;
 
+#[cfg(feature = "refusal")]
 pub use body::RejectBody;
+#[cfg(feature = "refusal")]
 pub use rejection::Rejection;
 pub use request_id::RequestId;
 
