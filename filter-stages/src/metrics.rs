@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
+/// The values of the `outcome` label.
+const OUTCOMES: [&str; 6] = ["ok", "timeout", "error", "open", "shed", "skipped"];
+
 /// Metrics of the classifier stage.
 ///
 /// | name | type | labels |
@@ -44,10 +47,18 @@ impl ClassifierMetrics {
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        // Every outcome is exported at 0, so a rate has a series from the first scrape.
+        for outcome in OUTCOMES {
+            requests.with_label_values(&[outcome]);
+        }
         Ok(ClassifierMetrics { requests, duration })
     }
 
     pub(crate) fn outcome(&self, outcome: &str) {
+        debug_assert!(
+            OUTCOMES.contains(&outcome),
+            "{outcome} missing from OUTCOMES"
+        );
         self.requests.with_label_values(&[outcome]).inc();
     }
 
