@@ -25,6 +25,7 @@ use std::{
     task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
+use tower::BoxError;
 use tower::{Layer, Service, service_fn, util::ServiceFn};
 
 type Trivial = ServiceFn<fn(u64) -> Ready<Result<u64, Infallible>>>;
@@ -43,7 +44,9 @@ fn espresso_breaker() -> CircuitBreaker {
         .expect("a valid configuration")
 }
 
-fn errors_fail(result: Result<&u64, &Infallible>) -> Outcome {
+/// The classifier sees the service's results as the refusal policy types them: with
+/// `.return_error()`, errors are boxed.
+fn errors_fail(result: Result<&u64, &BoxError>) -> Outcome {
     match result {
         Ok(_) => Outcome::Success,
         Err(_) => Outcome::Failure,
@@ -114,6 +117,7 @@ fn bench(c: &mut Criterion) {
 
     let mut espresso = CircuitBreakerLayer::new(espresso_breaker())
         .classify(errors_fail)
+        .return_error()
         .layer(trivial());
     group.bench_function("espresso", |b| b.iter(|| black_box(call(&mut espresso, 1))));
 
@@ -135,6 +139,7 @@ fn bench(c: &mut Criterion) {
     });
     let espresso = CircuitBreakerLayer::new(espresso_breaker())
         .classify(errors_fail)
+        .return_error()
         .layer(trivial());
     group.bench_function("espresso_2_threads", |b| {
         b.iter_custom(|iters| two_threads(&espresso, iters))

@@ -2,22 +2,24 @@
 
 use crate::config::{DegradeConfig, DegradeLimit};
 use axum::Router;
+use espresso_common::refusal::Fallback;
 use espresso_degrade::{
-    DegradeLayer, DegradeSwitch, FallbackService, PriorityHeader,
+    DegradeLayer, DegradeMetrics, DegradeSwitch, PriorityHeader,
     limit::{Aimd, Fixed, Gradient2, GradientController, Vegas},
 };
 use prometheus::Registry;
 
 /// Builds the layer, or `None` when `[degrade] enabled = false`. `fallback` serves the same
-/// routes from the word lists alone. Requests marked `x-priority: sheddable` go first.
+/// routes from the word lists alone. Requests marked `x-priority: sheddable` go first. Fails
+/// when the degrade metrics cannot be registered into `registry`.
 pub(crate) fn layer(
     config: &DegradeConfig,
     switch: DegradeSwitch,
     fallback: Router,
     registry: &Registry,
-) -> Option<DegradeLayer<FallbackService<Router>, PriorityHeader>> {
+) -> Result<Option<DegradeLayer<Fallback<Router>, PriorityHeader>>, prometheus::Error> {
     if !config.enabled {
-        return None;
+        return Ok(None);
     }
     let (min, max) = (config.min_limit, config.max_limit);
     let layer = match config.limit {
@@ -33,13 +35,13 @@ pub(crate) fn layer(
         DegradeLimit::Vegas => DegradeLayer::new(Vegas::new().max_limit(max)),
         DegradeLimit::Fixed => DegradeLayer::new(Fixed::new(max)),
     };
-    Some(
+    Ok(Some(
         layer
             .name("filter")
             .queue(config.queue)
             .switch(switch)
             .priority(PriorityHeader::x_priority())
-            .metrics(registry)
+            .metrics(DegradeMetrics::register(registry)?)
             .fallback(fallback),
-    )
+    ))
 }

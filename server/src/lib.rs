@@ -197,7 +197,7 @@ async fn stack(
         app.degrade_switch.clone(),
         filter_routes(&app.degraded(), max_body),
         &app.metrics.registry,
-    ) {
+    )? {
         Some(degrade) => Either::Left(ByPath::new(
             is_filter_route,
             ServiceBuilder::new()

@@ -31,7 +31,7 @@ use axum::{Router, extract::State, routing::get};
 use bytes::Bytes;
 use espresso_degrade::{
     DegradeLayer,
-    limit::{Aimd, Fixed, Gradient2, GradientController, Limit, Vegas},
+    limit::{Aimd, Fixed, Gradient2, GradientController, Vegas},
 };
 use hdrhistogram::Histogram;
 use http::{Request, StatusCode};
@@ -134,37 +134,36 @@ fn protection(name: &str, plan: &Plan) -> Option<DegradeLayer> {
         Some(base) => (base, true),
         None => (name, false),
     };
-    let limit: Box<dyn Limit> = match base {
-        "gradient2" => Box::new(Gradient2::new().initial_limit(plan.workers).min_limit(1)),
-        "gradient2-t1.5" => Box::new(
+    let layer = match base {
+        "gradient2" => DegradeLayer::new(Gradient2::new().initial_limit(plan.workers).min_limit(1)),
+        "gradient2-t1.5" => DegradeLayer::new(
             Gradient2::new()
                 .initial_limit(plan.workers)
                 .min_limit(1)
                 .tolerance(1.5),
         ),
-        "aimd" => Box::new(
+        "aimd" => DegradeLayer::new(
             Aimd::new()
                 .initial_limit(plan.workers)
                 .min_limit(1)
                 .timeout(plan.service * 2),
         ),
-        "vegas" => Box::new(Vegas::new().initial_limit(plan.workers)),
-        "vegas-tight" => Box::new(
+        "vegas" => DegradeLayer::new(Vegas::new().initial_limit(plan.workers)),
+        "vegas-tight" => DegradeLayer::new(
             Vegas::new()
                 .initial_limit(plan.workers)
                 .queue_bounds(2.0, 4.0),
         ),
-        "vegas-1-2" => Box::new(
+        "vegas-1-2" => DegradeLayer::new(
             Vegas::new()
                 .initial_limit(plan.workers)
                 .queue_bounds(1.0, 2.0),
         ),
-        "gradient-controller" => Box::new(GradientController::new()),
-        "gradient-controller-b10" => Box::new(GradientController::new().buffer(0.1)),
-        "fixed" => Box::new(Fixed::new(plan.workers)),
+        "gradient-controller" => DegradeLayer::new(GradientController::new()),
+        "gradient-controller-b10" => DegradeLayer::new(GradientController::new().buffer(0.1)),
+        "fixed" => DegradeLayer::new(Fixed::new(plan.workers)),
         _ => return None,
     };
-    let layer = DegradeLayer::new(limit);
     Some(if queued {
         layer
             .queue(plan.workers)

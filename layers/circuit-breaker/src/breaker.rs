@@ -7,7 +7,7 @@ use crate::{
     window::{Call, Verdict, Window},
 };
 use arc_swap::{ArcSwap, Guard};
-use espresso_common::classify::{Classify, Outcome};
+use espresso_common::classify::{Classify, Complete, Outcome};
 use std::{
     fmt,
     future::Future,
@@ -214,15 +214,23 @@ impl CircuitBreaker {
     }
 
     /// Runs `call` if the breaker permits it, letting `classify` decide how its result counts.
-    pub async fn call_classified<T, E, F, C>(&self, classify: C, call: F) -> Result<T, CallError<E>>
+    ///
+    /// A closure classifier decides at once and returns the result as it is; a classifier that
+    /// decides at the end of a response body (a gRPC answer) returns the response with a body that
+    /// records the outcome when it ends.
+    pub async fn call_classified<T, E, F, C>(
+        &self,
+        classify: C,
+        call: F,
+    ) -> Result<C::Response<Permit>, CallError<E>>
     where
         F: Future<Output = Result<T, E>>,
         C: Classify<T, E>,
     {
         let permit = self.try_acquire().map_err(CallError::Open)?;
-        let result = call.await;
-        permit.complete(classify.classify(result.as_ref()));
-        result.map_err(CallError::Inner)
+        classify
+            .classify(call.await, permit)
+            .map_err(CallError::Inner)
     }
 
     /// Moves to `state` now, whatever the current state. Moving to the state the breaker is in
@@ -539,6 +547,13 @@ impl Permit {
     pub fn complete(self, outcome: Outcome) {
         let duration = self.started.elapsed();
         self.record(outcome, duration);
+    }
+}
+
+/// A permit is completed by a classification, at the response head or at the end of its body.
+impl Complete<Outcome> for Permit {
+    fn complete(self, outcome: Outcome) {
+        Permit::complete(self, outcome);
     }
 }
 

@@ -1,6 +1,8 @@
 //! The errors a breaker returns.
 
 use crate::State;
+use espresso_common::{Rejection, refusal::Refusal};
+use http::{HeaderName, HeaderValue};
 use std::{error::Error, fmt, sync::Arc, time::Duration};
 
 /// A call the breaker did not let through.
@@ -41,6 +43,23 @@ impl fmt::Display for CircuitOpen {
 }
 
 impl Error for CircuitOpen {}
+
+static BREAKER_HEADER: HeaderName = HeaderName::from_static("x-circuit-breaker");
+
+/// An open breaker's answer: `Retry-After` with the rest of the wait when the breaker knows it,
+/// and `x-circuit-breaker` naming the breaker.
+impl Refusal for CircuitOpen {
+    fn rejection(&self, template: &Rejection) -> Rejection {
+        let mut rejection = template.clone();
+        if let Some(after) = self.retry_after {
+            rejection = rejection.retry_after(after);
+        }
+        if let Ok(name) = HeaderValue::from_str(&self.name) {
+            rejection = rejection.header(BREAKER_HEADER.clone(), name);
+        }
+        rejection
+    }
+}
 
 /// The error of a call made through a breaker in fail-fast mode: rejected, or failed inside.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! The response future of [`CircuitBreakerService`](crate::CircuitBreakerService).
 
-use crate::{MapResult, Permit};
-use espresso_common::classify::Classify;
+use crate::{CircuitOpen, Permit};
+use espresso_common::{classify::Classify, refusal::RefusalPolicy};
 use pin_project_lite::pin_project;
 use std::{
     future::Future,
@@ -11,11 +11,12 @@ use std::{
 };
 
 pin_project! {
-    /// Drives the inner call and records its outcome, or answers a rejected call.
-    pub struct ResponseFuture<F, C, O, R> {
+    /// Drives the inner call and classifies its outcome, or answers a refused call (`R`, the
+    /// future of the refusal policy `P` for requests `Req`).
+    pub struct ResponseFuture<F, C, P, Req, R> {
         #[pin]
         kind: Kind<F, C, R>,
-        _on_open: PhantomData<fn() -> O>,
+        _policy: PhantomData<fn(Req) -> P>,
     }
 }
 
@@ -28,14 +29,15 @@ pin_project! {
             permit: Option<Permit>,
             classify: C,
         },
-        Rejected {
+        Refused {
             #[pin]
             future: R,
+            classify: PhantomData<fn() -> C>,
         },
     }
 }
 
-impl<F, C, O, R> ResponseFuture<F, C, O, R> {
+impl<F, C, P, Req, R> ResponseFuture<F, C, P, Req, R> {
     pub(crate) fn called(future: F, permit: Permit, classify: C) -> Self {
         Self {
             kind: Kind::Called {
@@ -43,26 +45,29 @@ impl<F, C, O, R> ResponseFuture<F, C, O, R> {
                 permit: Some(permit),
                 classify,
             },
-            _on_open: PhantomData,
+            _policy: PhantomData,
         }
     }
 
-    pub(crate) fn rejected(future: R) -> Self {
+    pub(crate) fn refused(future: R) -> Self {
         Self {
-            kind: Kind::Rejected { future },
-            _on_open: PhantomData,
+            kind: Kind::Refused {
+                future,
+                classify: PhantomData,
+            },
+            _policy: PhantomData,
         }
     }
 }
 
-impl<F, C, O, R, Res, E> Future for ResponseFuture<F, C, O, R>
+impl<F, C, P, Req, R, Res, E> Future for ResponseFuture<F, C, P, Req, R>
 where
     F: Future<Output = Result<Res, E>>,
-    C: Classify<Res, E>,
-    O: MapResult<Res, E>,
-    R: Future<Output = Result<O::Response, O::Error>>,
+    P: RefusalPolicy<Req, CircuitOpen, Res, E, Future = R>,
+    C: Classify<P::Response, P::Error>,
+    R: Future<Output = Result<P::Response, P::Error>>,
 {
-    type Output = Result<O::Response, O::Error>;
+    type Output = Result<C::Response<Permit>, P::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
@@ -71,13 +76,14 @@ where
                 permit,
                 classify,
             } => {
-                let result = ready!(future.poll(cx));
-                if let Some(permit) = permit.take() {
-                    permit.complete(classify.classify(result.as_ref()));
-                }
-                Poll::Ready(result.map(O::response).map_err(O::error))
+                let result = ready!(future.poll(cx)).map(P::response).map_err(P::error);
+                let permit = permit
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                Poll::Ready(classify.classify(result, permit))
             }
-            KindProj::Rejected { future } => future.poll(cx),
+            // A refused call never reached the callee: nothing to classify.
+            KindProj::Refused { future, .. } => Poll::Ready(ready!(future.poll(cx)).map(C::pass)),
         }
     }
 }

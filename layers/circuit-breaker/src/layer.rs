@@ -1,10 +1,13 @@
 //! The layer that wraps services in a breaker.
 
-use crate::{
-    CircuitBreaker, CircuitBreakerRegistry, CircuitBreakerService, FailFast, Fallback, PerKey,
-    Respond,
+use crate::{CircuitBreaker, CircuitBreakerRegistry, CircuitBreakerService, PerKey};
+use espresso_common::{
+    Rejection,
+    classify::ServerErrorsAsFailures,
+    grpc::Code,
+    refusal::{Fallback, Respond, ReturnError},
 };
-use espresso_common::{Rejection, classify::ServerErrorsAsFailures};
+use http::StatusCode;
 use std::{fmt, sync::Arc};
 use tower_layer::Layer;
 
@@ -12,30 +15,43 @@ use tower_layer::Layer;
 ///
 /// Built from one [`CircuitBreaker`] ([`new`](Self::new)) or from a registry of per-key breakers
 /// ([`per_key`](Self::per_key)); then choose what counts as a failure
-/// ([`classify`](Self::classify), default [`ServerErrorsAsFailures`]) and what a rejected request
-/// gets ([`fail_fast`](Self::fail_fast) by default, [`respond`](Self::respond),
-/// [`respond_with`](Self::respond_with) or [`fallback`](Self::fallback)).
+/// ([`classify`](Self::classify), default [`ServerErrorsAsFailures`]) and what a refused request
+/// gets, with the builder methods every espresso layer shares:
 ///
-/// The outcome is classified when the inner service returns its response (for HTTP, at the
-/// response head; a gRPC status sent in trailers after a streamed body is not seen, a
-/// trailers-only status is). To count timeouts as failures, put a timeout *inside* the breaker
+/// - [`respond`](Self::respond) (the default): HTTP 503 with `Retry-After` and a JSON error
+///   `circuit_open`, or gRPC `UNAVAILABLE`; [`respond_with`](Self::respond_with) picks the
+///   [`Rejection`];
+/// - [`return_error`](Self::return_error): `Err(`[`CircuitOpen`](crate::CircuitOpen)`)`, boxed;
+/// - [`fallback`](Self::fallback): another service answers.
+///
+/// The outcome is classified at the response head when it can be, and otherwise (a gRPC answer
+/// whose status comes in the trailers, after streamed messages) when the response body ends. To
+/// count timeouts as failures, put a timeout *inside* the breaker
 /// (`ServiceBuilder::new().layer(breaker).timeout(d)`), so that it returns an error the breaker
 /// sees; a timeout outside it cancels the call, which counts as the builder's
-/// [`dropped_call_outcome`](crate::CircuitBreakerBuilder::dropped_call_outcome).
+/// [`dropped_call_outcome`](crate::CircuitBreakerBuilder::dropped_call_outcome), as does a
+/// response body dropped before its end.
 #[derive(Clone)]
-pub struct CircuitBreakerLayer<B = CircuitBreaker, C = ServerErrorsAsFailures, O = FailFast> {
+pub struct CircuitBreakerLayer<B = CircuitBreaker, C = ServerErrorsAsFailures, P = Respond> {
     breaker: B,
     classify: C,
-    on_open: O,
+    policy: P,
 }
 
-impl<B: fmt::Debug, C, O: fmt::Debug> fmt::Debug for CircuitBreakerLayer<B, C, O> {
+impl<B: fmt::Debug, C, P: fmt::Debug> fmt::Debug for CircuitBreakerLayer<B, C, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerLayer")
             .field("breaker", &self.breaker)
-            .field("on_open", &self.on_open)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
+}
+
+/// The rejection of an open breaker: 503 `circuit_open`, gRPC `UNAVAILABLE`.
+fn circuit_open() -> Rejection {
+    Rejection::new(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable)
+        .code("circuit_open")
+        .message("circuit breaker is open")
 }
 
 impl CircuitBreakerLayer {
@@ -44,7 +60,7 @@ impl CircuitBreakerLayer {
         Self {
             breaker,
             classify: ServerErrorsAsFailures::default(),
-            on_open: FailFast,
+            policy: Respond::new(circuit_open()),
         }
     }
 }
@@ -55,61 +71,64 @@ impl<K, F> CircuitBreakerLayer<PerKey<K, F>> {
         Self {
             breaker: PerKey::new(registry, key),
             classify: ServerErrorsAsFailures::default(),
-            on_open: FailFast,
+            policy: Respond::new(circuit_open()),
         }
     }
 }
 
-impl<B, C, O> CircuitBreakerLayer<B, C, O> {
+impl<B, C, P> CircuitBreakerLayer<B, C, P> {
     /// Decides what counts as a failure: a [`Classify`](espresso_common::classify::Classify)
-    /// policy or a closure `Fn(Result<&Res, &E>) -> Outcome`.
-    pub fn classify<C2>(self, classify: C2) -> CircuitBreakerLayer<B, C2, O> {
+    /// policy or a closure `Fn(Result<&Res, &E>) -> Outcome`, where `Res` and `E` are the
+    /// service's response and error as the refusal policy types them.
+    pub fn classify<C2>(self, classify: C2) -> CircuitBreakerLayer<B, C2, P> {
         CircuitBreakerLayer {
             breaker: self.breaker,
             classify,
-            on_open: self.on_open,
+            policy: self.policy,
         }
     }
 
-    /// Rejected calls fail at once with [`CallError::Open`](crate::CallError::Open).
-    pub fn fail_fast(self) -> CircuitBreakerLayer<B, C, FailFast> {
-        self.on_open(FailFast)
-    }
-
-    /// Rejected HTTP requests get 503 (gRPC: `UNAVAILABLE`) with `Retry-After`; see [`Respond`].
+    /// Refused HTTP requests get 503 (gRPC: `UNAVAILABLE`) with `Retry-After` when the breaker
+    /// knows the rest of its wait, and `x-circuit-breaker` naming the breaker. The default.
     pub fn respond(self) -> CircuitBreakerLayer<B, C, Respond> {
-        self.on_open(Respond::default())
+        self.respond_with(circuit_open())
     }
 
-    /// Rejected HTTP requests get `rejection`.
+    /// Refused requests get `rejection`, with the breaker's `Retry-After` and name added.
     pub fn respond_with(self, rejection: Rejection) -> CircuitBreakerLayer<B, C, Respond> {
-        self.on_open(Respond::new(rejection))
+        self.policy(Respond::new(rejection))
     }
 
-    /// Rejected requests go to `service` instead.
-    pub fn fallback<F>(self, service: F) -> CircuitBreakerLayer<B, C, Fallback<F>> {
-        self.on_open(Fallback::new(service))
+    /// Refused calls fail at once with [`CircuitOpen`](crate::CircuitOpen), boxed into a
+    /// `BoxError` with the inner service's errors.
+    pub fn return_error(self) -> CircuitBreakerLayer<B, C, ReturnError> {
+        self.policy(ReturnError)
     }
 
-    /// Any [`OnOpen`](crate::OnOpen) answer.
-    pub fn on_open<O2>(self, on_open: O2) -> CircuitBreakerLayer<B, C, O2> {
+    /// Refused requests go to `service` instead; it finds the
+    /// [`CircuitOpen`](crate::CircuitOpen) in the request's extensions.
+    pub fn fallback<S>(self, service: S) -> CircuitBreakerLayer<B, C, Fallback<S>> {
+        self.policy(Fallback::new(service))
+    }
+
+    fn policy<P2>(self, policy: P2) -> CircuitBreakerLayer<B, C, P2> {
         CircuitBreakerLayer {
             breaker: self.breaker,
             classify: self.classify,
-            on_open,
+            policy,
         }
     }
 }
 
-impl<S, B: Clone, C: Clone, O: Clone> Layer<S> for CircuitBreakerLayer<B, C, O> {
-    type Service = CircuitBreakerService<S, B, C, O>;
+impl<S, B: Clone, C: Clone, P: Clone> Layer<S> for CircuitBreakerLayer<B, C, P> {
+    type Service = CircuitBreakerService<S, B, C, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         CircuitBreakerService::new(
             inner,
             self.breaker.clone(),
             self.classify.clone(),
-            self.on_open.clone(),
+            self.policy.clone(),
         )
     }
 }

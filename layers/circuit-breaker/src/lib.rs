@@ -17,9 +17,11 @@
 //! - **Failures** are a policy ([`Classify`](espresso_common::classify::Classify)): by default an
 //!   `Err`, HTTP 5xx, and gRPC `UNAVAILABLE`, `DEADLINE_EXCEEDED`, `INTERNAL`, `UNKNOWN`,
 //!   `DATA_LOSS`; any closure can decide, and [`Outcome::Ignored`] results do not count.
-//! - **When open**: a typed error ([`FailFast`], [`CallError::Open`] with [`CircuitOpen`]), an
-//!   HTTP 503 / gRPC `UNAVAILABLE` response with `Retry-After` ([`Respond`]), or a
-//!   [`Fallback`] service.
+//! - **When open**: the refusal policy every espresso layer shares
+//!   ([`espresso_common::refusal`]): an HTTP 503 / gRPC `UNAVAILABLE` response with `Retry-After`
+//!   (`.respond()`, the default), an error ([`CircuitOpen`], `.return_error()`), or a fallback
+//!   service (`.fallback(service)`). Without Tower, [`CircuitBreaker::call`] fails with
+//!   [`CallError::Open`].
 //! - **Observability**: [`Event`]s to a callback and to `tracing`; Prometheus [`Metrics`].
 //! - **Per key**: [`CircuitBreakerRegistry`] and [`CircuitBreakerLayer::per_key`].
 //!
@@ -105,7 +107,6 @@ mod future;
 mod keyed;
 mod layer;
 mod metrics;
-mod on_open;
 mod select;
 mod service;
 mod state;
@@ -120,7 +121,6 @@ pub use future::ResponseFuture;
 pub use keyed::CircuitBreakerRegistry;
 pub use layer::CircuitBreakerLayer;
 pub use metrics::Metrics;
-pub use on_open::{FailFast, Fallback, MapResult, OnOpen, Respond};
 pub use select::{PerKey, SelectBreaker};
 pub use service::CircuitBreakerService;
 pub use state::{Event, State};

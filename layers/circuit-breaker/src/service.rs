@@ -1,7 +1,10 @@
 //! The breaker as a Tower service.
 
-use crate::{CircuitBreaker, FailFast, OnOpen, ResponseFuture, SelectBreaker};
-use espresso_common::classify::{Classify, ServerErrorsAsFailures};
+use crate::{CircuitBreaker, CircuitOpen, Permit, ResponseFuture, SelectBreaker};
+use espresso_common::{
+    classify::{Classify, ServerErrorsAsFailures},
+    refusal::{RefusalPolicy, Respond},
+};
 use std::{
     fmt,
     task::{Context, Poll},
@@ -11,25 +14,28 @@ use tower_service::Service;
 /// Guards an inner service with a circuit breaker; made by
 /// [`CircuitBreakerLayer`](crate::CircuitBreakerLayer).
 ///
-/// `B` picks the breaker per request, `C` classifies results, `O` answers rejected requests.
-/// Readiness is the inner service's; the breaker decides in `call`, so a rejected request never
-/// reaches the inner service.
+/// `B` picks the breaker per request, `C` classifies results, `P` answers refused requests (a
+/// [`RefusalPolicy`]). Readiness is the inner service's; the breaker decides in `call`, so a
+/// refused request never reaches the inner service.
+///
+/// (The tower-http naming rule would call this `CircuitBreaker<S>`; that name is the breaker
+/// itself, which works without Tower.)
 #[derive(Clone)]
-pub struct CircuitBreakerService<S, B = CircuitBreaker, C = ServerErrorsAsFailures, O = FailFast> {
+pub struct CircuitBreakerService<S, B = CircuitBreaker, C = ServerErrorsAsFailures, P = Respond> {
     inner: S,
     breaker: B,
     classify: C,
-    on_open: O,
+    policy: P,
 }
 
-impl<S, B, C, O> CircuitBreakerService<S, B, C, O> {
+impl<S, B, C, P> CircuitBreakerService<S, B, C, P> {
     /// Wraps `inner`.
-    pub fn new(inner: S, breaker: B, classify: C, on_open: O) -> Self {
+    pub fn new(inner: S, breaker: B, classify: C, policy: P) -> Self {
         Self {
             inner,
             breaker,
             classify,
-            on_open,
+            policy,
         }
     }
 
@@ -54,7 +60,7 @@ impl<S, B, C, O> CircuitBreakerService<S, B, C, O> {
     }
 }
 
-impl<S: fmt::Debug, B: fmt::Debug, C, O> fmt::Debug for CircuitBreakerService<S, B, C, O> {
+impl<S: fmt::Debug, B: fmt::Debug, C, P> fmt::Debug for CircuitBreakerService<S, B, C, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerService")
             .field("inner", &self.inner)
@@ -63,19 +69,19 @@ impl<S: fmt::Debug, B: fmt::Debug, C, O> fmt::Debug for CircuitBreakerService<S,
     }
 }
 
-impl<S, B, C, O, Req> Service<Req> for CircuitBreakerService<S, B, C, O>
+impl<S, B, C, P, Req> Service<Req> for CircuitBreakerService<S, B, C, P>
 where
     S: Service<Req>,
     B: SelectBreaker<Req>,
-    C: Classify<S::Response, S::Error> + Clone,
-    O: OnOpen<Req, S::Response, S::Error>,
+    P: RefusalPolicy<Req, CircuitOpen, S::Response, S::Error>,
+    C: Classify<P::Response, P::Error> + Clone,
 {
-    type Response = O::Response;
-    type Error = O::Error;
-    type Future = ResponseFuture<S::Future, C, O, O::Future>;
+    type Response = C::Response<Permit>;
+    type Error = P::Error;
+    type Future = ResponseFuture<S::Future, C, P, Req, P::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(O::error)
+        self.inner.poll_ready(cx).map_err(P::error)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
@@ -83,7 +89,7 @@ where
             Ok(permit) => {
                 ResponseFuture::called(self.inner.call(request), permit, self.classify.clone())
             }
-            Err(open) => ResponseFuture::rejected(self.on_open.rejected(request, open)),
+            Err(open) => ResponseFuture::refused(self.policy.refuse(request, open)),
         }
     }
 }

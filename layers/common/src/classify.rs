@@ -1,11 +1,59 @@
-//! What counts as a failed call.
+//! What counts as a failed call, decided at the response head or, for a streamed answer, at its
+//! end.
 //!
-//! Breakers, metrics and adaptive limits all need to decide whether a finished call succeeded.
-//! That decision is a policy, [`Classify`]: [`ServerErrorsAsFailures`] is the usual one, and any
-//! closure `Fn(Result<&Res, &E>) -> Outcome` is one too.
+//! Breakers, adaptive limits, slow-call logs and metrics all need to know how a finished call went.
+//! That decision is a policy, [`Classify`]. A gRPC server sends the status of a streamed (or any
+//! non-trailers-only) answer in the trailers, after the messages, so the head alone cannot always
+//! decide: a classifier then hands back a [`ClassifyEos`] step that sees the trailers when the body
+//! ends. [`ClassifiedBody`] carries that step inside the response body and reports the outcome to a
+//! [`Complete`] receiver (a breaker's permit, a limiter's sample, a closure). This is the shape of
+//! linkerd2-proxy's `ClassifyResponse` / `ClassifyEos`.
+//!
+//! [`ServerErrorsAsFailures`] is the usual policy; any closure `Fn(Result<&Res, &E>) -> Outcome`
+//! is one too (deciding at the head, for responses of any type).
+//!
+//! ```
+//! use espresso_common::classify::{Classify, Outcome, ServerErrorsAsFailures};
+//! use http::{HeaderMap, Response};
+//! use http_body_util::{BodyExt, StreamBody};
+//! use std::{cell::Cell, convert::Infallible, rc::Rc};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // A gRPC answer: messages first, then `grpc-status: 14` (UNAVAILABLE) in the trailers.
+//! let mut trailers = HeaderMap::new();
+//! trailers.insert("grpc-status", "14".parse().unwrap());
+//! let frames = vec![
+//!     Ok::<_, Infallible>(http_body::Frame::data(bytes::Bytes::from_static(b"message"))),
+//!     Ok(http_body::Frame::trailers(trailers)),
+//! ];
+//! let response = Response::builder()
+//!     .header("content-type", "application/grpc")
+//!     .body(StreamBody::new(futures_util::stream::iter(frames)))
+//!     .unwrap();
+//!
+//! let seen = Rc::new(Cell::new(None));
+//! let record = { let seen = seen.clone(); move |outcome: Outcome| seen.set(Some(outcome)) };
+//! let classified = ServerErrorsAsFailures::new()
+//!     .classify(Ok::<_, Infallible>(response), record)
+//!     .unwrap();
+//! assert_eq!(seen.get(), None); // the head says nothing yet
+//! classified.into_body().collect().await.unwrap();
+//! assert_eq!(seen.get(), Some(Outcome::Failure));
+//! # }
+//! ```
 
-use crate::grpc::Code;
-use http::Response;
+use crate::grpc::{Code, is_grpc};
+use bytes::Buf;
+use http::{HeaderMap, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use std::{
+    convert::Infallible,
+    fmt,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
 
 /// How a finished call counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,52 +66,212 @@ pub enum Outcome {
     Ignored,
 }
 
-/// Decides how a call's result counts.
+/// Receives a call's class once it is known: at the response head, or when the body ends.
+///
+/// Implemented by every `FnOnce(C)`; a layer implements it for its own record (a breaker's permit,
+/// a limiter's sample). A receiver dropped without being completed means the call was abandoned
+/// (its body dropped before the end).
+pub trait Complete<C> {
+    /// Records `class`.
+    fn complete(self, class: C);
+}
+
+impl<C, F: FnOnce(C)> Complete<C> for F {
+    fn complete(self, class: C) {
+        self(class)
+    }
+}
+
+/// Decides how a call's result counts, and shapes the response so that a decision the head cannot
+/// make is made at the end of its body.
+///
+/// `Res` and `E` are the inner service's response and error; [`Response<D>`](Self::Response) is
+/// the response a layer hands on once `D` (a [`Complete`] receiver) is attached.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot classify the results `Result<{Res}, {E}>`",
+    label = "classifier chosen here",
+    note = "`ServerErrorsAsFailures` (the default) classifies `http::Response`s; for other responses \
+            give the layer a closure `|result: Result<&Res, &E>| -> Outcome` with `.classify(...)`"
+)]
 pub trait Classify<Res, E> {
-    /// Classifies one finished call.
-    fn classify(&self, result: Result<&Res, &E>) -> Outcome;
+    /// The response handed on: `Res` itself, or `Res` with a body that finishes the decision.
+    type Response<D>;
+
+    /// Classifies `result`, completing `done` now when the head decides, or when the returned
+    /// response's body ends.
+    fn classify<D: Complete<Outcome>>(
+        &self,
+        result: Result<Res, E>,
+        done: D,
+    ) -> Result<Self::Response<D>, E>;
+
+    /// Types a response that is not classified (a layer's own answer, which never reached the
+    /// callee) as [`Response<D>`](Self::Response).
+    fn pass<D>(response: Res) -> Self::Response<D>;
 }
 
 impl<F, Res, E> Classify<Res, E> for F
 where
     F: Fn(Result<&Res, &E>) -> Outcome,
 {
-    fn classify(&self, result: Result<&Res, &E>) -> Outcome {
-        self(result)
+    type Response<D> = Res;
+
+    fn classify<D: Complete<Outcome>>(&self, result: Result<Res, E>, done: D) -> Result<Res, E> {
+        done.complete(self(result.as_ref()));
+        result
+    }
+
+    fn pass<D>(response: Res) -> Res {
+        response
     }
 }
 
-/// Counts an `Err`, an HTTP 5xx and a gRPC status from a chosen set as failures.
+/// The end-of-stream step of a classification: sees the trailers (or their absence) of a body
+/// that ended, or the error it ended with.
+pub trait ClassifyEos {
+    /// What the step decides (an [`Outcome`], a gRPC [`Code`]...).
+    type Class;
+
+    /// The body ended, with `trailers` if it sent any.
+    fn eos(self, trailers: Option<&HeaderMap>) -> Self::Class;
+
+    /// The body failed before its end.
+    fn error(self) -> Self::Class;
+}
+
+impl ClassifyEos for Infallible {
+    type Class = Outcome;
+
+    fn eos(self, _: Option<&HeaderMap>) -> Outcome {
+        match self {}
+    }
+
+    fn error(self) -> Outcome {
+        match self {}
+    }
+}
+
+/// The gRPC status of an answer whose head did not carry one: `grpc-status` from the trailers, or
+/// `UNKNOWN` when they lack it (the gRPC protocol's rule for a missing status) or the body fails
+/// before its end.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcStatus;
+
+impl ClassifyEos for GrpcStatus {
+    type Class = Code;
+
+    fn eos(self, trailers: Option<&HeaderMap>) -> Code {
+        trailers
+            .and_then(|t| t.get("grpc-status"))
+            .and_then(Code::from_header)
+            .unwrap_or(Code::Unknown)
+    }
+
+    fn error(self) -> Code {
+        Code::Unknown
+    }
+}
+
+pin_project! {
+    /// A response body that finishes a classification when it ends: the [`ClassifyEos`] step sees
+    /// the trailers, and its class goes to the [`Complete`] receiver. A body whose class is
+    /// already known passes its frames through untouched.
+    pub struct ClassifiedBody<B, C, D> {
+        #[pin]
+        body: B,
+        pending: Option<(C, D)>,
+    }
+}
+
+impl<B, C, D> ClassifiedBody<B, C, D> {
+    /// `body`, with the step still to run (`Some`) or none (`None`).
+    pub fn new(body: B, pending: Option<(C, D)>) -> Self {
+        Self { body, pending }
+    }
+
+    /// The wrapped body.
+    pub fn get_ref(&self) -> &B {
+        &self.body
+    }
+}
+
+impl<B: fmt::Debug, C, D> fmt::Debug for ClassifiedBody<B, C, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClassifiedBody")
+            .field("body", &self.body)
+            .field("pending", &self.pending.is_some())
+            .finish()
+    }
+}
+
+impl<B: Default, C, D> Default for ClassifiedBody<B, C, D> {
+    fn default() -> Self {
+        Self::new(B::default(), None)
+    }
+}
+
+impl<B, C, D> Body for ClassifiedBody<B, C, D>
+where
+    B: Body,
+    B::Data: Buf,
+    C: ClassifyEos,
+    D: Complete<C::Class>,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.body.poll_frame(cx));
+        if let Some((step, done)) = this.pending.take() {
+            match &frame {
+                Some(Ok(frame)) if frame.is_trailers() => {
+                    done.complete(step.eos(frame.trailers_ref()))
+                }
+                Some(Ok(_)) => *this.pending = Some((step, done)),
+                Some(Err(_)) => done.complete(step.error()),
+                None => done.complete(step.eos(None)),
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // Ends only when the step has run, so that a caller stopping at `is_end_stream` polls
+        // once more and lets it run.
+        self.pending.is_none() && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Counts an `Err`, a failing HTTP status (5xx by default) and a gRPC status from a chosen set as
+/// failures; everything else as a success.
 ///
-/// gRPC statuses are read from the response headers, where a trailers-only response carries them.
-/// The default set is `UNAVAILABLE`, `DEADLINE_EXCEEDED`, `INTERNAL`, `UNKNOWN` and `DATA_LOSS`:
-/// the codes that say the server, not the request, is at fault.
-#[derive(Debug, Clone)]
+/// The gRPC status is read from the response head, where a trailers-only answer (an error before
+/// any message) carries it; a gRPC answer without one in its head is decided at the end of its
+/// body, from the trailers ([`GrpcStatus`]). The default set is `UNAVAILABLE`,
+/// `DEADLINE_EXCEEDED`, `INTERNAL`, `UNKNOWN` and `DATA_LOSS`: the codes that say the server, not
+/// the request, is at fault.
+#[derive(Clone, Copy)]
 pub struct ServerErrorsAsFailures {
     grpc_failures: u32,
+    http_failure: fn(StatusCode) -> bool,
 }
 
 impl ServerErrorsAsFailures {
-    /// The default failure set.
+    /// The default policy: HTTP 5xx and the default gRPC set.
     pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Counts exactly these gRPC codes as failures.
-    pub fn grpc_codes(codes: impl IntoIterator<Item = Code>) -> Self {
-        let grpc_failures = codes.into_iter().fold(0, |set, c| set | 1 << c as u32);
-        Self { grpc_failures }
-    }
-
-    /// `true` when `code` counts as a failure.
-    pub fn is_failure_code(&self, code: Code) -> bool {
-        self.grpc_failures & (1 << code as u32) != 0
-    }
-}
-
-impl Default for ServerErrorsAsFailures {
-    fn default() -> Self {
-        Self::grpc_codes([
+        Self {
+            grpc_failures: 0,
+            http_failure: |status| status.is_server_error(),
+        }
+        .grpc_failures([
             Code::Unavailable,
             Code::DeadlineExceeded,
             Code::Internal,
@@ -71,78 +279,225 @@ impl Default for ServerErrorsAsFailures {
             Code::DataLoss,
         ])
     }
+
+    /// Counts exactly these gRPC codes as failures.
+    pub fn grpc_failures(mut self, codes: impl IntoIterator<Item = Code>) -> Self {
+        self.grpc_failures = codes.into_iter().fold(0, |set, c| set | 1 << c as u32);
+        self
+    }
+
+    /// Counts the HTTP statuses for which `is_failure` is `true` as failures (5xx by default).
+    pub fn http_failures(mut self, is_failure: fn(StatusCode) -> bool) -> Self {
+        self.http_failure = is_failure;
+        self
+    }
+
+    /// `true` when `code` counts as a failure.
+    pub fn is_failure_code(&self, code: Code) -> bool {
+        self.grpc_failures & (1 << code as u32) != 0
+    }
+
+    /// `true` when `status` counts as a failure.
+    pub fn is_failure_status(&self, status: StatusCode) -> bool {
+        (self.http_failure)(status)
+    }
+
+    fn outcome(&self, code: Code) -> Outcome {
+        if self.is_failure_code(code) {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        }
+    }
+}
+
+impl Default for ServerErrorsAsFailures {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for ServerErrorsAsFailures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerErrorsAsFailures")
+            .field("grpc_failures", &format_args!("{:#x}", self.grpc_failures))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The end-of-stream step of [`ServerErrorsAsFailures`]: the trailers' gRPC status, against the
+/// failure set.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerErrorsEos {
+    policy: ServerErrorsAsFailures,
+}
+
+impl ClassifyEos for ServerErrorsEos {
+    type Class = Outcome;
+
+    fn eos(self, trailers: Option<&HeaderMap>) -> Outcome {
+        self.policy.outcome(GrpcStatus.eos(trailers))
+    }
+
+    fn error(self) -> Outcome {
+        Outcome::Failure
+    }
 }
 
 impl<B, E> Classify<Response<B>, E> for ServerErrorsAsFailures {
-    fn classify(&self, result: Result<&Response<B>, &E>) -> Outcome {
-        let Ok(response) = result else {
-            return Outcome::Failure;
+    type Response<D> = Response<ClassifiedBody<B, ServerErrorsEos, D>>;
+
+    fn classify<D: Complete<Outcome>>(
+        &self,
+        result: Result<Response<B>, E>,
+        done: D,
+    ) -> Result<Self::Response<D>, E> {
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                done.complete(Outcome::Failure);
+                return Err(error);
+            }
         };
-        if response.status().is_server_error() {
-            return Outcome::Failure;
-        }
-        match response
-            .headers()
-            .get("grpc-status")
-            .and_then(Code::from_header)
-        {
-            Some(code) if self.is_failure_code(code) => Outcome::Failure,
-            _ => Outcome::Success,
-        }
+        let headers = response.headers();
+        let decided = if self.is_failure_status(response.status()) {
+            Some(Outcome::Failure)
+        } else if let Some(code) = headers.get("grpc-status").and_then(Code::from_header) {
+            Some(self.outcome(code))
+        } else if is_grpc(headers) {
+            None
+        } else {
+            Some(Outcome::Success)
+        };
+        let pending = match decided {
+            Some(outcome) => {
+                done.complete(outcome);
+                None
+            }
+            None => Some((ServerErrorsEos { policy: *self }, done)),
+        };
+        Ok(response.map(|body| ClassifiedBody::new(body, pending)))
+    }
+
+    fn pass<D>(response: Response<B>) -> Self::Response<D> {
+        response.map(|body| ClassifiedBody::new(body, None))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::StatusCode;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty, StreamBody};
+    use std::{cell::Cell, rc::Rc};
 
-    fn response(status: StatusCode, grpc: Option<&'static str>) -> Response<()> {
+    fn response(status: StatusCode, grpc: Option<&'static str>) -> Response<Empty<Bytes>> {
         let mut r = Response::builder().status(status);
         if let Some(code) = grpc {
-            r = r.header("grpc-status", code);
+            r = r
+                .header("content-type", "application/grpc")
+                .header("grpc-status", code);
         }
-        r.body(()).unwrap()
+        r.body(Empty::new()).unwrap()
+    }
+
+    fn at_head<B>(c: &ServerErrorsAsFailures, result: Result<Response<B>, ()>) -> Option<Outcome> {
+        let seen = Cell::new(None);
+        let _ = c.classify(result, |o| seen.set(Some(o)));
+        seen.get()
     }
 
     #[test]
-    fn server_errors_and_grpc_failures_fail() {
+    fn server_errors_and_grpc_failures_in_the_head_fail() {
         let c = ServerErrorsAsFailures::default();
-        let check = |r: Result<&Response<()>, &()>| c.classify(r);
-        assert_eq!(check(Err(&())), Outcome::Failure);
-        assert_eq!(check(Ok(&response(StatusCode::OK, None))), Outcome::Success);
-        assert_eq!(
-            check(Ok(&response(StatusCode::NOT_FOUND, None))),
-            Outcome::Success
-        );
-        assert_eq!(
-            check(Ok(&response(StatusCode::BAD_GATEWAY, None))),
-            Outcome::Failure
-        );
-        assert_eq!(
-            check(Ok(&response(StatusCode::OK, Some("14")))),
-            Outcome::Failure
-        );
-        assert_eq!(
-            check(Ok(&response(StatusCode::OK, Some("3")))),
-            Outcome::Success
-        );
+        assert_eq!(at_head::<()>(&c, Err(())), Some(Outcome::Failure));
+        let cases = [
+            (StatusCode::OK, None, Outcome::Success),
+            (StatusCode::NOT_FOUND, None, Outcome::Success),
+            (StatusCode::BAD_GATEWAY, None, Outcome::Failure),
+            (StatusCode::OK, Some("14"), Outcome::Failure),
+            (StatusCode::OK, Some("3"), Outcome::Success),
+        ];
+        for (status, grpc, outcome) in cases {
+            assert_eq!(
+                at_head(&c, Ok(response(status, grpc))),
+                Some(outcome),
+                "{status} {grpc:?}"
+            );
+        }
     }
 
     #[test]
-    fn grpc_failure_set_is_configurable() {
-        let c = ServerErrorsAsFailures::grpc_codes([Code::ResourceExhausted]);
+    fn failure_sets_are_configurable() {
+        let c = ServerErrorsAsFailures::new()
+            .grpc_failures([Code::ResourceExhausted])
+            .http_failures(|s| s == StatusCode::TOO_MANY_REQUESTS);
         assert!(c.is_failure_code(Code::ResourceExhausted));
         assert!(!c.is_failure_code(Code::Unavailable));
+        assert!(c.is_failure_status(StatusCode::TOO_MANY_REQUESTS));
+        assert!(!c.is_failure_status(StatusCode::INTERNAL_SERVER_ERROR));
+    }
+
+    fn streamed(
+        trailers: Option<&'static str>,
+    ) -> Response<impl Body<Data = Bytes, Error = Infallible>> {
+        let mut frames = vec![Ok(Frame::data(Bytes::from_static(b"message")))];
+        if let Some(code) = trailers {
+            let mut map = HeaderMap::new();
+            map.insert("grpc-status", code.parse().unwrap());
+            frames.push(Ok(Frame::trailers(map)));
+        }
+        Response::builder()
+            .header("content-type", "application/grpc")
+            .body(StreamBody::new(futures_util::stream::iter(frames)))
+            .unwrap()
+    }
+
+    async fn at_eos(trailers: Option<&'static str>) -> (Option<Outcome>, Option<Outcome>) {
+        let seen = Rc::new(Cell::new(None));
+        let record = {
+            let seen = seen.clone();
+            move |o| seen.set(Some(o))
+        };
+        let response = ServerErrorsAsFailures::new()
+            .classify(Ok::<_, ()>(streamed(trailers)), record)
+            .unwrap();
+        let before = seen.get();
+        response.into_body().collect().await.unwrap();
+        (before, seen.get())
+    }
+
+    #[tokio::test]
+    async fn a_grpc_status_in_the_trailers_decides_at_the_end_of_the_body() {
+        assert_eq!(at_eos(Some("14")).await, (None, Some(Outcome::Failure)));
+        assert_eq!(at_eos(Some("0")).await, (None, Some(Outcome::Success)));
+        assert_eq!(at_eos(Some("5")).await, (None, Some(Outcome::Success)));
+    }
+
+    #[tokio::test]
+    async fn a_grpc_body_without_a_status_is_unknown_and_fails() {
+        assert_eq!(at_eos(None).await, (None, Some(Outcome::Failure)));
     }
 
     #[test]
-    fn closures_are_policies() {
-        let only_errors = |r: Result<&Response<()>, &()>| match r {
+    fn a_body_dropped_before_its_end_leaves_the_receiver_uncompleted() {
+        let completed = Cell::new(false);
+        let response = ServerErrorsAsFailures::new()
+            .classify(Ok::<_, ()>(streamed(Some("0"))), |_| completed.set(true))
+            .unwrap();
+        drop(response);
+        assert!(!completed.get());
+    }
+
+    #[test]
+    fn closures_are_policies_that_decide_at_the_head() {
+        let only_errors = |r: Result<&u16, &()>| match r {
             Ok(_) => Outcome::Success,
             Err(_) => Outcome::Failure,
         };
-        let r = response(StatusCode::INTERNAL_SERVER_ERROR, None);
-        assert_eq!(only_errors.classify(Ok(&r)), Outcome::Success);
+        let seen = Cell::new(None);
+        let answer = only_errors.classify(Ok(500), |o| seen.set(Some(o)));
+        assert_eq!(answer, Ok(500));
+        assert_eq!(seen.get(), Some(Outcome::Success));
     }
 }

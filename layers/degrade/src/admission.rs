@@ -125,23 +125,13 @@ impl Core {
         }
     }
 
-    pub(crate) fn settings(&self) -> Settings {
-        lock(&self.gate).settings
-    }
-
-    pub(crate) fn set_settings(&self, settings: Settings) {
-        let mut gate = lock(&self.gate);
-        gate.settings = settings;
-        gate.drain();
-    }
-
-    /// Reports into `metrics` from now on; `false` when metrics were set already.
-    pub(crate) fn set_metrics(&self, metrics: Metrics) -> bool {
+    /// Reports into `metrics` from now on (set once, when the layer creates its limiter).
+    pub(crate) fn set_metrics(&self, metrics: Metrics) {
         let gate = lock(&self.gate);
         metrics.limit.set(gate.limit as i64);
         metrics.inflight.set(gate.inflight as i64);
         metrics.queued.set(gate.queued as i64);
-        self.metrics.set(metrics).is_ok()
+        let _first = self.metrics.set(metrics);
     }
 
     pub(crate) fn metrics(&self) -> Option<&Metrics> {
@@ -246,8 +236,9 @@ impl Core {
     }
 }
 
-/// A request's place in the primary service; released when dropped.
-pub(crate) struct Permit {
+/// A request's place in the limit, held by its response until the response is classified (at its
+/// head, or when a streamed body ends); released when dropped.
+pub struct Permit {
     core: Arc<Core>,
     start: Instant,
     inflight: usize,

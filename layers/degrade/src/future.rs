@@ -1,15 +1,17 @@
 //! The response future of [`Degrade`](crate::Degrade).
 
 use crate::{
-    DegradeReason, Fallback, Priority,
+    Priority, Shed,
     admission::{Core, Permit, Waiting},
 };
-use espresso_common::grpc::{Code, is_grpc};
-use http::{Request, Response, StatusCode};
+use espresso_common::{
+    classify::{Classify, Complete, Outcome},
+    refusal::RefusalPolicy,
+};
+use http::Request;
 use pin_project_lite::pin_project;
 use std::{
     future::Future,
-    marker::PhantomData,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
@@ -17,149 +19,145 @@ use std::{
 use tower_service::Service;
 
 pin_project! {
-    /// The answer of the inner service or of the fallback.
-    pub struct ResponseFuture<S, F, ReqB, ResB>
+    /// The answer of the inner service, or of the refusal policy for a shed request.
+    pub struct ResponseFuture<S, P, C, ReqB>
     where
         S: Service<Request<ReqB>>,
-        F: Fallback<ReqB, ResB, S::Error>,
+        P: RefusalPolicy<Request<ReqB>, Shed, S::Response, S::Error>,
     {
         #[pin]
-        state: State<S, F, S::Future, F::Future, ReqB>,
-        _body: PhantomData<fn() -> ResB>,
+        state: State<S, P, C, S::Future, P::Future, ReqB>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, F, PF, FF, ReqB> {
-        Primary { #[pin] future: PF, permit: Option<Permit> },
-        Fallback { #[pin] future: FF },
+    enum State<S, P, C, PF, FF, ReqB> {
+        Primary { #[pin] future: PF, permit: Option<Permit>, classify: C },
+        Shed { #[pin] future: FF },
         Queued {
             waiting: Waiting,
             primary: Option<S>,
-            fallback: F,
+            policy: P,
+            classify: Option<C>,
             request: Option<Request<ReqB>>,
             core: Arc<Core>,
             priority: Priority,
-            reason: Option<DegradeReason>,
         },
         Done,
     }
 }
 
-impl<S, F, ReqB, ResB> ResponseFuture<S, F, ReqB, ResB>
+impl<S, P, C, ReqB> ResponseFuture<S, P, C, ReqB>
 where
     S: Service<Request<ReqB>>,
-    F: Fallback<ReqB, ResB, S::Error>,
+    P: RefusalPolicy<Request<ReqB>, Shed, S::Response, S::Error>,
 {
-    pub(crate) fn primary(future: S::Future, permit: Permit) -> Self {
-        Self::new(State::Primary {
-            future,
-            permit: Some(permit),
-        })
+    pub(crate) fn primary(future: S::Future, permit: Permit, classify: C) -> Self {
+        Self {
+            state: State::Primary {
+                future,
+                permit: Some(permit),
+                classify,
+            },
+        }
     }
 
-    pub(crate) fn fallback(future: F::Future) -> Self {
-        Self::new(State::Fallback { future })
+    pub(crate) fn shed(future: P::Future) -> Self {
+        Self {
+            state: State::Shed { future },
+        }
     }
 
     pub(crate) fn queued(
         waiting: Waiting,
         primary: S,
-        fallback: F,
+        policy: P,
+        classify: C,
         request: Request<ReqB>,
         core: Arc<Core>,
         priority: Priority,
     ) -> Self {
-        Self::new(State::Queued {
-            waiting,
-            primary: Some(primary),
-            fallback,
-            request: Some(request),
-            core,
-            priority,
-            reason: None,
-        })
-    }
-
-    fn new(state: State<S, F, S::Future, F::Future, ReqB>) -> Self {
         Self {
-            state,
-            _body: PhantomData,
+            state: State::Queued {
+                waiting,
+                primary: Some(primary),
+                policy,
+                classify: Some(classify),
+                request: Some(request),
+                core,
+                priority,
+            },
         }
     }
 }
 
-impl<S, F, ReqB, ResB> Future for ResponseFuture<S, F, ReqB, ResB>
+impl<S, P, C, ReqB> Future for ResponseFuture<S, P, C, ReqB>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
-    F: Fallback<ReqB, ResB, S::Error>,
+    S: Service<Request<ReqB>>,
+    P: RefusalPolicy<Request<ReqB>, Shed, S::Response, S::Error>,
+    C: Classify<P::Response, P::Error>,
 {
-    type Output = Result<F::Response, F::Error>;
+    type Output = Result<C::Response<Permit>, P::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Primary { future, permit } => {
-                    let result = ready!(future.poll(cx));
-                    if let Some(permit) = permit.take() {
-                        permit.record(signals_overload(&result));
-                    }
+                StateProj::Primary {
+                    future,
+                    permit,
+                    classify,
+                } => {
+                    let result = ready!(future.poll(cx)).map(P::response).map_err(P::error);
+                    let permit = permit
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    let classified = classify.classify(result, permit);
                     state.set(State::Done);
-                    return Poll::Ready(match result {
-                        Ok(response) => Ok(F::primary_response(response)),
-                        Err(error) => Err(F::primary_error(error)),
-                    });
+                    return Poll::Ready(classified);
                 }
-                StateProj::Fallback { future } => {
-                    let output = ready!(future.poll(cx));
+                StateProj::Shed { future } => {
+                    // A shed request never reached the primary: nothing to classify.
+                    let output = ready!(future.poll(cx)).map(C::pass);
                     state.set(State::Done);
                     return Poll::Ready(output);
                 }
                 StateProj::Queued {
                     waiting,
                     primary,
-                    fallback,
+                    policy,
+                    classify,
                     request,
                     core,
                     priority,
-                    reason,
                 } => {
-                    if reason.is_none() {
-                        match ready!(Pin::new(waiting).poll(cx)) {
-                            Ok(permit) => {
-                                if let Some(m) = core.metrics() {
-                                    m.primary(*priority);
-                                }
-                                let (Some(mut service), Some(request)) =
-                                    (primary.take(), request.take())
-                                else {
-                                    unreachable!("a queued request is sent once");
-                                };
-                                let future = service.call(request);
-                                state.set(State::Primary {
-                                    future,
-                                    permit: Some(permit),
-                                });
-                                continue;
-                            }
-                            Err(shed) => {
-                                if let Some(m) = core.metrics() {
-                                    m.fallback(*priority, shed);
-                                }
-                                *reason = Some(shed);
-                                // The primary instance is not needed any more.
-                                primary.take();
-                            }
-                        }
-                    }
-                    ready!(fallback.poll_ready(cx))?;
-                    let (Some(request), Some(shed)) = (request.take(), *reason) else {
+                    let granted = ready!(Pin::new(waiting).poll(cx));
+                    let (Some(mut service), Some(request), Some(classify)) =
+                        (primary.take(), request.take(), classify.take())
+                    else {
                         unreachable!("a queued request is sent once");
                     };
-                    let future = fallback.call(request, shed);
-                    state.set(State::Fallback { future });
+                    match granted {
+                        Ok(permit) => {
+                            if let Some(m) = core.metrics() {
+                                m.primary(*priority);
+                            }
+                            let future = service.call(request);
+                            state.set(State::Primary {
+                                future,
+                                permit: Some(permit),
+                                classify,
+                            });
+                        }
+                        Err(reason) => {
+                            if let Some(m) = core.metrics() {
+                                m.fallback(*priority, reason);
+                            }
+                            let future = policy.refuse(request, Shed::new(reason));
+                            state.set(State::Shed { future });
+                        }
+                    }
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
@@ -167,24 +165,14 @@ where
     }
 }
 
-/// `true` when a primary answer tells the limit that the service is overloaded.
-fn signals_overload<B, E>(result: &Result<Response<B>, E>) -> bool {
-    let Ok(response) = result else {
-        return true;
-    };
-    let headers = response.headers();
-    if is_grpc(headers)
-        && let Some(code) = headers.get("grpc-status").and_then(Code::from_header)
-    {
-        return matches!(
-            code,
-            Code::ResourceExhausted | Code::Unavailable | Code::DeadlineExceeded
-        );
+/// The classification of a primary answer is the limit's sample: a failure signals overload; an
+/// ignored answer only gives its place back.
+impl Complete<Outcome> for Permit {
+    fn complete(self, outcome: Outcome) {
+        match outcome {
+            Outcome::Success => self.record(false),
+            Outcome::Failure => self.record(true),
+            Outcome::Ignored => drop(self),
+        }
     }
-    matches!(
-        response.status(),
-        StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::GATEWAY_TIMEOUT
-    )
 }

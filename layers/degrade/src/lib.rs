@@ -15,9 +15,13 @@
 //! - a **manual switch** ([`DegradeSwitch`]) to force degradation at run time;
 //! - the primary not being ready.
 //!
-//! The fallback is, by default, a fast rejection ([`Reject`]: HTTP 503 with `Retry-After`, or gRPC
-//! `RESOURCE_EXHAUSTED`); or any service ([`DegradeLayer::fallback`]), e.g. a cheaper answer
-//! marked as degraded; or an `Err(`[`Shed`]`)` ([`DegradeLayer::error`]).
+//! A shed request gets what every espresso layer gives a refused request
+//! ([`espresso_common::refusal`]): by default a fast rejection (HTTP 503 with `Retry-After`, or
+//! gRPC `RESOURCE_EXHAUSTED`; [`DegradeLayer::respond`]), or the answer of a fallback service
+//! ([`DegradeLayer::fallback`]), e.g. a cheaper answer marked as degraded, or an `Err(`[`Shed`]`)`
+//! ([`DegradeLayer::return_error`]). What counts as overload is a classification
+//! ([`overload_signals`] by default, [`DegradeLayer::classify`]), made at the response head or, for
+//! a gRPC answer whose status comes in the trailers, when its body ends.
 //! [`DegradeMetrics`] reports the limit, the requests in flight and queued, and where requests
 //! went; `tracing` events tell when the limit changes notably, the delay rule starts or stops
 //! shedding, and the switch flips.
@@ -64,21 +68,22 @@
 
 mod admission;
 pub mod error;
-mod fallback;
 pub mod future;
 mod layer;
 pub mod limit;
 mod metrics;
+mod overload;
 mod priority;
 pub mod queue;
 mod reason;
 mod service;
 mod switch;
 
+pub use admission::Permit;
 pub use error::Shed;
-pub use fallback::{Fallback, FallbackService, Reject, ShedError};
 pub use layer::DegradeLayer;
 pub use metrics::DegradeMetrics;
+pub use overload::overload_signals;
 pub use priority::{Prioritize, Priority, PriorityHeader};
 pub use reason::DegradeReason;
 pub use service::Degrade;

@@ -3,25 +3,37 @@
 use crate::{DegradeReason, Priority};
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-/// The metrics of degrade layers; give one set to any number of layers told apart by
-/// [`DegradeLayer::name`](crate::DegradeLayer::name).
+/// The metrics of degrade layers; register them once with [`register`](Self::register) and give
+/// them to any number of layers told apart by [`DegradeLayer::name`](crate::DegradeLayer::name).
 ///
 /// | metric | type | labels |
 /// | --- | --- | --- |
-/// | `degrade_limit` | gauge: the current concurrency limit | `name` |
-/// | `degrade_inflight` | gauge: requests in the primary service | `name` |
-/// | `degrade_queued` | gauge: requests waiting for a permit | `name` |
-/// | `degrade_requests_total` | counter: requests by where they went | `name`, `priority` = `critical`/`sheddable`, `route` = `primary`/`fallback`, `reason` = `none`/`limit`/`queue_delay`/`switch`/`saturated` |
+/// | `espresso_degrade_limit` | gauge: the current concurrency limit | `name` |
+/// | `espresso_degrade_inflight` | gauge: requests in the primary service | `name` |
+/// | `espresso_degrade_queued` | gauge: requests waiting for a permit | `name` |
+/// | `espresso_degrade_requests_total` | counter: requests by where they went | `name`, `priority` = `critical`/`sheddable`, `route` = `primary`/`fallback`, `reason` = `none`/`limit`/`queue_delay`/`switch`/`saturated` |
+///
+/// A layer's series exist, at 0, from the moment it wraps a service, before any request.
 ///
 /// ```
 /// use espresso_degrade::{DegradeLayer, DegradeMetrics, limit::Fixed};
 /// use prometheus::Registry;
+/// use tower_layer::Layer;
 ///
 /// let registry = Registry::new();
-/// let metrics = DegradeMetrics::new(&registry).unwrap();
-/// let api = DegradeLayer::new(Fixed::new(100)).name("api").with_metrics(&metrics);
-/// let admin = DegradeLayer::new(Fixed::new(4)).name("admin").with_metrics(&metrics);
-/// # let _ = (api, admin);
+/// let metrics = DegradeMetrics::register(&registry).unwrap();
+/// let api = DegradeLayer::new(Fixed::new(100)).name("api").metrics(metrics.clone());
+/// let _service = api.layer(tower::service_fn(|_: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+/// }));
+/// let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather()).unwrap();
+/// assert!(text.contains(r#"espresso_degrade_limit{name="api"} 100"#));
+/// assert!(text.contains(
+///     r#"espresso_degrade_requests_total{name="api",priority="sheddable",reason="limit",route="fallback"} 0"#
+/// ));
+///
+/// // Registering twice is an error, never a silent no-op.
+/// assert!(DegradeMetrics::register(&registry).is_err());
 /// ```
 #[derive(Debug, Clone)]
 pub struct DegradeMetrics {
@@ -32,22 +44,23 @@ pub struct DegradeMetrics {
 }
 
 impl DegradeMetrics {
-    /// Creates the metrics and registers them into `registry`.
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+    /// Creates the metrics and registers them into `registry`; fails when `registry` has them
+    /// already.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["name"]);
         let this = Self {
-            limit: gauge("degrade_limit", "The current concurrency limit.")?,
+            limit: gauge("espresso_degrade_limit", "The current concurrency limit.")?,
             inflight: gauge(
-                "degrade_inflight",
+                "espresso_degrade_inflight",
                 "Requests in flight in the primary service.",
             )?,
             queued: gauge(
-                "degrade_queued",
+                "espresso_degrade_queued",
                 "Requests waiting for a concurrency permit.",
             )?,
             requests: IntCounterVec::new(
                 Opts::new(
-                    "degrade_requests_total",
+                    "espresso_degrade_requests_total",
                     "Requests seen by a degrade layer, by where they went and why.",
                 ),
                 &["name", "priority", "route", "reason"],

@@ -2,8 +2,8 @@ use std::fmt;
 
 /// Why a request went to the fallback instead of the primary service.
 ///
-/// A [`FallbackService`](crate::FallbackService) finds it in the request's extensions; the
-/// `Error`-returning mode carries it in [`Shed`](crate::Shed); metrics count by it.
+/// A shed request's [`Shed`](crate::Shed) carries it (the error of `.return_error()`, the
+/// extension a fallback service finds); metrics count by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DegradeReason {

@@ -1,13 +1,17 @@
 use crate::{
-    DegradeReason, DegradeSwitch, Fallback, Prioritize, Priority,
-    admission::{Admit, Core},
+    DegradeReason, DegradeSwitch, Prioritize, Priority, PriorityHeader, Shed,
+    admission::{Admit, Core, Permit},
     future::ResponseFuture,
 };
-use http::{Request, Response};
+use espresso_common::{
+    classify::{Classify, ServerErrorsAsFailures},
+    refusal::{RefusalPolicy, Respond},
+};
+use http::Request;
 use std::{
     fmt,
     sync::Arc,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 use tower_service::Service;
 
@@ -16,50 +20,59 @@ use tower_service::Service;
 ///
 /// # Readiness
 ///
-/// `poll_ready` waits for the fallback (always ready for the provided rejections) and polls the
-/// inner service without waiting for it: when the inner service is not ready, the next request
-/// goes to the fallback with reason [`Saturated`](DegradeReason::Saturated). So the layer never
-/// makes its caller wait for a busy service; it answers.
+/// `poll_ready` polls the inner service without waiting for it: when the inner service is not
+/// ready, the next request is shed with reason [`Saturated`](DegradeReason::Saturated). So the
+/// layer never makes its caller wait for a busy service; it answers. (A fallback service is
+/// driven to readiness for the request it answers.)
 ///
 /// # Order of the checks in `call`
 ///
-/// 1. the manual switch is on: fallback ([`Switch`](DegradeReason::Switch));
-/// 2. the inner service is not ready: fallback ([`Saturated`](DegradeReason::Saturated));
+/// 1. the manual switch is on: shed ([`Switch`](DegradeReason::Switch));
+/// 2. the inner service is not ready: shed ([`Saturated`](DegradeReason::Saturated));
 /// 3. fewer requests in flight than the limit (a fraction of it for sheddable requests): inner;
-/// 4. room in the queue: wait for a permit under the queueing-delay rule, then inner, or fallback
+/// 4. room in the queue: wait for a permit under the queueing-delay rule, then inner, or shed
 ///    ([`QueueDelay`](DegradeReason::QueueDelay)) when the wait is too long;
-/// 5. otherwise: fallback ([`Limit`](DegradeReason::Limit)).
+/// 5. otherwise: shed ([`Limit`](DegradeReason::Limit)).
+///
+/// A shed request is answered by the refusal policy `P` (a rejection, an error, or a fallback
+/// service).
 ///
 /// # What the limit learns
 ///
 /// Each answer of the inner service is a sample for the limit: the time from admission to the
-/// response (not its body), the requests in flight at admission, and whether it signals overload
-/// (an error, HTTP 429, 503 or 504, gRPC `RESOURCE_EXHAUSTED`, `UNAVAILABLE` or
-/// `DEADLINE_EXCEEDED`). A request cancelled before its answer is not a sample.
-pub struct Degrade<S, F, P> {
+/// moment its classifier decides, the requests in flight at admission, and whether it signals
+/// overload (the classifier's [`Failure`](espresso_common::classify::Outcome::Failure); by
+/// default an error, HTTP 429, 503 or 504, gRPC `RESOURCE_EXHAUSTED`, `UNAVAILABLE` or
+/// `DEADLINE_EXCEEDED`). The classifier decides at the response head, or for a gRPC answer whose
+/// status comes in the trailers, when its body ends; the request holds its place in the limit
+/// until then. A request cancelled before that is not a sample.
+pub struct Degrade<S, P = Respond, Q = PriorityHeader, C = ServerErrorsAsFailures> {
     inner: S,
-    fallback: F,
-    shared: Arc<Shared<P>>,
+    policy: P,
+    classify: C,
+    shared: Arc<Shared<Q>>,
     primary_ready: bool,
 }
 
-pub(crate) struct Shared<P> {
+pub(crate) struct Shared<Q> {
     pub(crate) core: Arc<Core>,
-    priority: P,
+    priority: Q,
     switch: DegradeSwitch,
 }
 
-impl<S, F, P> Degrade<S, F, P> {
+impl<S, P, Q, C> Degrade<S, P, Q, C> {
     pub(crate) fn from_parts(
         inner: S,
-        fallback: F,
+        policy: P,
+        classify: C,
         core: Arc<Core>,
-        priority: P,
+        priority: Q,
         switch: DegradeSwitch,
     ) -> Self {
         Self {
             inner,
-            fallback,
+            policy,
+            classify,
             shared: Arc::new(Shared {
                 core,
                 priority,
@@ -84,17 +97,18 @@ impl<S, F, P> Degrade<S, F, P> {
         self.inner
     }
 
-    /// The fallback.
-    pub fn fallback_ref(&self) -> &F {
-        &self.fallback
+    /// The refusal policy answering shed requests.
+    pub fn policy(&self) -> &P {
+        &self.policy
     }
 }
 
-impl<S: Clone, F: Clone, P> Clone for Degrade<S, F, P> {
+impl<S: Clone, P: Clone, Q, C: Clone> Clone for Degrade<S, P, Q, C> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            fallback: self.fallback.clone(),
+            policy: self.policy.clone(),
+            classify: self.classify.clone(),
             shared: self.shared.clone(),
             // readiness belongs to one instance
             primary_ready: false,
@@ -102,34 +116,34 @@ impl<S: Clone, F: Clone, P> Clone for Degrade<S, F, P> {
     }
 }
 
-impl<S: fmt::Debug, F: fmt::Debug, P: fmt::Debug> fmt::Debug for Degrade<S, F, P> {
+impl<S: fmt::Debug, P: fmt::Debug, Q: fmt::Debug, C> fmt::Debug for Degrade<S, P, Q, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Degrade")
             .field("inner", &self.inner)
-            .field("fallback", &self.fallback)
+            .field("policy", &self.policy)
             .field("priority", &self.shared.priority)
             .field("limit", &self.shared.core.limit())
             .field("switch", &self.shared.switch)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-impl<S, F, P, ReqB, ResB> Service<Request<ReqB>> for Degrade<S, F, P>
+impl<S, P, Q, C, ReqB> Service<Request<ReqB>> for Degrade<S, P, Q, C>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
-    F: Fallback<ReqB, ResB, S::Error> + Clone,
-    P: Prioritize<ReqB>,
+    S: Service<Request<ReqB>> + Clone,
+    P: RefusalPolicy<Request<ReqB>, Shed, S::Response, S::Error> + Clone,
+    C: Classify<P::Response, P::Error> + Clone,
+    Q: Prioritize<ReqB>,
 {
-    type Response = F::Response;
-    type Error = F::Error;
-    type Future = ResponseFuture<S, F, ReqB, ResB>;
+    type Response = C::Response<Permit>;
+    type Error = P::Error;
+    type Future = ResponseFuture<S, P, C, ReqB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        ready!(self.fallback.poll_ready(cx))?;
         if !self.primary_ready {
             match self.inner.poll_ready(cx) {
                 Poll::Ready(Ok(())) => self.primary_ready = true,
-                Poll::Ready(Err(error)) => return Poll::Ready(Err(F::primary_error(error))),
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(P::error(error))),
                 Poll::Pending => {}
             }
         }
@@ -139,10 +153,10 @@ where
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
         let priority = self.shared.priority.priority(&request);
         if self.shared.switch.is_on() {
-            return self.send_to_fallback(request, priority, DegradeReason::Switch);
+            return self.shed(request, priority, DegradeReason::Switch);
         }
         if !self.primary_ready {
-            return self.send_to_fallback(request, priority, DegradeReason::Saturated);
+            return self.shed(request, priority, DegradeReason::Saturated);
         }
         let core = &self.shared.core;
         match core.admit(priority) {
@@ -151,7 +165,7 @@ where
                 if let Some(m) = core.metrics() {
                     m.primary(priority);
                 }
-                ResponseFuture::primary(self.inner.call(request), permit)
+                ResponseFuture::primary(self.inner.call(request), permit, self.classify.clone())
             }
             Admit::Wait(waiting) => {
                 // The ready instance goes with the request; this one gets a fresh clone.
@@ -161,31 +175,32 @@ where
                 ResponseFuture::queued(
                     waiting,
                     ready,
-                    self.fallback.clone(),
+                    self.policy.clone(),
+                    self.classify.clone(),
                     request,
                     core.clone(),
                     priority,
                 )
             }
-            Admit::Shed(reason) => self.send_to_fallback(request, priority, reason),
+            Admit::Shed(reason) => self.shed(request, priority, reason),
         }
     }
 }
 
-impl<S, F, P> Degrade<S, F, P> {
-    fn send_to_fallback<ReqB, ResB>(
+impl<S, P, Q, C> Degrade<S, P, Q, C> {
+    fn shed<ReqB>(
         &mut self,
         request: Request<ReqB>,
         priority: Priority,
         reason: DegradeReason,
-    ) -> ResponseFuture<S, F, ReqB, ResB>
+    ) -> ResponseFuture<S, P, C, ReqB>
     where
-        S: Service<Request<ReqB>, Response = Response<ResB>>,
-        F: Fallback<ReqB, ResB, S::Error>,
+        S: Service<Request<ReqB>>,
+        P: RefusalPolicy<Request<ReqB>, Shed, S::Response, S::Error>,
     {
         if let Some(m) = self.shared.core.metrics() {
             m.fallback(priority, reason);
         }
-        ResponseFuture::fallback(self.fallback.call(request, reason))
+        ResponseFuture::shed(self.policy.refuse(request, Shed::new(reason)))
     }
 }

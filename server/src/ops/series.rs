@@ -130,7 +130,7 @@ impl Reading {
                     "espresso_rate_limit_requests_total" if label(m, "decision") == "limited" => {
                         r.rate_limited += value(m, kind);
                     }
-                    "degrade_requests_total" if label(m, "route") == "fallback" => {
+                    "espresso_degrade_requests_total" if label(m, "route") == "fallback" => {
                         r.shed += value(m, kind);
                     }
                     "espresso_filter_verdicts_total" => {
@@ -154,7 +154,7 @@ impl Reading {
                             .breakers
                             .insert(label(m, "name").to_owned(), label(m, "state").to_owned());
                     }
-                    "degrade_limit" => {
+                    "espresso_degrade_limit" => {
                         r.gauges
                             .adaptive_limits
                             .insert(label(m, "name").to_owned(), value(m, kind));

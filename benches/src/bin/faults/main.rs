@@ -150,7 +150,11 @@ const CLASSIFIER_CAUSES: [Cause; 4] = [
     ("shed", "filter_classifier_requests_total", "\"shed\""),
 ];
 /// Requests the overload protection answered from the word lists alone.
-const OVERLOAD: Cause = ("overload", "degrade_requests_total", "route=\"fallback\"");
+const OVERLOAD: Cause = (
+    "overload",
+    "espresso_degrade_requests_total",
+    "route=\"fallback\"",
+);
 
 /// Prints, per phase, how often each cause happened (by the server's counters).
 fn print_causes(monitor: &Monitor, phases: &[Phase], end: Instant, causes: &[Cause]) {
@@ -248,7 +252,7 @@ async fn classifier_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxE
         &[
             "circuit_breaker_",
             "filter_classifier_requests_total",
-            "degrade_requests_total",
+            "espresso_degrade_requests_total",
         ],
     );
     let load = Load::start(server.addr, args.clients, args.rate, "healthy");
@@ -386,7 +390,7 @@ async fn redis_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxError>
             "circuit_breaker_state",
             "espresso_rate_limit_backend_local",
             "filter_cache_redis_errors_total",
-            "degrade_requests_total",
+            "espresso_degrade_requests_total",
         ],
     );
     let load = Load::start(server.addr, args.clients, args.rate, "redis up");

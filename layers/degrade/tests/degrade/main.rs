@@ -35,9 +35,9 @@ fn marked(priority: &str) -> Req {
 }
 
 /// A wrapped mock primary and the handle that answers for it.
-type Wrapped<F, P> = (Degrade<Mock<Req, Res>, F, P>, Handle<Req, Res>);
+type Wrapped<P, Q, C> = (Degrade<Mock<Req, Res>, P, Q, C>, Handle<Req, Res>);
 
-fn wrap<F: Clone, P: Clone>(layer: &DegradeLayer<F, P>) -> Wrapped<F, P> {
+fn wrap<P: Clone, Q: Clone, C: Clone>(layer: &DegradeLayer<P, Q, C>) -> Wrapped<P, Q, C> {
     let (mock, handle) = mock::pair();
     (layer.layer(mock), handle)
 }
@@ -116,8 +116,11 @@ async fn a_custom_rejection_is_answered() {
         espresso_common::grpc::Code::ResourceExhausted,
     )
     .code("busy");
-    let layer = DegradeLayer::new(Fixed::new(1)).rejection(rejection);
-    layer.switch_handle().set(true);
+    let switch = DegradeSwitch::new();
+    let layer = DegradeLayer::new(Fixed::new(1))
+        .switch(switch.clone())
+        .respond_with(rejection);
+    switch.set(true);
     let (mut service, _handle) = wrap(&layer);
     let response = send(&mut service, request()).await.await.unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -127,7 +130,7 @@ async fn a_custom_rejection_is_answered() {
 #[tokio::test(start_paused = true)]
 async fn a_fallback_service_answers_when_the_primary_is_saturated() {
     let fallback = service_fn(|request: Req| async move {
-        let reason = request.extensions().get::<DegradeReason>().copied();
+        let reason = request.extensions().get::<Shed>().map(Shed::reason);
         Ok::<_, BoxError>(Response::new(format!("degraded: {reason:?}")))
     });
     let layer = DegradeLayer::new(Fixed::new(2)).fallback(fallback);
@@ -158,8 +161,8 @@ async fn a_fallback_service_answers_when_the_primary_is_saturated() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_error_mode_returns_shed() {
-    let layer = DegradeLayer::new(Fixed::new(1)).error();
+async fn return_error_fails_with_shed() {
+    let layer = DegradeLayer::new(Fixed::new(1)).return_error();
     let (mut service, mut handle) = wrap(&layer);
     let mut first = task::spawn(send(&mut service, request()).await);
     assert_pending!(first.poll());
@@ -257,7 +260,7 @@ async fn a_full_queue_sheds_at_once() {
 #[tokio::test(start_paused = true)]
 async fn queue_delay_rule_absorbs_a_burst_then_sheds_a_standing_queue() {
     let fallback = service_fn(|request: Req| async move {
-        let reason = request.extensions().get::<DegradeReason>().copied();
+        let reason = request.extensions().get::<Shed>().map(Shed::reason);
         Ok::<_, BoxError>(Response::new(format!("{reason:?}")))
     });
     let layer = DegradeLayer::new(Fixed::new(1))
@@ -512,36 +515,86 @@ async fn metrics_report_limit_inflight_and_routes() {
     let registry = prometheus::Registry::new();
     let layer = DegradeLayer::new(Fixed::new(1))
         .name("api")
-        .metrics(&registry);
+        .metrics(DegradeMetrics::register(&registry).unwrap());
     let (mut service, mut handle) = wrap(&layer);
     let mut first = task::spawn(send(&mut service, request()).await);
     assert_pending!(first.poll());
     send(&mut service, marked("sheddable")).await.await.unwrap();
 
     let text = gather(&registry);
-    assert!(text.contains("degrade_limit{name=\"api\"} 1"), "{text}");
-    assert!(text.contains("degrade_inflight{name=\"api\"} 1"), "{text}");
+    assert!(
+        text.contains("espresso_degrade_limit{name=\"api\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("espresso_degrade_inflight{name=\"api\"} 1"),
+        "{text}"
+    );
     assert!(text.contains(
-        "degrade_requests_total{name=\"api\",priority=\"critical\",reason=\"none\",route=\"primary\"} 1"
+        "espresso_degrade_requests_total{name=\"api\",priority=\"critical\",reason=\"none\",route=\"primary\"} 1"
     ), "{text}");
     assert!(text.contains(
-        "degrade_requests_total{name=\"api\",priority=\"sheddable\",reason=\"limit\",route=\"fallback\"} 1"
+        "espresso_degrade_requests_total{name=\"api\",priority=\"sheddable\",reason=\"limit\",route=\"fallback\"} 1"
     ), "{text}");
 
     reply(&mut handle, StatusCode::OK).await;
     assert_ready!(first.poll()).unwrap();
-    assert!(gather(&registry).contains("degrade_inflight{name=\"api\"} 0"));
+    assert!(gather(&registry).contains("espresso_degrade_inflight{name=\"api\"} 0"));
 
-    // A second layer on the same registry: share the metrics, tell layers apart by name.
-    let again = DegradeLayer::new(Fixed::new(3)).metrics(&registry);
-    assert_eq!(again.current_limit(), 3);
-    let shared = DegradeMetrics::new(&prometheus::Registry::new()).unwrap();
-    let _a = DegradeLayer::new(Fixed::new(1))
+    // Registering twice fails loudly; layers share one registered set, told apart by name.
+    assert!(DegradeMetrics::register(&registry).is_err());
+    let shared = DegradeMetrics::register(&prometheus::Registry::new()).unwrap();
+    let a = DegradeLayer::new(Fixed::new(1))
         .name("a")
-        .with_metrics(&shared);
-    let _b = DegradeLayer::new(Fixed::new(2))
-        .name("b")
-        .with_metrics(&shared);
+        .metrics(shared.clone());
+    let b = DegradeLayer::new(Fixed::new(2)).name("b").metrics(shared);
+    assert_eq!((a.current_limit(), b.current_limit()), (1, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_layers_series_exist_at_zero_before_any_request() {
+    let registry = prometheus::Registry::new();
+    let layer = DegradeLayer::new(Fixed::new(7))
+        .name("api")
+        .metrics(DegradeMetrics::register(&registry).unwrap());
+    let _service = wrap(&layer);
+    let text = gather(&registry);
+    assert!(
+        text.contains("espresso_degrade_limit{name=\"api\"} 7"),
+        "{text}"
+    );
+    assert!(
+        text.contains("espresso_degrade_queued{name=\"api\"} 0"),
+        "{text}"
+    );
+    for reason in ["limit", "queue_delay", "switch", "saturated"] {
+        let series = format!(
+            "espresso_degrade_requests_total{{name=\"api\",priority=\"critical\",reason=\"{reason}\",route=\"fallback\"}} 0"
+        );
+        assert!(text.contains(&series), "{series} in {text}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_setter_never_changes_a_clone_taken_before() {
+    let base = DegradeLayer::new(Fixed::new(1));
+    let queued = base.clone().queue(1);
+    let (mut plain, _plain_handle) = wrap(&base);
+    let (mut with_queue, mut handle) = wrap(&queued);
+
+    // Each layer value has its own limiter: one request in flight in each.
+    let mut first = task::spawn(send(&mut with_queue, request()).await);
+    assert_pending!(first.poll());
+    let mut other = task::spawn(send(&mut plain, request()).await);
+    assert_pending!(other.poll());
+    // The queued layer queues the next request; the clone taken before has no queue and sheds.
+    let mut waiting = task::spawn(send(&mut with_queue, request()).await);
+    assert_pending!(waiting.poll());
+    let shed = send(&mut plain, request()).await.await.unwrap();
+    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!((base.inflight(), queued.inflight()), (1, 1));
+    reply(&mut handle, StatusCode::OK).await;
+    assert_ready!(first.poll()).unwrap();
 }
 
 fn gather(registry: &prometheus::Registry) -> String {
