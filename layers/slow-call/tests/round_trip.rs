@@ -18,7 +18,12 @@ use std::{net::SocketAddr, time::Duration};
 use support::{capture, histogram};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, HealthCheckResponse,
+    health_check_response::ServingStatus,
+    health_client::HealthClient,
+    health_server::{Health, HealthServer},
+};
 use tower::ServiceBuilder;
 use tracing::instrument;
 
@@ -160,4 +165,74 @@ async fn grpc_calls_are_logged_with_their_grpc_status() {
     let route = "/grpc.health.v1.Health/Check";
     assert_eq!(histogram(&registry, "POST", route, "OK").0, 1);
     assert_eq!(histogram(&registry, "POST", route, "NOT_FOUND").0, 1);
+}
+
+/// A health service whose `Watch` stream sends two answers, then fails with `UNAVAILABLE`: the
+/// status travels in the trailers, after the messages.
+struct FailsAfterStreaming;
+
+#[tonic::async_trait]
+impl Health for FailsAfterStreaming {
+    async fn check(
+        &self,
+        _: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<HealthCheckResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("watch instead"))
+    }
+
+    type WatchStream =
+        futures_util::stream::Iter<std::vec::IntoIter<Result<HealthCheckResponse, tonic::Status>>>;
+
+    async fn watch(
+        &self,
+        _: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        let serving = HealthCheckResponse {
+            status: ServingStatus::Serving as i32,
+        };
+        Ok(tonic::Response::new(futures_util::stream::iter(vec![
+            Ok(serving.clone()),
+            Ok(serving),
+            Err(tonic::Status::unavailable("backend went away")),
+        ])))
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_stream_that_fails_in_its_trailers_is_logged_and_counted_with_that_status() {
+    let (events, _guard) = capture();
+    let registry = prometheus::Registry::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let layer = SlowCallLayer::new(Duration::ZERO)
+        .route("/grpc.health.v1.Health/Watch")
+        .metrics(SlowCallMetrics::register(&registry).unwrap());
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(HealthServer::new(FailsAfterStreaming))
+            .serve_with_incoming(TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut stream = HealthClient::new(channel)
+        .watch(HealthCheckRequest { service: "".into() })
+        .await
+        .expect("the head says OK")
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+    assert!(stream.message().await.unwrap().is_some());
+    let end = stream.message().await.unwrap_err();
+    assert_eq!(end.code(), tonic::Code::Unavailable);
+
+    let events = events.wait_for(1).await;
+    assert_eq!(events[0].get("status"), "UNAVAILABLE");
+    let route = "/grpc.health.v1.Health/Watch";
+    assert_eq!(histogram(&registry, "POST", route, "UNAVAILABLE").0, 1);
+    assert_eq!(histogram(&registry, "POST", route, "OK").0, 0);
 }
