@@ -191,7 +191,7 @@ impl Health for FailsAfterStreaming {
             status: ServingStatus::Serving as i32,
         };
         Ok(tonic::Response::new(futures_util::stream::iter(vec![
-            Ok(serving.clone()),
+            Ok(serving),
             Ok(serving),
             Err(tonic::Status::unavailable("backend went away")),
         ])))
