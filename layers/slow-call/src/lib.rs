@@ -27,7 +27,7 @@
 //! only for slow requests (a tail decision: fast requests throw their records away).
 //!
 //! ```
-//! use espresso_slow_call::{SlowCallLayer, SlowCallMetrics, SlowCallRecorder};
+//! use espresso_slow_call::{SlowCallLayer, SlowCallRecorder};
 //! use http::{Request, Response};
 //! use std::{convert::Infallible, time::Duration};
 //! use tower::{ServiceBuilder, ServiceExt};
@@ -45,13 +45,10 @@
 //!     .with(tracing_subscriber::fmt::layer())
 //!     .init();
 //!
-//! let registry = prometheus::Registry::new();
-//! let metrics = SlowCallMetrics::register(&registry).expect("registered once");
 //! let service = ServiceBuilder::new()
 //!     .layer(
 //!         SlowCallLayer::new(Duration::from_millis(200))
-//!             .route_threshold("/v1/filter", Duration::from_millis(50))
-//!             .metrics(metrics),
+//!             .route_threshold("/v1/filter", Duration::from_millis(50)),
 //!     )
 //!     .service_fn(|req: Request<String>| async move {
 //!         let spam = classify(req.body()).await;
