@@ -16,6 +16,8 @@
 //! id or classifies responses depends on this crate with `default-features = false`.
 //!
 //! ```
+//! # #[cfg(not(feature = "refusal"))] fn main() {}
+//! # #[cfg(feature = "refusal")] fn main() {
 //! use espresso_common::{grpc::Code, RejectBody, Rejection};
 //! use http::{Request, StatusCode};
 //! use std::time::Duration;
@@ -28,6 +30,7 @@
 //! let response: http::Response<RejectBody<String>> = rejection.to_response(&request);
 //! assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
 //! assert_eq!(response.headers()["retry-after"], "2");
+//! # }
 //! ```
 #![forbid(unsafe_code)]
 
