@@ -30,9 +30,10 @@ pub(crate) struct Config {
 ///     .route_threshold("/v1/filter", Duration::from_millis(50))
 ///     .route_threshold("/espresso.filter.v1.Filter/Check", Duration::from_millis(50))
 ///     .route("/metrics");
-/// // A builder is a plain value: a copy taken earlier keeps its settings.
+/// // A builder is a plain value: a setter on a copy leaves the original as it was.
 /// let strict = layer.clone().max_spans(16);
-/// # let _ = (layer, strict);
+/// assert!(format!("{strict:?}").contains("max_spans: 16"));
+/// assert!(format!("{layer:?}").contains("max_spans: 256"));
 /// ```
 #[derive(Debug, Clone)]
 pub struct SlowCallLayer {
