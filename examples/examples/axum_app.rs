@@ -9,7 +9,7 @@
 //! ```
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, Metrics as BreakerMetrics};
+use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, CircuitBreakerMetrics};
 use espresso_rate_limit::{PeerIp, Quota, RateLimitLayer, RateLimitMetrics};
 use espresso_request_id::RequestIdLayer;
 use espresso_slow_call::{SlowCallLayer, SlowCallMetrics, SlowCallRecorder};
@@ -52,15 +52,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .init();
     let registry = Registry::new();
 
-    // One breaker guards the flaky route only.
+    // One breaker guards the flaky route only; by default an open breaker answers 503 (gRPC:
+    // UNAVAILABLE) itself, so the layer goes into the router as it is.
     let breaker = CircuitBreaker::builder("flaky")
         .minimum_number_of_calls(2)
         .wait_in_open(Duration::from_secs(10))
-        .metrics(BreakerMetrics::new(&registry)?)
+        .metrics(CircuitBreakerMetrics::register(&registry)?)
         .build()?;
     let flaky_route = Router::new().route(
         "/flaky",
-        get(flaky).layer(CircuitBreakerLayer::new(breaker).respond()),
+        get(flaky).layer(CircuitBreakerLayer::new(breaker)),
     );
 
     // The whole app gains request ids, slow-call logs and a per-client rate limit: outermost

@@ -609,7 +609,8 @@ async fn optional_stages_compose_from_configuration() {
     let engine = Engine::builtin();
     for (cache_on, classifier_on) in [(true, true), (true, false), (false, true), (false, false)] {
         let registry = Registry::new();
-        let breaker_metrics = espresso_circuit_breaker::Metrics::new(&registry).unwrap();
+        let breaker_metrics =
+            espresso_circuit_breaker::CircuitBreakerMetrics::register(&registry).unwrap();
         let cache = cache_on.then(|| {
             CacheLayer::new(engine.clone())
                 .max_entries(100)
@@ -645,7 +646,7 @@ async fn optional_stages_compose_from_configuration() {
         }
         let classifier_calls = counter(
             &registry,
-            "circuit_breaker_calls_total",
+            "espresso_circuit_breaker_calls_total",
             "name",
             "classifier",
         );

@@ -48,7 +48,7 @@ pub(crate) fn build(
     let has_redis = !config.cache.redis_url.is_empty();
     // One set of breaker metrics (registered once) for every breaker built here.
     let breaker_metrics = (has_classifier || has_redis)
-        .then(|| espresso_circuit_breaker::Metrics::new(registry))
+        .then(|| espresso_circuit_breaker::CircuitBreakerMetrics::register(registry))
         .transpose()?;
     let metered = |builder: CircuitBreakerBuilder| match &breaker_metrics {
         Some(metrics) => builder.metrics(metrics.clone()).build(),

@@ -6,27 +6,60 @@ use axum::{body::Body, response::Response};
 use espresso_common::{
     Rejection, RequestId,
     grpc::{Code, is_grpc},
+    refusal::{Refusal, Respond},
 };
 use http::{Request, StatusCode};
 use pin_project_lite::pin_project;
 use std::{
     convert::Infallible,
+    fmt,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
     time::Duration,
 };
 use tower::{Layer, Service};
 
-/// Answers requests that run longer than a timeout; see the [module docs](self).
+/// A request that ran longer than the server's request timeout: the refusal the timeout answers
+/// with the refusal policy every espresso layer shares (here always
+/// [`Respond`](espresso_common::refusal::Respond): the request is gone, so there is nothing to
+/// hand to a fallback).
 #[derive(Debug, Clone, Copy)]
+pub(crate) struct TimedOut {
+    after: Duration,
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the request took longer than {:?}", self.after)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+impl Refusal for TimedOut {
+    fn rejection(&self, template: &Rejection) -> Rejection {
+        template.clone()
+    }
+}
+
+/// Answers requests that run longer than a timeout; see the [module docs](self).
+#[derive(Debug, Clone)]
 pub(crate) struct TimeoutLayer {
     timeout: Duration,
+    policy: Arc<Respond>,
 }
 
 impl TimeoutLayer {
     pub(crate) fn new(timeout: Duration) -> Self {
-        Self { timeout }
+        let rejection = Rejection::new(StatusCode::REQUEST_TIMEOUT, Code::DeadlineExceeded)
+            .code("request_timeout")
+            .message("the request took longer than the server's request timeout");
+        Self {
+            timeout,
+            policy: Arc::new(Respond::new(rejection)),
+        }
     }
 }
 
@@ -37,6 +70,7 @@ impl<S> Layer<S> for TimeoutLayer {
         Timeout {
             inner,
             timeout: self.timeout,
+            policy: self.policy.clone(),
         }
     }
 }
@@ -46,6 +80,7 @@ impl<S> Layer<S> for TimeoutLayer {
 pub(crate) struct Timeout<S> {
     inner: S,
     timeout: Duration,
+    policy: Arc<Respond>,
 }
 
 impl<S, B> Service<Request<B>> for Timeout<S>
@@ -68,6 +103,8 @@ where
             inner: tokio::time::timeout(self.timeout, self.inner.call(request)),
             grpc,
             request_id,
+            policy: self.policy.clone(),
+            timeout: self.timeout,
         }
     }
 }
@@ -79,6 +116,8 @@ pin_project! {
         inner: tokio::time::Timeout<F>,
         grpc: bool,
         request_id: Option<RequestId>,
+        policy: Arc<Respond>,
+        timeout: Duration,
     }
 }
 
@@ -93,10 +132,12 @@ where
         match ready!(this.inner.poll(cx)) {
             Ok(answer) => Poll::Ready(answer),
             Err(_elapsed) => {
-                let rejection = Rejection::new(StatusCode::REQUEST_TIMEOUT, Code::DeadlineExceeded)
-                    .code("request_timeout")
-                    .message("the request took longer than the server's request timeout");
-                let response = rejection.response::<Body>(*this.grpc, this.request_id.as_ref());
+                let timed_out = TimedOut {
+                    after: *this.timeout,
+                };
+                let response =
+                    this.policy
+                        .answer::<_, Body>(&timed_out, *this.grpc, this.request_id.as_ref());
                 Poll::Ready(Ok(response.map(Body::new)))
             }
         }

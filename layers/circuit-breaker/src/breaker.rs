@@ -1,9 +1,10 @@
 //! The breaker itself, usable without Tower.
 
+#[cfg(feature = "metrics")]
+use crate::metrics::BreakerCounters;
 use crate::{
     CallError, CircuitOpen, Event, State, WindowSnapshot,
     config::{CircuitBreakerBuilder, Config, SlidingWindow},
-    metrics::BreakerCounters,
     window::{Call, Verdict, Window},
 };
 use arc_swap::{ArcSwap, Guard};
@@ -44,6 +45,7 @@ pub(crate) struct Shared {
     config: Config,
     phase: ArcSwap<Phase>,
     transition: Mutex<()>,
+    #[cfg(feature = "metrics")]
     counters: Option<BreakerCounters>,
 }
 
@@ -131,20 +133,22 @@ impl CircuitBreaker {
     }
 
     pub(crate) fn from_config(config: Config) -> Self {
-        let counters = config.metrics.as_ref().map(|m| m.counters(&config.name));
         let first = Phase::new(0, Target::Closed, Instant::now(), &config);
         let shared = Arc::new(Shared {
             phase: ArcSwap::from_pointee(first),
             transition: Mutex::new(()),
-            counters,
+            #[cfg(feature = "metrics")]
+            counters: config.metrics.as_ref().map(|m| m.counters(&config.name)),
             config,
         });
+        #[cfg(feature = "metrics")]
         if let Some(metrics) = &shared.config.metrics {
             metrics.track(Arc::downgrade(&shared));
         }
         Self { shared }
     }
 
+    #[cfg(feature = "metrics")]
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
         Self { shared }
     }
@@ -301,6 +305,7 @@ impl CircuitBreaker {
     fn on_result(&self, generation: u64, outcome: Outcome, duration: Duration) {
         let config = &self.shared.config;
         let slow = duration > config.slow_call_duration_threshold;
+        #[cfg(feature = "metrics")]
         if let Some(counters) = &self.shared.counters {
             counters.record(outcome, slow);
         }
@@ -426,6 +431,7 @@ impl CircuitBreaker {
             State::Closed => tracing::info!(breaker = %name, %from, %to, "circuit breaker closed"),
             _ => tracing::info!(breaker = %name, %from, %to, "circuit breaker changed state"),
         }
+        #[cfg(feature = "metrics")]
         if let Some(counters) = &self.shared.counters {
             counters.transition(from, to);
         }
@@ -453,6 +459,7 @@ impl CircuitBreaker {
 
     fn reject(&self, state: State, retry_after: Option<Duration>) -> CircuitOpen {
         let name = &self.shared.config.name;
+        #[cfg(feature = "metrics")]
         if let Some(counters) = &self.shared.counters {
             counters.rejected();
         }
@@ -488,6 +495,7 @@ impl fmt::Debug for CircuitBreaker {
 }
 
 impl Shared {
+    #[cfg(feature = "metrics")]
     pub(crate) fn name(&self) -> &Arc<str> {
         &self.config.name
     }

@@ -1,6 +1,8 @@
 //! How a breaker decides: the sliding window, the thresholds, the waits.
 
-use crate::{Event, Metrics, wait::WaitInterval};
+#[cfg(feature = "metrics")]
+use crate::CircuitBreakerMetrics;
+use crate::{Event, wait::WaitInterval};
 use espresso_common::classify::Outcome;
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -86,7 +88,8 @@ pub(crate) struct Config {
     pub(crate) automatic_transition: bool,
     pub(crate) dropped_call_outcome: Outcome,
     pub(crate) listener: Option<Listener>,
-    pub(crate) metrics: Option<Metrics>,
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: Option<CircuitBreakerMetrics>,
 }
 
 impl Config {
@@ -161,6 +164,7 @@ impl CircuitBreakerBuilder {
                 automatic_transition: true,
                 dropped_call_outcome: Outcome::Ignored,
                 listener: None,
+                #[cfg(feature = "metrics")]
                 metrics: None,
             },
         }
@@ -255,8 +259,9 @@ impl CircuitBreakerBuilder {
         self
     }
 
-    /// Reports into these Prometheus metrics (see [`Metrics`]).
-    pub fn metrics(mut self, metrics: Metrics) -> Self {
+    /// Reports into these Prometheus metrics (see [`CircuitBreakerMetrics`]).
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, metrics: CircuitBreakerMetrics) -> Self {
         self.config.metrics = Some(metrics);
         self
     }

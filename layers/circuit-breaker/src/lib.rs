@@ -22,7 +22,8 @@
 //!   (`.respond()`, the default), an error ([`CircuitOpen`], `.return_error()`), or a fallback
 //!   service (`.fallback(service)`). Without Tower, [`CircuitBreaker::call`] fails with
 //!   [`CallError::Open`].
-//! - **Observability**: [`Event`]s to a callback and to `tracing`; Prometheus [`Metrics`].
+//! - **Observability**: [`Event`]s to a callback and to `tracing`; Prometheus [`CircuitBreakerMetrics`]
+//!   (the default-on `metrics` feature).
 //! - **Per key**: [`CircuitBreakerRegistry`] and [`CircuitBreakerLayer::per_key`].
 //!
 //! # Without Tower
@@ -83,6 +84,40 @@
 //! # }
 //! ```
 //!
+//! # Around a service that is not HTTP
+//!
+//! The default answer to a refused call is an HTTP or gRPC response, and the default classifier
+//! reads HTTP responses. Around any other service, fail refused calls with
+//! [`return_error`](CircuitBreakerLayer::return_error) and classify with a closure (it sees the
+//! results as the layer returns them, errors boxed):
+//!
+//! ```
+//! use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, CircuitOpen, Outcome};
+//! use tower::{BoxError, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let breaker = CircuitBreaker::builder("store").minimum_number_of_calls(1).build().unwrap();
+//! let store = ServiceBuilder::new()
+//!     .layer(
+//!         CircuitBreakerLayer::new(breaker)
+//!             .return_error()
+//!             .classify(|result: Result<&u64, &BoxError>| match result {
+//!                 Ok(_) => Outcome::Success,
+//!                 Err(_) => Outcome::Failure,
+//!             }),
+//!     )
+//!     .service_fn(|_: &'static str| async { Err::<u64, _>(std::io::Error::other("down")) });
+//!
+//! assert!(store.clone().oneshot("key").await.is_err()); // fails: the breaker opens
+//! let refused = store.oneshot("key").await.unwrap_err();
+//! assert!(refused.is::<CircuitOpen>());
+//! # }
+//! ```
+//!
+//! When a bound does not hold (the default `.respond()` around a non-HTTP service), the compiler
+//! says which policy or classifier does not fit and what to use instead.
+//!
 //! # Time, and transitions nobody asked for
 //!
 //! All instants are [`tokio::time::Instant`]s, so tests with `tokio::time::pause()` and
@@ -106,6 +141,7 @@ mod error;
 mod future;
 mod keyed;
 mod layer;
+#[cfg(feature = "metrics")]
 mod metrics;
 mod select;
 mod service;
@@ -120,7 +156,8 @@ pub use espresso_common::classify::Outcome;
 pub use future::ResponseFuture;
 pub use keyed::CircuitBreakerRegistry;
 pub use layer::CircuitBreakerLayer;
-pub use metrics::Metrics;
+#[cfg(feature = "metrics")]
+pub use metrics::CircuitBreakerMetrics;
 pub use select::{PerKey, SelectBreaker};
 pub use service::CircuitBreakerService;
 pub use state::{Event, State};

@@ -17,41 +17,45 @@ use std::{
 ///
 /// | metric | type | labels |
 /// | --- | --- | --- |
-/// | `circuit_breaker_state` | gauge, 1 for the current state and 0 for the others | `name`, `state` |
-/// | `circuit_breaker_failure_rate` | gauge, percent of the current window | `name` |
-/// | `circuit_breaker_slow_call_rate` | gauge, percent of the current window | `name` |
-/// | `circuit_breaker_calls_total` | counter | `name`, `outcome` = `success`, `failure`, `slow_success`, `slow_failure`, `ignored`, `rejected` |
-/// | `circuit_breaker_transitions_total` | counter | `name`, `from`, `to` |
+/// | `espresso_circuit_breaker_state` | gauge, 1 for the current state and 0 for the others | `name`, `state` |
+/// | `espresso_circuit_breaker_failure_ratio` | gauge, failed calls in the current window, 0 to 1 | `name` |
+/// | `espresso_circuit_breaker_slow_call_ratio` | gauge, slow calls in the current window, 0 to 1 | `name` |
+/// | `espresso_circuit_breaker_calls_total` | counter | `name`, `outcome` = `success`, `failure`, `slow_success`, `slow_failure`, `ignored`, `rejected` |
+/// | `espresso_circuit_breaker_transitions_total` | counter | `name`, `from`, `to` |
+///
+/// A breaker's series exist, at 0, as soon as it is built with these metrics, before any call.
 ///
 /// The state and rate gauges are computed when Prometheus scrapes, so a breaker whose wait ran
 /// out shows HALF_OPEN at the next scrape even if no call came. Breakers in DISABLED record no
 /// calls. Per-key breakers are labelled with their own names; keep the keys few.
 #[derive(Clone)]
-pub struct Metrics {
+pub struct CircuitBreakerMetrics {
     calls: IntCounterVec,
     transitions: IntCounterVec,
     breakers: Arc<Mutex<Vec<Weak<Shared>>>>,
 }
 
-impl fmt::Debug for Metrics {
+impl fmt::Debug for CircuitBreakerMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Metrics").finish_non_exhaustive()
+        f.debug_struct("CircuitBreakerMetrics")
+            .finish_non_exhaustive()
     }
 }
 
-impl Metrics {
-    /// Creates the metrics and registers them into `registry`.
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+impl CircuitBreakerMetrics {
+    /// Creates the metrics and registers them into `registry`; fails when `registry` has them
+    /// already.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let calls = IntCounterVec::new(
             Opts::new(
-                "circuit_breaker_calls_total",
+                "espresso_circuit_breaker_calls_total",
                 "Calls seen by a circuit breaker, by outcome.",
             ),
             &["name", "outcome"],
         )?;
         let transitions = IntCounterVec::new(
             Opts::new(
-                "circuit_breaker_transitions_total",
+                "espresso_circuit_breaker_transitions_total",
                 "Circuit breaker state transitions.",
             ),
             &["name", "from", "to"],
@@ -69,6 +73,14 @@ impl Metrics {
     }
 
     pub(crate) fn counters(&self, name: &Arc<str>) -> BreakerCounters {
+        // Every transition series at 0 from the start, so that dashboards have data before the
+        // first transition.
+        for from in State::ALL {
+            for to in State::ALL.into_iter().filter(|to| *to != from) {
+                self.transitions
+                    .with_label_values(&[name.as_ref(), from.as_str(), to.as_str()]);
+            }
+        }
         let c = |outcome: &str| self.calls.with_label_values(&[name.as_ref(), outcome]);
         BreakerCounters {
             name: name.clone(),
@@ -133,7 +145,7 @@ struct Gauges {
 fn state_gauge() -> Result<IntGaugeVec, prometheus::Error> {
     IntGaugeVec::new(
         Opts::new(
-            "circuit_breaker_state",
+            "espresso_circuit_breaker_state",
             "1 for a circuit breaker's current state, 0 for the others.",
         ),
         &["name", "state"],
@@ -144,15 +156,15 @@ fn rate_gauges() -> Result<(GaugeVec, GaugeVec), prometheus::Error> {
     Ok((
         GaugeVec::new(
             Opts::new(
-                "circuit_breaker_failure_rate",
-                "Failed calls in the current window, percent.",
+                "espresso_circuit_breaker_failure_ratio",
+                "Failed calls in the current window, as a ratio.",
             ),
             &["name"],
         )?,
         GaugeVec::new(
             Opts::new(
-                "circuit_breaker_slow_call_rate",
-                "Slow calls in the current window, percent.",
+                "espresso_circuit_breaker_slow_call_ratio",
+                "Slow calls in the current window, as a ratio.",
             ),
             &["name"],
         )?,
@@ -199,9 +211,9 @@ impl Collector for Gauges {
             let window = breaker.snapshot();
             failure
                 .with_label_values(&[name.as_ref()])
-                .set(window.failure_rate());
+                .set(window.failure_rate() / 100.0);
             slow.with_label_values(&[name.as_ref()])
-                .set(window.slow_call_rate());
+                .set(window.slow_call_rate() / 100.0);
         }
         let mut families = state.collect();
         families.extend(failure.collect());

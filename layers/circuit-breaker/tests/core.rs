@@ -6,8 +6,8 @@
 //! call's length, which is how slow calls are made here.
 
 use espresso_circuit_breaker::{
-    Backoff, CallError, CircuitBreaker, CircuitBreakerRegistry, Event, Metrics, Outcome,
-    SlidingWindow, State,
+    Backoff, CallError, CircuitBreaker, CircuitBreakerRegistry, Event, Outcome, SlidingWindow,
+    State,
 };
 use std::{
     sync::{Arc, Mutex},
@@ -582,10 +582,12 @@ async fn per_key_breakers_open_independently() {
     assert_eq!(registry.get(&"a").state(), State::Closed);
 }
 
+#[cfg(feature = "metrics")]
 #[tokio::test(start_paused = true)]
 async fn prometheus_reports_state_rates_and_calls_and_sees_time_pass() {
+    use espresso_circuit_breaker::CircuitBreakerMetrics;
     let registry = prometheus::Registry::new();
-    let metrics = Metrics::new(&registry).unwrap();
+    let metrics = CircuitBreakerMetrics::register(&registry).unwrap();
     let b = small().name("redis").metrics(metrics).build().unwrap();
     succeed(&b);
     b.try_acquire().unwrap().record(Outcome::Failure, secs(61));
@@ -594,13 +596,13 @@ async fn prometheus_reports_state_rates_and_calls_and_sees_time_pass() {
     let _ = b.try_acquire().unwrap_err();
     let text = gather(&registry);
     for line in [
-        r#"circuit_breaker_state{name="redis",state="open"} 1"#,
-        r#"circuit_breaker_state{name="redis",state="closed"} 0"#,
-        r#"circuit_breaker_calls_total{name="redis",outcome="success"} 1"#,
-        r#"circuit_breaker_calls_total{name="redis",outcome="slow_failure"} 1"#,
-        r#"circuit_breaker_calls_total{name="redis",outcome="failure"} 2"#,
-        r#"circuit_breaker_calls_total{name="redis",outcome="rejected"} 1"#,
-        r#"circuit_breaker_transitions_total{from="closed",name="redis",to="open"} 1"#,
+        r#"espresso_circuit_breaker_state{name="redis",state="open"} 1"#,
+        r#"espresso_circuit_breaker_state{name="redis",state="closed"} 0"#,
+        r#"espresso_circuit_breaker_calls_total{name="redis",outcome="success"} 1"#,
+        r#"espresso_circuit_breaker_calls_total{name="redis",outcome="slow_failure"} 1"#,
+        r#"espresso_circuit_breaker_calls_total{name="redis",outcome="failure"} 2"#,
+        r#"espresso_circuit_breaker_calls_total{name="redis",outcome="rejected"} 1"#,
+        r#"espresso_circuit_breaker_transitions_total{from="closed",name="redis",to="open"} 1"#,
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
@@ -608,16 +610,17 @@ async fn prometheus_reports_state_rates_and_calls_and_sees_time_pass() {
     advance(secs(10)).await;
     let text = gather(&registry);
     assert!(
-        text.contains(r#"circuit_breaker_state{name="redis",state="half_open"} 1"#),
+        text.contains(r#"espresso_circuit_breaker_state{name="redis",state="half_open"} 1"#),
         "{text}"
     );
     drop(b);
     assert!(
-        !gather(&registry).contains("circuit_breaker_state{"),
+        !gather(&registry).contains("espresso_circuit_breaker_state{"),
         "a dropped breaker is gone"
     );
 }
 
+#[cfg(feature = "metrics")]
 fn gather(registry: &prometheus::Registry) -> String {
     use prometheus::Encoder;
     let mut buf = Vec::new();
@@ -697,4 +700,27 @@ fn under_threads_half_open_issues_exactly_n_probes_and_trips_are_reported_once()
         }
     });
     assert_eq!(transitions(&events), vec![(State::Closed, State::Open)]);
+}
+
+#[cfg(feature = "metrics")]
+#[test]
+fn a_breakers_series_exist_at_zero_before_any_call() {
+    use espresso_circuit_breaker::CircuitBreakerMetrics;
+    let registry = prometheus::Registry::new();
+    let metrics = CircuitBreakerMetrics::register(&registry).unwrap();
+    let _b = small().name("fresh").metrics(metrics).build().unwrap();
+    let text = gather(&registry);
+    for line in [
+        r#"espresso_circuit_breaker_state{name="fresh",state="closed"} 1"#,
+        r#"espresso_circuit_breaker_failure_ratio{name="fresh"} 0"#,
+        r#"espresso_circuit_breaker_calls_total{name="fresh",outcome="failure"} 0"#,
+        r#"espresso_circuit_breaker_calls_total{name="fresh",outcome="rejected"} 0"#,
+        r#"espresso_circuit_breaker_transitions_total{from="closed",name="fresh",to="open"} 0"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    assert!(
+        CircuitBreakerMetrics::register(&registry).is_err(),
+        "registering twice is an error, never a silent no-op"
+    );
 }

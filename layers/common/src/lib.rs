@@ -7,8 +7,9 @@
 //!   layer: [`Respond`](refusal::Respond) with a [`Rejection`] (the default),
 //!   [`ReturnError`](refusal::ReturnError), or a [`Fallback`](refusal::Fallback) service.
 //! - [`RejectBody`]: the response body of a layer that may reject, wrapping the inner body.
-//! - [`classify`]: what counts as a failed call (an `Err`, HTTP 5xx, chosen gRPC codes), shared by
-//!   breakers and metrics.
+//! - [`classify`]: what counts as a failed call (an `Err`, HTTP 5xx, chosen gRPC codes), decided
+//!   at the response head or, for a gRPC status sent in the trailers, when the body ends; shared
+//!   by breakers, adaptive limits, slow-call logs and metrics.
 //! - [`RequestId`]: the request id type every layer can read from request extensions.
 //!
 //! The refusal pieces ([`Rejection`], [`refusal`], [`RejectBody`]) are the default feature

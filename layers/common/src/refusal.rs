@@ -81,9 +81,10 @@ pub trait Refusal: std::error::Error + Clone + Send + Sync + 'static {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot answer a refused `{Req}` for a service answering `Result<{Res}, {E}>`",
     label = "refusal policy chosen here",
-    note = "`.respond()` needs `http::Request`/`http::Response` services; `.return_error()` needs an \
-            inner error that converts into `BoxError`; `.fallback(service)` needs a `Clone` service \
-            with the inner service's request, response and error types"
+    note = "`.respond()` (the default) needs `http::Request`/`http::Response` services; around any \
+            other service use `.return_error()` (its error must convert into `BoxError`) with a \
+            closure classifier, `.classify(|result| ...)`; `.fallback(service)` needs a `Clone` \
+            service with the inner service's request, response and error types"
 )]
 pub trait RefusalPolicy<Req, R, Res, E> {
     /// The response type of the layer's service.

@@ -126,11 +126,11 @@ impl Core {
     }
 
     /// Reports into `metrics` from now on (set once, when the layer creates its limiter).
+    #[cfg(feature = "metrics")]
     pub(crate) fn set_metrics(&self, metrics: Metrics) {
         let gate = lock(&self.gate);
-        metrics.limit.set(gate.limit as i64);
-        metrics.inflight.set(gate.inflight as i64);
-        metrics.queued.set(gate.queued as i64);
+        metrics.limit(gate.limit);
+        metrics.gauges(gate.inflight, gate.queued);
         let _first = self.metrics.set(metrics);
     }
 
@@ -150,8 +150,7 @@ impl Core {
 
     fn gauges(&self, gate: &Gate) {
         if let Some(m) = self.metrics.get() {
-            m.inflight.set(gate.inflight as i64);
-            m.queued.set(gate.queued as i64);
+            m.gauges(gate.inflight, gate.queued);
         }
     }
 
@@ -229,7 +228,7 @@ impl Core {
             gate.limit = new;
             gate.drain();
             if let Some(m) = self.metrics.get() {
-                m.limit.set(new as i64);
+                m.limit(new);
             }
             self.gauges(&gate);
         }

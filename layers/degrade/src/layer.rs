@@ -1,5 +1,7 @@
+#[cfg(feature = "metrics")]
+use crate::DegradeMetrics;
 use crate::{
-    Degrade, DegradeMetrics, DegradeSwitch, PriorityHeader,
+    Degrade, DegradeSwitch, PriorityHeader,
     admission::{Core, Settings},
     limit::Limit,
     overload_signals,
@@ -52,6 +54,7 @@ use tower_layer::Layer;
 pub struct DegradeLayer<P = Respond, Q = PriorityHeader, C = ServerErrorsAsFailures> {
     limit: Arc<dyn Fn() -> Box<dyn Limit> + Send + Sync>,
     settings: Settings,
+    #[cfg(feature = "metrics")]
     metrics: Option<DegradeMetrics>,
     name: Arc<str>,
     core: Arc<OnceLock<Arc<Core>>>,
@@ -66,6 +69,7 @@ impl<P: Clone, Q: Clone, C: Clone> Clone for DegradeLayer<P, Q, C> {
         Self {
             limit: self.limit.clone(),
             settings: self.settings,
+            #[cfg(feature = "metrics")]
             metrics: self.metrics.clone(),
             name: self.name.clone(),
             core: self.core.clone(),
@@ -110,6 +114,7 @@ impl DegradeLayer {
                 queue_delay: QueueDelay::default(),
                 sheddable_fraction: 0.75,
             },
+            #[cfg(feature = "metrics")]
             metrics: None,
             name: Arc::from("default"),
             core: Arc::default(),
@@ -131,6 +136,7 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
         DegradeLayer {
             limit: self.limit,
             settings: self.settings,
+            #[cfg(feature = "metrics")]
             metrics: self.metrics,
             name: self.name,
             core: Arc::default(),
@@ -227,6 +233,7 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
 
     /// Reports into `metrics` (registered once with [`DegradeMetrics::register`]), labelled with
     /// this layer's [`name`](Self::name). One set of metrics serves any number of layers.
+    #[cfg(feature = "metrics")]
     pub fn metrics(mut self, metrics: DegradeMetrics) -> Self {
         self.metrics = Some(metrics);
         self.changed()
@@ -237,6 +244,7 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
         self.core
             .get_or_init(|| {
                 let core = Core::new((self.limit)(), self.settings);
+                #[cfg(feature = "metrics")]
                 if let Some(metrics) = &self.metrics {
                     core.set_metrics(metrics.for_layer(&self.name));
                 }

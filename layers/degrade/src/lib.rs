@@ -22,7 +22,7 @@
 //! ([`DegradeLayer::return_error`]). What counts as overload is a classification
 //! ([`overload_signals`] by default, [`DegradeLayer::classify`]), made at the response head or, for
 //! a gRPC answer whose status comes in the trailers, when its body ends.
-//! [`DegradeMetrics`] reports the limit, the requests in flight and queued, and where requests
+//! [`DegradeMetrics`] (the default-on `metrics` feature) reports the limit, the requests in flight and queued, and where requests
 //! went; `tracing` events tell when the limit changes notably, the delay rule starts or stops
 //! shedding, and the switch flips.
 //!
@@ -71,6 +71,10 @@ pub mod error;
 pub mod future;
 mod layer;
 pub mod limit;
+#[cfg(feature = "metrics")]
+mod metrics;
+#[cfg(not(feature = "metrics"))]
+#[path = "metrics_off.rs"]
 mod metrics;
 mod overload;
 mod priority;
@@ -82,6 +86,7 @@ mod switch;
 pub use admission::Permit;
 pub use error::Shed;
 pub use layer::DegradeLayer;
+#[cfg(feature = "metrics")]
 pub use metrics::DegradeMetrics;
 pub use overload::overload_signals;
 pub use priority::{Prioritize, Priority, PriorityHeader};

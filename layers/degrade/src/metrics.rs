@@ -103,9 +103,9 @@ impl DegradeMetrics {
 /// One layer's handles, resolved once.
 #[derive(Debug, Clone)]
 pub(crate) struct Metrics {
-    pub(crate) limit: IntGauge,
-    pub(crate) inflight: IntGauge,
-    pub(crate) queued: IntGauge,
+    limit: IntGauge,
+    inflight: IntGauge,
+    queued: IntGauge,
     counters: [Counters; 2],
 }
 
@@ -116,6 +116,15 @@ struct Counters {
 }
 
 impl Metrics {
+    pub(crate) fn limit(&self, limit: usize) {
+        self.limit.set(limit as i64);
+    }
+
+    pub(crate) fn gauges(&self, inflight: usize, queued: usize) {
+        self.inflight.set(inflight as i64);
+        self.queued.set(queued as i64);
+    }
+
     pub(crate) fn primary(&self, priority: Priority) {
         self.counters[priority.index()].primary.inc();
     }

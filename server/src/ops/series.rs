@@ -149,7 +149,7 @@ impl Reading {
                         );
                         *categories.entry(key).or_default() += value(m, kind);
                     }
-                    "circuit_breaker_state" if value(m, kind) >= 1.0 => {
+                    "espresso_circuit_breaker_state" if value(m, kind) >= 1.0 => {
                         r.gauges
                             .breakers
                             .insert(label(m, "name").to_owned(), label(m, "state").to_owned());

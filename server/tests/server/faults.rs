@@ -38,7 +38,7 @@ const MARGIN: Duration = Duration::from_secs(3);
 const NO_LIMIT: &str = "[rate_limit]\nper_second = 1000000\nburst = 1000000\n";
 
 fn breaker_state(name: &str, state: &str) -> String {
-    format!(r#"circuit_breaker_state{{name="{name}",state="{state}"}}"#)
+    format!(r#"espresso_circuit_breaker_state{{name="{name}",state="{state}"}}"#)
 }
 
 /// No request was lost or answered with something unexpected, in any phase.
@@ -84,7 +84,7 @@ async fn the_classifier_turns_slow_fails_dies_and_comes_back() {
         classifier.endpoint()
     ))
     .await;
-    let monitor = Monitor::start(server.addr, &["circuit_breaker_state"]);
+    let monitor = Monitor::start(server.addr, &["espresso_circuit_breaker_state"]);
     let load = Load::start(server.addr, CLIENTS, RATE, "healthy");
     sleep(PHASE).await;
 
@@ -164,7 +164,10 @@ async fn redis_is_killed_and_restarted() {
     .await;
     let monitor = Monitor::start(
         server.addr,
-        &["circuit_breaker_state", "espresso_rate_limit_backend_local"],
+        &[
+            "espresso_circuit_breaker_state",
+            "espresso_rate_limit_backend_local",
+        ],
     );
     let load = Load::start(server.addr, CLIENTS, RATE, "redis up");
     sleep(PHASE).await;

@@ -195,7 +195,7 @@ fn millis(from: Instant, to: Option<Instant>) -> String {
 }
 
 fn breaker_state(name: &str, state: &str) -> String {
-    format!(r#"circuit_breaker_state{{name="{name}",state="{state}"}}"#)
+    format!(r#"espresso_circuit_breaker_state{{name="{name}",state="{state}"}}"#)
 }
 
 // === the classifier run ===
@@ -262,7 +262,7 @@ async fn classifier_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxE
     let monitor = Monitor::start(
         server.addr,
         &[
-            "circuit_breaker_",
+            "espresso_circuit_breaker_",
             "espresso_filter_classifier_requests_total",
             "espresso_degrade_requests_total",
         ],
@@ -308,7 +308,7 @@ async fn classifier_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxE
     let closed = breaker_state("classifier", "closed");
     let opens = |from: &str, at: Instant| {
         let sample = format!(
-            r#"circuit_breaker_transitions_total{{from="{from}",name="classifier",to="open"}}"#
+            r#"espresso_circuit_breaker_transitions_total{{from="{from}",name="classifier",to="open"}}"#
         );
         monitor.value_at(&sample, at)
     };
@@ -399,7 +399,7 @@ async fn redis_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxError>
     let monitor = Monitor::start(
         server.addr,
         &[
-            "circuit_breaker_state",
+            "espresso_circuit_breaker_state",
             "espresso_rate_limit_backend_local",
             "espresso_filter_cache_redis_errors_total",
             "espresso_degrade_requests_total",

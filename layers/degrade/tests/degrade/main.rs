@@ -7,8 +7,7 @@
 
 use espresso_common::BoxError;
 use espresso_degrade::{
-    Degrade, DegradeLayer, DegradeMetrics, DegradeReason, DegradeSwitch, Priority, PriorityHeader,
-    Shed,
+    Degrade, DegradeLayer, DegradeReason, DegradeSwitch, Priority, PriorityHeader, Shed,
     limit::{Aimd, Fixed},
 };
 use http::{Request, Response, StatusCode};
@@ -510,100 +509,106 @@ async fn a_lower_limit_holds_the_queue_and_a_higher_one_drains_it() {
 
 // === metrics ===
 
-#[tokio::test(start_paused = true)]
-async fn metrics_report_limit_inflight_and_routes() {
-    let registry = prometheus::Registry::new();
-    let layer = DegradeLayer::new(Fixed::new(1))
-        .name("api")
-        .metrics(DegradeMetrics::register(&registry).unwrap());
-    let (mut service, mut handle) = wrap(&layer);
-    let mut first = task::spawn(send(&mut service, request()).await);
-    assert_pending!(first.poll());
-    send(&mut service, marked("sheddable")).await.await.unwrap();
+#[cfg(feature = "metrics")]
+mod metrics {
+    use super::*;
+    use espresso_degrade::DegradeMetrics;
 
-    let text = gather(&registry);
-    assert!(
-        text.contains("espresso_degrade_limit{name=\"api\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("espresso_degrade_inflight{name=\"api\"} 1"),
-        "{text}"
-    );
-    assert!(text.contains(
-        "espresso_degrade_requests_total{name=\"api\",priority=\"critical\",reason=\"none\",route=\"primary\"} 1"
-    ), "{text}");
-    assert!(text.contains(
-        "espresso_degrade_requests_total{name=\"api\",priority=\"sheddable\",reason=\"limit\",route=\"fallback\"} 1"
-    ), "{text}");
+    #[tokio::test(start_paused = true)]
+    async fn metrics_report_limit_inflight_and_routes() {
+        let registry = prometheus::Registry::new();
+        let layer = DegradeLayer::new(Fixed::new(1))
+            .name("api")
+            .metrics(DegradeMetrics::register(&registry).unwrap());
+        let (mut service, mut handle) = wrap(&layer);
+        let mut first = task::spawn(send(&mut service, request()).await);
+        assert_pending!(first.poll());
+        send(&mut service, marked("sheddable")).await.await.unwrap();
 
-    reply(&mut handle, StatusCode::OK).await;
-    assert_ready!(first.poll()).unwrap();
-    assert!(gather(&registry).contains("espresso_degrade_inflight{name=\"api\"} 0"));
-
-    // Registering twice fails loudly; layers share one registered set, told apart by name.
-    assert!(DegradeMetrics::register(&registry).is_err());
-    let shared = DegradeMetrics::register(&prometheus::Registry::new()).unwrap();
-    let a = DegradeLayer::new(Fixed::new(1))
-        .name("a")
-        .metrics(shared.clone());
-    let b = DegradeLayer::new(Fixed::new(2)).name("b").metrics(shared);
-    assert_eq!((a.current_limit(), b.current_limit()), (1, 2));
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_layers_series_exist_at_zero_before_any_request() {
-    let registry = prometheus::Registry::new();
-    let layer = DegradeLayer::new(Fixed::new(7))
-        .name("api")
-        .metrics(DegradeMetrics::register(&registry).unwrap());
-    let _service = wrap(&layer);
-    let text = gather(&registry);
-    assert!(
-        text.contains("espresso_degrade_limit{name=\"api\"} 7"),
-        "{text}"
-    );
-    assert!(
-        text.contains("espresso_degrade_queued{name=\"api\"} 0"),
-        "{text}"
-    );
-    for reason in ["limit", "queue_delay", "switch", "saturated"] {
-        let series = format!(
-            "espresso_degrade_requests_total{{name=\"api\",priority=\"critical\",reason=\"{reason}\",route=\"fallback\"}} 0"
+        let text = gather(&registry);
+        assert!(
+            text.contains("espresso_degrade_limit{name=\"api\"} 1"),
+            "{text}"
         );
-        assert!(text.contains(&series), "{series} in {text}");
+        assert!(
+            text.contains("espresso_degrade_inflight{name=\"api\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "espresso_degrade_requests_total{name=\"api\",priority=\"critical\",reason=\"none\",route=\"primary\"} 1"
+        ), "{text}");
+        assert!(text.contains(
+            "espresso_degrade_requests_total{name=\"api\",priority=\"sheddable\",reason=\"limit\",route=\"fallback\"} 1"
+        ), "{text}");
+
+        reply(&mut handle, StatusCode::OK).await;
+        assert_ready!(first.poll()).unwrap();
+        assert!(gather(&registry).contains("espresso_degrade_inflight{name=\"api\"} 0"));
+
+        // Registering twice fails loudly; layers share one registered set, told apart by name.
+        assert!(DegradeMetrics::register(&registry).is_err());
+        let shared = DegradeMetrics::register(&prometheus::Registry::new()).unwrap();
+        let a = DegradeLayer::new(Fixed::new(1))
+            .name("a")
+            .metrics(shared.clone());
+        let b = DegradeLayer::new(Fixed::new(2)).name("b").metrics(shared);
+        assert_eq!((a.current_limit(), b.current_limit()), (1, 2));
     }
-}
 
-#[tokio::test(start_paused = true)]
-async fn a_setter_never_changes_a_clone_taken_before() {
-    let base = DegradeLayer::new(Fixed::new(1));
-    let queued = base.clone().queue(1);
-    let (mut plain, _plain_handle) = wrap(&base);
-    let (mut with_queue, mut handle) = wrap(&queued);
+    #[tokio::test(start_paused = true)]
+    async fn a_layers_series_exist_at_zero_before_any_request() {
+        let registry = prometheus::Registry::new();
+        let layer = DegradeLayer::new(Fixed::new(7))
+            .name("api")
+            .metrics(DegradeMetrics::register(&registry).unwrap());
+        let _service = wrap(&layer);
+        let text = gather(&registry);
+        assert!(
+            text.contains("espresso_degrade_limit{name=\"api\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("espresso_degrade_queued{name=\"api\"} 0"),
+            "{text}"
+        );
+        for reason in ["limit", "queue_delay", "switch", "saturated"] {
+            let series = format!(
+                "espresso_degrade_requests_total{{name=\"api\",priority=\"critical\",reason=\"{reason}\",route=\"fallback\"}} 0"
+            );
+            assert!(text.contains(&series), "{series} in {text}");
+        }
+    }
 
-    // Each layer value has its own limiter: one request in flight in each.
-    let mut first = task::spawn(send(&mut with_queue, request()).await);
-    assert_pending!(first.poll());
-    let mut other = task::spawn(send(&mut plain, request()).await);
-    assert_pending!(other.poll());
-    // The queued layer queues the next request; the clone taken before has no queue and sheds.
-    let mut waiting = task::spawn(send(&mut with_queue, request()).await);
-    assert_pending!(waiting.poll());
-    let shed = send(&mut plain, request()).await.await.unwrap();
-    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!((base.inflight(), queued.inflight()), (1, 1));
-    reply(&mut handle, StatusCode::OK).await;
-    assert_ready!(first.poll()).unwrap();
-}
+    #[tokio::test(start_paused = true)]
+    async fn a_setter_never_changes_a_clone_taken_before() {
+        let base = DegradeLayer::new(Fixed::new(1));
+        let queued = base.clone().queue(1);
+        let (mut plain, _plain_handle) = wrap(&base);
+        let (mut with_queue, mut handle) = wrap(&queued);
 
-fn gather(registry: &prometheus::Registry) -> String {
-    use prometheus::Encoder;
-    let mut out = Vec::new();
-    prometheus::TextEncoder::new()
-        .encode(&registry.gather(), &mut out)
-        .unwrap();
-    String::from_utf8(out).unwrap()
+        // Each layer value has its own limiter: one request in flight in each.
+        let mut first = task::spawn(send(&mut with_queue, request()).await);
+        assert_pending!(first.poll());
+        let mut other = task::spawn(send(&mut plain, request()).await);
+        assert_pending!(other.poll());
+        // The queued layer queues the next request; the clone taken before has no queue and sheds.
+        let mut waiting = task::spawn(send(&mut with_queue, request()).await);
+        assert_pending!(waiting.poll());
+        let shed = send(&mut plain, request()).await.await.unwrap();
+        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!((base.inflight(), queued.inflight()), (1, 1));
+        reply(&mut handle, StatusCode::OK).await;
+        assert_ready!(first.poll()).unwrap();
+    }
+
+    fn gather(registry: &prometheus::Registry) -> String {
+        use prometheus::Encoder;
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
 }
 
 // === composition ===

@@ -1,0 +1,112 @@
+//! A gRPC failure sent in the trailers, after streamed messages, reaches the breaker.
+//!
+//! The backend is a tonic `HealthServer` whose `Watch` stream sends two messages and then ends
+//! with `UNAVAILABLE`: the status travels in the trailers, so the response head looked healthy.
+//! The breaker sits inside the tonic `Server` and decides when the body ends. Everything runs on
+//! 127.0.0.1.
+
+use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State};
+use std::{net::SocketAddr, time::Duration};
+use tonic::{
+    Code, Request, Response, Status,
+    codegen::tokio_stream::{self, Iter},
+};
+use tonic_health::pb::{
+    HealthCheckRequest, HealthCheckResponse,
+    health_check_response::ServingStatus,
+    health_client::HealthClient,
+    health_server::{Health, HealthServer},
+};
+
+/// Answers `Check` with SERVING, and `Watch` with two messages, then `UNAVAILABLE`.
+struct FailsInTrailers;
+
+type WatchStream = Iter<std::vec::IntoIter<Result<HealthCheckResponse, Status>>>;
+
+fn serving() -> HealthCheckResponse {
+    HealthCheckResponse {
+        status: ServingStatus::Serving as i32,
+    }
+}
+
+#[tonic::async_trait]
+impl Health for FailsInTrailers {
+    async fn check(
+        &self,
+        _: Request<HealthCheckRequest>,
+    ) -> Result<Response<HealthCheckResponse>, Status> {
+        Ok(Response::new(serving()))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(&self, _: Request<HealthCheckRequest>) -> Result<Response<WatchStream>, Status> {
+        Ok(Response::new(tokio_stream::iter(vec![
+            Ok(serving()),
+            Ok(serving()),
+            Err(Status::unavailable("the store went away mid-stream")),
+        ])))
+    }
+}
+
+async fn serve(breaker: CircuitBreaker) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tonic::transport::Server::builder()
+        .layer(CircuitBreakerLayer::new(breaker))
+        .add_service(HealthServer::new(FailsInTrailers))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    tokio::spawn(server);
+    addr
+}
+
+fn request() -> HealthCheckRequest {
+    HealthCheckRequest {
+        service: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_in_the_trailers_after_streamed_messages_opens_the_breaker() {
+    let breaker = CircuitBreaker::builder("watch")
+        .sliding_window(SlidingWindow::count(3))
+        .minimum_number_of_calls(3)
+        .failure_rate_threshold(60.0)
+        .wait_in_open(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let addr = serve(breaker.clone()).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+
+    // A unary call ends with OK in its trailers: a success, decided when its body ends.
+    client.check(request()).await.unwrap();
+    assert_eq!(breaker.snapshot().calls, 1);
+    assert_eq!(breaker.snapshot().failed_calls, 0);
+
+    for watch in 1..=2 {
+        let mut stream = client.watch(request()).await.unwrap().into_inner();
+        // The head said nothing wrong, and the messages arrive...
+        assert_eq!(stream.message().await.unwrap(), Some(serving()));
+        assert_eq!(stream.message().await.unwrap(), Some(serving()));
+        // ...then the status, in the trailers.
+        let status = stream.message().await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message(), "the store went away mid-stream");
+        if watch == 1 {
+            let window = breaker.snapshot();
+            assert_eq!((window.calls, window.failed_calls), (2, 1));
+        }
+    }
+    // 2 of the last 3 calls failed: 66 % >= 60 %.
+    assert_eq!(breaker.state(), State::Open);
+
+    // Open: the next call is refused by the breaker, in gRPC terms.
+    let status = client.watch(request()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(status.message(), "circuit breaker is open");
+}

@@ -1,0 +1,97 @@
+//! A gRPC failure sent in the trailers, after streamed messages, tells the limit of overload.
+//!
+//! The backend is a tonic `HealthServer` whose `Watch` stream sends two messages and then ends
+//! with `UNAVAILABLE`: the status travels in the trailers, so the response head looked healthy.
+//! The degrade layer sits inside the tonic `Server` and takes its sample when the body ends.
+//! Everything runs on 127.0.0.1.
+
+use espresso_degrade::{DegradeLayer, limit::Aimd};
+use std::net::SocketAddr;
+use tonic::{
+    Code, Request, Response, Status,
+    codegen::tokio_stream::{self, Iter},
+};
+use tonic_health::pb::{
+    HealthCheckRequest, HealthCheckResponse,
+    health_check_response::ServingStatus,
+    health_client::HealthClient,
+    health_server::{Health, HealthServer},
+};
+
+/// Answers `Check` with SERVING, and `Watch` with two messages, then `UNAVAILABLE`.
+struct FailsInTrailers;
+
+type WatchStream = Iter<std::vec::IntoIter<Result<HealthCheckResponse, Status>>>;
+
+fn serving() -> HealthCheckResponse {
+    HealthCheckResponse {
+        status: ServingStatus::Serving as i32,
+    }
+}
+
+#[tonic::async_trait]
+impl Health for FailsInTrailers {
+    async fn check(
+        &self,
+        _: Request<HealthCheckRequest>,
+    ) -> Result<Response<HealthCheckResponse>, Status> {
+        Ok(Response::new(serving()))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(&self, _: Request<HealthCheckRequest>) -> Result<Response<WatchStream>, Status> {
+        Ok(Response::new(tokio_stream::iter(vec![
+            Ok(serving()),
+            Ok(serving()),
+            Err(Status::unavailable("the store went away mid-stream")),
+        ])))
+    }
+}
+
+async fn serve(layer: DegradeLayer) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tonic::transport::Server::builder()
+        .layer(layer)
+        .add_service(HealthServer::new(FailsInTrailers))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    tokio::spawn(server);
+    addr
+}
+
+fn request() -> HealthCheckRequest {
+    HealthCheckRequest {
+        service: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_in_the_trailers_after_streamed_messages_is_an_overload_signal() {
+    // AIMD multiplies its limit by 0.9 on each overload signal.
+    let layer = DegradeLayer::new(Aimd::new().initial_limit(10).min_limit(1));
+    let addr = serve(layer.clone()).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+
+    // A unary call ends with OK in its trailers: no overload.
+    client.check(request()).await.unwrap();
+    assert_eq!(layer.current_limit(), 10);
+    assert_eq!(layer.inflight(), 0);
+
+    let mut stream = client.watch(request()).await.unwrap().into_inner();
+    assert_eq!(stream.message().await.unwrap(), Some(serving()));
+    assert_eq!(stream.message().await.unwrap(), Some(serving()));
+    let status = stream.message().await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(
+        layer.current_limit(),
+        9,
+        "the failure in the trailers was a sample"
+    );
+    assert_eq!(layer.inflight(), 0);
+}
