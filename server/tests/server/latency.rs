@@ -10,80 +10,8 @@
 //! the default bounds.
 
 use crate::harness::Server;
+use espresso_test_support::histogram::{bucket_of, histogram_quantile, route_buckets, since};
 use std::time::{Duration, Instant};
-
-/// (upper bound, cumulative count) of the latency buckets of `route` in a scrape, summed over
-/// methods and statuses, in bound order.
-fn route_buckets(scrape: &str, route: &str) -> Vec<(f64, f64)> {
-    let route = format!(r#"route="{route}""#);
-    let mut buckets: Vec<(f64, f64)> = Vec::new();
-    for line in scrape.lines() {
-        let Some(rest) = line.strip_prefix("http_server_request_duration_seconds_bucket{") else {
-            continue;
-        };
-        if !rest.contains(&route) {
-            continue;
-        }
-        let le = rest
-            .split(r#"le=""#)
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap();
-        let bound = if le == "+Inf" {
-            f64::INFINITY
-        } else {
-            le.parse().unwrap()
-        };
-        let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        match buckets.iter_mut().find(|(b, _)| *b == bound) {
-            Some(slot) => slot.1 += count,
-            None => buckets.push((bound, count)),
-        }
-    }
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    buckets
-}
-
-/// Prometheus' `histogram_quantile`: linear interpolation inside the bucket holding the rank.
-fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> f64 {
-    let total = buckets.last().unwrap().1;
-    let rank = q * total;
-    let mut lower = (0.0, 0.0);
-    for &(bound, count) in buckets {
-        if count >= rank {
-            if bound.is_infinite() {
-                return lower.0;
-            }
-            return lower.0 + (bound - lower.0) * (rank - lower.1) / (count - lower.1);
-        }
-        lower = (bound, count);
-    }
-    lower.0
-}
-
-/// The index of the bucket `seconds` falls in.
-fn bucket_of(seconds: f64, buckets: &[(f64, f64)]) -> usize {
-    buckets
-        .iter()
-        .take_while(|(bound, _)| *bound < seconds)
-        .count()
-}
-
-/// The latency buckets of `route` since `before` (a scrape taken earlier).
-fn since(after: &[(f64, f64)], before: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    after
-        .iter()
-        .map(|&(bound, count)| {
-            let earlier = before
-                .iter()
-                .find(|(b, _)| *b == bound)
-                .map_or(0.0, |b| b.1);
-            (bound, count - earlier)
-        })
-        .collect()
-}
 
 /// The `q` quantile of sorted values.
 fn exact(q: f64, sorted: &[f64]) -> f64 {
