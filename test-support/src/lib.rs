@@ -8,6 +8,9 @@
 //! - [`histogram`]: latency percentiles from a `/metrics` scrape, as Prometheus computes them.
 //! - [`RedisServer`]: a throw-away `redis-server` on a free port of 127.0.0.1, without
 //!   persistence, that can be killed and restarted on its port and dies with its owner.
+//! - [`FailsInTrailers`] (feature `grpc`): a tonic health service whose `Watch` stream sends
+//!   messages, then fails in its trailers, for layers that must judge a call at the end of its
+//!   body.
 //!
 //! ```
 //! use espresso_test_support::RedisServer;
@@ -20,9 +23,13 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "grpc")]
+mod grpc;
 pub mod histogram;
 mod redis_server;
 mod skip;
 
+#[cfg(feature = "grpc")]
+pub use grpc::{FailsInTrailers, TRAILERS_MESSAGE, WatchStream, health_request, serving};
 pub use redis_server::{RedisServer, StartError};
 pub use skip::{Policy, REQUIRE_SERVICES, missing, program};

@@ -76,11 +76,11 @@ where
                 permit,
                 classify,
             } => {
-                let result = ready!(future.poll(cx)).map(P::response).map_err(P::error);
+                let result = ready!(future.poll(cx));
                 let permit = permit
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(classify.classify(result, permit))
+                Poll::Ready(P::classified(result, classify, permit))
             }
             // A refused call never reached the callee: nothing to classify.
             KindProj::Refused { future, .. } => Poll::Ready(ready!(future.poll(cx)).map(C::pass)),

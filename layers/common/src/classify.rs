@@ -479,6 +479,42 @@ mod tests {
         assert_eq!(at_eos(None).await, (None, Some(Outcome::Failure)));
     }
 
+    #[tokio::test]
+    async fn a_grpc_body_that_fails_before_its_end_fails() {
+        let frames = vec![
+            Ok(Frame::data(Bytes::from_static(b"message"))),
+            Err("connection reset"),
+        ];
+        let response = Response::builder()
+            .header("content-type", "application/grpc")
+            .body(StreamBody::new(futures_util::stream::iter(frames)))
+            .unwrap();
+        let seen = Rc::new(Cell::new(None));
+        let record = {
+            let seen = seen.clone();
+            move |o| seen.set(Some(o))
+        };
+        let response = ServerErrorsAsFailures::new()
+            .classify(Ok::<_, ()>(response), record)
+            .unwrap();
+        assert!(!response.body().is_end_stream());
+        assert_eq!(
+            response.into_body().collect().await.unwrap_err(),
+            "connection reset"
+        );
+        assert_eq!(seen.get(), Some(Outcome::Failure));
+    }
+
+    #[test]
+    fn the_trailers_status_is_unknown_when_missing() {
+        let mut trailers = HeaderMap::new();
+        assert_eq!(GrpcStatus.eos(Some(&trailers)), Code::Unknown);
+        trailers.insert("grpc-status", "8".parse().unwrap());
+        assert_eq!(GrpcStatus.eos(Some(&trailers)), Code::ResourceExhausted);
+        assert_eq!(GrpcStatus.eos(None), Code::Unknown);
+        assert_eq!(GrpcStatus.error(), Code::Unknown);
+    }
+
     #[test]
     fn a_body_dropped_before_its_end_leaves_the_receiver_uncompleted() {
         let completed = Cell::new(false);

@@ -52,7 +52,10 @@
 //! # }
 //! ```
 
-use crate::{BoxError, RejectBody, Rejection};
+use crate::{
+    BoxError, RejectBody, Rejection,
+    classify::{Classify, Complete, Outcome},
+};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use std::{
@@ -102,6 +105,22 @@ pub trait RefusalPolicy<Req, R, Res, E> {
 
     /// Types an error of the inner service as the layer's error.
     fn error(error: E) -> Self::Error;
+
+    /// Types the inner service's `result` as the layer's, then classifies it with `classify`,
+    /// completing `done` now or when the response body ends: what a layer that judges its inner
+    /// service does with each answer.
+    fn classified<C, D>(
+        result: Result<Res, E>,
+        classify: &C,
+        done: D,
+    ) -> Result<C::Response<D>, Self::Error>
+    where
+        Self: Sized,
+        C: Classify<Self::Response, Self::Error>,
+        D: Complete<Outcome>,
+    {
+        classify.classify(result.map(Self::response).map_err(Self::error), done)
+    }
 }
 
 // === Respond ===

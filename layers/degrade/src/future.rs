@@ -109,11 +109,11 @@ where
                     permit,
                     classify,
                 } => {
-                    let result = ready!(future.poll(cx)).map(P::response).map_err(P::error);
+                    let result = ready!(future.poll(cx));
                     let permit = permit
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    let classified = classify.classify(result, permit);
+                    let classified = P::classified(result, classify, permit);
                     state.set(State::Done);
                     return Poll::Ready(classified);
                 }

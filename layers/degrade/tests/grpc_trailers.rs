@@ -1,53 +1,16 @@
 //! A gRPC failure sent in the trailers, after streamed messages, tells the limit of overload.
 //!
 //! The backend is a tonic `HealthServer` whose `Watch` stream sends two messages and then ends
-//! with `UNAVAILABLE`: the status travels in the trailers, so the response head looked healthy.
+//! with `UNAVAILABLE` (`espresso_test_support::FailsInTrailers`): the status travels in the
+//! trailers, so the response head looked healthy.
 //! The degrade layer sits inside the tonic `Server` and takes its sample when the body ends.
 //! Everything runs on 127.0.0.1.
 
 use espresso_degrade::{DegradeLayer, limit::Aimd};
+use espresso_test_support::{FailsInTrailers, TRAILERS_MESSAGE, health_request, serving};
 use std::net::SocketAddr;
-use tonic::{
-    Code, Request, Response, Status,
-    codegen::tokio_stream::{self, Iter},
-};
-use tonic_health::pb::{
-    HealthCheckRequest, HealthCheckResponse,
-    health_check_response::ServingStatus,
-    health_client::HealthClient,
-    health_server::{Health, HealthServer},
-};
-
-/// Answers `Check` with SERVING, and `Watch` with two messages, then `UNAVAILABLE`.
-struct FailsInTrailers;
-
-type WatchStream = Iter<std::vec::IntoIter<Result<HealthCheckResponse, Status>>>;
-
-fn serving() -> HealthCheckResponse {
-    HealthCheckResponse {
-        status: ServingStatus::Serving as i32,
-    }
-}
-
-#[tonic::async_trait]
-impl Health for FailsInTrailers {
-    async fn check(
-        &self,
-        _: Request<HealthCheckRequest>,
-    ) -> Result<Response<HealthCheckResponse>, Status> {
-        Ok(Response::new(serving()))
-    }
-
-    type WatchStream = WatchStream;
-
-    async fn watch(&self, _: Request<HealthCheckRequest>) -> Result<Response<WatchStream>, Status> {
-        Ok(Response::new(tokio_stream::iter(vec![
-            Ok(serving()),
-            Ok(serving()),
-            Err(Status::unavailable("the store went away mid-stream")),
-        ])))
-    }
-}
+use tonic::Code;
+use tonic_health::pb::{health_client::HealthClient, health_server::HealthServer};
 
 async fn serve(layer: DegradeLayer) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -58,12 +21,6 @@ async fn serve(layer: DegradeLayer) -> SocketAddr {
         .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
     tokio::spawn(server);
     addr
-}
-
-fn request() -> HealthCheckRequest {
-    HealthCheckRequest {
-        service: String::new(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,15 +36,16 @@ async fn a_status_in_the_trailers_after_streamed_messages_is_an_overload_signal(
     let mut client = HealthClient::new(channel);
 
     // A unary call ends with OK in its trailers: no overload.
-    client.check(request()).await.unwrap();
+    client.check(health_request()).await.unwrap();
     assert_eq!(layer.current_limit(), 10);
     assert_eq!(layer.inflight(), 0);
 
-    let mut stream = client.watch(request()).await.unwrap().into_inner();
+    let mut stream = client.watch(health_request()).await.unwrap().into_inner();
     assert_eq!(stream.message().await.unwrap(), Some(serving()));
     assert_eq!(stream.message().await.unwrap(), Some(serving()));
     let status = stream.message().await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(status.message(), TRAILERS_MESSAGE);
     assert_eq!(
         layer.current_limit(),
         9,

@@ -11,6 +11,7 @@ use axum::{Router, routing::post};
 use bytes::Bytes;
 use espresso_common::RequestId;
 use espresso_slow_call::{SlowCallLayer, SlowCallMetrics};
+use espresso_test_support::{FailsInTrailers, health_request};
 use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -19,10 +20,7 @@ use support::{capture, histogram};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::{
-    HealthCheckRequest, HealthCheckResponse,
-    health_check_response::ServingStatus,
-    health_client::HealthClient,
-    health_server::{Health, HealthServer},
+    HealthCheckRequest, health_client::HealthClient, health_server::HealthServer,
 };
 use tower::ServiceBuilder;
 use tracing::instrument;
@@ -167,37 +165,6 @@ async fn grpc_calls_are_logged_with_their_grpc_status() {
     assert_eq!(histogram(&registry, "POST", route, "NOT_FOUND").0, 1);
 }
 
-/// A health service whose `Watch` stream sends two answers, then fails with `UNAVAILABLE`: the
-/// status travels in the trailers, after the messages.
-struct FailsAfterStreaming;
-
-#[tonic::async_trait]
-impl Health for FailsAfterStreaming {
-    async fn check(
-        &self,
-        _: tonic::Request<HealthCheckRequest>,
-    ) -> Result<tonic::Response<HealthCheckResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("watch instead"))
-    }
-
-    type WatchStream =
-        futures_util::stream::Iter<std::vec::IntoIter<Result<HealthCheckResponse, tonic::Status>>>;
-
-    async fn watch(
-        &self,
-        _: tonic::Request<HealthCheckRequest>,
-    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
-        let serving = HealthCheckResponse {
-            status: ServingStatus::Serving as i32,
-        };
-        Ok(tonic::Response::new(futures_util::stream::iter(vec![
-            Ok(serving),
-            Ok(serving),
-            Err(tonic::Status::unavailable("backend went away")),
-        ])))
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn a_stream_that_fails_in_its_trailers_is_logged_and_counted_with_that_status() {
     let (events, _guard) = capture();
@@ -210,7 +177,7 @@ async fn a_stream_that_fails_in_its_trailers_is_logged_and_counted_with_that_sta
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .layer(layer)
-            .add_service(HealthServer::new(FailsAfterStreaming))
+            .add_service(HealthServer::new(FailsInTrailers))
             .serve_with_incoming(TcpIncoming::from(listener))
             .await
             .unwrap();
@@ -221,7 +188,7 @@ async fn a_stream_that_fails_in_its_trailers_is_logged_and_counted_with_that_sta
         .await
         .unwrap();
     let mut stream = HealthClient::new(channel)
-        .watch(HealthCheckRequest { service: "".into() })
+        .watch(health_request())
         .await
         .expect("the head says OK")
         .into_inner();
