@@ -23,7 +23,7 @@
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use espresso_slow_call::{SlowCallLayer, SlowCallRecorder};
+use espresso_slow_call::{SlowCallLayer, SlowCallMetrics, SlowCallRecorder};
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::Full;
@@ -131,7 +131,7 @@ fn bench(c: &mut Criterion) {
         let _guard = tracing::subscriber::set_default(subscriber);
         let mut layer = SlowCallLayer::new(threshold).route("/v1/filter");
         if metrics {
-            layer = layer.metrics(&prometheus::Registry::new()).unwrap();
+            layer = layer.metrics(SlowCallMetrics::register(&prometheus::Registry::new()).unwrap());
         }
         let mut service = layer.layer(service_fn(app));
         group.bench_function(name, |b| b.iter(|| black_box(call(&mut service))));

@@ -4,6 +4,7 @@
 //! server cannot hide its queueing (no coordinated omission, as in wrk2).
 
 use bytes::Bytes;
+use espresso_test_support::histogram;
 use hdrhistogram::Histogram;
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
@@ -38,6 +39,31 @@ pub struct LoadPlan {
     /// Give every request its own `X-Forwarded-For` client address (10.0.0.1, 10.0.0.2, ...):
     /// a flood of distinct clients for a limiter that trusts the generator as a proxy.
     pub unique_client_ips: bool,
+    /// Also scrape the server's `/metrics` when measuring starts and ends, and report the
+    /// latency percentiles its `http_server_request_duration_seconds` histogram gives for this
+    /// route label over the same window, next to the client's.
+    pub metrics_route: Option<String>,
+}
+
+/// What the server's latency histogram says of the measured window.
+#[derive(Debug, Clone)]
+pub struct ServerLatency {
+    /// `(upper bound, observations)` of the route's buckets within the window, cumulative.
+    pub buckets: Vec<(f64, f64)>,
+}
+
+impl ServerLatency {
+    /// A percentile in milliseconds, interpolated as Prometheus' `histogram_quantile` does.
+    pub fn percentile_ms(&self, q: f64) -> f64 {
+        histogram::histogram_quantile(q, &self.buckets) * 1000.0
+    }
+
+    /// How many buckets apart the server's and the client's `q` percentiles are.
+    pub fn buckets_apart(&self, q: f64, client_ms: f64) -> usize {
+        let server = histogram::bucket_of(self.percentile_ms(q) / 1000.0, &self.buckets);
+        let client = histogram::bucket_of(client_ms / 1000.0, &self.buckets);
+        server.abs_diff(client)
+    }
 }
 
 /// What one run measured.
@@ -51,6 +77,8 @@ pub struct LoadReport {
     pub latency_us: Option<Histogram<u64>>,
     /// Length of the measured window.
     pub elapsed: Duration,
+    /// The server's own view of the window, with [`LoadPlan::metrics_route`].
+    pub server: Option<ServerLatency>,
 }
 
 impl LoadReport {
@@ -78,8 +106,47 @@ impl fmt::Display for LoadReport {
             self.percentile_ms(0.999),
             self.statuses,
             self.failed,
-        )
+        )?;
+        if let Some(server) = &self.server {
+            let [client50, client95, client99] = [0.50, 0.95, 0.99].map(|q| self.percentile_ms(q));
+            write!(
+                f,
+                "\nclient   p50 {client50:.3} ms  p95 {client95:.3} ms  p99 {client99:.3} ms\n\
+                 server   p50 {:.3} ms  p95 {:.3} ms  p99 {:.3} ms  (buckets apart: {} {} {})",
+                server.percentile_ms(0.50),
+                server.percentile_ms(0.95),
+                server.percentile_ms(0.99),
+                server.buckets_apart(0.50, client50),
+                server.buckets_apart(0.95, client95),
+                server.buckets_apart(0.99, client99),
+            )?;
+        }
+        Ok(())
     }
+}
+
+/// The route's latency buckets in the server's `/metrics` now.
+async fn scrape(
+    authority: &str,
+    route: &str,
+) -> Result<Vec<(f64, f64)>, Box<dyn std::error::Error + Send + Sync>> {
+    let stream = TcpStream::connect(authority).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let request = Request::get("/metrics")
+        .header(http::header::HOST, authority)
+        .body(Full::default())?;
+    let body = sender
+        .send_request(request)
+        .await?
+        .into_body()
+        .collect()
+        .await?;
+    Ok(histogram::route_buckets(
+        std::str::from_utf8(&body.to_bytes())?,
+        route,
+    ))
 }
 
 /// Runs the plan and merges what every connection measured.
@@ -89,6 +156,24 @@ pub async fn run(plan: LoadPlan) -> Result<LoadReport, Box<dyn std::error::Error
     let end = measure_from + plan.duration;
     let mut tasks = Vec::with_capacity(plan.connections);
     let clients = Arc::new(AtomicU32::new(0));
+    // The server's histogram at both ends of the measured window, scraped on their own
+    // connection while the load runs.
+    let server = plan.metrics_route.clone().map(|route| {
+        let authority = plan
+            .url
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let before = scrape(&authority, &route).await?;
+            tokio::time::sleep_until(end.into()).await;
+            let after = scrape(&authority, &route).await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(ServerLatency {
+                buckets: histogram::since(&after, &before),
+            })
+        })
+    });
     for _ in 0..plan.connections {
         tasks.push(tokio::spawn(connection(
             plan.clone(),
@@ -111,6 +196,9 @@ pub async fn run(plan: LoadPlan) -> Result<LoadReport, Box<dyn std::error::Error
         if let (Some(all), Some(h)) = (report.latency_us.as_mut(), part.latency_us.as_ref()) {
             all.add(h)?;
         }
+    }
+    if let Some(server) = server {
+        report.server = Some(server.await??);
     }
     Ok(report)
 }

@@ -12,7 +12,7 @@ use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, rou
 use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, CircuitBreakerMetrics};
 use espresso_rate_limit::{PeerIp, Quota, RateLimitLayer, RateLimitMetrics};
 use espresso_request_id::RequestIdLayer;
-use espresso_slow_call::{SlowCallLayer, SlowCallRecorder};
+use espresso_slow_call::{SlowCallLayer, SlowCallMetrics, SlowCallRecorder};
 use prometheus::{Registry, TextEncoder};
 use std::{net::SocketAddr, time::Duration};
 use tower::ServiceBuilder;
@@ -73,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 SlowCallLayer::new(Duration::from_millis(100))
                     .route("/hello")
                     .route("/flaky")
-                    .metrics(&registry)?,
+                    .metrics(SlowCallMetrics::register(&registry)?),
             )
             .layer(
                 RateLimitLayer::new(Quota::per_second(2).burst(3))

@@ -329,6 +329,27 @@ impl Dictionary {
         self.stats
     }
 
+    /// The level and category of every blocked word, each pair once, in order: the label values
+    /// a hit can carry, for metrics exported at 0 before the first hit.
+    ///
+    /// ```
+    /// use espresso_filter_core::{Dictionary, Level};
+    ///
+    /// let dictionary = Dictionary::builtin();
+    /// let pairs = dictionary.categories();
+    /// assert!(!pairs.is_empty());
+    /// assert!(pairs.windows(2).all(|w| w[0] < w[1]));
+    /// assert!(pairs.iter().any(|(level, _)| *level == Level::Danger));
+    /// ```
+    pub fn categories(&self) -> Vec<(Level, &str)> {
+        let pairs: std::collections::BTreeSet<(Level, &str)> = self
+            .pats
+            .iter()
+            .filter_map(|p| Some((p.level?, &*p.category)))
+            .collect();
+        pairs.into_iter().collect()
+    }
+
     /// The options this set was compiled with.
     pub fn options(&self) -> &Options {
         self.table.options()

@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
+/// The values of the `outcome` label.
+const OUTCOMES: [&str; 6] = ["ok", "timeout", "error", "open", "shed", "skipped"];
+
 /// Metrics of the classifier stage.
 ///
 /// | name | type | labels |
 /// |---|---|---|
-/// | `filter_classifier_requests_total` | counter | `outcome` = `ok`, `timeout`, `error`, `open` (breaker open, not called), `shed` (too many in flight, not called), `skipped` (already blocked locally) |
-/// | `filter_classifier_duration_seconds` | histogram of the calls made | |
+/// | `espresso_filter_classifier_requests_total` | counter | `outcome` = `ok`, `timeout`, `error`, `open` (breaker open, not called), `shed` (too many in flight, not called), `skipped` (already blocked locally) |
+/// | `espresso_filter_classifier_duration_seconds` | histogram of the calls made | |
 #[derive(Clone)]
 pub struct ClassifierMetrics {
     requests: IntCounterVec,
@@ -28,14 +31,14 @@ impl ClassifierMetrics {
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let requests = IntCounterVec::new(
             Opts::new(
-                "filter_classifier_requests_total",
+                "espresso_filter_classifier_requests_total",
                 "Texts the classifier stage saw, by outcome.",
             ),
             &["outcome"],
         )?;
         let duration = Histogram::with_opts(
             HistogramOpts::new(
-                "filter_classifier_duration_seconds",
+                "espresso_filter_classifier_duration_seconds",
                 "Duration of the calls to the classifier.",
             )
             .buckets(vec![
@@ -44,10 +47,18 @@ impl ClassifierMetrics {
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        // Every outcome is exported at 0, so a rate has a series from the first scrape.
+        for outcome in OUTCOMES {
+            requests.with_label_values(&[outcome]);
+        }
         Ok(ClassifierMetrics { requests, duration })
     }
 
     pub(crate) fn outcome(&self, outcome: &str) {
+        debug_assert!(
+            OUTCOMES.contains(&outcome),
+            "{outcome} missing from OUTCOMES"
+        );
         self.requests.with_label_values(&[outcome]).inc();
     }
 
@@ -56,13 +67,20 @@ impl ClassifierMetrics {
     }
 }
 
+/// The values of the cache's `result` label.
+const LOOKUP_RESULTS: [&str; 4] = ["local_hit", "redis_hit", "miss", "coalesced"];
+/// The values of the cache's `op` label.
+const REDIS_OPS: [&str; 2] = ["get", "set"];
+/// The values of the cache's `kind` label.
+const REDIS_ERROR_KINDS: [&str; 4] = ["timeout", "error", "open", "decode"];
+
 /// Metrics of the cache stage.
 ///
 /// | name | type | labels |
 /// |---|---|---|
-/// | `filter_cache_lookups_total` | counter | `result` = `local_hit`, `redis_hit`, `miss`, `coalesced` (answered by a concurrent request for the same text) |
-/// | `filter_cache_redis_errors_total` | counter | `op` = `get`, `set`; `kind` = `timeout`, `error`, `open` (breaker open), `decode` |
-/// | `filter_cache_invalidations_total` | counter: local cache cleared after a dictionary change | |
+/// | `espresso_filter_cache_lookups_total` | counter | `result` = `local_hit`, `redis_hit`, `miss`, `coalesced` (answered by a concurrent request for the same text) |
+/// | `espresso_filter_cache_redis_errors_total` | counter | `op` = `get`, `set`; `kind` = `timeout`, `error`, `open` (breaker open), `decode` |
+/// | `espresso_filter_cache_invalidations_total` | counter: local cache cleared after a dictionary change | |
 #[derive(Clone)]
 pub struct CacheMetrics {
     lookups: IntCounterVec,
@@ -81,25 +99,34 @@ impl CacheMetrics {
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let lookups = IntCounterVec::new(
             Opts::new(
-                "filter_cache_lookups_total",
+                "espresso_filter_cache_lookups_total",
                 "Verdict cache lookups, by result.",
             ),
             &["result"],
         )?;
         let redis_errors = IntCounterVec::new(
             Opts::new(
-                "filter_cache_redis_errors_total",
+                "espresso_filter_cache_redis_errors_total",
                 "Verdict cache calls to Redis that failed or were skipped, by operation and kind.",
             ),
             &["op", "kind"],
         )?;
         let invalidations = IntCounter::new(
-            "filter_cache_invalidations_total",
+            "espresso_filter_cache_invalidations_total",
             "Times the local verdict cache was cleared after a dictionary change.",
         )?;
         registry.register(Box::new(lookups.clone()))?;
         registry.register(Box::new(redis_errors.clone()))?;
         registry.register(Box::new(invalidations.clone()))?;
+        // Every known label set is exported at 0 from the first scrape.
+        for result in LOOKUP_RESULTS {
+            lookups.with_label_values(&[result]);
+        }
+        for op in REDIS_OPS {
+            for kind in REDIS_ERROR_KINDS {
+                redis_errors.with_label_values(&[op, kind]);
+            }
+        }
         Ok(CacheMetrics {
             lookups,
             redis_errors,
@@ -108,10 +135,12 @@ impl CacheMetrics {
     }
 
     pub(crate) fn lookup(&self, result: &str) {
+        debug_assert!(LOOKUP_RESULTS.contains(&result), "{result} missing");
         self.lookups.with_label_values(&[result]).inc();
     }
 
     pub(crate) fn redis_error(&self, op: &str, kind: &str) {
+        debug_assert!(REDIS_OPS.contains(&op) && REDIS_ERROR_KINDS.contains(&kind));
         self.redis_errors.with_label_values(&[op, kind]).inc();
     }
 

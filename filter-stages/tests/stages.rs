@@ -210,7 +210,7 @@ async fn slow_classifier_times_out_with_the_local_verdict_degraded() {
     assert_eq!(
         counter(
             &registry,
-            "filter_classifier_requests_total",
+            "espresso_filter_classifier_requests_total",
             "outcome",
             "timeout"
         ),
@@ -292,7 +292,7 @@ async fn calls_beyond_max_in_flight_are_shed_not_queued() {
     assert_eq!(
         counter(
             &registry,
-            "filter_classifier_requests_total",
+            "espresso_filter_classifier_requests_total",
             "outcome",
             "shed"
         ),
@@ -407,13 +407,18 @@ async fn cache_hit_skips_the_classifier_and_keeps_the_request_id() {
     assert_eq!(third.request_id, None);
     assert_eq!(rules.calls(), 1);
     assert_eq!(
-        counter(&registry, "filter_cache_lookups_total", "result", "miss"),
+        counter(
+            &registry,
+            "espresso_filter_cache_lookups_total",
+            "result",
+            "miss"
+        ),
         1
     );
     assert_eq!(
         counter(
             &registry,
-            "filter_cache_lookups_total",
+            "espresso_filter_cache_lookups_total",
             "result",
             "local_hit"
         ),
@@ -446,7 +451,14 @@ async fn concurrent_misses_for_one_text_ask_the_classifier_once() {
         assert_eq!(r.request_id, Some(i.to_string()));
     }
     assert_eq!(rules.calls(), 1);
-    let lookups = |result| counter(&registry, "filter_cache_lookups_total", "result", result);
+    let lookups = |result| {
+        counter(
+            &registry,
+            "espresso_filter_cache_lookups_total",
+            "result",
+            result,
+        )
+    };
     assert_eq!(lookups("miss"), 1);
     assert_eq!(lookups("coalesced") + lookups("local_hit"), 7);
 }
@@ -501,12 +513,17 @@ async fn a_reload_invalidates_cached_verdicts() {
     let invalidations: f64 = registry
         .gather()
         .iter()
-        .filter(|f| f.name() == "filter_cache_invalidations_total")
+        .filter(|f| f.name() == "espresso_filter_cache_invalidations_total")
         .map(|f| f.get_metric()[0].get_counter().get_value())
         .sum();
     assert_eq!(invalidations, 1.0);
     assert_eq!(
-        counter(&registry, "filter_cache_lookups_total", "result", "miss"),
+        counter(
+            &registry,
+            "espresso_filter_cache_lookups_total",
+            "result",
+            "miss"
+        ),
         2
     );
 
@@ -516,7 +533,12 @@ async fn a_reload_invalidates_cached_verdicts() {
     assert_eq!(r.verdict, Verdict::Pass);
     check(&mut service, FilterRequest::new("the spam king")).await;
     assert_eq!(
-        counter(&registry, "filter_cache_lookups_total", "result", "miss"),
+        counter(
+            &registry,
+            "espresso_filter_cache_lookups_total",
+            "result",
+            "miss"
+        ),
         3
     );
 }
@@ -638,7 +660,14 @@ async fn optional_stages_compose_from_configuration() {
         );
         let lookups: u64 = ["miss", "local_hit"]
             .iter()
-            .map(|r| counter(&registry, "filter_cache_lookups_total", "result", r))
+            .map(|r| {
+                counter(
+                    &registry,
+                    "espresso_filter_cache_lookups_total",
+                    "result",
+                    r,
+                )
+            })
             .sum();
         assert_eq!(lookups, if cache_on { 2 } else { 0 });
     }
@@ -693,7 +722,7 @@ async fn redis_shares_verdicts_across_instances() {
     assert_eq!(
         counter(
             &registry_b,
-            "filter_cache_lookups_total",
+            "espresso_filter_cache_lookups_total",
             "result",
             "redis_hit"
         ),
@@ -702,7 +731,7 @@ async fn redis_shares_verdicts_across_instances() {
     assert_eq!(
         counter(
             &registry_b,
-            "filter_cache_lookups_total",
+            "espresso_filter_cache_lookups_total",
             "result",
             "local_hit"
         ),
@@ -731,7 +760,14 @@ async fn redis_down_from_the_start_is_local_only_and_not_degraded() {
     }
     assert_eq!(rules.calls(), 5); // the local level still caches
     assert_eq!(breaker.state(), State::Open);
-    assert!(counter(&registry, "filter_cache_redis_errors_total", "kind", "open") > 0);
+    assert!(
+        counter(
+            &registry,
+            "espresso_filter_cache_redis_errors_total",
+            "kind",
+            "open"
+        ) > 0
+    );
 }
 
 #[tokio::test]
@@ -805,7 +841,14 @@ async fn redis_killed_mid_test_fails_no_request() {
     .await;
     let errors: u64 = ["timeout", "error", "open"]
         .iter()
-        .map(|kind| counter(&registry, "filter_cache_redis_errors_total", "kind", kind))
+        .map(|kind| {
+            counter(
+                &registry,
+                "espresso_filter_cache_redis_errors_total",
+                "kind",
+                kind,
+            )
+        })
         .sum();
     assert!(errors > 0);
 }

@@ -209,11 +209,16 @@ impl Default for RateLimitConfig {
 pub struct SlowCallConfig {
     /// Requests slower than this are logged with their call tree.
     pub threshold_ms: u64,
+    /// Upper bounds of the request latency histogram, in seconds, increasing.
+    pub latency_buckets_seconds: Vec<f64>,
 }
 
 impl Default for SlowCallConfig {
     fn default() -> Self {
-        Self { threshold_ms: 200 }
+        Self {
+            threshold_ms: 200,
+            latency_buckets_seconds: espresso_slow_call::DEFAULT_BUCKETS.to_vec(),
+        }
     }
 }
 
@@ -464,6 +469,16 @@ impl Config {
             return err(
                 "classifier.endpoint",
                 format!("{:?} is not a URI", self.classifier.endpoint),
+            );
+        }
+        let buckets = &self.slow_call.latency_buckets_seconds;
+        if buckets.is_empty()
+            || buckets.iter().any(|b| !b.is_finite() || *b <= 0.0)
+            || buckets.windows(2).any(|w| w[0] >= w[1])
+        {
+            return err(
+                "slow_call.latency_buckets_seconds",
+                "must be positive, finite, increasing bounds in seconds".into(),
             );
         }
         if self.debug.pprof_max_seconds == 0 {

@@ -34,6 +34,20 @@ pub(crate) fn probe_routes() -> Router<App> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
+/// Every error code an [`ApiError`] carries: `espresso_http_errors_total{code}` exports each at
+/// 0 from the start.
+pub(crate) const ERROR_CODES: [&str; 9] = [
+    "unsupported_media_type",
+    "payload_too_large",
+    "bad_body",
+    "invalid_utf8",
+    "invalid_json",
+    "missing_content",
+    "invalid_content",
+    "not_found",
+    "method_not_allowed",
+];
+
 /// A request the API refuses, shaped as the error JSON of `docs/http-api.md`.
 pub(crate) struct ApiError {
     status: StatusCode,
@@ -44,6 +58,10 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        debug_assert!(
+            ERROR_CODES.contains(&code),
+            "{code} missing from ERROR_CODES"
+        );
         let grpc = match status {
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Code::Unimplemented,
             StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,

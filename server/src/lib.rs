@@ -44,7 +44,7 @@ use espresso_filter_core::{
     Engine, FilterRequest, FilterResponse, FilterService, Options as FilterOptions,
 };
 use espresso_request_id::RequestIdLayer;
-use espresso_slow_call::{SlowCallBody, SlowCallLayer};
+use espresso_slow_call::{SlowCallBody, SlowCallLayer, SlowCallMetrics};
 use http::{HeaderName, StatusCode};
 use std::{
     net::SocketAddr,
@@ -239,7 +239,7 @@ async fn stack(
         .route("/healthz")
         .route("/readyz")
         .route("/metrics")
-        .metrics(&app.metrics.registry)?;
+        .metrics(slow_call_metrics(app, config)?);
     let header = HeaderName::try_from(config.request_id.header.as_str())?;
     let stack = ServiceBuilder::new()
         // The slow-call root span already carries `request_id`: no second span per request.
@@ -248,6 +248,25 @@ async fn stack(
         .map_response(IntoResponse::into_response)
         .service(limited);
     Ok(stack)
+}
+
+/// The request metrics, with the series of every route's success exported at 0 so that a fresh
+/// server's `/metrics` already shows the latency family the dashboards query.
+fn slow_call_metrics(app: &App, config: &Config) -> Result<SlowCallMetrics, prometheus::Error> {
+    let metrics = SlowCallMetrics::register_with_buckets(
+        &app.metrics.registry,
+        config.slow_call.latency_buckets_seconds.clone(),
+    )?;
+    metrics.expect(&http::Method::POST, "/v1/filter", "200");
+    let check = format!(
+        "/{}/Check",
+        pb::filter_server::FilterServer::<grpc::FilterGrpc>::NAME
+    );
+    metrics.expect(&http::Method::POST, &check, "OK");
+    for probe in ["/healthz", "/readyz", "/metrics"] {
+        metrics.expect(&http::Method::GET, probe, "200");
+    }
+    Ok(metrics)
 }
 
 /// Whether `path` is one of [`filter_routes`].

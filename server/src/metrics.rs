@@ -72,6 +72,14 @@ impl Metrics {
         for key in crate::config::restart_only() {
             restart_required.with_label_values(&[key]);
         }
+        for verdict in ["pass", "review", "block"] {
+            for degraded in ["false", "true"] {
+                verdicts.with_label_values(&[verdict, degraded]);
+            }
+        }
+        for code in crate::http_api::ERROR_CODES {
+            errors.with_label_values(&[code]);
+        }
         let dictionary_words = IntGaugeVec::new(
             Opts::new(
                 "espresso_dictionary_words",
@@ -105,9 +113,14 @@ impl Metrics {
         }
     }
 
-    /// Records the size of the word lists `engine` now serves.
+    /// Records the size of the word lists `engine` now serves, and exports the hits of each of
+    /// their categories at 0 (a category a reload removed keeps its series: its count is history).
     pub(crate) fn dictionary_loaded(&self, engine: &Engine) {
-        let stats = engine.dictionary().stats();
+        let dictionary = engine.dictionary();
+        for (level, category) in dictionary.categories() {
+            self.hits.with_label_values(&[level.as_str(), category]);
+        }
+        let stats = dictionary.stats();
         let words = &self.dictionary_words;
         words
             .with_label_values(&["blocked"])

@@ -5,6 +5,7 @@
 //!   the machine lacks prints one line naming the test, the missing piece and how to install
 //!   it, then returns early; with `ESPRESSO_REQUIRE_SERVICES=1` (CI) it panics with the same
 //!   line instead, so nothing skips there.
+//! - [`histogram`]: latency percentiles from a `/metrics` scrape, as Prometheus computes them.
 //! - [`RedisServer`]: a throw-away `redis-server` on a free port of 127.0.0.1, without
 //!   persistence, that can be killed and restarted on its port and dies with its owner.
 //! - [`FailsInTrailers`] (feature `grpc`): a tonic health service whose `Watch` stream sends
@@ -24,6 +25,7 @@
 
 #[cfg(feature = "grpc")]
 mod grpc;
+pub mod histogram;
 mod redis_server;
 mod skip;
 

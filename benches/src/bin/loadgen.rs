@@ -1,15 +1,19 @@
 //! `loadgen URL [--connections N] [--duration SECS] [--warmup SECS] [--body JSON] [--rate R]
-//! [--unique-client-ips true]`
+//! [--unique-client-ips true] [--metrics-route ROUTE]`
 //!
 //! HTTP/1.1 load over N keep-alive connections: closed loop (the next request as soon as the
 //! previous answer is read), or with `--rate` a fixed schedule of R requests/s whose latency is
 //! measured from when each request was due. Prints requests/s, latency percentiles, statuses.
 //! With `--unique-client-ips true` every request names a new client in `X-Forwarded-For`.
+//! With `--metrics-route ROUTE` it also scrapes the server's `/metrics` when measuring starts
+//! and ends, and prints the p50/p95/p99 that the server's latency histogram gives for that route
+//! label over the same window (as Grafana's `histogram_quantile` computes them) next to its own,
+//! and how many histogram buckets apart each pair is.
 
 use espresso_benches::load::{LoadPlan, run};
 use std::time::Duration;
 
-const USAGE: &str = "usage: loadgen URL [--connections 150] [--duration 10] [--warmup 2] [--body JSON] [--rate R] [--unique-client-ips true]";
+const USAGE: &str = "usage: loadgen URL [--connections 150] [--duration 10] [--warmup 2] [--body JSON] [--rate R] [--unique-client-ips true] [--metrics-route /v1/filter]";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -23,6 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         duration: Duration::from_secs(10),
         rate: None,
         unique_client_ips: false,
+        metrics_route: None,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(USAGE)?;
@@ -33,6 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             "--body" => plan.body = value.into(),
             "--rate" => plan.rate = Some(value.parse()?),
             "--unique-client-ips" => plan.unique_client_ips = value.parse()?,
+            "--metrics-route" => plan.metrics_route = Some(value),
             _ => return Err(USAGE.into()),
         }
     }

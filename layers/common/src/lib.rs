@@ -12,7 +12,13 @@
 //!   by breakers, adaptive limits, slow-call logs and metrics.
 //! - [`RequestId`]: the request id type every layer can read from request extensions.
 //!
+//! The refusal pieces ([`Rejection`], [`refusal`], [`RejectBody`]) are the default feature
+//! `refusal`, which brings `serde_json` for the JSON bodies; a layer that only reads the request
+//! id or classifies responses depends on this crate with `default-features = false`.
+//!
 //! ```
+//! # #[cfg(not(feature = "refusal"))] fn main() {}
+//! # #[cfg(feature = "refusal")] fn main() {
 //! use espresso_common::{grpc::Code, RejectBody, Rejection};
 //! use http::{Request, StatusCode};
 //! use std::time::Duration;
@@ -25,18 +31,24 @@
 //! let response: http::Response<RejectBody<String>> = rejection.to_response(&request);
 //! assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
 //! assert_eq!(response.headers()["retry-after"], "2");
+//! # }
 //! ```
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "refusal")]
 mod body;
 pub mod classify;
 pub mod grpc;
+#[cfg(feature = "refusal")]
 pub mod refusal;
+#[cfg(feature = "refusal")]
 mod rejection;
 mod request_id;
 
+#[cfg(feature = "refusal")]
 pub use body::RejectBody;
+#[cfg(feature = "refusal")]
 pub use rejection::Rejection;
 pub use request_id::RequestId;
 

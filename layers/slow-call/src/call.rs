@@ -1,13 +1,18 @@
 //! One request's accounting: started in `call`, finished when the response body ends, the body
 //! or future is dropped, or the inner service fails. Whatever happens, it is finished exactly once.
 
+#[cfg(feature = "metrics")]
+use crate::{SlowCallMetrics, policy::method_label};
 use crate::{
-    SlowCallMetrics,
-    policy::{RouteLabel, method_label},
+    policy::RouteLabel,
     recorder::InRequest,
     tree::{CallTree, Ms},
 };
-use espresso_common::{RequestId, grpc::Code};
+use espresso_common::{
+    RequestId,
+    classify::{ClassifyEos, GrpcStatus},
+    grpc::Code,
+};
 use http::{HeaderMap, Method, StatusCode, Uri};
 use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
@@ -32,7 +37,7 @@ enum Status {
     Http(StatusCode),
     /// A gRPC call whose `grpc-status` has not been seen yet.
     GrpcPending,
-    Grpc(Option<Code>),
+    Grpc(Code),
 }
 
 /// One request being timed.
@@ -48,6 +53,7 @@ pub(crate) struct Call {
     request_id: Option<RequestId>,
     grpc: bool,
     status: Status,
+    #[cfg(feature = "metrics")]
     metrics: Option<SlowCallMetrics>,
     done: bool,
 }
@@ -69,11 +75,13 @@ pub(crate) struct Start {
     pub(crate) route: RouteLabel,
     pub(crate) request_id: Option<RequestId>,
     pub(crate) grpc: bool,
+    #[cfg(feature = "metrics")]
     pub(crate) metrics: Option<SlowCallMetrics>,
 }
 
 impl Call {
     pub(crate) fn new(s: Start) -> Self {
+        #[cfg(feature = "metrics")]
         if let Some(m) = &s.metrics {
             m.active.inc();
         }
@@ -88,6 +96,7 @@ impl Call {
             request_id: s.request_id,
             grpc: s.grpc,
             status: Status::Pending,
+            #[cfg(feature = "metrics")]
             metrics: s.metrics,
             done: false,
         }
@@ -114,7 +123,7 @@ impl Call {
             Status::Http(status)
         } else {
             match headers.get("grpc-status") {
-                Some(value) => Status::Grpc(Code::from_header(value)),
+                Some(value) => Status::Grpc(Code::from_header(value).unwrap_or(Code::Unknown)),
                 None => Status::GrpcPending,
             }
         };
@@ -122,8 +131,9 @@ impl Call {
 
     /// Notes the response trailers (where a gRPC call's status usually is).
     pub(crate) fn trailers(&mut self, trailers: &HeaderMap) {
-        if let (Status::GrpcPending, Some(value)) = (self.status, trailers.get("grpc-status")) {
-            self.status = Status::Grpc(Code::from_header(value));
+        // The classification's end-of-stream step, shared with the breaker and degrade.
+        if let Status::GrpcPending = self.status {
+            self.status = Status::Grpc(GrpcStatus.eos(Some(trailers)));
         }
     }
 
@@ -132,7 +142,7 @@ impl Call {
             (End::Cancelled, _) => "cancelled",
             (End::Error, _) | (_, Status::Pending) => "error",
             (End::Complete, Status::Http(s)) => http_status_label(s),
-            (End::Complete, Status::GrpcPending) => grpc_name(None),
+            (End::Complete, Status::GrpcPending) => grpc_name(GrpcStatus.eos(None)),
             (End::Complete, Status::Grpc(code)) => grpc_name(code),
         }
     }
@@ -146,9 +156,10 @@ impl Call {
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(self.start);
         let status = self.status_label(end);
-        let method = method_label(&self.method);
         let slow = elapsed > self.threshold;
+        #[cfg(feature = "metrics")]
         if let Some(m) = &self.metrics {
+            let method = method_label(&self.method);
             m.active.dec();
             m.duration
                 .with_label_values(&[method, self.route.as_str(), status])
@@ -172,23 +183,41 @@ impl Call {
             }
             _ => status,
         };
-        tracing::warn!(
-            target: "espresso_slow_call",
-            parent: &self.span,
-            request_id = self.request_id.as_ref().map(RequestId::as_str),
-            method = self.method.as_str(),
-            route = self.route.as_str(),
-            path = self.uri.path(),
-            status,
-            duration_ms = millis(elapsed),
-            threshold_ms = millis(self.threshold),
-            cancelled = end == End::Cancelled,
-            tree = tree.as_str(),
-            "slow call: {} {} took {}",
-            self.method,
-            self.uri.path(),
-            Ms(elapsed),
-        );
+        if self.span.is_disabled() {
+            // No root span to carry the request's context: the line carries it.
+            tracing::warn!(
+                target: "espresso_slow_call",
+                request_id = self.request_id.as_ref().map(RequestId::as_str),
+                method = self.method.as_str(),
+                route = self.route.as_str(),
+                path = self.uri.path(),
+                status,
+                duration_ms = millis(elapsed),
+                threshold_ms = millis(self.threshold),
+                cancelled = end == End::Cancelled,
+                tree = tree.as_str(),
+                "slow call: {} {} took {}",
+                self.method,
+                self.uri.path(),
+                Ms(elapsed),
+            );
+        } else {
+            // The root span (or the request-id layer's span above it) already shows the id,
+            // method, route and path: the line adds only what the span cannot know.
+            tracing::warn!(
+                target: "espresso_slow_call",
+                parent: &self.span,
+                status,
+                duration_ms = millis(elapsed),
+                threshold_ms = millis(self.threshold),
+                cancelled = end == End::Cancelled,
+                tree = tree.as_str(),
+                "slow call: {} {} took {}",
+                self.method,
+                self.uri.path(),
+                Ms(elapsed),
+            );
+        }
     }
 }
 
@@ -235,26 +264,26 @@ fn http_status_label(status: StatusCode) -> &'static str {
     }
 }
 
-/// The gRPC specification's name of a status code; `UNKNOWN` when none was sent.
-pub(crate) fn grpc_name(code: Option<Code>) -> &'static str {
+/// The gRPC specification's name of a status code.
+pub(crate) fn grpc_name(code: Code) -> &'static str {
     match code {
-        Some(Code::Ok) => "OK",
-        Some(Code::Cancelled) => "CANCELLED",
-        None | Some(Code::Unknown) => "UNKNOWN",
-        Some(Code::InvalidArgument) => "INVALID_ARGUMENT",
-        Some(Code::DeadlineExceeded) => "DEADLINE_EXCEEDED",
-        Some(Code::NotFound) => "NOT_FOUND",
-        Some(Code::AlreadyExists) => "ALREADY_EXISTS",
-        Some(Code::PermissionDenied) => "PERMISSION_DENIED",
-        Some(Code::ResourceExhausted) => "RESOURCE_EXHAUSTED",
-        Some(Code::FailedPrecondition) => "FAILED_PRECONDITION",
-        Some(Code::Aborted) => "ABORTED",
-        Some(Code::OutOfRange) => "OUT_OF_RANGE",
-        Some(Code::Unimplemented) => "UNIMPLEMENTED",
-        Some(Code::Internal) => "INTERNAL",
-        Some(Code::Unavailable) => "UNAVAILABLE",
-        Some(Code::DataLoss) => "DATA_LOSS",
-        Some(Code::Unauthenticated) => "UNAUTHENTICATED",
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
@@ -268,7 +297,7 @@ mod tests {
         assert_eq!(http_status_label(StatusCode::IM_A_TEAPOT), "4xx");
         assert_eq!(http_status_label(StatusCode::from_u16(599).unwrap()), "5xx");
         assert_eq!(http_status_label(StatusCode::CONTINUE), "1xx");
-        assert_eq!(grpc_name(Some(Code::Unavailable)), "UNAVAILABLE");
-        assert_eq!(grpc_name(None), "UNKNOWN");
+        assert_eq!(grpc_name(Code::Unavailable), "UNAVAILABLE");
+        assert_eq!(grpc_name(GrpcStatus.eos(None)), "UNKNOWN");
     }
 }

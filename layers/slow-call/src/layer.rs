@@ -1,8 +1,9 @@
 //! [`SlowCallLayer`]: thresholds, route labels and metrics, applied to a service.
 
-use crate::{SlowCall, SlowCallMetrics, policy::Policy};
+#[cfg(feature = "metrics")]
+use crate::SlowCallMetrics;
+use crate::{SlowCall, policy::Policy};
 use http::Method;
-use prometheus::Registry;
 use std::{borrow::Cow, sync::Arc, time::Duration};
 use tower_layer::Layer;
 
@@ -10,6 +11,7 @@ use tower_layer::Layer;
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) policy: Policy,
+    #[cfg(feature = "metrics")]
     pub(crate) metrics: Option<SlowCallMetrics>,
     pub(crate) max_spans: usize,
 }
@@ -24,14 +26,14 @@ pub(crate) struct Config {
 /// use espresso_slow_call::SlowCallLayer;
 /// use std::time::Duration;
 ///
-/// let registry = prometheus::Registry::new();
 /// let layer = SlowCallLayer::new(Duration::from_millis(200))
 ///     .route_threshold("/v1/filter", Duration::from_millis(50))
 ///     .route_threshold("/espresso.filter.v1.Filter/Check", Duration::from_millis(50))
-///     .route("/metrics")
-///     .metrics(&registry)
-///     .expect("metrics registered once");
-/// # let _ = layer;
+///     .route("/metrics");
+/// // A builder is a plain value: a setter on a copy leaves the original as it was.
+/// let strict = layer.clone().max_spans(16);
+/// assert!(format!("{strict:?}").contains("max_spans: 16"));
+/// assert!(format!("{layer:?}").contains("max_spans: 256"));
 /// ```
 #[derive(Debug, Clone)]
 pub struct SlowCallLayer {
@@ -47,6 +49,7 @@ impl SlowCallLayer {
         Self {
             config: Arc::new(Config {
                 policy: Policy::new(threshold),
+                #[cfg(feature = "metrics")]
                 metrics: None,
                 max_spans: DEFAULT_MAX_SPANS,
             }),
@@ -93,16 +96,12 @@ impl SlowCallLayer {
         self
     }
 
-    /// Creates the [`SlowCallMetrics`] and registers them into `registry`.
-    ///
-    /// Fails when the registry already holds them; to feed one set from several layers, register
-    /// once with [`SlowCallMetrics::register`] and pass it to [`with_metrics`](Self::with_metrics).
-    pub fn metrics(self, registry: &Registry) -> Result<Self, prometheus::Error> {
-        Ok(self.with_metrics(SlowCallMetrics::register(registry)?))
-    }
-
-    /// Records into these metrics.
-    pub fn with_metrics(mut self, metrics: SlowCallMetrics) -> Self {
+    /// Records into these metrics (feature `metrics`), registered once with
+    /// [`SlowCallMetrics::register`]; clones of one set can feed it from several layers. The
+    /// layer exports `espresso_slow_calls_total` at 0 for each route it knows when it wraps a
+    /// service.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, metrics: SlowCallMetrics) -> Self {
         self.config().metrics = Some(metrics);
         self
     }

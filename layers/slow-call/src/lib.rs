@@ -2,13 +2,23 @@
 //!
 //! [`SlowCallLayer`] times every request until its response body ends. When a request is slower
 //! than its threshold (global, per route, or per gRPC method), it emits one WARN event, target
-//! `espresso_slow_call`, with the request id, method, route, path, status, duration and the tree
-//! of the `tracing` spans the request opened, with their durations:
+//! `espresso_slow_call`, with the status, duration, threshold and the tree of the `tracing` spans
+//! the request opened, with their durations. The event sits in the request's root span, which
+//! names the method, path and route, and the request id unless the request-id layer's span
+//! around it already does: the id appears once. Behind `RequestIdLayer` and
+//! `tracing_subscriber::fmt`:
 //!
 //! ```text
-//! WARN slow call: POST /v1/filter took 312.4ms request_id="7f3a…" route="/v1/filter" status="200"
-//!   duration_ms=312.4 tree="handler 312.1ms (busy 1.2ms) > [cache 3.0ms (busy 0µs), classifier 308.0ms (busy 0µs)]"
+//! WARN request{request_id=7f3a…}:request{method=POST path="/v1/filter" route="/v1/filter"}:
+//!   espresso_slow_call: slow call: POST /v1/filter took 312.4ms status="200" duration_ms=312.4
+//!   threshold_ms=200.0 cancelled=false
+//!   tree="handler 312.1ms (busy 1.2ms) > [cache 3.0ms (busy 0µs), classifier 308.0ms (busy 0µs)]"
 //! ```
+//!
+//! Before, the line repeated the id in the event and in both spans
+//! (`request{request_id=7f3a…}:request{… request_id="7f3a…"}: … request_id="7f3a…" method=…`).
+//! When no layer wants the root span (see [`SlowCallRecorder::filtered`]), the event carries
+//! `request_id`, `method`, `route` and `path` itself.
 //!
 //! `#[tracing::instrument]` on a function puts it in the tree: its span opens when the function
 //! is entered and closes when it returns. The tree is recorded by [`SlowCallRecorder`], a
@@ -35,13 +45,10 @@
 //!     .with(tracing_subscriber::fmt::layer())
 //!     .init();
 //!
-//! let registry = prometheus::Registry::new();
 //! let service = ServiceBuilder::new()
 //!     .layer(
 //!         SlowCallLayer::new(Duration::from_millis(200))
-//!             .route_threshold("/v1/filter", Duration::from_millis(50))
-//!             .metrics(&registry)
-//!             .unwrap(),
+//!             .route_threshold("/v1/filter", Duration::from_millis(50)),
 //!     )
 //!     .service_fn(|req: Request<String>| async move {
 //!         let spam = classify(req.body()).await;
@@ -63,8 +70,9 @@
 //!
 //! Each request gets a root span (target `espresso_slow_call`, name `request`) with the fields
 //! `method`, `path`, `route`, `request_id` (read from [`espresso_common::RequestId`] in the
-//! request extensions, set by the request-id layer, which must run outside this one) and
-//! `trace_id` (with the `otel` feature). The response future and the body are polled inside it,
+//! request extensions, set by the request-id layer, which must run outside this one; left empty
+//! when the span the request arrives in already declares `request_id`, as the request-id layer's
+//! own span does) and `trace_id` (with the `otel` feature). The response future and the body are polled inside it,
 //! so log lines and exported spans carry the request's context. The call tree does not need it:
 //! spans opened while the request is polled become the tree's top-level spans. Behind
 //! [`SlowCallRecorder::filtered`], a request whose root span no other layer wants skips creating
@@ -78,7 +86,9 @@
 //!
 //! # Metrics
 //!
-//! See [`SlowCallMetrics`]. Route labels come from the routes the layer knows
+//! With the default feature `metrics`, see [`SlowCallMetrics`]: register them once with
+//! [`SlowCallMetrics::register`], then hand them to [`SlowCallLayer::metrics`]. Without the
+//! feature the crate does not depend on `prometheus`. Route labels come from the routes the layer knows
 //! ([`SlowCallLayer::route`], [`SlowCallLayer::route_threshold`], [`SlowCallLayer::route_label`]);
 //! any other path is labelled [`UNMATCHED_ROUTE`].
 //!
@@ -94,6 +104,7 @@ mod body;
 mod call;
 mod future;
 mod layer;
+#[cfg(feature = "metrics")]
 mod metrics;
 #[cfg(feature = "otel")]
 pub mod otel;
@@ -105,6 +116,7 @@ mod tree;
 pub use body::SlowCallBody;
 pub use future::ResponseFuture;
 pub use layer::{DEFAULT_MAX_SPANS, SlowCallLayer};
+#[cfg(feature = "metrics")]
 pub use metrics::{DEFAULT_BUCKETS, SlowCallMetrics};
 pub use policy::UNMATCHED_ROUTE;
 pub use recorder::{ROOT_SPAN_NAME, ROOT_SPAN_TARGET, RecordedSpans, SlowCallRecorder};

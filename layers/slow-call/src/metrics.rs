@@ -1,10 +1,23 @@
-//! Prometheus metrics of [`SlowCallLayer`](crate::SlowCallLayer).
+//! Prometheus metrics of [`SlowCallLayer`](crate::SlowCallLayer) (feature `metrics`).
 
+use crate::policy::method_label;
+use http::Method;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
-/// Default histogram buckets, in seconds (OpenTelemetry's HTTP server duration buckets).
+/// Default latency histogram bounds, in seconds: a 1-2-5 series from 50 µs to 10 s, so that a
+/// sub-millisecond answer and a multi-second one both land in a bucket that resolves them.
+///
+/// ```
+/// use espresso_slow_call::DEFAULT_BUCKETS;
+///
+/// assert_eq!(DEFAULT_BUCKETS.first(), Some(&0.000_05));
+/// assert_eq!(DEFAULT_BUCKETS.last(), Some(&10.0));
+/// // Neighbouring bounds are at most 2.5 times apart.
+/// assert!(DEFAULT_BUCKETS.windows(2).all(|w| w[1] / w[0] <= 2.5 + 1e-9));
+/// ```
 pub const DEFAULT_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    0.000_05, 0.000_1, 0.000_2, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
+    2.0, 5.0, 10.0,
 ];
 
 /// The request metrics, registered into a caller-supplied [`Registry`]:
@@ -19,6 +32,26 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
 /// service or the body failed. `route` is a known route or
 /// [`UNMATCHED_ROUTE`](crate::UNMATCHED_ROUTE); `method` is a standard method or `_OTHER`.
 ///
+/// A layer given these metrics exports `espresso_slow_calls_total` at 0 for every route it
+/// knows; [`expect`](Self::expect) does the same for a histogram series.
+///
+/// ```
+/// use espresso_slow_call::{SlowCallLayer, SlowCallMetrics};
+/// use std::time::Duration;
+///
+/// let registry = prometheus::Registry::new();
+/// let metrics = SlowCallMetrics::register(&registry)?;
+/// let _layer = SlowCallLayer::new(Duration::from_millis(200))
+///     .route("/v1/filter")
+///     .metrics(metrics.clone());
+/// // A second registration into the same registry is an error, not a silent no-op.
+/// assert!(SlowCallMetrics::register(&registry).is_err());
+///
+/// let names: Vec<String> = registry.gather().iter().map(|f| f.name().to_owned()).collect();
+/// assert!(names.contains(&"espresso_slow_calls_total".to_owned()));
+/// # Ok::<(), prometheus::Error>(())
+/// ```
+///
 /// Cloning shares the metrics, so several layers can feed one set.
 #[derive(Debug, Clone)]
 pub struct SlowCallMetrics {
@@ -32,11 +65,18 @@ impl SlowCallMetrics {
     ///
     /// Fails when `registry` already holds metrics of these names.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        Self::with_buckets(registry, DEFAULT_BUCKETS.to_vec())
+        Self::register_with_buckets(registry, DEFAULT_BUCKETS.to_vec())
     }
 
-    /// Creates the metrics with these histogram buckets (in seconds) and registers them.
-    pub fn with_buckets(registry: &Registry, buckets: Vec<f64>) -> Result<Self, prometheus::Error> {
+    /// Creates the metrics with these histogram bounds (in seconds, increasing) and registers
+    /// them.
+    ///
+    /// Fails when `registry` already holds metrics of these names or the bounds are not
+    /// increasing.
+    pub fn register_with_buckets(
+        registry: &Registry,
+        buckets: Vec<f64>,
+    ) -> Result<Self, prometheus::Error> {
         let duration = HistogramVec::new(
             HistogramOpts::new(
                 "http_server_request_duration_seconds",
@@ -59,29 +99,39 @@ impl SlowCallMetrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(slow.clone()))?;
         registry.register(Box::new(active.clone()))?;
+        // The route-less counter is known from the start; routes are added by the layers.
+        slow.with_label_values(&[crate::UNMATCHED_ROUTE]);
         Ok(Self {
             duration,
             slow,
             active,
         })
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Exports the latency series of `method`, `route` and `status` (as the layer would label
+    /// them) at 0 before its first request, so dashboards and alerts have a series from the
+    /// first scrape.
+    ///
+    /// ```
+    /// use espresso_slow_call::SlowCallMetrics;
+    /// use http::Method;
+    ///
+    /// let registry = prometheus::Registry::new();
+    /// let metrics = SlowCallMetrics::register(&registry)?;
+    /// metrics.expect(&Method::POST, "/v1/filter", "200");
+    /// let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather())?;
+    /// assert!(text.contains(
+    ///     r#"http_server_request_duration_seconds_count{method="POST",route="/v1/filter",status="200"} 0"#
+    /// ));
+    /// # Ok::<(), prometheus::Error>(())
+    /// ```
+    pub fn expect(&self, method: &Method, route: &str, status: &str) {
+        self.duration
+            .with_label_values(&[method_label(method), route, status]);
+    }
 
-    #[test]
-    fn registers_once_per_registry() {
-        let registry = Registry::new();
-        let metrics = SlowCallMetrics::register(&registry).unwrap();
-        assert!(SlowCallMetrics::register(&registry).is_err());
-        metrics.active.inc();
-        let names: Vec<_> = registry
-            .gather()
-            .iter()
-            .map(|f| f.name().to_owned())
-            .collect();
-        assert!(names.contains(&"http_server_active_requests".to_owned()));
+    /// Exports `espresso_slow_calls_total{route}` at 0.
+    pub(crate) fn known_route(&self, route: &str) {
+        self.slow.with_label_values(&[route]);
     }
 }

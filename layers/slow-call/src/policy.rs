@@ -92,6 +92,12 @@ impl Policy {
             .sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
     }
 
+    /// The prefixes of the known routes, which are route labels.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn known_routes(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().map(|r| &*r.prefix)
+    }
+
     pub(crate) fn set_route_fn(&mut self, f: Arc<RouteFn>) {
         self.route_fn = Some(f);
     }
@@ -122,6 +128,7 @@ impl Policy {
 
 /// The method label: the standard methods by name, anything else as `_OTHER` (as OpenTelemetry's
 /// HTTP conventions do), so a client cannot grow the label set.
+#[cfg(any(feature = "metrics", test))]
 pub(crate) fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",

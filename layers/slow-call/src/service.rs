@@ -28,6 +28,12 @@ pub struct SlowCall<S> {
 impl<S> SlowCall<S> {
     /// Wraps `inner` with the settings of `layer`.
     pub fn new(inner: S, layer: &SlowCallLayer) -> Self {
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &layer.config.metrics {
+            for route in layer.config.policy.known_routes() {
+                metrics.known_route(route);
+            }
+        }
         Self {
             inner,
             config: layer.config.clone(),
@@ -82,9 +88,17 @@ where
             method = %req.method(),
             path = req.uri().path(),
             route = route.as_str(),
-            request_id = request_id.as_ref().map(RequestId::as_str),
+            request_id = tracing::field::Empty,
             trace_id = tracing::field::Empty,
         );
+        // The id goes on the line once: not here when the span we are in (the request-id
+        // layer's) already shows it.
+        if let Some(id) = &request_id
+            && !span.is_disabled()
+            && !current_span_has_request_id()
+        {
+            span.record("request_id", id.as_str());
+        }
         #[cfg(feature = "otel")]
         crate::otel::extract_parent(&span, req.headers());
         let call = Call::new(Start {
@@ -97,6 +111,7 @@ where
             route,
             request_id,
             grpc: is_grpc(req.headers()),
+            #[cfg(feature = "metrics")]
             metrics: config.metrics.clone(),
         });
         let future = {
@@ -105,4 +120,15 @@ where
         };
         ResponseFuture::new(future, call)
     }
+}
+
+/// Whether the span the request is called in declares a `request_id` field. Looks it up without
+/// cloning it.
+fn current_span_has_request_id() -> bool {
+    tracing::dispatcher::get_default(|dispatch| {
+        dispatch
+            .current_span()
+            .metadata()
+            .is_some_and(|meta| meta.fields().field("request_id").is_some())
+    })
 }

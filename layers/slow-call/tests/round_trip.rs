@@ -11,6 +11,7 @@ use axum::{Router, routing::post};
 use bytes::Bytes;
 use espresso_common::RequestId;
 use espresso_slow_call::{SlowCallLayer, SlowCallMetrics};
+use espresso_test_support::{FailsInTrailers, health_request};
 use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -18,7 +19,9 @@ use std::{net::SocketAddr, time::Duration};
 use support::{capture, histogram};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_client::HealthClient, health_server::HealthServer,
+};
 use tower::ServiceBuilder;
 use tracing::instrument;
 
@@ -54,7 +57,7 @@ async fn serve_axum(metrics: SlowCallMetrics) -> SocketAddr {
                 SlowCallLayer::new(Duration::ZERO)
                     .route("/v1/filter")
                     .route("/stall")
-                    .with_metrics(metrics),
+                    .metrics(metrics),
             ),
         );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -126,8 +129,7 @@ async fn grpc_calls_are_logged_with_their_grpc_status() {
     let addr = listener.local_addr().unwrap();
     let layer = SlowCallLayer::new(Duration::ZERO)
         .route("/grpc.health.v1.Health/Check")
-        .metrics(&registry)
-        .unwrap();
+        .metrics(SlowCallMetrics::register(&registry).unwrap());
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .layer(layer)
@@ -161,4 +163,43 @@ async fn grpc_calls_are_logged_with_their_grpc_status() {
     let route = "/grpc.health.v1.Health/Check";
     assert_eq!(histogram(&registry, "POST", route, "OK").0, 1);
     assert_eq!(histogram(&registry, "POST", route, "NOT_FOUND").0, 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_stream_that_fails_in_its_trailers_is_logged_and_counted_with_that_status() {
+    let (events, _guard) = capture();
+    let registry = prometheus::Registry::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let layer = SlowCallLayer::new(Duration::ZERO)
+        .route("/grpc.health.v1.Health/Watch")
+        .metrics(SlowCallMetrics::register(&registry).unwrap());
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(HealthServer::new(FailsInTrailers))
+            .serve_with_incoming(TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut stream = HealthClient::new(channel)
+        .watch(health_request())
+        .await
+        .expect("the head says OK")
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+    assert!(stream.message().await.unwrap().is_some());
+    let end = stream.message().await.unwrap_err();
+    assert_eq!(end.code(), tonic::Code::Unavailable);
+
+    let events = events.wait_for(1).await;
+    assert_eq!(events[0].get("status"), "UNAVAILABLE");
+    let route = "/grpc.health.v1.Health/Watch";
+    assert_eq!(histogram(&registry, "POST", route, "UNAVAILABLE").0, 1);
+    assert_eq!(histogram(&registry, "POST", route, "OK").0, 0);
 }

@@ -9,7 +9,7 @@ mod support;
 
 use bytes::Bytes;
 use espresso_common::RequestId;
-use espresso_slow_call::{SlowCallLayer, UNMATCHED_ROUTE};
+use espresso_slow_call::{SlowCallLayer, SlowCallMetrics, UNMATCHED_ROUTE};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
@@ -67,8 +67,7 @@ async fn a_slow_request_logs_one_event_with_the_nested_tree() {
     let registry = prometheus::Registry::new();
     let layer = SlowCallLayer::new(10 * MS)
         .route("/v1/filter")
-        .metrics(&registry)
-        .unwrap();
+        .metrics(SlowCallMetrics::register(&registry).unwrap());
     let service = layer.layer(service_fn(app));
 
     let response = service.oneshot(request("/v1/filter")).await.unwrap();
@@ -112,7 +111,7 @@ async fn a_slow_request_logs_one_event_with_the_nested_tree() {
 async fn a_fast_request_logs_nothing_but_is_measured() {
     let (events, _guard) = capture();
     let registry = prometheus::Registry::new();
-    let layer = SlowCallLayer::new(20 * MS).metrics(&registry).unwrap();
+    let layer = SlowCallLayer::new(20 * MS).metrics(SlowCallMetrics::register(&registry).unwrap());
     let mut service = layer.layer(service_fn(app));
 
     for _ in 0..3 {
@@ -155,7 +154,7 @@ async fn routes_and_grpc_methods_have_their_own_thresholds() {
 async fn a_client_that_goes_away_before_the_response_is_accounted() {
     let (events, _guard) = capture();
     let registry = prometheus::Registry::new();
-    let layer = SlowCallLayer::new(10 * MS).metrics(&registry).unwrap();
+    let layer = SlowCallLayer::new(10 * MS).metrics(SlowCallMetrics::register(&registry).unwrap());
     let service = layer.layer(service_fn(|_: Request<Full<Bytes>>| async {
         handler().await;
         sleep(Duration::from_secs(60)).await;
@@ -223,7 +222,7 @@ impl Body for Frames {
 async fn timing_ends_with_the_body_and_a_dropped_body_is_cancelled() {
     let (events, _guard) = capture();
     let registry = prometheus::Registry::new();
-    let layer = SlowCallLayer::new(10 * MS).metrics(&registry).unwrap();
+    let layer = SlowCallLayer::new(10 * MS).metrics(SlowCallMetrics::register(&registry).unwrap());
     let service = layer.layer(service_fn(|_: Request<Full<Bytes>>| async {
         let body = Frames::new(vec![Frame::data(Bytes::from_static(b"first"))]);
         Ok::<_, Infallible>(Response::new(body))
@@ -251,8 +250,7 @@ async fn grpc_status_comes_from_the_trailers() {
     let registry = prometheus::Registry::new();
     let layer = SlowCallLayer::new(10 * MS)
         .route("/pkg.Svc/Check")
-        .metrics(&registry)
-        .unwrap();
+        .metrics(SlowCallMetrics::register(&registry).unwrap());
     let service = layer.layer(service_fn(|_: Request<Full<Bytes>>| async {
         sleep(15 * MS).await;
         let mut trailers = HeaderMap::new();
@@ -292,7 +290,7 @@ async fn grpc_status_comes_from_the_trailers() {
 async fn a_failing_inner_service_is_counted_as_an_error() {
     let (events, _guard) = capture();
     let registry = prometheus::Registry::new();
-    let layer = SlowCallLayer::new(MS).metrics(&registry).unwrap();
+    let layer = SlowCallLayer::new(MS).metrics(SlowCallMetrics::register(&registry).unwrap());
     let service = layer.layer(service_fn(|_: Request<Full<Bytes>>| async {
         sleep(2 * MS).await;
         Err::<Response<Full<Bytes>>, _>("backend down")
@@ -309,7 +307,7 @@ async fn a_failing_inner_service_is_counted_as_an_error() {
 async fn spans_outside_requests_and_requests_without_a_recorder_are_fine() {
     // No subscriber at all: the layer still times and logs nothing anywhere, and metrics work.
     let registry = prometheus::Registry::new();
-    let layer = SlowCallLayer::new(MS).metrics(&registry).unwrap();
+    let layer = SlowCallLayer::new(MS).metrics(SlowCallMetrics::register(&registry).unwrap());
     let service = layer.layer(service_fn(app));
     let response = service.oneshot(request("/x")).await.unwrap();
     response.into_body().collect().await.unwrap();
@@ -335,7 +333,7 @@ async fn the_number_of_recorded_spans_is_capped() {
 async fn a_head_response_is_complete_without_its_body() {
     let (events, _guard) = capture();
     let registry = prometheus::Registry::new();
-    let layer = SlowCallLayer::new(MS).metrics(&registry).unwrap();
+    let layer = SlowCallLayer::new(MS).metrics(SlowCallMetrics::register(&registry).unwrap());
     let service = layer.layer(service_fn(app));
     let request = Request::head("/x").body(Full::default()).unwrap();
     let response = service.oneshot(request).await.unwrap();

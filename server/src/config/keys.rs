@@ -48,6 +48,7 @@ pub const KEYS: &[(&str, Applies)] = &[
     ("rate_limit.trusted_proxies", OnRestart),
     ("rate_limit.max_keys", OnRestart),
     ("slow_call.threshold_ms", OnReload),
+    ("slow_call.latency_buckets_seconds", OnRestart),
     ("classifier.endpoint", OnRestart),
     ("classifier.timeout_ms", OnRestart),
     ("classifier.max_in_flight", OnRestart),

@@ -409,6 +409,78 @@ mod tests {
         assert_eq!(after.gauges.requests_total, 10.0);
     }
 
+    /// `n` latencies (seconds) spread as a Pareto distribution from `min` with tail index
+    /// `alpha`: taken at the quantiles `(i + 0.5) / n`, so the set is the same on every run.
+    fn pareto(n: usize, min: f64, alpha: f64) -> Vec<f64> {
+        (0..n)
+            .map(|i| min * (1.0 - (i as f64 + 0.5) / n as f64).powf(-1.0 / alpha))
+            .collect()
+    }
+
+    /// The dashboard's p50/p95/p99 (milliseconds) of `latencies` recorded into a latency
+    /// histogram with `bounds`, next to the exact ones.
+    fn percentiles(bounds: &[f64], latencies: &[f64]) -> Vec<(f64, f64)> {
+        let registry = Registry::new();
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_server_request_duration_seconds", "h")
+                .buckets(bounds.to_vec()),
+            &["method", "route", "status"],
+        )
+        .unwrap();
+        registry.register(Box::new(latency.clone())).unwrap();
+        let before = Reading::from_families(&registry.gather(), Duration::from_secs(1));
+        let series = latency.with_label_values(&["POST", "/v1/filter", "200"]);
+        for &l in latencies {
+            series.observe(l);
+        }
+        let sample =
+            Reading::from_families(&registry.gather(), Duration::from_secs(2)).since(&before, 0);
+        let mut sorted = latencies.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let exact = |q: f64| sorted[(q * sorted.len() as f64).ceil() as usize - 1] * 1000.0;
+        vec![
+            (sample.p50_ms.unwrap(), exact(0.50)),
+            (sample.p95_ms.unwrap(), exact(0.95)),
+            (sample.p99_ms.unwrap(), exact(0.99)),
+        ]
+    }
+
+    #[test]
+    fn with_the_default_buckets_the_dashboard_percentiles_are_within_one_bucket_of_the_truth() {
+        let bounds = espresso_slow_call::DEFAULT_BUCKETS;
+        // Neighbouring bounds are at most this far apart: a percentile interpolated inside the
+        // right bucket is off by less than that factor.
+        let one_bucket = bounds.windows(2).map(|w| w[1] / w[0]).fold(1.0, f64::max);
+        assert!(one_bucket <= 2.5 + 1e-9, "{one_bucket}");
+        // The filter's shapes at 1k req/s (median about 0.1 ms, p99 0.7 ms) and at 25k req/s
+        // (queueing: median 0.27 ms, p99 near 7 ms), and a slow dependency (median 60 ms).
+        for (name, latencies) in [
+            ("1k req/s", pareto(10_000, 0.000_07, 2.0)),
+            ("25k req/s", pareto(100_000, 0.000_15, 1.2)),
+            ("slow backend", pareto(10_000, 0.05, 3.0)),
+        ] {
+            for (shown, exact) in percentiles(bounds, &latencies) {
+                let off = (shown / exact).max(exact / shown);
+                assert!(
+                    off <= one_bucket,
+                    "{name}: dashboard {shown:.3} ms, exact {exact:.3} ms"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn buckets_starting_at_5_ms_cannot_show_a_sub_millisecond_service() {
+        // OpenTelemetry's HTTP bounds, which the histogram used before: every 0.1 ms answer
+        // lands in the first bucket and the percentiles are interpolation artefacts.
+        let otel = [
+            0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+        ];
+        let shown = percentiles(&otel, &pareto(10_000, 0.000_07, 2.0));
+        let (p50, exact) = shown[0];
+        assert!(p50 / exact > 20.0, "p50 {p50} ms vs {exact} ms");
+    }
+
     #[test]
     fn the_ring_keeps_the_newest_samples() {
         let series = Series::default();

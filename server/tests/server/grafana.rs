@@ -36,8 +36,8 @@ fn metric_names_are_found_in_promql() {
     assert_eq!(names, ["http_server_request_duration_seconds_bucket"]);
 }
 
-#[tokio::test]
-async fn every_dashboard_query_names_an_exported_metric() {
+/// Every PromQL expression of the shipped dashboard's panels.
+fn dashboard_queries() -> Vec<String> {
     let file = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/grafana/espresso.json"
@@ -52,15 +52,40 @@ async fn every_dashboard_query_names_an_exported_metric() {
         .map(|target| target["expr"].as_str().unwrap().to_owned())
         .collect();
     assert!(exprs.len() >= 10, "{} queries", exprs.len());
+    exprs
+}
 
-    // A classifier nobody answers (its stage, breaker and metrics exist), every request slow.
+/// A server with a classifier nobody answers (its stage, breaker and metrics exist), every
+/// request slow.
+async fn server_with_a_classifier() -> Server {
     let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", unused.local_addr().unwrap());
     drop(unused);
-    let server = Server::start(&format!(
+    Server::start(&format!(
         "[classifier]\nendpoint = \"{endpoint}\"\n[slow_call]\nthreshold_ms = 0\n"
     ))
-    .await;
+    .await
+}
+
+/// The metric names the dashboard queries that a scrape of `server` lacks.
+async fn missing_from_scrape(server: &Server) -> (Vec<String>, String) {
+    let scrape = String::from_utf8(server.get("/metrics").await.body.to_vec()).unwrap();
+    let exported: BTreeSet<&str> = scrape
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .collect();
+    let missing = dashboard_queries()
+        .iter()
+        .flat_map(|expr| metric_names(expr))
+        .filter(|name| !exported.contains(name.as_str()))
+        .collect();
+    (missing, scrape)
+}
+
+#[tokio::test]
+async fn every_dashboard_query_names_an_exported_metric() {
+    let server = server_with_a_classifier().await;
     server.filter("a badword").await;
     server.filter("plain text").await;
     server.post_json("/v1/filter", "{").await;
@@ -75,19 +100,14 @@ async fn every_dashboard_query_names_an_exported_metric() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 
-    let scrape = String::from_utf8(server.get("/metrics").await.body.to_vec()).unwrap();
-    let exported: BTreeSet<&str> = scrape
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.split(['{', ' ']).next())
-        .collect();
-    let missing: Vec<String> = exprs
-        .iter()
-        .flat_map(|expr| metric_names(expr))
-        .filter(|name| !exported.contains(name.as_str()))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "not exported: {missing:?}\nexported: {exported:?}"
-    );
+    let (missing, scrape) = missing_from_scrape(&server).await;
+    assert!(missing.is_empty(), "not exported: {missing:?}\n{scrape}");
+}
+
+#[tokio::test]
+async fn a_fresh_server_exports_every_family_the_dashboard_queries_before_any_request() {
+    let server = server_with_a_classifier().await;
+    // The scrape itself is the first request: what it shows was there before it.
+    let (missing, scrape) = missing_from_scrape(&server).await;
+    assert!(missing.is_empty(), "not exported: {missing:?}\n{scrape}");
 }

@@ -13,6 +13,7 @@ mod filter;
 mod grafana;
 mod grpc;
 mod harness;
+mod latency;
 mod lifecycle;
 mod pipeline;
 mod rate_limit;

@@ -140,14 +140,26 @@ type Cause = (&'static str, &'static str, &'static str);
 
 /// What the classifier stage did instead of asking (outcomes other than `ok`).
 const CLASSIFIER_CAUSES: [Cause; 4] = [
-    ("timeout", "filter_classifier_requests_total", "\"timeout\""),
-    ("error", "filter_classifier_requests_total", "\"error\""),
+    (
+        "timeout",
+        "espresso_filter_classifier_requests_total",
+        "\"timeout\"",
+    ),
+    (
+        "error",
+        "espresso_filter_classifier_requests_total",
+        "\"error\"",
+    ),
     (
         "breaker open",
-        "filter_classifier_requests_total",
+        "espresso_filter_classifier_requests_total",
         "\"open\"",
     ),
-    ("shed", "filter_classifier_requests_total", "\"shed\""),
+    (
+        "shed",
+        "espresso_filter_classifier_requests_total",
+        "\"shed\"",
+    ),
 ];
 /// Requests the overload protection answered from the word lists alone.
 const OVERLOAD: Cause = (
@@ -251,7 +263,7 @@ async fn classifier_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxE
         server.addr,
         &[
             "espresso_circuit_breaker_",
-            "filter_classifier_requests_total",
+            "espresso_filter_classifier_requests_total",
             "espresso_degrade_requests_total",
         ],
     );
@@ -389,7 +401,7 @@ async fn redis_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxError>
         &[
             "espresso_circuit_breaker_state",
             "espresso_rate_limit_backend_local",
-            "filter_cache_redis_errors_total",
+            "espresso_filter_cache_redis_errors_total",
             "espresso_degrade_requests_total",
         ],
     );
@@ -416,7 +428,7 @@ async fn redis_run(args: &Args, dir: &std::path::Path) -> Result<bool, BoxError>
     let mut passed = verdict(&phases, &unexpected, true);
     let cache_errors = (
         "cache calls to Redis failed or skipped",
-        "filter_cache_redis_errors_total",
+        "espresso_filter_cache_redis_errors_total",
         "",
     );
     print_causes(&monitor, &phases, end, &[OVERLOAD, cache_errors]);

@@ -1,6 +1,7 @@
 //! Test helpers: a subscriber that keeps the slow-call events, and metric readers.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "metrics")]
 use prometheus::Registry;
 use std::{
     collections::BTreeMap,
@@ -10,15 +11,20 @@ use std::{
 use tracing::{
     Event, Level, Subscriber,
     field::{Field, Visit},
+    span::{Attributes, Id, Record},
 };
-use tracing_subscriber::{Layer, layer::Context, prelude::*};
+use tracing_subscriber::{Layer, layer::Context, prelude::*, registry::LookupSpan};
 
-/// One captured event: its level and its fields as text.
+/// One captured event: its level, and its fields as text with those of the spans it is in (the
+/// context a log line shows), the event's own last.
 #[derive(Debug, Clone)]
 pub struct Captured {
     pub level: Level,
     pub fields: BTreeMap<String, String>,
 }
+
+/// The fields of one span, kept in its extensions.
+struct SpanFields(BTreeMap<String, String>);
 
 impl Captured {
     pub fn get(&self, field: &str) -> &str {
@@ -53,12 +59,37 @@ impl Events {
     }
 }
 
-impl<S: Subscriber> Layer<S> for Events {
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Events {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = BTreeMap::new();
+        attrs.record(&mut FieldMap(&mut fields));
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanFields(fields));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            values.record(&mut FieldMap(&mut fields.0));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         if event.metadata().target() != "espresso_slow_call" {
             return;
         }
         let mut fields = BTreeMap::new();
+        for span in ctx
+            .event_scope(event)
+            .into_iter()
+            .flat_map(|s| s.from_root())
+        {
+            if let Some(span_fields) = span.extensions().get::<SpanFields>() {
+                fields.extend(span_fields.0.clone());
+            }
+        }
         event.record(&mut FieldMap(&mut fields));
         self.0.lock().unwrap().push(Captured {
             level: *event.metadata().level(),
@@ -89,6 +120,7 @@ pub fn capture() -> (Events, tracing::subscriber::DefaultGuard) {
     (events, guard)
 }
 
+#[cfg(feature = "metrics")]
 /// (sample count, sample sum) of the duration histogram series with these labels.
 pub fn histogram(registry: &Registry, method: &str, route: &str, status: &str) -> (u64, f64) {
     for family in registry.gather() {
@@ -113,6 +145,7 @@ pub fn histogram(registry: &Registry, method: &str, route: &str, status: &str) -
     (0, 0.0)
 }
 
+#[cfg(feature = "metrics")]
 /// Value of a counter or gauge series with these labels (0 when absent).
 pub fn value(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
     for family in registry.gather() {
