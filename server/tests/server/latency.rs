@@ -80,7 +80,4 @@ async fn the_histogram_median_agrees_with_the_client_within_one_bucket() {
         transport * 1000.0,
         shown * 1000.0,
     );
-    // Below a millisecond, where the filter answers, the histogram resolves the median: it is
-    // not the midpoint of a 5 ms first bucket.
-    assert!(shown < 0.001, "p50 {shown} s");
 }
