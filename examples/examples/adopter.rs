@@ -66,10 +66,12 @@ fn admin(registry: Registry, espresso: Espresso) -> Router {
         .with_state(registry)
         .route(
             "/admin/degrade/{on}",
-            post(move |axum::extract::Path(on): axum::extract::Path<String>| {
-                let was = espresso.switch().set(on == "on");
-                async move { format!("degrade forced: {} (was {was})\n", on == "on") }
-            }),
+            post(
+                move |axum::extract::Path(on): axum::extract::Path<String>| {
+                    let was = espresso.switch().set(on == "on");
+                    async move { format!("degrade forced: {} (was {was})\n", on == "on") }
+                },
+            ),
         )
 }
 

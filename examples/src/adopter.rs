@@ -51,13 +51,16 @@ pub const BREAKER_MINIMUM_CALLS: u32 = 2;
 pub const BREAKER_WAIT: Duration = Duration::from_secs(10);
 
 /// The stack every app gets, outermost first: request ids, slow-call logs, a per-client rate
-/// limit, overload shedding, a circuit breaker. `P` is what degrade does with a shed request:
+/// limit, a circuit breaker, overload shedding. `P` is what degrade does with a shed request:
 /// [`Respond`] by default, or a [`Fallback`] service.
+///
+/// Degrade sits next to the app because a fallback answers in the place of the service it wraps,
+/// with that service's response type: the app's own, not one another layer has wrapped.
 pub type Layers<P = Respond> = ServiceBuilder<
     Stack<
-        CircuitBreakerLayer,
+        DegradeLayer<P>,
         Stack<
-            DegradeLayer<P>,
+            CircuitBreakerLayer,
             Stack<RateLimitLayer, Stack<SlowCallLayer, Stack<RequestIdLayer, Identity>>>,
         >,
     >,
@@ -134,8 +137,8 @@ impl Espresso {
                     .name(name)
                     .metrics(self.rate_limit.clone()),
             )
-            .layer(degrade)
-            .layer(CircuitBreakerLayer::new(breaker)))
+            .layer(CircuitBreakerLayer::new(breaker))
+            .layer(degrade))
     }
 }
 
@@ -205,7 +208,9 @@ impl Service<http::Request<tonic::body::Body>> for Demo {
             Some("Hello") => DemoMethod::Hello,
             Some("Slow") => DemoMethod::Slow,
             Some("Fail") => DemoMethod::Fail,
-            _ => return Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) }),
+            _ => {
+                return Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) });
+            }
         };
         let degraded = self.degraded;
         Box::pin(async move {
@@ -241,9 +246,10 @@ impl tonic::server::UnaryService<()> for Handler {
             }
             let mut response = tonic::Response::new(());
             if degraded {
-                response
-                    .metadata_mut()
-                    .insert("x-degraded", tonic::metadata::MetadataValue::from_static("true"));
+                response.metadata_mut().insert(
+                    "x-degraded",
+                    tonic::metadata::MetadataValue::from_static("true"),
+                );
             }
             Ok(response)
         })
