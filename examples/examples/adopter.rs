@@ -8,17 +8,22 @@
 //! curl -i -H 'x-request-id: abc-123' localhost:3000/hello   # echoed
 //! curl -i localhost:3000/slow                         # one WARN line: the span tree, the id once
 //! for i in $(seq 7); do curl -s -o /dev/null -w '%{http_code}\n' localhost:3000/hello; done  # 429s
-//! curl -i localhost:3000/fail; curl -i localhost:3000/fail; curl -i localhost:3000/hello  # 502, 502, 503
+//! # on a fresh start: 502, 502, then 503 from the open breaker (half the calls it counted failed)
+//! curl -i localhost:3000/fail; curl -i localhost:3000/fail; curl -i localhost:3000/hello
 //! curl -X POST localhost:3000/admin/degrade/on       # every request shed: 503 (gRPC RESOURCE_EXHAUSTED)
+//! curl -X POST localhost:3000/admin/degrade/off
 //! curl -s localhost:3000/metrics                      # every layer's families
-//! grpcurl -plaintext -import-path /dev/null -d '{}' 127.0.0.1:50051 grpc.health.v1.Health/Check
+//! grpcurl -plaintext -v 127.0.0.1:50051 espresso.example.Demo/Hello   # x-request-id in the headers
+//! grpcurl -plaintext 127.0.0.1:50051 espresso.example.Demo/Slow       # one WARN line
+//! grpcurl -plaintext 127.0.0.1:50051 espresso.example.Demo/Fail       # UNAVAILABLE, then the breaker's
+//! grpcurl -plaintext 127.0.0.1:50051 grpc.health.v1.Health/Check
 //! ```
 //!
-//! The gRPC side serves `espresso.example.Demo` (methods `Hello`, `Slow`, `Fail`, empty messages,
-//! no reflection) and `grpc.health.v1.Health` on 127.0.0.1:50051, behind the same stack.
+//! The gRPC side serves `espresso.example.Demo` (methods `Hello`, `Slow`, `Fail`, empty messages),
+//! `grpc.health.v1.Health` and reflection on 127.0.0.1:50051, behind the same stack.
 
 use axum::{Router, extract::State, response::IntoResponse, routing::post};
-use espresso_examples::adopter::{Demo, Espresso, http_routes};
+use espresso_examples::adopter::{Demo, Espresso, demo_descriptor, http_routes};
 use espresso_slow_call::SlowCallRecorder;
 use prometheus::{Registry, TextEncoder};
 use std::net::SocketAddr;
@@ -39,10 +44,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .layer(espresso.layers("http")?)
         .merge(admin(registry, espresso.clone()));
     let (_health_reporter, health) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_file_descriptor_set(demo_descriptor())
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
     let grpc = Server::builder()
         .layer(espresso.layers("grpc")?)
         .add_service(Demo::new())
-        .add_service(health);
+        .add_service(health)
+        .add_service(reflection);
 
     let http_listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;

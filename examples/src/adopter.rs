@@ -256,6 +256,37 @@ impl tonic::server::UnaryService<()> for Handler {
     }
 }
 
+/// `espresso.example.Demo`'s descriptor (its methods take and return `espresso.example.Empty`),
+/// for gRPC reflection: with it, grpcurl and other reflection clients call the service by name.
+pub fn demo_descriptor() -> prost_types::FileDescriptorSet {
+    use prost_types::{
+        DescriptorProto, FileDescriptorProto, MethodDescriptorProto, ServiceDescriptorProto,
+    };
+    let method = |name: &str| MethodDescriptorProto {
+        name: Some(name.into()),
+        input_type: Some(".espresso.example.Empty".into()),
+        output_type: Some(".espresso.example.Empty".into()),
+        ..Default::default()
+    };
+    prost_types::FileDescriptorSet {
+        file: vec![FileDescriptorProto {
+            name: Some("espresso/example/demo.proto".into()),
+            package: Some("espresso.example".into()),
+            message_type: vec![DescriptorProto {
+                name: Some("Empty".into()),
+                ..Default::default()
+            }],
+            service: vec![ServiceDescriptorProto {
+                name: Some("Demo".into()),
+                method: vec![method("Hello"), method("Slow"), method("Fail")],
+                ..Default::default()
+            }],
+            syntax: Some("proto3".into()),
+            ..Default::default()
+        }],
+    }
+}
+
 #[tracing::instrument]
 async fn slow_method() {
     tokio::time::sleep(SLOW_HANDLER).await;
