@@ -355,3 +355,28 @@ async fn with_a_fallback_shed_requests_get_the_fallbacks_answer() {
     let answer = call(&apps.grpc, "Hello", None).await.unwrap();
     assert_eq!(answer["x-degraded"], "true");
 }
+
+#[tokio::test(start_paused = true)]
+async fn one_registry_holds_every_layers_metrics_for_both_apps() {
+    let registry = Registry::new();
+    let apps = start(&Espresso::new(&registry).unwrap()).await;
+    assert_eq!(get(apps.http, "/slow", None).await.status(), StatusCode::OK);
+    call(&apps.grpc, "Slow", None).await.unwrap();
+
+    let scrape = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap();
+    for line in [
+        r#"espresso_rate_limit_requests_total{decision="allowed",limiter="http"} 1"#,
+        r#"espresso_rate_limit_requests_total{decision="allowed",limiter="grpc"} 1"#,
+        r#"espresso_circuit_breaker_state{name="http",state="closed"} 1"#,
+        r#"espresso_circuit_breaker_state{name="grpc",state="closed"} 1"#,
+        r#"espresso_degrade_inflight{name="http"} 0"#,
+        r#"espresso_degrade_inflight{name="grpc"} 0"#,
+        r#"espresso_slow_calls_total{route="/slow"} 1"#,
+        r#"espresso_slow_calls_total{route="/espresso.example.Demo"} 1"#,
+        r#"http_server_request_duration_seconds_count{method="GET",route="/slow",status="200"} 1"#,
+    ] {
+        assert!(scrape.lines().any(|l| l == line), "{line} in\n{scrape}");
+    }
+}
