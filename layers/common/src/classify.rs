@@ -66,6 +66,28 @@ pub enum Outcome {
     Ignored,
 }
 
+/// The mark, in a response's extensions, of an answer a refusing layer gave in its service's
+/// place ([`Respond`](crate::refusal::Respond): rate limited, circuit open, shed): the service
+/// never saw the request, so the answer says nothing about its health.
+/// [`ServerErrorsAsFailures`] classifies such a response as [`Outcome::Ignored`], so a breaker
+/// around an overload guard does not open because the guard shed load.
+///
+/// ```
+/// use espresso_common::classify::{Classify, Outcome, Refused, ServerErrorsAsFailures};
+/// use http::{Response, StatusCode};
+/// use std::convert::Infallible;
+///
+/// let mut shed = Response::new(());
+/// *shed.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+/// shed.extensions_mut().insert(Refused);
+/// let mut class = None;
+/// let result: Result<_, Infallible> = Ok(shed);
+/// let _ = ServerErrorsAsFailures::new().classify(result, |outcome| class = Some(outcome));
+/// assert_eq!(class, Some(Outcome::Ignored));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refused;
+
 /// Receives a call's class once it is known: at the response head, or when the body ends.
 ///
 /// Implemented by every `FnOnce(C)`; a layer implements it for its own record (a breaker's permit,
@@ -257,7 +279,8 @@ where
 /// any message) carries it; a gRPC answer without one in its head is decided at the end of its
 /// body, from the trailers ([`GrpcStatus`]). The default set is `UNAVAILABLE`,
 /// `DEADLINE_EXCEEDED`, `INTERNAL`, `UNKNOWN` and `DATA_LOSS`: the codes that say the server, not
-/// the request, is at fault.
+/// the request, is at fault. An answer marked [`Refused`] (another layer refused the request in
+/// the service's place) is [`Outcome::Ignored`].
 #[derive(Clone, Copy)]
 pub struct ServerErrorsAsFailures {
     grpc_failures: u32,
@@ -360,7 +383,9 @@ impl<B, E> Classify<Response<B>, E> for ServerErrorsAsFailures {
             }
         };
         let headers = response.headers();
-        let decided = if self.is_failure_status(response.status()) {
+        let decided = if response.extensions().get::<Refused>().is_some() {
+            Some(Outcome::Ignored)
+        } else if self.is_failure_status(response.status()) {
             Some(Outcome::Failure)
         } else if let Some(code) = headers.get("grpc-status").and_then(Code::from_header) {
             Some(self.outcome(code))

@@ -54,7 +54,7 @@
 
 use crate::{
     BoxError, RejectBody, Rejection,
-    classify::{Classify, Complete, Outcome},
+    classify::{Classify, Complete, Outcome, Refused},
 };
 use http::{Request, Response};
 use pin_project_lite::pin_project;
@@ -127,7 +127,8 @@ pub trait RefusalPolicy<Req, R, Res, E> {
 
 /// Answers a refused request with a [`Rejection`], shaped for HTTP or gRPC by the request; the
 /// default of every refusing layer. Responses become `Response<RejectBody<B>>`; errors are the
-/// inner service's.
+/// inner service's. Its answers carry [`Refused`] in their extensions, so a breaker or an overload
+/// guard further out does not count them against the service.
 #[derive(Debug, Clone)]
 pub struct Respond {
     rejection: Rejection,
@@ -167,7 +168,10 @@ where
     type Future = Ready<Result<Self::Response, E>>;
 
     fn refuse(&mut self, request: Request<ReqB>, refusal: R) -> Self::Future {
-        ready(Ok(refusal.rejection(&self.rejection).to_response(&request)))
+        let mut response = refusal.rejection(&self.rejection).to_response(&request);
+        // The service never saw the request: layers outside do not judge it by this answer.
+        response.extensions_mut().insert(Refused);
+        ready(Ok(response))
     }
 
     fn response(response: Response<ResB>) -> Self::Response {
