@@ -2,7 +2,7 @@
 //! metric name in its panels must appear in a scrape of `/metrics` after traffic that touches
 //! every stage.
 
-use crate::harness::{Server, write_atomically};
+use crate::harness::Server;
 use std::collections::BTreeSet;
 
 /// Metric names in a PromQL expression: identifiers with an underscore that are not functions,
@@ -86,19 +86,7 @@ async fn missing_from_scrape(server: &Server) -> (Vec<String>, String) {
 #[tokio::test]
 async fn every_dashboard_query_names_an_exported_metric() {
     let server = server_with_a_classifier().await;
-    server.filter("a badword").await;
-    server.filter("plain text").await;
-    server.post_json("/v1/filter", "{").await;
-    let config = server.path("espresso.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    write_atomically(&config, format!("{text}\n# touched\n"));
-    let applied = r#"espresso_config_reloads_total{result="applied"}"#;
-    for _ in 0..100 {
-        if server.metric(applied).await.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    server.touch_every_counter().await;
 
     let (missing, scrape) = missing_from_scrape(&server).await;
     assert!(missing.is_empty(), "not exported: {missing:?}\n{scrape}");

@@ -179,6 +179,24 @@ impl Server {
             .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
     }
 
+    /// Gives the metrics that count events something to count: a blocked and a passed filter
+    /// request, a bad-JSON error, and a config reload (waited for, up to 5 s).
+    pub(crate) async fn touch_every_counter(&self) {
+        self.filter("a badword").await;
+        self.filter("plain text").await;
+        self.post_json("/v1/filter", "{").await;
+        let config = self.path("espresso.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        write_atomically(&config, format!("{text}\n# touched\n"));
+        let applied = r#"espresso_config_reloads_total{result="applied"}"#;
+        for _ in 0..100 {
+            if self.metric(applied).await.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends SIGTERM.
     pub(crate) fn terminate(&self) {
         let pid = self.child.id().expect("still running");
