@@ -8,6 +8,7 @@
 mod harness;
 
 use espresso_server::config::Config;
+use espresso_test_support::eventually;
 use harness::{Server, write_atomically};
 use http::StatusCode;
 use std::{
@@ -132,21 +133,6 @@ async fn starting_with_a_misspelt_value_exits_naming_the_key_its_line_and_the_al
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert_names_the_misspelt_key(&output.stderr, &file);
-}
-
-/// Polls until `check` holds; reload is driven by the server's own file polling.
-async fn eventually<F, Fut>(mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("condition never held");
 }
 
 const APPLIED: &str = r#"espresso_config_reloads_total{result="applied"}"#;

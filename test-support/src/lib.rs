@@ -23,12 +23,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod eventually;
 #[cfg(feature = "grpc")]
 mod grpc;
 pub mod histogram;
 mod redis_server;
 mod skip;
 
+pub use eventually::eventually;
 #[cfg(feature = "grpc")]
 pub use grpc::{FailsInTrailers, TRAILERS_MESSAGE, WatchStream, health_request, serving};
 pub use redis_server::{RedisServer, StartError};

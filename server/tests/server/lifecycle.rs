@@ -1,6 +1,7 @@
 //! Health, readiness, metrics, hot reload and graceful shutdown.
 
 use crate::harness::{DANGER, Server, write_atomically};
+use espresso_test_support::eventually;
 use http::StatusCode;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,21 +25,6 @@ async fn health_readiness_and_metrics() {
     assert_eq!(server.metric(block).await, Some(1.0));
     let pass = r#"espresso_filter_verdicts_total{degraded="false",verdict="pass"}"#;
     assert_eq!(server.metric(pass).await, Some(1.0));
-}
-
-/// Polls until `check` holds; reload is driven by the server's own file polling.
-async fn eventually<F, Fut>(mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("condition never held");
 }
 
 #[tokio::test]
