@@ -32,6 +32,8 @@ mod skip;
 
 pub use eventually::eventually;
 #[cfg(feature = "grpc")]
-pub use grpc::{FailsInTrailers, TRAILERS_MESSAGE, WatchStream, health_request, serving};
+pub use grpc::{
+    FailsInTrailers, TRAILERS_MESSAGE, WatchStream, health_client_of, health_request, serving,
+};
 pub use redis_server::{RedisServer, StartError};
 pub use skip::{Policy, REQUIRE_SERVICES, missing, program};

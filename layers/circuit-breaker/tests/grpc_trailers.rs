@@ -7,21 +7,12 @@
 //! 127.0.0.1.
 
 use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State};
-use espresso_test_support::{FailsInTrailers, TRAILERS_MESSAGE, health_request, serving};
-use std::{net::SocketAddr, time::Duration};
-use tonic::Code;
-use tonic_health::pb::{health_client::HealthClient, health_server::HealthServer};
-
-async fn serve(breaker: CircuitBreaker) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tonic::transport::Server::builder()
-        .layer(CircuitBreakerLayer::new(breaker))
-        .add_service(HealthServer::new(FailsInTrailers))
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
-    tokio::spawn(server);
-    addr
-}
+use espresso_test_support::{
+    FailsInTrailers, TRAILERS_MESSAGE, health_client_of, health_request, serving,
+};
+use std::time::Duration;
+use tonic::{Code, transport::Server};
+use tonic_health::pb::health_server::HealthServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_in_the_trailers_after_streamed_messages_opens_the_breaker() {
@@ -32,13 +23,14 @@ async fn a_status_in_the_trailers_after_streamed_messages_opens_the_breaker() {
         .wait_in_open(Duration::from_secs(60))
         .build()
         .unwrap();
-    let addr = serve(breaker.clone()).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = HealthClient::new(channel);
+    let layer = CircuitBreakerLayer::new(breaker.clone());
+    let mut client = health_client_of(|incoming| {
+        Server::builder()
+            .layer(layer)
+            .add_service(HealthServer::new(FailsInTrailers))
+            .serve_with_incoming(incoming)
+    })
+    .await;
 
     // A unary call ends with OK in its trailers: a success, decided when its body ends.
     client.check(health_request()).await.unwrap();

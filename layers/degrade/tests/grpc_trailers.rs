@@ -7,33 +7,23 @@
 //! Everything runs on 127.0.0.1.
 
 use espresso_degrade::{DegradeLayer, limit::Aimd};
-use espresso_test_support::{FailsInTrailers, TRAILERS_MESSAGE, health_request, serving};
-use std::net::SocketAddr;
-use tonic::Code;
-use tonic_health::pb::{health_client::HealthClient, health_server::HealthServer};
-
-async fn serve(layer: DegradeLayer) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tonic::transport::Server::builder()
-        .layer(layer)
-        .add_service(HealthServer::new(FailsInTrailers))
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
-    tokio::spawn(server);
-    addr
-}
+use espresso_test_support::{
+    FailsInTrailers, TRAILERS_MESSAGE, health_client_of, health_request, serving,
+};
+use tonic::{Code, transport::Server};
+use tonic_health::pb::health_server::HealthServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_in_the_trailers_after_streamed_messages_is_an_overload_signal() {
     // AIMD multiplies its limit by 0.9 on each overload signal.
     let layer = DegradeLayer::new(Aimd::new().initial_limit(10).min_limit(1));
-    let addr = serve(layer.clone()).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = HealthClient::new(channel);
+    let mut client = health_client_of(|incoming| {
+        Server::builder()
+            .layer(layer.clone())
+            .add_service(HealthServer::new(FailsInTrailers))
+            .serve_with_incoming(incoming)
+    })
+    .await;
 
     // A unary call ends with OK in its trailers: no overload.
     client.check(health_request()).await.unwrap();

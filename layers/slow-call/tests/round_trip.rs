@@ -11,17 +11,14 @@ use axum::{Router, routing::post};
 use bytes::Bytes;
 use espresso_common::RequestId;
 use espresso_slow_call::{SlowCallLayer, SlowCallMetrics};
-use espresso_test_support::{FailsInTrailers, health_request};
+use espresso_test_support::{FailsInTrailers, health_client_of, health_request};
 use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use std::{net::SocketAddr, time::Duration};
 use support::{capture, histogram};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
-use tonic_health::pb::{
-    HealthCheckRequest, health_client::HealthClient, health_server::HealthServer,
-};
+use tonic_health::pb::{HealthCheckRequest, health_server::HealthServer};
 use tower::ServiceBuilder;
 use tracing::instrument;
 
@@ -125,25 +122,16 @@ async fn grpc_calls_are_logged_with_their_grpc_status() {
     let (events, _guard) = capture();
     let registry = prometheus::Registry::new();
     let (_reporter, health) = tonic_health::server::health_reporter();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let layer = SlowCallLayer::new(Duration::ZERO)
         .route("/grpc.health.v1.Health/Check")
         .metrics(SlowCallMetrics::register(&registry).unwrap());
-    tokio::spawn(async move {
+    let mut client = health_client_of(|incoming| {
         tonic::transport::Server::builder()
             .layer(layer)
             .add_service(health)
-            .serve_with_incoming(TcpIncoming::from(listener))
-            .await
-            .unwrap();
-    });
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = HealthClient::new(channel);
+            .serve_with_incoming(incoming)
+    })
+    .await;
 
     let ok = client
         .check(HealthCheckRequest { service: "".into() })
@@ -169,25 +157,17 @@ async fn grpc_calls_are_logged_with_their_grpc_status() {
 async fn a_stream_that_fails_in_its_trailers_is_logged_and_counted_with_that_status() {
     let (events, _guard) = capture();
     let registry = prometheus::Registry::new();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let layer = SlowCallLayer::new(Duration::ZERO)
         .route("/grpc.health.v1.Health/Watch")
         .metrics(SlowCallMetrics::register(&registry).unwrap());
-    tokio::spawn(async move {
+    let mut client = health_client_of(|incoming| {
         tonic::transport::Server::builder()
             .layer(layer)
             .add_service(HealthServer::new(FailsInTrailers))
-            .serve_with_incoming(TcpIncoming::from(listener))
-            .await
-            .unwrap();
-    });
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut stream = HealthClient::new(channel)
+            .serve_with_incoming(incoming)
+    })
+    .await;
+    let mut stream = client
         .watch(health_request())
         .await
         .expect("the head says OK")
