@@ -61,6 +61,7 @@ use pin_project_lite::pin_project;
 use std::{
     fmt,
     future::{Future, Ready, ready},
+    marker::PhantomData,
     pin::Pin,
     task::{Context, Poll},
 };
@@ -322,6 +323,93 @@ impl<S: Service<Req>, Req> Future for FallbackFuture<S, Req> {
                     state.set(State::Called { future });
                 }
                 StateProj::Called { future } => return future.poll(cx),
+            }
+        }
+    }
+}
+
+// === ResponseFuture ===
+
+pin_project! {
+    /// The answer of a layer that judges its inner service and refuses some requests (a circuit
+    /// breaker, an overload guard): the inner call, classified by `C` when it completes (its
+    /// outcome goes to `D`, the layer's hold on the call), or the answer `PF` of the refusal
+    /// policy `P` to a request `Req` refused with `R`, which is not classified: the inner service
+    /// never saw that request.
+    pub struct ResponseFuture<F, C, D, P, Req, R, PF> {
+        #[pin]
+        kind: Kind<F, C, D, PF>,
+        policy: PhantomData<fn(Req, R) -> P>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, C, D, PF> {
+        Called { #[pin] future: F, done: Option<D>, classify: C },
+        Refused { #[pin] future: PF, classify: PhantomData<fn() -> C> },
+    }
+}
+
+impl<F, C, D, P, Req, R, PF> ResponseFuture<F, C, D, P, Req, R, PF> {
+    /// Drives `future`, the inner service's answer, and classifies it with `classify`, completing
+    /// `done` with the outcome.
+    pub fn called(future: F, done: D, classify: C) -> Self {
+        Self {
+            kind: Kind::Called {
+                future,
+                done: Some(done),
+                classify,
+            },
+            policy: PhantomData,
+        }
+    }
+
+    /// Drives `future`, the refusal policy's answer.
+    pub fn refused(future: PF) -> Self {
+        Self {
+            kind: Kind::Refused {
+                future,
+                classify: PhantomData,
+            },
+            policy: PhantomData,
+        }
+    }
+}
+
+impl<F, C, D, P, Req, R, PF> fmt::Debug for ResponseFuture<F, C, D, P, Req, R, PF> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            Kind::Called { .. } => "Called",
+            Kind::Refused { .. } => "Refused",
+        };
+        f.debug_tuple("ResponseFuture").field(&kind).finish()
+    }
+}
+
+impl<F, C, D, P, Req, R, PF, Res, E> Future for ResponseFuture<F, C, D, P, Req, R, PF>
+where
+    F: Future<Output = Result<Res, E>>,
+    P: RefusalPolicy<Req, R, Res, E, Future = PF>,
+    C: Classify<P::Response, P::Error>,
+    D: Complete<Outcome>,
+    PF: Future<Output = Result<P::Response, P::Error>>,
+{
+    type Output = Result<C::Response<D>, P::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Called {
+                future,
+                done,
+                classify,
+            } => {
+                let result = std::task::ready!(future.poll(cx));
+                let done = done.take().expect("ResponseFuture polled after completion");
+                Poll::Ready(P::classified(result, classify, done))
+            }
+            KindProj::Refused { future, .. } => {
+                Poll::Ready(std::task::ready!(future.poll(cx)).map(C::pass))
             }
         }
     }

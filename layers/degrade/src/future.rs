@@ -6,7 +6,7 @@ use crate::{
 };
 use espresso_common::{
     classify::{Classify, Complete, Outcome},
-    refusal::RefusalPolicy,
+    refusal::{self, RefusalPolicy},
 };
 use http::Request;
 use pin_project_lite::pin_project;
@@ -33,8 +33,11 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<S, P, C, PF, FF, ReqB> {
-        Primary { #[pin] future: PF, permit: Option<Permit>, classify: C },
-        Shed { #[pin] future: FF },
+        // Sent to the primary or shed: the shape every judging layer shares.
+        Decided {
+            #[pin]
+            future: refusal::ResponseFuture<PF, C, Permit, P, Request<ReqB>, Shed, FF>,
+        },
         Queued {
             waiting: Waiting,
             primary: Option<S>,
@@ -44,7 +47,6 @@ pin_project! {
             core: Arc<Core>,
             priority: Priority,
         },
-        Done,
     }
 }
 
@@ -55,17 +57,17 @@ where
 {
     pub(crate) fn primary(future: S::Future, permit: Permit, classify: C) -> Self {
         Self {
-            state: State::Primary {
-                future,
-                permit: Some(permit),
-                classify,
+            state: State::Decided {
+                future: refusal::ResponseFuture::called(future, permit, classify),
             },
         }
     }
 
     pub(crate) fn shed(future: P::Future) -> Self {
         Self {
-            state: State::Shed { future },
+            state: State::Decided {
+                future: refusal::ResponseFuture::refused(future),
+            },
         }
     }
 
@@ -104,25 +106,7 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Primary {
-                    future,
-                    permit,
-                    classify,
-                } => {
-                    let result = ready!(future.poll(cx));
-                    let permit = permit
-                        .take()
-                        .expect("ResponseFuture polled after completion");
-                    let classified = P::classified(result, classify, permit);
-                    state.set(State::Done);
-                    return Poll::Ready(classified);
-                }
-                StateProj::Shed { future } => {
-                    // A shed request never reached the primary: nothing to classify.
-                    let output = ready!(future.poll(cx)).map(C::pass);
-                    state.set(State::Done);
-                    return Poll::Ready(output);
-                }
+                StateProj::Decided { future } => return future.poll(cx),
                 StateProj::Queued {
                     waiting,
                     primary,
@@ -144,10 +128,8 @@ where
                                 m.primary(*priority);
                             }
                             let future = service.call(request);
-                            state.set(State::Primary {
-                                future,
-                                permit: Some(permit),
-                                classify,
+                            state.set(State::Decided {
+                                future: refusal::ResponseFuture::called(future, permit, classify),
                             });
                         }
                         Err(reason) => {
@@ -155,11 +137,12 @@ where
                                 m.fallback(*priority, reason);
                             }
                             let future = policy.refuse(request, Shed::new(reason));
-                            state.set(State::Shed { future });
+                            state.set(State::Decided {
+                                future: refusal::ResponseFuture::refused(future),
+                            });
                         }
                     }
                 }
-                StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
         }
     }
