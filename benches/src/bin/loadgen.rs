@@ -8,7 +8,10 @@
 //! With `--metrics-route ROUTE` it also scrapes the server's `/metrics` when measuring starts
 //! and ends, and prints the p50/p95/p99 that the server's latency histogram gives for that route
 //! label over the same window (as Grafana's `histogram_quantile` computes them) next to its own,
-//! and how many histogram buckets apart each pair is.
+//! and how many histogram buckets apart each pair is. The server's histogram times its layer
+//! stack; the client's figure adds the loopback, both HTTP stacks and its own scheduling, so a
+//! probe connection also times `/healthz` (which the server answers at once) and the last line
+//! compares the client's median less that transport with the server's.
 
 use espresso_benches::load::{LoadPlan, run};
 use std::time::Duration;
