@@ -43,7 +43,7 @@
 //! # }
 //! ```
 
-use crate::grpc::{Code, is_grpc};
+use crate::grpc::{Code, GRPC_STATUS, is_grpc};
 use bytes::Buf;
 use http::{HeaderMap, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -179,12 +179,22 @@ impl ClassifyEos for Infallible {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcStatus;
 
+impl GrpcStatus {
+    /// The status of a trailers-only answer, from `grpc-status` in the response head (`UNKNOWN`
+    /// when it does not parse), or `None` when the head has none and the trailers will tell.
+    pub fn in_head(headers: &HeaderMap) -> Option<Code> {
+        headers
+            .get(&GRPC_STATUS)
+            .map(|value| Code::from_header(value).unwrap_or(Code::Unknown))
+    }
+}
+
 impl ClassifyEos for GrpcStatus {
     type Class = Code;
 
     fn eos(self, trailers: Option<&HeaderMap>) -> Code {
         trailers
-            .and_then(|t| t.get("grpc-status"))
+            .and_then(|t| t.get(&GRPC_STATUS))
             .and_then(Code::from_header)
             .unwrap_or(Code::Unknown)
     }
@@ -387,7 +397,7 @@ impl<B, E> Classify<Response<B>, E> for ServerErrorsAsFailures {
             Some(Outcome::Ignored)
         } else if self.is_failure_status(response.status()) {
             Some(Outcome::Failure)
-        } else if let Some(code) = headers.get("grpc-status").and_then(Code::from_header) {
+        } else if let Some(code) = GrpcStatus::in_head(headers) {
             Some(self.outcome(code))
         } else if is_grpc(headers) {
             None

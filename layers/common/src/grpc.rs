@@ -1,6 +1,10 @@
 //! The little of gRPC that HTTP-level layers need: recognising a gRPC request and the status codes.
 
-use http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, header::CONTENT_TYPE};
+
+/// The `grpc-status` header or trailer, named once: a `HeaderMap` lookup by `&str` parses the name
+/// on every call.
+pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// `true` when the request's content type is `application/grpc` or `application/grpc+<codec>`.
 pub fn is_grpc(headers: &HeaderMap) -> bool {

@@ -127,7 +127,7 @@ impl Rejection {
         let mut response = Response::new(RejectBody::empty());
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        headers.insert("grpc-status", self.grpc_code.header_value());
+        headers.insert(crate::grpc::GRPC_STATUS, self.grpc_code.header_value());
         headers.insert("grpc-message", grpc::encode_message(&self.message));
         self.extend_headers(headers);
         response

@@ -122,10 +122,7 @@ impl Call {
         self.status = if !self.grpc || status != StatusCode::OK {
             Status::Http(status)
         } else {
-            match headers.get("grpc-status") {
-                Some(value) => Status::Grpc(Code::from_header(value).unwrap_or(Code::Unknown)),
-                None => Status::GrpcPending,
-            }
+            GrpcStatus::in_head(headers).map_or(Status::GrpcPending, Status::Grpc)
         };
     }
 
