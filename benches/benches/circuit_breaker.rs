@@ -58,6 +58,8 @@ fn errors_fail(result: Result<&u64, &BoxError>) -> Outcome {
 /// The trivial service answers at once; a breaker's future may still be pending under
 /// contention (tower-resilience takes an async mutex), so it is polled again until ready, as a
 /// spinning executor would: waiting for a contended lock is part of the cost measured.
+// Never inlined, so callgrind counts each request as one call of `call` (see BENCHMARKS.md).
+#[inline(never)]
 fn call<S>(service: &mut S, n: u64) -> bool
 where
     S: Service<u64>,

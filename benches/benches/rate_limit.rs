@@ -45,6 +45,8 @@ fn trivial() -> Trivial {
 }
 
 /// Calls the service once and drives the (immediately ready) response future.
+// Never inlined, so callgrind counts each request as one call of `call` (see BENCHMARKS.md).
+#[inline(never)]
 fn call<S, B>(service: &mut S, request: Request<()>) -> Response<B>
 where
     S: Service<Request<()>, Response = Response<B>, Error = Infallible>,

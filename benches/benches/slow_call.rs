@@ -77,6 +77,8 @@ fn request() -> Request<Full<Bytes>> {
 }
 
 /// One request: ready, call, poll the future once, drain the body to its end.
+// Never inlined, so callgrind counts each request as one call of `call` (see BENCHMARKS.md).
+#[inline(never)]
 fn call<S, B>(service: &mut S) -> usize
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
