@@ -401,15 +401,17 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
             let listener = TcpListener::bind(ops_addr)
                 .await
                 .map_err(|e| format!("server.ops_listen {ops_addr}: cannot listen: {e}"))?;
-            let ops_addr = listener.local_addr()?;
-            tracing::info!(%ops_addr, "operator endpoints listening (/metrics, /debug/*, /healthz, /readyz)");
-            println!("espresso-server operator endpoints on {ops_addr}");
             Some((listener, ops_stack(&app, &config)?))
         }
         None => None,
     };
     tracing::info!(%addr, "espresso-server listening");
     println!("espresso-server listening on {addr}");
+    if let Some((listener, _)) = &ops {
+        let ops_addr = listener.local_addr()?;
+        tracing::info!(%ops_addr, "operator endpoints listening (/metrics, /debug/*, /healthz, /readyz)");
+        println!("espresso-server operator endpoints on {ops_addr}");
+    }
 
     if let Some(path) = options.config.clone() {
         // Reload compares file with file: a command-line override is no change to warn about.

@@ -190,7 +190,9 @@ pub(crate) async fn serve<B: ResponseBody>(
             metrics.open.inc();
             let _open = scopeguard(|| metrics.open.dec());
             let mut connection = std::pin::pin!(connection);
-            let check = tokio::time::sleep(timeouts.header_read);
+            // The first look: no timeout can end sooner than the shortest.
+            let first = timeouts.header_read.min(timeouts.idle).min(timeouts.send);
+            let check = tokio::time::sleep(first);
             let mut check = std::pin::pin!(check);
             let (mut draining, mut closing) = (false, false);
             loop {

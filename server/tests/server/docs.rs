@@ -173,8 +173,6 @@ async fn grpc_refusals_have_the_documented_status_codes() {
     assert!(limited.metadata().contains_key("retry-after"));
     assert!(limited.metadata().contains_key("ratelimit"));
 
-    for code in ["RESOURCE_EXHAUSTED"] {
-        let row = format!("| `{code}` | ");
-        assert!(grpc.lines().any(|line| line.starts_with(&row)), "{code}");
-    }
+    let row = "| `RESOURCE_EXHAUSTED` | ";
+    assert!(grpc.lines().any(|line| line.starts_with(row)));
 }
