@@ -12,8 +12,9 @@ connections it closed, and how long after the attack began). HTTP/2 frames are m
   zero-window C S       C HTTP/2 connections x S POSTs of 64 KB of `kys `, window 0, never read
   big-headers N KB      N connections each sending KB of a request head that never ends
   amplify RATE SECS     64 KB of `kys ` at RATE requests/s on one keep-alive connection
-  hygiene               Host missing/duplicate/garbage, Content-Length 1 GB, an oversized gRPC
-                        message, 8 pipelined connections behind a 429
+  hygiene [HOST:PORT]   Host missing/duplicate/garbage, Content-Length 1 GB, an oversized gRPC
+                        message, 8 pipelined connections behind a 429 (to the second server,
+                        rate limited to 1 request/s, when given)
 """
 
 import asyncio
@@ -240,26 +241,34 @@ def amplify(addr, rate, seconds):
 
 
 def raw(addr, data, read_for=3.0):
+    """What the server answers to `data`, the seconds to its first byte, and whether the
+    connection ended in a reset."""
     sock = socket.create_connection(addr)
     sock.settimeout(read_for)
     started = time.monotonic()
-    sock.sendall(data)
+    first = None
+    try:
+        sock.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
     out, reset = b"", False
     try:
         while True:
             chunk = sock.recv(65536)
             if not chunk:
                 break
+            if first is None:
+                first = time.monotonic() - started
             out += chunk
     except socket.timeout:
         pass
     except ConnectionResetError:
         reset = True
     sock.close()
-    return out, time.monotonic() - started, reset
+    return out, first, reset
 
 
-def hygiene(addr):
+def hygiene(addr, limited=None):
     result = {"attack": "hygiene"}
     for name, head in [("host_missing", b"GET /v1/filter HTTP/1.1\r\n"),
                        ("host_duplicate", b"GET /v1/filter HTTP/1.1\r\nhost: a\r\nhost: b\r\n"),
@@ -269,10 +278,8 @@ def hygiene(addr):
     out, took, reset = raw(addr, b"POST /v1/filter HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
                                  b"content-length: 1000000000\r\n\r\n{\"content\": \"x\"}")
     result["content_length_1gb"] = out[:12].decode(errors="replace")
-    result["content_length_1gb_s"] = round(took, 2) if not out else None
-    first = out.split(b"\r\n\r\n")[0] if out else b""
+    result["content_length_1gb_answer_s"] = round(took, 3) if took is not None else None
     result["content_length_1gb_reset"] = reset
-    del first
     # gRPC: a message whose length prefix says 1 MB.
     reader_conn = socket.create_connection(addr)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
@@ -302,13 +309,17 @@ def hygiene(addr):
     body = json.dumps({"content": "x" * 48 * 1024}).encode()
     one = (b"POST /v1/filter HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
            b"content-length: %d\r\n\r\n" % len(body)) + body
-    resets = answered = 0
+    # On a server whose rate limit is one request a second, so that they meet a 429.
+    addr = limited or addr
+    resets = refused = answered = 0
     for _ in range(8):
         out, _, reset = raw(addr, one * 3)
         resets += reset
         answered += out.count(b"HTTP/1.1 ")
+        refused += out.count(b"HTTP/1.1 429")
     result["pipelined_connections_reset"] = resets
     result["pipelined_answers"] = answered
+    result["pipelined_429s"] = refused
     return result
 
 
@@ -316,7 +327,7 @@ def main():
     attack, target = sys.argv[1], sys.argv[2]
     host, port = target.rsplit(":", 1)
     addr = (host, int(port))
-    args = [int(a) for a in sys.argv[3:]]
+    args = [int(a) for a in sys.argv[3:]] if attack != "hygiene" else []
     if attack == "silent":
         out = asyncio.run(silent(addr, *args))
     elif attack == "idle-h2":
@@ -328,7 +339,11 @@ def main():
     elif attack == "amplify":
         out = amplify(addr, *args)
     elif attack == "hygiene":
-        out = hygiene(addr)
+        limited = None
+        if len(sys.argv) > 3:
+            lhost, lport = sys.argv[3].rsplit(":", 1)
+            limited = (lhost, int(lport))
+        out = hygiene(addr, limited)
     else:
         sys.exit(__doc__)
     print(json.dumps(out))
