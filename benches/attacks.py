@@ -27,6 +27,7 @@ import time
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 
 KYS = json.dumps({"content": "kys " * (64 * 1024 // 4 - 8)}).encode()
@@ -89,26 +90,36 @@ async def idle_h2(addr, n, limit=180):
 
     async def one():
         reader, writer, conn = await h2_open(addr)
+        goaway_at = None
         try:
             while time.monotonic() - started < limit:
                 data = await asyncio.wait_for(reader.read(65536), limit)
                 if not data:
-                    return time.monotonic() - started, goaway
-                events = conn.receive_data(data)
-                goaway = any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+                    return time.monotonic() - started, goaway_at
+                if goaway_at is not None:
+                    continue  # the h2 package takes no frame after a GOAWAY: read to the close
+                try:
+                    events = conn.receive_data(data)
+                except h2.exceptions.ProtocolError:
+                    # A GOAWAY and a frame after it in one read: the package refuses the frame.
+                    goaway_at = time.monotonic() - started
+                    continue
+                if any(isinstance(e, h2.events.ConnectionTerminated) for e in events):
+                    goaway_at = time.monotonic() - started
                 # Pings and settings are acknowledged: a live client.
                 writer.write(conn.data_to_send())
                 await writer.drain()
         except (ConnectionError, OSError, asyncio.TimeoutError):
-            return time.monotonic() - started, False
+            return time.monotonic() - started, goaway_at
         finally:
             writer.close()
-        return None, False
+        return None, goaway_at
 
-    goaway = False
     results = await asyncio.gather(*(one() for _ in range(n)))
     closed = [t for t, _ in results if t is not None]
-    return {"attack": "idle-h2", "opened": n, "goaway_seen": sum(g for _, g in results), **stats(closed)}
+    goaways = sorted(g for _, g in results if g is not None)
+    return {"attack": "idle-h2", "opened": n, "goaway_seen": len(goaways),
+            "goaway_s_p50": round(goaways[len(goaways) // 2], 2) if goaways else None, **stats(closed)}
 
 
 async def zero_window(addr, connections, streams, hold):
@@ -117,10 +128,23 @@ async def zero_window(addr, connections, streams, hold):
 
     async def one():
         reader, writer, conn = await h2_open(addr, {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        seen = {"headers": 0, "resets": 0, "reset_times": [], "settings": False}
+
+        def feed(data):
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.StreamReset):
+                    seen["resets"] += 1
+                    seen["reset_times"].append(time.monotonic() - started)
+                elif isinstance(event, h2.events.ResponseReceived):
+                    seen["headers"] += 1
+                elif isinstance(event, h2.events.RemoteSettingsChanged):
+                    seen["settings"] = True
+            # Acknowledge pings and settings, never open a window.
+            writer.write(conn.data_to_send())
+
         # Learn the server's stream limit first.
-        data = await reader.read(65536)
-        conn.receive_data(data)
-        writer.write(conn.data_to_send())
+        while not seen["settings"]:
+            feed(await reader.read(65536))
         limit = conn.remote_settings.max_concurrent_streams
         opened = refused = 0
         for _ in range(streams):
@@ -131,7 +155,7 @@ async def zero_window(addr, connections, streams, hold):
             conn.send_headers(sid, [(":method", "POST"), (":path", "/v1/filter"), (":scheme", "http"),
                                     (":authority", "%s:%d" % addr), ("content-type", "application/json"),
                                     ("content-length", str(len(KYS)))])
-            # The request body within the server's window (1 MiB per connection).
+            # The request body within the server's window.
             pos = 0
             while pos < len(KYS):
                 window = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
@@ -141,7 +165,7 @@ async def zero_window(addr, connections, streams, hold):
                     data = await reader.read(65536)
                     if not data:
                         break
-                    conn.receive_data(data)
+                    feed(data)
                     continue
                 chunk = KYS[pos:pos + window]
                 conn.send_data(sid, chunk, end_stream=pos + len(chunk) >= len(KYS))
@@ -149,25 +173,17 @@ async def zero_window(addr, connections, streams, hold):
             opened += 1
             writer.write(conn.data_to_send())
             await writer.drain()
-        resets, reset_times, headers = 0, [], 0
         try:
-            while time.monotonic() - started < hold and resets < opened:
+            while time.monotonic() - started < hold and seen["resets"] < opened:
                 data = await asyncio.wait_for(reader.read(65536), hold)
                 if not data:
                     break
-                for event in conn.receive_data(data):
-                    if isinstance(event, h2.events.StreamReset):
-                        resets += 1
-                        reset_times.append(time.monotonic() - started)
-                    elif isinstance(event, h2.events.ResponseReceived):
-                        headers += 1
-                # Acknowledge pings and settings, never open a window.
-                writer.write(conn.data_to_send())
+                feed(data)
         except (ConnectionError, OSError, asyncio.TimeoutError):
             pass
         finally:
             writer.close()
-        return opened, refused, headers, resets, reset_times
+        return opened, refused, seen["headers"], seen["resets"], seen["reset_times"]
 
     results = await asyncio.gather(*(one() for _ in range(connections)))
     times = [t for r in results for t in r[4]]

@@ -4,7 +4,7 @@
 # (connections closed, when), the server's RSS (at the start, peak, and 30 s after the attack
 # ended), and the well-behaved client's p99 and failures (loadgen: 4 keep-alive connections,
 # 200 requests/s, over the attack's length).
-#   bash benches/attacks.sh            (about 6 minutes; every limit at its default)
+#   bash benches/attacks.sh [ATTACK...]   (all: about 8 minutes; every limit at its default)
 # Needs python3 with the h2 package, slowhttptest and h2load (Debian: slowhttptest,
 # nghttp2-client). Exit status 1 if a goal is missed: peak RSS over 300 MB or not back within
 # 50 MB of the start 30 s after (zero window, unfinished headers), a client p99 over 50 ms or a
@@ -32,6 +32,7 @@ rss_mb() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$server/status"; }
 metric() { curl -s "http://$ops/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 body='{"content": "a plain chat line with one badword and 你好 in it"}'
 failed_goals=0
+only=("$@")
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); server target/release/espresso-server, every limit at its default"
 echo "open-file limit of the attackers: $(ulimit -n)"
 printf '\n%-13s %8s %8s %8s %9s %7s  %s\n' attack "rss0 MB" "peak MB" "+30s MB" "p99 ms" failed "what the attacker saw"
@@ -40,6 +41,7 @@ printf '\n%-13s %8s %8s %8s %9s %7s  %s\n' attack "rss0 MB" "peak MB" "+30s MB" 
 phase() {
     local name=$1 seconds=$2 goal=$3
     shift 3
+    if [ ${#only[@]} -gt 0 ] && ! [[ " ${only[*]} " == *" $name "* ]]; then return; fi
     local start peak after
     start=$(rss_mb)
     (while kill -0 $server 2>/dev/null; do rss_mb; echo; sleep 0.1; done) >"$work/rss" &
