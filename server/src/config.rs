@@ -19,7 +19,7 @@ mod values;
 pub use keys::{Applies, KEYS};
 pub(crate) use keys::{changed, restart_only};
 pub use values::{
-    DegradeLimit, LogFormat, LogRotation, ProxyNetwork, RateLimitBackend, RateLimitKey,
+    DegradeLimit, LogFormat, LogRotation, OpsListen, ProxyNetwork, RateLimitBackend, RateLimitKey,
     RateLimitMissingKey,
 };
 
@@ -129,6 +129,25 @@ pub struct ServerConfig {
     pub header_read_timeout_ms: u64,
     /// How often the config file and word lists are checked for changes; 0 turns reload off.
     pub reload_interval_ms: u64,
+    /// A connection with no request in progress (HTTP/1 between requests, HTTP/2 with no open
+    /// stream) is closed after this long.
+    pub idle_timeout_ms: u64,
+    /// An answer the client reads nothing of for this long is dropped: the HTTP/2 stream is
+    /// reset, an HTTP/1 connection (or a connection whose socket stays full) is closed.
+    pub send_timeout_ms: u64,
+    /// Largest request head (request line and headers, HTTP/1; header list, HTTP/2): a larger
+    /// one is answered 431. Also the cap of an HTTP/1 connection's read buffer.
+    pub max_header_bytes: usize,
+    /// Streams an HTTP/2 client may have open at once on one connection.
+    pub http2_max_concurrent_streams: u32,
+    /// Answer bytes one connection may have waiting for the client to read them; past it the
+    /// connection's next requests wait before they are served.
+    pub max_buffered_response_bytes: usize,
+    /// Connections open at once at most; past it the server stops accepting until one closes.
+    pub max_connections: usize,
+    /// `ip:port` of the operator listener serving `/metrics`, `/debug/*`, `/healthz` and
+    /// `/readyz` instead of the public one; empty: everything on `listen`.
+    pub ops_listen: OpsListen,
 }
 
 impl Default for ServerConfig {
@@ -141,6 +160,13 @@ impl Default for ServerConfig {
             shutdown_delay_ms: 0,
             header_read_timeout_ms: 10_000,
             reload_interval_ms: 1_000,
+            idle_timeout_ms: 60_000,
+            send_timeout_ms: 30_000,
+            max_header_bytes: 32 * 1024,
+            http2_max_concurrent_streams: 100,
+            max_buffered_response_bytes: 1024 * 1024,
+            max_connections: 10_000,
+            ops_listen: OpsListen::default(),
         }
     }
 }
@@ -318,13 +344,26 @@ impl Default for DegradeConfig {
 }
 
 /// `[filter]`: word lists and allow lists. With neither, the built-in lists are used.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FilterConfig {
     /// Allow-list files.
     pub allow: Vec<PathBuf>,
     /// Word-list files.
     pub lists: Vec<ListConfig>,
+    /// Hits an answer lists at most; the others are counted in `hits_truncated` (the verdict
+    /// and the masked text still account for every hit).
+    pub max_hits: usize,
+}
+
+impl Default for FilterConfig {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            lists: Vec::new(),
+            max_hits: 1000,
+        }
+    }
 }
 
 /// One `[[filter.lists]]` entry.
@@ -438,8 +477,55 @@ impl Config {
     /// Value checks serde cannot express.
     fn check(&self) -> Result<(), (String, String)> {
         let err = |key: &str, message: String| Err((key.to_owned(), message));
-        if self.server.max_body_bytes == 0 {
+        let server = &self.server;
+        if server.max_body_bytes == 0 {
             return err("server.max_body_bytes", "must be greater than 0".into());
+        }
+        for (key, value) in [
+            ("server.idle_timeout_ms", server.idle_timeout_ms),
+            ("server.send_timeout_ms", server.send_timeout_ms),
+            (
+                "server.header_read_timeout_ms",
+                server.header_read_timeout_ms,
+            ),
+        ] {
+            if value == 0 {
+                return err(key, "must be greater than 0".into());
+            }
+        }
+        // hyper's HTTP/1 read buffer is at least 8 KiB: a smaller head limit cannot be kept.
+        if server.max_header_bytes < 8192 {
+            return err(
+                "server.max_header_bytes",
+                "must be at least 8192 (the smallest read buffer the HTTP/1 server has)".into(),
+            );
+        }
+        if server.http2_max_concurrent_streams == 0 {
+            return err(
+                "server.http2_max_concurrent_streams",
+                "must be greater than 0".into(),
+            );
+        }
+        if server.max_buffered_response_bytes == 0 {
+            return err(
+                "server.max_buffered_response_bytes",
+                "must be greater than 0".into(),
+            );
+        }
+        if server.max_connections == 0 {
+            return err("server.max_connections", "must be greater than 0".into());
+        }
+        if server.ops_listen.addr() == Some(server.listen) {
+            return err(
+                "server.ops_listen",
+                format!(
+                    "{} is server.listen too: give the operator listener a port of its own, or \"\" to serve everything on server.listen",
+                    server.listen
+                ),
+            );
+        }
+        if self.filter.max_hits == 0 {
+            return err("filter.max_hits", "must be greater than 0".into());
         }
         if http::HeaderName::try_from(self.request_id.header.as_str()).is_err() {
             return err(

@@ -1,12 +1,14 @@
 //! The answer of `POST /v1/filter`, exactly as `docs/http-api.md` spells it.
 
+use crate::Checked;
 use axum::response::{IntoResponse, Response};
 use espresso_common::RequestId;
-use espresso_filter_core::{FilterResponse, Hit, Verdict};
+use espresso_filter_core::{Hit, Verdict};
 use http::{HeaderValue, header::CONTENT_TYPE};
 use serde::Serialize;
 
-/// `{"request_id", "verdict", "masked", "hits", "degraded"}`
+/// `{"request_id", "verdict", "masked", "hits", "degraded"}`, and `"hits_truncated"` when
+/// `filter.max_hits` left hits out.
 #[derive(Serialize)]
 pub(crate) struct FilterReply<'a> {
     request_id: &'a str,
@@ -14,16 +16,24 @@ pub(crate) struct FilterReply<'a> {
     masked: &'a str,
     hits: &'a [Hit],
     degraded: bool,
+    #[serde(skip_serializing_if = "is_zero")]
+    hits_truncated: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl<'a> FilterReply<'a> {
-    pub(crate) fn new(id: Option<&'a RequestId>, response: &'a FilterResponse) -> Self {
+    pub(crate) fn new(id: Option<&'a RequestId>, checked: &'a Checked) -> Self {
+        let response = &checked.response;
         Self {
             request_id: id.map_or("", RequestId::as_str),
             verdict: response.verdict,
             masked: &response.masked,
             hits: &response.hits,
             degraded: response.degraded,
+            hits_truncated: checked.hits_truncated,
         }
     }
 }

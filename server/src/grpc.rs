@@ -44,6 +44,28 @@ pub(crate) fn reflection() -> Result<
     Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }
 
+/// tonic answers a message over `max_decoding_message_size` with `OUT_OF_RANGE`; gRPC's code
+/// for a message over a size limit is `RESOURCE_EXHAUSTED` (what the JSON API's 413 maps to),
+/// and `Filter/Check` itself never answers `OUT_OF_RANGE`. tonic sends that refusal as a
+/// trailers-only answer, so the status is in the headers.
+pub(crate) fn too_large_is_resource_exhausted<B>(
+    mut response: http::Response<B>,
+) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
+    if headers
+        .get("grpc-status")
+        .is_some_and(|status| status.as_bytes() == out_of_range.as_bytes())
+    {
+        let exhausted = (tonic::Code::ResourceExhausted as i32).to_string();
+        headers.insert(
+            "grpc-status",
+            http::HeaderValue::from_str(&exhausted).expect("digits"),
+        );
+    }
+    response
+}
+
 /// Serves `Filter/Check` from the same pipeline as `POST /v1/filter`.
 #[derive(Clone)]
 pub(crate) struct FilterGrpc {
@@ -65,18 +87,20 @@ impl pb::filter_server::Filter for FilterGrpc {
         let id = request.extensions().get::<RequestId>().cloned();
         let content = request.into_inner().content;
         let request_id = id.as_ref().map(|id| id.as_str().to_owned());
-        let reply = self
+        let checked = self
             .app
             .check(FilterRequest {
                 content,
                 request_id,
             })
             .await;
+        let reply = checked.response;
         Ok(Response::new(pb::CheckReply {
             request_id: id.map(|id| id.to_string()).unwrap_or_default(),
             verdict: reply.verdict.as_str().to_owned(),
             masked: reply.masked,
             degraded: reply.degraded,
+            hits_truncated: checked.hits_truncated as u64,
             hits: reply
                 .hits
                 .into_iter()

@@ -36,7 +36,8 @@ pub(crate) fn probe_routes() -> Router<App> {
 
 /// Every error code an [`ApiError`] carries: `espresso_http_errors_total{code}` exports each at
 /// 0 from the start.
-pub(crate) const ERROR_CODES: [&str; 9] = [
+pub(crate) const ERROR_CODES: [&str; 10] = [
+    "invalid_host",
     "unsupported_media_type",
     "payload_too_large",
     "bad_body",
@@ -106,8 +107,8 @@ async fn filter(app: App, request: Request<Body>, max_body_bytes: usize) -> Resp
                 content,
                 request_id: id.as_ref().map(|id| id.as_str().to_owned()),
             };
-            let reply = app.check(request).await;
-            FilterReply::new(id.as_ref(), &reply).into_response()
+            let checked = app.check(request).await;
+            FilterReply::new(id.as_ref(), &checked).into_response()
         }
         Err(error) => error.into_response_for(&app, id.as_ref()),
     }
@@ -123,22 +124,41 @@ async fn filter_content(request: Request<Body>, max_body_bytes: usize) -> Result
             "expected a JSON body (content-type: application/json)",
         ));
     }
+    // A body announced too large is refused before a byte of it is read: no `100 Continue`,
+    // no wait for a body that may never come.
+    if content_length(request.headers()).is_some_and(|length| length > max_body_bytes as u64) {
+        return Err(too_large());
+    }
     let body = axum::body::to_bytes(request.into_body(), max_body_bytes)
         .await
         .map_err(|error| {
             let error = error.into_inner();
             if error.is::<LengthLimitError>() {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "request body is larger than server.max_body_bytes",
-                )
+                too_large()
             } else {
                 let message = format!("failed to read the request body: {error}");
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message)
             }
         })?;
     parse_filter_body(&body)
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "request body is larger than server.max_body_bytes",
+    )
+}
+
+/// The `Content-Length` a request announces (hyper has refused invalid ones already).
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// The body of `POST /v1/filter`: other fields are ignored.

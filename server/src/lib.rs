@@ -22,7 +22,9 @@ pub mod config;
 mod degrade;
 mod filter_reply;
 mod grpc;
+mod host;
 mod http_api;
+mod limits;
 mod metrics;
 pub mod ops;
 mod pipeline;
@@ -92,6 +94,15 @@ pub(crate) struct AppState {
     /// Changes the rate limit's quota on reload; `None` when rate limiting is off.
     rate_limit_quota:
         Option<espresso_rate_limit::QuotaHandle<espresso_rate_limit::key::ConfigKeyValue>>,
+    /// `filter.max_hits`: hits an answer lists at most.
+    max_hits: usize,
+}
+
+/// A filter answer with its hit list cut to `filter.max_hits`.
+pub(crate) struct Checked {
+    pub(crate) response: FilterResponse,
+    /// Hits left out of `response.hits`.
+    pub(crate) hits_truncated: usize,
 }
 
 impl std::ops::Deref for App {
@@ -123,28 +134,43 @@ impl App {
                 switch
             },
             rate_limit_quota,
+            max_hits: config.filter.max_hits,
         };
         Ok((Self(Arc::new(state)), rate_limit.map(|limit| limit.layer)))
     }
 
-    /// Runs one request through the filter pipeline and counts the answer.
+    /// Runs one request through the filter pipeline, counts the answer, and keeps the first
+    /// `filter.max_hits` hits (the verdict and the masked text account for all of them).
     ///
     /// No span of its own: the word lists take microseconds; the remote stages (`cache`,
     /// `classifier`) open spans for the slow-call tree.
-    pub(crate) async fn check(&self, request: FilterRequest) -> FilterResponse {
-        let response = self.service.check(request).await;
+    pub(crate) async fn check(&self, request: FilterRequest) -> Checked {
+        let mut response = self.service.check(request).await;
         let degraded = if response.degraded { "true" } else { "false" };
         self.metrics
             .verdicts
             .with_label_values(&[response.verdict.as_str(), degraded])
             .inc();
-        for hit in &response.hits {
+        // Hits of one category come in runs: one counter update per run, not per hit (a text
+        // of 64 KB can hold 16,000 hits).
+        let mut runs = response
+            .hits
+            .chunk_by(|a, b| a.level == b.level && a.category == b.category);
+        for run in &mut runs {
             self.metrics
                 .hits
-                .with_label_values(&[hit.level.as_str(), &hit.category])
-                .inc();
+                .with_label_values(&[run[0].level.as_str(), &run[0].category])
+                .inc_by(run.len() as u64);
         }
-        response
+        let hits_truncated = response.hits.len().saturating_sub(self.max_hits);
+        if hits_truncated > 0 {
+            response.hits.truncate(self.max_hits);
+            self.metrics.hits_truncated.inc_by(hits_truncated as u64);
+        }
+        Checked {
+            response,
+            hits_truncated,
+        }
     }
 
     /// The same app answering from the word lists alone, marked degraded: what shed requests get.
@@ -161,6 +187,7 @@ impl App {
             slow_call_threshold_ms: self.slow_call_threshold_ms.clone(),
             degrade_switch: self.degrade_switch.clone(),
             rate_limit_quota: self.rate_limit_quota.clone(),
+            max_hits: self.max_hits,
         }))
     }
 
@@ -170,13 +197,15 @@ impl App {
 }
 
 /// Every route and layer of the server, ready to serve, outermost first:
-/// request id → slow call → rate limit (probes and metrics exempt) → catch panic → timeout →
-/// degrade (filter routes only) → routes.
+/// request id → slow call → Host check → rate limit (probes and metrics exempt) → catch panic
+/// → timeout → degrade (filter routes only) → routes. With `server.ops_listen` the probes,
+/// `/metrics` and `/debug/*` are not here but in [`ops_stack`].
 async fn stack(
     app: &App,
     config: &Config,
     rate_limit: Option<rate_limit::Layer>,
 ) -> Result<impl serve::Stack<SlowCallBody<Body>>, BoxError> {
+    let separate_ops = config.server.ops_listen.addr().is_some();
     let max_body = config.server.max_body_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -187,9 +216,13 @@ async fn stack(
         .merge(grpc_route(reflection_v1))
         .merge(grpc_route(reflection_v1alpha));
 
-    let routes = probe_routes_with_grpc(app, grpc_services)
-        .merge(filter_routes(app, max_body))
-        .merge(ops::router(&app.metrics.registry, config));
+    let routes = if separate_ops {
+        base_routes(app, grpc_services, false).merge(filter_routes(app, max_body))
+    } else {
+        base_routes(app, grpc_services, true)
+            .merge(filter_routes(app, max_body))
+            .merge(ops::router(&app.metrics.registry, config))
+    };
     // Overload protection guards the filter only: probes, metrics and the dashboard must keep
     // answering when the filter sheds. Shed requests get the word lists alone, marked degraded.
     let guarded = match degrade::layer(
@@ -246,8 +279,25 @@ async fn stack(
         .layer(RequestIdLayer::new().header(header).without_span())
         .layer(slow_call)
         .map_response(IntoResponse::into_response)
+        .layer(host::HostCheckLayer::new(app.clone()))
         .service(limited);
     Ok(stack)
+}
+
+/// The operator listener's routes (`server.ops_listen`): probes, `/metrics` and `/debug/*`,
+/// with request ids, the Host check, panic catching and the request timeout; no rate limit.
+fn ops_stack(app: &App, config: &Config) -> Result<impl serve::Stack<Body>, BoxError> {
+    let routes =
+        base_routes(app, Router::new(), true).merge(ops::router(&app.metrics.registry, config));
+    let header = HeaderName::try_from(config.request_id.header.as_str())?;
+    let timeout = Duration::from_millis(config.server.request_timeout_ms);
+    Ok(ServiceBuilder::new()
+        .layer(RequestIdLayer::new().header(header).without_span())
+        .layer(host::HostCheckLayer::new(app.clone()))
+        .map_response(IntoResponse::into_response)
+        .layer(CatchPanicLayer::custom(internal_error))
+        .layer(timeout::TimeoutLayer::new(timeout))
+        .service(routes))
 }
 
 /// The request metrics, with the series of every route's success exported at 0 so that a fresh
@@ -284,18 +334,24 @@ fn is_filter_route(path: &str) -> bool {
 fn filter_routes(app: &App, max_body: usize) -> Router {
     let grpc = pb::filter_server::FilterServer::new(grpc::FilterGrpc::new(app.clone()))
         .max_decoding_message_size(max_body);
+    let path = grpc_path(&grpc);
+    let grpc = ServiceBuilder::new()
+        .map_response(grpc::too_large_is_resource_exhausted as fn(_) -> _)
+        .service(grpc);
     http_api::filter_routes(max_body)
-        .route_service(&grpc_path(&grpc), any_service(grpc))
+        .route_service(&path, any_service(grpc))
         .with_state(app.clone())
 }
 
-/// Probes, metrics, the `grpc` services (health and reflection), and the JSON (or gRPC) answers
-/// for unknown routes.
-fn probe_routes_with_grpc(app: &App, grpc: Router<App>) -> Router {
-    http_api::probe_routes()
-        .merge(grpc)
-        .fallback(http_api::not_found)
-        .with_state(app.clone())
+/// The `grpc` services (health and reflection), with `probes` the HTTP probes and `/metrics`,
+/// and the JSON (or gRPC) answers for unknown routes.
+fn base_routes(app: &App, grpc: Router<App>, probes: bool) -> Router {
+    let routes = if probes {
+        http_api::probe_routes().merge(grpc)
+    } else {
+        grpc
+    };
+    routes.fallback(http_api::not_found).with_state(app.clone())
 }
 
 /// A router with one route, every method of the tonic service `service`.
@@ -335,26 +391,69 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
     if let Some(listen) = options.listen {
         config.server.listen = listen;
     }
+    let max_connections = limits::max_connections(&config.server);
     let (app, rate_limit) = App::new(&config)?;
     let stack = stack(&app, &config, rate_limit).await?;
     let listener = TcpListener::bind(config.server.listen).await?;
     let addr = listener.local_addr()?;
+    let ops = match config.server.ops_listen.addr() {
+        Some(ops_addr) => {
+            let listener = TcpListener::bind(ops_addr)
+                .await
+                .map_err(|e| format!("server.ops_listen {ops_addr}: cannot listen: {e}"))?;
+            Some((listener, ops_stack(&app, &config)?))
+        }
+        None => None,
+    };
     tracing::info!(%addr, "espresso-server listening");
     println!("espresso-server listening on {addr}");
+    if let Some((listener, _)) = &ops {
+        let ops_addr = listener.local_addr()?;
+        tracing::info!(%ops_addr, "operator endpoints listening (/metrics, /debug/*, /healthz, /readyz)");
+        println!("espresso-server operator endpoints on {ops_addr}");
+    }
 
     if let Some(path) = options.config.clone() {
         // Reload compares file with file: a command-line override is no change to warn about.
         tokio::spawn(reload::watch(path, from_file, fingerprint, app.clone()));
     }
 
-    let limits = serve::ConnLimits {
-        header_read_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
-        drain_timeout: Duration::from_millis(config.server.drain_timeout_ms),
-    };
+    let limits = serve::ConnLimits::new(&config.server, max_connections);
     let ready = app.ready.clone();
     let closing = Arc::new(AtomicBool::new(false));
     let delay = Duration::from_millis(config.server.shutdown_delay_ms);
-    serve::serve(listener, stack, limits, closing.clone(), async move {
+    // Both listeners stop accepting together, when the shutdown sequence says so.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop_accepting = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let ops = ops.map(|(listener, ops_stack)| {
+        // The operator port answers probes and scrapes, a handful of clients.
+        let limits = serve::ConnLimits {
+            max_connections: OPS_MAX_CONNECTIONS,
+            ..limits
+        };
+        tokio::spawn(serve::serve(
+            listener,
+            ops_stack,
+            limits,
+            app.metrics.connections.listener("ops"),
+            Arc::new(AtomicBool::new(false)),
+            stop_accepting(),
+        ))
+    });
+    let public = serve::serve(
+        listener,
+        stack,
+        limits,
+        app.metrics.connections.listener("public"),
+        closing.clone(),
+        stop_accepting(),
+    );
+    let sequence = async move {
         serve::shutdown_signal().await;
         ready.store(false, Ordering::Relaxed);
         if !delay.is_zero() {
@@ -366,11 +465,23 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
             tokio::time::sleep(delay).await;
         }
         tracing::info!("shutting down: no new connections, draining in-flight requests");
-    })
-    .await;
+        let _ = stop.send(true);
+        // Keep the sender until both listeners saw it.
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = public => {}
+        () = sequence => {}
+    }
+    if let Some(ops) = ops {
+        let _ = ops.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Connections the operator listener keeps open at most.
+const OPS_MAX_CONNECTIONS: usize = 64;
 
 #[cfg(test)]
 mod tests {

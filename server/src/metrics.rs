@@ -1,7 +1,8 @@
 //! The server's own Prometheus metrics (each layer registers its own into the same registry).
 
+use crate::serve::Timeout;
 use espresso_filter_core::Engine;
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Counters the server itself keeps.
 #[derive(Clone)]
@@ -19,6 +20,105 @@ pub(crate) struct Metrics {
     pub(crate) restart_required: IntCounterVec,
     /// Entries in the word lists in use, by kind (blocked, allowed).
     pub(crate) dictionary_words: IntGaugeVec,
+    /// Hits left out of answers by `filter.max_hits`.
+    pub(crate) hits_truncated: IntCounter,
+    /// Connections by listener.
+    pub(crate) connections: ConnectionMetrics,
+}
+
+/// The connection families, by `listener` (`public`, `ops`).
+#[derive(Clone)]
+pub(crate) struct ConnectionMetrics {
+    open: IntGaugeVec,
+    max: IntGaugeVec,
+    limit_reached: IntCounterVec,
+    timeouts: IntCounterVec,
+}
+
+/// One listener's series of [`ConnectionMetrics`].
+#[derive(Clone)]
+pub(crate) struct ListenerMetrics {
+    /// `espresso_connections_open`.
+    pub(crate) open: IntGauge,
+    /// `espresso_connections_max`.
+    pub(crate) max: IntGauge,
+    /// `espresso_connections_limit_reached_total`.
+    pub(crate) limit_reached: IntCounter,
+    /// `espresso_connection_timeouts_total`, in the order of [`Timeout::ALL`].
+    timeouts: [IntCounter; 4],
+}
+
+impl ListenerMetrics {
+    /// The counter of connections (for `send`, also HTTP/2 streams) closed by `timeout`.
+    pub(crate) fn timeout(&self, timeout: Timeout) -> &IntCounter {
+        &self.timeouts[timeout as usize]
+    }
+}
+
+impl ConnectionMetrics {
+    fn new() -> Self {
+        let listener = &["listener"];
+        Self {
+            open: IntGaugeVec::new(
+                Opts::new(
+                    "espresso_connections_open",
+                    "Connections open, by listener.",
+                ),
+                listener,
+            )
+            .expect("valid metric"),
+            max: IntGaugeVec::new(
+                Opts::new(
+                    "espresso_connections_max",
+                    "Connections a listener keeps open at most (server.max_connections).",
+                ),
+                listener,
+            )
+            .expect("valid metric"),
+            limit_reached: IntCounterVec::new(
+                Opts::new(
+                    "espresso_connections_limit_reached_total",
+                    "Times a listener stopped accepting because max_connections were open.",
+                ),
+                listener,
+            )
+            .expect("valid metric"),
+            timeouts: IntCounterVec::new(
+                Opts::new(
+                    "espresso_connection_timeouts_total",
+                    "Connections closed (send: also HTTP/2 streams reset) by a timeout.",
+                ),
+                &["listener", "timeout"],
+            )
+            .expect("valid metric"),
+        }
+    }
+
+    fn register(&self, registry: &Registry) {
+        registry
+            .register(Box::new(self.open.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(self.max.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(self.limit_reached.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(self.timeouts.clone()))
+            .expect("registered once");
+    }
+
+    /// The series of `listener`, each at 0 until counted.
+    pub(crate) fn listener(&self, listener: &str) -> ListenerMetrics {
+        ListenerMetrics {
+            open: self.open.with_label_values(&[listener]),
+            max: self.max.with_label_values(&[listener]),
+            limit_reached: self.limit_reached.with_label_values(&[listener]),
+            timeouts: Timeout::ALL
+                .map(|t| self.timeouts.with_label_values(&[listener, t.as_str()])),
+        }
+    }
 }
 
 impl Metrics {
@@ -88,6 +188,19 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric");
+        let hits_truncated = IntCounter::new(
+            "espresso_filter_hits_truncated_total",
+            "Hits left out of filter answers by filter.max_hits.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(hits_truncated.clone()))
+            .expect("registered once");
+        let connections = ConnectionMetrics::new();
+        connections.register(&registry);
+        // The public listener's series exist from the start; the operator listener's when it
+        // is configured.
+        connections.listener("public");
         for c in [&verdicts, &hits, &errors, &reloads, &restart_required] {
             registry
                 .register(Box::new(c.clone()))
@@ -110,6 +223,8 @@ impl Metrics {
             reloads,
             restart_required,
             dictionary_words,
+            hits_truncated,
+            connections,
         }
     }
 

@@ -6,7 +6,7 @@
 use espresso_rate_limit::{Cidr, ConfigKey, Header, PeerIp};
 use http::HeaderName;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
-use std::{fmt, str::FromStr};
+use std::{fmt, net::SocketAddr, str::FromStr};
 
 /// `rate_limit.key`: what a request is counted against.
 ///
@@ -189,6 +189,49 @@ pub enum LogRotation {
     Size,
 }
 
+/// `server.ops_listen`: the operator listener's address, or `""` for none (everything is
+/// served on `server.listen`).
+///
+/// ```
+/// use espresso_server::config::OpsListen;
+///
+/// let ops: OpsListen = "127.0.0.1:9090".parse().unwrap();
+/// assert_eq!(ops.addr(), Some(([127, 0, 0, 1], 9090).into()));
+/// assert_eq!("".parse::<OpsListen>().unwrap().addr(), None);
+/// assert!("localhost".parse::<OpsListen>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpsListen(Option<SocketAddr>);
+
+impl OpsListen {
+    /// The address to listen on; `None`: no operator listener.
+    pub fn addr(self) -> Option<SocketAddr> {
+        self.0
+    }
+}
+
+impl FromStr for OpsListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "" => Ok(Self(None)),
+            addr => addr.parse().map(|addr| Self(Some(addr))).map_err(|_| {
+                format!("{s:?} is not an address like \"127.0.0.1:9090\" (or \"\" for none)")
+            }),
+        }
+    }
+}
+
+impl fmt::Display for OpsListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Parsed from and written as a string: the types above that are not plain enums.
 macro_rules! string_serde {
     ($($ty:ty),*) => {$(
@@ -207,7 +250,7 @@ macro_rules! string_serde {
     )*};
 }
 
-string_serde!(RateLimitKey, ProxyNetwork);
+string_serde!(RateLimitKey, ProxyNetwork, OpsListen);
 
 #[cfg(test)]
 mod tests {

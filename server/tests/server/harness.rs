@@ -71,12 +71,16 @@ impl Server {
 
     /// Like [`Server::start`], with `server_keys` added to the `[server]` section.
     pub(crate) async fn start_with(server_keys: &str, extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("words")).unwrap();
-        std::fs::write(dir.path().join("words/danger.txt"), DANGER).unwrap();
-        std::fs::write(dir.path().join("words/normal.txt"), NORMAL).unwrap();
-        std::fs::write(dir.path().join("words/allow.txt"), ALLOW).unwrap();
-        std::fs::write(dir.path().join("espresso.toml"), config(server_keys, extra)).unwrap();
+        Self::start_in(folder(&config(server_keys, extra))).await
+    }
+
+    /// Like [`Server::start`], with `filter_keys` added to the `[filter]` section.
+    pub(crate) async fn start_with_filter(filter_keys: &str) -> Self {
+        let dir = folder(&config("", "").replacen(
+            "[filter]\n",
+            &format!("[filter]\n{filter_keys}\n"),
+            1,
+        ));
         Self::start_in(dir).await
     }
 
@@ -215,6 +219,17 @@ impl Server {
             .unwrap()
             .success()
     }
+}
+
+/// A temp folder with the test word lists and `config` as `espresso.toml`.
+fn folder(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("words")).unwrap();
+    std::fs::write(dir.path().join("words/danger.txt"), DANGER).unwrap();
+    std::fs::write(dir.path().join("words/normal.txt"), NORMAL).unwrap();
+    std::fs::write(dir.path().join("words/allow.txt"), ALLOW).unwrap();
+    std::fs::write(dir.path().join("espresso.toml"), config).unwrap();
+    dir
 }
 
 /// The test config: the documented layout with the test lists, plus `extra` sections.

@@ -5,6 +5,7 @@
 //! reaches into the server's internals: these tests check the contracts in `docs/`.
 
 mod bad_input;
+mod connections;
 mod degrade;
 mod docs;
 mod errors;

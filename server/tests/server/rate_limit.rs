@@ -189,11 +189,16 @@ async fn a_flood_of_distinct_clients_stays_within_max_keys() {
     for worker in workers {
         worker.await.unwrap();
     }
-    let evicted = server
-        .metric(r#"espresso_rate_limit_evicted_keys_total{limiter="default",reason="capacity"}"#)
-        .await
-        .unwrap_or(0.0);
-    // Every key past the cap pushed an older one out (within one eviction batch of slack).
+    let mut evicted = 0.0;
+    for reason in ["capacity", "idle"] {
+        let sample = format!(
+            r#"espresso_rate_limit_evicted_keys_total{{limiter="default",reason="{reason}"}}"#
+        );
+        evicted += server.metric(&sample).await.unwrap_or(0.0);
+    }
+    // Every key past the cap was dropped (within one eviction batch of slack): pushed out by a
+    // newer one, or swept as idle first when the machine is slow enough that a key's second
+    // passes before the cap is reached (each test server shares the cores with the others).
     assert!(
         evicted >= f64::from(clients - 500) - 100.0,
         "{evicted} keys evicted"
