@@ -65,8 +65,10 @@
 pub mod dict;
 mod engine;
 mod fold;
+mod leet;
 mod normalize;
 mod options;
+mod pinyin;
 mod service;
 mod source;
 mod types;
