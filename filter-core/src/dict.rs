@@ -566,7 +566,12 @@ impl Dictionary {
             let Some((start, end)) = self.verify(view, os, oe, p, &mut s.seq) else {
                 continue;
             };
-            if pass == Pass::Leet && view.as_bytes()[start..end] == text.as_bytes()[start..end] {
+            // a leet hit reads a replaced byte, and holds a letter unless it is a known
+            // all-symbol form of three or more (`@$$`)
+            if pass == Pass::Leet
+                && (view.as_bytes()[start..end] == text.as_bytes()[start..end]
+                    || (end - start < 3 && !text[start..end].chars().any(char::is_alphabetic)))
+            {
                 continue;
             }
             if p.latin && !self.latin_hit_stands(text, start, end, p) {
@@ -589,7 +594,19 @@ impl Dictionary {
     fn latin_hit_stands(&self, text: &str, start: usize, end: usize, p: &Pattern) -> bool {
         let hit = &text[start..end];
         if hit.is_ascii() {
-            return !p.pinyin || !crate::pinyin::english_words(hit);
+            // a pinyin spelling that reads as English words stands only next to Chinese text
+            return !p.pinyin
+                || !crate::pinyin::english_words(hit)
+                || text[..start]
+                    .trim_end()
+                    .chars()
+                    .next_back()
+                    .is_some_and(is_unspaced_script)
+                || text[end..]
+                    .trim_start()
+                    .chars()
+                    .next()
+                    .is_some_and(is_unspaced_script);
         }
         // letters of another script only (`ѕһіt`): not where the text around is in that script
         let mut latin = false;
@@ -800,6 +817,10 @@ impl Dictionary {
         if k + 1 != p.units.len() || count < p.units[k].count {
             return None;
         }
+        // pinyin spellings take no repeated letters (`momma` is not `mo ma`)
+        if p.pinyin && collapse && !exact_counts(p, seq) {
+            return None;
+        }
         widest = widest.max(piece);
         if unexplained && !visible && widest > 1 {
             return None;
@@ -910,6 +931,24 @@ fn ascii_word_after(text: &str, oe: usize, collapse: bool) -> bool {
         return false;
     }
     !collapse || (b[oe - 1].is_ascii() && !b[oe].eq_ignore_ascii_case(&b[oe - 1]))
+}
+
+/// Whether every run of `seq` is exactly as long as its unit in `p` (runs split as `accept`
+/// does with collapse on).
+fn exact_counts(p: &Pattern, seq: &[Folded1]) -> bool {
+    let mut k = 0usize;
+    let mut count = 0u16;
+    for (j, x) in seq.iter().enumerate() {
+        if j > 0 && seq[j - 1].c != x.c {
+            if p.units.get(k).is_none_or(|u| u.count != count) {
+                return false;
+            }
+            k += 1;
+            count = 0;
+        }
+        count += 1;
+    }
+    p.units.get(k).is_some_and(|u| u.count == count) && k + 1 == p.units.len()
 }
 
 /// The script of a letter as the whole-script rule sees it.

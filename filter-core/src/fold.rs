@@ -58,6 +58,19 @@ pub(crate) fn fold_char(c: char) -> Folded {
     if let Some(f) = styled(c) {
         return f;
     }
+    // A letter the confusables data maps onto Latin as written, before decomposition can turn
+    // it into another letter (`ϲ`, lunate sigma, decomposes to `ς`, but imitates `c`).
+    if other_script_letter(c) {
+        let mut lower = c.to_lowercase();
+        let l = match (lower.next(), lower.next()) {
+            (Some(l), None) => l,
+            _ => c,
+        };
+        let mut out = Folded::new();
+        if confusable(l, &mut out) {
+            return out;
+        }
+    }
     let mut decomposed = Folded::new();
     decompose_compatible(c, |d| decomposed.push(d));
     let mut d = decomposed.as_slice();
@@ -161,6 +174,19 @@ fn latin_skeleton(c: char) -> Option<Folded> {
         skeleton.push(x.to_ascii_lowercase());
     }
     (!skeleton.as_slice().is_empty()).then_some(skeleton)
+}
+
+/// A letter of a script other than Latin (styled and full-width Latin letters are `Common` or
+/// `Latin` and decompose first).
+fn other_script_letter(c: char) -> bool {
+    use unicode_script::{Script, UnicodeScript};
+    !c.is_ascii()
+        && c.is_alphabetic()
+        && !is_cjk(c)
+        && !matches!(
+            c.script(),
+            Script::Latin | Script::Common | Script::Inherited
+        )
 }
 
 /// CJK ideographs, kana, Hangul and their symbols: never folded onto Latin.

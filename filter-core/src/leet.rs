@@ -29,6 +29,10 @@
 
 use std::ops::Range;
 
+/// Ordinal and unit suffixes after a number: `1st`, `10am`, `1960s`, `5kg` are never leet.
+const NUMBER_SUFFIXES: &str = "st nd rd th s am pm a p k m b d g h x mm cm km kg mg lb lbs oz \
+    ft in mi mph kph ms ns hz khz mhz ghz kb mb gb tb px pt em v w kw mw l ml yo yr yrs";
+
 /// The letter a leet character reads as (`'1'` → the ambiguous `i`/`l`, given as `amb`).
 fn leet_letter(b: u8, amb: u8) -> Option<u8> {
     Some(match b {
@@ -125,13 +129,14 @@ fn read_token(token: &str, amb: u8, out: &mut [u8]) -> Option<bool> {
             return None;
         }
     } else {
-        // a number with a short suffix: `10am`, `4th`, `1960s`, `3d`; or only `x` (`4x4`)
+        // a number with an ordinal or unit suffix: `10am`, `4th`, `1960s`, `3d`, `5kg`; or only
+        // `x` (`4x4`)
         let lead_digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
-        if lead_digits > 0
-            && lead_digits + ascii_letters.len() == b.len()
-            && ascii_letters.len() <= 2
-        {
-            return None;
+        if lead_digits > 0 && lead_digits + ascii_letters.len() == b.len() {
+            let suffix = token[lead_digits..].to_ascii_lowercase();
+            if NUMBER_SUFFIXES.split(' ').any(|s| s == suffix) {
+                return None;
+            }
         }
         if !ascii_letters.is_empty()
             && ascii_letters.iter().all(|c| c.eq_ignore_ascii_case(&b'x'))
@@ -140,6 +145,10 @@ fn read_token(token: &str, amb: u8, out: &mut [u8]) -> Option<bool> {
             return None;
         }
     }
+    // `$5`, `$5k`, `#1`: a price or a number, unless other letters make it a word (`$1u+`)
+    let price = ascii_letters
+        .iter()
+        .all(|c| matches!(c.to_ascii_lowercase(), b'k' | b'm' | b'b'));
     let word_like = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || *c >= 0x80);
     let mut changed = false;
     let mut ambiguous = false;
@@ -149,11 +158,16 @@ fn read_token(token: &str, amb: u8, out: &mut [u8]) -> Option<bool> {
         };
         if interior_only(c) {
             let before = j > 0 && (word_like(b.get(j - 1)) || is_leet_symbol(b[j - 1]));
-            if !before || !word_like(b.get(j + 1)) {
+            // before a letter, a digit or another leet symbol (`r4p!$t`), or ending the token
+            // for `+` (`cun+`)
+            let after = word_like(b.get(j + 1))
+                || b.get(j + 1).is_some_and(|&n| n != c && is_leet_symbol(n))
+                || (c == b'+' && j + 1 == b.len());
+            if !before || !after {
                 continue;
             }
         }
-        if matches!(c, b'$' | b'#') && b.get(j + 1).is_some_and(u8::is_ascii_digit) {
+        if price && matches!(c, b'$' | b'#') && b.get(j + 1).is_some_and(u8::is_ascii_digit) {
             continue;
         }
         out[j] = l;
@@ -207,6 +221,9 @@ mod tests {
         assert_eq!(read("sh!t", b'i'), "shit");
         assert_eq!(read("@$$", b'i'), "ass");
         assert_eq!(read("a$$hole", b'i'), "asshole");
+        assert_eq!(read("71ts 817ch", b'i'), "tits bitch");
+        assert_eq!(read("51ut", b'l'), "slut");
+        assert_eq!(read("rap!$+", b'i'), "rapist");
     }
 
     #[test]

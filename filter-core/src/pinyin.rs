@@ -18,7 +18,12 @@ use pinyin::ToPinyinMulti;
 
 /// At most this many spellings per listed word (a long word of polyphonic characters would
 /// otherwise multiply without bound).
-pub(crate) const MAX_SPELLINGS: usize = 256;
+pub(crate) const MAX_SPELLINGS: usize = 64;
+
+/// Words up to this many characters also get the spellings that mix characters and pinyin
+/// (`傻bi`); longer ones only the all-pinyin spellings, which keeps a 14k-word list with pinyin
+/// at a few spellings per word.
+pub(crate) const MAX_MIXED_CHARS: usize = 4;
 
 /// The toneless readings of `c`, `ü` also as `v`; empty when `c` has none.
 fn readings(c: char) -> Vec<String> {
@@ -44,18 +49,47 @@ pub(crate) fn spellings(word: &str) -> Vec<String> {
     if chars.len() < 2 {
         return Vec::new();
     }
+    let mixed = chars.len() <= MAX_MIXED_CHARS;
     let options: Vec<Vec<String>> = chars
         .iter()
         .map(|&c| {
-            let mut o = vec![c.to_string()];
-            o.extend(readings(c));
+            let r = readings(c);
+            let mut o = Vec::with_capacity(r.len() + 1);
+            if mixed || r.is_empty() {
+                o.push(c.to_string());
+            }
+            o.extend(r);
             o
         })
         .collect();
-    if options.iter().all(|o| o.len() == 1) {
+    if options
+        .iter()
+        .zip(&chars)
+        .all(|(o, c)| o.len() == 1 && o[0] == c.to_string())
+    {
         return Vec::new();
     }
+    if !mixed {
+        // all pinyin: the first combination is a spelling too
+        let mut out = vec![first_spelling(&options)];
+        product(&options, &mut out);
+        return out;
+    }
     let mut out = Vec::new();
+    product(&options, &mut out);
+    out
+}
+
+fn first_spelling(options: &[Vec<String>]) -> String {
+    options
+        .iter()
+        .map(|o| o[0].as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Every combination of `options` after the first (odometer order), up to [`MAX_SPELLINGS`].
+fn product(options: &[Vec<String>], out: &mut Vec<String>) {
     let mut idx = vec![0usize; options.len()];
     loop {
         // next combination (odometer); the all-zero one is the word itself
@@ -73,12 +107,11 @@ pub(crate) fn spellings(word: &str) -> Vec<String> {
         }
         let parts: Vec<&str> = idx
             .iter()
-            .zip(&options)
+            .zip(options)
             .map(|(&i, o)| o[i].as_str())
             .collect();
         out.push(parts.join(" "));
     }
-    out
 }
 
 /// Common English words that are also pinyin syllables or joined syllables (`made`, `china`,
@@ -126,5 +159,9 @@ mod tests {
         assert!(spellings("逼").is_empty());
         assert!(spellings("ab").is_empty());
         assert!(readings('绿').contains(&"lv".to_string()));
+        // long words: pinyin only, every reading
+        let s = spellings("海洛因海洛因");
+        assert!(s.contains(&"hai luo yin hai luo yin".to_string()), "{s:?}");
+        assert!(s.iter().all(|x| x.is_ascii()), "{s:?}");
     }
 }
