@@ -19,6 +19,33 @@
 //!    single letter (`f u c k`, `s h i t`), or the hit also contains visible non-space noise
 //!    (`f*u c.k`, `f.u c k`). So ordinary word gaps never glue words into a hit: `pen is`,
 //!    `an al`, `as s` pass. Whitespace in an entry (`fuck you`, `A 片`) allows whitespace there.
+//! 4. **Traditional characters as listed.** An entry written with a traditional character
+//!    (`撚`) matches only that character, not the simplified one it folds to (`捻`, ordinary in
+//!    `纸捻`); an entry in simplified characters matches both spellings.
+//! 5. **Look-alike letters, whole script.** A hit of a Latin entry made only of letters of
+//!    another script (`ѕһіt`, all Cyrillic) does not count when the nearest letter before or
+//!    after it is of such a script too: Russian `но` is not `ho`.
+//!
+//! # More readings of the text
+//!
+//! Besides the text as written, two same-length copies are scanned where they exist, and their
+//! hits verified with the same rules (offsets are the original's):
+//!
+//! - **Leet** (see the word-list docs for the table): digits and symbols inside a token that
+//!   mixes letters with them (`sh1t`, `$hit`) read as letters, once with `1 ! |` as `i` and, if
+//!   any was read, once as `l`. A leet hit must read at least one replaced byte and hold a letter
+//!   (or be an all-symbol form of three or more, `@$$`). Numbers, prices, times, versions and
+//!   numbers with a unit or ordinal suffix are never read.
+//! - **Tone numbers** (only when some list has pinyin): a digit 0–5 right after a letter is read
+//!   as invisible noise (`sha3bi1`), for pinyin spellings only.
+//!
+//! # Pinyin
+//!
+//! A list with [`ListSource::pinyin`](crate::ListSource::pinyin) adds spellings of its Chinese
+//! words (syllables separated by a space, so the text may join or space them). A spelling takes
+//! no repeated letters (`momma` is not `mo ma`), and a hit of an all-Latin spelling whose every
+//! word is in [`builtin::PINYIN_ENGLISH`](crate::builtin::PINYIN_ENGLISH) (`made`, `ben dan`)
+//! counts only next to a CJK character.
 //!
 //! Then allow-list hits suppress every blocked hit they overlap, and among overlapping blocked
 //! hits the longest entry wins (then danger over normal, then the leftmost).
@@ -618,7 +645,8 @@ impl Dictionary {
                 LetterScript::Other => {}
             }
         }
-        if foreign && !latin {
+        // (an entry listed in another script, `но`, is matched as written)
+        if foreign && !latin && p.word.is_ascii() {
             let before = text[..start]
                 .chars()
                 .rev()

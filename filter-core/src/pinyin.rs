@@ -114,17 +114,12 @@ fn product(options: &[Vec<String>], out: &mut Vec<String>) {
     }
 }
 
-/// Common English words that are also pinyin syllables or joined syllables (`made`, `china`,
-/// `he`, `sun`): `words/pinyin-english.txt`, generated from the Brown corpus (see the file's
-/// header).
-pub(crate) const PINYIN_ENGLISH: &str = include_str!("../words/pinyin-english.txt");
-
 /// Whether the hit `text` is only ASCII letters and spaces and every space-separated piece is a
 /// common English word: a pinyin spelling of Latin letters does not match it.
 pub(crate) fn english_words(text: &str) -> bool {
     static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
     let set = SET.get_or_init(|| {
-        PINYIN_ENGLISH
+        crate::builtin::PINYIN_ENGLISH
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))

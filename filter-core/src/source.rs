@@ -138,6 +138,10 @@ pub mod builtin {
     pub const NORMAL: &str = include_str!("../words/normal.txt");
     /// Allowed words and phrases.
     pub const ALLOW: &str = include_str!("../words/allow.txt");
+    /// Common English words that are also pinyin (a syllable, or syllables joined: `he`,
+    /// `made`, `china`): an all-Latin pinyin spelling made only of these words counts only next
+    /// to Chinese characters. Generated from the Brown corpus; one word a line, `#` comments.
+    pub const PINYIN_ENGLISH: &str = include_str!("../words/pinyin-english.txt");
 }
 
 impl Sources {
