@@ -574,9 +574,9 @@ impl Dictionary {
     /// candidates and allowed spans to `s`.
     fn scan(&self, text: &str, view: &str, range: Range<usize>, pass: Pass, s: &mut Scratch) {
         let base = range.start;
-        self.table.normalize_into(&view[range], &mut s.norm);
+        let window = &view[range];
+        self.table.normalize_into(window, &mut s.norm);
         let collapse = self.table.options().collapse_repeats;
-        let window = &view[base..];
         for m in self.ac.find_overlapping_iter(s.norm.as_bytes()) {
             let pat = m.pattern().as_usize();
             let p = &self.pats[pat];
