@@ -112,7 +112,11 @@ pub(crate) fn leet_copy(text: &str, amb: u8, out: &mut Vec<u8>) -> (Vec<Range<us
 /// mixed. `Some(true)` when an ambiguous character was read.
 fn read_token(token: &str, amb: u8, out: &mut [u8]) -> Option<bool> {
     let b = token.as_bytes();
-    let letters = token.chars().filter(|c| c.is_alphabetic()).count();
+    // letters of scripts written with spaces (CJK next to digits, `2020年`, is not leet)
+    let letters = token
+        .chars()
+        .filter(|&c| c.is_alphabetic() && (c as u32) < 0x2E80)
+        .count();
     let ascii_letters: Vec<u8> = b.iter().copied().filter(u8::is_ascii_alphabetic).collect();
     let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
     let symbols = b.iter().filter(|&&c| is_leet_symbol(c)).count();
@@ -232,6 +236,7 @@ mod tests {
             "in 1960 it cost $5.99 at 3:45pm",
             "version v1.2.3 and 10am, the 4th, 1960s, 4x4, #1",
             "!!! 100% (sic)",
+            "2020年3月5日",
         ] {
             let mut out = Vec::new();
             let (w, _) = leet_copy(t, b'i', &mut out);
