@@ -100,7 +100,9 @@ pub struct DictStats {
 }
 
 /// A pattern's unit: a character and how often it repeats (1 unless collapse is on).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Equality and hash leave `exact` out: an entry that differs from another only by a
+/// traditional character as listed is the narrower of the two, and is merged into it.
+#[derive(Clone, Copy, Debug)]
 struct PUnit {
     c: char,
     count: u16,
@@ -113,6 +115,14 @@ struct PUnit {
     exact: char,
 }
 
+impl PartialEq for PUnit {
+    fn eq(&self, o: &Self) -> bool {
+        (self.c, self.count, self.gap, self.inner_gap) == (o.c, o.count, o.gap, o.inner_gap)
+    }
+}
+
+impl Eq for PUnit {}
+
 impl std::hash::Hash for PUnit {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(
@@ -121,7 +131,6 @@ impl std::hash::Hash for PUnit {
                 | ((self.gap as u64) << 1)
                 | self.inner_gap as u64,
         );
-        state.write_u64(self.exact as u64);
     }
 }
 
@@ -325,6 +334,10 @@ impl Dictionary {
                 {
                     let i = *o.get();
                     stats.skipped += usize::from(!pinyin);
+                    // the wider of the two (a simplified spelling finds the traditional too)
+                    if units.iter().all(|u| u.exact == '\0') {
+                        pats[i].units = units.into();
+                    }
                     // danger beats normal for the same word
                     if level > pats[i].level {
                         pats[i].level = level;
@@ -500,8 +513,8 @@ impl Dictionary {
         if self.leet {
             for amb in [b'i', b'l'] {
                 let (windows, ambiguous) = crate::leet::leet_copy(text, amb, &mut copy);
-                if let Ok(view) = std::str::from_utf8(&copy)
-                    && !windows.is_empty()
+                if !windows.is_empty()
+                    && let Ok(view) = std::str::from_utf8(&copy)
                 {
                     for w in windows {
                         self.scan(text, view, w, Pass::Leet, s);

@@ -77,35 +77,60 @@ pub(crate) fn leet_copy(text: &str, amb: u8, out: &mut Vec<u8>) -> (Vec<Range<us
     let bytes = text.as_bytes();
     let mut windows: Vec<Range<usize>> = Vec::new();
     let mut ambiguous = false;
-    // quick exit: no digit or leet symbol at all
-    if !bytes
-        .iter()
-        .any(|&b| b.is_ascii_digit() || is_leet_symbol(b))
-    {
-        return (windows, false);
-    }
-    out.clear();
-    out.extend_from_slice(bytes);
-    let mut i = 0;
-    while i < bytes.len() {
-        if !text.is_char_boundary(i) || splits(text, i) {
-            i += 1;
+    let mut copied = false;
+    let mut covered = 0; // tokens before this byte are done
+    let leet = |b: u8| b.is_ascii_digit() || is_leet_symbol(b);
+    for i in 0..bytes.len() {
+        let b = bytes[i];
+        if i < covered || !leet(b) {
             continue;
         }
-        let start = i;
-        while i < bytes.len() && !(text.is_char_boundary(i) && splits(text, i)) {
-            i += 1;
+        // a candidate touches an ASCII letter, or is a symbol touching another (`@$$`); plain
+        // numbers and numbers next to CJK characters never get this far
+        let touches = |j: Option<usize>| {
+            j.and_then(|j| bytes.get(j)).is_some_and(|&n| {
+                n.is_ascii_alphabetic() || (is_leet_symbol(b) && is_leet_symbol(n))
+            })
+        };
+        if !touches(i.checked_sub(1)) && !touches(Some(i + 1)) {
+            continue;
         }
-        let token = &text[start..i];
-        if let Some(changed_amb) = read_token(token, amb, &mut out[start..i]) {
+        let (start, end) = token_bounds(text, i);
+        covered = end;
+        if !copied {
+            out.clear();
+            out.extend_from_slice(bytes);
+            copied = true;
+        }
+        if let Some(changed_amb) = read_token(&text[start..end], amb, &mut out[start..end]) {
             ambiguous |= changed_amb;
             match windows.last_mut() {
-                Some(w) if start - w.end <= 8 => w.end = i,
-                _ => windows.push(start..i),
+                Some(w) if start - w.end <= 8 => w.end = end,
+                _ => windows.push(start..end),
             }
         }
     }
     (windows, ambiguous)
+}
+
+/// The token around byte `i` (an ASCII byte that does not split).
+fn token_bounds(text: &str, i: usize) -> (usize, usize) {
+    let mut start = i;
+    while start > 0 {
+        let mut p = start - 1;
+        while p > 0 && !text.is_char_boundary(p) {
+            p -= 1;
+        }
+        if splits(text, p) {
+            break;
+        }
+        start = p;
+    }
+    let mut end = i + 1;
+    while end < text.len() && !(text.is_char_boundary(end) && splits(text, end)) {
+        end += 1;
+    }
+    (start, end)
 }
 
 /// Replaces the leet characters of one token in `out` (its bytes); `None` when the token is not
