@@ -170,6 +170,8 @@ struct Pattern {
     pinyin: bool,
     /// made of Latin letters only (the whole-script rule and the English-word rule apply)
     latin: bool,
+    /// some unit must be a traditional character as listed (`PUnit::exact`)
+    traditional: bool,
 }
 
 /// A compiled, immutable dictionary set. Build one with [`Dictionary::build`]; an
@@ -337,6 +339,7 @@ impl Dictionary {
                     // the wider of the two (a simplified spelling finds the traditional too)
                     if units.iter().all(|u| u.exact == '\0') {
                         pats[i].units = units.into();
+                        pats[i].traditional = false;
                     }
                     // danger beats normal for the same word
                     if level > pats[i].level {
@@ -362,6 +365,7 @@ impl Dictionary {
                 end_word: last.is_some_and(is_word_char),
                 pinyin,
                 latin: units.iter().all(|u| u.c.is_ascii_alphabetic()),
+                traditional: units.iter().any(|u| u.exact != '\0'),
                 units: units.into(),
             });
             keys.push(key);
@@ -817,16 +821,18 @@ impl Dictionary {
                 visible = true;
             }
             let new_run = !collapse || prev != Some(c);
-            let unit = if new_run {
-                p.units.get(k + usize::from(j > 0))
-            } else {
-                p.units.get(k)
-            };
-            if let Some(u) = unit
-                && u.exact != '\0'
-                && !text[x.start..].starts_with(u.exact)
-            {
-                return None;
+            if p.traditional {
+                let unit = if new_run {
+                    p.units.get(k + usize::from(j > 0))
+                } else {
+                    p.units.get(k)
+                };
+                if let Some(u) = unit
+                    && u.exact != '\0'
+                    && !text[x.start..].starts_with(u.exact)
+                {
+                    return None;
+                }
             }
             let explained;
             if new_run {

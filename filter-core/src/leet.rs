@@ -85,12 +85,12 @@ pub(crate) fn leet_copy(text: &str, amb: u8, out: &mut Vec<u8>) -> (Vec<Range<us
         if i < covered || !leet(b) {
             continue;
         }
-        // a candidate touches an ASCII letter, or is a symbol touching another (`@$$`); plain
+        // a candidate touches an ASCII letter, or is a symbol touching a digit or symbol
+        // (`@$$`, `@5$`); plain
         // numbers and numbers next to CJK characters never get this far
         let touches = |j: Option<usize>| {
-            j.and_then(|j| bytes.get(j)).is_some_and(|&n| {
-                n.is_ascii_alphabetic() || (is_leet_symbol(b) && is_leet_symbol(n))
-            })
+            j.and_then(|j| bytes.get(j))
+                .is_some_and(|&n| n.is_ascii_alphabetic() || (is_leet_symbol(b) && leet(n)))
         };
         if !touches(i.checked_sub(1)) && !touches(Some(i + 1)) {
             continue;
@@ -249,6 +249,7 @@ mod tests {
         assert_eq!(read("bu11sh!t", b'l'), "bullshlt");
         assert_eq!(read("sh!t", b'i'), "shit");
         assert_eq!(read("@$$", b'i'), "ass");
+        assert_eq!(read("@5$", b'i'), "ass");
         assert_eq!(read("a$$hole", b'i'), "asshole");
         assert_eq!(read("71ts 817ch", b'i'), "tits bitch");
         assert_eq!(read("51ut", b'l'), "slut");
