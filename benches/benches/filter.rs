@@ -18,7 +18,8 @@
 //!   (how a filter built on regular expressions matches), on the first 256 KiB of each corpus.
 //!
 //! `build/dictionary` times `Dictionary::build` of both lists (the base fold table is built once
-//! per process and is warm; its cold cost is printed). Automaton memory is printed.
+//! per process and is warm; its cold cost is printed). Automaton memory is printed, and the
+//! build time and resident memory with pinyin on for the Chinese list.
 //!
 //! The machine these run on is often shared, so the run ends with a summary measured in on-CPU
 //! time of the bench thread (Linux `/proc/thread-self/schedstat`): build time (and the part of
@@ -230,6 +231,14 @@ fn cpu_now() -> Duration {
         })
 }
 
+/// Resident memory of this process (Linux `/proc/self/statm`), 0 elsewhere.
+fn rss_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
 /// Median on-CPU time of `runs` runs of `f`.
 fn cpu_median(runs: usize, mut f: impl FnMut() -> usize) -> Duration {
     let mut v: Vec<Duration> = (0..runs)
@@ -306,6 +315,31 @@ fn bench(c: &mut Criterion) {
             .build(&keys)
             .map_or(0, |a| a.patterns_len())
     });
+    // pinyin on for the Chinese list: build time and automaton memory
+    let pinyin_sources = Sources {
+        lists: data
+            .sources
+            .lists
+            .iter()
+            .cloned()
+            .map(|l| {
+                let zh = l.category.as_deref() == Some("zh") || l.data.name().contains("zh");
+                l.pinyin(zh)
+            })
+            .collect(),
+        allow: data.sources.allow.clone(),
+    };
+    // resident memory growth while it is built and held (the build's temporaries included;
+    // a build without pinyin reuses pages freed earlier, so its growth says nothing)
+    let rss_before = rss_bytes();
+    let pinyin_dict =
+        Dictionary::build(&pinyin_sources, Options::default()).expect("dictionary builds");
+    let pinyin_rss = rss_bytes().saturating_sub(rss_before);
+    let pinyin_stats = pinyin_dict.stats();
+    drop(pinyin_dict);
+    let pinyin_cpu = cpu_median(5, || {
+        Dictionary::build(&pinyin_sources, Options::default()).map_or(0, |d| d.stats().words)
+    });
     let mut summary = vec![format!(
         "build of {} words: {:.1} ms on-CPU (median of 11), of which aho-corasick alone on the \
          same keys: {:.1} ms; automaton {:.2} MiB",
@@ -314,6 +348,15 @@ fn bench(c: &mut Criterion) {
         ac_only_cpu.as_secs_f64() * 1e3,
         stats.automaton_bytes as f64 / (1 << 20) as f64,
     )];
+    summary.push(format!(
+        "build with pinyin on for the Chinese list: {:.1} ms on-CPU (median of 5), {} words + \
+         {} pinyin spellings, automaton {:.2} MiB; resident memory grew {:.1} MiB building it",
+        pinyin_cpu.as_secs_f64() * 1e3,
+        pinyin_stats.words,
+        pinyin_stats.pinyin,
+        pinyin_stats.automaton_bytes as f64 / (1 << 20) as f64,
+        pinyin_rss as f64 / (1 << 20) as f64,
+    ));
 
     // Regex alternation of every word (case-insensitive), as a regexp-based filter matches.
     let mut sorted: Vec<&String> = data.words.iter().collect();

@@ -19,6 +19,33 @@
 //!    single letter (`f u c k`, `s h i t`), or the hit also contains visible non-space noise
 //!    (`f*u c.k`, `f.u c k`). So ordinary word gaps never glue words into a hit: `pen is`,
 //!    `an al`, `as s` pass. Whitespace in an entry (`fuck you`, `A 片`) allows whitespace there.
+//! 4. **Traditional characters as listed.** An entry written with a traditional character
+//!    (`撚`) matches only that character, not the simplified one it folds to (`捻`, ordinary in
+//!    `纸捻`); an entry in simplified characters matches both spellings.
+//! 5. **Look-alike letters, whole script.** A hit of a Latin entry made only of letters of
+//!    another script (`ѕһіt`, all Cyrillic) does not count when the nearest letter before or
+//!    after it is of such a script too: Russian `но` is not `ho`.
+//!
+//! # More readings of the text
+//!
+//! Besides the text as written, two same-length copies are scanned where they exist, and their
+//! hits verified with the same rules (offsets are the original's):
+//!
+//! - **Leet** (see the word-list docs for the table): digits and symbols inside a token that
+//!   mixes letters with them (`sh1t`, `$hit`) read as letters, once with `1 ! |` as `i` and, if
+//!   any was read, once as `l`. A leet hit must read at least one replaced byte and hold a letter
+//!   (or be an all-symbol form of three or more, `@$$`). Numbers, prices, times, versions and
+//!   numbers with a unit or ordinal suffix are never read.
+//! - **Tone numbers** (only when some list has pinyin): a digit 0–5 right after a letter is read
+//!   as invisible noise (`sha3bi1`), for pinyin spellings only.
+//!
+//! # Pinyin
+//!
+//! A list with [`ListSource::pinyin`](crate::ListSource::pinyin) adds spellings of its Chinese
+//! words (syllables separated by a space, so the text may join or space them). A spelling takes
+//! no repeated letters (`momma` is not `mo ma`), and a hit of an all-Latin spelling whose every
+//! word is in [`builtin::PINYIN_ENGLISH`](crate::builtin::PINYIN_ENGLISH) (`made`, `ben dan`)
+//! counts only next to a CJK character.
 //!
 //! Then allow-list hits suppress every blocked hit they overlap, and among overlapping blocked
 //! hits the longest entry wins (then danger over normal, then the leftmost).
@@ -26,6 +53,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
@@ -65,12 +93,16 @@ pub struct DictStats {
     /// Entries dropped because they normalize to nothing (e.g. an emoji-only entry while emoji
     /// are noise) or repeat another entry.
     pub skipped: usize,
+    /// Pinyin spellings of Chinese words added for lists with pinyin on (not in `words`).
+    pub pinyin: usize,
     /// Heap bytes of the automaton (`AhoCorasick::memory_usage`).
     pub automaton_bytes: usize,
 }
 
 /// A pattern's unit: a character and how often it repeats (1 unless collapse is on).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Equality and hash leave `exact` out: an entry that differs from another only by a
+/// traditional character as listed is the narrower of the two, and is merged into it.
+#[derive(Clone, Copy, Debug)]
 struct PUnit {
     c: char,
     count: u16,
@@ -78,7 +110,18 @@ struct PUnit {
     gap: bool,
     /// the entry had noise inside this run (`cheap pills`: the `pp` run)
     inner_gap: bool,
+    /// a traditional character of the entry, which the text must have as written (`撚` is not
+    /// found in `纸捻`, although both fold to `捻`); `'\0'` for any character folding to `c`
+    exact: char,
 }
+
+impl PartialEq for PUnit {
+    fn eq(&self, o: &Self) -> bool {
+        (self.c, self.count, self.gap, self.inner_gap) == (o.c, o.count, o.gap, o.inner_gap)
+    }
+}
+
+impl Eq for PUnit {}
 
 impl std::hash::Hash for PUnit {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -123,6 +166,12 @@ struct Pattern {
     end_word: bool,
     /// normalized length in chars (overlap priority)
     len: usize,
+    /// a pinyin spelling of a listed Chinese word (see "Pinyin" in the module docs)
+    pinyin: bool,
+    /// made of Latin letters only (the whole-script rule and the English-word rule apply)
+    latin: bool,
+    /// some unit must be a traditional character as listed (`PUnit::exact`)
+    traditional: bool,
 }
 
 /// A compiled, immutable dictionary set. Build one with [`Dictionary::build`]; an
@@ -133,6 +182,10 @@ pub struct Dictionary {
     table: Arc<Table>,
     version: u64,
     stats: DictStats,
+    /// some entry has a Latin letter: leet readings are tried
+    leet: bool,
+    /// some entry is a pinyin spelling: tone numbers are read as noise too
+    pinyin: bool,
 }
 
 impl std::fmt::Debug for Dictionary {
@@ -160,6 +213,19 @@ struct Scratch {
     seq: Vec<Folded1>,
     cands: Vec<Cand>,
     allow: Vec<(usize, usize)>,
+    /// a same-length copy of the text (leet reading, tone numbers)
+    copy: Vec<u8>,
+}
+
+/// Which reading of the text a scan looks at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// the text as written
+    Plain,
+    /// a leet copy: only hits that read a replaced byte count
+    Leet,
+    /// the tone-number copy: only pinyin spellings count
+    Tone,
 }
 
 /// One folded char of a candidate, with the gap before it and its original char's range.
@@ -208,7 +274,8 @@ impl Dictionary {
         table.options().fingerprint(&mut h);
         let mut pats: Vec<Pattern> = Vec::new();
         let mut keys: Vec<Vec<u8>> = Vec::new();
-        let mut all: Vec<(source::Entry, Option<Level>, Arc<str>)> = Vec::new();
+        // (entry, level (None: allow), category, pinyin spellings wanted)
+        let mut all: Vec<(source::Entry, Option<Level>, Arc<str>, bool)> = Vec::new();
         let mut categories: HashMap<String, Arc<str>> = HashMap::new();
         for list in &sources.lists {
             let name = list.data.name();
@@ -230,7 +297,7 @@ impl Dictionary {
                     },
                     None => default_cat.clone(),
                 };
-                all.push((e, Some(list.level), cat));
+                all.push((e, Some(list.level), cat, list.pinyin));
             }
         }
         for data in &sources.allow {
@@ -238,7 +305,7 @@ impl Dictionary {
             let entries = source::parse(&name, &source::read(data)?)?;
             let cat: Arc<str> = Arc::from("allow");
             for e in entries {
-                all.push((e, None, cat.clone()));
+                all.push((e, None, cat.clone(), false));
             }
         }
         // dedupe: hash of (units, allow) -> index; a hash collision between different
@@ -248,54 +315,74 @@ impl Dictionary {
         pats.reserve(all.len());
         keys.reserve(all.len());
         let mut stats = DictStats::default();
-        let mut add =
-            |entry: source::Entry, level: Option<Level>, category: Arc<str>, h: &mut Fnv| {
-                h.write_str(level.map_or("allow", Level::as_str));
-                h.write_str(&category);
-                h.write_str(&entry.word);
-                let Some((units, key)) = shape(&table, &entry.word) else {
-                    stats.skipped += 1;
-                    return;
-                };
-                let mut wh = WordHasher::default();
-                std::hash::Hash::hash(&units, &mut wh);
-                wh.write_u64(u64::from(level.is_none()));
-                let hash = wh.finish();
-                match seen.entry(hash) {
-                    Entry::Occupied(o)
-                        if *pats[*o.get()].units == *units
-                            && pats[*o.get()].level.is_none() == level.is_none() =>
-                    {
-                        let i = *o.get();
-                        stats.skipped += 1;
-                        // danger beats normal for the same word
-                        if level > pats[i].level {
-                            pats[i].level = level;
-                            pats[i].category = category;
-                            pats[i].word = entry.word.into();
-                        }
-                        return;
-                    }
-                    Entry::Occupied(_) => {}
-                    Entry::Vacant(v) => {
-                        v.insert(pats.len());
-                    }
-                }
-                let first = units.first().map(|u| u.c);
-                let last = units.last().map(|u| u.c);
-                pats.push(Pattern {
-                    word: entry.word.into(),
-                    level,
-                    category,
-                    len: units.iter().map(|u| u.count as usize).sum(),
-                    units: units.into(),
-                    start_word: first.is_some_and(is_word_char),
-                    end_word: last.is_some_and(is_word_char),
-                });
-                keys.push(key);
+        let mut add = |spelling: &str,
+                       word: &str,
+                       level: Option<Level>,
+                       category: &Arc<str>,
+                       pinyin: bool,
+                       stats: &mut DictStats| {
+            let Some((units, key)) = shape(&table, spelling) else {
+                stats.skipped += usize::from(!pinyin);
+                return;
             };
-        for (e, level, cat) in all {
-            add(e, level, cat, &mut h);
+            let mut wh = WordHasher::default();
+            std::hash::Hash::hash(&units, &mut wh);
+            wh.write_u64(u64::from(level.is_none()));
+            let hash = wh.finish();
+            match seen.entry(hash) {
+                Entry::Occupied(o)
+                    if *pats[*o.get()].units == *units
+                        && pats[*o.get()].level.is_none() == level.is_none() =>
+                {
+                    let i = *o.get();
+                    stats.skipped += usize::from(!pinyin);
+                    // the wider of the two (a simplified spelling finds the traditional too)
+                    if units.iter().all(|u| u.exact == '\0') {
+                        pats[i].units = units.into();
+                        pats[i].traditional = false;
+                    }
+                    // danger beats normal for the same word
+                    if level > pats[i].level {
+                        pats[i].level = level;
+                        pats[i].category = category.clone();
+                        pats[i].word = word.into();
+                    }
+                    return;
+                }
+                Entry::Occupied(_) => {}
+                Entry::Vacant(v) => {
+                    v.insert(pats.len());
+                }
+            }
+            let first = units.first().map(|u| u.c);
+            let last = units.last().map(|u| u.c);
+            pats.push(Pattern {
+                word: word.into(),
+                level,
+                category: category.clone(),
+                len: units.iter().map(|u| u.count as usize).sum(),
+                start_word: first.is_some_and(is_word_char),
+                end_word: last.is_some_and(is_word_char),
+                pinyin,
+                latin: units.iter().all(|u| u.c.is_ascii_alphabetic()),
+                traditional: units.iter().any(|u| u.exact != '\0'),
+                units: units.into(),
+            });
+            keys.push(key);
+        };
+        for (e, level, cat, pinyin) in &all {
+            h.write_str(level.map_or("allow", |l| l.as_str()));
+            h.write_str(cat);
+            h.write_str(&e.word);
+            h.write_str(if *pinyin { "pinyin" } else { "" });
+            add(&e.word, &e.word, *level, cat, false, &mut stats);
+        }
+        // pinyin spellings after every listed entry, so a listed Latin word never turns into a
+        // spelling (with the English-word rule) by coming second
+        for (e, level, cat, _) in all.iter().filter(|a| a.3) {
+            for spelling in crate::pinyin::spellings(&e.word) {
+                add(&spelling, &e.word, *level, cat, true, &mut stats);
+            }
         }
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
@@ -306,15 +393,22 @@ impl Dictionary {
                     .match_kind(MatchKind::Standard)
                     .build(&keys)
             })?;
-        stats.words = pats.iter().filter(|p| p.level.is_some()).count();
-        stats.allowed = pats.len() - stats.words;
+        let spellings = pats.iter().filter(|p| p.pinyin).count();
+        stats.words = pats.iter().filter(|p| p.level.is_some()).count() - spellings;
+        stats.allowed = pats.len() - stats.words - spellings;
+        stats.pinyin = spellings;
         stats.automaton_bytes = ac.memory_usage();
+        let leet = pats
+            .iter()
+            .any(|p| p.units.iter().any(|u| u.c.is_ascii_alphabetic()));
         Ok(Dictionary {
             ac,
             pats,
             table,
             version: h.0,
             stats,
+            leet,
+            pinyin: spellings > 0,
         })
     }
 
@@ -416,32 +510,32 @@ impl Dictionary {
         if self.pats.is_empty() {
             return;
         }
-        self.table.normalize_into(text, &mut s.norm);
         s.cands.clear();
         s.allow.clear();
-        let collapse = self.table.options().collapse_repeats;
-        for m in self.ac.find_overlapping_iter(s.norm.as_bytes()) {
-            let pat = m.pattern().as_usize();
-            let p = &self.pats[pat];
-            let os = s.norm.orig_start(text, m.start());
-            let oe = s.norm.orig_end(text, m.end());
-            if (p.start_word && ascii_word_before(text, os, collapse))
-                || (p.end_word && ascii_word_after(text, oe, collapse))
-            {
-                continue;
-            }
-            if let Some((start, end)) = self.verify(text, os, oe, p, &mut s.seq) {
-                if self.pats[pat].level.is_none() {
-                    s.allow.push((start, end));
-                } else {
-                    s.cands.push(Cand {
-                        start,
-                        end,
-                        pat: pat as u32,
-                    });
+        self.scan(text, text, 0..text.len(), Pass::Plain, s);
+        let mut copy = std::mem::take(&mut s.copy);
+        if self.leet {
+            for amb in [b'i', b'l'] {
+                let (windows, ambiguous) = crate::leet::leet_copy(text, amb, &mut copy);
+                if !windows.is_empty()
+                    && let Ok(view) = std::str::from_utf8(&copy)
+                {
+                    for w in windows {
+                        self.scan(text, view, w, Pass::Leet, s);
+                    }
+                }
+                if !ambiguous {
+                    break;
                 }
             }
         }
+        if self.pinyin
+            && crate::leet::tone_copy(text, &mut copy)
+            && let Ok(view) = std::str::from_utf8(&copy)
+        {
+            self.scan(text, view, 0..view.len(), Pass::Tone, s);
+        }
+        s.copy = copy;
         if s.cands.is_empty() {
             return;
         }
@@ -491,6 +585,99 @@ impl Dictionary {
                 end: c.end + offset,
             });
         }
+    }
+
+    /// Scans `view[range]` (the text itself or a same-length copy of it) and adds the verified
+    /// candidates and allowed spans to `s`.
+    fn scan(&self, text: &str, view: &str, range: Range<usize>, pass: Pass, s: &mut Scratch) {
+        let base = range.start;
+        let window = &view[range];
+        self.table.normalize_into(window, &mut s.norm);
+        let collapse = self.table.options().collapse_repeats;
+        for m in self.ac.find_overlapping_iter(s.norm.as_bytes()) {
+            let pat = m.pattern().as_usize();
+            let p = &self.pats[pat];
+            if pass == Pass::Tone && !p.pinyin {
+                continue;
+            }
+            let os = base + s.norm.orig_start(window, m.start());
+            let oe = base + s.norm.orig_end(window, m.end());
+            if (p.start_word && ascii_word_before(view, os, collapse))
+                || (p.end_word && ascii_word_after(view, oe, collapse))
+            {
+                continue;
+            }
+            let Some((start, end)) = self.verify(view, os, oe, p, &mut s.seq) else {
+                continue;
+            };
+            // a leet hit reads a replaced byte, and holds a letter unless it is a known
+            // all-symbol form of three or more (`@$$`)
+            if pass == Pass::Leet
+                && (view.as_bytes()[start..end] == text.as_bytes()[start..end]
+                    || (end - start < 3 && !text[start..end].chars().any(char::is_alphabetic)))
+            {
+                continue;
+            }
+            if p.latin && !self.latin_hit_stands(text, start, end, p) {
+                continue;
+            }
+            if p.level.is_none() {
+                s.allow.push((start, end));
+            } else {
+                s.cands.push(Cand {
+                    start,
+                    end,
+                    pat: pat as u32,
+                });
+            }
+        }
+    }
+
+    /// The whole-script and English-word rules for an entry of Latin letters hit at
+    /// `text[start..end]` (see the module docs).
+    fn latin_hit_stands(&self, text: &str, start: usize, end: usize, p: &Pattern) -> bool {
+        let hit = &text[start..end];
+        if hit.is_ascii() {
+            // a pinyin spelling that reads as English words stands only next to Chinese text
+            return !p.pinyin
+                || !crate::pinyin::english_words(hit)
+                || text[..start]
+                    .trim_end()
+                    .chars()
+                    .next_back()
+                    .is_some_and(is_unspaced_script)
+                || text[end..]
+                    .trim_start()
+                    .chars()
+                    .next()
+                    .is_some_and(is_unspaced_script);
+        }
+        // letters of another script only (`ѕһіt`): not where the text around is in that script
+        let mut latin = false;
+        let mut foreign = false;
+        for c in hit.chars() {
+            match letter_script(c) {
+                LetterScript::Latin => latin = true,
+                LetterScript::Foreign => foreign = true,
+                LetterScript::Other => {}
+            }
+        }
+        // (an entry listed in another script, `но`, is matched as written)
+        if foreign && !latin && p.word.is_ascii() {
+            let before = text[..start]
+                .chars()
+                .rev()
+                .map(letter_script)
+                .find(|s| *s != LetterScript::Other);
+            let after = text[end..]
+                .chars()
+                .map(letter_script)
+                .find(|s| *s != LetterScript::Other);
+            if before == Some(LetterScript::Foreign) || after == Some(LetterScript::Foreign) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Checks a candidate against the original text (see the module docs); returns its
@@ -590,13 +777,19 @@ impl Dictionary {
                 n_starts = (n_starts + 1).min(3);
             }
         }
-        let first_gap_after = seq[base..]
-            .iter()
-            .position(|x| x.gap != 0)
-            .map(|k| base + k);
-        let ends = [Some(seq.len()), first_gap_after, Some(base)];
+        // ...and the entry may end before the run of its last char does: at the run's end, or
+        // at any gap inside it (`a s s sure`: the run `sss` ends in the next word), longest
+        // first
+        let mut ends = [0usize; 5];
+        let mut n_ends = 0;
+        for j in (base..=seq.len()).rev() {
+            if (j == seq.len() || j == base || seq[j].gap != 0) && n_ends < ends.len() {
+                ends[n_ends] = j;
+                n_ends += 1;
+            }
+        }
         for &j0 in &starts[..n_starts] {
-            for j1 in ends.iter().flatten().copied() {
+            for &j1 in &ends[..n_ends] {
                 if j1 > j0
                     && let Some(r) = self.accept(text, p, &seq[j0..j1], true)
                 {
@@ -628,6 +821,19 @@ impl Dictionary {
                 visible = true;
             }
             let new_run = !collapse || prev != Some(c);
+            if p.traditional {
+                let unit = if new_run {
+                    p.units.get(k + usize::from(j > 0))
+                } else {
+                    p.units.get(k)
+                };
+                if let Some(u) = unit
+                    && u.exact != '\0'
+                    && !text[x.start..].starts_with(u.exact)
+                {
+                    return None;
+                }
+            }
             let explained;
             if new_run {
                 if j > 0 {
@@ -656,6 +862,10 @@ impl Dictionary {
             }
         }
         if k + 1 != p.units.len() || count < p.units[k].count {
+            return None;
+        }
+        // pinyin spellings take no repeated letters (`momma` is not `mo ma`)
+        if p.pinyin && collapse && !exact_counts(p, seq) {
             return None;
         }
         widest = widest.max(piece);
@@ -770,6 +980,53 @@ fn ascii_word_after(text: &str, oe: usize, collapse: bool) -> bool {
     !collapse || (b[oe - 1].is_ascii() && !b[oe].eq_ignore_ascii_case(&b[oe - 1]))
 }
 
+/// Whether every run of `seq` is exactly as long as its unit in `p` (runs split as `accept`
+/// does with collapse on).
+fn exact_counts(p: &Pattern, seq: &[Folded1]) -> bool {
+    let mut k = 0usize;
+    let mut count = 0u16;
+    for (j, x) in seq.iter().enumerate() {
+        if j > 0 && seq[j - 1].c != x.c {
+            if p.units.get(k).is_none_or(|u| u.count != count) {
+                return false;
+            }
+            k += 1;
+            count = 0;
+        }
+        count += 1;
+    }
+    p.units.get(k).is_some_and(|u| u.count == count) && k + 1 == p.units.len()
+}
+
+/// The script of a letter as the whole-script rule sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LetterScript {
+    /// Latin letters, and letters styled in any way (full-width, mathematical, enclosed)
+    Latin,
+    /// a letter of another script written with spaces (Greek, Cyrillic, Armenian, Cherokee ...)
+    Foreign,
+    /// not a letter, or a letter of a script written without spaces (CJK ...)
+    Other,
+}
+
+fn letter_script(c: char) -> LetterScript {
+    use unicode_script::{Script, UnicodeScript};
+    if c.is_ascii() {
+        return if c.is_ascii_alphabetic() {
+            LetterScript::Latin
+        } else {
+            LetterScript::Other
+        };
+    }
+    if !c.is_alphabetic() || is_unspaced_script(c) {
+        return LetterScript::Other;
+    }
+    match c.script() {
+        Script::Latin | Script::Common | Script::Inherited => LetterScript::Latin,
+        _ => LetterScript::Foreign,
+    }
+}
+
 fn gap_kind(c: char) -> u8 {
     if c.is_whitespace() {
         GAP_WS
@@ -807,9 +1064,9 @@ fn shape(table: &Table, word: &str) -> Option<(Vec<PUnit>, Vec<u8>)> {
     let mut key = Vec::new();
     let mut scratch = Folded::new();
     let mut gap = false;
-    let push = |f: char, gap: &mut bool, units: &mut Vec<PUnit>, key: &mut Vec<u8>| {
+    let push = |f: char, exact: char, gap: &mut bool, units: &mut Vec<PUnit>, key: &mut Vec<u8>| {
         match units.last_mut() {
-            Some(u) if collapse && u.c == f => {
+            Some(u) if collapse && u.c == f && u.exact == exact => {
                 u.count = u.count.saturating_add(1);
                 u.inner_gap |= *gap;
             }
@@ -819,6 +1076,7 @@ fn shape(table: &Table, word: &str) -> Option<(Vec<PUnit>, Vec<u8>)> {
                     count: 1,
                     gap: *gap && !units.is_empty(),
                     inner_gap: false,
+                    exact,
                 });
                 let mut b = [0u8; 4];
                 key.extend_from_slice(f.encode_utf8(&mut b).as_bytes());
@@ -829,11 +1087,19 @@ fn shape(table: &Table, word: &str) -> Option<(Vec<PUnit>, Vec<u8>)> {
     for c in word.chars() {
         match table.unit(c, &mut scratch) {
             Unit::Skip => gap = true,
-            Unit::One(f) => push(f, &mut gap, &mut units, &mut key),
+            Unit::One(f) => {
+                // a traditional character as listed must be written so in the text
+                let exact = if f != c && crate::fold::simplify(c) == f {
+                    c
+                } else {
+                    '\0'
+                };
+                push(f, exact, &mut gap, &mut units, &mut key)
+            }
             Unit::Many(fs) => {
                 let fs: Vec<char> = fs.to_vec();
                 for f in fs {
-                    push(f, &mut gap, &mut units, &mut key);
+                    push(f, '\0', &mut gap, &mut units, &mut key);
                 }
             }
         }

@@ -2,9 +2,12 @@
 //!
 //! Folding a character applies, in order: Unicode compatibility decomposition (full-width →
 //! half-width, styled and circled letters and digits, ligatures), parenthesised letters and digits
-//! lose their parentheses (`⒡` → `f`), case folding, removal of accents on Latin, Greek and
-//! Cyrillic letters (`é` → `e`; other scripts are recomposed so `が` stays `が`), a few visual
-//! confusables (Cyrillic `а` → `a`), and traditional → simplified Chinese (`國` → `国`).
+//! lose their parentheses (`⒡` → `f`), number and letter styles without a decomposition
+//! (`❶` → `1`, `🅰` → `a`, regional indicators `🇦` → `a`), case folding, removal of accents on
+//! Latin, Greek and Cyrillic letters (`é` → `e`; other scripts are recomposed so `が` stays
+//! `が`), letters of other scripts that the Unicode confusables data (UTS #39 skeletons) maps
+//! onto Latin letters (Cyrillic `а` → `a`, Greek `ν` → `v`, Cherokee `Ꮪ` → `s`), and
+//! traditional → simplified Chinese (`國` → `国`).
 //!
 //! The result is computed once per BMP character into a table ([`BaseFold`], shared by every
 //! engine) and on the fly for astral characters (styled mathematical letters, emoji), which are rare.
@@ -51,6 +54,22 @@ pub(crate) fn fold_char(c: char) -> Folded {
     if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
         out.push(c);
         return out;
+    }
+    if let Some(f) = styled(c) {
+        return f;
+    }
+    // A letter the confusables data maps onto Latin as written, before decomposition can turn
+    // it into another letter (`ϲ`, lunate sigma, decomposes to `ς`, but imitates `c`).
+    if other_script_letter(c) {
+        let mut lower = c.to_lowercase();
+        let l = match (lower.next(), lower.next()) {
+            (Some(l), None) => l,
+            _ => c,
+        };
+        let mut out = Folded::new();
+        if confusable(l, &mut out) {
+            return out;
+        }
     }
     let mut decomposed = Folded::new();
     decompose_compatible(c, |d| decomposed.push(d));
@@ -107,37 +126,105 @@ pub(crate) fn fold_char(c: char) -> Folded {
         }
     }
     for &x in composed.as_slice() {
-        out.push(simplify(confusable(x)));
+        if !confusable(x, &mut out) {
+            out.push(simplify(x));
+        }
     }
     out
 }
 
-/// Letters from other scripts that render exactly like a Latin letter.
-fn confusable(c: char) -> char {
-    match c {
-        'а' => 'a',
-        'в' => 'b',
-        'с' => 'c',
-        'е' | 'ё' => 'e',
-        'һ' => 'h',
-        'і' | 'ї' | 'ι' => 'i',
-        'ј' => 'j',
-        'к' | 'κ' => 'k',
-        'ӏ' => 'l',
-        'м' => 'm',
-        'п' => 'n',
-        'о' | 'ο' => 'o',
-        'р' | 'ρ' => 'p',
-        'ԛ' => 'q',
-        'ѕ' => 's',
-        'т' | 'τ' => 't',
-        'υ' => 'u',
-        'ѵ' | 'ν' => 'v',
-        'ԝ' => 'w',
-        'х' | 'χ' => 'x',
-        'у' => 'y',
-        _ => c,
+/// What a letter of another script folds to when it imitates Latin letters: its UTS #39
+/// confusable skeleton (the Unicode confusables data, through `unicode-security`), kept only
+/// when that skeleton is one or more ASCII letters, the script of the Latin word lists.
+/// `а` (Cyrillic) → `a`, `α` → `a`, `ν` → `v`, `Ꮪ` (Cherokee) → `s`, `օ` (Armenian) → `o`;
+/// a letter whose skeleton is a digit (`З` → `3`) or another script stays itself.
+fn confusable(c: char, out: &mut Folded) -> bool {
+    if c.is_ascii() || !c.is_alphabetic() || is_cjk(c) {
+        return false;
     }
+    // The data maps each case on its own (`В` → `B`, but lower-case `в` has no entry): the
+    // lower-case letter, then its capital.
+    let mut upper = c.to_uppercase();
+    let capital = match (upper.next(), upper.next()) {
+        (Some(u), None) if u != c => Some(u),
+        _ => None,
+    };
+    for x in std::iter::once(c).chain(capital) {
+        if let Some(skeleton) = latin_skeleton(x) {
+            for &l in skeleton.as_slice() {
+                out.push(l);
+            }
+            return true;
+        }
+    }
+    false
+}
+
+/// The UTS #39 skeleton of `c` when it is ASCII letters (lower-cased), else `None`.
+fn latin_skeleton(c: char) -> Option<Folded> {
+    let mut buf = [0u8; 4];
+    let mut skeleton = Folded::new();
+    for x in unicode_security::skeleton(c.encode_utf8(&mut buf)) {
+        if is_combining_mark(x) {
+            continue;
+        }
+        if !x.is_ascii_alphabetic() {
+            return None;
+        }
+        skeleton.push(x.to_ascii_lowercase());
+    }
+    (!skeleton.as_slice().is_empty()).then_some(skeleton)
+}
+
+/// A letter of a script other than Latin (styled and full-width Latin letters are `Common` or
+/// `Latin` and decompose first).
+fn other_script_letter(c: char) -> bool {
+    use unicode_script::{Script, UnicodeScript};
+    !c.is_ascii()
+        && c.is_alphabetic()
+        && !is_cjk(c)
+        && !matches!(
+            c.script(),
+            Script::Latin | Script::Common | Script::Inherited
+        )
+}
+
+/// CJK ideographs, kana, Hangul and their symbols: never folded onto Latin.
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32, 0x2E80..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF | 0x20000..=0x3FFFF)
+}
+
+/// Number and letter styles that have no compatibility decomposition, folded by their place in
+/// their Unicode block (each block is a run in code point order): dingbat and double circled
+/// digits (`❶ ➀ ➊ ⓵` → `1`, `⓫` → `11`, `⓿ 🄋 🄌` → `0`), negative circled and squared letters
+/// (`🅐`, `🅰` → `a`) and regional indicator symbols (`🇦` → `a`), the letter forms that
+/// compatibility decomposition leaves alone.
+fn styled(c: char) -> Option<Folded> {
+    let u = c as u32;
+    let number = |n: u32| {
+        let mut f = Folded::new();
+        for d in n.to_string().chars() {
+            f.push(d);
+        }
+        f
+    };
+    let letter = |base: u32| {
+        let mut f = Folded::new();
+        f.push(char::from(b'a' + (u - base) as u8));
+        f
+    };
+    Some(match u {
+        0x2776..=0x277F => number(u - 0x2776 + 1), // DINGBAT NEGATIVE CIRCLED DIGIT ONE..TEN
+        0x2780..=0x2789 => number(u - 0x2780 + 1), // DINGBAT CIRCLED SANS-SERIF DIGIT ONE..TEN
+        0x278A..=0x2793 => number(u - 0x278A + 1), // DINGBAT NEGATIVE CIRCLED SANS-SERIF ..
+        0x24EB..=0x24F4 => number(u - 0x24EB + 11), // NEGATIVE CIRCLED NUMBER ELEVEN..TWENTY
+        0x24F5..=0x24FE => number(u - 0x24F5 + 1), // DOUBLE CIRCLED DIGIT ONE..NUMBER TEN
+        0x24FF | 0x1F10B | 0x1F10C => number(0),   // NEGATIVE CIRCLED DIGIT ZERO, DINGBAT ..ZERO
+        0x1F150..=0x1F169 => letter(0x1F150),      // NEGATIVE CIRCLED LATIN CAPITAL LETTER A..Z
+        0x1F170..=0x1F189 => letter(0x1F170),      // NEGATIVE SQUARED LATIN CAPITAL LETTER A..Z
+        0x1F1E6..=0x1F1FF => letter(0x1F1E6),      // REGIONAL INDICATOR SYMBOL LETTER A..Z
+        _ => return None,
+    })
 }
 
 /// Traditional → simplified for one character (identity for everything else).
@@ -246,7 +333,14 @@ mod tests {
         assert_eq!(f('①'), "1");
         assert_eq!(f('⑩'), "10");
         assert_eq!(f('ﬁ'), "fi");
-        assert_eq!(f('🅰'), "🅰"); // negative squared letters have no decomposition
+        // no decomposition: folded by their place in the block
+        assert_eq!(f('🅰'), "a");
+        assert_eq!(f('🅐'), "a");
+        assert_eq!(f('🇰'), "k");
+        assert_eq!(f('❶'), "1");
+        assert_eq!(f('➉'), "10");
+        assert_eq!(f('⓬'), "12");
+        assert_eq!(f('⓿'), "0");
         assert_eq!(f('🄰'), "a");
     }
 
@@ -258,7 +352,23 @@ mod tests {
         assert_eq!(f('が'), "が");
         assert_eq!(f('한'), "한");
         assert_eq!(f('а'), "a"); // Cyrillic
-        assert_eq!(f('Σ'), "σ");
+        // UTS #39 confusables onto Latin letters, either case of the data
+        assert_eq!(f('Σ'), "o");
+        for (c, want) in [
+            ('α', "a"),
+            ('ν', "v"),
+            ('в', "b"),
+            ('к', "k"),
+            ('Ꮪ', "s"),
+            ('օ', "o"),
+            ('ɑ', "a"),
+        ] {
+            assert_eq!(f(c), want, "{c}");
+        }
+        // no Latin skeleton, or a digit one: the letter stays
+        for c in ['д', 'ж', 'λ', 'з'] {
+            assert_eq!(f(c), c.to_string(), "{c}");
+        }
     }
 
     #[test]

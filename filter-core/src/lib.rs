@@ -1,12 +1,15 @@
 //! The sensitive-text filter engine of espresso.
 //!
 //! Text is normalized in one pass — compatibility folding (full-width, styled and circled
-//! letters), case folding, accent stripping, traditional → simplified Chinese, noise characters
+//! letters, number styles), case folding, accent stripping, look-alike letters of other scripts
+//! (UTS #39 confusables), traditional → simplified Chinese, noise characters
 //! (spaces, `* . _ | - @ ·`, zero-width characters, emoji) skipped, repeated characters
 //! collapsed — while keeping a map back to the original byte offsets. An Aho-Corasick automaton
 //! over all listed words scans the normalized text; candidates are checked against the
 //! original text for word boundaries and deliberate spacing (see [`dict`] for the exact rules),
-//! allow-list entries suppress what they overlap, and the longest hit wins.
+//! allow-list entries suppress what they overlap, and the longest hit wins. Leetspeak
+//! (`sh1t`) and pinyin tone numbers are read from same-length copies of the text, so offsets
+//! never move; lists may opt in to pinyin ([`ListSource::pinyin`]).
 //!
 //! ```
 //! use espresso_filter_core::{Engine, Level, Verdict};
@@ -30,6 +33,15 @@
 //! let r = engine.check("你這個傻*逼");
 //! assert_eq!(r.verdict, Verdict::Block);
 //! assert_eq!(r.masked, "你這個***");
+//!
+//! // leetspeak inside mixed words, look-alike letters of other scripts (Unicode confusables)
+//! let text = "sh1t, $hit, b4stard, fυϲk, ⓕⓤⓒⓚ";
+//! let r = engine.check(text);
+//! assert_eq!(r.hits.len(), 5);
+//! assert_eq!(r.masked, "****, ****, *******, ****, ****");
+//! // ...but numbers, prices and versions stay numbers, and Russian stays Russian
+//! assert_eq!(engine.check("5h1ft at 10am for $5.55, v1.2, the 1960s").verdict, Verdict::Pass);
+//! assert_eq!(engine.check("Но это не так").verdict, Verdict::Pass);
 //! ```
 //!
 //! Word lists, options and reloads:
@@ -65,8 +77,10 @@
 pub mod dict;
 mod engine;
 mod fold;
+mod leet;
 mod normalize;
 mod options;
+mod pinyin;
 mod service;
 mod source;
 mod types;

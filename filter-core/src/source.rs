@@ -56,6 +56,10 @@ pub struct ListSource {
     pub level: Level,
     /// The category of entries without their own; default: the list's file stem.
     pub category: Option<String>,
+    /// Whether the list's Chinese words of two or more characters also match written in pinyin
+    /// (`傻逼` as `shabi`, `sha bi`, `shǎ bī`, `sha3 bi1`, `傻bi`); default: off. See
+    /// [`ListSource::pinyin`].
+    pub pinyin: bool,
 }
 
 impl ListSource {
@@ -65,6 +69,7 @@ impl ListSource {
             data: ListData::File(path.into()),
             level,
             category: None,
+            pinyin: false,
         }
     }
 
@@ -77,12 +82,41 @@ impl ListSource {
             },
             level,
             category: None,
+            pinyin: false,
         }
     }
 
     /// Sets the list's default category.
     pub fn category(mut self, category: impl Into<String>) -> Self {
         self.category = Some(category.into());
+        self
+    }
+
+    /// Whether the list's Chinese words also match in Hanyu Pinyin (default: off).
+    ///
+    /// Every listed word of two or more characters gets the spellings that write some or all
+    /// of its characters in toneless pinyin, with every reading of each character that the
+    /// `pinyin` crate gives (heteronyms included). The text may join the syllables, space them,
+    /// put noise between them, use any case, tone marks or tone numbers, and mix them with the
+    /// word's own characters. Pinyin matches whole Latin words only, and a spelling that is
+    /// all Latin letters never matches a common English word written alone (see
+    /// [`crate::dict`], "Pinyin"). Single characters and initials (`sb`) are not derived: list
+    /// them as words.
+    ///
+    /// ```
+    /// use espresso_filter_core::{Engine, Level, ListSource, Options, Sources, Verdict};
+    ///
+    /// let list = ListSource::inline("zh.txt", "傻逼\n", Level::Danger).pinyin(true);
+    /// let engine = Engine::load(&Sources::new().list(list), Options::default())?;
+    /// for text in ["你个shabi", "SHA BI", "shǎ bī", "sha3bi1", "傻bi", "sha逼", "sha-bi"] {
+    ///     assert_eq!(engine.check(text).verdict, Verdict::Block, "{text}");
+    /// }
+    /// // whole Latin words only
+    /// assert_eq!(engine.check("Ushabi and shabix").verdict, Verdict::Pass);
+    /// # Ok::<(), espresso_filter_core::LoadError>(())
+    /// ```
+    pub fn pinyin(mut self, yes: bool) -> Self {
+        self.pinyin = yes;
         self
     }
 }
@@ -104,6 +138,10 @@ pub mod builtin {
     pub const NORMAL: &str = include_str!("../words/normal.txt");
     /// Allowed words and phrases.
     pub const ALLOW: &str = include_str!("../words/allow.txt");
+    /// Common English words that are also pinyin (a syllable, or syllables joined: `he`,
+    /// `made`, `china`): an all-Latin pinyin spelling made only of these words counts only next
+    /// to Chinese characters. Generated from the Brown corpus; one word a line, `#` comments.
+    pub const PINYIN_ENGLISH: &str = include_str!("../words/pinyin-english.txt");
 }
 
 impl Sources {

@@ -355,3 +355,136 @@ fn a_word_after_a_char_that_folds_to_several_ending_in_its_letter() {
     // the run of the first letter that starts in the previous word, as before
     assert_eq!(hits(&engine(), "this shit"), ["shit"]);
 }
+
+fn pinyin_engine() -> Engine {
+    let list = ListSource::inline("zh.txt", "傻逼\n你妈的\n笨蛋\n逼\n", Level::Danger).pinyin(true);
+    Engine::load(&Sources::new().list(list), Options::default()).unwrap()
+}
+
+#[test]
+fn evasion_leetspeak_inside_mixed_words() {
+    let e = engine();
+    assert_eq!(hits(&e, "holy sh1t!"), ["sh1t"]);
+    assert_eq!(hits(&e, "$hit happens"), ["$hit"]);
+    assert_eq!(hits(&e, "you b4stard, you @$$"), ["b4stard", "@$$"]);
+    assert_eq!(hits(&e, "a$$hole and sh!t"), ["a$$hole", "sh!t"]);
+    assert_eq!(hits(&e, "r4p!$+"), ["r4p!$+"]);
+    assert_eq!(words(&e, "bu11shit"), ["bullshit"]);
+    // masking covers the original bytes
+    assert_eq!(e.check("holy sh1t!").masked, "holy ****!");
+    // the noise reading of @ still works
+    assert_eq!(hits(&e, "f@u@c@k"), ["f@u@c@k"]);
+}
+
+#[test]
+fn numbers_prices_times_and_versions_never_become_words() {
+    let e = engine();
+    for text in [
+        "it cost $5.55 in 1955, at 5:55pm",
+        "version 5.5.1 of the 4x4, the 1960s, 10am, 4th, 55kg",
+        "call 555-1234 or #1 or 7-11",
+        "sh1tty and 5hitake are one word each",
+        "!!! 55 $$$ 1337",
+    ] {
+        assert_eq!(e.check(text).verdict, Verdict::Pass, "{text}");
+    }
+}
+
+#[test]
+fn evasion_confusables_of_other_scripts() {
+    let e = engine();
+    // Greek alpha and nu, lunate sigma, Cyrillic, Armenian, Cherokee
+    assert_eq!(hits(&e, "fυϲk"), ["fυϲk"]);
+    assert_eq!(hits(&e, "what αss"), ["αss"]);
+    assert_eq!(hits(&e, "ѕһіt happens"), ["ѕһіt"]);
+    assert_eq!(hits(&e, "ꮪhit"), ["ꮪhit"]);
+    assert_eq!(hits(&e, "ᏟᎾᏟᏦ"), ["ᏟᎾᏟᏦ"]); // Cherokee capitals
+    assert_eq!(hits(&e, "whοrе"), ["whοrе"]);
+    // enclosed, parenthesised, negative squared letters and regional indicators
+    assert_eq!(hits(&e, "ⓕⓤⓒⓚ ⒡⒰⒞⒦ 🅵🆄🅲🅺"), ["ⓕⓤⓒⓚ", "⒡⒰⒞⒦", "🅵🆄🅲🅺"]);
+    assert_eq!(hits(&e, "🇫🇺🇨🇰"), ["🇫🇺🇨🇰"]);
+}
+
+#[test]
+fn russian_and_greek_text_stays_clean() {
+    let e = engine();
+    for text in [
+        "Но это не так, он сказал: но!",
+        "Сок и сосна, рак и сом.",
+        "Και το παιδί είναι καλά, ναι.",
+        "Ο κόσμος σήμερα",
+        "naïve café, señor, führer über alles",
+    ] {
+        assert_eq!(e.check(text).verdict, Verdict::Pass, "{text}");
+    }
+}
+
+#[test]
+fn number_styles_fold_to_ascii_digits() {
+    let list = ListSource::inline("n.txt", "1488\n", Level::Danger);
+    let e = Engine::load(&Sources::new().list(list), Options::default()).unwrap();
+    for text in ["①④⑧⑧", "⑴⑷⑻⑻", "⒈⒋⒏⒏", "❶➃➇➑", "１４８８", "⓵⓸⓼⓼"]
+    {
+        assert_eq!(hits(&e, text), [text], "{text}");
+    }
+}
+
+#[test]
+fn a_traditional_entry_is_not_made_from_an_ordinary_character() {
+    let list = ListSource::inline("t.txt", "撚\n國家\n", Level::Danger);
+    let e = Engine::load(&Sources::new().list(list), Options::default()).unwrap();
+    assert_eq!(e.check("纸捻").verdict, Verdict::Pass);
+    assert_eq!(hits(&e, "一個撚"), ["撚"]);
+    // a traditional entry finds its own spelling; a simplified one finds both
+    assert_eq!(hits(&e, "國家 国家"), ["國家"]);
+    assert_eq!(hits(&engine(), "操你媽 操你妈"), ["操你媽", "操你妈"]);
+}
+
+#[test]
+fn spaced_letters_then_a_word_starting_with_the_last_letter() {
+    let e = engine();
+    assert_eq!(hits(&e, "a s s sure"), ["a s s"]);
+    assert_eq!(hits(&e, "f u c k kids"), ["f u c k"]);
+    assert_eq!(hits(&e, "s h i t today"), ["s h i t"]);
+    // collapse does not glue two words
+    assert_eq!(e.check("as soon as she said").verdict, Verdict::Pass);
+}
+
+#[test]
+fn evasion_pinyin_for_lists_that_ask() {
+    let e = pinyin_engine();
+    for text in [
+        "你个shabi",
+        "SHA BI",
+        "Sha Bi",
+        "shǎ bī",
+        "sha3bi1",
+        "sha3 bi1",
+        "sha-bi",
+        "sha  bi",
+        "傻bi",
+        "sha逼",
+        "you ni ma de",
+        "ni3ma1de5",
+    ] {
+        assert_eq!(e.check(text).verdict, Verdict::Block, "{text}");
+    }
+    // the hit covers the original text and is reported as the listed word
+    let r = e.check("you are a sha bi!");
+    assert_eq!(r.hits[0].word, "傻逼");
+    assert_eq!(r.masked, "you are a ******!");
+    // whole Latin words only; no single characters; no initials
+    for text in ["Ushabi", "shabix", "bi", "sb", "nmsl"] {
+        assert_eq!(e.check(text).verdict, Verdict::Pass, "{text}");
+    }
+    // common English words are not pinyin unless next to Chinese or with tones
+    assert_eq!(e.check("he made it, ben dan said").verdict, Verdict::Pass);
+    assert_eq!(e.check("你ben dan").verdict, Verdict::Block);
+    // pinyin takes no repeated letters
+    assert_eq!(e.check("shaabii").verdict, Verdict::Pass);
+    // off by default
+    let plain = ListSource::inline("zh.txt", "傻逼\n", Level::Danger);
+    let e = Engine::load(&Sources::new().list(plain), Options::default()).unwrap();
+    assert_eq!(e.check("shabi").verdict, Verdict::Pass);
+    assert_eq!(e.dictionary().stats().pinyin, 0);
+}

@@ -4,7 +4,18 @@
 //! emoji, combining marks and invisible characters, so the generator reaches the interesting
 //! paths (expansions, collapse, boundaries) far more often than uniform random strings would.
 
-use espresso_filter_core::{Engine, Options, Sources, Verdict};
+use espresso_filter_core::{Engine, ListSource, Options, Sources, Verdict};
+
+/// The built-in lists with pinyin on for both.
+fn pinyin_sources() -> Sources {
+    let mut s = Sources::builtin();
+    s.lists = s
+        .lists
+        .into_iter()
+        .map(|l| l.pinyin(true))
+        .collect::<Vec<ListSource>>();
+    s
+}
 use proptest::prelude::*;
 use std::sync::LazyLock;
 
@@ -19,6 +30,10 @@ fn piece() -> impl Strategy<Value = String> {
         Just("𝐟𝐮𝐜𝐤".to_string()),
         Just("ﬁ⑩ß".to_string()),
         Just("😀❤️\u{200B}\u{0334}".to_string()),
+        Just("sh1t $hit @$$ b4stard".to_string()),
+        Just("sha bi shǎ3 傻bi".to_string()),
+        Just("fυϲk ѕһіt но ❶🅰🇦".to_string()),
+        "[0-9$!@|+#(<a-z]{1,6}",
         "[*._|@·\\- ]{1,3}",
         "[傻逼國家你好]{1,4}",
         any::<char>().prop_map(|c| c.to_string()),
@@ -39,6 +54,7 @@ static ENGINES: LazyLock<Vec<Engine>> = LazyLock::new(|| {
             Options::default().collapse_repeats(false),
         )
         .unwrap(),
+        Engine::load(&pinyin_sources(), Options::default()).unwrap(),
     ]
 });
 

@@ -44,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
         data: data.clone(),
         level: Level::Danger,
         category: None,
+        pinyin: false,
     });
     let allowed = Sources::new().allow(data);
 

@@ -377,6 +377,10 @@ pub struct ListConfig {
     /// The category of its entries; default: the file stem.
     #[serde(default)]
     pub category: Option<String>,
+    /// Whether its Chinese words of two or more characters also match written in pinyin
+    /// (`ListSource::pinyin`); default: off.
+    #[serde(default)]
+    pub pinyin: bool,
 }
 
 /// A config that could not be used, naming the file, line and key.
@@ -857,7 +861,26 @@ level = "normal"
         assert_eq!(config.filter.lists.len(), 2);
         assert_eq!(config.filter.lists[0].category.as_deref(), Some("abuse"));
         assert_eq!(config.filter.lists[1].category, None);
+        assert!(!config.filter.lists[0].pinyin && !config.filter.lists[1].pinyin);
         assert_eq!(config.classifier.endpoint, "http://127.0.0.1:50051");
+    }
+
+    #[test]
+    fn a_list_turns_pinyin_on_and_a_reload_applies_it() {
+        let text = "[[filter.lists]]\npath = \"zh.txt\"\nlevel = \"danger\"\npinyin = true\n";
+        let config = Config::parse(text).unwrap();
+        assert!(config.filter.lists[0].pinyin);
+        // the effective config shows it, and a change to it is a change to `filter.lists`
+        assert!(config.to_toml().unwrap().contains("pinyin = true\n"));
+        let mut off = config.clone();
+        off.filter.lists[0].pinyin = false;
+        assert!(off.to_toml().unwrap().contains("pinyin = false\n"));
+        assert_eq!(
+            keys::changed(&config, &off).unwrap(),
+            [("filter.lists", Applies::OnReload)]
+        );
+        let err = Config::parse(&text.replace("true", "\"yes\"")).unwrap_err();
+        assert!(err.to_string().contains("filter.lists.pinyin"), "{err}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub(crate) fn filter_sources(config: &Config) -> Sources {
     }
     let mut sources = Sources::new();
     for list in &filter.lists {
-        let mut source = ListSource::file(&list.path, list.level);
+        let mut source = ListSource::file(&list.path, list.level).pinyin(list.pinyin);
         if let Some(category) = &list.category {
             source = source.category(category);
         }

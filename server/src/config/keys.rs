@@ -73,6 +73,8 @@ pub const KEYS: &[(&str, Applies)] = &[
     ("degrade.queue", OnRestart),
     ("degrade.force", OnReload),
     ("filter.allow", OnReload),
+    // every key of a `[[filter.lists]]` table (path, level, category, pinyin) is part of
+    // this one value
     ("filter.lists", OnReload),
     ("filter.max_hits", OnRestart),
     ("debug.dashboard", OnRestart),
