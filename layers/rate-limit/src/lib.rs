@@ -139,6 +139,9 @@ pub use backend::{Decision, MemoryBackend};
 #[cfg(feature = "redis")]
 pub use backend::{GlobalMode, RedisBackend};
 pub use error::RateLimited;
+/// Where the Redis backend's Redis lives: one node, a Redis Cluster or a Sentinel-managed master.
+#[cfg(feature = "redis")]
+pub use espresso_common::redis::RedisTarget;
 pub use future::ResponseFuture;
 pub use headers::HeaderMode;
 pub use key::{
