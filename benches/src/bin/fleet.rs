@@ -13,7 +13,8 @@
 //!   Redis commands per admitted request (`EVALSHA` + `EVAL` + `SCRIPT LOAD` on the masters,
 //!   from `INFO commandstats`, reset when measuring starts).
 //! - `failover` (last: it leaves the cluster a node short): half the limit offered in leased
-//!   mode, then `kill -9` of the master serving the limit's key a third into the window.
+//!   mode for at least 11 s, and `kill -9` of the master serving the limit's key one second
+//!   into the window.
 //!   Failed requests (no answer, or a status other than 200 and 429), how long the servers
 //!   decided locally (`espresso_rate_limit_backend_local`, scraped every 50 ms), and how long
 //!   after the promotion they were all back on Redis.
@@ -41,6 +42,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str = "usage: fleet [--seconds 10] [--warmup 2] [--limit 3000] [--connections 8] [--only p99,exact,leased,failover] [--server target/release/espresso-server]";
 const SERVERS: usize = 3;
+/// The Redis key of the servers' global limit: `<prefix>:{<limiter>:<key>}`.
+const LIMIT_KEY: &str = "espresso:rl:{default:=global}";
 
 #[derive(Clone)]
 struct Args {
@@ -312,13 +315,14 @@ async fn main() -> Result<(), BoxError> {
         let rate = admitted as f64 / args.seconds;
         let per_admitted = calls as f64 / admitted.max(1) as f64;
         println!(
-            "| {} | {:.0} | {:.1} % | {:.0} | {} | {} | {:.4} |",
+            "| {} | {:.0} | {:.1} % | {:.0} | {} | {} | {:.4} | {:.4} |",
             mode.name(),
             rate,
             rate / limit * 100.0,
             refused as f64 / args.seconds,
             report.failed + other,
             calls,
+            calls as f64 / (admitted + refused).max(1) as f64,
             per_admitted
         );
         ok &= (rate / limit - 1.0).abs() <= 0.05;
@@ -337,14 +341,25 @@ async fn main() -> Result<(), BoxError> {
         )
         .await?;
         let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
+        // The server's limiter is named `default`, its global key writes `global`; the key
+        // exists only while the bucket has a backlog, but its slot is known either way.
+        let key = LIMIT_KEY.to_owned();
         let started = Instant::now();
-        let kill_at = Duration::from_secs_f64(args.warmup + args.seconds / 3.0);
+        // The kill comes a second into the window, and the traffic goes on for 10 s after it:
+        // a limiter returns to Redis on the first request after the new master answers, so
+        // there must be requests then.
+        let kill_at = Duration::from_secs_f64(args.warmup + 1.0);
+        let traffic_args = Args {
+            seconds: args.seconds.max(11.0),
+            ..args.clone()
+        };
+        let window = Duration::from_secs_f64(traffic_args.warmup + traffic_args.seconds);
         // Every 50 ms: is any server on its local fallback?
         let watched = addrs.clone();
         let monitor = tokio::spawn(async move {
             let addrs = watched;
             let mut samples = Vec::new();
-            let end = started + kill_at + Duration::from_secs(20);
+            let end = started + window;
             while Instant::now() < end {
                 let mut any = false;
                 for addr in &addrs {
@@ -355,20 +370,8 @@ async fn main() -> Result<(), BoxError> {
             }
             samples
         });
-        let traffic = {
-            let args = args.clone();
-            tokio::spawn(async move { load(&args, &addrs, limit / 2.0).await })
-        };
+        let traffic = tokio::spawn(async move { load(&traffic_args, &addrs, limit / 2.0).await });
         tokio::time::sleep(kill_at).await;
-        // Which master holds the limit's key: the servers wrote it during their first checks.
-        let key = tokio::task::block_in_place(|| {
-            cluster
-                .nodes()
-                .iter()
-                .flat_map(|n| n.keys("espresso:rl:*"))
-                .next()
-        })
-        .ok_or("the servers wrote no key to the cluster")?;
         let master = tokio::task::block_in_place(|| cluster.master_of(&key));
         let killed_at = started.elapsed();
         tokio::task::block_in_place(|| cluster.kill(master));
