@@ -281,9 +281,9 @@ async fn main() -> Result<(), BoxError> {
             limit * 1.5
         );
         println!(
-            "| mode | admitted/s | of the limit | 429/s | failed | script calls | calls per admitted |"
+            "| mode | admitted/s | of the limit | 429/s | failed | script calls | calls per request | calls per admitted |"
         );
-        println!("|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|");
     }
     for mode in accuracy {
         let servers = fleet(

@@ -15,16 +15,19 @@
 //! - **Size** follows the instance's own recent rate: the demand it saw
 //!   (the requests it saw since the last grant, admitted or not,
 //!   over the time that took) times the lease interval (100 ms by default), at most twice the
-//!   previous size plus one (a cold key ramps up 1, 3, 7, 15, …) and at most the tightest
-//!   quota's burst.
+//!   previous size plus one (a cold key ramps up 1, 3, 7, 15, …) and at most a quarter of the
+//!   tightest quota's burst (leased tokens are taken ahead of use, so what the instances hold
+//!   uses up the burst; small leases leave room for several instances).
 //! - Unused tokens **expire** ten lease intervals after their grant: a key that goes quiet
 //!   costs nothing (no timer, no call) and its leftovers are never spent late.
-//! - A lease request the GCRA cannot fully grant (the key is at its limit, or other instances
-//!   want it too) holds the key's next lease call back for a random quarter to half of the lease
-//!   interval (less when the quota's burst refills faster); with no token left meanwhile, the
-//!   key is refused locally. A key over its limit costs a few calls a second per instance, not
-//!   one per request, and the random hold lets contending instances take turns, so each gets
-//!   about its share.
+//! - A lease the GCRA cannot fully grant (the key is at its limit, or other instances want it
+//!   too) holds the key's next lease call back for a random quarter to half of the lease
+//!   interval (less when the quota's burst refills faster); a request finding no token
+//!   meanwhile is refused locally. A key over its limit costs a few calls a second per
+//!   instance, not one per request, and the random hold lets contending instances take turns,
+//!   so each gets about its share. Because leases are at most a quarter of the burst, a lease
+//!   comes back short only when the instances together hold most of the burst: at the limit,
+//!   not below it.
 //!
 //! # Accuracy
 //!
@@ -76,8 +79,8 @@ struct Lease {
     renewing: bool,
     /// The GCRA had no room: refused locally until then.
     refused_until: u64,
-    /// The GCRA granted less than asked (other instances want the key too): no lease call
-    /// for this key before then; with no token left, refused locally until then.
+    /// The GCRA granted less than asked (the key is at its limit, or other instances want it
+    /// too): no lease call for this key before then; with no token left, refused locally.
     not_before: u64,
 }
 
@@ -164,12 +167,14 @@ impl<K: Hash + Eq + Clone> Leases<K> {
     }
 
     /// The size of the next lease: the recent rate times the interval, ramping up at most
-    /// twice the previous size plus one, within [1, the tightest burst].
+    /// twice the previous size plus one, within [1, a quarter of the tightest burst]: leases
+    /// are taken ahead of use, so what instances hold fills the burst, and leases of a quarter
+    /// leave room for several instances before a lease comes back short.
     fn next_size(&self, lease: &Lease, now: u64, quotas: &[Compiled]) -> u64 {
         let cap = quotas
             .iter()
             .filter(|q| q.t != 0)
-            .map(|q| q.burst)
+            .map(|q| q.burst / 4)
             .min()
             .unwrap_or(u64::MAX)
             .max(1);
