@@ -82,7 +82,7 @@ impl RedisTarget {
 }
 
 impl fmt::Display for RedisTarget {
-    /// For log lines: the URL, `cluster <seeds>` or `Sentinel master `<name>` via <nodes>`.
+    /// For log lines: the URL, ``cluster <seeds>`` or ``Sentinel master `<name>` via <nodes>``.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Node(url) => f.write_str(url),

@@ -269,11 +269,12 @@ impl RedisBackend {
     ///
     /// Leased: each instance takes a share of a key's budget (a lease of `n` admissions) from
     /// the same GCRA state in one call, admits from it locally, and renews in the background
-    /// when a quarter is left. The lease is sized from the instance's own recent rate (its
-    /// admissions per [`lease_interval`](Self::lease_interval)), ramping up from 1 on a cold
-    /// key and capped at the quota's burst; unused tokens expire after ten lease intervals, so
-    /// an idle key costs no call. A key over its limit is refused locally until the GCRA would
-    /// admit again.
+    /// when a quarter is left. The lease is sized from the instance's own recent demand (its
+    /// requests per [`lease_interval`](Self::lease_interval)), ramping up from 1 on a cold key
+    /// and capped at a quarter of the quota's burst; unused tokens expire after ten lease
+    /// intervals, so an idle key costs no call. A key at its limit is refused locally for a
+    /// random quarter to half of the lease interval (or until the GCRA would admit, if later)
+    /// before its next lease call, so it costs a few calls a second per instance.
     ///
     /// **Accuracy**: leased tokens count globally when granted, so over any window all
     /// instances together admit at most the limit plus one lease per instance. With a
