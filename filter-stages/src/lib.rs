@@ -55,6 +55,8 @@ pub use cache::{Cache, CacheLayer, RedisCache};
 pub use classifier::{
     Classifier, ClassifierClient, ClassifierError, ClassifierLayer, LabelMap, default_breaker,
 };
+/// Where the shared cache's Redis lives: one node, a Redis Cluster or a Sentinel-managed master.
+pub use espresso_common::redis::RedisTarget;
 pub use metrics::{CacheMetrics, ClassifierMetrics};
 
 // The README is the crate page on crates.io; its example runs as a doctest so it stays true.

@@ -19,9 +19,9 @@ use espresso_filter_core::{
 use espresso_filter_stages::classifier::rules::RuleClassifier;
 use espresso_filter_stages::{
     Cache, CacheLayer, CacheMetrics, Classifier, ClassifierError, ClassifierLayer,
-    ClassifierMetrics, LabelMap, RedisCache, default_breaker,
+    ClassifierMetrics, LabelMap, RedisCache, RedisTarget, default_breaker,
 };
-use espresso_test_support::RedisServer;
+use espresso_test_support::{RedisCluster, RedisSentinel, RedisServer};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -851,4 +851,114 @@ async fn redis_killed_mid_test_fails_no_request() {
         })
         .sum();
     assert!(errors > 0);
+}
+
+// === Redis Cluster and Sentinel ===
+
+#[tokio::test]
+async fn a_cluster_shares_verdicts_across_instances() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let prefix = unique_prefix("cluster");
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    let engine = Engine::builtin();
+    let redis = || {
+        RedisCache::target(RedisTarget::cluster(cluster.urls()))
+            .unwrap()
+            .prefix(prefix.clone())
+            .timeout(Duration::from_millis(500))
+    };
+    let (registry_a, registry_b) = (Registry::new(), Registry::new());
+    let mut a = stack(&engine, &endpoint, &registry_a, Some(redis()));
+    let mut b = stack(&engine, &endpoint, &registry_b, Some(redis()));
+    let texts = [
+        "discount shoes",
+        "cheap discount",
+        "a discount",
+        "discount!",
+    ];
+    for text in texts {
+        check(&mut a, FilterRequest::new(text)).await;
+    }
+    // The writes run in the background; the keys spread over the masters' slots.
+    let written = |b: &RedisCluster| -> usize {
+        b.nodes()
+            .iter()
+            .map(|n| n.keys(&format!("{prefix}*")).len())
+            .sum()
+    };
+    eventually(
+        "four verdicts in the cluster (masters and replicas)",
+        || written(&cluster) == 8,
+    )
+    .await;
+    for text in texts {
+        assert_eq!(
+            check(&mut b, FilterRequest::new(text)).await.verdict,
+            Verdict::Review
+        );
+    }
+    assert_eq!(
+        rules.calls(),
+        4,
+        "instance b found every verdict in the cluster"
+    );
+    assert_eq!(
+        counter(
+            &registry_b,
+            "espresso_filter_cache_lookups_total",
+            "result",
+            "redis_hit"
+        ),
+        4
+    );
+}
+
+#[tokio::test]
+async fn a_sentinel_failover_fails_no_request_and_the_cache_follows_the_new_master() {
+    let Some(mut sentinel) = RedisSentinel::start() else {
+        return;
+    };
+    let prefix = unique_prefix("sentinel");
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    let registry = Registry::new();
+    let engine = Engine::builtin();
+    let redis = RedisCache::target(RedisTarget::sentinel(
+        [sentinel.sentinel_url()],
+        RedisSentinel::MASTER,
+    ))
+    .unwrap()
+    .prefix(prefix.clone())
+    .timeout(TIMEOUT)
+    .breaker(small_breaker("redis", Duration::from_millis(200)));
+    let mut service = stack(&engine, &endpoint, &registry, Some(redis));
+    check(&mut service, FilterRequest::new("before")).await;
+    eventually("the first verdict on the master", || {
+        !sentinel.master().keys(&format!("{prefix}*")).is_empty()
+    })
+    .await;
+
+    sentinel.kill_master();
+    for i in 0..10 {
+        let r = check(&mut service, FilterRequest::new(format!("during {i}"))).await;
+        assert!(!r.degraded, "a failover is not degradation");
+    }
+    sentinel.wait_for_failover();
+    // New verdicts reach the promoted replica (which has the first one, replicated) once the
+    // breaker lets a call through.
+    let mut i = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sentinel.replica().keys(&format!("{prefix}*")).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing written to the new master"
+        );
+        i += 1;
+        let r = check(&mut service, FilterRequest::new(format!("after {i}"))).await;
+        assert!(!r.degraded);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -19,11 +19,12 @@ mod values;
 pub use keys::{Applies, KEYS};
 pub(crate) use keys::{changed, restart_only};
 pub use values::{
-    DegradeLimit, LogFormat, LogRotation, OpsListen, ProxyNetwork, RateLimitBackend, RateLimitKey,
-    RateLimitMissingKey,
+    DegradeLimit, GlobalMode, LogFormat, LogRotation, OpsListen, ProxyNetwork, RateLimitBackend,
+    RateLimitKey, RateLimitMissingKey,
 };
 
 use espresso_filter_core::{Level, Verdict};
+use espresso_rate_limit::RedisTarget;
 use serde::{Deserialize, Serialize};
 use std::{
     fmt,
@@ -203,8 +204,18 @@ pub struct RateLimitConfig {
     pub missing_key: RateLimitMissingKey,
     /// `"memory"` or `"redis"`.
     pub backend: RateLimitBackend,
-    /// Redis for the `redis` backend.
+    /// Redis for the `redis` backend (one node; unused when `redis_cluster` or
+    /// `redis_sentinel` is set).
     pub redis_url: String,
+    /// Seed nodes of a Redis Cluster for the `redis` backend; empty: not a cluster.
+    pub redis_cluster: Vec<String>,
+    /// Sentinel nodes for the `redis` backend, with `redis_master`; empty: no Sentinel.
+    pub redis_sentinel: Vec<String>,
+    /// The master's name in Sentinel (`sentinel monitor <name> …`), with `redis_sentinel`.
+    pub redis_master: String,
+    /// `"exact"` (one Redis call per request) or `"leased"` (shares of each key's budget
+    /// spent locally) for the `redis` backend.
+    pub global_mode: GlobalMode,
     /// Proxy networks (CIDR) whose `X-Forwarded-For` is believed for `key = "ip"`; from any
     /// other peer the header is ignored.
     pub trusted_proxies: Vec<ProxyNetwork>,
@@ -223,6 +234,10 @@ impl Default for RateLimitConfig {
             missing_key: RateLimitMissingKey::Refuse,
             backend: RateLimitBackend::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_cluster: Vec::new(),
+            redis_sentinel: Vec::new(),
+            redis_master: String::new(),
+            global_mode: GlobalMode::Exact,
             trusted_proxies: Vec::new(),
             max_keys: 100_000,
         }
@@ -286,8 +301,14 @@ pub struct CacheConfig {
     pub max_entries: u64,
     /// How long a verdict is kept.
     pub ttl_ms: u64,
-    /// A Redis shared by every instance; empty: in process only.
+    /// A Redis shared by every instance; empty (and no cluster or Sentinel): in process only.
     pub redis_url: String,
+    /// Seed nodes of a Redis Cluster shared by every instance, instead of `redis_url`.
+    pub redis_cluster: Vec<String>,
+    /// Sentinel nodes, with `redis_master`, instead of `redis_url`.
+    pub redis_sentinel: Vec<String>,
+    /// The master's name in Sentinel, with `redis_sentinel`.
+    pub redis_master: String,
     /// Budget for one Redis call; past it the cache answers from process memory only.
     pub redis_timeout_ms: u64,
     /// Prefix of the Redis keys.
@@ -301,6 +322,9 @@ impl Default for CacheConfig {
             max_entries: 10_000,
             ttl_ms: 300_000,
             redis_url: String::new(),
+            redis_cluster: Vec::new(),
+            redis_sentinel: Vec::new(),
+            redis_master: String::new(),
             redis_timeout_ms: 25,
             redis_prefix: "espresso:filter:verdict:".into(),
         }
@@ -544,11 +568,32 @@ impl Config {
         if rl.burst == 0 {
             return err("rate_limit.burst", "must be greater than 0".into());
         }
-        if rl.backend == RateLimitBackend::Redis && redis_url_invalid(&rl.redis_url) {
-            return err(
-                "rate_limit.redis_url",
-                format!("{:?} is not a redis:// URL", rl.redis_url),
-            );
+        let rl_redis = RedisKeys {
+            section: "rate_limit",
+            url: &rl.redis_url,
+            cluster: &rl.redis_cluster,
+            sentinel: &rl.redis_sentinel,
+            master: &rl.redis_master,
+        };
+        rl_redis.check(rl.backend == RateLimitBackend::Redis)?;
+        if rl.backend == RateLimitBackend::Memory {
+            let needs_redis = |key: &str, what: &str| {
+                err(
+                    key,
+                    format!(
+                        "{what} needs backend = \"redis\" (the \"memory\" backend keeps every limit in this process); set backend = \"redis\" or remove it"
+                    ),
+                )
+            };
+            if !rl.redis_cluster.is_empty() {
+                return needs_redis("rate_limit.redis_cluster", "a Redis Cluster");
+            }
+            if !rl.redis_sentinel.is_empty() {
+                return needs_redis("rate_limit.redis_sentinel", "Sentinel");
+            }
+            if rl.global_mode == GlobalMode::Leased {
+                return needs_redis("rate_limit.global_mode", "global_mode = \"leased\"");
+            }
         }
         if rl.max_keys == 0 {
             return err("rate_limit.max_keys", "must be greater than 0".into());
@@ -587,12 +632,15 @@ impl Config {
                 "must be at least 1 and at most degrade.max_limit".into(),
             );
         }
-        if !self.cache.redis_url.is_empty() && redis_url_invalid(&self.cache.redis_url) {
-            return err(
-                "cache.redis_url",
-                format!("{:?} is not a redis:// URL", self.cache.redis_url),
-            );
+        let cache = &self.cache;
+        RedisKeys {
+            section: "cache",
+            url: &cache.redis_url,
+            cluster: &cache.redis_cluster,
+            sentinel: &cache.redis_sentinel,
+            master: &cache.redis_master,
         }
+        .check(!cache.redis_url.is_empty())?;
         Ok(())
     }
 
@@ -617,6 +665,106 @@ impl Config {
 
 fn redis_url_invalid(url: &str) -> bool {
     !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
+}
+
+/// The Redis keys a section shares (`redis_url`, `redis_cluster`, `redis_sentinel` with
+/// `redis_master`), read the same way in `[rate_limit]` and `[cache]`.
+struct RedisKeys<'a> {
+    section: &'static str,
+    url: &'a str,
+    cluster: &'a [String],
+    sentinel: &'a [String],
+    master: &'a str,
+}
+
+impl RedisKeys<'_> {
+    /// Where the section's Redis lives: the cluster, else Sentinel, else the URL.
+    fn target(&self) -> RedisTarget {
+        if !self.cluster.is_empty() {
+            RedisTarget::cluster(self.cluster.iter().cloned())
+        } else if !self.sentinel.is_empty() {
+            RedisTarget::sentinel(self.sentinel.iter().cloned(), self.master)
+        } else {
+            RedisTarget::node(self.url)
+        }
+    }
+
+    /// `url_used`: whether `redis_url` is read when neither a cluster nor Sentinel is set.
+    fn check(&self, url_used: bool) -> Result<(), (String, String)> {
+        let section = self.section;
+        let err = |key: &str, message: String| Err((format!("{section}.{key}"), message));
+        if !self.cluster.is_empty() && !self.sentinel.is_empty() {
+            return err(
+                "redis_cluster",
+                "is set together with redis_sentinel: a Redis is either a cluster or watched by Sentinel; keep one of them".into(),
+            );
+        }
+        for (key, urls) in [
+            ("redis_cluster", self.cluster),
+            ("redis_sentinel", self.sentinel),
+        ] {
+            if let Some(url) = urls.iter().find(|url| redis_url_invalid(url)) {
+                return err(key, format!("{url:?} is not a redis:// URL"));
+            }
+        }
+        if !self.sentinel.is_empty() && self.master.trim().is_empty() {
+            return err(
+                "redis_sentinel",
+                format!(
+                    "Sentinel needs the master's name: add {section}.redis_master = \"<name>\" (the name in the Sentinels' `sentinel monitor <name> …`)"
+                ),
+            );
+        }
+        if self.sentinel.is_empty() && !self.master.is_empty() {
+            return err(
+                "redis_master",
+                format!(
+                    "is only read with Sentinel: set {section}.redis_sentinel = [\"redis://<host>:26379\", …] or remove redis_master"
+                ),
+            );
+        }
+        if url_used
+            && self.cluster.is_empty()
+            && self.sentinel.is_empty()
+            && redis_url_invalid(self.url)
+        {
+            return err("redis_url", format!("{:?} is not a redis:// URL", self.url));
+        }
+        Ok(())
+    }
+}
+
+impl RateLimitConfig {
+    /// Where the `redis` backend's Redis lives: `redis_cluster`, else `redis_sentinel` with
+    /// `redis_master`, else `redis_url`.
+    pub fn redis_target(&self) -> RedisTarget {
+        RedisKeys {
+            section: "rate_limit",
+            url: &self.redis_url,
+            cluster: &self.redis_cluster,
+            sentinel: &self.redis_sentinel,
+            master: &self.redis_master,
+        }
+        .target()
+    }
+}
+
+impl CacheConfig {
+    /// The shared Redis of the cache: `redis_cluster`, else `redis_sentinel` with
+    /// `redis_master`, else `redis_url`; `None` when all are empty (process memory only).
+    pub fn redis_target(&self) -> Option<RedisTarget> {
+        let keys = RedisKeys {
+            section: "cache",
+            url: &self.redis_url,
+            cluster: &self.redis_cluster,
+            sentinel: &self.redis_sentinel,
+            master: &self.redis_master,
+        };
+        (!(self.redis_url.is_empty()
+            && self.redis_cluster.is_empty()
+            && self.redis_sentinel.is_empty()))
+        .then(|| keys.target())
+    }
 }
 
 impl ConfigError {
@@ -938,6 +1086,85 @@ level = "normal"
         }
         let ok = "[rate_limit]\nkey = \"header:x-api-key\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1/128\"]\n";
         assert!(Config::parse(ok).is_ok());
+    }
+
+    #[test]
+    fn redis_cluster_and_sentinel_are_read_alike_in_both_sections() {
+        let config = Config::parse(
+            "[rate_limit]\nbackend = \"redis\"\nglobal_mode = \"leased\"\n\
+             redis_cluster = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]\n\
+             [cache]\nredis_sentinel = [\"redis://127.0.0.1:26379\"]\nredis_master = \"mymaster\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.rate_limit.global_mode, GlobalMode::Leased);
+        assert_eq!(
+            config.rate_limit.redis_target(),
+            RedisTarget::cluster(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"])
+        );
+        assert_eq!(
+            config.cache.redis_target(),
+            Some(RedisTarget::sentinel(
+                ["redis://127.0.0.1:26379"],
+                "mymaster"
+            ))
+        );
+        let toml = config.to_toml().unwrap();
+        assert!(toml.contains("global_mode = \"leased\""), "{toml}");
+        assert!(toml.contains("redis_master = \"mymaster\""), "{toml}");
+        // Defaults: one node for the limiter, nothing shared for the cache.
+        let default = Config::default();
+        assert_eq!(default.rate_limit.global_mode, GlobalMode::Exact);
+        assert_eq!(
+            default.rate_limit.redis_target(),
+            RedisTarget::node("redis://127.0.0.1:6379")
+        );
+        assert_eq!(default.cache.redis_target(), None);
+        assert!(Config::parse("[rate_limit]\nglobal_mode = \"lazy\"\n").is_err());
+    }
+
+    #[test]
+    fn a_redis_misconfiguration_names_the_key_and_the_fix() {
+        for (text, key, fix) in [
+            (
+                "[rate_limit]\nbackend = \"redis\"\nredis_sentinel = [\"redis://h:26379\"]\n",
+                "rate_limit.redis_sentinel",
+                "add rate_limit.redis_master = \"<name>\"",
+            ),
+            (
+                "[cache]\nredis_sentinel = [\"redis://h:26379\"]\n",
+                "cache.redis_sentinel",
+                "add cache.redis_master = \"<name>\"",
+            ),
+            (
+                "[cache]\nredis_master = \"m\"\n",
+                "cache.redis_master",
+                "set cache.redis_sentinel",
+            ),
+            (
+                "[rate_limit]\nbackend = \"redis\"\nredis_cluster = [\"redis://a:1\"]\nredis_sentinel = [\"redis://b:2\"]\nredis_master = \"m\"\n",
+                "rate_limit.redis_cluster",
+                "keep one of them",
+            ),
+            (
+                "[rate_limit]\nbackend = \"redis\"\nredis_cluster = [\"http://a:1\"]\n",
+                "rate_limit.redis_cluster",
+                "is not a redis:// URL",
+            ),
+            (
+                "[rate_limit]\nglobal_mode = \"leased\"\n",
+                "rate_limit.global_mode",
+                "set backend = \"redis\"",
+            ),
+            (
+                "[rate_limit]\nredis_cluster = [\"redis://a:1\"]\n",
+                "rate_limit.redis_cluster",
+                "set backend = \"redis\"",
+            ),
+        ] {
+            let msg = Config::parse(text).unwrap_err().to_string();
+            assert!(msg.contains(&format!("key `{key}`")), "{msg}");
+            assert!(msg.contains(fix), "{msg}");
+        }
     }
 
     #[test]

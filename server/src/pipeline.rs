@@ -45,7 +45,8 @@ pub(crate) fn build(
 ) -> Result<Pipeline, BoxError> {
     let classifier_config = &config.classifier;
     let has_classifier = !classifier_config.endpoint.is_empty();
-    let has_redis = !config.cache.redis_url.is_empty();
+    let redis_target = config.cache.redis_target();
+    let has_redis = redis_target.is_some();
     // One set of breaker metrics (registered once) for every breaker built here.
     let breaker_metrics = (has_classifier || has_redis)
         .then(|| espresso_circuit_breaker::CircuitBreakerMetrics::register(registry))
@@ -82,8 +83,8 @@ pub(crate) fn build(
             .max_entries(cache_config.max_entries)
             .ttl(Duration::from_millis(cache_config.ttl_ms))
             .metrics(CacheMetrics::new(registry)?);
-        if has_redis {
-            let redis = RedisCache::open(&cache_config.redis_url)?
+        if let Some(target) = redis_target {
+            let redis = RedisCache::target(target)?
                 .timeout(Duration::from_millis(cache_config.redis_timeout_ms))
                 .prefix(&cache_config.redis_prefix)
                 .breaker(metered(default_redis_breaker("filter_cache_redis"))?);

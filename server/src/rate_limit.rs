@@ -34,7 +34,11 @@ pub(crate) fn layer(
         .on_missing_key(config.missing_key.into())
         .metrics(RateLimitMetrics::register(registry)?);
     let layer = match config.backend {
-        RateLimitBackend::Redis => layer.backend(RedisBackend::new(&config.redis_url)?),
+        RateLimitBackend::Redis => layer.backend(
+            RedisBackend::target(config.redis_target())?
+                .global_mode(config.global_mode.into())
+                .local_backend(MemoryBackend::new().max_keys(config.max_keys)),
+        ),
         RateLimitBackend::Memory => layer.backend(MemoryBackend::new().max_keys(config.max_keys)),
     };
     let quota = layer.quota_handle();

@@ -8,6 +8,9 @@
 //! - [`histogram`]: latency percentiles from a `/metrics` scrape, as Prometheus computes them.
 //! - [`RedisServer`]: a throw-away `redis-server` on a free port of 127.0.0.1, without
 //!   persistence, that can be killed and restarted on its port and dies with its owner.
+//! - [`RedisCluster`] (3 masters + 3 replicas, made with `redis-cli --cluster create`) and
+//!   [`RedisSentinel`] (a master, a replica, one Sentinel): throw-away topologies with a 1 s
+//!   failure detection, for failover tests.
 //! - [`FailsInTrailers`] (feature `grpc`): a tonic health service whose `Watch` stream sends
 //!   messages, then fails in its trailers, for layers that must judge a call at the end of its
 //!   body.
@@ -28,6 +31,7 @@ mod eventually;
 mod grpc;
 pub mod histogram;
 mod redis_server;
+mod redis_topology;
 mod skip;
 
 pub use eventually::eventually;
@@ -36,4 +40,5 @@ pub use grpc::{
     FailsInTrailers, TRAILERS_MESSAGE, WatchStream, health_client_of, health_request, serving,
 };
 pub use redis_server::{RedisServer, StartError};
+pub use redis_topology::{RedisCluster, RedisSentinel};
 pub use skip::{Policy, REQUIRE_SERVICES, missing, program};

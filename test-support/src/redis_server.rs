@@ -57,6 +57,16 @@ pub struct RedisServer {
     port: u16,
     dir: TempDir,
     child: Option<Child>,
+    role: Role,
+}
+
+/// What kind of server a [`RedisServer`] runs.
+#[derive(Debug, Clone)]
+pub(crate) enum Role {
+    /// A data node, with these extra arguments (`--cluster-enabled yes`, `--replicaof …`).
+    Data(Vec<String>),
+    /// A Sentinel, with these lines of its config file (it rewrites the file as it learns).
+    Sentinel(String),
 }
 
 impl RedisServer {
@@ -87,17 +97,42 @@ impl RedisServer {
     /// Starts one and waits until it answers `PING`, or says why not: for programs that
     /// report errors rather than skip.
     pub fn try_start() -> Result<Self, StartError> {
+        Self::try_start_as(Role::Data(Vec::new()))
+    }
+
+    /// [`start`](Self::start) with extra `redis-server` arguments, such as
+    /// `["--replicaof", "127.0.0.1", "6379"]`.
+    #[must_use = "the test must return when this is None"]
+    pub fn start_with(args: &[&str]) -> Option<Self> {
+        let role = Role::Data(args.iter().map(|a| (*a).to_owned()).collect());
+        match Self::try_start_as(role) {
+            Ok(redis) => Some(redis),
+            Err(StartError::NotInstalled) => Policy::from_env().missing("redis-server", INSTALL),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    pub(crate) fn try_start_as(role: Role) -> Result<Self, StartError> {
+        Self::try_start_on(role, free_port)
+    }
+
+    /// Starts one on a port `pick` chooses.
+    pub(crate) fn try_start_on(
+        role: Role,
+        pick: impl Fn() -> Result<u16, StartError>,
+    ) -> Result<Self, StartError> {
         let program = find_on_path("redis-server").ok_or(StartError::NotInstalled)?;
         let mut last = None;
         for _ in 0..PORT_TRIES {
             let mut redis = Self {
                 program: program.clone(),
-                port: free_port()?,
+                port: pick()?,
                 dir: tempfile::tempdir().map_err(|e| StartError::Failed {
                     port: 0,
                     reason: format!("no temporary directory: {e}"),
                 })?,
                 child: None,
+                role: role.clone(),
             };
             match redis.spawn() {
                 Ok(()) => return Ok(redis),
@@ -178,7 +213,10 @@ impl RedisServer {
             .unwrap_or(0)
     }
 
-    fn try_query<T: redis::FromRedisValue>(&self, args: &[&str]) -> redis::RedisResult<T> {
+    pub(crate) fn try_query<T: redis::FromRedisValue>(
+        &self,
+        args: &[&str],
+    ) -> redis::RedisResult<T> {
         let client = redis::Client::open(self.url())?;
         let mut connection = client.get_connection_with_timeout(Duration::from_secs(2))?;
         connection.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -195,12 +233,30 @@ impl RedisServer {
         let failed = move |reason: String| StartError::Failed { port, reason };
         // A fresh log per run, so a failure shows this run's lines.
         let _ = std::fs::remove_file(self.dir.path().join("redis.log"));
-        let child = Command::new(&self.program)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(["--logfile", "redis.log"])
+        let mut command = Command::new(&self.program);
+        match &self.role {
+            Role::Data(extra) => {
+                command
+                    .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                    .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                    .arg("--dir")
+                    .arg(self.dir.path())
+                    .args(["--logfile", "redis.log"])
+                    .args(extra);
+            }
+            Role::Sentinel(lines) => {
+                let conf = self.dir.path().join("sentinel.conf");
+                let text = format!(
+                    "port {}\nbind 127.0.0.1\ndir {}\nlogfile redis.log\n{lines}",
+                    self.port,
+                    self.dir.path().display()
+                );
+                std::fs::write(&conf, text)
+                    .map_err(|e| failed(format!("cannot write {}: {e}", conf.display())))?;
+                command.arg(&conf).arg("--sentinel");
+            }
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -231,7 +287,7 @@ impl RedisServer {
     }
 
     /// The end of the server's log (it logs little at the default level).
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
@@ -245,7 +301,7 @@ impl Drop for RedisServer {
 }
 
 /// A port of 127.0.0.1 free at the time of asking.
-fn free_port() -> Result<u16, StartError> {
+pub(crate) fn free_port() -> Result<u16, StartError> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())

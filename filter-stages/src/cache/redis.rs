@@ -1,11 +1,12 @@
 //! [`RedisCache`]: the shared level of the verdict cache.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerBuilder, Outcome, SlidingWindow};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use espresso_common::redis::{RedisConnection, RedisTarget};
 
 use crate::metrics::CacheMetrics;
 
@@ -20,11 +21,15 @@ pub const DEFAULT_PREFIX: &str = "espresso:filter:verdict:";
 /// Keys are `<prefix><dictionary version, 16 hex digits>:<xxh3-128 of the content, 32 hex
 /// digits>`, values the response as JSON, written with the cache's TTL (`SET … PX`).
 ///
-/// Every call has a timeout and goes through a circuit breaker: when Redis is slow or down, the
-/// cache works from the local level only, the errors are counted in
-/// [`CacheMetrics`] and logged at debug level (the breaker logs its transitions), and no
-/// request fails or waits more than the timeout for Redis. The connection is made on first use
-/// and re-made after a failure.
+/// One Redis node ([`open`](Self::open)), a Redis Cluster or a Sentinel-managed master
+/// ([`target`](Self::target)); each key is one `GET` or `SET`, so any slot will do.
+///
+/// Every call has a timeout and goes through a circuit breaker: when Redis is slow, down or
+/// failing over, the cache works from the local level only, the errors are counted in
+/// [`CacheMetrics`], the first failure after a success is logged once at WARN with its cause
+/// (the next ones at debug; the breaker logs its transitions), and no request fails or waits
+/// more than the timeout for Redis. The connection is made on first use and re-made after a
+/// failure (for Sentinel: the master is asked for again).
 #[derive(Clone)]
 pub struct RedisCache {
     shared: Arc<Shared>,
@@ -32,8 +37,10 @@ pub struct RedisCache {
 
 #[derive(Clone)]
 struct Shared {
-    client: redis::Client,
-    manager: Arc<OnceLock<Result<ConnectionManager, String>>>,
+    target: RedisTarget,
+    conn: RedisConnection,
+    /// Set from a failed call until the next successful one: what logs once.
+    failing: Arc<AtomicBool>,
     timeout: Duration,
     prefix: String,
     breaker: CircuitBreaker,
@@ -42,6 +49,7 @@ struct Shared {
 impl fmt::Debug for RedisCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisCache")
+            .field("target", &self.shared.target)
             .field("timeout", &self.shared.timeout)
             .field("prefix", &self.shared.prefix)
             .field("breaker", &self.shared.breaker)
@@ -66,10 +74,17 @@ impl RedisCache {
     /// A cache on the Redis at `url` (`redis://host:port/db`). Only checks the URL: the
     /// connection is made on first use.
     pub fn open(url: &str) -> Result<Self, redis::RedisError> {
+        Self::target(RedisTarget::node(url))
+    }
+
+    /// A cache on `target`: one node, a Redis Cluster (its seed nodes) or the master a Sentinel
+    /// watches. Only checks the URLs: the connection is made on first use.
+    pub fn target(target: RedisTarget) -> Result<Self, redis::RedisError> {
         Ok(RedisCache {
             shared: Arc::new(Shared {
-                client: redis::Client::open(url)?,
-                manager: Arc::new(OnceLock::new()),
+                conn: RedisConnection::new(&target, DEFAULT_REDIS_TIMEOUT)?,
+                target,
+                failing: Arc::new(AtomicBool::new(false)),
                 timeout: DEFAULT_REDIS_TIMEOUT,
                 prefix: DEFAULT_PREFIX.to_owned(),
                 breaker: default_redis_breaker("filter_cache_redis")
@@ -83,7 +98,8 @@ impl RedisCache {
     pub fn timeout(self, timeout: Duration) -> Self {
         self.with(|s| {
             s.timeout = timeout;
-            s.manager = Arc::new(OnceLock::new());
+            s.conn = RedisConnection::new(&s.target, timeout)
+                .expect("the target's URLs were checked when it was opened");
         })
     }
 
@@ -143,7 +159,11 @@ impl RedisCache {
     ) -> Option<T> {
         let shared = &*self.shared;
         let fail = |kind: &'static str, message: &dyn fmt::Display| {
-            tracing::debug!(op, kind, error = %message, "verdict cache: Redis call failed, local cache only");
+            if !shared.failing.swap(true, Ordering::AcqRel) {
+                tracing::warn!(op, kind, redis = %shared.target, error = %message, "verdict cache: Redis call failed, caching in process only until it answers again");
+            } else {
+                tracing::debug!(op, kind, error = %message, "verdict cache: Redis call failed, local cache only");
+            }
             if let Some(m) = metrics {
                 m.redis_error(op, kind);
             }
@@ -154,49 +174,20 @@ impl RedisCache {
             }
             return None;
         };
-        let mut conn = match self.manager() {
-            Ok(conn) => conn,
-            Err(e) => {
-                permit.complete(Outcome::Failure);
-                fail("error", &e);
-                return None;
-            }
-        };
-        match tokio::time::timeout(shared.timeout, cmd.query_async::<T>(&mut conn)).await {
-            Ok(Ok(value)) => {
+        match shared.conn.query::<T>(&cmd).await {
+            Ok(value) => {
                 permit.complete(Outcome::Success);
+                if shared.failing.swap(false, Ordering::AcqRel) {
+                    tracing::info!(op, redis = %shared.target, "verdict cache: Redis answers again");
+                }
                 Some(value)
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 permit.complete(Outcome::Failure);
-                fail("error", &e);
-                None
-            }
-            Err(_) => {
-                permit.complete(Outcome::Failure);
-                fail(
-                    "timeout",
-                    &format_args!("no answer within {:?}", shared.timeout),
-                );
+                let kind = if e.is_timeout() { "timeout" } else { "error" };
+                fail(kind, &e);
                 None
             }
         }
-    }
-
-    fn manager(&self) -> Result<ConnectionManager, String> {
-        let shared = &*self.shared;
-        shared
-            .manager
-            .get_or_init(|| {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(shared.timeout))
-                    .set_response_timeout(Some(shared.timeout))
-                    .set_number_of_retries(1)
-                    .set_min_delay(Duration::from_millis(10))
-                    .set_max_delay(Duration::from_millis(100));
-                ConnectionManager::new_lazy_with_config(shared.client.clone(), config)
-                    .map_err(|e| e.to_string())
-            })
-            .clone()
     }
 }

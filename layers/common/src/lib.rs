@@ -11,6 +11,9 @@
 //!   at the response head or, for a gRPC status sent in the trailers, when the body ends; shared
 //!   by breakers, adaptive limits, slow-call logs and metrics.
 //! - [`RequestId`]: the request id type every layer can read from request extensions.
+//! - `redis` (feature `redis`): `RedisTarget` (one node, a Redis Cluster or a Sentinel-managed
+//!   master) and `RedisConnection`, the lazy, bounded, self-healing connection the rate limiter
+//!   and the verdict cache share.
 //!
 //! The refusal pieces ([`Rejection`], [`refusal`], [`RejectBody`]) are the default feature
 //! `refusal`, which brings `serde_json` for the JSON bodies; a layer that only reads the request
@@ -40,6 +43,8 @@
 mod body;
 pub mod classify;
 pub mod grpc;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "refusal")]
 pub mod refusal;
 #[cfg(feature = "refusal")]

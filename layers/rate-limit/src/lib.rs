@@ -69,9 +69,11 @@
 //!   per limiter and decision, every series at 0 from the start.
 //! - **Plain values**: builder methods never change a clone taken before, and the
 //!   [`QuotaHandle`] stays bound to the layer (see [`RateLimitLayer`]).
-//! - **Redis** (feature `redis`): `RedisBackend` makes the limit global across instances with
-//!   one atomic script call per request, and falls back to a local limiter while Redis is slow
-//!   or down.
+//! - **Redis** (feature `redis`): `RedisBackend` makes the limit global across instances, on
+//!   one Redis, a Redis Cluster or a Sentinel-managed master, with one atomic script call per
+//!   request (`GlobalMode::Exact`) or leases of each key's budget spent locally
+//!   (`GlobalMode::Leased`), and falls back to a local limiter while Redis is slow, down or
+//!   failing over.
 //!
 //! # The algorithm
 //!
@@ -133,10 +135,13 @@ mod metrics;
 mod quota;
 mod service;
 
-#[cfg(feature = "redis")]
-pub use backend::RedisBackend;
 pub use backend::{Decision, MemoryBackend};
+#[cfg(feature = "redis")]
+pub use backend::{GlobalMode, RedisBackend};
 pub use error::RateLimited;
+/// Where the Redis backend's Redis lives: one node, a Redis Cluster or a Sentinel-managed master.
+#[cfg(feature = "redis")]
+pub use espresso_common::redis::RedisTarget;
 pub use future::ResponseFuture;
 pub use headers::HeaderMode;
 pub use key::{

@@ -112,7 +112,7 @@ async fn several_quotas_and_keys_with_ttl() {
     );
     assert_eq!(decisions, [true, true, true, false, false]);
     assert!(limiter.check(&bob).await.is_allowed());
-    let key = format!("{PREFIX}:multi:=alice");
+    let key = format!("{PREFIX}:{{multi:=alice}}");
     let ttl: i64 = redis.query(&["PTTL", &key]);
     // Three of four hourly cells used: full again in 45 min.
     assert!(ttl > 44 * 60_000 && ttl <= 45 * 60_000 + 1000, "{ttl}");

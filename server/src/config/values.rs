@@ -82,6 +82,27 @@ pub enum RateLimitBackend {
     Redis,
 }
 
+/// `rate_limit.global_mode`: how the `redis` backend spends a global limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GlobalMode {
+    /// `"exact"`: one Redis call per request.
+    #[default]
+    Exact,
+    /// `"leased"`: each instance leases a share of a key's budget and spends it locally; at
+    /// most one lease per instance per window over the limit.
+    Leased,
+}
+
+impl From<GlobalMode> for espresso_rate_limit::GlobalMode {
+    fn from(value: GlobalMode) -> Self {
+        match value {
+            GlobalMode::Exact => Self::Exact,
+            GlobalMode::Leased => Self::Leased,
+        }
+    }
+}
+
 /// `rate_limit.missing_key`: what a request the key finds nothing in gets (a `key =
 /// "header:<name>"` request without the header, a request with no peer address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -1,13 +1,15 @@
 //! Where the limiter keeps its state: in this process ([`MemoryBackend`]) or in Redis
 //! (`RedisBackend`, feature `redis`), and the GCRA both of them run.
 
+#[cfg(feature = "redis")]
+pub(crate) mod lease;
 pub(crate) mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
 pub use memory::MemoryBackend;
 #[cfg(feature = "redis")]
-pub use redis::RedisBackend;
+pub use redis::{GlobalMode, RedisBackend};
 
 use crate::quota::Compiled;
 use std::time::Duration;
@@ -132,6 +134,34 @@ pub(crate) fn gcra(tats: &mut [u64], now: u64, quotas: &[Compiled], max_delay: u
     }
 }
 
+/// GCRA taking up to `want` admissions at once (a lease), all quotas alike: returns how many
+/// were granted and, when none were, how long until one would be (ns). Same arithmetic as the
+/// Redis lease script (the lease tests run on it): `k` admissions fit while `backlog + k * t <= tau`.
+#[cfg(test)]
+pub(crate) fn gcra_take(tats: &mut [u64], now: u64, quotas: &[Compiled], want: u64) -> (u64, u64) {
+    let mut grant = want;
+    let mut wait = 0u64;
+    for (tat, q) in tats.iter().zip(quotas) {
+        if q.t == u64::MAX {
+            return (0, q.period);
+        }
+        if q.t == 0 {
+            continue;
+        }
+        let backlog = (*tat).max(now) - now;
+        let room = q.tau.saturating_sub(backlog);
+        grant = grant.min(room / q.t);
+        wait = wait.max((backlog + q.t).saturating_sub(q.tau));
+    }
+    if grant > 0 {
+        for (tat, q) in tats.iter_mut().zip(quotas) {
+            *tat = (*tat).max(now).saturating_add(grant.saturating_mul(q.t));
+        }
+        wait = 0;
+    }
+    (grant, wait)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +217,22 @@ mod tests {
         for _ in 0..100 {
             assert!(run(&q, &mut tats, MS).allowed);
         }
+    }
+
+    #[test]
+    fn a_lease_takes_what_one_by_one_checks_would_admit() {
+        let q: Quotas = [Quota::per_second(10).burst(5), Quota::per_minute(100)].into();
+        let c = q.compiled();
+        let (mut one, mut lease) = ([0, 0], [0, 0]);
+        let now = 10 * MS;
+        let singles = (0..20)
+            .filter(|_| gcra(&mut one, now, c, 0).allowed)
+            .count() as u64;
+        assert_eq!(gcra_take(&mut lease, now, c, 20), (singles, 0));
+        assert_eq!(one, lease, "the same state afterwards");
+        let (granted, wait) = gcra_take(&mut lease, now, c, 3);
+        assert_eq!((granted, wait), (0, 100 * MS));
+        assert_eq!(gcra_take(&mut lease, now + 250 * MS, c, 3).0, 2);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The Redis backend: one global limit shared by every instance, with a local fallback.
+//! The Redis backend: one global limit shared by every instance (one node, a Redis Cluster or a
+//! Sentinel-managed master), with a local fallback.
 
 #[cfg(feature = "metrics")]
 use crate::metrics::LimiterMetrics;
@@ -6,15 +7,16 @@ use crate::{
     Decision, LimitKey, Quotas,
     backend::{
         gcra,
+        lease::{Leases, Step},
         memory::{MemoryBackend, Store},
     },
     limiter::Checked,
 };
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use espresso_common::redis::{RedisConnection, RedisTarget};
 use std::{
     fmt,
     sync::{
-        Arc, OnceLock,
+        Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
@@ -84,9 +86,75 @@ end
 return {allowed and 1 or 0, wait, remaining, reset, policy}
 "#;
 
+/// A lease: up to `want` admissions at once from the same GCRA state, on Redis's clock.
+///
+/// KEYS[1]: the key's hash, as for [`SCRIPT`]. ARGV: want, n, then per quota: interval (µs),
+/// burst capacity (µs), burst. Returns {granted, wait µs (when nothing was granted: until one
+/// admission would be)}. `k` admissions fit while `backlog + k * interval <= capacity`; the
+/// TATs move on by `granted` intervals, exactly as `granted` single checks would move them.
+const LEASE_SCRIPT: &str = r#"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local want = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local fields = {}
+for i = 1, n do fields[i] = tostring(i) end
+local stored = redis.call('HMGET', KEYS[1], unpack(fields))
+local grant = want
+local wait = 0
+local base = {}
+for i = 1, n do
+  local t = tonumber(ARGV[3 * i])
+  local tau = tonumber(ARGV[3 * i + 1])
+  local tat = tonumber(stored[i]) or 0
+  if tat < now then tat = now end
+  base[i] = tat
+  if t > 0 then
+    local backlog = tat - now
+    local fits = 0
+    if tau > backlog then fits = math.floor((tau - backlog) / t) end
+    if fits < grant then grant = fits end
+    local excess = backlog + t - tau
+    if excess > wait then wait = excess end
+  end
+end
+if grant > 0 then
+  local updates = {}
+  local longest = 0
+  for i = 1, n do
+    local tat = base[i] + grant * tonumber(ARGV[3 * i])
+    updates[#updates + 1] = fields[i]
+    updates[#updates + 1] = string.format('%.0f', tat)
+    if tat - now > longest then longest = tat - now end
+  end
+  redis.call('HSET', KEYS[1], unpack(updates))
+  redis.call('PEXPIRE', KEYS[1], math.floor(longest / 1000) + 1)
+  wait = 0
+end
+return {grant, wait}
+"#;
+
+/// How a Redis limiter spends its global budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GlobalMode {
+    /// One Redis call per request: the exact global limit (the default).
+    #[default]
+    Exact,
+    /// Each instance leases a share of a key's budget in one call and spends it locally,
+    /// renewing in the background before it runs out: almost no Redis calls, and at most one
+    /// lease per instance per window over the limit. See [`RedisBackend::global_mode`].
+    Leased,
+}
+
 /// Settings of the Redis backend (feature `redis`).
 ///
-/// Every check is one `EVALSHA` of a GCRA script (loaded once; reloaded by itself after a
+/// One Redis node ([`new`](Self::new)), a Redis Cluster ([`cluster`](Self::cluster)) or the
+/// master a Sentinel watches ([`sentinel`](Self::sentinel)); the topology work (slots,
+/// redirections, finding the master) is the `redis` crate's. Keys are
+/// `<prefix>:{<limiter>:<key>}`: the braces are a cluster hash tag, so everything one script
+/// touches for a key lives in one slot.
+///
+/// In [`GlobalMode::Exact`] (the default) every check is one `EVALSHA` of a GCRA script (loaded once; reloaded by itself after a
 /// Redis restart flushed it) that reads and updates the key's TATs atomically on Redis's
 /// clock, so instances with skewed clocks still share one limit. Keys expire once fully
 /// replenished. Every call is bounded by [`timeout`](Self::timeout).
@@ -99,7 +167,9 @@ return {allowed and 1 or 0, wait, remaining, reset, policy}
 /// request per [`retry_interval`](Self::retry_interval) tries Redis again (the others do not
 /// wait for it); the first success switches back. Each switch logs one line (`warn` to local,
 /// `info` back to Redis) and counts in `espresso_rate_limit_backend_transitions_total`. A Redis
-/// outage never fails requests.
+/// outage never fails requests. A failover (a master killed, a replica promoted) is such an
+/// outage while it lasts: the limiter decides locally, logs it once, and goes back to Redis by
+/// itself once the new master answers.
 ///
 /// ```
 /// use espresso_rate_limit::{Quota, RateLimitLayer, RedisBackend};
@@ -114,12 +184,14 @@ return {allowed and 1 or 0, wait, remaining, reset, policy}
 /// ```
 #[derive(Clone)]
 pub struct RedisBackend {
-    client: redis::Client,
+    target: RedisTarget,
     prefix: Arc<str>,
     timeout: Duration,
     local_share: f64,
     retry_interval: Duration,
     local: MemoryBackend,
+    mode: GlobalMode,
+    lease_interval: Duration,
 }
 
 impl RedisBackend {
@@ -127,22 +199,43 @@ impl RedisBackend {
     /// connection is made on the first check, and a Redis that is down then is a fallback,
     /// not an error.
     pub fn new(url: &str) -> redis::RedisResult<Self> {
-        Ok(Self::from_client(redis::Client::open(url)?))
+        Self::target(RedisTarget::node(url))
     }
 
-    /// A backend using `client`.
-    pub fn from_client(client: redis::Client) -> Self {
-        Self {
-            client,
+    /// A backend for the Redis Cluster reachable through any of `seeds`
+    /// (`["redis://10.0.0.1:7000", …]`). Only parses the URLs.
+    pub fn cluster<S: Into<String>>(
+        seeds: impl IntoIterator<Item = S>,
+    ) -> redis::RedisResult<Self> {
+        Self::target(RedisTarget::cluster(seeds))
+    }
+
+    /// A backend for the master the Sentinels at `nodes` know as `master`. Only parses the
+    /// URLs; each (re)connection asks a Sentinel where the master is now.
+    pub fn sentinel<S: Into<String>>(
+        nodes: impl IntoIterator<Item = S>,
+        master: impl Into<String>,
+    ) -> redis::RedisResult<Self> {
+        Self::target(RedisTarget::sentinel(nodes, master))
+    }
+
+    /// A backend for `target`. Only parses its URLs.
+    pub fn target(target: RedisTarget) -> redis::RedisResult<Self> {
+        let timeout = Duration::from_millis(50);
+        RedisConnection::new(&target, timeout)?;
+        Ok(Self {
+            target,
             prefix: Arc::from("espresso:rl"),
-            timeout: Duration::from_millis(50),
+            timeout,
             local_share: 1.0,
             retry_interval: Duration::from_secs(1),
             local: MemoryBackend::default(),
-        }
+            mode: GlobalMode::Exact,
+            lease_interval: Duration::from_millis(100),
+        })
     }
 
-    /// The prefix of every key (default `espresso:rl`); keys are `<prefix>:<limiter>:<key>`.
+    /// The prefix of every key (default `espresso:rl`); keys are `<prefix>:{<limiter>:<key>}`.
     pub fn prefix(mut self, prefix: impl Into<Arc<str>>) -> Self {
         self.prefix = prefix.into();
         self
@@ -166,9 +259,37 @@ impl RedisBackend {
         self
     }
 
-    /// The settings of the local fallback's store.
+    /// The settings of the local fallback's store (its key cap also bounds the leases).
     pub fn local_backend(mut self, local: MemoryBackend) -> Self {
         self.local = local;
+        self
+    }
+
+    /// Exact (one Redis call per request, the default) or leased global limits.
+    ///
+    /// Leased: each instance takes a share of a key's budget (a lease of `n` admissions) from
+    /// the same GCRA state in one call, admits from it locally, and renews in the background
+    /// when a quarter is left. The lease is sized from the instance's own recent demand (its
+    /// requests per [`lease_interval`](Self::lease_interval)), ramping up from 1 on a cold key
+    /// and capped at a quarter of the quota's burst; unused tokens expire after ten lease
+    /// intervals, so an idle key costs no call. A key at its limit is refused locally for a
+    /// random quarter to half of the lease interval (or until the GCRA would admit, if later)
+    /// before its next lease call, so it costs a few calls a second per instance.
+    ///
+    /// **Accuracy**: leased tokens count globally when granted, so over any window all
+    /// instances together admit at most the limit plus one lease per instance. With a
+    /// 100 ms lease interval that is about a tenth of each instance's own per-second rate.
+    /// Requests a layer may hold back ([`wait_up_to`](crate::RateLimitLayer::wait_up_to)) are
+    /// checked exactly.
+    pub fn global_mode(mut self, mode: GlobalMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// In [`GlobalMode::Leased`]: how much of its recent traffic an instance leases at once
+    /// (default 100 ms). Longer means fewer Redis calls and a larger over-admission bound.
+    pub fn lease_interval(mut self, interval: Duration) -> Self {
+        self.lease_interval = interval;
         self
     }
 }
@@ -176,12 +297,14 @@ impl RedisBackend {
 impl fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBackend")
-            .field("addr", &self.client.get_connection_info().addr())
+            .field("target", &self.target)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("local_share", &self.local_share)
             .field("retry_interval", &self.retry_interval)
             .field("local", &self.local)
+            .field("mode", &self.mode)
+            .field("lease_interval", &self.lease_interval)
             .finish()
     }
 }
@@ -191,14 +314,15 @@ pub(crate) struct RedisLimiter<Key> {
     shared: Arc<RedisShared>,
     local: Arc<Store<Option<Key>>>,
     share: f64,
+    /// `Some` in leased mode.
+    leases: Option<Arc<Leases<Option<Key>>>>,
 }
 
 struct RedisShared {
-    client: redis::Client,
-    manager: OnceLock<Result<ConnectionManager, String>>,
+    conn: RedisConnection,
     script: redis::Script,
+    lease_script: redis::Script,
     key_prefix: Vec<u8>,
-    timeout: Duration,
     retry_interval: Duration,
     degraded: AtomicBool,
     next_probe: AtomicU64,
@@ -217,18 +341,22 @@ impl<Key: LimitKey> RedisLimiter<Key> {
         let local = Store::new(config.local);
         #[cfg(feature = "metrics")]
         let local = local.with_evictions(metrics.as_ref().map(|m| m.evictions.clone()));
-        let mut key_prefix = Vec::with_capacity(config.prefix.len() + name.len() + 2);
+        let mut key_prefix = Vec::with_capacity(config.prefix.len() + name.len() + 3);
         key_prefix.extend_from_slice(config.prefix.as_bytes());
-        key_prefix.push(b':');
+        key_prefix.extend_from_slice(b":{");
         key_prefix.extend_from_slice(name.as_bytes());
         key_prefix.push(b':');
+        let conn = RedisConnection::new(&config.target, config.timeout)
+            .expect("RedisBackend's constructors checked the target");
+        let leases = (config.mode == GlobalMode::Leased)
+            .then(|| Arc::new(Leases::new(config.local.max_keys, config.lease_interval)));
         Self {
+            leases,
             shared: Arc::new(RedisShared {
-                client: config.client.clone(),
-                manager: OnceLock::new(),
+                conn,
                 script: redis::Script::new(SCRIPT),
+                lease_script: redis::Script::new(LEASE_SCRIPT),
                 key_prefix,
-                timeout: config.timeout,
                 retry_interval: config.retry_interval,
                 degraded: AtomicBool::new(false),
                 next_probe: AtomicU64::new(0),
@@ -262,8 +390,12 @@ impl<Key: LimitKey> RedisLimiter<Key> {
         if self.is_degraded() && !self.shared.probe_due() {
             return Checked::Ready(self.local_check(key, quotas, max_delay));
         }
-        let mut redis_key = self.shared.key_prefix.clone();
-        key.write_bytes(&mut redis_key);
+        if let Some(leases) = &self.leases
+            && max_delay.is_zero()
+        {
+            return self.leased(leases, key, quotas);
+        }
+        let redis_key = self.shared.redis_key(&key);
         let shared = self.shared.clone();
         let local = self.local.clone();
         let share = self.share;
@@ -280,6 +412,72 @@ impl<Key: LimitKey> RedisLimiter<Key> {
                 }
             }
         }))
+    }
+
+    /// Leased mode: spend a local token, starting a background renewal at the low-water mark,
+    /// or wait for a lease when there is none.
+    fn leased(
+        &self,
+        leases: &Arc<Leases<Option<Key>>>,
+        key: Option<Key>,
+        quotas: &Quotas,
+    ) -> Checked {
+        let (step, renew) = leases.spend(&key, quotas.compiled());
+        if let Some(size) = renew {
+            self.spawn_renewal(leases, key.clone(), quotas, size);
+        }
+        let size = match step {
+            Step::Decided(decision) => return Checked::Ready(decision),
+            Step::Fetch(size) => size,
+        };
+        let redis_key = self.shared.redis_key(&key);
+        let shared = self.shared.clone();
+        let local = self.local.clone();
+        let leases = leases.clone();
+        let share = self.share;
+        let quotas = quotas.clone();
+        Checked::Pending(Box::pin(async move {
+            match shared.lease(redis_key, &quotas, size).await {
+                Ok((granted, wait)) => {
+                    shared.mark_healthy();
+                    leases.granted(&key, quotas.compiled(), (size, granted, wait), true)
+                }
+                Err(error) => {
+                    shared.mark_degraded(&error);
+                    local.check(key, quotas.scaled(share).compiled(), Duration::ZERO)
+                }
+            }
+        }))
+    }
+
+    fn spawn_renewal(
+        &self,
+        leases: &Arc<Leases<Option<Key>>>,
+        key: Option<Key>,
+        quotas: &Quotas,
+        size: u64,
+    ) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to renew on: the next request without a token fetches in the open.
+            leases.renewal_failed(&key);
+            return;
+        };
+        let redis_key = self.shared.redis_key(&key);
+        let shared = self.shared.clone();
+        let leases = leases.clone();
+        let quotas = quotas.clone();
+        runtime.spawn(async move {
+            match shared.lease(redis_key, &quotas, size).await {
+                Ok((granted, wait)) => {
+                    shared.mark_healthy();
+                    leases.granted(&key, quotas.compiled(), (size, granted, wait), false);
+                }
+                Err(error) => {
+                    shared.mark_degraded(&error);
+                    leases.renewal_failed(&key);
+                }
+            }
+        });
     }
 
     fn local_check(&self, key: Option<Key>, quotas: &Quotas, max_delay: Duration) -> Decision {
@@ -320,7 +518,7 @@ impl RedisShared {
             Ordering::Release,
         );
         if !self.degraded.swap(true, Ordering::AcqRel) {
-            tracing::warn!(limiter = %self.name, %error, "rate limiter: Redis unavailable, using the local fallback");
+            tracing::warn!(limiter = %self.name, redis = %self.conn.target(), %error, "rate limiter: Redis unavailable, using the local fallback until it answers again");
             #[cfg(feature = "metrics")]
             if let Some(m) = &self.metrics {
                 m.to_local.inc();
@@ -340,19 +538,39 @@ impl RedisShared {
         }
     }
 
-    fn manager(&self) -> Result<ConnectionManager, String> {
-        self.manager
-            .get_or_init(|| {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1)
-                    .set_min_delay(Duration::from_millis(10))
-                    .set_max_delay(Duration::from_millis(100));
-                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-                    .map_err(|e| e.to_string())
-            })
-            .clone()
+    /// `<prefix>:{<limiter>:<key>}`: the braces make the limiter and key the cluster hash tag.
+    fn redis_key<Key: LimitKey>(&self, key: &Option<Key>) -> Vec<u8> {
+        let mut redis_key = self.key_prefix.clone();
+        key.write_bytes(&mut redis_key);
+        redis_key.push(b'}');
+        redis_key
+    }
+
+    /// Leases up to `want` admissions: (granted, ns until one would be when none were).
+    async fn lease(&self, key: Vec<u8>, quotas: &Quotas, want: u64) -> Result<(u64, u64), String> {
+        let compiled = quotas.compiled();
+        let mut invocation = self.lease_script.key(key);
+        invocation.arg(want).arg(compiled.len());
+        for q in compiled {
+            let t = micros(q.t);
+            invocation
+                .arg(t)
+                .arg(t.saturating_mul(q.burst))
+                .arg(q.burst);
+        }
+        let reply: Vec<i64> = self
+            .conn
+            .invoke(&invocation)
+            .await
+            .map_err(|e| e.to_string())?;
+        let [granted, wait] = reply[..] else {
+            return Err(format!("unexpected lease script reply {reply:?}"));
+        };
+        let granted = u64::try_from(granted).unwrap_or(0);
+        Ok((
+            granted,
+            u64::try_from(wait).unwrap_or(0).saturating_mul(1000),
+        ))
     }
 
     async fn remote(
@@ -361,7 +579,6 @@ impl RedisShared {
         quotas: &Quotas,
         max_delay: Duration,
     ) -> Result<Decision, String> {
-        let mut conn = self.manager()?;
         let compiled = quotas.compiled();
         let mut invocation = self.script.key(key);
         invocation
@@ -374,12 +591,11 @@ impl RedisShared {
                 .arg(t.saturating_mul(q.burst))
                 .arg(q.burst);
         }
-        let reply: Vec<i64> =
-            match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await {
-                Ok(Ok(reply)) => reply,
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(_) => return Err(format!("no answer within {:?}", self.timeout)),
-            };
+        let reply: Vec<i64> = self
+            .conn
+            .invoke(&invocation)
+            .await
+            .map_err(|e| e.to_string())?;
         let [allowed, wait, remaining, reset, policy] = reply[..] else {
             return Err(format!("unexpected script reply {reply:?}"));
         };
