@@ -486,6 +486,20 @@ impl<Key: LimitKey> RedisLimiter<Key> {
     }
 }
 
+/// The quotas as both scripts read them: their count, then `T`, `T * burst` and `burst` of each,
+/// in microseconds.
+fn quota_args(invocation: &mut redis::ScriptInvocation<'_>, quotas: &Quotas) {
+    let compiled = quotas.compiled();
+    invocation.arg(compiled.len());
+    for q in compiled {
+        let t = micros(q.t);
+        invocation
+            .arg(t)
+            .arg(t.saturating_mul(q.burst))
+            .arg(q.burst);
+    }
+}
+
 fn micros(ns: u64) -> u64 {
     if ns == 0 { 0 } else { (ns / 1000).max(1) }
 }
@@ -548,16 +562,9 @@ impl RedisShared {
 
     /// Leases up to `want` admissions: (granted, ns until one would be when none were).
     async fn lease(&self, key: Vec<u8>, quotas: &Quotas, want: u64) -> Result<(u64, u64), String> {
-        let compiled = quotas.compiled();
         let mut invocation = self.lease_script.key(key);
-        invocation.arg(want).arg(compiled.len());
-        for q in compiled {
-            let t = micros(q.t);
-            invocation
-                .arg(t)
-                .arg(t.saturating_mul(q.burst))
-                .arg(q.burst);
-        }
+        invocation.arg(want);
+        quota_args(&mut invocation, quotas);
         let reply: Vec<i64> = self
             .conn
             .invoke(&invocation)
@@ -579,18 +586,9 @@ impl RedisShared {
         quotas: &Quotas,
         max_delay: Duration,
     ) -> Result<Decision, String> {
-        let compiled = quotas.compiled();
         let mut invocation = self.script.key(key);
-        invocation
-            .arg(micros(crate::quota::duration_nanos(max_delay)))
-            .arg(compiled.len());
-        for q in compiled {
-            let t = micros(q.t);
-            invocation
-                .arg(t)
-                .arg(t.saturating_mul(q.burst))
-                .arg(q.burst);
-        }
+        invocation.arg(micros(crate::quota::duration_nanos(max_delay)));
+        quota_args(&mut invocation, quotas);
         let reply: Vec<i64> = self
             .conn
             .invoke(&invocation)
