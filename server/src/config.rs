@@ -378,6 +378,12 @@ pub struct FilterConfig {
     /// Hits an answer lists at most; the others are counted in `hits_truncated` (the verdict
     /// and the masked text still account for every hit).
     pub max_hits: usize,
+    /// Texts of at least this many bytes are checked in the large lane: at most
+    /// `large_max_in_flight` of them at once, the others wait their turn, so costly texts can
+    /// never take every core from short ones.
+    pub large_content_bytes: usize,
+    /// Large texts checked at once; 0: half the cores, at least 1.
+    pub large_max_in_flight: usize,
 }
 
 impl Default for FilterConfig {
@@ -386,6 +392,8 @@ impl Default for FilterConfig {
             allow: Vec::new(),
             lists: Vec::new(),
             max_hits: 1000,
+            large_content_bytes: 16384,
+            large_max_in_flight: 0,
         }
     }
 }
@@ -554,6 +562,12 @@ impl Config {
         }
         if self.filter.max_hits == 0 {
             return err("filter.max_hits", "must be greater than 0".into());
+        }
+        if self.filter.large_content_bytes == 0 {
+            return err(
+                "filter.large_content_bytes",
+                "must be greater than 0 (set it to server.max_body_bytes or more to check every text in place)".into(),
+            );
         }
         if http::HeaderName::try_from(self.request_id.header.as_str()).is_err() {
             return err(

@@ -24,6 +24,7 @@ mod filter_reply;
 mod grpc;
 mod host;
 mod http_api;
+mod lane;
 mod limits;
 mod metrics;
 pub mod ops;
@@ -96,6 +97,8 @@ pub(crate) struct AppState {
         Option<espresso_rate_limit::QuotaHandle<espresso_rate_limit::key::ConfigKeyValue>>,
     /// `filter.max_hits`: hits an answer lists at most.
     max_hits: usize,
+    /// Where large texts wait for a turn (`filter.large_content_bytes`).
+    large: lane::LargeLane,
 }
 
 /// A filter answer with its hit list cut to `filter.max_hits`.
@@ -135,6 +138,7 @@ impl App {
             },
             rate_limit_quota,
             max_hits: config.filter.max_hits,
+            large: lane::LargeLane::new(&config.filter),
         };
         Ok((Self(Arc::new(state)), rate_limit.map(|limit| limit.layer)))
     }
@@ -145,7 +149,9 @@ impl App {
     /// No span of its own: the word lists take microseconds; the remote stages (`cache`,
     /// `classifier`) open spans for the slow-call tree.
     pub(crate) async fn check(&self, request: FilterRequest) -> Checked {
+        let turn = self.large.enter(request.content.len()).await;
         let mut response = self.service.check(request).await;
+        drop(turn);
         let degraded = if response.degraded { "true" } else { "false" };
         self.metrics
             .verdicts
@@ -188,6 +194,7 @@ impl App {
             degrade_switch: self.degrade_switch.clone(),
             rate_limit_quota: self.rate_limit_quota.clone(),
             max_hits: self.max_hits,
+            large: self.large.clone(),
         }))
     }
 

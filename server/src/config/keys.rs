@@ -84,6 +84,8 @@ pub const KEYS: &[(&str, Applies)] = &[
     // this one value
     ("filter.lists", OnReload),
     ("filter.max_hits", OnRestart),
+    ("filter.large_content_bytes", OnRestart),
+    ("filter.large_max_in_flight", OnRestart),
     ("debug.dashboard", OnRestart),
     ("debug.pprof", OnRestart),
     ("debug.pprof_max_seconds", OnRestart),

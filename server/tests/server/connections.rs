@@ -381,6 +381,28 @@ async fn an_answer_is_a_bounded_multiple_of_its_request() {
 }
 
 #[tokio::test]
+async fn large_texts_take_turns_in_the_large_lane_and_every_one_is_answered() {
+    // One turn for texts of 1 KiB or more: twenty at once queue and are all answered, short
+    // texts beside them too.
+    let server =
+        Server::start_with_filter("large_content_bytes = 1024\nlarge_max_in_flight = 1").await;
+    let large = "badword ".repeat(512);
+    let calls = (0..20).map(|i| {
+        let content = if i % 2 == 0 {
+            large.clone()
+        } else {
+            "badword spam".to_owned()
+        };
+        let server = &server;
+        async move { (content.len(), server.filter(&content).await.json()) }
+    });
+    for (len, reply) in futures_util::future::join_all(calls).await {
+        assert_eq!(reply["verdict"], "block", "{len} bytes: {reply}");
+        assert_eq!(reply["masked"].as_str().unwrap().len(), len);
+    }
+}
+
+#[tokio::test]
 async fn with_an_operator_port_the_public_port_serves_the_api_only() {
     let ops = free_port();
     let server = Server::start_with(&format!("ops_listen = \"127.0.0.1:{ops}\""), "").await;
