@@ -81,6 +81,7 @@ mod leet;
 mod normalize;
 mod options;
 mod pinyin;
+mod rules;
 mod service;
 mod source;
 mod types;
