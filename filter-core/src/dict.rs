@@ -232,6 +232,8 @@ struct Scratch {
     /// a same-length copy of the text (leet reading, tone numbers)
     copy: Vec<u8>,
     parts: Vec<PartHit>,
+    /// rule parts' automaton matches in the text as written, verified only if a rule may fire
+    raw_parts: Vec<Cand>,
     rule_hits: Vec<RuleHit>,
     rules: crate::rules::Scratch,
 }
@@ -615,6 +617,7 @@ impl Dictionary {
         s.cands.clear();
         s.allow.clear();
         s.parts.clear();
+        s.raw_parts.clear();
         self.scan(text, text, 0..text.len(), Pass::Plain, s);
         let mut copy = std::mem::take(&mut s.copy);
         if self.leet {
@@ -639,6 +642,9 @@ impl Dictionary {
             self.scan(text, view, 0..view.len(), Pass::Tone, s);
         }
         s.copy = copy;
+        if !s.raw_parts.is_empty() {
+            self.verify_parts(text, s);
+        }
         if s.cands.is_empty() && s.parts.is_empty() {
             return;
         }
@@ -708,6 +714,30 @@ impl Dictionary {
         }
     }
 
+    /// Verifies the rule parts' matches that may matter: those of rules whose every `&` group
+    /// has a match (most part matches, of rules that cannot fire, are never verified).
+    fn verify_parts(&self, text: &str, s: &mut Scratch) {
+        let part_ids = s.raw_parts.iter().map(|c| self.pats[c.pat as usize].part);
+        self.rules
+            .gate(part_ids.chain(s.parts.iter().map(|h| h.part)), &mut s.rules);
+        for c in &s.raw_parts {
+            let p = &self.pats[c.pat as usize];
+            if !self.rules.needed(p.part, &s.rules) {
+                continue;
+            }
+            if let Some((start, end)) = self.verify(text, c.start, c.end, p, &mut s.seq)
+                && (!p.latin || self.latin_hit_stands(text, start, end, p))
+            {
+                s.parts.push(PartHit {
+                    start,
+                    end,
+                    part: p.part,
+                    len: c.len,
+                });
+            }
+        }
+    }
+
     /// Scans `view[range]` (the text itself or a same-length copy of it) and adds the verified
     /// candidates and allowed spans to `s`.
     fn scan(&self, text: &str, view: &str, range: Range<usize>, pass: Pass, s: &mut Scratch) {
@@ -726,6 +756,16 @@ impl Dictionary {
             if (p.start_word && ascii_word_before(view, os, collapse))
                 || (p.end_word && ascii_word_after(view, oe, collapse))
             {
+                continue;
+            }
+            if pass == Pass::Plain && p.part != NO_PART {
+                s.raw_parts.push(Cand {
+                    start: os,
+                    end: oe,
+                    pat: pat as u32,
+                    len: p.len as u32,
+                    level: Level::Normal,
+                });
                 continue;
             }
             let Some((start, end)) = self.verify(view, os, oe, p, &mut s.seq) else {

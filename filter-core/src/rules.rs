@@ -299,6 +299,9 @@ pub(crate) struct Scratch {
     suffix_min: Vec<usize>,
     groups: Vec<(usize, usize)>,
     full: Vec<usize>,
+    /// (rule, group) pairs that have a match, then the rules whose every group has one
+    pairs: Vec<(u32, u8)>,
+    live: Vec<u32>,
 }
 
 impl Rules {
@@ -315,6 +318,40 @@ impl Rules {
     /// The (level, category) pairs of the rules.
     pub(crate) fn categories(&self) -> impl Iterator<Item = (Level, &str)> {
         self.rules.iter().map(|r| (r.level, &*r.category))
+    }
+
+    /// Notes the rules that may fire given the parts matched (before verification): those whose
+    /// every `&` group has a match. See [`Rules::needed`].
+    pub(crate) fn gate(&self, parts: impl Iterator<Item = u32>, s: &mut Scratch) {
+        s.pairs.clear();
+        for part in parts {
+            s.pairs.extend(
+                self.uses[part as usize]
+                    .iter()
+                    .filter(|(_, role)| *role != EXCEPT),
+            );
+        }
+        s.pairs.sort_unstable();
+        s.pairs.dedup();
+        s.live.clear();
+        let mut mask = 0u64;
+        for (i, &(rule, role)) in s.pairs.iter().enumerate() {
+            if i > 0 && s.pairs[i - 1].0 != rule {
+                mask = 0;
+            }
+            mask |= 1 << role;
+            if mask == self.rules[rule as usize].all_groups {
+                s.live.push(rule);
+            }
+        }
+    }
+
+    /// Whether a match of `part` can change the answer: it belongs (as a part or an
+    /// exception) to a rule that [`Rules::gate`] found may fire.
+    pub(crate) fn needed(&self, part: u32, s: &Scratch) -> bool {
+        self.uses[part as usize]
+            .iter()
+            .any(|(rule, _)| s.live.binary_search(rule).is_ok())
     }
 
     /// The combination step: from the part hits of one text (allow-list suppression already
