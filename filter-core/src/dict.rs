@@ -720,6 +720,9 @@ impl Dictionary {
         let part_ids = s.raw_parts.iter().map(|c| self.pats[c.pat as usize].part);
         self.rules
             .gate(part_ids.chain(s.parts.iter().map(|h| h.part)), &mut s.rules);
+        if !self.rules.any_live(&s.rules) {
+            return;
+        }
         for c in &s.raw_parts {
             let p = &self.pats[c.pat as usize];
             if !self.rules.needed(p.part, &s.rules) {

@@ -346,6 +346,11 @@ impl Rules {
         }
     }
 
+    /// Whether [`Rules::gate`] found some rule that may fire.
+    pub(crate) fn any_live(&self, s: &Scratch) -> bool {
+        !s.live.is_empty()
+    }
+
     /// Whether a match of `part` can change the answer: it belongs (as a part or an
     /// exception) to a rule that [`Rules::gate`] found may fire.
     pub(crate) fn needed(&self, part: u32, s: &Scratch) -> bool {
