@@ -17,6 +17,14 @@
 //! - `regex-alternation`: one case-insensitive regex of every listed word, `replace_all` per line
 //!   (how a filter built on regular expressions matches), on the first 256 KiB of each corpus.
 //!
+//! - `engine+1000-rules`: `Dictionary::check` with the same lists plus 1,000 combination rules
+//!   (two lists of 500, one with a 40-character window; `D&v`, `D|D&v`, `D&v&v`, `D&v~v`): `D`
+//!   a word of the bench dictionary (how rules are written: a listed word that counts only in
+//!   some company), `v` a word or CJK bigram of the corpora of middling frequency (ranks 100 to
+//!   20,000), so context parts match on most lines and the combination step runs. Its summary
+//!   line gives the throughput ratio to `engine`, measured alternately in five rounds (median),
+//!   and the same for a harsher list where every part is a `v`.
+//!
 //! `build/dictionary` times `Dictionary::build` of both lists (the base fold table is built once
 //! per process and is warm; its cold cost is printed). Automaton memory is printed, and the
 //! build time and resident memory with pinyin on for the Chinese list.
@@ -29,7 +37,9 @@
 //! Run: `cargo bench -p espresso-benches --bench filter -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs)] // `criterion_group!` defines an undocumented public fn
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -218,6 +228,64 @@ fn generated_data() -> Data {
     }
 }
 
+/// 1,000 combination rules over the corpora's vocabulary: two word-list texts of 500 rules
+/// (the second is loaded with a window). Parts are lowercase English words of 4+ letters and
+/// CJK bigrams, ranked by frequency in the corpora, drawn from ranks 100 to 20,000.
+fn rules_lists(
+    corpora: &[(&'static str, String)],
+    dictionary: &[String],
+    anchored: bool,
+) -> [String; 2] {
+    let mut freq: HashMap<String, usize> = HashMap::new();
+    for (_, text) in corpora {
+        for token in text.split(|c: char| !c.is_alphanumeric()) {
+            let cjk: Vec<char> = token.chars().filter(|c| *c as u32 >= 0x4E00).collect();
+            if cjk.len() >= 2 {
+                for w in cjk.windows(2) {
+                    *freq.entry(w.iter().collect()).or_default() += 1;
+                }
+            } else if token.len() >= 4 && token.chars().all(|c| c.is_ascii_alphabetic()) {
+                *freq.entry(token.to_ascii_lowercase()).or_default() += 1;
+            }
+        }
+    }
+    let mut vocab: Vec<(String, usize)> = freq.into_iter().collect();
+    vocab.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let vocab: Vec<String> = vocab
+        .into_iter()
+        .skip(100)
+        .take(19_900)
+        .map(|(w, _)| w)
+        .collect();
+    // listed words without the rule syntax's characters, and not only noise (an emoji)
+    let listed: Vec<&String> = dictionary
+        .iter()
+        .filter(|w| !w.contains(['&', '|', '~', '\\']) && w.chars().any(char::is_alphanumeric))
+        .collect();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut lists = [String::new(), String::new()];
+    for i in 0..1_000 {
+        let (a, b) = (rng.next() as usize, rng.next() as usize);
+        let d = |k: usize| {
+            if anchored {
+                listed[k % listed.len()].clone()
+            } else {
+                vocab[k % vocab.len()].clone()
+            }
+        };
+        let mut v = || vocab[rng.below(vocab.len())].clone();
+        let rule = match i % 20 {
+            0..=9 => format!("{}&{}", d(a), v()),
+            10..=13 => format!("{}|{}&{}", d(a), d(b), v()),
+            14..=16 => format!("{}&{}&{}", d(a), v(), v()),
+            _ => format!("{}&{}~{}", d(a), v(), v()),
+        };
+        lists[i % 2].push_str(&rule);
+        lists[i % 2].push_str("\tcombination\n");
+    }
+    lists
+}
+
 /// On-CPU time of this thread (Linux `schedstat`), so figures survive a busy machine; falls
 /// back to wall time elsewhere.
 fn cpu_now() -> Duration {
@@ -266,6 +334,26 @@ fn bench(c: &mut Criterion) {
     let t = Instant::now();
     let dict = Dictionary::build(&data.sources, Options::default()).expect("dictionary builds");
     let cold = t.elapsed();
+    let with_rules = |anchored: bool| {
+        let [rules_a, rules_b] = rules_lists(&data.corpora, &data.words, anchored);
+        let sources = data
+            .sources
+            .clone()
+            .list(ListSource::inline("rules.txt", rules_a, Level::Normal))
+            .list(
+                ListSource::inline("rules-window.txt", rules_b, Level::Normal)
+                    .rule_window(NonZeroUsize::new(40).expect("non-zero")),
+            );
+        Dictionary::build(&sources, Options::default()).expect("dictionary builds")
+    };
+    let rules_dict = with_rules(true);
+    let harsh_dict = with_rules(false);
+    println!(
+        "filter bench: with rules: {} words + {} rules, automaton {:.2} MiB",
+        rules_dict.stats().words,
+        rules_dict.stats().rules,
+        rules_dict.stats().automaton_bytes as f64 / (1 << 20) as f64,
+    );
     let stats = dict.stats();
     // The automaton as the raw baselines see it: the engine's own keys.
     let keys: Vec<String> = data
@@ -388,13 +476,23 @@ fn bench(c: &mut Criterion) {
             .collect();
         let nbytes: usize = normalized.iter().map(String::len).sum();
         let hits: usize = lines.iter().map(|l| dict.find(l).len()).sum();
+        let rule_hits: usize = lines
+            .iter()
+            .map(|l| {
+                rules_dict
+                    .find(l)
+                    .iter()
+                    .filter(|h| h.category == "combination")
+                    .count()
+            })
+            .sum();
         let raw: usize = normalized
             .iter()
             .map(|l| ac_overlap.find_overlapping_iter(l.as_str()).count())
             .sum();
         println!(
             "filter bench: {name}: {} lines, {:.2} MB ({:.2} MB normalized), {hits} hits, {raw} \
-             raw candidates",
+             raw candidates; with rules, {rule_hits} hits of rules",
             lines.len(),
             bytes as f64 / 1e6,
             nbytes as f64 / 1e6
@@ -424,6 +522,28 @@ fn bench(c: &mut Criterion) {
             );
         }
         summary.push(line);
+        // the same lists plus 1,000 rules, alternating with the plain lists (five rounds)
+        for (label, ruled_dict) in [
+            ("1,000 rules", &rules_dict),
+            ("1,000 rules of corpus words only", &harsh_dict),
+        ] {
+            let mut ratios: Vec<f64> = (0..5)
+                .map(|_| {
+                    let plain =
+                        cpu_median(1, || lines.iter().map(|l| dict.check(l).hits.len()).sum());
+                    let ruled = cpu_median(1, || {
+                        lines.iter().map(|l| ruled_dict.check(l).hits.len()).sum()
+                    });
+                    plain.as_secs_f64() / ruled.as_secs_f64()
+                })
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            summary.push(format!(
+                "{name}: engine with {label} / engine without: {:.3}x throughput (median of 5 \
+                 alternating rounds; rounds {:.3}..{:.3})",
+                ratios[2], ratios[0], ratios[4]
+            ));
+        }
 
         let mut g = c.benchmark_group(format!("filter/{name}"));
         g.sample_size(10);
@@ -433,6 +553,15 @@ fn bench(c: &mut Criterion) {
                 let mut n = 0usize;
                 for l in &lines {
                     n += dict.check(black_box(l)).hits.len();
+                }
+                n
+            })
+        });
+        g.bench_function("engine+1000-rules", |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                for l in &lines {
+                    n += rules_dict.check(black_box(l)).hits.len();
                 }
                 n
             })

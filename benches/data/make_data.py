@@ -64,9 +64,17 @@ def dedupe(items):
 
 # ---------------------------------------------------------------- dictionaries
 
+def list_word(word):
+    """A word as a word-list line writes it: a word holding `&`, `|` or `~` would read as a
+    combination rule, so those (and the backslash) are escaped; any other word is as is."""
+    if not any(c in word for c in "&|~"):
+        return word
+    return "".join("\\" + c if c in "&|~\\" else c for c in word)
+
+
 def zh_sensitive(raw):
     text = read_text(os.path.join(raw, "sensitive-rs-1.3.0/dict/dict.txt"))
-    return dedupe(l.strip() for l in text.split("\n") if l.strip())
+    return dedupe(list_word(l.strip()) for l in text.split("\n") if l.strip())
 
 
 SEVERITY_COLUMNS = ["profane", "offensive", "sexual", "mean", "evasive"]
@@ -92,7 +100,7 @@ def en_profanity(raw):
             continue
         seen.add(word)
         best = max(vals)
-        out.append(word + "\t" + SEVERITY_COLUMNS[vals.index(best)])
+        out.append(list_word(word) + "\t" + SEVERITY_COLUMNS[vals.index(best)])
     return out
 
 

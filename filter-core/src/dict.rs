@@ -47,8 +47,10 @@
 //! word is in [`builtin::PINYIN_ENGLISH`](crate::builtin::PINYIN_ENGLISH) (`made`, `ben dan`)
 //! counts only next to a CJK character.
 //!
-//! Then allow-list hits suppress every blocked hit they overlap, and among overlapping blocked
-//! hits the longest entry wins (then danger over normal, then the leftmost).
+//! Then allow-list hits suppress every blocked hit they overlap, combination rules turn their
+//! parts' hits into hits of the rule (see `docs/word-lists.md`, "Combination rules"), and among
+//! overlapping blocked hits the longest entry wins (then danger over normal, then the leftmost,
+//! then the longer span, then a word over a rule).
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -61,6 +63,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use crate::fold::Folded;
 use crate::normalize::{MAX_WINDOW, Normalized, Table, Unit};
 use crate::options::{Options, is_invisible};
+use crate::rules::{PartHit, RuleHit, RuleOrigin, Rules, RulesBuilder};
 use crate::source::{self, LoadError, Sources};
 use crate::types::{FilterResponse, Hit, Level, Verdict};
 
@@ -97,6 +100,8 @@ pub struct DictStats {
     pub pinyin: usize,
     /// Heap bytes of the automaton (`AhoCorasick::memory_usage`).
     pub automaton_bytes: usize,
+    /// Combination rules (entries with `&`, `|` or `~`; not in `words`).
+    pub rules: usize,
 }
 
 /// A pattern's unit: a character and how often it repeats (1 unless collapse is on).
@@ -172,7 +177,13 @@ struct Pattern {
     latin: bool,
     /// some unit must be a traditional character as listed (`PUnit::exact`)
     traditional: bool,
+    /// a part of combination rules (its id), or `NO_PART`
+    part: u32,
 }
+
+const NO_PART: u32 = u32::MAX;
+/// `Cand::pat` of a rule's hit: this bit and the rule's index
+const RULE_BIT: u32 = 1 << 31;
 
 /// A compiled, immutable dictionary set. Build one with [`Dictionary::build`]; an
 /// [`Engine`](crate::Engine) holds the current one and swaps it atomically.
@@ -186,6 +197,7 @@ pub struct Dictionary {
     leet: bool,
     /// some entry is a pinyin spelling: tone numbers are read as noise too
     pinyin: bool,
+    rules: Rules,
 }
 
 impl std::fmt::Debug for Dictionary {
@@ -203,7 +215,11 @@ impl std::fmt::Debug for Dictionary {
 struct Cand {
     start: usize,
     end: usize,
+    /// a pattern, or `RULE_BIT` and a rule
     pat: u32,
+    /// normalized length of what hit (overlap priority)
+    len: u32,
+    level: Level,
 }
 
 /// Reusable buffers of one check.
@@ -215,6 +231,11 @@ struct Scratch {
     allow: Vec<(usize, usize)>,
     /// a same-length copy of the text (leet reading, tone numbers)
     copy: Vec<u8>,
+    parts: Vec<PartHit>,
+    /// rule parts' automaton matches in the text as written, verified only if a rule may fire
+    raw_parts: Vec<Cand>,
+    rule_hits: Vec<RuleHit>,
+    rules: crate::rules::Scratch,
 }
 
 /// Which reading of the text a scan looks at.
@@ -277,6 +298,7 @@ impl Dictionary {
         // (entry, level (None: allow), category, pinyin spellings wanted)
         let mut all: Vec<(source::Entry, Option<Level>, Arc<str>, bool)> = Vec::new();
         let mut categories: HashMap<String, Arc<str>> = HashMap::new();
+        let mut rules = RulesBuilder::default();
         for list in &sources.lists {
             let name = list.data.name();
             let entries = source::parse(&name, &source::read(&list.data)?)?;
@@ -297,6 +319,25 @@ impl Dictionary {
                     },
                     None => default_cat.clone(),
                 };
+                if let Some(spec) = &e.rule {
+                    h.write_str(list.level.as_str());
+                    h.write_str(&cat);
+                    h.write_str(&e.word);
+                    h.write_str(&format!("{:?} {}", list.rule_window, list.pinyin));
+                    rules.add(
+                        spec,
+                        RuleOrigin {
+                            word: &e.word,
+                            level: list.level,
+                            category: cat,
+                            window: list.rule_window,
+                            pinyin: list.pinyin,
+                            list: &name,
+                            line: e.line,
+                        },
+                    );
+                    continue;
+                }
                 all.push((e, Some(list.level), cat, list.pinyin));
             }
         }
@@ -305,6 +346,15 @@ impl Dictionary {
             let entries = source::parse(&name, &source::read(data)?)?;
             let cat: Arc<str> = Arc::from("allow");
             for e in entries {
+                if e.rule.is_some() {
+                    return Err(LoadError::Parse {
+                        name,
+                        line: e.line,
+                        reason: "a combination rule in an allow list (allow lists take plain \
+                                 entries; write `\\&`, `\\|`, `\\~` for the characters)"
+                            .into(),
+                    });
+                }
                 all.push((e, None, cat.clone(), false));
             }
         }
@@ -320,19 +370,25 @@ impl Dictionary {
                        level: Option<Level>,
                        category: &Arc<str>,
                        pinyin: bool,
-                       stats: &mut DictStats| {
+                       stats: &mut DictStats,
+                       part: u32| {
             let Some((units, key)) = shape(&table, spelling) else {
                 stats.skipped += usize::from(!pinyin);
                 return;
             };
             let mut wh = WordHasher::default();
             std::hash::Hash::hash(&units, &mut wh);
-            wh.write_u64(u64::from(level.is_none()));
+            wh.write_u64(if part == NO_PART {
+                u64::from(level.is_none())
+            } else {
+                2 + u64::from(part)
+            });
             let hash = wh.finish();
             match seen.entry(hash) {
                 Entry::Occupied(o)
                     if *pats[*o.get()].units == *units
-                        && pats[*o.get()].level.is_none() == level.is_none() =>
+                        && pats[*o.get()].level.is_none() == level.is_none()
+                        && pats[*o.get()].part == part =>
                 {
                     let i = *o.get();
                     stats.skipped += usize::from(!pinyin);
@@ -367,6 +423,7 @@ impl Dictionary {
                 latin: units.iter().all(|u| u.c.is_ascii_alphabetic()),
                 traditional: units.iter().any(|u| u.exact != '\0'),
                 units: units.into(),
+                part,
             });
             keys.push(key);
         };
@@ -375,15 +432,53 @@ impl Dictionary {
             h.write_str(cat);
             h.write_str(&e.word);
             h.write_str(if *pinyin { "pinyin" } else { "" });
-            add(&e.word, &e.word, *level, cat, false, &mut stats);
+            add(&e.word, &e.word, *level, cat, false, &mut stats, NO_PART);
         }
         // pinyin spellings after every listed entry, so a listed Latin word never turns into a
         // spelling (with the English-word rule) by coming second
         for (e, level, cat, _) in all.iter().filter(|a| a.3) {
             for spelling in crate::pinyin::spellings(&e.word) {
-                add(&spelling, &e.word, *level, cat, true, &mut stats);
+                add(&spelling, &e.word, *level, cat, true, &mut stats, NO_PART);
             }
         }
+        // the parts of combination rules: patterns of their own, as words of their lists
+        let no_category: Arc<str> = Arc::from("");
+        for (id, part) in rules.parts().iter().enumerate() {
+            if shape(&table, &part.text).is_none() {
+                return Err(LoadError::Parse {
+                    name: part.list.clone(),
+                    line: part.line,
+                    reason: format!(
+                        "the rule part `{}` is only noise (it normalizes to nothing)",
+                        part.text
+                    ),
+                });
+            }
+            let id = id as u32;
+            add(
+                &part.text,
+                &part.text,
+                None,
+                &no_category,
+                false,
+                &mut stats,
+                id,
+            );
+            if part.pinyin {
+                for spelling in crate::pinyin::spellings(&part.text) {
+                    add(
+                        &spelling,
+                        &part.text,
+                        None,
+                        &no_category,
+                        true,
+                        &mut stats,
+                        id,
+                    );
+                }
+            }
+        }
+        let rules = rules.finish();
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .kind(Some(AhoCorasickKind::ContiguousNFA))
@@ -393,22 +488,30 @@ impl Dictionary {
                     .match_kind(MatchKind::Standard)
                     .build(&keys)
             })?;
-        let spellings = pats.iter().filter(|p| p.pinyin).count();
-        stats.words = pats.iter().filter(|p| p.level.is_some()).count() - spellings;
-        stats.allowed = pats.len() - stats.words - spellings;
+        let words = |p: &&Pattern| p.part == NO_PART;
+        let spellings = pats.iter().filter(words).filter(|p| p.pinyin).count();
+        stats.words = pats
+            .iter()
+            .filter(words)
+            .filter(|p| p.level.is_some())
+            .count()
+            - spellings;
+        stats.allowed = pats.iter().filter(words).count() - stats.words - spellings;
         stats.pinyin = spellings;
+        stats.rules = rules.len();
         stats.automaton_bytes = ac.memory_usage();
         let leet = pats
             .iter()
             .any(|p| p.units.iter().any(|u| u.c.is_ascii_alphabetic()));
         Ok(Dictionary {
             ac,
-            pats,
             table,
             version: h.0,
             stats,
             leet,
-            pinyin: spellings > 0,
+            pinyin: pats.iter().any(|p| p.pinyin),
+            pats,
+            rules,
         })
     }
 
@@ -440,6 +543,7 @@ impl Dictionary {
             .pats
             .iter()
             .filter_map(|p| Some((p.level?, &*p.category)))
+            .chain(self.rules.categories())
             .collect();
         pairs.into_iter().collect()
     }
@@ -512,6 +616,8 @@ impl Dictionary {
         }
         s.cands.clear();
         s.allow.clear();
+        s.parts.clear();
+        s.raw_parts.clear();
         self.scan(text, text, 0..text.len(), Pass::Plain, s);
         let mut copy = std::mem::take(&mut s.copy);
         if self.leet {
@@ -536,7 +642,10 @@ impl Dictionary {
             self.scan(text, view, 0..view.len(), Pass::Tone, s);
         }
         s.copy = copy;
-        if s.cands.is_empty() {
+        if !s.raw_parts.is_empty() {
+            self.verify_parts(text, s);
+        }
+        if s.cands.is_empty() && s.parts.is_empty() {
             return;
         }
         // allow spans: sorted and merged
@@ -552,15 +661,27 @@ impl Dictionary {
             let i = merged.partition_point(|&(x, _)| x < b);
             i > 0 && merged[i - 1].1 > a
         };
-        let pats = &self.pats;
         s.cands.retain(|c| !overlaps_allow(c.start, c.end));
+        if !s.parts.is_empty() {
+            s.parts.retain(|h| !overlaps_allow(h.start, h.end));
+            s.rule_hits.clear();
+            self.rules
+                .combine(text, &mut s.parts, &mut s.rules, &mut s.rule_hits);
+            s.cands.extend(s.rule_hits.iter().map(|h| Cand {
+                start: h.start,
+                end: h.end,
+                pat: RULE_BIT | h.rule,
+                len: h.len,
+                level: self.rules.rule(h.rule).level,
+            }));
+        }
         s.cands.sort_unstable_by(|x, y| {
-            let (px, py) = (&pats[x.pat as usize], &pats[y.pat as usize]);
-            py.len
-                .cmp(&px.len)
-                .then(py.level.cmp(&px.level))
+            y.len
+                .cmp(&x.len)
+                .then(y.level.cmp(&x.level))
                 .then(x.start.cmp(&y.start))
                 .then((y.end - y.start).cmp(&(x.end - x.start)))
+                .then(x.pat.cmp(&y.pat))
         });
         let mut chosen: BTreeMap<usize, Cand> = BTreeMap::new();
         for c in s.cands.iter() {
@@ -576,14 +697,47 @@ impl Dictionary {
             }
         }
         for c in chosen.into_values() {
-            let p = &pats[c.pat as usize];
+            let (word, category) = if c.pat & RULE_BIT != 0 {
+                let r = self.rules.rule(c.pat & !RULE_BIT);
+                (&r.word, &r.category)
+            } else {
+                let p = &self.pats[c.pat as usize];
+                (&p.word, &p.category)
+            };
             hits.push(Hit {
-                word: p.word.to_string(),
-                level: p.level.unwrap_or(Level::Normal),
-                category: p.category.to_string(),
+                word: word.to_string(),
+                level: c.level,
+                category: category.to_string(),
                 start: c.start + offset,
                 end: c.end + offset,
             });
+        }
+    }
+
+    /// Verifies the rule parts' matches that may matter: those of rules whose every `&` group
+    /// has a match (most part matches, of rules that cannot fire, are never verified).
+    fn verify_parts(&self, text: &str, s: &mut Scratch) {
+        let part_ids = s.raw_parts.iter().map(|c| self.pats[c.pat as usize].part);
+        self.rules
+            .gate(part_ids.chain(s.parts.iter().map(|h| h.part)), &mut s.rules);
+        if !self.rules.any_live(&s.rules) {
+            return;
+        }
+        for c in &s.raw_parts {
+            let p = &self.pats[c.pat as usize];
+            if !self.rules.needed(p.part, &s.rules) {
+                continue;
+            }
+            if let Some((start, end)) = self.verify(text, c.start, c.end, p, &mut s.seq)
+                && (!p.latin || self.latin_hit_stands(text, start, end, p))
+            {
+                s.parts.push(PartHit {
+                    start,
+                    end,
+                    part: p.part,
+                    len: c.len,
+                });
+            }
         }
     }
 
@@ -607,6 +761,16 @@ impl Dictionary {
             {
                 continue;
             }
+            if pass == Pass::Plain && p.part != NO_PART {
+                s.raw_parts.push(Cand {
+                    start: os,
+                    end: oe,
+                    pat: pat as u32,
+                    len: p.len as u32,
+                    level: Level::Normal,
+                });
+                continue;
+            }
             let Some((start, end)) = self.verify(view, os, oe, p, &mut s.seq) else {
                 continue;
             };
@@ -621,14 +785,23 @@ impl Dictionary {
             if p.latin && !self.latin_hit_stands(text, start, end, p) {
                 continue;
             }
-            if p.level.is_none() {
-                s.allow.push((start, end));
-            } else {
+            if p.part != NO_PART {
+                s.parts.push(PartHit {
+                    start,
+                    end,
+                    part: p.part,
+                    len: p.len as u32,
+                });
+            } else if let Some(level) = p.level {
                 s.cands.push(Cand {
                     start,
                     end,
                     pat: pat as u32,
+                    len: p.len as u32,
+                    level,
                 });
+            } else {
+                s.allow.push((start, end));
             }
         }
     }

@@ -66,6 +66,23 @@
 //! # Ok::<(), espresso_filter_core::LoadError>(())
 //! ```
 //!
+//! Combination rules in word lists (`&` all parts, `|` alternatives, `~` exceptions that veto
+//! only what they overlap; see [`ListSource::rule_window`]):
+//!
+//! ```
+//! use espresso_filter_core::{Engine, ListSource, Level, Options, Sources, Verdict};
+//!
+//! let list = "色情&视频\tporn\n赌博~禁止赌博\nsex~essex\n";
+//! let sources = Sources::new().list(ListSource::inline("rules.txt", list, Level::Danger));
+//! let engine = Engine::load(&sources, Options::default())?;
+//! assert_eq!(engine.check("视频").verdict, Verdict::Pass);
+//! let r = engine.check("色*情視頻");
+//! assert_eq!((r.hits.len(), r.hits[0].word.as_str(), r.masked.as_str()), (2, "色情&视频", "*****"));
+//! assert_eq!(engine.check("禁止赌博").verdict, Verdict::Pass);
+//! assert_eq!(engine.check("free sex chat, based in Essex").masked, "free *** chat, based in Essex");
+//! # Ok::<(), espresso_filter_core::LoadError>(())
+//! ```
+//!
 //! The engine is local and synchronous: this crate has no network client, no async runtime and
 //! no metrics registry. The remote stages that go in front of [`FilterService`] — the verdict
 //! cache (optionally shared in Redis), the gRPC TextClassifier client with its circuit breakers
@@ -81,6 +98,7 @@ mod leet;
 mod normalize;
 mod options;
 mod pinyin;
+mod rules;
 mod service;
 mod source;
 mod types;

@@ -1,9 +1,11 @@
 //! Where word lists come from, and how a word-list file is parsed.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::Level;
+use crate::rules::{self, RuleSpec};
 
 /// The bytes of one word list: a file, or text held in memory (the built-in lists).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +62,9 @@ pub struct ListSource {
     /// (`傻逼` as `shabi`, `sha bi`, `shǎ bī`, `sha3 bi1`, `傻bi`); default: off. See
     /// [`ListSource::pinyin`].
     pub pinyin: bool,
+    /// The most characters the parts of each combination rule of the list may span; default
+    /// (`None`): the whole text. See [`ListSource::rule_window`].
+    pub rule_window: Option<NonZeroUsize>,
 }
 
 impl ListSource {
@@ -70,6 +75,7 @@ impl ListSource {
             level,
             category: None,
             pinyin: false,
+            rule_window: None,
         }
     }
 
@@ -83,6 +89,7 @@ impl ListSource {
             level,
             category: None,
             pinyin: false,
+            rule_window: None,
         }
     }
 
@@ -117,6 +124,46 @@ impl ListSource {
     /// ```
     pub fn pinyin(mut self, yes: bool) -> Self {
         self.pinyin = yes;
+        self
+    }
+
+    /// The window of the list's combination rules: a rule counts a part hit only where some
+    /// stretch of at most `chars` characters of the text (as written, spaces and noise
+    /// included) holds it and a hit of every other `&` part. Without a window (the default) the
+    /// parts may be anywhere in the text.
+    ///
+    /// A list entry is a rule when its word holds `&` (all parts), `|` (alternatives) or `~`
+    /// (exceptions that veto the hits they overlap); `\&`, `\|`, `\~`, `\\` are the
+    /// characters themselves. See `docs/word-lists.md`, "Combination rules".
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use espresso_filter_core::{Engine, Level, ListSource, Options, Sources, Verdict};
+    ///
+    /// let text = "色情&视频\tporn\nbuy|sell&cheap|discount\n赌博~禁止赌博\n";
+    /// let list = ListSource::inline("rules.txt", text, Level::Danger)
+    ///     .rule_window(NonZeroUsize::new(12).unwrap());
+    /// let engine = Engine::load(&Sources::new().list(list), Options::default())?;
+    ///
+    /// // every part, within 12 characters; one hit per part, the rule as the word
+    /// let r = engine.check("免费色情视频");
+    /// assert_eq!(r.masked, "免费****");
+    /// assert_eq!(r.hits.len(), 2);
+    /// assert_eq!((r.hits[0].word.as_str(), r.hits[0].category.as_str()), ("色情&视频", "porn"));
+    /// assert_eq!(engine.check("色情").verdict, Verdict::Pass);
+    /// assert_eq!(engine.check("色情，一二三四五六七八九十，视频").verdict, Verdict::Pass);
+    ///
+    /// // alternatives inside each part
+    /// assert_eq!(engine.check("cheap, SELL!").masked, "*****, ****!");
+    /// assert_eq!(engine.check("buy it").verdict, Verdict::Pass);
+    ///
+    /// // an exception vetoes only the hits it overlaps
+    /// assert_eq!(engine.check("禁止赌博").verdict, Verdict::Pass);
+    /// assert_eq!(engine.check("禁止赌博，他在赌博").masked, "禁止赌博，他在**");
+    /// # Ok::<(), espresso_filter_core::LoadError>(())
+    /// ```
+    pub fn rule_window(mut self, chars: NonZeroUsize) -> Self {
+        self.rule_window = Some(chars);
         self
     }
 }
@@ -226,7 +273,10 @@ pub enum LoadError {
 /// One parsed entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
+    /// the word, or the rule as written
     pub(crate) word: String,
+    /// set when the entry is a combination rule
+    pub(crate) rule: Option<RuleSpec>,
     pub(crate) category: Option<String>,
     pub(crate) line: usize,
 }
@@ -243,7 +293,7 @@ pub(crate) fn read(data: &ListData) -> Result<Vec<u8>, LoadError> {
 }
 
 /// Parses word-list bytes: UTF-8, one entry per line, blank and `#` lines ignored, `word` or
-/// `word<TAB>category`.
+/// `word<TAB>category`; a word with `&`, `|` or `~` is a combination rule (see [`rules`]).
 pub(crate) fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Entry>, LoadError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut out = Vec::new();
@@ -274,8 +324,14 @@ pub(crate) fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Entry>, LoadError> {
         if category == Some("") {
             return Err(err("empty category after the tab"));
         }
+        let (word, rule) = match rules::parse(word) {
+            Ok(rules::Parsed::Word(w)) => (w, None),
+            Ok(rules::Parsed::Rule(spec)) => (word.to_string(), Some(spec)),
+            Err(reason) => return Err(err(&reason)),
+        };
         out.push(Entry {
-            word: word.to_string(),
+            word,
+            rule,
             category: category.map(str::to_string),
             line,
         });
@@ -317,6 +373,32 @@ mod tests {
         );
         let err = parse("w.txt", b"a\n\xFF\xFE\n").unwrap_err();
         assert_eq!(err.to_string(), "w.txt:2: invalid UTF-8");
+    }
+
+    #[test]
+    fn rules_parse_and_bad_rules_name_file_and_line() {
+        let e = parse(
+            "r.txt",
+            "plain\\word\nAT\\&T\n色情 & 视频\tporn\n".as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            (e[0].word.as_str(), e[0].rule.is_none()),
+            ("plain\\word", true)
+        );
+        assert_eq!((e[1].word.as_str(), e[1].rule.is_none()), ("AT&T", true));
+        assert_eq!(e[2].word, "色情 & 视频");
+        assert_eq!(
+            e[2].rule.as_ref().map(|r| r.groups.clone()),
+            Some(vec![vec!["色情".to_string()], vec!["视频".to_string()]])
+        );
+        assert_eq!(e[2].category.as_deref(), Some("porn"));
+        let err = parse("r.txt", "ok\n\na&&b\n".as_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("r.txt:3: empty part in a rule: nothing between `&` and `&`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -79,7 +79,18 @@ fn bounded_list(raw: &str) -> String {
         if word.is_empty() || word.starts_with('#') {
             continue;
         }
-        out.push_str(word);
+        // words only: a word holding a rule operator is escaped (rules are the `word_list`
+        // target's and the property tests' concern)
+        if word.contains(['&', '|', '~']) {
+            for c in word.chars() {
+                if "&|~\\".contains(c) {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+        } else {
+            out.push_str(word);
+        }
         if !category.is_empty() {
             out.push('\t');
             out.push_str(category);

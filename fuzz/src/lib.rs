@@ -8,6 +8,52 @@ pub struct RefEntry {
     pub word: String,
     /// Its own category, trimmed, if the line has a tab.
     pub category: Option<String>,
+    /// The 1-based line number.
+    pub line: usize,
+    /// Set when the entry is a combination rule: its parts (alternatives and exceptions
+    /// included), trimmed; `word` is then the rule as written.
+    pub rule: Option<Vec<String>>,
+}
+
+/// The documented rule syntax (`docs/word-lists.md`, "Combination rules"), written
+/// independently of `filter-core`: a word without `&`, `|`, `~` is itself; otherwise `\`
+/// before one of `& | ~ \` is that character, any other character is itself, and the unescaped
+/// operators split the word into parts. No operator left: a plain word (`Ok(Err(word))`).
+/// `Err(())`: an empty part, `&` after `~`, or more than 64 `&` parts.
+#[allow(clippy::result_unit_err)]
+pub fn reference_rule(word: &str) -> Result<Result<Vec<String>, String>, ()> {
+    if !word.chars().any(|c| "&|~".contains(c)) {
+        return Ok(Err(word.to_owned()));
+    }
+    let chars: Vec<char> = word.chars().collect();
+    let mut parts = vec![String::new()];
+    let mut ops = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' && i + 1 < chars.len() && "&|~\\".contains(chars[i + 1]) {
+            parts.last_mut().unwrap().push(chars[i + 1]);
+            i += 2;
+            continue;
+        }
+        if "&|~".contains(c) {
+            ops.push(c);
+            parts.push(String::new());
+        } else {
+            parts.last_mut().unwrap().push(c);
+        }
+        i += 1;
+    }
+    if ops.is_empty() {
+        return Ok(Err(parts.remove(0)));
+    }
+    let parts: Vec<String> = parts.iter().map(|p| p.trim().to_owned()).collect();
+    let tilde = ops.iter().position(|&o| o == '~').unwrap_or(ops.len());
+    let ands = ops.iter().filter(|&&o| o == '&').count();
+    if parts.iter().any(String::is_empty) || ops[tilde..].contains(&'&') || ands + 1 > 64 {
+        return Err(());
+    }
+    Ok(Ok(parts))
 }
 
 /// The documented word-list format (`docs/word-lists.md`), written independently of
@@ -50,9 +96,16 @@ pub fn reference_word_list(bytes: &[u8]) -> Result<Vec<RefEntry>, usize> {
         if tabs > 1 || word.is_empty() || category == Some("") {
             return Err(number);
         }
+        let (word, rule) = match reference_rule(word) {
+            Ok(Err(plain)) => (plain, None),
+            Ok(Ok(parts)) => (word.to_owned(), Some(parts)),
+            Err(()) => return Err(number),
+        };
         entries.push(RefEntry {
-            word: word.to_owned(),
+            word,
             category: category.map(str::to_owned),
+            line: number,
+            rule,
         });
     }
     Ok(entries)
@@ -91,5 +144,10 @@ mod tests {
         assert_eq!(reference_word_list(b"a\nb\t \n"), Err(2));
         assert_eq!(reference_word_list(b"a\n\xFF\xFE\n"), Err(2));
         assert_eq!(reference_word_list(b""), Ok(vec![]));
+        let entries = reference_word_list("AT\\&T\na & b|c ~ d\n".as_bytes()).unwrap();
+        assert_eq!((entries[0].word.as_str(), entries[0].rule.is_none()), ("AT&T", true));
+        assert_eq!(entries[1].rule.as_deref().map(<[String]>::len), Some(4));
+        assert_eq!(reference_word_list(b"ok\na&\n"), Err(2));
+        assert_eq!(reference_word_list(b"a~b&c\n"), Err(1));
     }
 }

@@ -413,6 +413,10 @@ pub struct ListConfig {
     /// (`ListSource::pinyin`); default: off.
     #[serde(default)]
     pub pinyin: bool,
+    /// The most characters the parts of each of its combination rules may span
+    /// (`ListSource::rule_window`); default: none (the whole text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_window: Option<std::num::NonZeroUsize>,
 }
 
 /// A config that could not be used, naming the file, line and key.
@@ -1043,6 +1047,26 @@ level = "normal"
         );
         let err = Config::parse(&text.replace("true", "\"yes\"")).unwrap_err();
         assert!(err.to_string().contains("filter.lists.pinyin"), "{err}");
+    }
+
+    #[test]
+    fn a_list_sets_a_rule_window_and_zero_is_an_error() {
+        let text = "[[filter.lists]]\npath = \"r.txt\"\nlevel = \"normal\"\nrule_window = 20\n";
+        let config = Config::parse(text).unwrap();
+        assert_eq!(
+            config.filter.lists[0].rule_window.map(|w| w.get()),
+            Some(20)
+        );
+        assert!(config.to_toml().unwrap().contains("rule_window = 20\n"));
+        let sources = crate::reload::filter_sources(&config);
+        assert_eq!(sources.lists[0].rule_window.map(|w| w.get()), Some(20));
+        let err = Config::parse(&text.replace("20", "0")).unwrap_err();
+        assert!(
+            err.to_string().contains("filter.lists.rule_window"),
+            "{err}"
+        );
+        let none = Config::parse(&text.replace("rule_window = 20\n", "")).unwrap();
+        assert_eq!(none.filter.lists[0].rule_window, None);
     }
 
     #[test]

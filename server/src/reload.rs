@@ -26,6 +26,9 @@ pub(crate) fn filter_sources(config: &Config) -> Sources {
         if let Some(category) = &list.category {
             source = source.category(category);
         }
+        if let Some(window) = list.rule_window {
+            source = source.rule_window(window);
+        }
         sources = sources.list(source);
     }
     filter
