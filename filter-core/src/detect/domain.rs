@@ -258,6 +258,13 @@ fn bare_host_stands(toks: &[Tok], a: usize, b: usize, h: &Host) -> bool {
     {
         return false;
     }
+    let mut next = b;
+    while toks.get(next).is_some_and(|t| t.c == ' ') {
+        next += 1;
+    }
+    if next > b && toks.get(next).is_some_and(|t| t.c == '=') {
+        return false;
+    }
     // camelCase inside a label; a capital after a lower-case letter across a dot (`it.It`)
     for w in toks[a..b].windows(2) {
         let (x, y) = (w[0], w[1]);
@@ -333,7 +340,11 @@ fn email_at(toks: &[Tok], k: usize, floor: usize) -> Option<Found> {
             .bytes()
             .any(|b| b.is_ascii_digit() || b == b'.' || b == b'_');
         let provider = psl::domain_str(&h.name).is_some_and(|d| MAIL_PROVIDERS.contains(&d));
-        if !(spoken_dot || marked_local || provider) {
+        // `my mail is sam at deal.cn`, `邮箱：sam at deal.cn`
+        let said: String = toks[a.saturating_sub(24)..a].iter().map(|t| t.c).collect();
+        let mail_context = said.contains("mail") || said.contains('邮');
+        // `find us at example.com` names a site: a bare `at` needs more evidence of an address
+        if h.name.starts_with("www.") || !(spoken_dot || marked_local || provider || mail_context) {
             return None;
         }
     }
@@ -371,6 +382,7 @@ mod tests {
             "unzip data.zip",
             "call user.name() now",
             "let x = obj.info;",
+            "self.info = {}",
             "my_var.com",
             "I did it.It was fine",
             "myObj.net",
@@ -399,7 +411,14 @@ mod tests {
             ["name@example.org"]
         );
         assert_eq!(words("name艾特qq点com", emails), ["name@qq.com"]);
-        assert!(words("meet me at example.com", emails).is_empty());
+        assert_eq!(
+            words("mail lily at happy dot com dot cn", emails),
+            ["lily@happy.com.cn"]
+        );
+        assert_eq!(words("find us at example.com", urls), ["example.com"]);
+        assert!(words("find us at example.com", emails).is_empty());
+        assert_eq!(words("邮箱：sam at deal.cn", emails), ["sam@deal.cn"]);
+        assert!(words("we met at main.rs", emails).is_empty());
         assert!(words("follow @someone on x.com", emails).is_empty());
     }
 }

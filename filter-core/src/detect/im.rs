@@ -2,7 +2,7 @@
 //! [`crate::detect`] for the rules).
 
 use super::Found;
-use super::stream::{Tok, digit_of};
+use super::stream::{GLUED, Tok, digit_of};
 use crate::fold::fold_char;
 use crate::source::LoadError;
 
@@ -108,7 +108,11 @@ impl Keywords {
             if latin_start && i > 0 && toks[i - 1].c.is_ascii_alphabetic() {
                 continue;
             }
-            if latin_end && toks.get(j).is_some_and(|t| t.c.is_ascii_alphabetic()) {
+            if latin_end
+                && toks
+                    .get(j)
+                    .is_some_and(|t| t.c.is_ascii_alphabetic() && t.flags & GLUED == 0)
+            {
                 continue;
             }
             return Some((*kind, j, w.ends_with(&['号']) || w.ends_with(&['i', 'd'])));
@@ -175,7 +179,8 @@ pub(super) fn find(toks: &[Tok], keywords: &Keywords) -> Vec<Found> {
                 });
                 i = end;
             }
-            None => i = j,
+            // a shorter keyword may start inside this one (`加V信`: `加V`, then `V信`)
+            None => i += 1,
         }
     }
     out
@@ -202,7 +207,7 @@ fn id_after(toks: &[Tok], j: usize, kind: ImKind, mut marked: bool) -> Option<(S
                 digits.push(char::from(b'0' + d));
                 end = k + 1;
                 k += 1;
-            } else if matches!(toks[k].c, ' ' | '-')
+            } else if matches!(toks[k].c, ' ' | '-' | '.' | '_' | '/')
                 && toks.get(k + 1).and_then(|t| digit_of(t.c)).is_some()
             {
                 k += 1;
@@ -278,6 +283,7 @@ mod tests {
         assert_eq!(ids("企鹅号 1 2 3 4 5 6 7"), ["qq:1234567"]);
         assert_eq!(ids("Q号:①②③④⑤⑥"), ["qq:123456"]);
         assert_eq!(ids("ＱＱ 87654321"), ["qq:87654321"]);
+        assert_eq!(ids("QQ号 : ❺.❹.❷.❹.❶.❾"), ["qq:542419"]);
     }
 
     #[test]
@@ -288,6 +294,12 @@ mod tests {
         assert_eq!(ids("add me on wechat: lucky888"), ["wechat:lucky888"]);
         assert_eq!(ids("telegram @crypto_king"), ["telegram:crypto_king"]);
         assert_eq!(ids("电报：moneybot"), ["telegram:moneybot"]);
+        assert_eq!(ids("加V h 3 5 n e z b"), ["wechat:h35nezb"]);
+        assert_eq!(ids("有需要的加V信：hqivl5"), ["wechat:hqivl5"]);
+        assert_eq!(
+            ids("加微信号一八一六零七七一四一九"),
+            ["wechat:18160771419"]
+        );
     }
 
     #[test]

@@ -66,15 +66,20 @@
 //!   a scheme, `www.`, a path or a port. A bare two-label name is a file name, not a host, when
 //!   its suffix is a common file extension (`report.pdf`, `main.rs`, `setup.sh`, `data.zip`);
 //!   and a bare host is code when a label is written in camelCase or with `_`, or when `(`,
-//!   `[` or `=` follows it, and a typo when a capital follows a lower-case letter across the dot
-//!   (`it.It`). Hosts in [`Detectors::allow_domain`] (and their subdomains) are never reported.
+//!   `[`, `=` or `;` follows it, and a typo when a capital follows a lower-case letter across
+//!   the dot (`it.It`) or when a two-label host with a country code has a first label of one
+//!   or two letters (`it.is`; `t.me`, `t.co`, `wa.me` are known hosts). Hosts in
+//!   [`Detectors::allow_domain`] (and their subdomains) are never reported.
 //! - **email**: `local@host` with a public suffix; a bare English `at` counts only when the
 //!   address is otherwise disguised too (`dot`), the local part has a digit, `.` or `_`, or the
-//!   host is a well-known mail provider (`gmail.com`, `qq.com`, `163.com`, ...).
+//!   host is a well-known mail provider (`gmail.com`, `qq.com`, `163.com`, ...), or `mail` or
+//!   `邮` comes shortly before it (`my mail is sam at deal.cn`, `邮箱：...`), and never
+//!   before a `www.` host: `find us at example.com` names a site (a `url` hit).
 //! - **phone**: Chinese mobiles (`1[3-9]` + 9 digits, optionally after `+86`), landlines with
 //!   an area code (`010-12345678`, `0755 2345 6789`), `400`/`800` service numbers, and
 //!   international numbers written with `+` and a country code; digits may be separated by
-//!   spaces, dashes, dots, slashes or parentheses. Numbers labelled as something else (order,
+//!   spaces, dashes, dots, slashes, parentheses or noise; a run holding several numbers is
+//!   split at spaces and dashes (`13800138000 13900139000`). Numbers labelled as something else (order,
 //!   tracking, invoice, ISBN, ID numbers: `订单号`, `快递单号`, `order #`, ...), prices
 //!   (after a currency sign or before `元`/`块`), dates, times, versions, years, scores and
 //!   postal codes have the wrong shape or a label and pass.

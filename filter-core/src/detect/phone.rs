@@ -48,14 +48,14 @@ const LABELS: &[&str] = &[
 
 /// Characters allowed between the digits of one number.
 fn is_gap(c: char) -> bool {
-    matches!(c, ' ' | '-' | '.' | '/' | '(' | ')' | '_' | ':' | ',')
+    matches!(c, ' ' | '-' | '.' | '/' | '(' | ')' | '_')
 }
 
-/// A run of digits: the digit tokens and where the whitespace-free pieces split.
+/// A run of digits: the digit tokens and where the pieces split.
 struct Group {
     /// (token index, digit)
     digits: Vec<(usize, u8)>,
-    /// indices into `digits` where a new piece starts after a space
+    /// indices into `digits` where a new piece starts after a space, dash or parenthesis
     breaks: Vec<usize>,
 }
 
@@ -69,9 +69,7 @@ pub(super) fn find(toks: &[Tok]) -> Vec<Found> {
             continue;
         }
         let (g, end) = group(toks, i);
-        if !(i > 0 && (toks[i - 1].c.is_ascii_alphabetic() || currency(toks[i - 1].c))) {
-            numbers(toks, &g, &mut out);
-        }
+        numbers(toks, &g, &mut out);
         i = end;
     }
     out
@@ -93,7 +91,9 @@ fn group(toks: &[Tok], i: usize) -> (Group, usize) {
         match toks.get(j).and_then(|t| digit_of(t.c)) {
             Some(d) => {
                 if let Some(&(prev, _)) = g.digits.last()
-                    && toks[prev + 1..j].iter().any(|t| t.c == ' ' || t.c == '-')
+                    && toks[prev + 1..j]
+                        .iter()
+                        .any(|t| matches!(t.c, ' ' | '-' | '(' | ')'))
                 {
                     g.breaks.push(g.digits.len());
                 }
@@ -102,10 +102,10 @@ fn group(toks: &[Tok], i: usize) -> (Group, usize) {
                 j += 1;
             }
             None => {
-                // a short gap between digits keeps the group going; `:` only inside `(...)`-free
-                // runs of spaces and dashes, never as in `10:30`
+                // a short gap of separators between digits keeps the group going (never `:` or
+                // `,`, as in `10:30` and `1,299`)
                 let mut k = j;
-                while k < toks.len() && k - j < 3 && is_gap(toks[k].c) && toks[k].c != ':' {
+                while k < toks.len() && k - j < 3 && is_gap(toks[k].c) {
                     k += 1;
                 }
                 if k > j && toks.get(k).is_some_and(|t| digit_of(t.c).is_some()) {
@@ -119,30 +119,17 @@ fn group(toks: &[Tok], i: usize) -> (Group, usize) {
     (g, last + 1)
 }
 
-/// Adds the numbers a group holds: the whole group, or pieces of it split at spaces.
+/// Adds the numbers a group holds: the whole group, or else runs of whole pieces of it.
 fn numbers(toks: &[Tok], g: &Group, out: &mut Vec<Found>) {
     let n = g.digits.len();
     if n < 7 {
         return;
     }
-    let first = g.digits[0].0;
-    let last = g.digits[n - 1].0;
-    let after = toks.get(last + 1).map(|t| t.c);
-    if after.is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '元' | '块' | '%' | '円')) {
+    if let Some(f) = number(toks, &g.digits, true) {
+        out.push(f);
         return;
     }
-    if labelled(toks, first) {
-        return;
-    }
-    let plus = plus_before(toks, first);
-    if let Some(word) = shape(&g.digits, plus.is_some()) {
-        out.push(Found {
-            word,
-            toks: plus.unwrap_or(first)..last + 1,
-        });
-        return;
-    }
-    // two numbers side by side, or a number after a date: windows of whole pieces
+    // two numbers side by side, a number after a date, a number before `(24h)`
     let mut starts = vec![0];
     starts.extend(&g.breaks);
     let mut ends = g.breaks.clone();
@@ -152,20 +139,45 @@ fn numbers(toks: &[Tok], g: &Group, out: &mut Vec<Found>) {
         if s < from {
             continue;
         }
-        for &e in &ends {
-            if e <= s || e - s > 13 {
+        for &e in ends.iter().rev() {
+            if e <= s || e - s > 15 || e - s < 7 || (s == 0 && e == n) {
                 continue;
             }
-            if let Some(word) = shape(&g.digits[s..e], false) {
-                out.push(Found {
-                    word,
-                    toks: g.digits[s].0..g.digits[e - 1].0 + 1,
-                });
+            if let Some(f) = number(toks, &g.digits[s..e], s == 0) {
+                out.push(f);
                 from = e;
                 break;
             }
         }
     }
+}
+
+/// The phone number made of exactly `digits`, if it is one (`plus_ok`: a `+` before it may
+/// belong to it).
+fn number(toks: &[Tok], digits: &[(usize, u8)], plus_ok: bool) -> Option<Found> {
+    let first = digits[0].0;
+    let last = digits[digits.len() - 1].0;
+    let before = first.checked_sub(1).map(|k| toks[k].c);
+    if before.is_some_and(|c| c.is_ascii_alphabetic() || currency(c)) {
+        return None;
+    }
+    let after = toks.get(last + 1).map(|t| t.c);
+    if after.is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '元' | '块' | '%' | '円')) {
+        return None;
+    }
+    if labelled(toks, first) {
+        return None;
+    }
+    let plus = if plus_ok {
+        plus_before(toks, first)
+    } else {
+        None
+    };
+    let word = shape(digits, plus.is_some())?;
+    Some(Found {
+        word,
+        toks: plus.unwrap_or(first)..last + 1,
+    })
 }
 
 /// A `+` (or `＋`) right before the number, through spaces: its index.

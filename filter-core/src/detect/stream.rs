@@ -30,6 +30,8 @@ pub(crate) const UPPER: u8 = 1;
 pub(crate) const SPOKEN: u8 = 2;
 /// A `@` written as the bare English word `at` (weak evidence: see the email detector).
 pub(crate) const BARE_AT: u8 = 4;
+/// Spaces before this character were removed as a disguise (`w w w`).
+pub(crate) const GLUED: u8 = 8;
 
 impl Tok {
     pub(crate) fn is_alnum(self) -> bool {
@@ -141,7 +143,7 @@ pub(crate) fn build(table: &Table, text: &str, tmp: &mut Vec<Tok>, out: &mut Vec
 }
 
 /// Replaces the spoken forms of `.` and `@` in place: `dot`, `(dot)`, `[dot]`, `at`, `(at)`,
-/// `[at]` as separate words, and `艾特`. A replaced form keeps its whole original range.
+/// `[at]` as separate words, `[.]` and `(.)`, and `艾特`. A replaced form keeps its whole original range.
 fn spoken_forms(s: &mut Vec<Tok>) {
     let n = s.len();
     let mut out: Vec<Tok> = Vec::with_capacity(n);
@@ -159,7 +161,7 @@ fn spoken_forms(s: &mut Vec<Tok>) {
             i += 2;
             continue;
         }
-        if t.c == 'a' || t.c == 'd' || matches!(t.c, '(' | '[' | '{' | '<') {
+        if matches!(t.c, 'a' | 'd' | '(' | '[' | '{' | '<') {
             if let Some((c, len, flags)) = spoken_word(s, i) {
                 out.push(Tok {
                     c,
@@ -202,7 +204,12 @@ fn spoken_word(s: &[Tok], i: usize) -> Option<(char, usize, u8)> {
         while s.get(j).is_some_and(|t| t.c == ' ') {
             j += 1;
         }
-        let (c, len) = word_at(j)?;
+        // `[.]`, `(.)`: a defanged dot
+        let (c, len) = if s.get(j).is_some_and(|t| t.c == '.') {
+            ('.', 1)
+        } else {
+            word_at(j)?
+        };
         let mut k = j + len;
         while s.get(k).is_some_and(|t| t.c == ' ') {
             k += 1;
@@ -274,6 +281,15 @@ fn squeeze(s: &[Tok], out: &mut Vec<Tok>) {
             _ => false,
         };
         if drop {
+            if let Some(a) = s.get(j)
+                && j < n
+            {
+                let mut a = *a;
+                a.flags |= GLUED;
+                out.push(a);
+                i = j + 1;
+                continue;
+            }
             i = j;
         } else {
             out.push(t);
@@ -291,7 +307,7 @@ fn prev_was_spaced(s: &[Tok], i: usize) -> bool {
 /// at `at`) stands alone: an alphanumeric (or numeral) character with a space, a separator or
 /// the text's end on its other side.
 fn single(s: &[Tok], at: usize, before: bool) -> bool {
-    let standalone = |t: &Tok| t.is_alnum() || digit_of(t.c).is_some();
+    let standalone = |t: &Tok| t.is_alnum() || t.c == '_' || digit_of(t.c).is_some();
     let bound = |t: Option<&Tok>| t.is_none_or(|t| !standalone(t));
     if before {
         if at == 0 {
@@ -324,6 +340,7 @@ mod tests {
         assert_eq!(view("百度点com"), "百度.com");
         assert_eq!(view("ＷＷＷ．ＥＸＡＭＰＬＥ．ＣＯＭ"), "www.example.com");
         assert_eq!(view("1 3 8 0 0 1 3 8 0 0 0"), "13800138000");
+        assert_eq!(view("example[.]com (.) cn"), "example.com.cn");
     }
 
     #[test]
