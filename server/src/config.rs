@@ -23,7 +23,7 @@ pub use values::{
     RateLimitKey, RateLimitMissingKey,
 };
 
-use espresso_filter_core::{Level, Verdict};
+use espresso_filter_core::{DetectorMode, Level, Verdict};
 use espresso_rate_limit::RedisTarget;
 use serde::{Deserialize, Serialize};
 use std::{
@@ -378,6 +378,8 @@ pub struct FilterConfig {
     /// Hits an answer lists at most; the others are counted in `hits_truncated` (the verdict
     /// and the masked text still account for every hit).
     pub max_hits: usize,
+    /// `[filter.detectors]`: the contact and ad detectors.
+    pub detectors: DetectorsConfig,
 }
 
 impl Default for FilterConfig {
@@ -386,8 +388,29 @@ impl Default for FilterConfig {
             allow: Vec::new(),
             lists: Vec::new(),
             max_hits: 1000,
+            detectors: DetectorsConfig::default(),
         }
     }
+}
+
+/// `[filter.detectors]`: URL, email, phone and IM-id detectors, each `"off"` (default),
+/// `"review"` (hits are normal level) or `"block"` (hits are danger level).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorsConfig {
+    /// URLs and bare domains.
+    pub url: DetectorMode,
+    /// Email addresses.
+    pub email: DetectorMode,
+    /// Phone numbers.
+    pub phone: DetectorMode,
+    /// QQ, WeChat and Telegram ids after their keywords.
+    pub im: DetectorMode,
+    /// Domains (and their subdomains) never reported as URLs or email addresses.
+    pub allow_domains: Vec<String>,
+    /// Files of more IM keywords (`keyword<TAB>qq|wechat|telegram` lines), added to the
+    /// shipped ones.
+    pub im_keywords: Vec<PathBuf>,
 }
 
 /// One `[[filter.lists]]` entry.
@@ -555,6 +578,19 @@ impl Config {
         if self.filter.max_hits == 0 {
             return err("filter.max_hits", "must be greater than 0".into());
         }
+        for domain in &self.filter.detectors.allow_domains {
+            let name = domain.trim().trim_matches('.');
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                return err(
+                    "filter.detectors.allow_domains",
+                    format!("{domain:?} is not a domain name (letters, digits, `-` and `.`)"),
+                );
+            }
+        }
         if http::HeaderName::try_from(self.request_id.header.as_str()).is_err() {
             return err(
                 "request_id.header",
@@ -654,12 +690,26 @@ impl Config {
         for list in &mut self.filter.lists {
             list.path = base.join(&list.path);
         }
+        for path in &mut self.filter.detectors.im_keywords {
+            *path = base.join(&*path);
+        }
     }
 
     /// Every file whose change should trigger a reload besides the config itself.
     pub fn watched_files(&self) -> impl Iterator<Item = &Path> {
         let lists = self.filter.lists.iter().map(|l| l.path.as_path());
-        self.filter.allow.iter().map(PathBuf::as_path).chain(lists)
+        let keywords = self
+            .filter
+            .detectors
+            .im_keywords
+            .iter()
+            .map(PathBuf::as_path);
+        self.filter
+            .allow
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(lists)
+            .chain(keywords)
     }
 }
 

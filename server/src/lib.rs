@@ -117,7 +117,10 @@ impl App {
     /// The app, and the rate-limit layer (built here because its quota handle is part of the
     /// app's reloadable state).
     fn new(config: &Config) -> Result<(Self, Option<rate_limit::Layer>), BoxError> {
-        let filter = Engine::load(&reload::filter_sources(config), FilterOptions::default())?;
+        let filter = Engine::load(
+            &reload::filter_sources(config),
+            reload::filter_options(config)?,
+        )?;
         let metrics = metrics::Metrics::new();
         metrics.dictionary_loaded(&filter);
         let rate_limit = rate_limit::layer(&config.rate_limit, &metrics.registry)?;
