@@ -42,9 +42,7 @@ use axum::{
 use by_path::ByPath;
 use config::Config;
 use espresso_common::{Rejection, grpc::Code};
-use espresso_filter_core::{
-    Engine, FilterRequest, FilterResponse, FilterService, Options as FilterOptions,
-};
+use espresso_filter_core::{Engine, FilterRequest, FilterResponse, FilterService};
 use espresso_request_id::RequestIdLayer;
 use espresso_slow_call::{SlowCallBody, SlowCallLayer, SlowCallMetrics};
 use http::{HeaderName, StatusCode};

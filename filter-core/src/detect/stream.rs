@@ -113,9 +113,8 @@ fn fold_text(table: &Table, text: &str, out: &mut Vec<Tok>) {
             Unit::Skip => {
                 // a noise character of the engine: keep the separators a contact needs
                 let f = fold_char(ch);
-                match f.as_slice() {
-                    [c @ ('.' | '@' | '-' | '_' | ':' | '/' | '+')] => push(*c, i, end, 0),
-                    _ => {}
+                if let [c @ ('.' | '@' | '-' | '_' | ':' | '/' | '+')] = f.as_slice() {
+                    push(*c, i, end, 0);
                 }
             }
         }
@@ -161,17 +160,17 @@ fn spoken_forms(s: &mut Vec<Tok>) {
             i += 2;
             continue;
         }
-        if matches!(t.c, 'a' | 'd' | '(' | '[' | '{' | '<') {
-            if let Some((c, len, flags)) = spoken_word(s, i) {
-                out.push(Tok {
-                    c,
-                    start: t.start,
-                    end: s[i + len - 1].end,
-                    flags,
-                });
-                i += len;
-                continue;
-            }
+        if matches!(t.c, 'a' | 'd' | '(' | '[' | '{' | '<')
+            && let Some((c, len, flags)) = spoken_word(s, i)
+        {
+            out.push(Tok {
+                c,
+                start: t.start,
+                end: s[i + len - 1].end,
+                flags,
+            });
+            i += len;
+            continue;
         }
         out.push(t);
         i += 1;
