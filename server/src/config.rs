@@ -987,12 +987,46 @@ mod tests {
                 "log.rotation",
                 "`daily`, `hourly`, `minutely`, `never`, `size`",
             ),
+            (
+                "[filter.detectors]\nurl = \"review\"\nphone = \"on\"\n",
+                "filter.detectors.phone",
+                "`off`, `review`, `block`",
+            ),
         ] {
             let msg = Config::parse(text).unwrap_err().to_string();
             assert!(msg.contains("line 3"), "{msg}");
             assert!(msg.contains(&format!("key `{key}`")), "{msg}");
             assert!(msg.contains(allowed), "{msg}");
         }
+    }
+
+    #[test]
+    fn the_detectors_section_reads_modes_domains_and_keyword_files() {
+        use espresso_filter_core::DetectorMode;
+        let text = "[filter.detectors]\nurl = \"review\"\nemail = \"block\"\nim = \"block\"\n\
+                    allow_domains = [\"example.com\"]\nim_keywords = [\"kw.txt\"]\n";
+        let config = Config::from_text(Path::new("/etc/espresso/espresso.toml"), text).unwrap();
+        let d = &config.filter.detectors;
+        assert_eq!(
+            (d.url, d.email, d.phone, d.im),
+            (
+                DetectorMode::Review,
+                DetectorMode::Block,
+                DetectorMode::Off,
+                DetectorMode::Block
+            )
+        );
+        assert_eq!(d.allow_domains, ["example.com"]);
+        assert_eq!(d.im_keywords, [PathBuf::from("/etc/espresso/kw.txt")]);
+        assert!(
+            config
+                .watched_files()
+                .any(|p| p == Path::new("/etc/espresso/kw.txt"))
+        );
+        let msg = Config::parse("[filter.detectors]\nallow_domains = [\"a b\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("filter.detectors.allow_domains"), "{msg}");
     }
 
     #[test]
