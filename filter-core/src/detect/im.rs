@@ -33,11 +33,16 @@ impl ImKind {
 pub(crate) struct Keywords {
     /// (folded keyword, kind), longest first
     list: Vec<(Vec<char>, ImKind)>,
+    /// the first characters of the keywords, sorted (most positions start none)
+    firsts: Vec<char>,
 }
 
 impl Keywords {
     pub(crate) fn builtin() -> Keywords {
-        let mut k = Keywords { list: Vec::new() };
+        let mut k = Keywords {
+            list: Vec::new(),
+            firsts: Vec::new(),
+        };
         k.extend("im-keywords.txt", super::IM_KEYWORDS)
             .expect("the shipped IM keywords are valid (tested)");
         k
@@ -83,12 +88,18 @@ impl Keywords {
         }
         self.list
             .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.cmp(b)));
+        self.firsts = self.list.iter().map(|(w, _)| w[0]).collect();
+        self.firsts.sort_unstable();
+        self.firsts.dedup();
         Ok(())
     }
 
     /// The longest keyword at `toks[i..]` (spaces inside it skipped): its kind, the index just
     /// past it, and whether it introduces an id itself (`微信号`, `wechat id`).
     fn at(&self, toks: &[Tok], i: usize) -> Option<(ImKind, usize, bool)> {
+        if self.firsts.binary_search(&toks[i].c).is_err() {
+            return None;
+        }
         'kw: for (w, kind) in &self.list {
             let mut j = i;
             for (n, &c) in w.iter().enumerate() {

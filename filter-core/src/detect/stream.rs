@@ -144,38 +144,42 @@ pub(crate) fn build(table: &Table, text: &str, tmp: &mut Vec<Tok>, out: &mut Vec
 /// Replaces the spoken forms of `.` and `@` in place: `dot`, `(dot)`, `[dot]`, `at`, `(at)`,
 /// `[at]` as separate words, `[.]` and `(.)`, and `艾特`. A replaced form keeps its whole original range.
 fn spoken_forms(s: &mut Vec<Tok>) {
+    // compacted in place: the write index never passes the read index
     let n = s.len();
-    let mut out: Vec<Tok> = Vec::with_capacity(n);
+    let mut w = 0;
     let mut i = 0;
     while i < n {
         let t = s[i];
         // 艾特
         if t.c == '艾' && s.get(i + 1).is_some_and(|x| x.c == '特') {
-            out.push(Tok {
+            s[w] = Tok {
                 c: '@',
                 start: t.start,
                 end: s[i + 1].end,
                 flags: SPOKEN,
-            });
+            };
+            w += 1;
             i += 2;
             continue;
         }
         if matches!(t.c, 'a' | 'd' | '(' | '[' | '{' | '<')
             && let Some((c, len, flags)) = spoken_word(s, i)
         {
-            out.push(Tok {
+            s[w] = Tok {
                 c,
                 start: t.start,
                 end: s[i + len - 1].end,
                 flags,
-            });
+            };
+            w += 1;
             i += len;
             continue;
         }
-        out.push(t);
+        s[w] = t;
+        w += 1;
         i += 1;
     }
-    *s = out;
+    s.truncate(w);
 }
 
 /// A spoken `.`/`@` starting at `s[i]`: (the char, tokens used, flags).
