@@ -29,19 +29,33 @@ impl ImKind {
 }
 
 /// The keywords, folded like the stream (lower case, full-width folded, simplified).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct Keywords {
     /// (folded keyword, kind), longest first
     list: Vec<(Vec<char>, ImKind)>,
     /// the first characters of the keywords, sorted (most positions start none)
     firsts: Vec<char>,
+    /// the ASCII keywords, case-insensitive, for the quick look at raw text
+    ascii: Option<aho_corasick::AhoCorasick>,
+    /// the first non-ASCII character of each other keyword, sorted (the quick look's)
+    marks: Vec<char>,
 }
+
+impl PartialEq for Keywords {
+    fn eq(&self, o: &Self) -> bool {
+        self.list == o.list
+    }
+}
+
+impl Eq for Keywords {}
 
 impl Keywords {
     pub(crate) fn builtin() -> Keywords {
         let mut k = Keywords {
             list: Vec::new(),
             firsts: Vec::new(),
+            ascii: None,
+            marks: Vec::new(),
         };
         k.extend("im-keywords.txt", super::IM_KEYWORDS)
             .expect("the shipped IM keywords are valid (tested)");
@@ -91,6 +105,23 @@ impl Keywords {
         self.firsts = self.list.iter().map(|(w, _)| w[0]).collect();
         self.firsts.sort_unstable();
         self.firsts.dedup();
+        let ascii: Vec<String> = self
+            .list
+            .iter()
+            .filter(|(w, _)| w.iter().all(char::is_ascii))
+            .map(|(w, _)| w.iter().collect())
+            .collect();
+        self.marks = self
+            .list
+            .iter()
+            .filter_map(|(w, _)| w.iter().copied().find(|c| !c.is_ascii()))
+            .collect();
+        self.marks.sort_unstable();
+        self.marks.dedup();
+        self.ascii = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&ascii)
+            .ok();
         Ok(())
     }
 
@@ -129,6 +160,18 @@ impl Keywords {
             return Some((*kind, j, w.ends_with(&['号']) || w.ends_with(&['i', 'd'])));
         }
         None
+    }
+}
+
+impl Keywords {
+    /// Whether raw `text` may hold a keyword: an ASCII keyword in any case (full-width letters
+    /// are looked at by the caller), or the first non-ASCII character of another keyword.
+    pub(crate) fn may_occur(&self, text: &str) -> bool {
+        if self.ascii.as_ref().is_some_and(|ac| ac.is_match(text)) {
+            return true;
+        }
+        text.chars()
+            .any(|c| !c.is_ascii() && self.marks.binary_search(&crate::fold::simplify(c)).is_ok())
     }
 }
 

@@ -59,6 +59,11 @@ pub(crate) fn digit_of(c: char) -> Option<u8> {
     })
 }
 
+/// CJK ideographs, kana and CJK punctuation (text written without spaces).
+pub(crate) fn is_cjk(c: char) -> bool {
+    matches!(c as u32, 0x2E80..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x3FFFF)
+}
+
 /// Whether `c` can be part of a host name label.
 pub(crate) fn is_host_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-'
