@@ -212,3 +212,98 @@ fn recall_per_evasion_kind_and_false_positives_meet_the_goals() {
         }
     }
 }
+
+/// The contact detectors' labelled set, `benches/data/eval/detectors.tsv` (built by
+/// `benches/data/make_detector_eval.py`): `url`, `email`, `phone` and `im` hit cases (plain and
+/// disguised, English and Chinese carriers) and clean numeric and link-like text.
+fn detector_cases() -> Vec<Case> {
+    let text = std::fs::read_to_string(data().join("eval/detectors.tsv"))
+        .expect("benches/data/eval/detectors.tsv (python3 benches/data/make_detector_eval.py)");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let mut f = l.splitn(4, '\t');
+            let kind = f.next().unwrap_or_default().to_string();
+            let hit = f.next() == Some("hit");
+            let _word = f.next();
+            Case {
+                kind,
+                hit,
+                text: f.next().unwrap_or_default().to_string(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn detectors_recall_per_kind_and_clean_pass_rate_meet_the_goals() {
+    use espresso_filter_core::{DetectorMode, Detectors};
+    let cases = detector_cases();
+    assert!(cases.len() > 2000, "{} cases", cases.len());
+    // no word lists: what is flagged is flagged by a detector
+    let engine = Engine::load(
+        &Sources::new(),
+        Options::default().detectors(Detectors::new().all(DetectorMode::Review)),
+    )
+    .expect("an engine without lists loads");
+    let mut rows: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut misses: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let (mut clean_ok, mut clean_n) = (0, 0);
+    for c in &cases {
+        let r = engine.check(&c.text);
+        let ok = if c.hit {
+            r.hits.iter().any(|h| h.category == c.kind)
+        } else {
+            clean_n += 1;
+            r.hits.is_empty()
+        };
+        clean_ok += usize::from(!c.hit && ok);
+        let row = rows.entry(c.kind.clone()).or_default();
+        row.1 += 1;
+        if ok {
+            row.0 += 1;
+        } else {
+            let got: Vec<String> = r
+                .hits
+                .iter()
+                .map(|h| format!("{}={}", h.category, h.word))
+                .collect();
+            misses
+                .entry(c.kind.clone())
+                .or_default()
+                .push(format!("{}  -> {got:?}", c.text));
+        }
+    }
+    println!();
+    println!("| detector kind | cases | rate |");
+    println!("|---|---:|---:|");
+    for (kind, (ok, n)) in &rows {
+        let what = if cases.iter().any(|c| &c.kind == kind && c.hit) {
+            "recall"
+        } else {
+            "pass"
+        };
+        println!("| {kind} | {n} | {what} {:.1}% |", pct(*ok, *n));
+    }
+    println!(
+        "| all clean | {clean_n} | pass {:.2}% |",
+        pct(clean_ok, clean_n)
+    );
+    for (kind, m) in &misses {
+        println!("\n{kind}: {} wrong, e.g.", m.len());
+        for t in m.iter().take(8) {
+            println!("    {t}");
+        }
+    }
+    // the goals: recall >= 95% per kind, >= 99% of clean text passes
+    for kind in ["url", "email", "phone", "im"] {
+        let (ok, n) = rows.get(kind).copied().unwrap_or_default();
+        assert!(n >= 200, "{kind}: only {n} cases");
+        assert!(pct(ok, n) >= 95.0, "{kind}: recall {:.1}%", pct(ok, n));
+    }
+    assert!(
+        pct(clean_ok, clean_n) >= 99.0,
+        "clean pass {:.2}%",
+        pct(clean_ok, clean_n)
+    );
+}

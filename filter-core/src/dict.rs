@@ -526,8 +526,9 @@ impl Dictionary {
         self.stats
     }
 
-    /// The level and category of every blocked word, each pair once, in order: the label values
-    /// a hit can carry, for metrics exported at 0 before the first hit.
+    /// The level and category of every blocked word (and of every running detector), each pair
+    /// once, in order: the label values a hit can carry, for metrics exported at 0 before the
+    /// first hit.
     ///
     /// ```
     /// use espresso_filter_core::{Dictionary, Level};
@@ -544,6 +545,7 @@ impl Dictionary {
             .iter()
             .filter_map(|p| Some((p.level?, &*p.category)))
             .chain(self.rules.categories())
+            .chain(self.options().detectors.categories())
             .collect();
         pairs.into_iter().collect()
     }
@@ -607,6 +609,7 @@ impl Dictionary {
             Ok(mut s) => run(&mut s),
             Err(_) => run(&mut Scratch::default()),
         });
+        crate::detect::run(&self.options().detectors, &self.table, text, &mut hits);
         hits
     }
 

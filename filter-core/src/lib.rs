@@ -91,6 +91,7 @@
 //! `espresso_filter_stages::X`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod detect;
 pub mod dict;
 mod engine;
 mod fold;
@@ -103,6 +104,7 @@ mod service;
 mod source;
 mod types;
 
+pub use detect::{DetectorMode, Detectors, IM_KEYWORDS, ImKind};
 pub use dict::{DictStats, Dictionary};
 pub use engine::Engine;
 pub use normalize::Normalized;

@@ -1,6 +1,8 @@
-//! Engine options: noise characters, charset allow-list, repeated-character collapse, masks.
+//! Engine options: noise characters, charset allow-list, repeated-character collapse, masks,
+//! contact detectors.
 
 use crate::Level;
+use crate::detect::Detectors;
 
 /// Which characters are noise: skipped between the characters of a word (`f*u*c*k`, `傻 逼`).
 ///
@@ -166,6 +168,7 @@ pub struct Options {
     pub(crate) collapse_repeats: bool,
     pub(crate) mask_danger: char,
     pub(crate) mask_normal: char,
+    pub(crate) detectors: Detectors,
 }
 
 impl Default for Options {
@@ -176,6 +179,7 @@ impl Default for Options {
             collapse_repeats: true,
             mask_danger: '*',
             mask_normal: '*',
+            detectors: Detectors::new(),
         }
     }
 }
@@ -206,6 +210,12 @@ impl Options {
             Level::Danger => self.mask_danger = mask,
             Level::Normal => self.mask_normal = mask,
         }
+        self
+    }
+
+    /// The contact and ad detectors (default: all off; see [`crate::detect`]).
+    pub fn detectors(mut self, detectors: Detectors) -> Self {
+        self.detectors = detectors;
         self
     }
 

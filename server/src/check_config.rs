@@ -2,7 +2,7 @@
 //! serving, for an operator's CI.
 
 use crate::{BoxError, config::Config, reload};
-use espresso_filter_core::{Engine, Options as FilterOptions};
+use espresso_filter_core::Engine;
 use std::path::Path;
 
 /// Checks the config `file` and the word lists it names, and returns the effective config as
@@ -21,6 +21,9 @@ use std::path::Path;
 /// ```
 pub fn check_config(file: &Path) -> Result<String, BoxError> {
     let config = Config::load(file)?;
-    Engine::load(&reload::filter_sources(&config), FilterOptions::default())?;
+    Engine::load(
+        &reload::filter_sources(&config),
+        reload::filter_options(&config)?,
+    )?;
     Ok(config.to_toml()?)
 }

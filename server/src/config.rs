@@ -23,7 +23,7 @@ pub use values::{
     RateLimitKey, RateLimitMissingKey,
 };
 
-use espresso_filter_core::{Level, Verdict};
+use espresso_filter_core::{DetectorMode, Level, Verdict};
 use espresso_rate_limit::RedisTarget;
 use serde::{Deserialize, Serialize};
 use std::{
@@ -384,6 +384,8 @@ pub struct FilterConfig {
     pub large_content_bytes: usize,
     /// Large texts checked at once; 0: half the cores, at least 1.
     pub large_max_in_flight: usize,
+    /// `[filter.detectors]`: the contact and ad detectors.
+    pub detectors: DetectorsConfig,
 }
 
 impl Default for FilterConfig {
@@ -394,8 +396,29 @@ impl Default for FilterConfig {
             max_hits: 1000,
             large_content_bytes: 16384,
             large_max_in_flight: 0,
+            detectors: DetectorsConfig::default(),
         }
     }
+}
+
+/// `[filter.detectors]`: URL, email, phone and IM-id detectors, each `"off"` (default),
+/// `"review"` (hits are normal level) or `"block"` (hits are danger level).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorsConfig {
+    /// URLs and bare domains.
+    pub url: DetectorMode,
+    /// Email addresses.
+    pub email: DetectorMode,
+    /// Phone numbers.
+    pub phone: DetectorMode,
+    /// QQ, WeChat and Telegram ids after their keywords.
+    pub im: DetectorMode,
+    /// Domains (and their subdomains) never reported as URLs or email addresses.
+    pub allow_domains: Vec<String>,
+    /// Files of more IM keywords (`keyword<TAB>qq|wechat|telegram` lines), added to the
+    /// shipped ones.
+    pub im_keywords: Vec<PathBuf>,
 }
 
 /// One `[[filter.lists]]` entry.
@@ -573,6 +596,19 @@ impl Config {
                 "must be greater than 0 (set it to server.max_body_bytes or more to check every text in place)".into(),
             );
         }
+        for domain in &self.filter.detectors.allow_domains {
+            let name = domain.trim().trim_matches('.');
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                return err(
+                    "filter.detectors.allow_domains",
+                    format!("{domain:?} is not a domain name (letters, digits, `-` and `.`)"),
+                );
+            }
+        }
         if http::HeaderName::try_from(self.request_id.header.as_str()).is_err() {
             return err(
                 "request_id.header",
@@ -672,12 +708,26 @@ impl Config {
         for list in &mut self.filter.lists {
             list.path = base.join(&list.path);
         }
+        for path in &mut self.filter.detectors.im_keywords {
+            *path = base.join(&*path);
+        }
     }
 
     /// Every file whose change should trigger a reload besides the config itself.
     pub fn watched_files(&self) -> impl Iterator<Item = &Path> {
         let lists = self.filter.lists.iter().map(|l| l.path.as_path());
-        self.filter.allow.iter().map(PathBuf::as_path).chain(lists)
+        let keywords = self
+            .filter
+            .detectors
+            .im_keywords
+            .iter()
+            .map(PathBuf::as_path);
+        self.filter
+            .allow
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(lists)
+            .chain(keywords)
     }
 }
 
@@ -955,12 +1005,46 @@ mod tests {
                 "log.rotation",
                 "`daily`, `hourly`, `minutely`, `never`, `size`",
             ),
+            (
+                "[filter.detectors]\nurl = \"review\"\nphone = \"on\"\n",
+                "filter.detectors.phone",
+                "`off`, `review`, `block`",
+            ),
         ] {
             let msg = Config::parse(text).unwrap_err().to_string();
             assert!(msg.contains("line 3"), "{msg}");
             assert!(msg.contains(&format!("key `{key}`")), "{msg}");
             assert!(msg.contains(allowed), "{msg}");
         }
+    }
+
+    #[test]
+    fn the_detectors_section_reads_modes_domains_and_keyword_files() {
+        use espresso_filter_core::DetectorMode;
+        let text = "[filter.detectors]\nurl = \"review\"\nemail = \"block\"\nim = \"block\"\n\
+                    allow_domains = [\"example.com\"]\nim_keywords = [\"kw.txt\"]\n";
+        let config = Config::from_text(Path::new("/etc/espresso/espresso.toml"), text).unwrap();
+        let d = &config.filter.detectors;
+        assert_eq!(
+            (d.url, d.email, d.phone, d.im),
+            (
+                DetectorMode::Review,
+                DetectorMode::Block,
+                DetectorMode::Off,
+                DetectorMode::Block
+            )
+        );
+        assert_eq!(d.allow_domains, ["example.com"]);
+        assert_eq!(d.im_keywords, [PathBuf::from("/etc/espresso/kw.txt")]);
+        assert!(
+            config
+                .watched_files()
+                .any(|p| p == Path::new("/etc/espresso/kw.txt"))
+        );
+        let msg = Config::parse("[filter.detectors]\nallow_domains = [\"a b\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("filter.detectors.allow_domains"), "{msg}");
     }
 
     #[test]

@@ -43,9 +43,7 @@ use axum::{
 use by_path::ByPath;
 use config::Config;
 use espresso_common::{Rejection, grpc::Code};
-use espresso_filter_core::{
-    Engine, FilterRequest, FilterResponse, FilterService, Options as FilterOptions,
-};
+use espresso_filter_core::{Engine, FilterRequest, FilterResponse, FilterService};
 use espresso_request_id::RequestIdLayer;
 use espresso_slow_call::{SlowCallBody, SlowCallLayer, SlowCallMetrics};
 use http::{HeaderName, StatusCode};
@@ -120,7 +118,10 @@ impl App {
     /// The app, and the rate-limit layer (built here because its quota handle is part of the
     /// app's reloadable state).
     fn new(config: &Config) -> Result<(Self, Option<rate_limit::Layer>), BoxError> {
-        let filter = Engine::load(&reload::filter_sources(config), FilterOptions::default())?;
+        let filter = Engine::load(
+            &reload::filter_sources(config),
+            reload::filter_options(config)?,
+        )?;
         let metrics = metrics::Metrics::new();
         metrics.dictionary_loaded(&filter);
         let rate_limit = rate_limit::layer(&config.rate_limit, &metrics.registry)?;

@@ -37,6 +37,31 @@ pub(crate) fn filter_sources(config: &Config) -> Sources {
         .fold(sources, |s, path| s.allow_file(path))
 }
 
+/// The engine options a config asks for: every normalization on (the defaults) and the
+/// `[filter.detectors]` settings, with the extra IM keyword files read.
+pub(crate) fn filter_options(
+    config: &Config,
+) -> Result<espresso_filter_core::Options, espresso_filter_core::LoadError> {
+    use espresso_filter_core::{Detectors, LoadError, Options};
+    let d = &config.filter.detectors;
+    let mut detectors = Detectors::new()
+        .url(d.url)
+        .email(d.email)
+        .phone(d.phone)
+        .im(d.im);
+    for domain in &d.allow_domains {
+        detectors = detectors.allow_domain(domain);
+    }
+    for path in &d.im_keywords {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        detectors = detectors.im_keywords(&path.display().to_string(), &text)?;
+    }
+    Ok(Options::default().detectors(detectors))
+}
+
 /// Loads the config at start-up, with the fingerprint of what was loaded for [`watch`].
 ///
 /// The files are fingerprinted *before* the word lists are read to build, here and on every
@@ -101,7 +126,9 @@ pub(crate) async fn watch(path: PathBuf, started: Config, mut seen: u64, app: Ap
         // Building a dictionary takes milliseconds of CPU: keep it off the request workers.
         let app2 = app.clone();
         let sources = filter_sources(&new);
-        let built = tokio::task::spawn_blocking(move || app2.filter.reload(&sources)).await;
+        let options = filter_options(&new);
+        let built =
+            tokio::task::spawn_blocking(move || app2.filter.reload_with(&sources, options?)).await;
         match built {
             Ok(Ok(version)) => {
                 // The `Applies::OnReload` keys besides the word lists, built just above.

@@ -218,3 +218,32 @@ async fn a_reload_that_changes_the_slow_call_threshold_applies_it() {
     assert!(!slow_call_logged(&server, &before));
     assert_eq!(restart_warnings(&server), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_reload_that_turns_a_detector_on_applies_it() {
+    let server = Server::start("[filter.detectors]\nphone = \"off\"\n").await;
+    let text = "call 138 0013 8000";
+    let reply = server.filter(text).await.json();
+    assert_eq!(reply["verdict"], "pass", "{reply}");
+
+    let config = server.path("espresso.toml");
+    let file = std::fs::read_to_string(&config).unwrap();
+    write_atomically(
+        &config,
+        file.replace("phone = \"off\"", "phone = \"block\""),
+    );
+    eventually(|| async { server.metric(APPLIED).await == Some(1.0) }).await;
+    let reply = server.filter(text).await.json();
+    assert_eq!(reply["verdict"], "block", "{reply}");
+    let hit = &reply["hits"][0];
+    assert_eq!(hit["category"], "phone");
+    assert_eq!(hit["level"], "danger");
+    assert_eq!(hit["word"], "13800138000");
+    assert_eq!(&text[5..18], "138 0013 8000");
+    assert_eq!(
+        (hit["start"].as_u64(), hit["end"].as_u64()),
+        (Some(5), Some(18))
+    );
+    assert_eq!(reply["masked"], "call *************");
+    assert_eq!(restart_warnings(&server), Vec::<String>::new());
+}

@@ -86,6 +86,12 @@ pub const KEYS: &[(&str, Applies)] = &[
     ("filter.max_hits", OnRestart),
     ("filter.large_content_bytes", OnRestart),
     ("filter.large_max_in_flight", OnRestart),
+    ("filter.detectors.url", OnReload),
+    ("filter.detectors.email", OnReload),
+    ("filter.detectors.phone", OnReload),
+    ("filter.detectors.im", OnReload),
+    ("filter.detectors.allow_domains", OnReload),
+    ("filter.detectors.im_keywords", OnReload),
     ("debug.dashboard", OnRestart),
     ("debug.pprof", OnRestart),
     ("debug.pprof_max_seconds", OnRestart),
@@ -116,10 +122,14 @@ pub(crate) fn changed(
         .collect())
 }
 
-/// The value at a dotted key.
+/// The value at a dotted key (`filter.max_hits`, `filter.detectors.url`).
 fn lookup<'a>(table: &'a toml::Table, dotted: &str) -> Option<&'a toml::Value> {
-    let (section, key) = dotted.split_once('.')?;
-    table.get(section)?.as_table()?.get(key)
+    let mut parts = dotted.split('.');
+    let mut value = table.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_table()?.get(part)?;
+    }
+    Some(value)
 }
 
 #[cfg(test)]

@@ -1,0 +1,373 @@
+//! The IM detector: ids after a QQ, WeChat or Telegram keyword (see the module docs of
+//! [`crate::detect`] for the rules).
+
+use super::Found;
+use super::stream::{GLUED, Tok, digit_of};
+use crate::fold::fold_char;
+use crate::source::LoadError;
+
+/// The messenger a keyword names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ImKind {
+    /// QQ: ids are numbers of 5–11 digits.
+    Qq,
+    /// WeChat: ids are 6–20 letters, digits, `_` or `-` starting with a letter, or numbers.
+    Wechat,
+    /// Telegram: handles are 5–32 letters, digits or `_` starting with a letter.
+    Telegram,
+}
+
+impl ImKind {
+    /// `"qq"`, `"wechat"` or `"telegram"`: the prefix of the canonical id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImKind::Qq => "qq",
+            ImKind::Wechat => "wechat",
+            ImKind::Telegram => "telegram",
+        }
+    }
+}
+
+/// The keywords, folded like the stream (lower case, full-width folded, simplified).
+#[derive(Clone, Debug)]
+pub(crate) struct Keywords {
+    /// (folded keyword, kind), longest first
+    list: Vec<(Vec<char>, ImKind)>,
+    /// the first characters of the keywords, sorted (most positions start none)
+    firsts: Vec<char>,
+    /// the ASCII keywords, case-insensitive, for the quick look at raw text
+    ascii: Option<aho_corasick::AhoCorasick>,
+    /// the first non-ASCII character of each other keyword, sorted (the quick look's)
+    marks: Vec<char>,
+}
+
+impl PartialEq for Keywords {
+    fn eq(&self, o: &Self) -> bool {
+        self.list == o.list
+    }
+}
+
+impl Eq for Keywords {}
+
+impl Keywords {
+    pub(crate) fn builtin() -> Keywords {
+        let mut k = Keywords {
+            list: Vec::new(),
+            firsts: Vec::new(),
+            ascii: None,
+            marks: Vec::new(),
+        };
+        k.extend("im-keywords.txt", super::IM_KEYWORDS)
+            .expect("the shipped IM keywords are valid (tested)");
+        k
+    }
+
+    /// Adds the keywords of `text` (`keyword<TAB>kind` lines).
+    pub(crate) fn extend(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let err = |reason: String| LoadError::Parse {
+                name: name.to_string(),
+                line: n + 1,
+                reason,
+            };
+            let (word, kind) = line
+                .split_once('\t')
+                .ok_or_else(|| err("expected keyword<TAB>kind".into()))?;
+            let kind = match kind.trim() {
+                "qq" => ImKind::Qq,
+                "wechat" => ImKind::Wechat,
+                "telegram" => ImKind::Telegram,
+                other => {
+                    return Err(err(format!(
+                        "unknown kind {other:?} (expected \"qq\", \"wechat\" or \"telegram\")"
+                    )));
+                }
+            };
+            let folded: Vec<char> = word
+                .trim()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .flat_map(|c| fold_char(c).as_slice().to_vec())
+                .collect();
+            if folded.is_empty() {
+                return Err(err("empty keyword".into()));
+            }
+            if !self.list.iter().any(|(w, k)| *w == folded && *k == kind) {
+                self.list.push((folded, kind));
+            }
+        }
+        self.list
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.cmp(b)));
+        self.firsts = self.list.iter().map(|(w, _)| w[0]).collect();
+        self.firsts.sort_unstable();
+        self.firsts.dedup();
+        let ascii: Vec<String> = self
+            .list
+            .iter()
+            .filter(|(w, _)| w.iter().all(char::is_ascii))
+            .map(|(w, _)| w.iter().collect())
+            .collect();
+        self.marks = self
+            .list
+            .iter()
+            .filter_map(|(w, _)| w.iter().copied().find(|c| !c.is_ascii()))
+            .collect();
+        self.marks.sort_unstable();
+        self.marks.dedup();
+        self.ascii = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&ascii)
+            .ok();
+        Ok(())
+    }
+
+    /// The longest keyword at `toks[i..]` (spaces inside it skipped): its kind, the index just
+    /// past it, and whether it introduces an id itself (`微信号`, `wechat id`).
+    fn at(&self, toks: &[Tok], i: usize) -> Option<(ImKind, usize, bool)> {
+        if self.firsts.binary_search(&toks[i].c).is_err() {
+            return None;
+        }
+        'kw: for (w, kind) in &self.list {
+            let mut j = i;
+            for (n, &c) in w.iter().enumerate() {
+                if n > 0 {
+                    while toks.get(j).is_some_and(|t| t.c == ' ') {
+                        j += 1;
+                    }
+                }
+                if toks.get(j).map(|t| t.c) != Some(c) {
+                    continue 'kw;
+                }
+                j += 1;
+            }
+            // a Latin keyword stands as a word of its own
+            let latin_start = w[0].is_ascii_alphabetic();
+            let latin_end = w[w.len() - 1].is_ascii_alphabetic();
+            if latin_start && i > 0 && toks[i - 1].c.is_ascii_alphabetic() {
+                continue;
+            }
+            if latin_end
+                && toks
+                    .get(j)
+                    .is_some_and(|t| t.c.is_ascii_alphabetic() && t.flags & GLUED == 0)
+            {
+                continue;
+            }
+            return Some((*kind, j, w.ends_with(&['号']) || w.ends_with(&['i', 'd'])));
+        }
+        None
+    }
+}
+
+impl Keywords {
+    /// Whether raw `text` may hold a keyword: an ASCII keyword in any case (full-width letters
+    /// are looked at by the caller), or the first non-ASCII character of another keyword.
+    pub(crate) fn may_occur(&self, text: &str) -> bool {
+        if self.ascii.as_ref().is_some_and(|ac| ac.is_match(text)) {
+            return true;
+        }
+        text.chars()
+            .any(|c| !c.is_ascii() && self.marks.binary_search(&crate::fold::simplify(c)).is_ok())
+    }
+}
+
+/// Characters that may stand between a keyword and the id.
+fn is_filler(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | ':'
+            | '：'
+            | '='
+            | '-'
+            | '>'
+            | '#'
+            | '('
+            | ')'
+            | '['
+            | ']'
+            | '【'
+            | '】'
+            | '「'
+            | '」'
+            | '号'
+            | '码'
+            | '是'
+            | '为'
+            | '加'
+            | '我'
+            | '的'
+            | '搜'
+            | '索'
+            | '私'
+            | '聊'
+            | '找'
+            | ','
+            | '，'
+            | '、'
+    )
+}
+
+/// Fillers that introduce an id explicitly (so a letters-only id counts).
+fn is_marker(c: char) -> bool {
+    matches!(c, ':' | '：' | '=' | '号' | '是' | '为' | '>' | '#')
+}
+
+/// The IM ids of the stream.
+pub(super) fn find(toks: &[Tok], keywords: &Keywords) -> Vec<Found> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let Some((kind, j, marked)) = keywords.at(toks, i) else {
+            i += 1;
+            continue;
+        };
+        match id_after(toks, j, kind, marked) {
+            Some((id, end)) => {
+                out.push(Found {
+                    word: format!("{}:{id}", kind.as_str()),
+                    toks: i..end,
+                });
+                i = end;
+            }
+            // a shorter keyword may start inside this one (`加V信`: `加V`, then `V信`)
+            None => i += 1,
+        }
+    }
+    out
+}
+
+/// The id after a keyword ending at `j`: (canonical id, index past it).
+fn id_after(toks: &[Tok], j: usize, kind: ImKind, mut marked: bool) -> Option<(String, usize)> {
+    let mut k = j;
+    while k < toks.len() && k - j < 8 && is_filler(toks[k].c) {
+        marked |= is_marker(toks[k].c);
+        k += 1;
+    }
+    if toks.get(k).is_some_and(|t| t.c == '@') {
+        marked = true;
+        k += 1;
+    }
+    let start = k;
+    // a number (any digit style, gaps of spaces or dashes allowed)
+    if toks.get(k).and_then(|t| digit_of(t.c)).is_some() {
+        let mut digits = String::new();
+        let mut end = k;
+        while k < toks.len() {
+            if let Some(d) = digit_of(toks[k].c) {
+                digits.push(char::from(b'0' + d));
+                end = k + 1;
+                k += 1;
+            } else if matches!(toks[k].c, ' ' | '-' | '.' | '_' | '/')
+                && toks.get(k + 1).and_then(|t| digit_of(t.c)).is_some()
+            {
+                k += 1;
+            } else {
+                break;
+            }
+        }
+        if toks.get(end).is_some_and(|t| t.c.is_ascii_alphabetic()) {
+            // letters after the digits: an id like `123abc` (WeChat only)
+            return (kind == ImKind::Wechat)
+                .then(|| word_id(toks, start, 6, 20, true))
+                .flatten();
+        }
+        let n = digits.len();
+        let ok = match kind {
+            ImKind::Qq => (5..=11).contains(&n) && !digits.starts_with('0'),
+            ImKind::Wechat => (6..=11).contains(&n),
+            ImKind::Telegram => false,
+        };
+        return ok.then_some((digits, end));
+    }
+    let (min, max) = match kind {
+        ImKind::Qq => return None,
+        ImKind::Wechat => (6, 20),
+        ImKind::Telegram => (5, 32),
+    };
+    let (id, end) = word_id(toks, start, min, max, kind == ImKind::Wechat)?;
+    // a letters-only word is an id only when introduced as one (`微信 version` is not)
+    let has_mark = id
+        .bytes()
+        .any(|b| b.is_ascii_digit() || b == b'_' || b == b'-');
+    (marked || has_mark).then_some((id, end))
+}
+
+/// A word id starting at `toks[k]`: a letter, then letters, digits, `_` (and `-` if `dash`).
+fn word_id(toks: &[Tok], k: usize, min: usize, max: usize, dash: bool) -> Option<(String, usize)> {
+    if !toks.get(k).is_some_and(|t| t.c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let mut e = k;
+    while e < toks.len()
+        && (toks[e].c.is_ascii_alphanumeric() || toks[e].c == '_' || (dash && toks[e].c == '-'))
+    {
+        e += 1;
+    }
+    while e > k && toks[e - 1].c == '-' {
+        e -= 1;
+    }
+    let id: String = toks[k..e].iter().map(|t| t.c).collect();
+    (min..=max).contains(&id.len()).then_some((id, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Options;
+    use crate::normalize::Table;
+
+    fn ids(text: &str) -> Vec<String> {
+        let table = Table::new(&Options::default());
+        let (mut tmp, mut toks) = (Vec::new(), Vec::new());
+        super::super::stream::build(&table, text, &mut tmp, &mut toks);
+        find(&toks, &Keywords::builtin())
+            .into_iter()
+            .map(|f| f.word)
+            .collect()
+    }
+
+    #[test]
+    fn qq_numbers_after_their_keywords() {
+        assert_eq!(ids("加我QQ：12345678"), ["qq:12345678"]);
+        assert_eq!(ids("扣扣 贰叁肆伍陆柒捌"), ["qq:2345678"]);
+        assert_eq!(ids("企鹅号 1 2 3 4 5 6 7"), ["qq:1234567"]);
+        assert_eq!(ids("Q号:①②③④⑤⑥"), ["qq:123456"]);
+        assert_eq!(ids("ＱＱ 87654321"), ["qq:87654321"]);
+        assert_eq!(ids("QQ号 : ❺.❹.❷.❹.❶.❾"), ["qq:542419"]);
+    }
+
+    #[test]
+    fn wechat_and_telegram_ids() {
+        assert_eq!(ids("加V：abc_123"), ["wechat:abc_123"]);
+        assert_eq!(ids("微信号 helloworld"), ["wechat:helloworld"]);
+        assert_eq!(ids("vx: shop2024"), ["wechat:shop2024"]);
+        assert_eq!(ids("add me on wechat: lucky888"), ["wechat:lucky888"]);
+        assert_eq!(ids("telegram @crypto_king"), ["telegram:crypto_king"]);
+        assert_eq!(ids("电报：moneybot"), ["telegram:moneybot"]);
+        assert_eq!(ids("加V h 3 5 n e z b"), ["wechat:h35nezb"]);
+        assert_eq!(ids("有需要的加V信：hqivl5"), ["wechat:hqivl5"]);
+        assert_eq!(
+            ids("加微信号一八一六零七七一四一九"),
+            ["wechat:18160771419"]
+        );
+    }
+
+    #[test]
+    fn mentions_without_an_id_pass() {
+        for text in [
+            "微信 version 8.0 is out",
+            "我用微信支付",
+            "QQ音乐很好听",
+            "the tg ratio is 1.2",
+            "wxWidgets is a toolkit",
+            "download telegram desktop",
+            "QQ 2024 年度报告",
+        ] {
+            assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
+        }
+    }
+}
