@@ -172,7 +172,24 @@ struct Pattern {
     latin: bool,
     /// some unit must be a traditional character as listed (`PUnit::exact`)
     traditional: bool,
+    /// the index of the entry's list in `Dictionary::lists`
+    list: u32,
 }
+
+/// A list of a dictionary set, by name.
+#[derive(Debug)]
+struct ListInfo {
+    name: Arc<str>,
+    /// used by checks that name no lists
+    default: bool,
+    /// an allow list (always applies)
+    allow: bool,
+}
+
+/// A check named a list the dictionary set does not have.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown list {0:?}")]
+pub struct UnknownList(pub String);
 
 /// A compiled, immutable dictionary set. Build one with [`Dictionary::build`]; an
 /// [`Engine`](crate::Engine) holds the current one and swaps it atomically.
@@ -186,6 +203,10 @@ pub struct Dictionary {
     leet: bool,
     /// some entry is a pinyin spelling: tone numbers are read as noise too
     pinyin: bool,
+    /// the lists, blocked and allowed, in the order of the sources
+    lists: Vec<ListInfo>,
+    /// the lists a check that names none uses, as a bit set; `None`: every list
+    defaults: Option<Box<[u64]>>,
 }
 
 impl std::fmt::Debug for Dictionary {
@@ -196,6 +217,17 @@ impl std::fmt::Debug for Dictionary {
             .field("options", self.options())
             .finish_non_exhaustive()
     }
+}
+
+/// A bit set of `len` bits from `values`.
+fn bits(len: usize, values: impl IntoIterator<Item = bool>) -> Box<[u64]> {
+    let mut set = vec![0u64; len.div_ceil(64)];
+    for (i, on) in values.into_iter().enumerate() {
+        if on {
+            set[i / 64] |= 1 << (i % 64);
+        }
+    }
+    set.into()
 }
 
 /// A verified candidate.
@@ -215,6 +247,10 @@ struct Scratch {
     allow: Vec<(usize, usize)>,
     /// a same-length copy of the text (leet reading, tone numbers)
     copy: Vec<u8>,
+    /// the blocked lists this check uses, a bit per list index (when `selecting`)
+    selected: Vec<u64>,
+    /// only the lists in `selected` count
+    selecting: bool,
 }
 
 /// Which reading of the text a scan looks at.
@@ -274,10 +310,33 @@ impl Dictionary {
         table.options().fingerprint(&mut h);
         let mut pats: Vec<Pattern> = Vec::new();
         let mut keys: Vec<Vec<u8>> = Vec::new();
-        // (entry, level (None: allow), category, pinyin spellings wanted)
-        let mut all: Vec<(source::Entry, Option<Level>, Arc<str>, bool)> = Vec::new();
+        // (entry, level (None: allow), category, pinyin spellings wanted, list index)
+        type Listed = (source::Entry, Option<Level>, Arc<str>, bool, u32);
+        let mut all: Vec<Listed> = Vec::new();
         let mut categories: HashMap<String, Arc<str>> = HashMap::new();
+        let mut lists: Vec<ListInfo> = Vec::new();
+        // lists sharing a name are one list; an allow list's name is its file stem
+        let mut list_index = |name: String, default: bool, allow: bool| -> u32 {
+            match lists
+                .iter()
+                .position(|l| *l.name == *name && l.allow == allow)
+            {
+                Some(i) => {
+                    lists[i].default |= default;
+                    i as u32
+                }
+                None => {
+                    lists.push(ListInfo {
+                        name: name.into(),
+                        default,
+                        allow,
+                    });
+                    (lists.len() - 1) as u32
+                }
+            }
+        };
         for list in &sources.lists {
+            let index = list_index(list.list_name(), list.default, false);
             let name = list.data.name();
             let entries = source::parse(&name, &source::read(&list.data)?)?;
             let default_cat: Arc<str> = list
@@ -297,15 +356,16 @@ impl Dictionary {
                     },
                     None => default_cat.clone(),
                 };
-                all.push((e, Some(list.level), cat, list.pinyin));
+                all.push((e, Some(list.level), cat, list.pinyin, index));
             }
         }
         for data in &sources.allow {
+            let index = list_index(data.stem(), true, true);
             let name = data.name();
             let entries = source::parse(&name, &source::read(data)?)?;
             let cat: Arc<str> = Arc::from("allow");
             for e in entries {
-                all.push((e, None, cat.clone(), false));
+                all.push((e, None, cat.clone(), false, index));
             }
         }
         // dedupe: hash of (units, allow) -> index; a hash collision between different
@@ -320,6 +380,7 @@ impl Dictionary {
                        level: Option<Level>,
                        category: &Arc<str>,
                        pinyin: bool,
+                       list: u32,
                        stats: &mut DictStats| {
             let Some((units, key)) = shape(&table, spelling) else {
                 stats.skipped += usize::from(!pinyin);
@@ -327,12 +388,16 @@ impl Dictionary {
             };
             let mut wh = WordHasher::default();
             std::hash::Hash::hash(&units, &mut wh);
-            wh.write_u64(u64::from(level.is_none()));
+            // a blocked entry is one per list (a check may use either list); allowed entries
+            // apply to every check, so one is enough
+            let list_key = if level.is_some() { list } else { u32::MAX };
+            wh.write_u64(u64::from(level.is_none()) | (u64::from(list_key) << 1));
             let hash = wh.finish();
             match seen.entry(hash) {
                 Entry::Occupied(o)
                     if *pats[*o.get()].units == *units
-                        && pats[*o.get()].level.is_none() == level.is_none() =>
+                        && pats[*o.get()].level.is_none() == level.is_none()
+                        && (level.is_none() || pats[*o.get()].list == list) =>
                 {
                     let i = *o.get();
                     stats.skipped += usize::from(!pinyin);
@@ -367,21 +432,31 @@ impl Dictionary {
                 latin: units.iter().all(|u| u.c.is_ascii_alphabetic()),
                 traditional: units.iter().any(|u| u.exact != '\0'),
                 units: units.into(),
+                list,
             });
             keys.push(key);
         };
-        for (e, level, cat, pinyin) in &all {
+        for list in &lists {
+            h.write_str(&list.name);
+            h.write_str(match (list.allow, list.default) {
+                (true, _) => "allow",
+                (false, true) => "default",
+                (false, false) => "named",
+            });
+        }
+        for (e, level, cat, pinyin, list) in &all {
             h.write_str(level.map_or("allow", |l| l.as_str()));
             h.write_str(cat);
             h.write_str(&e.word);
             h.write_str(if *pinyin { "pinyin" } else { "" });
-            add(&e.word, &e.word, *level, cat, false, &mut stats);
+            h.write(&list.to_le_bytes());
+            add(&e.word, &e.word, *level, cat, false, *list, &mut stats);
         }
         // pinyin spellings after every listed entry, so a listed Latin word never turns into a
         // spelling (with the English-word rule) by coming second
-        for (e, level, cat, _) in all.iter().filter(|a| a.3) {
+        for (e, level, cat, _, list) in all.iter().filter(|a| a.3) {
             for spelling in crate::pinyin::spellings(&e.word) {
-                add(&spelling, &e.word, *level, cat, true, &mut stats);
+                add(&spelling, &e.word, *level, cat, true, *list, &mut stats);
             }
         }
         let ac = AhoCorasick::builder()
@@ -401,6 +476,10 @@ impl Dictionary {
         let leet = pats
             .iter()
             .any(|p| p.units.iter().any(|u| u.c.is_ascii_alphabetic()));
+        let defaults = lists
+            .iter()
+            .any(|l| !l.default)
+            .then(|| bits(lists.len(), lists.iter().map(|l| l.default)));
         Ok(Dictionary {
             ac,
             pats,
@@ -409,6 +488,8 @@ impl Dictionary {
             stats,
             leet,
             pinyin: spellings > 0,
+            lists,
+            defaults,
         })
     }
 
@@ -462,9 +543,69 @@ impl Dictionary {
         n
     }
 
-    /// Checks `text`: verdict, hits and masked text.
+    /// The names of the lists, each once, in the order of the sources: `(name, used by
+    /// default, allow list)`.
+    pub fn lists(&self) -> impl Iterator<Item = (&str, bool, bool)> {
+        self.lists.iter().map(|l| (&*l.name, l.default, l.allow))
+    }
+
+    /// Whether the set has a list (blocked or allowed) called `name`.
+    pub fn has_list(&self, name: &str) -> bool {
+        self.lists.iter().any(|l| *l.name == *name)
+    }
+
+    /// The bit set of the blocked lists named `names`; allow lists may be named (they always
+    /// apply). With `strict` off, unknown names are left out instead of refused.
+    fn selection<S: AsRef<str>>(
+        &self,
+        names: &[S],
+        strict: bool,
+    ) -> Result<Box<[u64]>, UnknownList> {
+        let mut wanted = vec![false; self.lists.len()];
+        for name in names {
+            let name = name.as_ref();
+            let mut known = false;
+            for (i, l) in self.lists.iter().enumerate() {
+                if *l.name == *name {
+                    known = true;
+                    wanted[i] = !l.allow;
+                }
+            }
+            if !known && strict {
+                return Err(UnknownList(name.to_owned()));
+            }
+        }
+        Ok(bits(self.lists.len(), wanted))
+    }
+
+    /// Checks `text`: verdict, hits and masked text. Uses the lists used by default (see
+    /// [`ListSource::by_default`](crate::ListSource::by_default)).
     pub fn check(&self, text: &str) -> FilterResponse {
-        let hits = self.find(text);
+        self.check_selected(text, self.defaults.as_deref())
+    }
+
+    /// Checks `text` against the blocked lists named `lists` only (allow lists always apply);
+    /// an unknown name is an error.
+    pub fn check_lists<S: AsRef<str>>(
+        &self,
+        text: &str,
+        lists: &[S],
+    ) -> Result<FilterResponse, UnknownList> {
+        let selected = self.selection(lists, true)?;
+        Ok(self.check_selected(text, Some(&selected)))
+    }
+
+    /// Like [`Dictionary::check_lists`], leaving unknown names out (for callers that checked
+    /// the names against an earlier set, from which a list may since have been removed).
+    pub fn check_known_lists<S: AsRef<str>>(&self, text: &str, lists: &[S]) -> FilterResponse {
+        let selected = self
+            .selection(lists, false)
+            .expect("a lenient selection never fails");
+        self.check_selected(text, Some(&selected))
+    }
+
+    fn check_selected(&self, text: &str, selected: Option<&[u64]>) -> FilterResponse {
+        let hits = self.find_selected(text, selected);
         let verdict = hits.iter().fold(Verdict::Pass, |v, h| {
             v.max(match h.level {
                 Level::Danger => Verdict::Block,
@@ -481,13 +622,20 @@ impl Dictionary {
         }
     }
 
-    /// The hits in `text`, sorted by start, never overlapping.
+    /// The hits in `text` of the lists used by default, sorted by start, never overlapping.
     pub fn find(&self, text: &str) -> Vec<Hit> {
+        self.find_selected(text, self.defaults.as_deref())
+    }
+
+    fn find_selected(&self, text: &str, selected: Option<&[u64]>) -> Vec<Hit> {
         thread_local! {
             static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
         }
         let mut hits = Vec::new();
         let mut run = |s: &mut Scratch| {
+            s.selecting = selected.is_some();
+            s.selected.clear();
+            s.selected.extend_from_slice(selected.unwrap_or_default());
             let mut at = 0;
             while at < text.len() {
                 let end = window_end(text, at);
@@ -581,6 +729,7 @@ impl Dictionary {
                 word: p.word.to_string(),
                 level: p.level.unwrap_or(Level::Normal),
                 category: p.category.to_string(),
+                list: self.lists[p.list as usize].name.to_string(),
                 start: c.start + offset,
                 end: c.end + offset,
             });
@@ -598,6 +747,12 @@ impl Dictionary {
             let pat = m.pattern().as_usize();
             let p = &self.pats[pat];
             if pass == Pass::Tone && !p.pinyin {
+                continue;
+            }
+            if s.selecting
+                && p.level.is_some()
+                && s.selected[p.list as usize / 64] & (1 << (p.list % 64)) == 0
+            {
                 continue;
             }
             let os = base + s.norm.orig_start(window, m.start());

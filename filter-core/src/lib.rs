@@ -85,7 +85,7 @@ mod service;
 mod source;
 mod types;
 
-pub use dict::{DictStats, Dictionary};
+pub use dict::{DictStats, Dictionary, UnknownList};
 pub use engine::Engine;
 pub use normalize::Normalized;
 pub use options::{Charset, DEFAULT_NOISE_CHARS, NoiseSet, Options};

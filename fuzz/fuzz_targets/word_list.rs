@@ -45,6 +45,8 @@ fuzz_target!(|data: &[u8]| {
         level: Level::Danger,
         category: None,
         pinyin: false,
+        name: None,
+        default: true,
     });
     let allowed = Sources::new().allow(data);
 
