@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! request id → slow call → rate limit → catch panic → timeout → routes
-//!                                                               ├─ POST /v1/filter                  (JSON)
-//!                                                               ├─ espresso.filter.v1.Filter/Check  (gRPC)
+//!                                                               ├─ POST /v1/filter, /v1/filter:batch (JSON)
+//!                                                               ├─ espresso.filter.v1.Filter/Check, CheckBatch (gRPC)
 //!                                                               ├─ grpc.health.v1, reflection v1 + v1alpha
 //!                                                               └─ /healthz /readyz /metrics
 //! ```
@@ -265,6 +265,7 @@ async fn stack(
     let slow_call = SlowCallLayer::new(Duration::from_millis(config.slow_call.threshold_ms))
         .threshold_fn(move |_, _| Some(Duration::from_millis(threshold.load(Ordering::Relaxed))))
         .route("/v1/filter")
+        .route("/v1/filter:batch")
         .route(&format!(
             "/{}/Check",
             pb::filter_server::FilterServer::<grpc::FilterGrpc>::NAME
@@ -322,6 +323,7 @@ fn slow_call_metrics(app: &App, config: &Config) -> Result<SlowCallMetrics, prom
 /// Whether `path` is one of [`filter_routes`].
 fn is_filter_route(path: &str) -> bool {
     path == "/v1/filter"
+        || path == "/v1/filter:batch"
         || path
             .strip_prefix('/')
             .and_then(|path| {
@@ -489,7 +491,12 @@ mod tests {
 
     #[test]
     fn degrade_guards_the_filter_routes_only() {
-        for path in ["/v1/filter", "/espresso.filter.v1.Filter/Check"] {
+        for path in [
+            "/v1/filter",
+            "/v1/filter:batch",
+            "/espresso.filter.v1.Filter/Check",
+            "/espresso.filter.v1.Filter/CheckBatch",
+        ] {
             assert!(is_filter_route(path), "{path}");
         }
         for path in [

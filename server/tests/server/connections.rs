@@ -358,7 +358,10 @@ async fn an_answer_lists_at_most_max_hits_and_counts_the_rest() {
         .unwrap();
     let mut client = espresso_server::pb::filter_client::FilterClient::new(channel);
     let reply = client
-        .check(espresso_server::pb::CheckRequest { content })
+        .check(espresso_server::pb::CheckRequest {
+            content,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
