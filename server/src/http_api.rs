@@ -40,7 +40,7 @@ pub(crate) fn probe_routes() -> Router<App> {
 
 /// Every error code an [`ApiError`] carries: `espresso_http_errors_total{code}` exports each at
 /// 0 from the start.
-pub(crate) const ERROR_CODES: [&str; 13] = [
+pub(crate) const ERROR_CODES: [&str; 22] = [
     "invalid_host",
     "unsupported_media_type",
     "payload_too_large",
@@ -54,6 +54,15 @@ pub(crate) const ERROR_CODES: [&str; 13] = [
     "invalid_lists",
     "unknown_list",
     "invalid_items",
+    "admin_disabled",
+    "unauthorized",
+    "forbidden",
+    "list_not_found",
+    "invalid_list",
+    "invalid_words",
+    "invalid_query",
+    "read_only_list",
+    "store_failed",
 ];
 
 /// A request the API refuses, shaped as the error JSON of `docs/http-api.md`.

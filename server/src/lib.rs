@@ -25,6 +25,7 @@ mod grpc;
 mod host;
 mod http_api;
 mod limits;
+mod lists;
 mod metrics;
 pub mod ops;
 mod pipeline;
@@ -96,6 +97,10 @@ pub(crate) struct AppState {
         Option<espresso_rate_limit::QuotaHandle<espresso_rate_limit::key::ConfigKeyValue>>,
     /// `filter.max_hits`: hits an answer lists at most.
     max_hits: usize,
+    /// The lists made through the API, next to the config's, in `filter`.
+    lists: Arc<lists::Lists>,
+    /// The admin token of the lists API; `None`: the lists API is off.
+    admin_token: Option<String>,
 }
 
 /// A filter answer with its hit list cut to `filter.max_hits`.
@@ -117,8 +122,13 @@ impl App {
     /// The app, and the rate-limit layer (built here because its quota handle is part of the
     /// app's reloadable state).
     fn new(config: &Config) -> Result<(Self, Option<rate_limit::Layer>), BoxError> {
-        let filter = Engine::load(&reload::filter_sources(config), FilterOptions::default())?;
         let metrics = metrics::Metrics::new();
+        let (lists, filter) = lists::Lists::load(
+            reload::filter_sources(config),
+            config.lists.dir.clone(),
+            FilterOptions::default(),
+            &metrics.registry,
+        )?;
         metrics.dictionary_loaded(&filter);
         let rate_limit = rate_limit::layer(&config.rate_limit, &metrics.registry)?;
         let rate_limit_quota = rate_limit.as_ref().map(|limit| limit.quota.clone());
@@ -135,6 +145,8 @@ impl App {
             },
             rate_limit_quota,
             max_hits: config.filter.max_hits,
+            lists: Arc::new(lists),
+            admin_token: admin_token(&config.admin)?,
         };
         Ok((Self(Arc::new(state)), rate_limit.map(|limit| limit.layer)))
     }
@@ -188,12 +200,32 @@ impl App {
             degrade_switch: self.degrade_switch.clone(),
             rate_limit_quota: self.rate_limit_quota.clone(),
             max_hits: self.max_hits,
+            lists: self.lists.clone(),
+            admin_token: self.admin_token.clone(),
         }))
     }
 
     pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
+}
+
+/// The token of `[admin]`: `token`, else the trimmed contents of `token_file`, else none.
+fn admin_token(admin: &config::AdminConfig) -> Result<Option<String>, BoxError> {
+    if !admin.token.is_empty() {
+        return Ok(Some(admin.token.clone()));
+    }
+    if admin.token_file.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let path = &admin.token_file;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("admin.token_file {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("admin.token_file {}: the file is empty", path.display()).into());
+    }
+    Ok(Some(token.to_owned()))
 }
 
 /// Every route and layer of the server, ready to serve, outermost first:
@@ -216,6 +248,7 @@ async fn stack(
         .merge(grpc_route(reflection_v1))
         .merge(grpc_route(reflection_v1alpha));
 
+    let grpc_services = grpc_services.merge(lists::routes());
     let routes = if separate_ops {
         base_routes(app, grpc_services, false).merge(filter_routes(app, max_body))
     } else {

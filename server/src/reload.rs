@@ -96,11 +96,10 @@ pub(crate) async fn watch(path: PathBuf, started: Config, mut seen: u64, app: Ap
         }
         watched = new.clone();
         // Building a dictionary takes milliseconds of CPU: keep it off the request workers.
-        let app2 = app.clone();
-        let sources = filter_sources(&new);
-        let built = tokio::task::spawn_blocking(move || app2.filter.reload(&sources)).await;
+        // The lists made through the API stay as they are.
+        let built = app.lists.set_config(filter_sources(&new)).await;
         match built {
-            Ok(Ok(version)) => {
+            Ok(version) => {
                 // The `Applies::OnReload` keys besides the word lists, built just above.
                 app.degrade_switch.set(new.degrade.force);
                 app.slow_call_threshold_ms.store(
@@ -119,8 +118,7 @@ pub(crate) async fn watch(path: PathBuf, started: Config, mut seen: u64, app: Ap
                 app.metrics.dictionary_loaded(&app.filter);
                 tracing::info!(version, "config reloaded");
             }
-            Ok(Err(error)) => reject(&app, &error.to_string()),
-            Err(panic) => reject(&app, &format!("reload panicked: {panic}")),
+            Err(error) => reject(&app, &error.to_string()),
         }
     }
 }
