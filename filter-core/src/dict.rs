@@ -179,11 +179,28 @@ struct Pattern {
     traditional: bool,
     /// a part of combination rules (its id), or `NO_PART`
     part: u32,
+    /// the index of the entry's list in `Dictionary::lists`
+    list: u32,
 }
 
 const NO_PART: u32 = u32::MAX;
 /// `Cand::pat` of a rule's hit: this bit and the rule's index
 const RULE_BIT: u32 = 1 << 31;
+
+/// A list of a dictionary set, by name.
+#[derive(Debug)]
+struct ListInfo {
+    name: Arc<str>,
+    /// used by checks that name no lists
+    default: bool,
+    /// an allow list (always applies)
+    allow: bool,
+}
+
+/// A check named a list the dictionary set does not have.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown list {0:?}")]
+pub struct UnknownList(pub String);
 
 /// A compiled, immutable dictionary set. Build one with [`Dictionary::build`]; an
 /// [`Engine`](crate::Engine) holds the current one and swaps it atomically.
@@ -198,6 +215,10 @@ pub struct Dictionary {
     /// some entry is a pinyin spelling: tone numbers are read as noise too
     pinyin: bool,
     rules: Rules,
+    /// the lists, blocked and allowed, in the order of the sources
+    lists: Vec<ListInfo>,
+    /// the lists a check that names none uses, as a bit set; `None`: every list
+    defaults: Option<Box<[u64]>>,
 }
 
 impl std::fmt::Debug for Dictionary {
@@ -208,6 +229,17 @@ impl std::fmt::Debug for Dictionary {
             .field("options", self.options())
             .finish_non_exhaustive()
     }
+}
+
+/// A bit set of `len` bits from `values`.
+fn bits(len: usize, values: impl IntoIterator<Item = bool>) -> Box<[u64]> {
+    let mut set = vec![0u64; len.div_ceil(64)];
+    for (i, on) in values.into_iter().enumerate() {
+        if on {
+            set[i / 64] |= 1 << (i % 64);
+        }
+    }
+    set.into()
 }
 
 /// A verified candidate.
@@ -236,6 +268,10 @@ struct Scratch {
     raw_parts: Vec<Cand>,
     rule_hits: Vec<RuleHit>,
     rules: crate::rules::Scratch,
+    /// the blocked lists this check uses, a bit per list index (when `selecting`)
+    selected: Vec<u64>,
+    /// only the lists in `selected` count
+    selecting: bool,
 }
 
 /// Which reading of the text a scan looks at.
@@ -295,11 +331,34 @@ impl Dictionary {
         table.options().fingerprint(&mut h);
         let mut pats: Vec<Pattern> = Vec::new();
         let mut keys: Vec<Vec<u8>> = Vec::new();
-        // (entry, level (None: allow), category, pinyin spellings wanted)
-        let mut all: Vec<(source::Entry, Option<Level>, Arc<str>, bool)> = Vec::new();
+        // (entry, level (None: allow), category, pinyin spellings wanted, list index)
+        type Listed = (source::Entry, Option<Level>, Arc<str>, bool, u32);
+        let mut all: Vec<Listed> = Vec::new();
         let mut categories: HashMap<String, Arc<str>> = HashMap::new();
         let mut rules = RulesBuilder::default();
+        let mut lists: Vec<ListInfo> = Vec::new();
+        // lists sharing a name are one list; an allow list's name is its file stem
+        let mut list_index = |name: String, default: bool, allow: bool| -> u32 {
+            match lists
+                .iter()
+                .position(|l| *l.name == *name && l.allow == allow)
+            {
+                Some(i) => {
+                    lists[i].default |= default;
+                    i as u32
+                }
+                None => {
+                    lists.push(ListInfo {
+                        name: name.into(),
+                        default,
+                        allow,
+                    });
+                    (lists.len() - 1) as u32
+                }
+            }
+        };
         for list in &sources.lists {
+            let index = list_index(list.list_name(), list.default, false);
             let name = list.data.name();
             let entries = source::parse(&name, &source::read(&list.data)?)?;
             let default_cat: Arc<str> = list
@@ -334,14 +393,16 @@ impl Dictionary {
                             pinyin: list.pinyin,
                             list: &name,
                             line: e.line,
+                            list_index: index,
                         },
                     );
                     continue;
                 }
-                all.push((e, Some(list.level), cat, list.pinyin));
+                all.push((e, Some(list.level), cat, list.pinyin, index));
             }
         }
         for data in &sources.allow {
+            let index = list_index(data.stem(), true, true);
             let name = data.name();
             let entries = source::parse(&name, &source::read(data)?)?;
             let cat: Arc<str> = Arc::from("allow");
@@ -355,7 +416,7 @@ impl Dictionary {
                             .into(),
                     });
                 }
-                all.push((e, None, cat.clone(), false));
+                all.push((e, None, cat.clone(), false, index));
             }
         }
         // dedupe: hash of (units, allow) -> index; a hash collision between different
@@ -370,6 +431,7 @@ impl Dictionary {
                        level: Option<Level>,
                        category: &Arc<str>,
                        pinyin: bool,
+                       list: u32,
                        stats: &mut DictStats,
                        part: u32| {
             let Some((units, key)) = shape(&table, spelling) else {
@@ -378,17 +440,18 @@ impl Dictionary {
             };
             let mut wh = WordHasher::default();
             std::hash::Hash::hash(&units, &mut wh);
-            wh.write_u64(if part == NO_PART {
-                u64::from(level.is_none())
-            } else {
-                2 + u64::from(part)
-            });
+            // a blocked entry is one per list (a check may use either list); allowed entries
+            // and rule parts apply to every check, so one is enough
+            let list_key = if level.is_some() { list } else { u32::MAX };
+            wh.write_u64(u64::from(level.is_none()) | (u64::from(list_key) << 1));
+            wh.write_u64(u64::from(part));
             let hash = wh.finish();
             match seen.entry(hash) {
                 Entry::Occupied(o)
                     if *pats[*o.get()].units == *units
                         && pats[*o.get()].level.is_none() == level.is_none()
-                        && pats[*o.get()].part == part =>
+                        && pats[*o.get()].part == part
+                        && (level.is_none() || pats[*o.get()].list == list) =>
                 {
                     let i = *o.get();
                     stats.skipped += usize::from(!pinyin);
@@ -424,21 +487,35 @@ impl Dictionary {
                 traditional: units.iter().any(|u| u.exact != '\0'),
                 units: units.into(),
                 part,
+                list,
             });
             keys.push(key);
         };
-        for (e, level, cat, pinyin) in &all {
+        for list in &lists {
+            h.write_str(&list.name);
+            h.write_str(match (list.allow, list.default) {
+                (true, _) => "allow",
+                (false, true) => "default",
+                (false, false) => "named",
+            });
+        }
+        for (e, level, cat, pinyin, list) in &all {
             h.write_str(level.map_or("allow", |l| l.as_str()));
             h.write_str(cat);
             h.write_str(&e.word);
             h.write_str(if *pinyin { "pinyin" } else { "" });
-            add(&e.word, &e.word, *level, cat, false, &mut stats, NO_PART);
+            h.write(&list.to_le_bytes());
+            add(
+                &e.word, &e.word, *level, cat, false, *list, &mut stats, NO_PART,
+            );
         }
         // pinyin spellings after every listed entry, so a listed Latin word never turns into a
         // spelling (with the English-word rule) by coming second
-        for (e, level, cat, _) in all.iter().filter(|a| a.3) {
+        for (e, level, cat, _, list) in all.iter().filter(|a| a.3) {
             for spelling in crate::pinyin::spellings(&e.word) {
-                add(&spelling, &e.word, *level, cat, true, &mut stats, NO_PART);
+                add(
+                    &spelling, &e.word, *level, cat, true, *list, &mut stats, NO_PART,
+                );
             }
         }
         // the parts of combination rules: patterns of their own, as words of their lists
@@ -461,6 +538,7 @@ impl Dictionary {
                 None,
                 &no_category,
                 false,
+                u32::MAX,
                 &mut stats,
                 id,
             );
@@ -472,6 +550,7 @@ impl Dictionary {
                         None,
                         &no_category,
                         true,
+                        u32::MAX,
                         &mut stats,
                         id,
                     );
@@ -503,6 +582,10 @@ impl Dictionary {
         let leet = pats
             .iter()
             .any(|p| p.units.iter().any(|u| u.c.is_ascii_alphabetic()));
+        let defaults = lists
+            .iter()
+            .any(|l| !l.default)
+            .then(|| bits(lists.len(), lists.iter().map(|l| l.default)));
         Ok(Dictionary {
             ac,
             table,
@@ -512,6 +595,8 @@ impl Dictionary {
             pinyin: pats.iter().any(|p| p.pinyin),
             pats,
             rules,
+            lists,
+            defaults,
         })
     }
 
@@ -568,9 +653,69 @@ impl Dictionary {
         n
     }
 
-    /// Checks `text`: verdict, hits and masked text.
+    /// The names of the lists, each once, in the order of the sources: `(name, used by
+    /// default, allow list)`.
+    pub fn lists(&self) -> impl Iterator<Item = (&str, bool, bool)> {
+        self.lists.iter().map(|l| (&*l.name, l.default, l.allow))
+    }
+
+    /// Whether the set has a list (blocked or allowed) called `name`.
+    pub fn has_list(&self, name: &str) -> bool {
+        self.lists.iter().any(|l| *l.name == *name)
+    }
+
+    /// The bit set of the blocked lists named `names`; allow lists may be named (they always
+    /// apply). With `strict` off, unknown names are left out instead of refused.
+    fn selection<S: AsRef<str>>(
+        &self,
+        names: &[S],
+        strict: bool,
+    ) -> Result<Box<[u64]>, UnknownList> {
+        let mut wanted = vec![false; self.lists.len()];
+        for name in names {
+            let name = name.as_ref();
+            let mut known = false;
+            for (i, l) in self.lists.iter().enumerate() {
+                if *l.name == *name {
+                    known = true;
+                    wanted[i] = !l.allow;
+                }
+            }
+            if !known && strict {
+                return Err(UnknownList(name.to_owned()));
+            }
+        }
+        Ok(bits(self.lists.len(), wanted))
+    }
+
+    /// Checks `text`: verdict, hits and masked text. Uses the lists used by default (see
+    /// [`ListSource::by_default`](crate::ListSource::by_default)).
     pub fn check(&self, text: &str) -> FilterResponse {
-        let hits = self.find(text);
+        self.check_selected(text, self.defaults.as_deref())
+    }
+
+    /// Checks `text` against the blocked lists named `lists` only (allow lists always apply);
+    /// an unknown name is an error.
+    pub fn check_lists<S: AsRef<str>>(
+        &self,
+        text: &str,
+        lists: &[S],
+    ) -> Result<FilterResponse, UnknownList> {
+        let selected = self.selection(lists, true)?;
+        Ok(self.check_selected(text, Some(&selected)))
+    }
+
+    /// Like [`Dictionary::check_lists`], leaving unknown names out (for callers that checked
+    /// the names against an earlier set, from which a list may since have been removed).
+    pub fn check_known_lists<S: AsRef<str>>(&self, text: &str, lists: &[S]) -> FilterResponse {
+        let selected = self
+            .selection(lists, false)
+            .expect("a lenient selection never fails");
+        self.check_selected(text, Some(&selected))
+    }
+
+    fn check_selected(&self, text: &str, selected: Option<&[u64]>) -> FilterResponse {
+        let hits = self.find_selected(text, selected);
         let verdict = hits.iter().fold(Verdict::Pass, |v, h| {
             v.max(match h.level {
                 Level::Danger => Verdict::Block,
@@ -587,13 +732,20 @@ impl Dictionary {
         }
     }
 
-    /// The hits in `text`, sorted by start, never overlapping.
+    /// The hits in `text` of the lists used by default, sorted by start, never overlapping.
     pub fn find(&self, text: &str) -> Vec<Hit> {
+        self.find_selected(text, self.defaults.as_deref())
+    }
+
+    fn find_selected(&self, text: &str, selected: Option<&[u64]>) -> Vec<Hit> {
         thread_local! {
             static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
         }
         let mut hits = Vec::new();
         let mut run = |s: &mut Scratch| {
+            s.selecting = selected.is_some();
+            s.selected.clear();
+            s.selected.extend_from_slice(selected.unwrap_or_default());
             let mut at = 0;
             while at < text.len() {
                 let end = window_end(text, at);
@@ -670,13 +822,23 @@ impl Dictionary {
             s.rule_hits.clear();
             self.rules
                 .combine(text, &mut s.parts, &mut s.rules, &mut s.rule_hits);
-            s.cands.extend(s.rule_hits.iter().map(|h| Cand {
-                start: h.start,
-                end: h.end,
-                pat: RULE_BIT | h.rule,
-                len: h.len,
-                level: self.rules.rule(h.rule).level,
-            }));
+            // a rule of a list this check does not use fires for nobody
+            let (selecting, selected) = (s.selecting, &s.selected);
+            let used =
+                |list: u32| !selecting || selected[list as usize / 64] & (1 << (list % 64)) != 0;
+            let rules = &self.rules;
+            s.cands.extend(
+                s.rule_hits
+                    .iter()
+                    .filter(|h| used(rules.rule(h.rule).list))
+                    .map(|h| Cand {
+                        start: h.start,
+                        end: h.end,
+                        pat: RULE_BIT | h.rule,
+                        len: h.len,
+                        level: self.rules.rule(h.rule).level,
+                    }),
+            );
         }
         s.cands.sort_unstable_by(|x, y| {
             y.len
@@ -700,17 +862,18 @@ impl Dictionary {
             }
         }
         for c in chosen.into_values() {
-            let (word, category) = if c.pat & RULE_BIT != 0 {
+            let (word, category, list) = if c.pat & RULE_BIT != 0 {
                 let r = self.rules.rule(c.pat & !RULE_BIT);
-                (&r.word, &r.category)
+                (&r.word, &r.category, r.list)
             } else {
                 let p = &self.pats[c.pat as usize];
-                (&p.word, &p.category)
+                (&p.word, &p.category, p.list)
             };
             hits.push(Hit {
                 word: word.to_string(),
                 level: c.level,
                 category: category.to_string(),
+                list: self.lists[list as usize].name.to_string(),
                 start: c.start + offset,
                 end: c.end + offset,
             });
@@ -755,6 +918,12 @@ impl Dictionary {
             let pat = m.pattern().as_usize();
             let p = &self.pats[pat];
             if pass == Pass::Tone && !p.pinyin {
+                continue;
+            }
+            if s.selecting
+                && p.level.is_some()
+                && s.selected[p.list as usize / 64] & (1 << (p.list % 64)) == 0
+            {
                 continue;
             }
             let os = base + s.norm.orig_start(window, m.start());

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::dict::Dictionary;
+use crate::dict::{Dictionary, UnknownList};
 use crate::normalize::Table;
 use crate::options::Options;
 use crate::source::{LoadError, Sources};
@@ -42,6 +42,16 @@ impl Engine {
     /// Checks `text` against the current set.
     pub fn check(&self, text: &str) -> FilterResponse {
         self.current.load().check(text)
+    }
+
+    /// Checks `text` against the blocked lists named `lists` (allow lists always apply); an
+    /// unknown name is an error. See [`Dictionary::check_lists`].
+    pub fn check_lists<S: AsRef<str>>(
+        &self,
+        text: &str,
+        lists: &[S],
+    ) -> Result<FilterResponse, UnknownList> {
+        self.current.load().check_lists(text, lists)
     }
 
     /// A snapshot of the current set (stays valid across reloads).

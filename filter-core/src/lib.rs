@@ -105,7 +105,7 @@ mod source;
 mod types;
 
 pub use detect::{DetectorMode, Detectors, IM_KEYWORDS, ImKind};
-pub use dict::{DictStats, Dictionary};
+pub use dict::{DictStats, Dictionary, UnknownList};
 pub use engine::Engine;
 pub use normalize::Normalized;
 pub use options::{Charset, DEFAULT_NOISE_CHARS, NoiseSet, Options};

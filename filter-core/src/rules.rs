@@ -175,6 +175,8 @@ pub(crate) struct Rule {
     pub(crate) word: Box<str>,
     pub(crate) level: Level,
     pub(crate) category: Arc<str>,
+    /// the index of the rule's list in the dictionary's lists
+    pub(crate) list: u32,
     window: Option<NonZeroUsize>,
     /// one bit per `&` group
     all_groups: u64,
@@ -210,6 +212,8 @@ pub(crate) struct RuleOrigin<'a> {
     pub(crate) pinyin: bool,
     pub(crate) list: &'a str,
     pub(crate) line: usize,
+    /// the list's index in the dictionary's lists
+    pub(crate) list_index: u32,
 }
 
 impl RulesBuilder {
@@ -244,6 +248,7 @@ impl RulesBuilder {
             word: origin.word.into(),
             level: origin.level,
             category: origin.category,
+            list: origin.list_index,
             window: origin.window,
             all_groups: if n == MAX_GROUPS {
                 u64::MAX

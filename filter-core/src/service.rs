@@ -49,7 +49,15 @@ impl Service<FilterRequest> for FilterService {
     }
 
     fn call(&mut self, req: FilterRequest) -> Self::Future {
-        let mut resp = self.engine.check(&req.content);
+        // The names were checked when the request was read (`Engine::check_lists`); a list
+        // removed since then is no longer there to check against.
+        let mut resp = match &req.lists {
+            None => self.engine.check(&req.content),
+            Some(lists) => self
+                .engine
+                .dictionary()
+                .check_known_lists(&req.content, lists.as_slice()),
+        };
         resp.request_id = req.request_id;
         ready(Ok(resp))
     }

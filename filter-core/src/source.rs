@@ -65,6 +65,13 @@ pub struct ListSource {
     /// The most characters the parts of each combination rule of the list may span; default
     /// (`None`): the whole text. See [`ListSource::rule_window`].
     pub rule_window: Option<NonZeroUsize>,
+    /// The list's name, which hits carry ([`Hit::list`](crate::Hit::list)) and requests select
+    /// lists by ([`FilterRequest::lists`](crate::FilterRequest::lists)); default: the file
+    /// stem. Lists sharing a name are one list.
+    pub name: Option<String>,
+    /// Whether a check that names no lists uses this one (default: yes). See
+    /// [`ListSource::by_default`].
+    pub default: bool,
 }
 
 impl ListSource {
@@ -76,6 +83,8 @@ impl ListSource {
             category: None,
             pinyin: false,
             rule_window: None,
+            name: None,
+            default: true,
         }
     }
 
@@ -90,12 +99,47 @@ impl ListSource {
             category: None,
             pinyin: false,
             rule_window: None,
+            name: None,
+            default: true,
         }
     }
 
     /// Sets the list's default category.
     pub fn category(mut self, category: impl Into<String>) -> Self {
         self.category = Some(category.into());
+        self
+    }
+
+    /// Names the list (default: its file stem).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The list's name: the one set with [`ListSource::name`], else the file stem.
+    pub fn list_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.data.stem())
+    }
+
+    /// Whether checks that name no lists use this list (default: yes). A list that is not used
+    /// by default applies only to checks that name it.
+    ///
+    /// ```
+    /// use espresso_filter_core::{Engine, Level, ListSource, Options, Sources, Verdict};
+    ///
+    /// let sources = Sources::new()
+    ///     .list(ListSource::inline("base.txt", "idiot\n", Level::Danger))
+    ///     .list(ListSource::inline("game.txt", "noob\n", Level::Normal).by_default(false));
+    /// let engine = Engine::load(&sources, Options::default())?;
+    /// assert_eq!(engine.check("noob").verdict, Verdict::Pass);
+    /// let r = engine.check_lists("noob idiot", &["game"]).unwrap();
+    /// assert_eq!(r.verdict, Verdict::Review);
+    /// assert_eq!(r.hits[0].list, "game");
+    /// assert!(engine.check_lists("noob", &["chat"]).is_err());
+    /// # Ok::<(), espresso_filter_core::LoadError>(())
+    /// ```
+    pub fn by_default(mut self, yes: bool) -> Self {
+        self.default = yes;
         self
     }
 

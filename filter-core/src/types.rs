@@ -74,6 +74,10 @@ pub struct Hit {
     pub level: Level,
     /// The entry's category (its own, the list's, or the list file's stem).
     pub category: String,
+    /// The name of the list the entry is in (see [`ListSource::name`](crate::ListSource::name));
+    /// empty for hits that come from no list (the detectors', a later stage's).
+    #[serde(default)]
+    pub list: String,
     /// Start byte offset in the original text.
     pub start: usize,
     /// End byte offset (exclusive) in the original text.
@@ -88,6 +92,10 @@ pub struct FilterRequest {
     /// The caller's request id, echoed in the response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The lists to check against, by name; `None`: every list used by default (see
+    /// [`ListSource::by_default`](crate::ListSource::by_default)). Allow lists always apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lists: Option<Vec<String>>,
 }
 
 impl FilterRequest {
@@ -96,12 +104,19 @@ impl FilterRequest {
         FilterRequest {
             content: content.into(),
             request_id: None,
+            lists: None,
         }
     }
 
     /// Sets the request id.
     pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
         self.request_id = Some(id.into());
+        self
+    }
+
+    /// Restricts the check to the lists named `lists`.
+    pub fn with_lists<S: Into<String>>(mut self, lists: impl IntoIterator<Item = S>) -> Self {
+        self.lists = Some(lists.into_iter().map(Into::into).collect());
         self
     }
 }
@@ -149,6 +164,7 @@ mod tests {
                 word: "fuck".into(),
                 level: Level::Danger,
                 category: "profanity".into(),
+                list: "danger".into(),
                 start: 0,
                 end: 4,
             }],
@@ -159,7 +175,7 @@ mod tests {
             v,
             serde_json::json!({"request_id": "r1", "verdict": "block", "masked": "****",
                 "hits": [{"word": "fuck", "level": "danger", "category": "profanity",
-                          "start": 0, "end": 4}], "degraded": false})
+                          "list": "danger", "start": 0, "end": 4}], "degraded": false})
         );
         let mut r2 = r.clone();
         r2.request_id = None;

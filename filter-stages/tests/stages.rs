@@ -962,3 +962,28 @@ async fn a_sentinel_failover_fails_no_request_and_the_cache_follows_the_new_mast
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn the_cache_keeps_answers_for_different_lists_apart() {
+    use espresso_filter_core::{Level, ListSource, Options, Sources, Verdict};
+    let sources = Sources::new()
+        .list(ListSource::inline("base.txt", "idiot\n", Level::Danger))
+        .list(ListSource::inline("game.txt", "gank\n", Level::Normal).by_default(false));
+    let engine = Engine::load(&sources, Options::default()).unwrap();
+    let layer = CacheLayer::new(engine.clone());
+    let mut service = layer.layer(FilterService::new(engine));
+    let text = "gank";
+    let plain = check(&mut service, FilterRequest::new(text)).await;
+    let named = check(&mut service, FilterRequest::new(text).with_lists(["game"])).await;
+    let none = check(
+        &mut service,
+        FilterRequest::new(text).with_lists(Vec::<String>::new()),
+    )
+    .await;
+    assert_eq!(plain.verdict, Verdict::Pass);
+    assert_eq!(named.verdict, Verdict::Review);
+    assert_eq!(none.verdict, Verdict::Pass);
+    // asked again, each answer comes from its own entry
+    let named = check(&mut service, FilterRequest::new(text).with_lists(["game"])).await;
+    assert_eq!(named.verdict, Verdict::Review);
+}

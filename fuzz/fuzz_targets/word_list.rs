@@ -46,6 +46,8 @@ fuzz_target!(|data: &[u8]| {
         category: None,
         pinyin: false,
         rule_window: None,
+        name: None,
+        default: true,
     });
     let allowed = Sources::new().allow(data);
 

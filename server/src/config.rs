@@ -56,6 +56,48 @@ pub struct Config {
     pub debug: DebugConfig,
     /// Log format and the optional rolling log file.
     pub log: LogConfig,
+    /// Access to the lists API.
+    pub admin: AdminConfig,
+    /// Where the lists made through the API are kept.
+    pub lists: ListsConfig,
+}
+
+/// `[admin]`: the token the lists API asks for (read at start-up only). With neither key set
+/// the lists API is off.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The token (`Authorization: Bearer <token>`); empty: see `token_file`.
+    pub token: String,
+    /// A file holding the token (surrounding whitespace ignored), instead of `token`.
+    pub token_file: PathBuf,
+}
+
+/// Where API lists are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListStore {
+    /// One JSON file per list under `lists.dir`, written atomically.
+    File,
+}
+
+/// `[lists]`: the store of the lists made through the API (read at start-up only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListsConfig {
+    /// `"file"`.
+    pub store: ListStore,
+    /// The folder of the file store (created when missing).
+    pub dir: PathBuf,
+}
+
+impl Default for ListsConfig {
+    fn default() -> Self {
+        Self {
+            store: ListStore::File,
+            dir: PathBuf::from("lists"),
+        }
+    }
 }
 
 /// `[debug]`: the operator endpoints (read at start-up only).
@@ -699,6 +741,10 @@ impl Config {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
+        if !self.admin.token_file.as_os_str().is_empty() {
+            self.admin.token_file = base.join(&self.admin.token_file);
+        }
+        self.lists.dir = base.join(&self.lists.dir);
         if !self.log.file.as_os_str().is_empty() {
             self.log.file = base.join(&self.log.file);
         }

@@ -1,6 +1,9 @@
 //! The gRPC surface: `espresso.filter.v1.Filter/Check`, plus health and reflection.
 
-use crate::App;
+use crate::{
+    App,
+    http_api::{FilterInput, MAX_BATCH_ITEMS},
+};
 use espresso_common::RequestId;
 use espresso_filter_core::FilterRequest;
 use tonic::{Request, Response, Status};
@@ -78,24 +81,30 @@ impl FilterGrpc {
     }
 }
 
-#[tonic::async_trait]
-impl pb::filter_server::Filter for FilterGrpc {
-    async fn check(
-        &self,
-        request: Request<pb::CheckRequest>,
-    ) -> Result<Response<pb::CheckReply>, Status> {
-        let id = request.extensions().get::<RequestId>().cloned();
-        let content = request.into_inner().content;
-        let request_id = id.as_ref().map(|id| id.as_str().to_owned());
+impl FilterGrpc {
+    /// One check: the names of `request.lists` must be known (INVALID_ARGUMENT otherwise).
+    fn input(&self, request: pb::CheckRequest) -> Result<FilterInput, Status> {
+        let input = FilterInput {
+            content: request.content,
+            lists: (!request.lists.is_empty()).then_some(request.lists),
+        };
+        input
+            .known_to(&self.app)
+            .map_err(|error| Status::invalid_argument(error.message()))
+    }
+
+    async fn reply(&self, input: FilterInput, id: Option<&RequestId>) -> pb::CheckReply {
+        let request_id = id.map(|id| id.as_str().to_owned());
         let checked = self
             .app
             .check(FilterRequest {
-                content,
+                content: input.content,
                 request_id,
+                lists: input.lists,
             })
             .await;
         let reply = checked.response;
-        Ok(Response::new(pb::CheckReply {
+        pb::CheckReply {
             request_id: id.map(|id| id.to_string()).unwrap_or_default(),
             verdict: reply.verdict.as_str().to_owned(),
             masked: reply.masked,
@@ -110,8 +119,52 @@ impl pb::filter_server::Filter for FilterGrpc {
                     category: hit.category,
                     start: hit.start as u64,
                     end: hit.end as u64,
+                    list: hit.list,
                 })
                 .collect(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::filter_server::Filter for FilterGrpc {
+    async fn check(
+        &self,
+        request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckReply>, Status> {
+        let id = request.extensions().get::<RequestId>().cloned();
+        let input = self.input(request.into_inner())?;
+        Ok(Response::new(self.reply(input, id.as_ref()).await))
+    }
+
+    async fn check_batch(
+        &self,
+        request: Request<pb::CheckBatchRequest>,
+    ) -> Result<Response<pb::CheckBatchReply>, Status> {
+        let id = request.extensions().get::<RequestId>().cloned();
+        let items = request.into_inner().items;
+        if items.is_empty() || items.len() > MAX_BATCH_ITEMS {
+            return Err(Status::invalid_argument(format!(
+                "items must hold 1 to {MAX_BATCH_ITEMS} entries (it holds {})",
+                items.len()
+            )));
+        }
+        let inputs = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                self.input(item).map_err(|status| {
+                    Status::invalid_argument(format!("items[{i}]: {}", status.message()))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let replies = inputs
+            .into_iter()
+            .map(|input| self.reply(input, id.as_ref()));
+        let results = futures_util::future::join_all(replies).await;
+        Ok(Response::new(pb::CheckBatchReply {
+            request_id: id.map(|id| id.to_string()).unwrap_or_default(),
+            results,
         }))
     }
 }

@@ -15,12 +15,16 @@ use espresso_filter_core::FilterRequest;
 use http_body_util::LengthLimitError;
 use serde::{Deserialize, Deserializer, de::IgnoredAny};
 
-/// `POST /v1/filter`; the caller adds the state.
+/// `POST /v1/filter` and `POST /v1/filter:batch`; the caller adds the state.
 pub(crate) fn filter_routes(max_body_bytes: usize) -> Router<App> {
     Router::new()
         .route(
             "/v1/filter",
             post(move |State(app): State<App>, request| filter(app, request, max_body_bytes)),
+        )
+        .route(
+            "/v1/filter:batch",
+            post(move |State(app): State<App>, request| batch(app, request, max_body_bytes)),
         )
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -36,7 +40,7 @@ pub(crate) fn probe_routes() -> Router<App> {
 
 /// Every error code an [`ApiError`] carries: `espresso_http_errors_total{code}` exports each at
 /// 0 from the start.
-pub(crate) const ERROR_CODES: [&str; 10] = [
+pub(crate) const ERROR_CODES: [&str; 22] = [
     "invalid_host",
     "unsupported_media_type",
     "payload_too_large",
@@ -47,6 +51,18 @@ pub(crate) const ERROR_CODES: [&str; 10] = [
     "invalid_content",
     "not_found",
     "method_not_allowed",
+    "invalid_lists",
+    "unknown_list",
+    "invalid_items",
+    "admin_disabled",
+    "unauthorized",
+    "forbidden",
+    "list_not_found",
+    "invalid_list",
+    "invalid_words",
+    "invalid_query",
+    "read_only_list",
+    "store_failed",
 ];
 
 /// A request the API refuses, shaped as the error JSON of `docs/http-api.md`.
@@ -78,6 +94,17 @@ impl ApiError {
         }
     }
 
+    /// What went wrong, in words.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The same error about `items[i]` of a batch.
+    pub(crate) fn at_item(mut self, i: usize) -> Self {
+        self.message = format!("items[{i}]: {}", self.message);
+        self
+    }
+
     fn rejection(&self) -> Rejection {
         Rejection::new(self.status, self.grpc)
             .code(self.code)
@@ -101,11 +128,16 @@ impl ApiError {
 
 async fn filter(app: App, request: Request<Body>, max_body_bytes: usize) -> Response {
     let id = request.extensions().get::<RequestId>().cloned();
-    match filter_content(request, max_body_bytes).await {
-        Ok(content) => {
+    let input = match json_body(request, max_body_bytes).await {
+        Ok(body) => parse_filter_body(&body).and_then(|input| input.known_to(&app)),
+        Err(error) => Err(error),
+    };
+    match input {
+        Ok(input) => {
             let request = FilterRequest {
-                content,
+                content: input.content,
                 request_id: id.as_ref().map(|id| id.as_str().to_owned()),
+                lists: input.lists,
             };
             let checked = app.check(request).await;
             FilterReply::new(id.as_ref(), &checked).into_response()
@@ -114,8 +146,52 @@ async fn filter(app: App, request: Request<Body>, max_body_bytes: usize) -> Resp
     }
 }
 
-/// Checks the content type, reads the body (at most `max_body_bytes`) and returns the content.
-async fn filter_content(request: Request<Body>, max_body_bytes: usize) -> Result<String, ApiError> {
+/// Items one `POST /v1/filter:batch` holds at most.
+pub(crate) const MAX_BATCH_ITEMS: usize = 100;
+
+/// `POST /v1/filter:batch`: `{"items": [{"content", "lists"?}, ...]}` → `{"request_id",
+/// "results": [...]}`, each result shaped like the answer of `POST /v1/filter`, in order.
+async fn batch(app: App, request: Request<Body>, max_body_bytes: usize) -> Response {
+    let id = request.extensions().get::<RequestId>().cloned();
+    let items = match json_body(request, max_body_bytes).await {
+        Ok(body) => parse_batch_body(&body).and_then(|items| {
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| item.known_to(&app).map_err(|e| e.at_item(i)))
+                .collect::<Result<Vec<_>, _>>()
+        }),
+        Err(error) => Err(error),
+    };
+    let items = match items {
+        Ok(items) => items,
+        Err(error) => return error.into_response_for(&app, id.as_ref()),
+    };
+    let request_id = id.as_ref().map(|id| id.as_str().to_owned());
+    let checks = items.into_iter().map(|input| {
+        app.check(FilterRequest {
+            content: input.content,
+            request_id: request_id.clone(),
+            lists: input.lists,
+        })
+    });
+    let checked = futures_util::future::join_all(checks).await;
+    let results: Vec<FilterReply<'_>> = checked
+        .iter()
+        .map(|checked| FilterReply::new(id.as_ref(), checked))
+        .collect();
+    let body = serde_json::json!({
+        "request_id": id.as_ref().map_or("", RequestId::as_str),
+        "results": results,
+    });
+    axum::Json(body).into_response()
+}
+
+/// Checks the content type and reads the body (at most `max_body_bytes`).
+pub(crate) async fn json_body(
+    request: Request<Body>,
+    max_body_bytes: usize,
+) -> Result<bytes::Bytes, ApiError> {
     // The headers in place rather than a `HeaderMap` extractor, which would copy them all.
     if !is_json(request.headers()) {
         return Err(ApiError::new(
@@ -140,7 +216,7 @@ async fn filter_content(request: Request<Body>, max_body_bytes: usize) -> Result
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message)
             }
         })?;
-    parse_filter_body(&body)
+    Ok(body)
 }
 
 fn too_large() -> ApiError {
@@ -161,20 +237,152 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// The body of `POST /v1/filter`: other fields are ignored.
+/// The body of `POST /v1/filter` (and an item of a batch): other fields are ignored.
 #[derive(Deserialize)]
 struct FilterBody {
     /// Any JSON value, `null` included, so that a wrong type is told apart from a missing one.
     #[serde(default, deserialize_with = "present")]
     content: Option<serde_json::Value>,
+    /// The lists to check against, by name; absent: the default lists.
+    #[serde(default, deserialize_with = "present")]
+    lists: Option<serde_json::Value>,
+}
+
+/// A request to check one text, read from JSON.
+#[derive(Debug, PartialEq)]
+pub(crate) struct FilterInput {
+    pub(crate) content: String,
+    pub(crate) lists: Option<Vec<String>>,
+}
+
+impl FilterInput {
+    /// Refuses names of lists the running dictionary does not have.
+    pub(crate) fn known_to(self, app: &App) -> Result<Self, ApiError> {
+        if let Some(lists) = &self.lists {
+            let dictionary = app.filter.dictionary();
+            if let Some(unknown) = lists.iter().find(|name| !dictionary.has_list(name)) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unknown_list",
+                    format!("unknown list {unknown:?} (GET /v1/lists shows the lists)"),
+                ));
+            }
+        }
+        Ok(self)
+    }
+}
+
+impl FilterBody {
+    fn into_input(self) -> Result<FilterInput, ApiError> {
+        let content = match self.content {
+            Some(serde_json::Value::String(content)) => content,
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_content",
+                    "\"content\" must be a string",
+                ));
+            }
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "missing_content",
+                    "\"content\" is required",
+                ));
+            }
+        };
+        let invalid = || {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_lists",
+                "\"lists\" must be a non-empty array of list names",
+            )
+        };
+        let lists = match self.lists {
+            None => None,
+            Some(serde_json::Value::Array(names)) if !names.is_empty() => Some(
+                names
+                    .into_iter()
+                    .map(|name| match name {
+                        serde_json::Value::String(name) => Ok(name),
+                        _ => Err(invalid()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Some(_) => return Err(invalid()),
+        };
+        Ok(FilterInput { content, lists })
+    }
+}
+
+/// The body of `POST /v1/filter:batch`.
+#[derive(Deserialize)]
+struct BatchBody {
+    #[serde(default)]
+    items: Option<Vec<serde_json::Value>>,
 }
 
 fn present<'de, D: Deserializer<'de>>(value: D) -> Result<Option<serde_json::Value>, D::Error> {
     serde_json::Value::deserialize(value).map(Some)
 }
 
-/// Reads the content out of a `POST /v1/filter` body.
-fn parse_filter_body(body: &[u8]) -> Result<String, ApiError> {
+/// Reads a `POST /v1/filter` body.
+fn parse_filter_body(body: &[u8]) -> Result<FilterInput, ApiError> {
+    let text = json_object_text(body, "{\"content\": \"...\"}")?;
+    let body: FilterBody = serde_json::from_str(text).map_err(invalid_json)?;
+    body.into_input()
+}
+
+/// Reads a `POST /v1/filter:batch` body.
+fn parse_batch_body(body: &[u8]) -> Result<Vec<FilterInput>, ApiError> {
+    let text = json_object_text(body, "{\"items\": [{\"content\": \"...\"}]}")?;
+    let body: BatchBody = serde_json::from_str(text).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_items",
+            "\"items\" must be an array of objects like {\"content\": \"...\"}",
+        )
+    })?;
+    let items = body.items.unwrap_or_default();
+    if items.is_empty() || items.len() > MAX_BATCH_ITEMS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_items",
+            format!(
+                "\"items\" must hold 1 to {MAX_BATCH_ITEMS} entries (it holds {})",
+                items.len()
+            ),
+        ));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            if !item.is_object() {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_items",
+                    format!("items[{i}]: expected an object like {{\"content\": \"...\"}}"),
+                ));
+            }
+            serde_json::from_value::<FilterBody>(item)
+                .map_err(invalid_json)
+                .and_then(FilterBody::into_input)
+                .map_err(|e| e.at_item(i))
+        })
+        .collect()
+}
+
+fn invalid_json(e: serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+        format!("invalid JSON: {e}"),
+    )
+}
+
+/// The body as UTF-8 text holding a JSON object (`example` shows one in the error).
+pub(crate) fn json_object_text<'a>(body: &'a [u8], example: &str) -> Result<&'a str, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -185,36 +393,16 @@ fn parse_filter_body(body: &[u8]) -> Result<String, ApiError> {
             ),
         )
     })?;
-    let invalid = |e: serde_json::Error| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("invalid JSON: {e}"),
-        )
-    };
     // A struct would also be read from an array (`["..."]`): only objects are requests.
     if !text.trim_start().starts_with('{') {
-        serde_json::from_str::<IgnoredAny>(text).map_err(invalid)?;
+        serde_json::from_str::<IgnoredAny>(text).map_err(invalid_json)?;
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
-            "expected a JSON object like {\"content\": \"...\"}",
+            format!("expected a JSON object like {example}"),
         ));
     }
-    let body: FilterBody = serde_json::from_str(text).map_err(invalid)?;
-    match body.content {
-        Some(serde_json::Value::String(content)) => Ok(content),
-        Some(_) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_content",
-            "\"content\" must be a string",
-        )),
-        None => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "missing_content",
-            "\"content\" is required",
-        )),
-    }
+    Ok(text)
 }
 
 /// `application/json` or any `application/*+json`, parameters allowed.
@@ -285,7 +473,61 @@ mod tests {
     use super::*;
 
     fn parse(body: &'static [u8]) -> Result<String, &'static str> {
-        parse_filter_body(body).map_err(|e| e.code)
+        parse_filter_body(body)
+            .map(|input| input.content)
+            .map_err(|e| e.code)
+    }
+
+    #[test]
+    fn lists_are_read_as_names() {
+        let input = parse_filter_body(br#"{"content": "hi", "lists": ["a", "b"]}"#).ok();
+        assert_eq!(
+            input.and_then(|input| input.lists),
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        for body in [
+            &br#"{"content": "hi", "lists": []}"#[..],
+            br#"{"content": "hi", "lists": "a"}"#,
+            br#"{"content": "hi", "lists": [1]}"#,
+            br#"{"content": "hi", "lists": null}"#,
+        ] {
+            let code = parse_filter_body(body).err().map(|e| e.code);
+            assert_eq!(
+                code,
+                Some("invalid_lists"),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn batch_bodies_hold_1_to_100_items_each_checked_like_a_single_body() {
+        let code = |body: &str| {
+            parse_batch_body(body.as_bytes())
+                .err()
+                .map(|e| (e.code, e.message))
+        };
+        assert_eq!(code(r#"{"items": []}"#).unwrap().0, "invalid_items");
+        assert_eq!(code(r#"{}"#).unwrap().0, "invalid_items");
+        assert_eq!(code(r#"{"items": 5}"#).unwrap().0, "invalid_items");
+        let many = format!(
+            r#"{{"items": [{}]}}"#,
+            vec![r#"{"content": "x"}"#; 101].join(",")
+        );
+        assert_eq!(code(&many).unwrap().0, "invalid_items");
+        let (code_, message) = code(r#"{"items": [{"content": "a"}, {"text": "b"}]}"#).unwrap();
+        assert_eq!(
+            (code_, message.as_str()),
+            ("missing_content", "items[1]: \"content\" is required")
+        );
+        assert_eq!(code(r#"{"items": ["a"]}"#).unwrap().0, "invalid_items");
+        let items =
+            parse_batch_body(br#"{"items": [{"content": "a"}, {"content": "b", "lists": ["x"]}]}"#)
+                .ok()
+                .unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].lists, Some(vec!["x".to_owned()]));
     }
 
     #[test]

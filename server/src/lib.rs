@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! request id → slow call → rate limit → catch panic → timeout → routes
-//!                                                               ├─ POST /v1/filter                  (JSON)
-//!                                                               ├─ espresso.filter.v1.Filter/Check  (gRPC)
+//!                                                               ├─ POST /v1/filter, /v1/filter:batch (JSON)
+//!                                                               ├─ espresso.filter.v1.Filter/Check, CheckBatch (gRPC)
 //!                                                               ├─ grpc.health.v1, reflection v1 + v1alpha
 //!                                                               └─ /healthz /readyz /metrics
 //! ```
@@ -26,6 +26,7 @@ mod host;
 mod http_api;
 mod lane;
 mod limits;
+mod lists;
 mod metrics;
 pub mod ops;
 mod pipeline;
@@ -97,6 +98,10 @@ pub(crate) struct AppState {
     max_hits: usize,
     /// Where large texts wait for a turn (`filter.large_content_bytes`).
     large: lane::LargeLane,
+    /// The lists made through the API, next to the config's, in `filter`.
+    lists: Arc<lists::Lists>,
+    /// The admin token of the lists API; `None`: the lists API is off.
+    admin_token: Option<String>,
 }
 
 /// A filter answer with its hit list cut to `filter.max_hits`.
@@ -118,11 +123,13 @@ impl App {
     /// The app, and the rate-limit layer (built here because its quota handle is part of the
     /// app's reloadable state).
     fn new(config: &Config) -> Result<(Self, Option<rate_limit::Layer>), BoxError> {
-        let filter = Engine::load(
-            &reload::filter_sources(config),
-            reload::filter_options(config)?,
-        )?;
         let metrics = metrics::Metrics::new();
+        let (lists, filter) = lists::Lists::load(
+            reload::filter_sources(config),
+            config.lists.dir.clone(),
+            reload::filter_options(config)?,
+            &metrics.registry,
+        )?;
         metrics.dictionary_loaded(&filter);
         let rate_limit = rate_limit::layer(&config.rate_limit, &metrics.registry)?;
         let rate_limit_quota = rate_limit.as_ref().map(|limit| limit.quota.clone());
@@ -140,6 +147,8 @@ impl App {
             rate_limit_quota,
             max_hits: config.filter.max_hits,
             large: lane::LargeLane::new(&config.filter),
+            lists: Arc::new(lists),
+            admin_token: admin_token(&config.admin)?,
         };
         Ok((Self(Arc::new(state)), rate_limit.map(|limit| limit.layer)))
     }
@@ -196,12 +205,32 @@ impl App {
             rate_limit_quota: self.rate_limit_quota.clone(),
             max_hits: self.max_hits,
             large: self.large.clone(),
+            lists: self.lists.clone(),
+            admin_token: self.admin_token.clone(),
         }))
     }
 
     pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
+}
+
+/// The token of `[admin]`: `token`, else the trimmed contents of `token_file`, else none.
+fn admin_token(admin: &config::AdminConfig) -> Result<Option<String>, BoxError> {
+    if !admin.token.is_empty() {
+        return Ok(Some(admin.token.clone()));
+    }
+    if admin.token_file.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let path = &admin.token_file;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("admin.token_file {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("admin.token_file {}: the file is empty", path.display()).into());
+    }
+    Ok(Some(token.to_owned()))
 }
 
 /// Every route and layer of the server, ready to serve, outermost first:
@@ -224,6 +253,7 @@ async fn stack(
         .merge(grpc_route(reflection_v1))
         .merge(grpc_route(reflection_v1alpha));
 
+    let grpc_services = grpc_services.merge(lists::routes());
     let routes = if separate_ops {
         base_routes(app, grpc_services, false).merge(filter_routes(app, max_body))
     } else {
@@ -273,6 +303,7 @@ async fn stack(
     let slow_call = SlowCallLayer::new(Duration::from_millis(config.slow_call.threshold_ms))
         .threshold_fn(move |_, _| Some(Duration::from_millis(threshold.load(Ordering::Relaxed))))
         .route("/v1/filter")
+        .route("/v1/filter:batch")
         .route(&format!(
             "/{}/Check",
             pb::filter_server::FilterServer::<grpc::FilterGrpc>::NAME
@@ -330,6 +361,7 @@ fn slow_call_metrics(app: &App, config: &Config) -> Result<SlowCallMetrics, prom
 /// Whether `path` is one of [`filter_routes`].
 fn is_filter_route(path: &str) -> bool {
     path == "/v1/filter"
+        || path == "/v1/filter:batch"
         || path
             .strip_prefix('/')
             .and_then(|path| {
@@ -497,7 +529,12 @@ mod tests {
 
     #[test]
     fn degrade_guards_the_filter_routes_only() {
-        for path in ["/v1/filter", "/espresso.filter.v1.Filter/Check"] {
+        for path in [
+            "/v1/filter",
+            "/v1/filter:batch",
+            "/espresso.filter.v1.Filter/Check",
+            "/espresso.filter.v1.Filter/CheckBatch",
+        ] {
             assert!(is_filter_route(path), "{path}");
         }
         for path in [

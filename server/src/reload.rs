@@ -124,13 +124,17 @@ pub(crate) async fn watch(path: PathBuf, started: Config, mut seen: u64, app: Ap
         }
         watched = new.clone();
         // Building a dictionary takes milliseconds of CPU: keep it off the request workers.
-        let app2 = app.clone();
-        let sources = filter_sources(&new);
-        let options = filter_options(&new);
-        let built =
-            tokio::task::spawn_blocking(move || app2.filter.reload_with(&sources, options?)).await;
+        let options = match filter_options(&new) {
+            Ok(options) => options,
+            Err(error) => {
+                reject(&app, &error.to_string());
+                continue;
+            }
+        };
+        // The lists made through the API stay as they are.
+        let built = app.lists.set_config(filter_sources(&new), options).await;
         match built {
-            Ok(Ok(version)) => {
+            Ok(version) => {
                 // The `Applies::OnReload` keys besides the word lists, built just above.
                 app.degrade_switch.set(new.degrade.force);
                 app.slow_call_threshold_ms.store(
@@ -149,8 +153,7 @@ pub(crate) async fn watch(path: PathBuf, started: Config, mut seen: u64, app: Ap
                 app.metrics.dictionary_loaded(&app.filter);
                 tracing::info!(version, "config reloaded");
             }
-            Ok(Err(error)) => reject(&app, &error.to_string()),
-            Err(panic) => reject(&app, &format!("reload panicked: {panic}")),
+            Err(error) => reject(&app, &error.to_string()),
         }
     }
 }

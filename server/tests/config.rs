@@ -88,6 +88,8 @@ fn check_config_fills_in_what_a_file_leaves_out() {
     let effective = Config::parse(&String::from_utf8(output.stdout).unwrap()).unwrap();
     let mut expected = Config::default();
     expected.rate_limit.key = "header:x-api-key".parse().unwrap();
+    // relative paths are shown resolved against the config's folder
+    expected.lists.dir = dir.path().join("lists");
     assert_eq!(effective, expected);
 }
 

@@ -369,6 +369,8 @@ fn detect(detectors: &Detectors, table: &Table, text: &str, s: &mut Scratch) -> 
             word: f.word,
             level,
             category: category.to_string(),
+            // a detection comes from no list
+            list: String::new(),
             start: toks[f.toks.start].start as usize,
             end: toks[f.toks.end - 1].end as usize,
         });

@@ -285,9 +285,10 @@ impl Shared {
         }
     }
 
-    /// The key for `content` under the current dictionary; clears the local level when the
-    /// dictionary changed since the last request.
-    fn key(&self, content: &str) -> Key {
+    /// The key for `content` checked against `lists` (`None`: the default lists) under the
+    /// current dictionary; clears the local level when the dictionary changed since the last
+    /// request.
+    fn key(&self, content: &str, lists: Option<&[String]>) -> Key {
         let version = self.engine.version();
         // a plain load on the hot path; the swap only when the version moved, so one clear
         if self.version.load(Ordering::Acquire) != version
@@ -298,10 +299,21 @@ impl Shared {
                 m.invalidated();
             }
         }
-        Key {
-            version,
-            hash: xxh3_128(content.as_bytes()),
-        }
+        let hash = match lists {
+            None => xxh3_128(content.as_bytes()),
+            // 0xFE and 0xFF never occur in UTF-8: the names cannot be mistaken for content
+            Some(lists) => {
+                let mut bytes = Vec::with_capacity(content.len() + 16 * lists.len() + 1);
+                bytes.extend_from_slice(content.as_bytes());
+                bytes.push(0xFE);
+                for list in lists {
+                    bytes.push(0xFF);
+                    bytes.extend_from_slice(list.as_bytes());
+                }
+                xxh3_128(&bytes)
+            }
+        };
+        Key { version, hash }
     }
 
     async fn local_get(&self, key: Key) -> Option<Arc<FilterResponse>> {
@@ -464,7 +476,7 @@ where
         let span = tracing::info_span!("cache");
         Box::pin(
             async move {
-                let key = shared.key(&request.content);
+                let key = shared.key(&request.content, request.lists.as_deref());
                 let id = request.request_id.clone();
                 let answer = |response: &FilterResponse| FilterResponse {
                     request_id: id.clone(),

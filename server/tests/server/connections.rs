@@ -358,7 +358,10 @@ async fn an_answer_lists_at_most_max_hits_and_counts_the_rest() {
         .unwrap();
     let mut client = espresso_server::pb::filter_client::FilterClient::new(channel);
     let reply = client
-        .check(espresso_server::pb::CheckRequest { content })
+        .check(espresso_server::pb::CheckRequest {
+            content,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -375,8 +378,9 @@ async fn an_answer_is_a_bounded_multiple_of_its_request() {
     assert_eq!(reply.status, StatusCode::OK);
     let json = reply.json();
     assert_eq!(json["hits_truncated"], 8 * 1024 - 16 - 1000);
-    // The documented bound: the request + max_hits × (70 + word + category) + 200.
-    let bound = request.len() + 1000 * (70 + "badword".len() + "abuse".len()) + 200;
+    // The documented bound: the request + max_hits × (80 + word + category + list) + 200.
+    let bound =
+        request.len() + 1000 * (80 + "badword".len() + "abuse".len() + "danger".len()) + 200;
     assert!(reply.body.len() <= bound, "{} > {bound}", reply.body.len());
 }
 

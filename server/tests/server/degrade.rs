@@ -26,6 +26,7 @@ async fn forced_degradation_answers_locally_and_flips_on_reload() {
     let reply = FilterClient::new(channel)
         .check(CheckRequest {
             content: "spam".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

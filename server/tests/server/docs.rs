@@ -155,7 +155,12 @@ async fn grpc_refusals_have_the_documented_status_codes() {
         .await
         .unwrap();
     let mut client = FilterClient::new(channel);
-    let check = |content: String| tonic::Request::new(CheckRequest { content });
+    let check = |content: String| {
+        tonic::Request::new(CheckRequest {
+            content,
+            ..Default::default()
+        })
+    };
 
     // gRPC's code for a message over a size limit (tonic's decoder says OUT_OF_RANGE).
     let too_large = client.check(check("x".repeat(100))).await.unwrap_err();

@@ -19,6 +19,7 @@ async fn check_answers_like_the_json_api() {
     let content = "a BADWORD here";
     let mut request = tonic::Request::new(CheckRequest {
         content: content.into(),
+        ..Default::default()
     });
     request
         .metadata_mut()
@@ -40,6 +41,7 @@ async fn check_answers_like_the_json_api() {
     let reply = client
         .check(CheckRequest {
             content: "fine".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

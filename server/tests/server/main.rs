@@ -16,6 +16,7 @@ mod grpc;
 mod harness;
 mod latency;
 mod lifecycle;
+mod lists;
 mod pipeline;
 mod rate_limit;
 mod reflection;

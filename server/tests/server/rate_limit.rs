@@ -81,6 +81,7 @@ async fn grpc_clients_get_resource_exhausted() {
     let mut client = FilterClient::new(channel);
     let check = || CheckRequest {
         content: "hi".into(),
+        ..Default::default()
     };
     client.check(check()).await.expect("first call admitted");
     let status = client.check(check()).await.unwrap_err();
@@ -109,6 +110,7 @@ async fn a_request_without_the_key_header_is_refused_500_and_counted() {
     let status = FilterClient::new(channel)
         .check(CheckRequest {
             content: "hi".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -1,0 +1,428 @@
+//! Lists by name: `"lists"` on `POST /v1/filter`, `hits[].list`, `POST /v1/filter:batch` and
+//! gRPC `CheckBatch`. The config's lists are named after their files (`danger`, `normal`).
+
+use crate::harness::Server;
+use espresso_server::pb::{CheckBatchRequest, CheckRequest, filter_client::FilterClient};
+use http::StatusCode;
+use serde_json::json;
+use tonic::{Code, transport::Channel};
+
+async fn filter_with(server: &Server, body: serde_json::Value) -> crate::harness::Reply {
+    server.post_json("/v1/filter", body.to_string()).await
+}
+
+#[tokio::test]
+async fn every_hit_names_its_list_and_a_check_may_name_the_lists_to_use() {
+    let server = Server::start("").await;
+    let reply = server.filter("badword and spam").await;
+    let json = reply.json();
+    assert_eq!(json["verdict"], "block", "{json}");
+    assert_eq!(json["hits"][0]["list"], "danger");
+    assert_eq!(json["hits"][1]["list"], "normal");
+
+    let json = filter_with(
+        &server,
+        json!({"content": "badword and spam", "lists": ["normal"]}),
+    )
+    .await
+    .json();
+    assert_eq!(json["verdict"], "review", "{json}");
+    assert_eq!(json["hits"].as_array().unwrap().len(), 1);
+    assert_eq!(json["hits"][0]["word"], "spam");
+    assert_eq!(json["masked"], "badword and ****");
+}
+
+#[tokio::test]
+async fn an_unknown_or_malformed_list_selection_is_a_400() {
+    let server = Server::start("").await;
+    let reply = filter_with(
+        &server,
+        json!({"content": "x", "lists": ["normal", "nope"]}),
+    )
+    .await;
+    assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "unknown_list");
+    assert!(
+        reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"nope\"")
+    );
+    for lists in [json!([]), json!("normal"), json!([1])] {
+        let reply = filter_with(&server, json!({"content": "x", "lists": lists})).await;
+        assert_eq!(
+            reply.error_code(StatusCode::BAD_REQUEST),
+            "invalid_lists",
+            "{lists}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_100_items_is_answered_in_order() {
+    let server = Server::start("").await;
+    let items: Vec<_> = (0..100)
+        .map(|i| match i % 3 {
+            0 => json!({"content": format!("{i} badword")}),
+            1 => json!({"content": format!("{i} badword spam"), "lists": ["normal"]}),
+            _ => json!({"content": format!("{i} fine")}),
+        })
+        .collect();
+    let reply = server
+        .post_json("/v1/filter:batch", json!({"items": items}).to_string())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let json = reply.json();
+    assert_eq!(json["request_id"], reply.request_id());
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 100);
+    for (i, result) in results.iter().enumerate() {
+        let expected = ["block", "review", "pass"][i % 3];
+        assert_eq!(result["verdict"], expected, "item {i}: {result}");
+        assert_eq!(result["request_id"], reply.request_id());
+        assert_eq!(result["degraded"], false);
+        assert!(
+            result["masked"]
+                .as_str()
+                .unwrap()
+                .starts_with(&i.to_string())
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_batch_over_100_items_or_with_a_bad_item_is_a_400() {
+    let server = Server::start("").await;
+    let items = vec![json!({"content": "x"}); 101];
+    let reply = server
+        .post_json("/v1/filter:batch", json!({"items": items}).to_string())
+        .await;
+    assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "invalid_items");
+    let body = json!({"items": [{"content": "x"}, {"content": "y", "lists": ["nope"]}]});
+    let reply = server.post_json("/v1/filter:batch", body.to_string()).await;
+    assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "unknown_list");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.starts_with("items[1]: "), "{message}");
+}
+
+async fn channel(server: &Server) -> Channel {
+    Channel::from_shared(server.url(""))
+        .unwrap()
+        .connect()
+        .await
+        .expect("gRPC connects")
+}
+
+#[tokio::test]
+async fn grpc_checks_name_lists_and_batch_like_the_json_api() {
+    let server = Server::start("").await;
+    let mut client = FilterClient::new(channel(&server).await);
+    let request = |content: &str, lists: &[&str]| CheckRequest {
+        content: content.into(),
+        lists: lists.iter().map(|l| l.to_string()).collect(),
+    };
+    let reply = client
+        .check(request("badword spam", &["normal"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.verdict, "review");
+    assert_eq!(reply.hits[0].list, "normal");
+    let status = client.check(request("x", &["nope"])).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    let items = (0..100)
+        .map(|i| request(if i % 2 == 0 { "badword" } else { "fine" }, &[]))
+        .collect();
+    let reply = client
+        .check_batch(CheckBatchRequest { items })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.results.len(), 100);
+    assert!(!reply.request_id.is_empty());
+    for (i, result) in reply.results.iter().enumerate() {
+        assert_eq!(result.verdict, if i % 2 == 0 { "block" } else { "pass" });
+        assert_eq!(result.request_id, reply.request_id);
+    }
+    let status = client
+        .check_batch(CheckBatchRequest { items: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+// === the lists API ===
+
+const ADMIN: &str = "[admin]\ntoken = \"s3cret\"\n";
+
+async fn admin(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> crate::harness::Reply {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(server.url(path))
+        .header("content-type", "application/json");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    server
+        .send(
+            request
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .unwrap(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_list_is_created_filled_checked_emptied_and_deleted() {
+    let server = Server::start(ADMIN).await;
+    let t = Some("s3cret");
+    let reply = admin(
+        &server,
+        "PUT",
+        "/v1/lists/spam",
+        t,
+        Some(json!({"description": "campaign spam", "level": "normal", "kind": "deny"})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let words = json!({"words": [{"word": "cheap pills"}, {"word": "casino", "level": "danger", "category": "gambling"}]});
+    let reply = admin(&server, "POST", "/v1/lists/spam/words", t, Some(words)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["added"], 2);
+
+    // visible to the next request, with and without "lists"
+    let json = server.filter("CHEAP pills at the casino").await.json();
+    assert_eq!(json["verdict"], "block", "{json}");
+    assert_eq!(json["hits"][0]["list"], "spam");
+    assert_eq!(json["hits"][1]["category"], "gambling");
+    let json = filter_with(
+        &server,
+        json!({"content": "badword, cheap pills", "lists": ["spam"]}),
+    )
+    .await
+    .json();
+    assert_eq!(json["verdict"], "review", "{json}");
+    let json = filter_with(
+        &server,
+        json!({"content": "cheap pills", "lists": ["danger"]}),
+    )
+    .await
+    .json();
+    assert_eq!(json["verdict"], "pass", "{json}");
+
+    let listed = admin(&server, "GET", "/v1/lists", t, None).await.json();
+    let names: Vec<_> = listed["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        names.contains(&"spam".to_owned()) && names.contains(&"danger".to_owned()),
+        "{listed}"
+    );
+    let page = admin(&server, "GET", "/v1/lists/spam/words?limit=1", t, None)
+        .await
+        .json();
+    assert_eq!(
+        page["words"],
+        json!([{"word": "casino", "level": "danger", "category": "gambling"}])
+    );
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let page = admin(
+        &server,
+        "GET",
+        &format!("/v1/lists/spam/words?limit=1&cursor={cursor}"),
+        t,
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(page["words"], json!([{"word": "cheap pills"}]));
+    assert_eq!(page["next_cursor"], serde_json::Value::Null);
+
+    let reply = admin(
+        &server,
+        "POST",
+        "/v1/lists/spam/words:remove",
+        t,
+        Some(json!({"words": ["casino"]})),
+    )
+    .await;
+    assert_eq!(reply.json()["removed"], 1);
+    assert_eq!(server.filter("casino").await.json()["verdict"], "pass");
+    let reply = admin(&server, "DELETE", "/v1/lists/spam", t, None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(server.filter("cheap pills").await.json()["verdict"], "pass");
+    let reply = filter_with(&server, json!({"content": "x", "lists": ["spam"]})).await;
+    assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "unknown_list");
+    assert_eq!(
+        server
+            .metric(r#"espresso_lists_changes_total{op="add_words"}"#)
+            .await,
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn the_lists_api_refuses_without_a_token_a_wrong_token_and_bad_input() {
+    let off = Server::start("").await;
+    let reply = admin(&off, "GET", "/v1/lists", Some("x"), None).await;
+    assert_eq!(reply.error_code(StatusCode::NOT_FOUND), "admin_disabled");
+
+    let server = Server::start(ADMIN).await;
+    let t = Some("s3cret");
+    assert_eq!(
+        admin(&server, "GET", "/v1/lists", None, None)
+            .await
+            .error_code(StatusCode::UNAUTHORIZED),
+        "unauthorized"
+    );
+    assert_eq!(
+        admin(&server, "GET", "/v1/lists", Some("s3creT"), None)
+            .await
+            .error_code(StatusCode::FORBIDDEN),
+        "forbidden"
+    );
+    let put = |kind: &str| Some(json!({"description": "", "kind": kind}));
+    assert_eq!(
+        admin(&server, "PUT", "/v1/lists/bad%20name", t, put("deny"))
+            .await
+            .error_code(StatusCode::BAD_REQUEST),
+        "invalid_list"
+    );
+    assert_eq!(
+        admin(&server, "PUT", "/v1/lists/x", t, put("maybe"))
+            .await
+            .error_code(StatusCode::BAD_REQUEST),
+        "invalid_json"
+    );
+    assert_eq!(
+        admin(&server, "PUT", "/v1/lists/danger", t, put("deny"))
+            .await
+            .error_code(StatusCode::CONFLICT),
+        "read_only_list"
+    );
+    assert_eq!(
+        admin(&server, "DELETE", "/v1/lists/nope", t, None)
+            .await
+            .error_code(StatusCode::NOT_FOUND),
+        "list_not_found"
+    );
+    assert_eq!(
+        admin(
+            &server,
+            "POST",
+            "/v1/lists/nope/words",
+            t,
+            Some(json!({"words": [{"word": "a"}]}))
+        )
+        .await
+        .error_code(StatusCode::NOT_FOUND),
+        "list_not_found"
+    );
+    admin(&server, "PUT", "/v1/lists/x", t, put("deny")).await;
+    for word in ["", "a\tb", "#tag"] {
+        let reply = admin(
+            &server,
+            "POST",
+            "/v1/lists/x/words",
+            t,
+            Some(json!({"words": [{"word": word}]})),
+        )
+        .await;
+        assert_eq!(
+            reply.error_code(StatusCode::BAD_REQUEST),
+            "invalid_words",
+            "{word:?}"
+        );
+    }
+    let reply = admin(
+        &server,
+        "POST",
+        "/v1/lists/x/words",
+        t,
+        Some(json!({"words": []})),
+    )
+    .await;
+    assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "invalid_words");
+    let reply = admin(&server, "GET", "/v1/lists/x/words?limit=0", t, None).await;
+    assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "invalid_query");
+    // the log names the change, never the token
+    assert!(server.logs().iter().all(|line| !line.contains("s3cret")));
+}
+
+#[tokio::test]
+async fn ten_thousand_words_are_added_in_one_call_and_survive_a_restart_and_a_reload() {
+    let server = Server::start(ADMIN).await;
+    let t = Some("s3cret");
+    admin(
+        &server,
+        "PUT",
+        "/v1/lists/bulk",
+        t,
+        Some(json!({"description": "", "kind": "deny", "level": "normal"})),
+    )
+    .await;
+    let words: Vec<_> = (0..10_000)
+        .map(|i| json!({"word": format!("zzword{i}")}))
+        .collect();
+    let reply = admin(
+        &server,
+        "POST",
+        "/v1/lists/bulk/words",
+        t,
+        Some(json!({"words": words})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.json()["words"], 10_000);
+    assert_eq!(
+        server.filter("a zzword9999 here").await.json()["verdict"],
+        "review"
+    );
+    let too_many: Vec<_> = (0..10_001)
+        .map(|i| json!({"word": format!("w{i}")}))
+        .collect();
+    let reply = admin(
+        &server,
+        "POST",
+        "/v1/lists/bulk/words",
+        t,
+        Some(json!({"words": too_many})),
+    )
+    .await;
+    assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "invalid_words");
+
+    // a reload of the config file keeps the API lists
+    server.touch_every_counter().await;
+    assert_eq!(server.filter("zzword5").await.json()["verdict"], "review");
+
+    // a restart loads them from the store
+    let dir = tempfile::tempdir().unwrap();
+    for entry in ["espresso.toml", "words", "lists"] {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(server.path(entry))
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    drop(server);
+    let restarted = Server::start_in(dir).await;
+    assert_eq!(
+        restarted.filter("zzword42").await.json()["verdict"],
+        "review"
+    );
+}
