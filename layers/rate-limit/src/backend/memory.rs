@@ -27,13 +27,13 @@
 //! - A refused request never inserts a key, so keys that only ever get refused cost nothing.
 
 use crate::{
-    backend::{Decision, gcra},
+    backend::{Decision, gcra, gcra_one},
     quota::Compiled,
 };
 use governor::clock::{Clock, QuantaClock, QuantaInstant, Reference};
+use hashbrown::{DefaultHashBuilder, HashTable};
 #[cfg(feature = "metrics")]
 use prometheus::IntCounter;
-use hashbrown::{DefaultHashBuilder, HashTable};
 use std::{
     hash::{BuildHasher, Hash},
     sync::{Mutex, MutexGuard},
@@ -170,13 +170,19 @@ impl ManyTats {
     /// Runs the GCRA on an entry's state for `quotas`, keeping what is known when the number
     /// of quotas changed (the first TATs carry over, new ones start fresh).
     #[inline]
-    fn decide(&mut self, word: &mut Word, now: u64, quotas: &[Compiled], max_delay: u64) -> Decision {
+    fn decide(
+        &mut self,
+        word: &mut Word,
+        now: u64,
+        quotas: &[Compiled],
+        max_delay: u64,
+    ) -> Decision {
         let w = u64::from_ne_bytes(*word);
         if w & MANY == 0 {
-            if let [_] = quotas {
-                let mut tat = [w];
-                let decision = gcra(&mut tat, now, quotas, max_delay);
-                *word = tat[0].min(MAX_TAT).to_ne_bytes();
+            if let [q] = quotas {
+                let mut tat = w;
+                let decision = gcra_one(&mut tat, now, q, max_delay);
+                *word = tat.min(MAX_TAT).to_ne_bytes();
                 return decision;
             }
             let mut tats = vec![0; quotas.len()];
@@ -186,11 +192,11 @@ impl ManyTats {
             return decision;
         }
         let slot = (w & !MANY) as usize;
-        if let [_] = quotas {
-            let mut tat = [self.slots[slot].first().copied().unwrap_or(0)];
-            let decision = gcra(&mut tat, now, quotas, max_delay);
+        if let [q] = quotas {
+            let mut tat = self.slots[slot].first().copied().unwrap_or(0);
+            let decision = gcra_one(&mut tat, now, q, max_delay);
             self.release(*word);
-            *word = tat[0].min(MAX_TAT).to_ne_bytes();
+            *word = tat.min(MAX_TAT).to_ne_bytes();
             return decision;
         }
         let tats = &mut self.slots[slot];
