@@ -64,6 +64,7 @@ impl<Key: LimitKey> QuotaConfig<Key> {
 
     /// The quotas for `key`: the map, then the closure, then the default. Requests without a
     /// key use the default quotas.
+    #[inline]
     pub(crate) fn resolve(&self, key: Option<&Key>) -> Cow<'_, Quotas> {
         let Some(key) = key else {
             return Cow::Borrowed(&self.default);
@@ -405,6 +406,7 @@ impl<Key: LimitKey> Limiter<Key> {
     }
 
     /// Checks `key` (`None`: the shared bucket of keyless requests) against `quotas`.
+    #[inline]
     pub(crate) fn check_key(
         &self,
         key: Option<Key>,

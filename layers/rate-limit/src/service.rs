@@ -226,6 +226,7 @@ impl Policy {
         }
     }
 
+    #[inline]
     pub(crate) fn act(&self, decision: &Decision, quotas: &Quotas) -> Action {
         let always = self.header_mode == HeaderMode::Always;
         if decision.allowed {
