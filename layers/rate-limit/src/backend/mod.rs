@@ -157,11 +157,12 @@ pub(crate) fn gcra_one(tat: &mut u64, now: u64, q: &Compiled, max_delay: u64) ->
     } else {
         base - now
     };
-    let remaining = if q.t == 0 {
-        q.burst
-    } else {
-        q.tau.saturating_sub(backlog) / q.t
-    };
+    // An emission interval of 0 admits everything: the full burst is always left.
+    let remaining = q
+        .tau
+        .saturating_sub(backlog)
+        .checked_div(q.t)
+        .unwrap_or(q.burst);
     Decision {
         allowed,
         wait: if wait == 0 {
