@@ -12,9 +12,16 @@
 //! So this backend runs governor's GCRA arithmetic (same quota meaning, same decisions, checked
 //! against governor in the tests) over its own store:
 //!
-//! - The map is split into shards, each a `Mutex<HashMap>` holding, per key, one TAT per quota
-//!   in absolute nanoseconds since the store was created. An absolute TAT means the same thing
+//! - The map is split into shards, each a `Mutex` around a `hashbrown` table of entries that are
+//!   the key and one 8-byte state word: the TAT of a key's single quota, in absolute
+//!   nanoseconds since the store was created, or (keys checked against several quotas) the
+//!   index of a TAT vector in a small side table of the shard. The word is stored as bytes, so
+//!   an entry has its key's alignment: an `Option<IpAddr>` key and its state take 25 bytes,
+//!   about 56 bytes per key with 1 M keys (governor: 69). An absolute TAT means the same thing
 //!   under any quota, so overrides and runtime quota changes keep each key's history.
+//! - Each key is hashed once, with foldhash seeded at random per store (clients cannot aim keys
+//!   at one bucket without the seed, and a shard's cap bounds what a collision attack could
+//!   cost); the hash picks the shard and probes the table.
 //! - **Idle eviction, inline:** a key whose TATs are all in the past is exactly as good as
 //!   a key never seen, so dropping it loses nothing. Each shard sweeps such keys after as many
 //!   checks as it holds keys (at least 1024), which costs at most one visited entry per check,
