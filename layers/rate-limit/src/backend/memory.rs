@@ -455,6 +455,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn swept_keys_with_several_quotas_give_their_tat_vectors_back() {
+        let store = Store::new(MemoryBackend::new().shards(1));
+        let two: Quotas = [Quota::per_second(1), Quota::per_minute(100)].into();
+        for key in 0..100u32 {
+            assert!(store.check(key, two.compiled(), Duration::ZERO).allowed);
+        }
+        tokio::time::advance(Duration::from_secs(60)).await;
+        for key in 100..(100 + MIN_SWEEP_INTERVAL as u32) {
+            assert!(store.check(key, two.compiled(), Duration::ZERO).allowed);
+        }
+        let shard = store.lock(0);
+        // The first 100 keys went idle and were swept; their vectors were reused.
+        assert_eq!(shard.table.len(), MIN_SWEEP_INTERVAL);
+        assert_eq!(shard.many.slots.len(), MIN_SWEEP_INTERVAL);
+        assert!(shard.many.free.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_new_key_with_several_quotas_leaves_nothing_behind() {
+        let store = Store::new(MemoryBackend::new().shards(1));
+        let banned: Quotas = [Quota::per_second(1), Quota::per_minute(0)].into();
+        assert!(!store.check(1u8, banned.compiled(), Duration::ZERO).allowed);
+        let shard = store.lock(0);
+        assert_eq!(shard.table.len(), 0);
+        assert_eq!(shard.many.slots.len() - shard.many.free.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn changing_the_number_of_quotas_keeps_history() {
         let store = Store::new(MemoryBackend::new());
         let one: Quotas = Quota::per_second(1).into();
