@@ -171,11 +171,13 @@ where
 fn contended(c: &mut Criterion) {
     for (name, same_key) in [("2_threads_same_key", true), ("2_threads_two_keys", false)] {
         let mut group = c.benchmark_group(format!("rate_limit/{name}"));
-        let espresso = espresso_layer().layer(trivial());
+        let mut espresso = espresso_layer().layer(trivial());
+        assert_admits(&mut espresso);
         group.bench_function("espresso", |b| {
             b.iter_custom(|iters| two_threads(&espresso, iters, same_key))
         });
-        let governor = governor_layer().layer(trivial());
+        let mut governor = governor_layer().layer(trivial());
+        assert_admits(&mut governor);
         group.bench_function("tower_governor", |b| {
             b.iter_custom(|iters| two_threads(&governor, iters, same_key))
         });

@@ -8,7 +8,16 @@ use crate::{
 };
 use arc_swap::{ArcSwap, Guard};
 use std::{
-    borrow::Cow, collections::HashMap, fmt, future::Future, pin::Pin, sync::Arc, time::Duration,
+    borrow::Cow,
+    collections::HashMap,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 /// A boxed decision on its way (the Redis backend).
@@ -55,6 +64,7 @@ impl<Key: LimitKey> QuotaConfig<Key> {
 
     /// The quotas for `key`: the map, then the closure, then the default. Requests without a
     /// key use the default quotas.
+    #[inline]
     pub(crate) fn resolve(&self, key: Option<&Key>) -> Cow<'_, Quotas> {
         let Some(key) = key else {
             return Cow::Borrowed(&self.default);
@@ -86,7 +96,74 @@ impl<Key: LimitKey> QuotaConfig<Key> {
 /// assert_eq!(handle.quotas_for(&()).iter().next().unwrap().count(), 1000);
 /// ```
 pub struct QuotaHandle<Key> {
-    config: Arc<ArcSwap<QuotaConfig<Key>>>,
+    config: Arc<Versioned<Key>>,
+}
+
+/// The quotas in force and how many times they changed, so a service can keep its own copy
+/// and look at one counter per request instead of loading the shared config.
+struct Versioned<Key> {
+    current: ArcSwap<QuotaConfig<Key>>,
+    /// Bumped after every change of `current`.
+    version: AtomicU64,
+}
+
+/// A service's copy of the quotas in force, refreshed when they change.
+///
+/// Servers often clone a service for every request (hyper-util, axum), and taking a copy
+/// (an `Arc` clone, a write to a counter every core shares) would cost such a service more
+/// than it saves. So a service's first request borrows the shared config as before, and only
+/// a service called again keeps a copy.
+pub(crate) struct CachedConfig<Key> {
+    version: u64,
+    config: Option<Arc<QuotaConfig<Key>>>,
+    called: bool,
+}
+
+/// The quotas in force for one request: the service's copy, or the shared config.
+pub(crate) enum ConfigRef<'a, Key> {
+    Cached(&'a QuotaConfig<Key>),
+    Shared(Guard<Arc<QuotaConfig<Key>>>),
+}
+
+impl<Key> std::ops::Deref for ConfigRef<'_, Key> {
+    type Target = QuotaConfig<Key>;
+
+    fn deref(&self) -> &QuotaConfig<Key> {
+        match self {
+            ConfigRef::Cached(config) => config,
+            ConfigRef::Shared(guard) => guard,
+        }
+    }
+}
+
+impl<Key> CachedConfig<Key> {
+    /// An empty copy.
+    pub(crate) fn new() -> Self {
+        Self {
+            version: 0,
+            config: None,
+            called: false,
+        }
+    }
+
+    /// The quotas in force: this copy while the handle's version is unchanged. A change made
+    /// while a request is being decided applies from the next request.
+    #[inline]
+    pub(crate) fn get(&mut self, handle: &QuotaHandle<Key>) -> ConfigRef<'_, Key> {
+        let version = handle.config.version.load(Ordering::Acquire);
+        if self.config.is_none() || self.version != version {
+            if !self.called {
+                self.called = true;
+                return ConfigRef::Shared(handle.config.current.load());
+            }
+            self.version = version;
+            self.config = Some(handle.config.current.load_full());
+        }
+        match &self.config {
+            Some(config) => ConfigRef::Cached(config),
+            None => unreachable!("loaded above"),
+        }
+    }
 }
 
 impl<Key> Clone for QuotaHandle<Key> {
@@ -100,8 +177,8 @@ impl<Key> Clone for QuotaHandle<Key> {
 impl<Key> fmt::Debug for QuotaHandle<Key> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("QuotaHandle")
-            .field("default", &self.config.load().default)
-            .field("overrides", &self.config.load().overrides.len())
+            .field("default", &self.config.current.load().default)
+            .field("overrides", &self.config.current.load().overrides.len())
             .finish()
     }
 }
@@ -109,20 +186,24 @@ impl<Key> fmt::Debug for QuotaHandle<Key> {
 impl<Key: LimitKey> QuotaHandle<Key> {
     pub(crate) fn new(default: Quotas) -> Self {
         Self {
-            config: Arc::new(ArcSwap::from_pointee(QuotaConfig::new(default))),
+            config: Arc::new(Versioned {
+                current: ArcSwap::from_pointee(QuotaConfig::new(default)),
+                version: AtomicU64::new(0),
+            }),
         }
     }
 
     pub(crate) fn load(&self) -> Guard<Arc<QuotaConfig<Key>>> {
-        self.config.load()
+        self.config.current.load()
     }
 
     fn update(&self, f: impl Fn(&mut QuotaConfig<Key>)) {
-        self.config.rcu(|current| {
+        self.config.current.rcu(|current| {
             let mut next = QuotaConfig::clone(current);
             f(&mut next);
             next
         });
+        self.config.version.fetch_add(1, Ordering::Release);
     }
 
     /// Replaces the default quotas.
@@ -158,12 +239,12 @@ impl<Key: LimitKey> QuotaHandle<Key> {
 
     /// The default quotas.
     pub fn quotas(&self) -> Quotas {
-        self.config.load().default.clone()
+        self.load().default.clone()
     }
 
     /// The quotas that apply to `key` now.
     pub fn quotas_for(&self, key: &Key) -> Quotas {
-        self.config.load().resolve(Some(key)).into_owned()
+        self.load().resolve(Some(key)).into_owned()
     }
 }
 
@@ -310,6 +391,11 @@ impl<Key: LimitKey> Limiter<Key> {
         self.inner.quotas.load()
     }
 
+    /// The quotas of this limiter, for services keeping a [`CachedConfig`].
+    pub(crate) fn quotas(&self) -> &QuotaHandle<Key> {
+        &self.inner.quotas
+    }
+
     /// Counts one request for `key` and says whether it may go on.
     pub async fn check(&self, key: &Key) -> Decision {
         let quotas = self.config().resolve(Some(key)).into_owned();
@@ -320,6 +406,7 @@ impl<Key: LimitKey> Limiter<Key> {
     }
 
     /// Checks `key` (`None`: the shared bucket of keyless requests) against `quotas`.
+    #[inline]
     pub(crate) fn check_key(
         &self,
         key: Option<Key>,

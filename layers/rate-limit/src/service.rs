@@ -7,7 +7,7 @@ use crate::{
     error::RateLimited,
     future::ResponseFuture,
     headers::{self, HeaderMode},
-    limiter::Checked,
+    limiter::{CachedConfig, Checked},
 };
 use espresso_common::{
     Rejection,
@@ -226,6 +226,7 @@ impl Policy {
         }
     }
 
+    #[inline]
     pub(crate) fn act(&self, decision: &Decision, quotas: &Quotas) -> Action {
         let always = self.header_mode == HeaderMode::Always;
         if decision.allowed {
@@ -282,6 +283,8 @@ pub struct RateLimit<S, K: KeyExtractor, P = Respond> {
     inner: S,
     shared: Arc<Shared<K>>,
     refusal: P,
+    /// This service's copy of the quotas in force.
+    config: CachedConfig<K::Key>,
 }
 
 impl<S, K: KeyExtractor, P> RateLimit<S, K, P> {
@@ -290,6 +293,7 @@ impl<S, K: KeyExtractor, P> RateLimit<S, K, P> {
             inner,
             shared,
             refusal,
+            config: CachedConfig::new(),
         }
     }
 
@@ -370,7 +374,7 @@ where
                 MissingKey::SharedBucket => {}
             }
         }
-        let config = shared.limiter.config();
+        let config = self.config.get(shared.limiter.quotas());
         let quotas = config.resolve(key.as_ref());
         match shared.limiter.check_key(key, &quotas, policy.max_delay) {
             Checked::Ready(decision) => match policy.act(&decision, &quotas) {
