@@ -29,7 +29,7 @@ impl ImKind {
 }
 
 /// The keywords, folded like the stream (lower case, full-width folded, simplified).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Keywords {
     /// (folded keyword, kind), longest first
     list: Vec<(Vec<char>, ImKind)>,
@@ -39,6 +39,15 @@ pub(crate) struct Keywords {
     ascii: Option<aho_corasick::AhoCorasick>,
     /// the first non-ASCII character of each other keyword, sorted (the quick look's)
     marks: Vec<char>,
+}
+
+// a summary: a `Debug` of the options must not dump the tables
+impl std::fmt::Debug for Keywords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keywords")
+            .field("keywords", &self.list.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PartialEq for Keywords {
