@@ -160,7 +160,7 @@ fn rules_and_plain_words_share_one_list_and_one_result() {
     assert_eq!(
         json,
         serde_json::json!({"word": "buy&pills", "level": "danger", "category": "spam",
-            "start": 6, "end": 9})
+            "list": "rules", "start": 6, "end": 9})
     );
 }
 
@@ -435,4 +435,31 @@ proptest! {
         }
         prop_assert_eq!(r.verdict == Verdict::Block, !candidates.is_empty());
     }
+}
+
+#[test]
+fn a_rule_fires_only_for_checks_that_use_its_list() {
+    let sources = Sources::new()
+        .list(ListSource::inline(
+            "words.txt",
+            "fuck\n".to_string(),
+            Level::Danger,
+        ))
+        .list(
+            ListSource::inline("spam.txt", "buy&pills\tspam\n".to_string(), Level::Normal)
+                .by_default(false),
+        );
+    let e = Engine::load(&sources, Options::default()).expect("the lists load");
+    let text = "buy pills, fuck";
+    // by default the spam list is not used: its rule does not fire
+    let words: Vec<String> = e.check(text).hits.into_iter().map(|h| h.word).collect();
+    assert_eq!(words, ["fuck"]);
+    // named, it fires and its hits name it
+    let named = e.check_lists(text, &["spam"]).unwrap();
+    let hits: Vec<(&str, &str)> = named
+        .hits
+        .iter()
+        .map(|h| (h.word.as_str(), h.list.as_str()))
+        .collect();
+    assert_eq!(hits, [("buy&pills", "spam"), ("buy&pills", "spam")]);
 }
