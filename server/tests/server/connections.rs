@@ -370,7 +370,7 @@ async fn an_answer_lists_at_most_max_hits_and_counts_the_rest() {
 
 #[tokio::test]
 async fn an_answer_is_a_bounded_multiple_of_its_request() {
-    // The amplification of the issue: 64 KB of a short listed word, repeated.
+    // The amplification attack: 64 KB of a short listed word, repeated.
     let server = Server::start_with_filter("max_hits = 1000").await;
     let content = "badword ".repeat(8 * 1024 - 16);
     let request = serde_json::json!({ "content": content }).to_string();
