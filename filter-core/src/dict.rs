@@ -191,6 +191,8 @@ const RULE_BIT: u32 = 1 << 31;
 #[derive(Debug)]
 struct ListInfo {
     name: Arc<str>,
+    /// entries (words and rules) listed in it, before deduplication
+    entries: usize,
     /// used by checks that name no lists
     default: bool,
     /// an allow list (always applies)
@@ -350,6 +352,7 @@ impl Dictionary {
                 None => {
                     lists.push(ListInfo {
                         name: name.into(),
+                        entries: 0,
                         default,
                         allow,
                     });
@@ -357,10 +360,13 @@ impl Dictionary {
                 }
             }
         };
+        // (list index, entries read) per source, added to the lists once they are all known
+        let mut counted: Vec<(u32, usize)> = Vec::new();
         for list in &sources.lists {
             let index = list_index(list.list_name(), list.default, false);
             let name = list.data.name();
             let entries = source::parse(&name, &source::read(&list.data)?)?;
+            counted.push((index, entries.len()));
             let default_cat: Arc<str> = list
                 .category
                 .clone()
@@ -405,6 +411,7 @@ impl Dictionary {
             let index = list_index(data.stem(), true, true);
             let name = data.name();
             let entries = source::parse(&name, &source::read(data)?)?;
+            counted.push((index, entries.len()));
             let cat: Arc<str> = Arc::from("allow");
             for e in entries {
                 if e.rule.is_some() {
@@ -582,6 +589,9 @@ impl Dictionary {
         let leet = pats
             .iter()
             .any(|p| p.units.iter().any(|u| u.c.is_ascii_alphabetic()));
+        for (index, n) in counted {
+            lists[index as usize].entries += n;
+        }
         let defaults = lists
             .iter()
             .any(|l| !l.default)
@@ -657,6 +667,13 @@ impl Dictionary {
     /// default, allow list)`.
     pub fn lists(&self) -> impl Iterator<Item = (&str, bool, bool)> {
         self.lists.iter().map(|l| (&*l.name, l.default, l.allow))
+    }
+
+    /// The entries (words and rules, as read from its sources) of the list `name`, blocked or
+    /// allowed; `None` if the set has no such list.
+    pub fn list_entries(&self, name: &str) -> Option<usize> {
+        let counts = self.lists.iter().filter(|l| *l.name == *name);
+        counts.fold(None, |sum, l| Some(sum.unwrap_or(0) + l.entries))
     }
 
     /// Whether the set has a list (blocked or allowed) called `name`.

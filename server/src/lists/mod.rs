@@ -173,6 +173,8 @@ pub(crate) struct Lists {
 struct State {
     /// The config file's lists (replaced on reload).
     config: Sources,
+    /// 1 at start, one more for each reload that rebuilt the config's lists
+    config_version: u64,
     api: BTreeMap<String, ApiList>,
 }
 
@@ -204,7 +206,11 @@ impl Lists {
         registry.register(Box::new(changes.clone()))?;
         let lists = Self {
             engine: engine.clone(),
-            state: Mutex::new(State { config, api }),
+            state: Mutex::new(State {
+                config,
+                config_version: 1,
+                api,
+            }),
             store,
             changes,
         };
@@ -228,6 +234,7 @@ impl Lists {
                 reason: format!("the rebuild panicked: {panic}"),
             })??;
         state.config = config;
+        state.config_version += 1;
         Ok(version)
     }
 
@@ -247,8 +254,9 @@ impl Lists {
         config_names(&state.config).any(|n| n == name)
     }
 
-    /// The names of the config's lists, each once, with whether it is an allow list.
-    pub(crate) async fn config_lists(&self) -> Vec<(String, bool)> {
+    /// The names of the config's lists, each once, with whether it is an allow list, and the
+    /// version of the config's lists (one more after each reload that rebuilt them).
+    pub(crate) async fn config_lists(&self) -> (Vec<(String, bool)>, u64) {
         let state = self.state.lock().await;
         let mut names: Vec<(String, bool)> = state
             .config
@@ -258,7 +266,7 @@ impl Lists {
             .chain(state.config.allow.iter().map(|a| (a.stem(), true)))
             .collect();
         names.dedup();
-        names
+        (names, state.config_version)
     }
 
     /// Applies `change` to the list `name` (`None`: no such list) and, when it returns a new

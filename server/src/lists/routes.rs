@@ -154,13 +154,15 @@ async fn body<T: for<'de> Deserialize<'de>>(
 
 async fn list_all(State(app): State<App>, request: Request<Body>) -> Response {
     guarded(&app.clone(), request, |_| async move {
-        let mut lists: Vec<serde_json::Value> = app
-            .lists
-            .config_lists()
-            .await
+        let dictionary = app.filter.dictionary();
+        let (config_lists, version) = app.lists.config_lists().await;
+        let mut lists: Vec<serde_json::Value> = config_lists
             .into_iter()
             .map(|(name, allow)| {
+                // the running dictionary's count: what the config's files held when last loaded
+                let words = dictionary.list_entries(&name).unwrap_or(0);
                 json!({"name": name, "kind": if allow { "allow" } else { "deny" },
+                       "words": words, "version": version,
                        "source": "config", "read_only": true})
             })
             .collect();

@@ -231,6 +231,23 @@ async fn a_list_is_created_filled_checked_emptied_and_deleted() {
         names.contains(&"spam".to_owned()) && names.contains(&"danger".to_owned()),
         "{listed}"
     );
+    // a config list shows its entries and the config lists' version, like an API list
+    let danger = listed["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "danger")
+        .unwrap();
+    assert_eq!(danger["source"], "config", "{danger}");
+    assert_eq!(
+        danger["words"],
+        crate::harness::DANGER
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .count(),
+        "{danger}"
+    );
+    assert_eq!(danger["version"], 1, "{danger}");
     let page = admin(&server, "GET", "/v1/lists/spam/words?limit=1", t, None)
         .await
         .json();
