@@ -67,20 +67,30 @@ impl Engine {
     /// Builds `sources` with the current options and swaps the result in; returns the new
     /// version. On error nothing changes.
     pub fn reload(&self, sources: &Sources) -> Result<u64, LoadError> {
-        let options = self.current.load().options().clone();
-        self.reload_with(sources, options)
+        Ok(self.install(self.build(sources)?))
     }
 
     /// Like [`Engine::reload`] with new options.
     pub fn reload_with(&self, sources: &Sources, options: Options) -> Result<u64, LoadError> {
+        Ok(self.install(self.build_with(sources, options)?))
+    }
+
+    /// Builds `sources` with the current options (and the current fold table) without swapping
+    /// the result in: [`Engine::install`] it once what must come first (saving the change, say)
+    /// has succeeded.
+    pub fn build(&self, sources: &Sources) -> Result<Dictionary, LoadError> {
+        let options = self.current.load().options().clone();
+        self.build_with(sources, options)
+    }
+
+    fn build_with(&self, sources: &Sources, options: Options) -> Result<Dictionary, LoadError> {
         let current = self.current.load_full();
         let table = if current.options() == &options {
             current.table().clone()
         } else {
             Arc::new(Table::new(&options))
         };
-        let dict = Dictionary::build_with_table(sources, table)?;
-        Ok(self.install(dict))
+        Dictionary::build_with_table(sources, table)
     }
 
     /// Swaps in a dictionary built elsewhere; returns its version.

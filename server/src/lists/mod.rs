@@ -291,6 +291,14 @@ impl Lists {
                 api.remove(name);
             }
         }
+        // Build first, save second, swap last: a change that cannot be built is not stored,
+        // and one that cannot be stored is not applied.
+        let sources = combined(&state.config, &api);
+        let engine = self.engine.clone();
+        let built = tokio::task::spawn_blocking(move || engine.build(&sources))
+            .await
+            .map_err(|panic| ChangeError::Build(panic.to_string()))?
+            .map_err(|e| ChangeError::Build(e.to_string()))?;
         let store = self.store.clone();
         let saved = new.clone();
         let name_owned = name.to_owned();
@@ -300,12 +308,7 @@ impl Lists {
         })
         .await
         .map_err(|panic| ChangeError::Build(format!("the store panicked: {panic}")))??;
-        let sources = combined(&state.config, &api);
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || engine.reload(&sources))
-            .await
-            .map_err(|panic| ChangeError::Build(panic.to_string()))?
-            .map_err(|e| ChangeError::Build(e.to_string()))?;
+        self.engine.install(built);
         state.api = api;
         Ok(Ok(answer))
     }
@@ -384,5 +387,32 @@ mod tests {
             ]
         );
         assert_eq!(engine.check("an idiot savant").verdict, Verdict::Pass);
+    }
+
+    #[tokio::test]
+    async fn a_change_that_cannot_be_built_is_neither_stored_nor_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let words = dir.path().join("danger.txt");
+        std::fs::write(&words, "idiot\n").unwrap();
+        let config = Sources::new().list(ListSource::file(&words, Level::Danger));
+        let store = dir.path().join("lists");
+        let (lists, engine) =
+            Lists::load(config, store.clone(), Options::default(), &Registry::new()).unwrap();
+        let before = engine.version();
+        // the config's file goes away: no set with it can be built now
+        std::fs::remove_file(&words).unwrap();
+        let result = lists
+            .change("spam", |_| {
+                let mut spam =
+                    ApiList::new("spam".into(), String::new(), Level::Normal, Kind::Deny);
+                spam.words.insert("cheap pills".into(), WordMeta::default());
+                Ok::<_, ()>((Some(spam), ()))
+            })
+            .await;
+        assert!(matches!(result, Err(ChangeError::Build(_))), "{result:?}");
+        assert!(!store.join("spam.json").exists(), "the change was stored");
+        assert!(lists.get("spam").await.is_none());
+        assert_eq!(engine.version(), before);
+        assert_eq!(engine.check("idiot").verdict, Verdict::Block);
     }
 }
