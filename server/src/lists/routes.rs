@@ -22,6 +22,7 @@ use espresso_common::RequestId;
 use espresso_filter_core::Level;
 use serde::Deserialize;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 /// Bodies of the lists API may be this large (10,000 words do not fit the filter's limit).
 pub(crate) const MAX_LIST_BODY_BYTES: usize = 4 << 20;
@@ -82,18 +83,14 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
             "unauthorized",
             "the lists API needs `Authorization: Bearer <admin token>`",
         )),
-        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
+        // `subtle`: no early exit at the first difference (the length is not secret)
+        Some(given) if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
         Some(_) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "the bearer token is not the admin token",
         )),
     }
-}
-
-/// Equal bytes, compared without stopping at the first difference (the length is not secret).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -422,54 +419,17 @@ async fn get_words(
     .await
 }
 
-/// `application/x-www-form-urlencoded` pairs of a query string.
+/// `application/x-www-form-urlencoded` pairs of a query string (invalid escapes stay as
+/// written).
 fn form_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(key), decode(value))
-        })
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
         .collect()
-}
-
-/// Percent-decodes `s` (`+` is a space); invalid escapes stay as written.
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_compare_equal_only_when_identical() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-    }
 
     #[test]
     fn query_pairs_are_percent_decoded() {
@@ -481,7 +441,12 @@ mod tests {
                 ("x".to_owned(), String::new()),
             ]
         );
-        assert_eq!(decode("%E5%82%BB%"), "傻%");
-        assert_eq!(decode("%zz"), "%zz");
+        assert_eq!(
+            form_pairs("cursor=%E5%82%BB%&limit=%zz"),
+            [
+                ("cursor".to_owned(), "傻%".to_owned()),
+                ("limit".to_owned(), "%zz".to_owned()),
+            ]
+        );
     }
 }
