@@ -33,8 +33,15 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let text = std::fs::read_to_string(data().join("eval/cases.tsv"))
-        .expect("benches/data/eval/cases.tsv (python3 benches/data/make_eval.py)");
+    read_cases("cases.tsv", "make_eval.py")
+}
+
+/// The cases of `benches/data/eval/FILE` (built by `benches/data/SCRIPT`): one per line,
+/// `kind<TAB>hit|clean<TAB>word<TAB>text`; `#` lines are comments.
+fn read_cases(file: &str, script: &str) -> Vec<Case> {
+    let text = std::fs::read_to_string(data().join("eval").join(file)).unwrap_or_else(|e| {
+        panic!("benches/data/eval/{file} (python3 benches/data/{script}): {e}")
+    });
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| {
@@ -217,22 +224,7 @@ fn recall_per_evasion_kind_and_false_positives_meet_the_goals() {
 /// `benches/data/make_detector_eval.py`): `url`, `email`, `phone` and `im` hit cases (plain and
 /// disguised, English and Chinese carriers) and clean numeric and link-like text.
 fn detector_cases() -> Vec<Case> {
-    let text = std::fs::read_to_string(data().join("eval/detectors.tsv"))
-        .expect("benches/data/eval/detectors.tsv (python3 benches/data/make_detector_eval.py)");
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| {
-            let mut f = l.splitn(4, '\t');
-            let kind = f.next().unwrap_or_default().to_string();
-            let hit = f.next() == Some("hit");
-            let _word = f.next();
-            Case {
-                kind,
-                hit,
-                text: f.next().unwrap_or_default().to_string(),
-            }
-        })
-        .collect()
+    read_cases("detectors.tsv", "make_detector_eval.py")
 }
 
 #[test]
