@@ -160,6 +160,9 @@ pub(crate) enum ChangeError {
     Store(#[from] StoreError),
     #[error("the lists could not be rebuilt: {0}")]
     Build(String),
+    /// The shared store (Redis) did not answer: nothing was changed anywhere.
+    #[error("the list store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// The API lists, the config's lists, and the engine serving both.

@@ -119,11 +119,13 @@ fn summary(list: &ApiList) -> serde_json::Value {
 
 fn change_failed(error: ChangeError) -> ApiError {
     tracing::error!(%error, "lists: change not applied");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "store_failed",
-        format!("the change was not applied: {error}"),
-    )
+    let (status, code) = match error {
+        ChangeError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        ChangeError::Store(_) | ChangeError::Build(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "store_failed")
+        }
+    };
+    ApiError::new(status, code, format!("the change was not applied: {error}"))
 }
 
 /// The name from the path, checked, and not a config list.
