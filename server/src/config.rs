@@ -79,16 +79,32 @@ pub struct AdminConfig {
 pub enum ListStore {
     /// One JSON file per list under `lists.dir`, written atomically.
     File,
+    /// In Redis (`redis_url`, `redis_cluster` or `redis_sentinel`), shared by every instance:
+    /// a change made through one is applied by all within a second.
+    Redis,
 }
 
 /// `[lists]`: the store of the lists made through the API (read at start-up only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ListsConfig {
-    /// `"file"`.
+    /// `"file"` or `"redis"`.
     pub store: ListStore,
     /// The folder of the file store (created when missing).
     pub dir: PathBuf,
+    /// The Redis of the `redis` store (one node; unused when `redis_cluster` or
+    /// `redis_sentinel` is set).
+    pub redis_url: String,
+    /// Seed nodes of a Redis Cluster for the `redis` store, instead of `redis_url`.
+    pub redis_cluster: Vec<String>,
+    /// Sentinel nodes, with `redis_master`, instead of `redis_url`.
+    pub redis_sentinel: Vec<String>,
+    /// The master's name in Sentinel, with `redis_sentinel`.
+    pub redis_master: String,
+    /// Prefix of the `redis` store's keys and of its change channel.
+    pub redis_prefix: String,
+    /// Budget for one call to the `redis` store; past it a change is refused (503).
+    pub redis_timeout_ms: u64,
 }
 
 impl Default for ListsConfig {
@@ -96,7 +112,31 @@ impl Default for ListsConfig {
         Self {
             store: ListStore::File,
             dir: PathBuf::from("lists"),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_cluster: Vec::new(),
+            redis_sentinel: Vec::new(),
+            redis_master: String::new(),
+            redis_prefix: "espresso:lists:".into(),
+            redis_timeout_ms: 1000,
         }
+    }
+}
+
+impl ListsConfig {
+    fn redis_keys(&self) -> RedisKeys<'_> {
+        RedisKeys {
+            section: "lists",
+            url: &self.redis_url,
+            cluster: &self.redis_cluster,
+            sentinel: &self.redis_sentinel,
+            master: &self.redis_master,
+        }
+    }
+
+    /// Where the `redis` store lives: `redis_cluster`, else `redis_sentinel` with
+    /// `redis_master`, else `redis_url`; `None` with the `file` store.
+    pub fn redis_target(&self) -> Option<RedisTarget> {
+        (self.store == ListStore::Redis).then(|| self.redis_keys().target())
     }
 }
 
@@ -737,6 +777,29 @@ impl Config {
             master: &cache.redis_master,
         }
         .check(!cache.redis_url.is_empty())?;
+        let lists = &self.lists;
+        lists.redis_keys().check(lists.store == ListStore::Redis)?;
+        if lists.store == ListStore::File {
+            for (key, set) in [
+                ("redis_cluster", !lists.redis_cluster.is_empty()),
+                ("redis_sentinel", !lists.redis_sentinel.is_empty()),
+            ] {
+                if set {
+                    return err(
+                        &format!("lists.{key}"),
+                        "is only read with store = \"redis\" (the \"file\" store keeps the lists under lists.dir); set store = \"redis\" or remove it".into(),
+                    );
+                }
+            }
+        }
+        if lists.store == ListStore::Redis {
+            if lists.redis_prefix.is_empty() {
+                return err("lists.redis_prefix", "must not be empty".into());
+            }
+            if lists.redis_timeout_ms == 0 {
+                return err("lists.redis_timeout_ms", "must be greater than 0".into());
+            }
+        }
         Ok(())
     }
 

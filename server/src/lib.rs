@@ -122,14 +122,15 @@ impl std::ops::Deref for App {
 impl App {
     /// The app, and the rate-limit layer (built here because its quota handle is part of the
     /// app's reloadable state).
-    fn new(config: &Config) -> Result<(Self, Option<rate_limit::Layer>), BoxError> {
+    async fn new(config: &Config) -> Result<(Self, Option<rate_limit::Layer>), BoxError> {
         let metrics = metrics::Metrics::new();
         let (lists, filter) = lists::Lists::load(
             reload::filter_sources(config),
-            config.lists.dir.clone(),
+            lists::Store::from_config(&config.lists)?,
             reload::filter_options(config)?,
             &metrics.registry,
-        )?;
+        )
+        .await?;
         metrics.dictionary_loaded(&filter);
         let rate_limit = rate_limit::layer(&config.rate_limit, &metrics.registry)?;
         let rate_limit_quota = rate_limit.as_ref().map(|limit| limit.quota.clone());
@@ -432,7 +433,9 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
         config.server.listen = listen;
     }
     let max_connections = limits::max_connections(&config.server);
-    let (app, rate_limit) = App::new(&config)?;
+    // boxed: unboxed, rustc overflows its query depth laying out the start-up future
+    let (app, rate_limit) = Box::pin(App::new(&config)).await?;
+    tokio::spawn(app.lists.clone().follow());
     let stack = stack(&app, &config, rate_limit).await?;
     let listener = TcpListener::bind(config.server.listen).await?;
     let addr = listener.local_addr()?;

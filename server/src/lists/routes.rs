@@ -203,13 +203,13 @@ async fn put_list(
             .change(&name, |old| {
                 let list = match old {
                     Some(old) => ApiList {
-                        description: body.description,
+                        description: body.description.clone(),
                         level,
                         kind: body.kind,
                         version: old.version + 1,
                         ..old.clone()
                     },
-                    None => ApiList::new(name.clone(), body.description, level, body.kind),
+                    None => ApiList::new(name.clone(), body.description.clone(), level, body.kind),
                 };
                 let status = if old.is_some() { StatusCode::OK } else { StatusCode::CREATED };
                 Ok((Some(list.clone()), (status, list)))
@@ -305,7 +305,7 @@ async fn add_words(
                 let Some(old) = old else { return Err(Err(not_found(&name))) };
                 let mut list = old.clone();
                 let before = list.words.len();
-                list.words.extend(words);
+                list.words.extend(words.iter().cloned());
                 let added = list.words.len() - before;
                 if list.words.len() > MAX_WORDS_PER_LIST {
                     return Err(Err(bad(
