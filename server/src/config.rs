@@ -845,7 +845,7 @@ fn redis_url_invalid(url: &str) -> bool {
 }
 
 /// The Redis keys a section shares (`redis_url`, `redis_cluster`, `redis_sentinel` with
-/// `redis_master`), read the same way in `[rate_limit]` and `[cache]`.
+/// `redis_master`), read the same way in `[rate_limit]`, `[cache]` and `[lists]`.
 struct RedisKeys<'a> {
     section: &'static str,
     url: &'a str,
@@ -1320,7 +1320,7 @@ level = "normal"
     }
 
     #[test]
-    fn redis_cluster_and_sentinel_are_read_alike_in_both_sections() {
+    fn redis_cluster_and_sentinel_are_read_alike_in_every_section() {
         let config = Config::parse(
             "[rate_limit]\nbackend = \"redis\"\nglobal_mode = \"leased\"\n\
              redis_cluster = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]\n\
@@ -1350,6 +1350,23 @@ level = "normal"
             RedisTarget::node("redis://127.0.0.1:6379")
         );
         assert_eq!(default.cache.redis_target(), None);
+        // the lists: a file store by default; the same keys as the other sections with "redis"
+        assert_eq!(default.lists.redis_target(), None);
+        let lists = Config::parse(
+            "[lists]\nstore = \"redis\"\nredis_cluster = [\"redis://127.0.0.1:7000\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            lists.lists.redis_target(),
+            Some(RedisTarget::cluster(["redis://127.0.0.1:7000"]))
+        );
+        assert_eq!(
+            Config::parse("[lists]\nstore = \"redis\"\n")
+                .unwrap()
+                .lists
+                .redis_target(),
+            Some(RedisTarget::node("redis://127.0.0.1:6379"))
+        );
         assert!(Config::parse("[rate_limit]\nglobal_mode = \"lazy\"\n").is_err());
     }
 
@@ -1390,6 +1407,26 @@ level = "normal"
                 "[rate_limit]\nredis_cluster = [\"redis://a:1\"]\n",
                 "rate_limit.redis_cluster",
                 "set backend = \"redis\"",
+            ),
+            (
+                "[lists]\nredis_cluster = [\"redis://a:1\"]\n",
+                "lists.redis_cluster",
+                "set store = \"redis\"",
+            ),
+            (
+                "[lists]\nstore = \"redis\"\nredis_sentinel = [\"redis://h:26379\"]\n",
+                "lists.redis_sentinel",
+                "add lists.redis_master = \"<name>\"",
+            ),
+            (
+                "[lists]\nstore = \"redis\"\nredis_url = \"localhost:6379\"\n",
+                "lists.redis_url",
+                "is not a redis:// URL",
+            ),
+            (
+                "[lists]\nstore = \"redis\"\nredis_prefix = \"\"\n",
+                "lists.redis_prefix",
+                "must not be empty",
             ),
         ] {
             let msg = Config::parse(text).unwrap_err().to_string();
