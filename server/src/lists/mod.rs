@@ -178,7 +178,9 @@ pub(crate) enum ChangeError {
 impl From<RedisStoreError> for ChangeError {
     fn from(error: RedisStoreError) -> Self {
         match error {
-            RedisStoreError::Unavailable { .. } => Self::Unavailable(error.to_string()),
+            RedisStoreError::Unavailable { .. } | RedisStoreError::Busy { .. } => {
+                Self::Unavailable(error.to_string())
+            }
             RedisStoreError::Corrupt { .. } => Self::Build(error.to_string()),
         }
     }
@@ -351,6 +353,9 @@ impl Lists {
     }
 
     fn store_down(&self, error: &RedisStoreError) {
+        if let RedisStoreError::Busy { .. } = error {
+            return; // it answered: another change holds the lock
+        }
         self.store_errors.inc();
         if self.store_up.swap(false, Ordering::Relaxed) {
             tracing::warn!(%error, "lists: the Redis store does not answer: changes are refused (503) and checks go on with the lists applied last");
@@ -439,11 +444,31 @@ impl Lists {
         mut change: impl FnMut(Option<&ApiList>) -> Result<(Option<ApiList>, T), T>,
     ) -> Result<Result<T, T>, ChangeError> {
         let mut state = self.state.lock().await;
-        for _ in 0..MAX_ATTEMPTS {
-            if state.store_version.is_none() {
-                // the Redis store did not answer at start: its lists first
+        let Store::Redis(redis) = &self.store else {
+            return self.change_in(&mut state, name, &mut change).await;
+        };
+        // Changes through different instances take turns; each starts from the latest set.
+        let lock = redis.lock().await.inspect_err(|e| self.store_down(e))?;
+        let changed = async {
+            let version = redis.version().await.inspect_err(|e| self.store_down(e))?;
+            if state.store_version != Some(version) {
                 self.apply_store(&mut state).await?;
             }
+            self.change_in(&mut state, name, &mut change).await
+        }
+        .await;
+        redis.unlock(lock).await;
+        changed
+    }
+
+    /// [`Lists::change`] with the state locked (and, with Redis, the change lock held).
+    async fn change_in<T>(
+        &self,
+        state: &mut State,
+        name: &str,
+        change: &mut impl FnMut(Option<&ApiList>) -> Result<(Option<ApiList>, T), T>,
+    ) -> Result<Result<T, T>, ChangeError> {
+        for _ in 0..MAX_ATTEMPTS {
             let (new, answer) = match change(state.api.get(name)) {
                 Ok(done) => done,
                 Err(refused) => return Ok(Err(refused)),
@@ -481,9 +506,9 @@ impl Lists {
                             state.store_version = Some(version);
                         }
                         Ok(None) => {
-                            // another instance changed the set first: take its change, then
-                            // make this one again on top of it
-                            self.apply_store(&mut state).await?;
+                            // another instance changed the set first (its lock expired under
+                            // it, or ours did): take its change, then make this one again
+                            self.apply_store(state).await?;
                             continue;
                         }
                         Err(error) => {

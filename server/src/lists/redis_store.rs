@@ -5,11 +5,14 @@
 //! - `<prefix>{lists}:version`: counts the changes of the whole set;
 //! - `<prefix>changes`: each change publishes the new version there.
 //!
-//! The braces are a cluster hash tag: both keys live in one slot, so one script reads or
+//! - `<prefix>{lists}:lock`: held by the instance making a change, so changes through
+//!   different instances take turns instead of racing.
+//!
+//! The braces are a cluster hash tag: the keys live in one slot, so one script reads or
 //! changes them together (a snapshot is never half of one change). A change is written only
-//! on top of the version it was computed from; when another instance changed the set in
-//! between, the writer picks that change up first and computes its own again. Instances learn
-//! of changes from the channel and, as a safety net for lost messages, by reading the version
+//! on top of the version it was computed from, so even a writer whose lock expired cannot undo
+//! another's change: it picks that change up and computes its own again. Instances learn of
+//! changes from the channel and, as a safety net for lost messages, by reading the version
 //! every [`POLL`].
 
 use super::ApiList;
@@ -21,6 +24,11 @@ use tokio::sync::mpsc;
 
 /// How often each instance reads the version, in case a change message was lost.
 pub(crate) const POLL: Duration = Duration::from_millis(500);
+
+/// How long a change waits for another instance's change to finish.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long the lock lasts if its holder dies mid-change.
+const LOCK_TTL: Duration = Duration::from_secs(10);
 
 /// What the store holds: the lists and the version of the whole set (0: never changed).
 pub(crate) struct Snapshot {
@@ -37,6 +45,9 @@ pub(crate) enum RedisStoreError {
         target: String,
         error: redis::RedisError,
     },
+    /// Another instance's change held the lock for all of [`LOCK_WAIT`].
+    #[error("{target}: another instance has been changing the lists for {LOCK_WAIT:?}; retry")]
+    Busy { target: String },
     /// A stored list that does not parse (written by something else than espresso).
     #[error("{target}: list {name:?} in {key} is not a list: {reason}")]
     Corrupt {
@@ -53,8 +64,20 @@ pub(crate) struct RedisStore {
     connection: RedisConnection,
     data_key: String,
     version_key: String,
+    lock_key: String,
     channel: String,
 }
+
+/// The lock a change holds: its key's value, unique to the holder.
+pub(crate) struct Lock(String);
+
+/// Deletes the lock only if it is still the caller's (it may have expired and been taken).
+const UNLOCK: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
 
 /// Reads the version and every list in one step.
 const LOAD: &str = r"
@@ -85,6 +108,7 @@ impl RedisStore {
             connection: RedisConnection::new(target, timeout)?,
             data_key: format!("{prefix}{{lists}}:data"),
             version_key: format!("{prefix}{{lists}}:version"),
+            lock_key: format!("{prefix}{{lists}}:lock"),
             channel: format!("{prefix}changes"),
         })
     }
@@ -93,6 +117,54 @@ impl RedisStore {
         RedisStoreError::Unavailable {
             target: self.connection.target().to_string(),
             error,
+        }
+    }
+
+    /// Takes the change lock, waiting up to [`LOCK_WAIT`] for another instance's change.
+    pub(crate) async fn lock(&self) -> Result<Lock, RedisStoreError> {
+        static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let token = format!(
+            "{}:{}:{}",
+            std::process::id(),
+            since_epoch.as_nanos(),
+            TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        loop {
+            let taken: Option<String> = self
+                .connection
+                .query(
+                    redis::cmd("SET")
+                        .arg(&self.lock_key)
+                        .arg(&token)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(LOCK_TTL.as_millis() as u64),
+                )
+                .await
+                .map_err(|e| self.unavailable(e))?;
+            if taken.is_some() {
+                return Ok(Lock(token));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RedisStoreError::Busy {
+                    target: self.connection.target().to_string(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Gives the lock back (if this fails, it expires after [`LOCK_TTL`]).
+    pub(crate) async fn unlock(&self, lock: Lock) {
+        let script = Script::new(UNLOCK);
+        let mut invocation = script.key(&self.lock_key);
+        invocation.arg(lock.0);
+        if let Err(error) = self.connection.invoke::<i64>(&invocation).await {
+            tracing::debug!(%error, "lists: the change lock was not given back; it expires by itself");
         }
     }
 

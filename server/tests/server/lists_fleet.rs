@@ -216,3 +216,35 @@ async fn on_a_redis_cluster_the_lists_live_in_one_slot_and_changes_reach_every_s
         ]
     );
 }
+
+#[tokio::test]
+async fn a_change_waits_its_turn_and_gives_up_with_a_503_when_the_lock_is_never_given_back() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let server = Server::start(&fleet_config(&redis)).await;
+    let reply = server
+        .admin(
+            "PUT",
+            "/v1/lists/held",
+            TOKEN,
+            Some(json!({"kind": "deny"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    // an instance that died mid-change, its lock still there for a minute
+    let _: () = redis.query(&["SET", "test:lists:{lists}:lock", "dead", "PX", "60000"]);
+    let reply = add_word(&server, "held", "lockedword").await;
+    assert_eq!(
+        reply.error_code(StatusCode::SERVICE_UNAVAILABLE),
+        "store_unavailable"
+    );
+    let message = reply.json()["error"]["message"].to_string();
+    assert!(message.contains("another instance"), "{message}");
+    assert_eq!(verdict(&server, "a lockedword").await, "pass");
+    // once it expires (here: is deleted), changes go through
+    let _: () = redis.query(&["DEL", "test:lists:{lists}:lock"]);
+    let reply = add_word(&server, "held", "lockedword").await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(verdict(&server, "a lockedword").await, "block");
+}
