@@ -6,6 +6,7 @@
 //! the old lists or the new ones, never half, and the next request sees the change. Changes are
 //! applied one at a time, in order.
 
+pub(crate) mod ops;
 mod routes;
 mod store;
 
@@ -58,9 +59,16 @@ pub(crate) struct ApiList {
     /// The level of words without their own.
     pub(crate) level: Level,
     pub(crate) kind: Kind,
+    /// Whether checks that name no lists use it (lists stored before the flag existed: yes).
+    #[serde(default = "yes")]
+    pub(crate) default: bool,
     /// Counts the list's changes, from 1.
     pub(crate) version: u64,
     pub(crate) words: BTreeMap<String, WordMeta>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ApiList {
@@ -70,6 +78,7 @@ impl ApiList {
             description,
             level,
             kind,
+            default: true,
             version: 1,
             words: BTreeMap::new(),
         }
@@ -97,7 +106,9 @@ impl ApiList {
                 .map(|(word, meta)| line(word, meta))
                 .collect();
             if !text.is_empty() {
-                let source = ListSource::inline(file.clone(), text, level).name(&self.name);
+                let source = ListSource::inline(file.clone(), text, level)
+                    .name(&self.name)
+                    .by_default(self.default);
                 sources = sources.list(source);
             }
         }
