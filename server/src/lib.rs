@@ -253,7 +253,9 @@ async fn stack(
         .merge(grpc_route(reflection_v1))
         .merge(grpc_route(reflection_v1alpha));
 
-    let grpc_services = grpc_services.merge(lists::routes());
+    let grpc_services = grpc_services
+        .merge(lists::routes())
+        .merge(grpc::lists_routes(app));
     let routes = if separate_ops {
         base_routes(app, grpc_services, false).merge(filter_routes(app, max_body))
     } else {

@@ -17,6 +17,7 @@ mod harness;
 mod latency;
 mod lifecycle;
 mod lists;
+mod lists_grpc;
 mod pipeline;
 mod rate_limit;
 mod reflection;
