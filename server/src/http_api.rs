@@ -40,7 +40,7 @@ pub(crate) fn probe_routes() -> Router<App> {
 
 /// Every error code an [`ApiError`] carries: `espresso_http_errors_total{code}` exports each at
 /// 0 from the start.
-pub(crate) const ERROR_CODES: [&str; 22] = [
+pub(crate) const ERROR_CODES: [&str; 23] = [
     "invalid_host",
     "unsupported_media_type",
     "payload_too_large",
@@ -63,6 +63,7 @@ pub(crate) const ERROR_CODES: [&str; 22] = [
     "invalid_query",
     "read_only_list",
     "store_failed",
+    "store_unavailable",
 ];
 
 /// A request the API refuses, shaped as the error JSON of `docs/http-api.md`.

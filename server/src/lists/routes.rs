@@ -279,6 +279,20 @@ fn form_pairs(query: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lists::ChangeError;
+
+    #[test]
+    fn a_store_that_does_not_answer_is_a_503_store_unavailable() {
+        let error = OpError::from(ChangeError::Unavailable("connection refused".into()));
+        assert_eq!(error.kind.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // `ApiError::new` checks (in debug builds) that the code is one of `ERROR_CODES`
+        let error = ApiError::from(error);
+        assert!(
+            error.message().ends_with("connection refused"),
+            "{}",
+            error.message()
+        );
+    }
 
     #[test]
     fn query_pairs_are_percent_decoded() {

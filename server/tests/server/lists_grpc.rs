@@ -418,6 +418,13 @@ async fn grpc_lists_calls_are_refused_without_the_token_and_with_bad_input() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
 
+    // a message over the lists API's 4 MiB, like one over the filter's limit
+    let huge = (0..10_000)
+        .map(|i| word(&format!("{i:0>500}"), "", ""))
+        .collect();
+    let status = lists.add_words(add("x", huge)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+
     // nothing refused was applied
     let all = lists
         .list_lists(admin(ListListsRequest {}))
