@@ -6,6 +6,7 @@
 //! request id → slow call → rate limit → catch panic → timeout → routes
 //!                                                               ├─ POST /v1/filter, /v1/filter:batch (JSON)
 //!                                                               ├─ espresso.filter.v1.Filter/Check, CheckBatch (gRPC)
+//!                                                               ├─ /v1/lists…, espresso.filter.v1.Lists (admin token)
 //!                                                               ├─ grpc.health.v1, reflection v1 + v1alpha
 //!                                                               └─ /healthz /readyz /metrics
 //! ```
