@@ -6,6 +6,7 @@
 //! request id → slow call → rate limit → catch panic → timeout → routes
 //!                                                               ├─ POST /v1/filter, /v1/filter:batch (JSON)
 //!                                                               ├─ espresso.filter.v1.Filter/Check, CheckBatch (gRPC)
+//!                                                               ├─ /v1/lists…, espresso.filter.v1.Lists (admin token)
 //!                                                               ├─ grpc.health.v1, reflection v1 + v1alpha
 //!                                                               └─ /healthz /readyz /metrics
 //! ```
@@ -254,7 +255,9 @@ async fn stack(
         .merge(grpc_route(reflection_v1))
         .merge(grpc_route(reflection_v1alpha));
 
-    let grpc_services = grpc_services.merge(lists::routes());
+    let grpc_services = grpc_services
+        .merge(lists::routes())
+        .merge(grpc::lists_routes(app));
     let routes = if separate_ops {
         base_routes(app, grpc_services, false).merge(filter_routes(app, max_body))
     } else {
@@ -433,8 +436,7 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
         config.server.listen = listen;
     }
     let max_connections = limits::max_connections(&config.server);
-    // boxed: unboxed, rustc overflows its query depth laying out the start-up future
-    let (app, rate_limit) = Box::pin(App::new(&config)).await?;
+    let (app, rate_limit) = App::new(&config).await?;
     tokio::spawn(app.lists.clone().follow());
     let stack = stack(&app, &config, rate_limit).await?;
     let listener = TcpListener::bind(config.server.listen).await?;

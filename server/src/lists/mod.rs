@@ -8,6 +8,7 @@
 //! instance follows the store's changes ([`Lists::follow`]).
 
 mod redis_store;
+pub(crate) mod ops;
 mod routes;
 mod store;
 
@@ -68,9 +69,16 @@ pub(crate) struct ApiList {
     /// The level of words without their own.
     pub(crate) level: Level,
     pub(crate) kind: Kind,
+    /// Whether checks that name no lists use it (lists stored before the flag existed: yes).
+    #[serde(default = "yes")]
+    pub(crate) default: bool,
     /// Counts the list's changes, from 1.
     pub(crate) version: u64,
     pub(crate) words: BTreeMap<String, WordMeta>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ApiList {
@@ -80,6 +88,7 @@ impl ApiList {
             description,
             level,
             kind,
+            default: true,
             version: 1,
             words: BTreeMap::new(),
         }
@@ -107,7 +116,9 @@ impl ApiList {
                 .map(|(word, meta)| line(word, meta))
                 .collect();
             if !text.is_empty() {
-                let source = ListSource::inline(file.clone(), text, level).name(&self.name);
+                let source = ListSource::inline(file.clone(), text, level)
+                    .name(&self.name)
+                    .by_default(self.default);
                 sources = sources.list(source);
             }
         }
@@ -439,6 +450,16 @@ impl Lists {
     /// returned alongside. With the Redis store `change` runs again when another instance
     /// changed the set first (it then sees that change).
     pub(crate) async fn change<T>(
+        &self,
+        name: &str,
+        change: impl FnMut(Option<&ApiList>) -> Result<(Option<ApiList>, T), T>,
+    ) -> Result<Result<T, T>, ChangeError> {
+        // Boxed: a change is rare, and its future, nested in a handler's, is deep enough to
+        // overflow rustc's query depth when laid out inline.
+        Box::pin(self.change_locked(name, change)).await
+    }
+
+    async fn change_locked<T>(
         &self,
         name: &str,
         mut change: impl FnMut(Option<&ApiList>) -> Result<(Option<ApiList>, T), T>,

@@ -443,3 +443,70 @@ async fn ten_thousand_words_are_added_in_one_call_and_survive_a_restart_and_a_re
         "review"
     );
 }
+
+#[tokio::test]
+async fn a_list_not_used_by_default_flags_only_when_a_check_names_it() {
+    let server = Server::start(ADMIN).await;
+    let t = Some("s3cret");
+    let reply = admin(
+        &server,
+        "PUT",
+        "/v1/lists/game",
+        t,
+        Some(json!({"description": "", "kind": "deny", "level": "normal", "default": false})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    assert_eq!(reply.json()["default"], false);
+    let words = json!({"words": [{"word": "noob"}]});
+    let reply = admin(&server, "POST", "/v1/lists/game/words", t, Some(words)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+
+    assert_eq!(server.filter("gg noob").await.json()["verdict"], "pass");
+    let json = filter_with(&server, json!({"content": "gg noob", "lists": ["game"]}))
+        .await
+        .json();
+    assert_eq!(json["verdict"], "review", "{json}");
+    assert_eq!(json["hits"][0]["list"], "game");
+    let listed = admin(&server, "GET", "/v1/lists", t, None).await.json();
+    let game = listed["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "game")
+        .unwrap();
+    assert_eq!(game["default"], false, "{game}");
+
+    // an allow list applies to every check: it cannot be left out by default
+    let reply = admin(
+        &server,
+        "PUT",
+        "/v1/lists/ok",
+        t,
+        Some(json!({"kind": "allow", "default": false})),
+    )
+    .await;
+    assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "invalid_list");
+    let reply = admin(
+        &server,
+        "PUT",
+        "/v1/lists/game",
+        t,
+        Some(json!({"kind": "deny", "default": "no"})),
+    )
+    .await;
+    assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "invalid_json");
+
+    // without the flag, a PUT makes it a default list again (its words stay)
+    let reply = admin(
+        &server,
+        "PUT",
+        "/v1/lists/game",
+        t,
+        Some(json!({"description": "", "kind": "deny", "level": "normal"})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["default"], true);
+    assert_eq!(server.filter("gg noob").await.json()["verdict"], "review");
+}

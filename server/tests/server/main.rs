@@ -18,6 +18,7 @@ mod latency;
 mod lifecycle;
 mod lists;
 mod lists_fleet;
+mod lists_grpc;
 mod pipeline;
 mod rate_limit;
 mod reflection;
