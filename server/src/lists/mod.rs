@@ -7,8 +7,8 @@
 //! sees the change. Changes are applied one at a time, in order. With the Redis store every
 //! instance follows the store's changes ([`Lists::follow`]).
 
-mod redis_store;
 pub(crate) mod ops;
+mod redis_store;
 mod routes;
 mod store;
 
