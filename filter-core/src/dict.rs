@@ -184,6 +184,53 @@ struct Pattern {
 }
 
 const NO_PART: u32 = u32::MAX;
+
+/// The automaton's patterns as bytes, one after another.
+#[derive(Debug, Default)]
+struct Keys {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Keys {
+    fn push(&mut self, key: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    fn iter(&self, range: Range<usize>) -> impl Iterator<Item = &[u8]> + Clone {
+        range.map(|i| self.get(i))
+    }
+
+    /// How many patterns from the first on `self` and `other[..limit]` have alike.
+    fn common_prefix(&self, other: &Keys, limit: usize) -> usize {
+        let n = self.len().min(limit);
+        (0..n).find(|&i| self.get(i) != other.get(i)).unwrap_or(n)
+    }
+}
+
+/// The automaton of `keys` (a contiguous NFA: the fastest search; the default kind if that
+/// cannot hold them).
+fn automaton<'a>(keys: impl Iterator<Item = &'a [u8]> + Clone) -> Result<AhoCorasick, LoadError> {
+    Ok(AhoCorasick::builder()
+        .match_kind(MatchKind::Standard)
+        .kind(Some(AhoCorasickKind::ContiguousNFA))
+        .build(keys.clone())
+        .or_else(|_| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(keys)
+        })?)
+}
 /// `Cand::pat` of a rule's hit: this bit and the rule's index
 const RULE_BIT: u32 = 1 << 31;
 
@@ -206,9 +253,17 @@ pub struct UnknownList(pub String);
 
 /// A compiled, immutable dictionary set. Build one with [`Dictionary::build`]; an
 /// [`Engine`](crate::Engine) holds the current one and swaps it atomically.
+#[derive(Clone)]
 pub struct Dictionary {
+    /// the automaton of `keys[..live]` (an incremental build's base may know more patterns,
+    /// stale ones, whose matches are ignored)
     ac: AhoCorasick,
-    pats: Vec<Pattern>,
+    live: usize,
+    /// an incremental build: the automaton of `keys[live..]`, pattern ids counted from `live`
+    delta: Option<AhoCorasick>,
+    /// what the automata match, pattern by pattern (an incremental build compares them)
+    keys: Arc<Keys>,
+    pats: Arc<[Pattern]>,
     table: Arc<Table>,
     version: u64,
     stats: DictStats,
@@ -216,9 +271,9 @@ pub struct Dictionary {
     leet: bool,
     /// some entry is a pinyin spelling: tone numbers are read as noise too
     pinyin: bool,
-    rules: Rules,
+    rules: Arc<Rules>,
     /// the lists, blocked and allowed, in the order of the sources
-    lists: Vec<ListInfo>,
+    lists: Arc<[ListInfo]>,
     /// the lists a check that names none uses, as a bit set; `None`: every list
     defaults: Option<Box<[u64]>>,
 }
@@ -310,7 +365,7 @@ impl Dictionary {
         } else {
             Arc::new(Table::new(&options))
         };
-        Dictionary::build_with_table(sources, table)
+        Dictionary::build_with_table(sources, table, None)
     }
 
     /// The shipped default lists with default options.
@@ -325,14 +380,19 @@ impl Dictionary {
             .expect("an automaton of no patterns always builds")
     }
 
+    /// Compiles `sources` with `table`. With a `base` built with the same table, its automaton
+    /// serves the patterns the two have alike from the first on, and only the rest get a new,
+    /// small automaton: an incremental build, which answers exactly as a full one would and
+    /// takes a fraction of its time. [`Dictionary::compacted`] makes it one automaton again.
     pub(crate) fn build_with_table(
         sources: &Sources,
         table: Arc<Table>,
+        base: Option<&Dictionary>,
     ) -> Result<Dictionary, LoadError> {
         let mut h = Fnv::new();
         table.options().fingerprint(&mut h);
         let mut pats: Vec<Pattern> = Vec::new();
-        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let mut keys = Keys::default();
         // (entry, level (None: allow), category, pinyin spellings wanted, list index)
         type Listed = (source::Entry, Option<Level>, Arc<str>, bool, u32);
         let mut all: Vec<Listed> = Vec::new();
@@ -431,7 +491,7 @@ impl Dictionary {
         let mut seen: HashMap<u64, usize, BuildHasherDefault<WordHasher>> = HashMap::default();
         seen.reserve(all.len());
         pats.reserve(all.len());
-        keys.reserve(all.len());
+        keys.ends.reserve(all.len());
         let mut stats = DictStats::default();
         let mut add = |spelling: &str,
                        word: &str,
@@ -496,7 +556,7 @@ impl Dictionary {
                 part,
                 list,
             });
-            keys.push(key);
+            keys.push(&key);
         };
         for list in &lists {
             h.write_str(&list.name);
@@ -565,15 +625,21 @@ impl Dictionary {
             }
         }
         let rules = rules.finish();
-        let ac = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .build(&keys)
-            .or_else(|_| {
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .build(&keys)
-            })?;
+        let n = keys.len();
+        // an incremental build pays when most of the patterns are the base's, in its order
+        let alike = base
+            .filter(|b| Arc::ptr_eq(&b.table, &table))
+            .map(|b| (b, keys.common_prefix(&b.keys, b.live)))
+            .filter(|&(_, alike)| alike > 0 && n - alike <= n / 2);
+        let (ac, live, delta) = match alike {
+            Some((base, alike)) => {
+                let delta = (alike < n)
+                    .then(|| automaton(keys.iter(alike..n)))
+                    .transpose()?;
+                (base.ac.clone(), alike, delta)
+            }
+            None => (automaton(keys.iter(0..n))?, n, None),
+        };
         let words = |p: &&Pattern| p.part == NO_PART;
         let spellings = pats.iter().filter(words).filter(|p| p.pinyin).count();
         stats.words = pats
@@ -585,7 +651,7 @@ impl Dictionary {
         stats.allowed = pats.iter().filter(words).count() - stats.words - spellings;
         stats.pinyin = spellings;
         stats.rules = rules.len();
-        stats.automaton_bytes = ac.memory_usage();
+        stats.automaton_bytes = ac.memory_usage() + delta.as_ref().map_or(0, |d| d.memory_usage());
         let leet = pats
             .iter()
             .any(|p| p.units.iter().any(|u| u.c.is_ascii_alphabetic()));
@@ -598,16 +664,48 @@ impl Dictionary {
             .then(|| bits(lists.len(), lists.iter().map(|l| l.default)));
         Ok(Dictionary {
             ac,
+            live,
+            delta,
+            keys: Arc::new(keys),
             table,
             version: h.0,
             stats,
             leet,
             pinyin: pats.iter().any(|p| p.pinyin),
-            pats,
-            rules,
-            lists,
+            pats: pats.into(),
+            rules: Arc::new(rules),
+            lists: lists.into(),
             defaults,
         })
+    }
+
+    /// The same set with one automaton, if this one was built incrementally (`None` if it
+    /// already has one). Takes a full build's automaton time and no parsing; answers, version
+    /// and stats (but for `automaton_bytes`) stay the same.
+    pub fn compacted(&self) -> Option<Result<Dictionary, LoadError>> {
+        if self.is_compact() {
+            return None;
+        }
+        Some(automaton(self.keys.iter(0..self.keys.len())).map(|ac| {
+            let mut compact = self.clone();
+            compact.stats.automaton_bytes = ac.memory_usage();
+            compact.ac = ac;
+            compact.live = self.keys.len();
+            compact.delta = None;
+            compact
+        }))
+    }
+
+    /// Whether the set has one automaton that knows only its own patterns (a full build, or a
+    /// [compacted](Dictionary::compacted) one).
+    pub fn is_compact(&self) -> bool {
+        self.delta.is_none() && self.live == self.ac.patterns_len()
+    }
+
+    /// Patterns matched by an incremental build's second automaton (0 for a full build or once
+    /// [compacted](Dictionary::compacted)).
+    pub fn pending(&self) -> usize {
+        self.keys.len() - self.live
     }
 
     /// A fingerprint of the lists' contents and the options (equal inputs give equal versions,
@@ -931,8 +1029,17 @@ impl Dictionary {
         let window = &view[range];
         self.table.normalize_into(window, &mut s.norm);
         let collapse = self.table.options().collapse_repeats;
-        for m in self.ac.find_overlapping_iter(s.norm.as_bytes()) {
-            let pat = m.pattern().as_usize();
+        let (live, norm) = (self.live, s.norm.as_bytes());
+        let delta = self.delta.iter().flat_map(|d| {
+            d.find_overlapping_iter(norm)
+                .map(move |m| (m, m.pattern().as_usize() + live))
+        });
+        let first = self
+            .ac
+            .find_overlapping_iter(norm)
+            .map(|m| (m, m.pattern().as_usize()))
+            .filter(|&(_, pat)| pat < live);
+        for (m, pat) in first.chain(delta) {
             let p = &self.pats[pat];
             if pass == Pass::Tone && !p.pinyin {
                 continue;

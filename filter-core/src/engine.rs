@@ -83,6 +83,47 @@ impl Engine {
         self.build_with(sources, options)
     }
 
+    /// Like [`Engine::build`], but incremental: the current set's automaton serves the patterns
+    /// the two sets have alike, so adding words to a list compiles only what follows them. The
+    /// result answers exactly as a full build would, with a second automaton per check until
+    /// [`Engine::compact`] folds the two into one; call that off the request path once the
+    /// result is installed.
+    ///
+    /// ```
+    /// use espresso_filter_core::{Engine, Level, ListSource, Options, Sources};
+    ///
+    /// let lists = |words: &str| {
+    ///     Sources::new().list(ListSource::inline("ads", words, Level::Danger))
+    /// };
+    /// let engine = Engine::load(&lists("spam\n"), Options::default())?;
+    /// let next = engine.build_incremental(&lists("spam\nscam\n"))?;
+    /// assert_eq!(next.pending(), 1); // one new pattern beside the old automaton
+    /// engine.install(next);
+    /// assert_eq!(engine.check("a scam").hits[0].word, "scam");
+    /// assert!(engine.compact()?);
+    /// assert_eq!(engine.dictionary().pending(), 0);
+    /// assert_eq!(engine.check("a scam").hits[0].word, "scam");
+    /// # Ok::<(), espresso_filter_core::LoadError>(())
+    /// ```
+    pub fn build_incremental(&self, sources: &Sources) -> Result<Dictionary, LoadError> {
+        let current = self.current.load_full();
+        Dictionary::build_with_table(sources, current.table().clone(), Some(&current))
+    }
+
+    /// Gives the current set one automaton if it was built incrementally, and swaps that in
+    /// unless another set was installed meanwhile. Returns whether it swapped. Takes a full
+    /// build's automaton time: call it where a reload would run, never on a request path.
+    pub fn compact(&self) -> Result<bool, LoadError> {
+        let current = self.current.load_full();
+        let Some(compacted) = current.compacted() else {
+            return Ok(false);
+        };
+        let before = self
+            .current
+            .compare_and_swap(&current, Arc::new(compacted?));
+        Ok(Arc::ptr_eq(&before, &current))
+    }
+
     fn build_with(&self, sources: &Sources, options: Options) -> Result<Dictionary, LoadError> {
         let current = self.current.load_full();
         let table = if current.options() == &options {
@@ -90,7 +131,7 @@ impl Engine {
         } else {
             Arc::new(Table::new(&options))
         };
-        Dictionary::build_with_table(sources, table)
+        Dictionary::build_with_table(sources, table, None)
     }
 
     /// Swaps in a dictionary built elsewhere; returns its version.

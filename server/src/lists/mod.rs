@@ -352,7 +352,7 @@ impl Lists {
             .map(|list| (list.name.clone(), list))
             .collect();
         let built = self.build(&state.config, &api).await?;
-        self.engine.install(built);
+        self.install(built);
         tracing::info!(
             version = snapshot.version,
             lists = api.len(),
@@ -361,6 +361,23 @@ impl Lists {
         state.api = api;
         state.store_version = Some(snapshot.version);
         Ok(())
+    }
+
+    /// Swaps in a set from [`Lists::build`], then folds its two automata into one on a blocking
+    /// thread, so that checks pay for one scan again (a later change's set wins over it).
+    fn install(&self, built: espresso_filter_core::Dictionary) {
+        let compact = built.is_compact();
+        self.engine.install(built);
+        if compact {
+            return;
+        }
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = engine.compact() {
+                // the same patterns compiled once already: only memory could fail it
+                tracing::warn!(%error, "lists: compacting the rebuilt lists failed; checks scan twice until the next change");
+            }
+        });
     }
 
     fn store_down(&self, error: &RedisStoreError) {
@@ -379,7 +396,8 @@ impl Lists {
         }
     }
 
-    /// Builds an engine over `config` and `api` on a blocking thread.
+    /// Builds an engine over `config` and `api` on a blocking thread, incrementally: the
+    /// current automaton keeps serving what did not change (see [`Lists::install`]).
     async fn build(
         &self,
         config: &Sources,
@@ -387,7 +405,7 @@ impl Lists {
     ) -> Result<espresso_filter_core::Dictionary, ChangeError> {
         let sources = combined(config, api);
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || engine.build(&sources))
+        tokio::task::spawn_blocking(move || engine.build_incremental(&sources))
             .await
             .map_err(|panic| ChangeError::Build(panic.to_string()))?
             .map_err(|e| ChangeError::Build(e.to_string()))
@@ -539,7 +557,7 @@ impl Lists {
                     }
                 }
             }
-            self.engine.install(built);
+            self.install(built);
             state.api = api;
             return Ok(Ok(answer));
         }
