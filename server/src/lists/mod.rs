@@ -199,6 +199,8 @@ impl From<RedisStoreError> for ChangeError {
 
 /// Attempts at a change while other instances keep changing the shared set under it.
 const MAX_ATTEMPTS: usize = 5;
+/// How long the lists stay unchanged before an incremental set is compacted.
+const COMPACT_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The API lists, the config's lists, and the engine serving both.
 pub(crate) struct Lists {
@@ -363,8 +365,10 @@ impl Lists {
         Ok(())
     }
 
-    /// Swaps in a set from [`Lists::build`], then folds its two automata into one on a blocking
-    /// thread, so that checks pay for one scan again (a later change's set wins over it).
+    /// Swaps in a set from [`Lists::build`]; once no other change has followed it for
+    /// [`COMPACT_AFTER`], folds its two automata into one on a blocking thread, so that checks
+    /// pay for one scan again. A burst of changes thus builds small increments back to back and
+    /// compacts once, after the last.
     fn install(&self, built: espresso_filter_core::Dictionary) {
         let compact = built.is_compact();
         self.engine.install(built);
@@ -372,8 +376,15 @@ impl Lists {
             return;
         }
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(error) = engine.compact() {
+        let installed = engine.dictionary();
+        tokio::spawn(async move {
+            tokio::time::sleep(COMPACT_AFTER).await;
+            if !Arc::ptr_eq(&engine.dictionary(), &installed) {
+                return; // a later change compacts
+            }
+            drop(installed);
+            let compacted = tokio::task::spawn_blocking(move || engine.compact()).await;
+            if let Ok(Err(error)) = compacted {
                 // the same patterns compiled once already: only memory could fail it
                 tracing::warn!(%error, "lists: compacting the rebuilt lists failed; checks scan twice until the next change");
             }
@@ -640,6 +651,58 @@ mod tests {
             ]
         );
         assert_eq!(engine.check("an idiot savant").verdict, Verdict::Pass);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changes_apply_incrementally_and_compact_after_a_quiet_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let words: String = (0..200).map(|i| format!("word{i}x\n")).collect();
+        let config = Sources::new().list(ListSource::inline("danger.txt", words, Level::Danger));
+        let (lists, engine) = Lists::load(
+            config,
+            Store::File(store::FileStore::new(dir.path().join("lists"))),
+            Options::default(),
+            &Registry::new(),
+        )
+        .await
+        .unwrap();
+        let add = |word: &'static str| {
+            move |current: Option<&ApiList>| {
+                let mut spam = current.cloned().unwrap_or_else(|| {
+                    ApiList::new("spam".into(), String::new(), Level::Normal, Kind::Deny)
+                });
+                spam.words.insert(word.into(), WordMeta::default());
+                Ok::<_, ()>((Some(spam), ()))
+            }
+        };
+        lists.change("spam", add("casino")).await.unwrap().unwrap();
+        assert!(
+            !engine.dictionary().is_compact(),
+            "the config's words were compiled again"
+        );
+        assert_eq!(engine.check("casino").verdict, Verdict::Review);
+        tokio::time::sleep(COMPACT_AFTER / 2).await;
+        // a second change within the second: the first set is never compacted on its own
+        lists.change("spam", add("lottery")).await.unwrap().unwrap();
+        tokio::time::sleep(COMPACT_AFTER * 3 / 4).await;
+        assert!(!engine.dictionary().is_compact());
+        let version = engine.version();
+        tokio::time::sleep(COMPACT_AFTER / 2).await;
+        // the compaction runs on a blocking thread, outside the paused clock
+        for _ in 0..500 {
+            if engine.dictionary().is_compact() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            engine.dictionary().is_compact(),
+            "not compacted after a quiet second"
+        );
+        assert_eq!(engine.version(), version);
+        assert_eq!(engine.check("casino and lottery").hits.len(), 2);
+        assert_eq!(engine.check("word7x").verdict, Verdict::Block);
     }
 
     #[tokio::test]
