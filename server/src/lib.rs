@@ -304,14 +304,16 @@ async fn stack(
         None => Either::Right(routes),
     };
     let threshold = app.slow_call_threshold_ms.clone();
+    let filter = pb::filter_server::FilterServer::<grpc::FilterGrpc>::NAME;
+    let lists = pb::lists_server::ListsServer::<grpc::ListsGrpc>::NAME;
     let slow_call = SlowCallLayer::new(Duration::from_millis(config.slow_call.threshold_ms))
         .threshold_fn(move |_, _| Some(Duration::from_millis(threshold.load(Ordering::Relaxed))))
         .route("/v1/filter")
         .route("/v1/filter:batch")
-        .route(&format!(
-            "/{}/Check",
-            pb::filter_server::FilterServer::<grpc::FilterGrpc>::NAME
-        ))
+        .route(&format!("/{filter}/Check"))
+        .route(&format!("/{filter}/CheckBatch"))
+        .route("/v1/lists")
+        .route(&format!("/{lists}"))
         .route("/healthz")
         .route("/readyz")
         .route("/metrics")
