@@ -226,19 +226,42 @@ impl Policy {
         }
     }
 
+    /// Counts an admitted request.
+    #[inline]
+    fn count_admitted(&self, wait: Duration) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            if wait.is_zero() {
+                m.allowed.inc();
+            } else {
+                m.delayed.inc();
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = wait;
+    }
+
+    /// What to do with a decided request. The common case (admitted, no headers to add) is
+    /// inlined into the service's `call`; the rest is not.
     #[inline]
     pub(crate) fn act(&self, decision: &Decision, quotas: &Quotas) -> Action {
+        if decision.allowed && self.header_mode != HeaderMode::Always {
+            let wait = decision.delay();
+            self.count_admitted(wait);
+            return Action::Pass {
+                wait,
+                headers: None,
+            };
+        }
+        self.act_otherwise(decision, quotas)
+    }
+
+    #[inline(never)]
+    fn act_otherwise(&self, decision: &Decision, quotas: &Quotas) -> Action {
         let always = self.header_mode == HeaderMode::Always;
         if decision.allowed {
             let wait = decision.delay();
-            #[cfg(feature = "metrics")]
-            if let Some(m) = &self.metrics {
-                if wait.is_zero() {
-                    m.allowed.inc();
-                } else {
-                    m.delayed.inc();
-                }
-            }
+            self.count_admitted(wait);
             return Action::Pass {
                 wait,
                 headers: always.then(|| Box::new(headers::header_map(quotas, decision))),

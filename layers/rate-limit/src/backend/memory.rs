@@ -176,7 +176,6 @@ impl ManyTats {
 
     /// Runs the GCRA on an entry's state for `quotas`, keeping what is known when the number
     /// of quotas changed (the first TATs carry over, new ones start fresh).
-    #[inline]
     fn decide(
         &mut self,
         word: &mut Word,
@@ -322,6 +321,14 @@ impl<K: Hash + Eq> Store<K> {
             }
         }
         if let Some(entry) = shard.table.find_mut(hash, |e| e.key == key) {
+            // The common case inline: one quota, its TAT in the word.
+            let w = u64::from_ne_bytes(entry.word);
+            if let ([q], 0) = (quotas, w & MANY) {
+                let mut tat = w;
+                let decision = gcra_one(&mut tat, now, q, max_delay);
+                entry.word = tat.min(MAX_TAT).to_ne_bytes();
+                return decision;
+            }
             return shard.many.decide(&mut entry.word, now, quotas, max_delay);
         }
         let mut word = 0u64.to_ne_bytes();
