@@ -20,40 +20,28 @@ use tokio::time::Sleep;
 use tower_service::Service;
 
 pin_project! {
-    /// The response future of [`RateLimit`](crate::RateLimit): a decision on its way (Redis),
-    /// a wait (wait mode), the inner call, or the refusal policy's answer.
+    /// The response future of [`RateLimit`](crate::RateLimit): the inner call, the refusal
+    /// policy's answer, or a request held back (a decision on its way from Redis, or a wait in
+    /// wait mode).
     pub struct ResponseFuture<S, ReqB, P>
     where
         S: Service<Request<ReqB>>,
         P: RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>,
     {
         #[pin]
-        state: State<S, ReqB, P>,
+        kind: Kind<S, ReqB, P>,
     }
 }
 
 pin_project! {
-    #[project = StateProj]
-    #[project_replace = StateProjReplace]
-    enum State<S, ReqB, P>
+    #[project = KindProj]
+    enum Kind<S, ReqB, P>
     where
         S: Service<Request<ReqB>>,
         P: RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>,
     {
-        // The rare paths keep what they hold in a box, so the common future (`Calling`) stays
-        // small: a request alone is a couple of hundred bytes.
-        Checking {
-            pending: PendingDecision,
-            deferred: Box<Deferred<S, ReqB>>,
-            quotas: Quotas,
-            policy: Arc<Policy>,
-            refusal: Box<P>,
-        },
-        Waiting {
-            sleep: Pin<Box<Sleep>>,
-            deferred: Box<Deferred<S, ReqB>>,
-            headers: Option<Box<HeaderMap>>,
-        },
+        // The admitted path is the inner future and nothing else to move or drop; what the
+        // rare paths hold lives in a box.
         Calling {
             #[pin]
             future: S::Future,
@@ -63,15 +51,33 @@ pin_project! {
             #[pin]
             future: P::Future,
         },
-        // Between two states, and after the answer.
-        Empty,
+        Held {
+            held: Box<Held<S, ReqB, P>>,
+        },
     }
 }
 
-/// The ready inner service and the request it will be called with.
-struct Deferred<S, ReqB> {
+/// A request not yet sent on: the ready inner service, the request, and what it waits for.
+struct Held<S, ReqB, P> {
     service: S,
-    request: Request<ReqB>,
+    request: Option<Request<ReqB>>,
+    until: Until<P>,
+}
+
+/// What a held request waits for.
+enum Until<P> {
+    /// The backend's decision (Redis).
+    Decided {
+        pending: PendingDecision,
+        quotas: Quotas,
+        policy: Arc<Policy>,
+        refusal: P,
+    },
+    /// The end of its wait (wait mode).
+    Slept {
+        sleep: Pin<Box<Sleep>>,
+        headers: Option<Box<HeaderMap>>,
+    },
 }
 
 impl<S, ReqB, P> ResponseFuture<S, ReqB, P>
@@ -79,12 +85,11 @@ where
     S: Service<Request<ReqB>>,
     P: RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>,
 {
-    fn new(state: State<S, ReqB, P>) -> Self {
-        Self { state }
-    }
-
+    #[inline]
     pub(crate) fn calling(future: S::Future, headers: Option<Box<HeaderMap>>) -> Self {
-        Self::new(State::Calling { future, headers })
+        Self {
+            kind: Kind::Calling { future, headers },
+        }
     }
 
     pub(crate) fn waiting(
@@ -93,11 +98,14 @@ where
         request: Request<ReqB>,
         headers: Option<Box<HeaderMap>>,
     ) -> Self {
-        Self::new(State::Waiting {
-            sleep: Box::pin(tokio::time::sleep(wait)),
-            deferred: Box::new(Deferred { service, request }),
-            headers,
-        })
+        Self::held(
+            service,
+            request,
+            Until::Slept {
+                sleep: Box::pin(tokio::time::sleep(wait)),
+                headers,
+            },
+        )
     }
 
     pub(crate) fn checking(
@@ -108,17 +116,34 @@ where
         policy: Arc<Policy>,
         refusal: P,
     ) -> Self {
-        Self::new(State::Checking {
-            pending,
-            deferred: Box::new(Deferred { service, request }),
-            quotas,
-            policy,
-            refusal: Box::new(refusal),
-        })
+        Self::held(
+            service,
+            request,
+            Until::Decided {
+                pending,
+                quotas,
+                policy,
+                refusal,
+            },
+        )
+    }
+
+    fn held(service: S, request: Request<ReqB>, until: Until<P>) -> Self {
+        Self {
+            kind: Kind::Held {
+                held: Box::new(Held {
+                    service,
+                    request: Some(request),
+                    until,
+                }),
+            },
+        }
     }
 
     pub(crate) fn refused(future: P::Future) -> Self {
-        Self::new(State::Refused { future })
+        Self {
+            kind: Kind::Refused { future },
+        }
     }
 }
 
@@ -132,64 +157,16 @@ where
         <P as RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>>::Error,
     >;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
+        let mut kind = self.project().kind;
         loop {
-            match state.as_mut().project() {
-                StateProj::Checking {
-                    pending,
-                    quotas,
-                    policy,
-                    refusal,
-                    ..
-                } => {
-                    let decision = ready!(pending.as_mut().poll(cx));
-                    let action = policy.act(&decision, quotas);
-                    let mut refusal = P::clone(refusal);
-                    let Some((deferred, _)) = take_deferred(&mut state) else {
-                        unreachable!("in the checking state")
-                    };
-                    let Deferred {
-                        mut service,
-                        request,
-                    } = *deferred;
-                    let next = match action {
-                        Action::Pass { wait, headers } if wait.is_zero() => State::Calling {
-                            future: service.call(request),
-                            headers,
-                        },
-                        Action::Pass { wait, headers } => State::Waiting {
-                            sleep: Box::pin(tokio::time::sleep(wait)),
-                            deferred: Box::new(Deferred { service, request }),
-                            headers,
-                        },
-                        Action::Reject(limited) => State::Refused {
-                            future: refusal.refuse(request, *limited),
-                        },
-                    };
-                    state.set(next);
-                }
-                StateProj::Waiting { sleep, .. } => {
-                    ready!(sleep.as_mut().poll(cx));
-                    let Some((deferred, headers)) = take_deferred(&mut state) else {
-                        unreachable!("in the waiting state")
-                    };
-                    let Deferred {
-                        mut service,
-                        request,
-                    } = *deferred;
-                    state.set(State::Calling {
-                        future: service.call(request),
-                        headers,
-                    });
-                }
-                StateProj::Calling { future, headers } => {
-                    let output = ready!(future.poll(cx));
-                    let headers = headers.take();
-                    state.set(State::Empty);
-                    let mut response = output
+            let next = match kind.as_mut().project() {
+                KindProj::Calling { future, headers } => {
+                    // Polled again after the answer, the inner future says what that means.
+                    let mut response = ready!(future.poll(cx))
                         .map_err(<P as RefusalPolicy<Request<ReqB>, RateLimited, _, _>>::error)?;
-                    if let Some(headers) = headers {
+                    if let Some(headers) = headers.take() {
                         add_headers(&mut response, *headers);
                     }
                     return Poll::Ready(Ok(<P as RefusalPolicy<
@@ -199,35 +176,63 @@ where
                         _,
                     >>::response(response)));
                 }
-                StateProj::Refused { future } => {
-                    let output = ready!(future.poll(cx));
-                    state.set(State::Empty);
-                    return Poll::Ready(output);
-                }
-                StateProj::Empty => panic!("ResponseFuture polled after completion"),
-            }
+                KindProj::Refused { future } => return future.poll(cx),
+                KindProj::Held { held } => ready!(held.poll_release(cx)),
+            };
+            kind.set(next);
         }
     }
 }
 
-/// Moves the deferred call (and headers) out of a `Checking` or `Waiting` state, leaving
-/// `Empty` in its place.
-#[allow(clippy::type_complexity)]
-fn take_deferred<S, ReqB, P>(
-    state: &mut Pin<&mut State<S, ReqB, P>>,
-) -> Option<(Box<Deferred<S, ReqB>>, Option<Box<HeaderMap>>)>
+impl<S, ReqB, ResB, P> Held<S, ReqB, P>
 where
-    S: Service<Request<ReqB>>,
-    P: RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>,
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    P: RateLimitPolicy<Request<ReqB>, Response<ResB>, S::Error>,
 {
-    match state.as_mut().project_replace(State::Empty) {
-        StateProjReplace::Checking { deferred, .. } => Some((deferred, None)),
-        StateProjReplace::Waiting {
-            deferred, headers, ..
-        } => Some((deferred, headers)),
-        StateProjReplace::Calling { .. }
-        | StateProjReplace::Refused { .. }
-        | StateProjReplace::Empty => None,
+    /// Waits for what the request is held for, then sends it on (or refuses it).
+    fn poll_release(&mut self, cx: &mut Context<'_>) -> Poll<Kind<S, ReqB, P>> {
+        loop {
+            let headers = match &mut self.until {
+                Until::Decided {
+                    pending,
+                    quotas,
+                    policy,
+                    refusal,
+                } => {
+                    let decision = ready!(pending.as_mut().poll(cx));
+                    match policy.act(&decision, quotas) {
+                        Action::Reject(limited) => {
+                            let request = take(&mut self.request);
+                            let future = refusal.refuse(request, *limited);
+                            return Poll::Ready(Kind::Refused { future });
+                        }
+                        Action::Pass { wait, headers } if !wait.is_zero() => {
+                            self.until = Until::Slept {
+                                sleep: Box::pin(tokio::time::sleep(wait)),
+                                headers,
+                            };
+                            continue;
+                        }
+                        Action::Pass { headers, .. } => headers,
+                    }
+                }
+                Until::Slept { sleep, headers } => {
+                    ready!(sleep.as_mut().poll(cx));
+                    headers.take()
+                }
+            };
+            let request = take(&mut self.request);
+            let future = self.service.call(request);
+            return Poll::Ready(Kind::Calling { future, headers });
+        }
+    }
+}
+
+/// The held request, sent on once.
+fn take<ReqB>(request: &mut Option<Request<ReqB>>) -> Request<ReqB> {
+    match request.take() {
+        Some(request) => request,
+        None => panic!("ResponseFuture polled after completion"),
     }
 }
 

@@ -17,7 +17,7 @@
 //! | any `Fn(&Parts) -> Option<K>` | `K` | the closure says so |
 //! | [`ConfigKey`] | one of the above, chosen by a config string | as the chosen one |
 
-use http::{HeaderName, HeaderValue, Method, Uri, request::Parts};
+use http::{HeaderName, HeaderValue, Method, Request, Uri, request::Parts};
 use std::{
     borrow::Cow,
     fmt,
@@ -48,6 +48,19 @@ pub trait KeyExtractor: Send + Sync + 'static {
 
     /// The key of this request, or `None` when it has none.
     fn extract(&self, parts: &Parts) -> Option<Self::Key>;
+
+    /// [`extract`](Self::extract) on a whole request, for extractors that can read it in place:
+    /// `Some` with the key `extract` would give, or `None` (the default) to have the layer take
+    /// the request apart and call `extract` on its parts. The extractors of this crate read in
+    /// place, which spares the layer moving a few hundred bytes twice per request.
+    #[inline]
+    fn extract_in_place<B>(&self, request: &Request<B>) -> Option<Option<Self::Key>>
+    where
+        Self: Sized,
+    {
+        let _ = request;
+        None
+    }
 
     /// Why a request can have no key, and what fixes it: the message of the 500 answered and
     /// of the WARN line logged when [`extract`](Self::extract) returns `None`.
@@ -195,6 +208,11 @@ impl KeyExtractor for Global {
     fn extract(&self, _parts: &Parts) -> Option<()> {
         Some(())
     }
+
+    #[inline]
+    fn extract_in_place<B>(&self, _request: &Request<B>) -> Option<Option<()>> {
+        Some(Some(()))
+    }
 }
 
 // === impl Header ===
@@ -215,6 +233,11 @@ impl KeyExtractor for Header {
 
     fn extract(&self, parts: &Parts) -> Option<HeaderValue> {
         parts.headers.get(&self.0).cloned()
+    }
+
+    #[inline]
+    fn extract_in_place<B>(&self, request: &Request<B>) -> Option<Option<HeaderValue>> {
+        Some(request.headers().get(&self.0).cloned())
     }
 
     fn missing_key_cause(&self) -> Cow<'static, str> {
@@ -252,12 +275,30 @@ impl KeyExtractor for Route {
     type Key = (Method, Box<str>);
 
     fn extract(&self, parts: &Parts) -> Option<Self::Key> {
-        #[cfg(feature = "axum")]
-        if let Some(path) = parts.extensions.get::<axum::extract::MatchedPath>() {
-            return Some((parts.method.clone(), path.as_str().into()));
-        }
-        Some((parts.method.clone(), parts.uri.path().into()))
+        Some(route_of(&parts.method, &parts.uri, &parts.extensions))
     }
+
+    #[inline]
+    fn extract_in_place<B>(&self, request: &Request<B>) -> Option<Option<Self::Key>> {
+        Some(Some(route_of(
+            request.method(),
+            request.uri(),
+            request.extensions(),
+        )))
+    }
+}
+
+/// The method and route of a request (see [`Route`]).
+fn route_of(
+    method: &Method,
+    uri: &Uri,
+    #[cfg_attr(not(feature = "axum"), allow(unused_variables))] extensions: &http::Extensions,
+) -> (Method, Box<str>) {
+    #[cfg(feature = "axum")]
+    if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
+        return (method.clone(), path.as_str().into());
+    }
+    (method.clone(), uri.path().into())
 }
 
 // === impl PeerIp ===
@@ -344,19 +385,38 @@ impl PeerIp {
     }
 
     /// The client address of a request as this extractor sees it.
+    #[inline]
     pub fn client_ip(&self, parts: &Parts) -> Option<IpAddr> {
-        let peer = peer_ip(&parts.extensions)?;
-        if self.trusted.is_empty() || !self.is_trusted(peer) {
+        self.client_ip_in(&parts.extensions, &parts.headers)
+    }
+
+    // Always inlined: out of line, returning the address through memory cost a fifth more.
+    #[inline(always)]
+    fn client_ip_in(
+        &self,
+        extensions: &http::Extensions,
+        headers: &http::HeaderMap,
+    ) -> Option<IpAddr> {
+        let peer = peer_ip(extensions)?;
+        if self.trusted.is_empty() {
             return Some(peer);
+        }
+        Some(self.behind_proxy(peer, headers))
+    }
+
+    /// The client behind `peer`, when `peer` is a trusted proxy.
+    fn behind_proxy(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+        if !self.is_trusted(peer) {
+            return peer;
         }
         let mut client = peer;
         let name = match self.header {
             ForwardedHeader::XForwardedFor => "x-forwarded-for",
             ForwardedHeader::Forwarded => "forwarded",
         };
-        for value in parts.headers.get_all(name).iter().rev() {
+        for value in headers.get_all(name).iter().rev() {
             let Ok(value) = value.to_str() else {
-                return Some(client);
+                return client;
             };
             for hop in value.rsplit(',') {
                 let hop = match self.header {
@@ -364,23 +424,29 @@ impl PeerIp {
                     ForwardedHeader::Forwarded => forwarded_for(hop),
                 };
                 let Some(ip) = hop else {
-                    return Some(client);
+                    return client;
                 };
                 client = ip;
                 if !self.is_trusted(ip) {
-                    return Some(ip);
+                    return ip;
                 }
             }
         }
-        Some(client)
+        client
     }
 }
 
 impl KeyExtractor for PeerIp {
     type Key = IpAddr;
 
+    #[inline]
     fn extract(&self, parts: &Parts) -> Option<IpAddr> {
         self.client_ip(parts)
+    }
+
+    #[inline]
+    fn extract_in_place<B>(&self, request: &Request<B>) -> Option<Option<IpAddr>> {
+        Some(self.client_ip_in(request.extensions(), request.headers()))
     }
 
     fn missing_key_cause(&self) -> Cow<'static, str> {
@@ -395,6 +461,7 @@ const NO_PEER_ADDRESS: &str = "the request carries no peer address: under axum, 
     the connection's `SocketAddr` into the request extensions";
 
 /// The connection's peer address from the request extensions.
+#[inline]
 fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
     if let Some(addr) = extensions.get::<SocketAddr>() {
         return Some(addr.ip().to_canonical());
@@ -585,6 +652,15 @@ impl KeyExtractor for ConfigKey {
         }
     }
 
+    #[inline]
+    fn extract_in_place<B>(&self, request: &Request<B>) -> Option<Option<ConfigKeyValue>> {
+        Some(match self {
+            ConfigKey::Global => Some(ConfigKeyValue::Global),
+            ConfigKey::Ip(ip) => ip.extract_in_place(request)?.map(ConfigKeyValue::Ip),
+            ConfigKey::Header(h) => h.extract_in_place(request)?.map(ConfigKeyValue::Header),
+        })
+    }
+
     fn missing_key_cause(&self) -> Cow<'static, str> {
         match self {
             ConfigKey::Global => Global::new().missing_key_cause(),
@@ -641,6 +717,37 @@ mod tests {
             r.extensions_mut().insert(p.parse::<SocketAddr>().unwrap());
         }
         r.into_parts().0
+    }
+
+    /// The layer keys requests with `extract_in_place` where an extractor offers it, which must
+    /// answer as `extract` does on the parts.
+    #[test]
+    fn keying_a_whole_request_agrees_with_keying_its_parts() {
+        fn agree<K: KeyExtractor>(key: &K, parts: &Parts)
+        where
+            K::Key: fmt::Debug,
+        {
+            let request = Request::from_parts(parts.clone(), ());
+            if let Some(found) = key.extract_in_place(&request) {
+                assert_eq!(found, key.extract(parts));
+            }
+        }
+        let trusting = PeerIp::new().trust("10.0.0.0/8".parse().unwrap());
+        for parts in [
+            parts(Some("10.0.0.1:5000"), &[("x-forwarded-for", "203.0.113.9")]),
+            parts(Some("198.51.100.4:5000"), &[("x-api-key", "k1")]),
+            parts(None, &[]),
+        ] {
+            agree(&PeerIp::new(), &parts);
+            agree(&trusting, &parts);
+            agree(&Global::new(), &parts);
+            agree(&Header::new(HeaderName::from_static("x-api-key")), &parts);
+            agree(&Route::new(), &parts);
+            for setting in ["ip", "global", "header:x-api-key"] {
+                agree(&setting.parse::<ConfigKey>().unwrap(), &parts);
+            }
+            agree(&(Global::new(), PeerIp::new()), &parts);
+        }
     }
 
     fn ip(s: &str) -> IpAddr {

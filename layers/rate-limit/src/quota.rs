@@ -318,8 +318,13 @@ fn sf_key(name: &str) -> String {
     key
 }
 
+/// `d` in nanoseconds, saturating at `u64::MAX` (584 years).
+#[inline]
 pub(crate) fn duration_nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    // Without `as_nanos`'s 128-bit arithmetic: this runs twice per request.
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 impl fmt::Debug for Quotas {

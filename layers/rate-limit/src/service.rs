@@ -226,19 +226,42 @@ impl Policy {
         }
     }
 
+    /// Counts an admitted request.
+    #[inline]
+    fn count_admitted(&self, wait: Duration) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            if wait.is_zero() {
+                m.allowed.inc();
+            } else {
+                m.delayed.inc();
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = wait;
+    }
+
+    /// What to do with a decided request. The common case (admitted, no headers to add) is
+    /// inlined into the service's `call`; the rest is not.
     #[inline]
     pub(crate) fn act(&self, decision: &Decision, quotas: &Quotas) -> Action {
+        if decision.allowed && self.header_mode != HeaderMode::Always {
+            let wait = decision.delay();
+            self.count_admitted(wait);
+            return Action::Pass {
+                wait,
+                headers: None,
+            };
+        }
+        self.act_otherwise(decision, quotas)
+    }
+
+    #[inline(never)]
+    fn act_otherwise(&self, decision: &Decision, quotas: &Quotas) -> Action {
         let always = self.header_mode == HeaderMode::Always;
         if decision.allowed {
             let wait = decision.delay();
-            #[cfg(feature = "metrics")]
-            if let Some(m) = &self.metrics {
-                if wait.is_zero() {
-                    m.allowed.inc();
-                } else {
-                    m.delayed.inc();
-                }
-            }
+            self.count_admitted(wait);
             return Action::Pass {
                 wait,
                 headers: always.then(|| Box::new(headers::header_map(quotas, decision))),
@@ -348,32 +371,39 @@ where
     type Error = <P as RefusalPolicy<Request<ReqB>, RateLimited, S::Response, S::Error>>::Error;
     type Future = ResponseFuture<S, ReqB, P>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner
             .poll_ready(cx)
             .map_err(<P as RefusalPolicy<Request<ReqB>, RateLimited, _, _>>::error)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        // Each path moves the request on once: an extractor reading it in place spares taking
+        // it apart and putting it together again.
+        match self.shared.extractor.extract_in_place(&request) {
+            Some(Some(key)) => self.check(Some(key), request),
+            Some(None) => self.keyless(request),
+            None => self.call_by_parts(request),
+        }
+    }
+}
+
+impl<S, K: KeyExtractor, P> RateLimit<S, K, P> {
+    /// Checks `key` and answers: the inner call, a wait, or a refusal.
+    #[inline]
+    fn check<ReqB, ResB>(
+        &mut self,
+        key: Option<K::Key>,
+        request: Request<ReqB>,
+    ) -> ResponseFuture<S, ReqB, P>
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+        P: RateLimitPolicy<Request<ReqB>, Response<ResB>, S::Error>,
+    {
         let shared = &*self.shared;
         let policy = &*shared.policy;
-        let (parts, body) = request.into_parts();
-        let key = shared.extractor.extract(&parts);
-        let request = Request::from_parts(parts, body);
-        if key.is_none() {
-            policy.count_keyless();
-            match policy.missing_key {
-                MissingKey::Refuse => {
-                    policy.keyless.warn_once();
-                    let error = policy.keyless.error.clone();
-                    return ResponseFuture::refused(self.refusal.refuse(request, error));
-                }
-                MissingKey::Allow => {
-                    return ResponseFuture::calling(self.inner.call(request), None);
-                }
-                MissingKey::SharedBucket => {}
-            }
-        }
         let config = self.config.get(shared.limiter.quotas());
         let quotas = config.resolve(key.as_ref());
         match shared.limiter.check_key(key, &quotas, policy.max_delay) {
@@ -396,6 +426,42 @@ where
                 shared.policy.clone(),
                 self.refusal.clone(),
             ),
+        }
+    }
+
+    /// Keys the request by its parts ([`KeyExtractor::extract`]), then checks it.
+    #[inline(never)]
+    fn call_by_parts<ReqB, ResB>(&mut self, request: Request<ReqB>) -> ResponseFuture<S, ReqB, P>
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+        P: RateLimitPolicy<Request<ReqB>, Response<ResB>, S::Error>,
+    {
+        let (parts, body) = request.into_parts();
+        let key = self.shared.extractor.extract(&parts);
+        let request = Request::from_parts(parts, body);
+        match key {
+            Some(key) => self.check(Some(key), request),
+            None => self.keyless(request),
+        }
+    }
+
+    /// Answers a request without a key under [`MissingKey`].
+    #[cold]
+    fn keyless<ReqB, ResB>(&mut self, request: Request<ReqB>) -> ResponseFuture<S, ReqB, P>
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+        P: RateLimitPolicy<Request<ReqB>, Response<ResB>, S::Error>,
+    {
+        let policy = &*self.shared.policy;
+        policy.count_keyless();
+        match policy.missing_key {
+            MissingKey::Refuse => {
+                policy.keyless.warn_once();
+                let error = policy.keyless.error.clone();
+                ResponseFuture::refused(self.refusal.refuse(request, error))
+            }
+            MissingKey::Allow => ResponseFuture::calling(self.inner.call(request), None),
+            MissingKey::SharedBucket => self.check(None, request),
         }
     }
 }

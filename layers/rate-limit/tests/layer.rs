@@ -760,6 +760,25 @@ async fn waiting_instead_of_refusing() {
     assert!(gather(&registry).contains(r#"decision="delayed",limiter="default"} 2"#));
 }
 
+/// A held request keeps what its decision said: it goes on after its wait, with the headers of
+/// the moment it was admitted.
+#[tokio::test(start_paused = true)]
+async fn a_held_request_goes_on_after_its_wait_with_its_headers() {
+    let layer = RateLimitLayer::new(Quota::per_second(10).burst(1))
+        .key(Global::new())
+        .wait_up_to(Duration::from_millis(250))
+        .headers(HeaderMode::Always);
+    let mut s = svc(&layer);
+    let first = send(&mut s, Request::new(())).await;
+    assert_eq!(first.headers()["ratelimit"], "\"default\";r=0;t=1");
+    let start = tokio::time::Instant::now();
+    let held = send(&mut s, Request::new(())).await;
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    assert_eq!(held.status(), StatusCode::OK);
+    assert!(held.headers().contains_key("ratelimit-policy"));
+    assert_eq!(held.into_body().collect().await.unwrap().to_bytes(), "ok");
+}
+
 /// The limiter decides exactly as governor does for the same quota, on the same clock.
 #[tokio::test(start_paused = true)]
 async fn same_decisions_as_governor() {

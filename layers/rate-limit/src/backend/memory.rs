@@ -39,11 +39,13 @@ use crate::{
 };
 use governor::clock::{Clock, QuantaClock, QuantaInstant, Reference};
 use hashbrown::{DefaultHashBuilder, HashTable};
+// parking_lot: lock and unlock are one atomic each, without std's poison bookkeeping, which
+// this store never acted on (a poisoned shard was used as it was).
+use parking_lot::{Mutex, MutexGuard};
 #[cfg(feature = "metrics")]
 use prometheus::IntCounter;
 use std::{
     hash::{BuildHasher, Hash},
-    sync::{Mutex, MutexGuard},
     time::Duration,
 };
 use tokio::time::Instant;
@@ -176,7 +178,6 @@ impl ManyTats {
 
     /// Runs the GCRA on an entry's state for `quotas`, keeping what is known when the number
     /// of quotas changed (the first TATs carry over, new ones start fresh).
-    #[inline]
     fn decide(
         &mut self,
         word: &mut Word,
@@ -279,6 +280,7 @@ impl<K: Hash + Eq> Store<K> {
         self
     }
 
+    #[inline]
     fn now(&self) -> u64 {
         match &self.clock {
             StoreClock::Tokio(epoch) => {
@@ -289,13 +291,13 @@ impl<K: Hash + Eq> Store<K> {
     }
 
     fn lock(&self, index: usize) -> MutexGuard<'_, Shard<K>> {
-        self.shards[index]
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shards[index].0.lock()
     }
 
     /// Checks one request for `key` against `quotas`, all or nothing.
+    // Inlined into the layer's `call`: a known key under one quota is the path every request
+    // takes; sweeps and new keys are calls out.
+    #[inline]
     pub(crate) fn check(&self, key: K, quotas: &[Compiled], max_delay: Duration) -> Decision {
         if quotas.is_empty() {
             return Decision::unlimited();
@@ -309,21 +311,49 @@ impl<K: Hash + Eq> Store<K> {
         let shard = &mut *guard;
         shard.checks += 1;
         if shard.checks >= shard.table.len().max(MIN_SWEEP_INTERVAL) {
-            self.sweep(shard, now);
-            // Also sweep another shard in turn, so idle keys of quiet shards go too. `try_lock`
-            // never waits, so two shards sweeping each other cannot deadlock.
-            let n = self.shards.len();
-            if n > 1 {
-                shard.cursor = shard.cursor % (n - 1) + 1;
-                let other = (index + shard.cursor) % n;
-                if let Ok(mut other) = self.shards[other].0.try_lock() {
-                    self.sweep(&mut other, now);
-                }
-            }
+            self.sweep_in_turn(shard, index, now);
         }
         if let Some(entry) = shard.table.find_mut(hash, |e| e.key == key) {
+            // The common case inline: one quota, its TAT in the word.
+            let w = u64::from_ne_bytes(entry.word);
+            if let ([q], 0) = (quotas, w & MANY) {
+                let mut tat = w;
+                let decision = gcra_one(&mut tat, now, q, max_delay);
+                entry.word = tat.min(MAX_TAT).to_ne_bytes();
+                return decision;
+            }
             return shard.many.decide(&mut entry.word, now, quotas, max_delay);
         }
+        self.check_new(shard, hash, key, now, quotas, max_delay)
+    }
+
+    /// Sweeps `shard` (number `index`), then another shard in turn, so idle keys of quiet
+    /// shards go too.
+    #[inline(never)]
+    fn sweep_in_turn(&self, shard: &mut Shard<K>, index: usize, now: u64) {
+        self.sweep(shard, now);
+        // `try_lock` never waits, so two shards sweeping each other cannot deadlock.
+        let n = self.shards.len();
+        if n > 1 {
+            shard.cursor = shard.cursor % (n - 1) + 1;
+            let other = (index + shard.cursor) % n;
+            if let Some(mut other) = self.shards[other].0.try_lock() {
+                self.sweep(&mut other, now);
+            }
+        }
+    }
+
+    /// Checks a key `shard` does not track; stores it if admitted.
+    #[inline(never)]
+    fn check_new(
+        &self,
+        shard: &mut Shard<K>,
+        hash: u64,
+        key: K,
+        now: u64,
+        quotas: &[Compiled],
+        max_delay: u64,
+    ) -> Decision {
         let mut word = 0u64.to_ne_bytes();
         let decision = shard.many.decide(&mut word, now, quotas, max_delay);
         if decision.allowed {
