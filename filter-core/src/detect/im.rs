@@ -127,8 +127,10 @@ impl Keywords {
             .collect();
         self.marks.sort_unstable();
         self.marks.dedup();
+        // a DFA: the quick look runs it over most lines of Latin text
         self.ascii = aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&ascii)
             .ok();
         Ok(())
@@ -173,14 +175,15 @@ impl Keywords {
 }
 
 impl Keywords {
-    /// Whether raw `text` may hold a keyword: an ASCII keyword in any case (full-width letters
-    /// are looked at by the caller), or the first non-ASCII character of another keyword.
-    pub(crate) fn may_occur(&self, text: &str) -> bool {
-        if self.ascii.as_ref().is_some_and(|ac| ac.is_match(text)) {
-            return true;
-        }
-        text.chars()
-            .any(|c| !c.is_ascii() && self.marks.binary_search(&crate::fold::simplify(c)).is_ok())
+    /// Whether raw `text` may hold an ASCII keyword, in any case (the quick look's; full-width
+    /// letters and the other keywords it looks for itself).
+    pub(crate) fn ascii_may_occur(&self, text: &str) -> bool {
+        self.ascii.as_ref().is_some_and(|ac| ac.is_match(text))
+    }
+
+    /// The first non-ASCII character of each keyword that has one, folded, sorted.
+    pub(crate) fn marks(&self) -> &[char] {
+        &self.marks
     }
 }
 

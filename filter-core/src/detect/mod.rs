@@ -92,6 +92,7 @@
 
 mod domain;
 mod im;
+mod look;
 mod phone;
 pub(crate) mod stream;
 
@@ -354,7 +355,8 @@ pub(crate) fn run(detectors: &Detectors, table: &Table, text: &str, hits: &mut V
 
 /// Every detection in `text`, as hits (possibly overlapping each other).
 fn detect(detectors: &Detectors, table: &Table, text: &str, s: &mut Scratch) -> Vec<Hit> {
-    if !worth_a_look(detectors, text) {
+    let keywords = (detectors.im != DetectorMode::Off).then_some(&detectors.keywords);
+    if !look::worth_a_look(table, keywords, text) {
         return Vec::new();
     }
     stream::build(table, text, &mut s.raw, &mut s.toks);
@@ -401,65 +403,6 @@ fn detect(detectors: &Detectors, table: &Table, text: &str, s: &mut Scratch) -> 
         }
     }
     out
-}
-
-/// A quick look at the raw text: `false` only when no detector can find anything in it (no
-/// `@` or at-word, fewer than five digit-like characters, no dot-like character next to a
-/// letter or digit, no `dot` word, and no IM keyword with letters or digits to follow), so
-/// ordinary prose skips building the detectors' view of it.
-fn worth_a_look(detectors: &Detectors, text: &str) -> bool {
-    let wordish = |c: char| c.is_alphanumeric() && !stream::is_cjk(c);
-    let is_dot = |c: char| matches!(c, '.' | '。' | '．' | '｡' | '点' | '點');
-    let mut digits = 0usize;
-    let mut alnum = false;
-    // an open dot: (the char before it, a space before it, a space after it)
-    let mut dot: Option<(char, bool, bool)> = None;
-    let mut last = ' ';
-    let mut last_space = false;
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() || ('\u{FF10}'..='\u{FF5A}').contains(&c) {
-            alnum = true;
-        }
-        if c.is_numeric() || stream::digit_of(c).is_some() {
-            digits += 1;
-            if digits >= 5 {
-                return true;
-            }
-        }
-        if matches!(c, '@' | '＠' | '艾') {
-            return true;
-        }
-        if is_dot(c) {
-            dot = Some((last, last_space, false));
-            last_space = false;
-            continue;
-        }
-        if c.is_whitespace() {
-            if let Some(d) = dot.as_mut() {
-                d.2 = true;
-            }
-            last_space = true;
-            continue;
-        }
-        // a dot between two words, glued (`a.b`) or standing alone (`a . b`), not ending a
-        // sentence (`a. B`)
-        if let Some((before, space_before, space_after)) = dot.take()
-            && wordish(before)
-            && wordish(c)
-            && (!space_after || space_before)
-        {
-            return true;
-        }
-        last = c;
-        last_space = false;
-    }
-    let spoken_dot = text.contains("[.]")
-        || text.contains("(.)")
-        || text
-            .as_bytes()
-            .windows(3)
-            .any(|w| w.eq_ignore_ascii_case(b"dot"));
-    spoken_dot || (detectors.im != DetectorMode::Off && alnum && detectors.keywords.may_occur(text))
 }
 
 /// Merges `found` into the sorted, non-overlapping `hits`: on an overlap the danger-level hit

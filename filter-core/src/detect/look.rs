@@ -1,0 +1,322 @@
+//! The quick look: one pass over the text, through the detectors' own folding of each
+//! character, that answers `false` only when no detector can find anything in it, so that most
+//! lines skip building the detectors' view and the four scans over it.
+//!
+//! A text is worth a look when its folded characters hold
+//! - an at sign (`@`, `＠`, `艾特`, or any character folded to `@`);
+//! - a run of five digits (any digit style, Chinese numerals) that nothing but the separators a
+//!   number may contain (spaces, `- . / ( ) _`, brackets, and the letters of a spoken `dot`)
+//!   interrupts: a phone number has seven digits, a QQ or WeChat number five;
+//! - a dot between two words, glued (`a.b`) or standing alone (`a . b`), not ending a
+//!   sentence (`a. B`), or a dot in brackets (`[.]`);
+//! - the word `dot` on its own (`dot`, `(dot)`), which the view reads as a dot;
+//! - with the IM detector on, letters or digits and an IM keyword: an ASCII keyword anywhere
+//!   in any case, or the first non-ASCII character of another keyword.
+
+use super::im::Keywords;
+use super::stream::{digit_of, fold_one, is_cjk};
+use crate::fold::Folded;
+use crate::normalize::{Table, Unit};
+
+/// Whether `text` may hold a contact (see the module docs). `keywords` is `None` when the IM
+/// detector is off.
+pub(super) fn worth_a_look(table: &Table, keywords: Option<&Keywords>, text: &str) -> bool {
+    let mut look = Look {
+        marks: keywords.map(Keywords::marks),
+        run: 0,
+        alnum: false,
+        mark: false,
+        mark_bits: keywords
+            .map(Keywords::marks)
+            .unwrap_or_default()
+            .iter()
+            .fold(0, |bits, &c| bits | 1 << (c as u32 & 63)),
+        recent: [' '; 3],
+        open_dot: None,
+        last: ' ',
+        last_space: false,
+        solid: ' ',
+        dot_word: false,
+    };
+    let mut scratch = Folded::new();
+    let mut hit = false;
+    for ch in text.chars() {
+        if ch.is_ascii() {
+            // the common case first: a letter that cannot start a spoken dot or end a number
+            if ch.is_ascii_alphabetic()
+                && !matches!(ch, 'd' | 'o' | 't' | 'D' | 'O' | 'T')
+                && !look.dot_word
+                && look.open_dot.is_none()
+            {
+                look.letter(ch.to_ascii_lowercase());
+                continue;
+            }
+            if ch == ' ' && !look.dot_word {
+                look.space();
+                continue;
+            }
+            // ASCII folds to itself (lower case), a space, or nothing
+            let t = match ch {
+                'A'..='Z' => ch.to_ascii_lowercase(),
+                c if c.is_ascii_whitespace() => ' ',
+                '*' | '|' | '~' | '^' | '`' | '\\' => continue,
+                c if c.is_ascii_control() => continue,
+                c => c,
+            };
+            if look.token(t) {
+                return true;
+            }
+            continue;
+        }
+        // the common case of Chinese text: an ideograph that is no numeral, keyword mark or
+        // part of `艾特`
+        if ('\u{4E00}'..='\u{9FFF}').contains(&ch)
+            && !matches!(ch, '点' | '點')
+            && let Unit::One(f) = table.unit(ch, &mut scratch)
+            && ('\u{4E00}'..='\u{9FFF}').contains(&f)
+            && !matches!(f, '艾' | '特')
+            && !may_be_numeral(f)
+            && !look.is_new_mark(f)
+        {
+            look.ideograph(f);
+            continue;
+        }
+        fold_one(table, ch, &mut scratch, |t, _| hit = hit || look.token(t));
+        if hit {
+            return true;
+        }
+    }
+    if look.dot_word {
+        return true;
+    }
+    keywords.is_some_and(|k| look.alnum && (look.mark || k.ascii_may_occur(text)))
+}
+
+/// The quick look's state over the folded characters.
+struct Look<'a> {
+    /// The IM keywords' first non-ASCII characters (IM detector on).
+    marks: Option<&'a [char]>,
+    /// Digits since the last character that ends a number.
+    run: u32,
+    /// An ASCII letter or digit was seen.
+    alnum: bool,
+    /// An IM keyword's mark was seen.
+    mark: bool,
+    /// Bit `c % 64` set for every mark `c`: most characters are ruled out without a search.
+    mark_bits: u64,
+    /// The last three characters, the latest last.
+    recent: [char; 3],
+    /// An open dot: (the character before it, a space before it, a space after it).
+    open_dot: Option<(char, bool, bool)>,
+    /// The last character that is neither a space nor a dot, and whether spaces followed it.
+    last: char,
+    last_space: bool,
+    /// The last character that is not a space.
+    solid: char,
+    /// `dot` was just read after a character that is no letter or digit.
+    dot_word: bool,
+}
+
+impl Look<'_> {
+    /// [`Look::token`] for an ASCII letter other than `d`, `o` and `t` while no dot is open
+    /// and no `dot` word is pending: what is left of it.
+    #[inline(always)]
+    fn letter(&mut self, t: char) {
+        let [_, r1, r2] = self.recent;
+        self.recent = [r1, r2, t];
+        self.alnum = true;
+        self.run = 0;
+        self.last = t;
+        self.solid = t;
+        self.last_space = false;
+    }
+
+    /// [`Look::token`] for a CJK ideograph that [`Look::may_be_mark`] rules out, is no
+    /// numeral and no part of `艾特`: what is left of it.
+    #[inline(always)]
+    fn ideograph(&mut self, t: char) {
+        let [_, r1, r2] = self.recent;
+        self.recent = [r1, r2, t];
+        self.run = 0;
+        self.open_dot = None;
+        self.last = t;
+        self.solid = t;
+        self.last_space = false;
+    }
+
+    /// [`Look::token`] for a space while no `dot` word is pending.
+    #[inline(always)]
+    fn space(&mut self) {
+        let [_, r1, r2] = self.recent;
+        self.recent = [r1, r2, ' '];
+        if let Some(d) = self.open_dot.as_mut() {
+            d.2 = true;
+        }
+        self.last_space = true;
+    }
+
+    /// Whether `t` is a keyword's mark not seen yet.
+    #[inline(always)]
+    fn is_new_mark(&self, t: char) -> bool {
+        !self.mark
+            && self.mark_bits & (1 << (t as u32 & 63)) != 0
+            && self.marks.is_some_and(|m| m.binary_search(&t).is_ok())
+    }
+
+    /// Reads one folded character: `true` when the text is worth a look.
+    #[inline(always)]
+    fn token(&mut self, t: char) -> bool {
+        let [r0, r1, r2] = self.recent;
+        self.recent = [r1, r2, t];
+        if self.dot_word {
+            if !t.is_ascii_alphanumeric() {
+                return true;
+            }
+            self.dot_word = false;
+        }
+        if t.is_ascii_alphanumeric() {
+            self.alnum = true;
+            if t == 't' && r2 == 'o' && r1 == 'd' && !r0.is_ascii_alphanumeric() {
+                self.dot_word = true;
+            }
+        }
+        if t == '@' || t == '特' && r2 == '艾' {
+            return true;
+        }
+        if t.is_ascii_digit() || !t.is_ascii() && digit_of(t).is_some() {
+            self.run += 1;
+            if self.run >= 5 {
+                return true;
+            }
+        } else if !matches!(
+            t,
+            ' ' | '-' | '.' | '/' | '(' | ')' | '_' | '[' | ']' | '{' | '}' | '<' | '>' | 'd' | 'o'
+        ) {
+            self.run = 0;
+        }
+        if !t.is_ascii() && self.is_new_mark(t) {
+            self.mark = true;
+        }
+        if t == '.' {
+            // `[.]`, `( . )`: a defanged dot
+            if matches!(self.solid, '(' | '[' | '{' | '<') {
+                return true;
+            }
+            self.solid = t;
+            self.open_dot = Some((self.last, self.last_space, false));
+            self.last_space = false;
+            return false;
+        }
+        if t == ' ' {
+            if let Some(d) = self.open_dot.as_mut() {
+                d.2 = true;
+            }
+            self.last_space = true;
+            return false;
+        }
+        // a dot between two words, glued (`a.b`) or standing alone (`a . b`), not ending a
+        // sentence (`a. B`)
+        if let Some((before, space_before, space_after)) = self.open_dot.take()
+            && wordish(before)
+            && wordish(t)
+            && (!space_after || space_before)
+        {
+            return true;
+        }
+        self.last = t;
+        self.solid = t;
+        self.last_space = false;
+        false
+    }
+}
+
+/// A letter or digit of a word written with spaces (not a CJK character).
+fn wordish(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric()
+    } else {
+        !is_cjk(c) && c.is_alphanumeric()
+    }
+}
+
+/// Whether the CJK ideograph `c` may be a Chinese numeral (`false` is certain): one bit of a
+/// 256-bit table per numeral, so most ideographs are ruled out without [`digit_of`]'s search.
+#[inline(always)]
+fn may_be_numeral(c: char) -> bool {
+    const fn slot(c: char) -> u32 {
+        (c as u32).wrapping_mul(0x9E37_79B1) >> 24
+    }
+    const BITS: [u64; 4] = {
+        let numerals = [
+            '零', '〇', '一', '幺', '壹', '二', '两', '贰', '貳', '三', '叁', '参', '四', '肆',
+            '五', '伍', '六', '陆', '七', '柒', '八', '捌', '九', '玖',
+        ];
+        let mut bits = [0u64; 4];
+        let mut i = 0;
+        while i < numerals.len() {
+            let s = slot(numerals[i]);
+            bits[(s >> 6) as usize] |= 1 << (s & 63);
+            i += 1;
+        }
+        bits
+    };
+    let s = slot(c);
+    BITS[(s >> 6) as usize] & (1 << (s & 63)) != 0 && digit_of(c).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Options;
+
+    fn looks(text: &str) -> bool {
+        let table = Table::new(&Options::default());
+        worth_a_look(&table, Some(&Keywords::builtin()), text)
+    }
+
+    #[test]
+    fn contacts_in_any_disguise_are_worth_a_look() {
+        for text in [
+            "mail me: a@b",
+            "name＠host",
+            "name艾特qq",
+            "call 138 0013 8000",
+            "一三八零零一三八零零零",
+            "①③⑧①②",
+            "1-2-3-4-5",
+            "go to example.com",
+            "example . com",
+            "example[.]com",
+            "example ( . ) com",
+            "name at gmail dot com",
+            "name(dot)com",
+            "Ｅｘａｍｐｌｅ．ＣＯＭ",
+            "加我QQ abc",
+            "微信 abc",
+            "vx: hello",
+        ] {
+            assert!(looks(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn prose_and_scattered_numbers_are_not() {
+        for text in [
+            "我们一起去看了三场电影，花了两个小时。",
+            "In 2024 we sold 12 cars, 3 vans and 40 bikes.",
+            "See you. Then go",
+            "the anecdote about dots",
+            "微信支付很方便",
+            "12 ab 34 cd 56",
+        ] {
+            assert!(!looks(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn keywords_count_only_with_the_im_detector_on() {
+        let table = Table::new(&Options::default());
+        assert!(!worth_a_look(&table, None, "微信 abc"));
+        assert!(worth_a_look(&table, Some(&Keywords::builtin()), "微信 abc"));
+    }
+}
