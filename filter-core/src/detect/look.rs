@@ -16,7 +16,7 @@
 use super::im::Keywords;
 use super::stream::{digit_of, fold_one, is_cjk};
 use crate::fold::Folded;
-use crate::normalize::{Table, Unit};
+use crate::normalize::Table;
 
 /// Whether `text` may hold a contact (see the module docs). `keywords` is `None` when the IM
 /// detector is off.
@@ -40,24 +40,28 @@ pub(super) fn worth_a_look(table: &Table, keywords: Option<&Keywords>, text: &st
     };
     let mut scratch = Folded::new();
     let mut hit = false;
-    for ch in text.chars() {
-        if ch.is_ascii() {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            i += 1;
             // the common case first: a letter that cannot start a spoken dot or end a number
-            if ch.is_ascii_alphabetic()
-                && !matches!(ch, 'd' | 'o' | 't' | 'D' | 'O' | 'T')
+            if b.is_ascii_alphabetic()
+                && !matches!(b | 0x20, b'd' | b'o' | b't')
                 && !look.dot_word
                 && look.open_dot.is_none()
             {
-                look.letter(ch.to_ascii_lowercase());
+                look.letter(char::from(b | 0x20));
                 continue;
             }
-            if ch == ' ' && !look.dot_word {
+            if b == b' ' && !look.dot_word {
                 look.space();
                 continue;
             }
             // ASCII folds to itself (lower case), a space, or nothing
-            let t = match ch {
-                'A'..='Z' => ch.to_ascii_lowercase(),
+            let t = match char::from(b) {
+                c @ 'A'..='Z' => c.to_ascii_lowercase(),
                 c if c.is_ascii_whitespace() => ' ',
                 '*' | '|' | '~' | '^' | '`' | '\\' => continue,
                 c if c.is_ascii_control() => continue,
@@ -68,19 +72,32 @@ pub(super) fn worth_a_look(table: &Table, keywords: Option<&Keywords>, text: &st
             }
             continue;
         }
-        // the common case of Chinese text: an ideograph that is no numeral, keyword mark or
-        // part of `艾特`
-        if ('\u{4E00}'..='\u{9FFF}').contains(&ch)
-            && !matches!(ch, '点' | '點')
-            && let Unit::One(f) = table.unit(ch, &mut scratch)
-            && ('\u{4E00}'..='\u{9FFF}').contains(&f)
-            && !matches!(f, '艾' | '特')
-            && !may_be_numeral(f)
-            && !look.is_new_mark(f)
+        // U+4E00..=U+9FFF, the CJK ideographs, are the three-byte sequences led by E4 (from
+        // B8 on) to E9
+        if (0xE4..=0xE9).contains(&b) && i + 2 < bytes.len() && (b != 0xE4 || bytes[i + 1] >= 0xB8)
         {
-            look.ideograph(f);
-            continue;
+            let ch = (u32::from(b & 0x0F) << 12)
+                | (u32::from(bytes[i + 1] & 0x3F) << 6)
+                | u32::from(bytes[i + 2] & 0x3F);
+            // the common case of Chinese text: an ideograph that is no numeral, keyword mark
+            // or part of `艾特`
+            if !matches!(ch, 0x70B9 | 0x9EDE) // 点 點
+                && let Some(ch) = char::from_u32(ch)
+                && let Some(f) = table.single(ch)
+                && ('\u{4E00}'..='\u{9FFF}').contains(&f)
+                && !matches!(f, '艾' | '特')
+                && !may_be_numeral(f)
+                && !look.is_new_mark(f)
+            {
+                look.ideograph(f);
+                i += 3;
+                continue;
+            }
         }
+        let Some(ch) = text[i..].chars().next() else {
+            break;
+        };
+        i += ch.len_utf8();
         fold_one(table, ch, &mut scratch, |t, _| hit = hit || look.token(t));
         if hit {
             return true;
@@ -282,6 +299,7 @@ mod tests {
             "name艾特qq",
             "call 138 0013 8000",
             "一三八零零一三八零零零",
+            "陸陸陸陸陸",
             "①③⑧①②",
             "1-2-3-4-5",
             "go to example.com",
