@@ -14,7 +14,7 @@
 //!   in any case, or the first non-ASCII character of another keyword.
 
 use super::im::Keywords;
-use super::stream::{digit_of, fold_one, is_cjk};
+use super::stream::{SPOKEN, digit_of, fold_one, is_cjk};
 use crate::fold::Folded;
 use crate::normalize::Table;
 
@@ -46,13 +46,15 @@ pub(super) fn worth_a_look(table: &Table, keywords: Option<&Keywords>, text: &st
         let b = bytes[i];
         if b < 0x80 {
             i += 1;
-            // the common case first: a letter that cannot start a spoken dot or end a number
-            if b.is_ascii_alphabetic()
-                && !matches!(b | 0x20, b'd' | b'o' | b't')
-                && !look.dot_word
-                && look.open_dot.is_none()
+            // the common case first: a word of ASCII letters while no dot is open and no
+            // digits are counted, read at once
+            if b.is_ascii_alphabetic() && !look.dot_word && look.open_dot.is_none() && look.run == 0
             {
-                look.letter(char::from(b | 0x20));
+                let start = i - 1;
+                while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+                    i += 1;
+                }
+                look.word(&bytes[start..i]);
                 continue;
             }
             if b == b' ' && !look.dot_word {
@@ -67,7 +69,7 @@ pub(super) fn worth_a_look(table: &Table, keywords: Option<&Keywords>, text: &st
                 c if c.is_ascii_control() => continue,
                 c => c,
             };
-            if look.token(t) {
+            if look.token(t, false) {
                 return true;
             }
             continue;
@@ -98,7 +100,9 @@ pub(super) fn worth_a_look(table: &Table, keywords: Option<&Keywords>, text: &st
             break;
         };
         i += ch.len_utf8();
-        fold_one(table, ch, &mut scratch, |t, _| hit = hit || look.token(t));
+        fold_one(table, ch, &mut scratch, |t, flags| {
+            hit = hit || look.token(t, flags & SPOKEN != 0)
+        });
         if hit {
             return true;
         }
@@ -135,16 +139,24 @@ struct Look<'a> {
 }
 
 impl Look<'_> {
-    /// [`Look::token`] for an ASCII letter other than `d`, `o` and `t` while no dot is open
-    /// and no `dot` word is pending: what is left of it.
+    /// [`Look::token`] for each letter of `word` (ASCII letters, a whole word of the text)
+    /// while no dot is open, no `dot` word is pending and no digits are counted: what is left
+    /// of them.
     #[inline(always)]
-    fn letter(&mut self, t: char) {
-        let [_, r1, r2] = self.recent;
-        self.recent = [r1, r2, t];
+    fn word(&mut self, word: &[u8]) {
+        let lower = |k: usize| char::from(word[k] | 0x20);
+        let n = word.len();
+        if word.eq_ignore_ascii_case(b"dot") && !self.recent[2].is_ascii_alphanumeric() {
+            self.dot_word = true;
+        }
+        self.recent = match n {
+            1 => [self.recent[1], self.recent[2], lower(0)],
+            2 => [self.recent[2], lower(0), lower(1)],
+            _ => [lower(n - 3), lower(n - 2), lower(n - 1)],
+        };
         self.alnum = true;
-        self.run = 0;
-        self.last = t;
-        self.solid = t;
+        self.last = lower(n - 1);
+        self.solid = self.last;
         self.last_space = false;
     }
 
@@ -180,9 +192,10 @@ impl Look<'_> {
             && self.marks.is_some_and(|m| m.binary_search(&t).is_ok())
     }
 
-    /// Reads one folded character: `true` when the text is worth a look.
+    /// Reads one folded character (`spoken`: a dot written `点` or `。`, which the view joins
+    /// to the words around it through spaces): `true` when the text is worth a look.
     #[inline(always)]
-    fn token(&mut self, t: char) -> bool {
+    fn token(&mut self, t: char, spoken: bool) -> bool {
         let [r0, r1, r2] = self.recent;
         self.recent = [r1, r2, t];
         if self.dot_word {
@@ -220,7 +233,7 @@ impl Look<'_> {
                 return true;
             }
             self.solid = t;
-            self.open_dot = Some((self.last, self.last_space, false));
+            self.open_dot = Some((self.last, self.last_space || spoken, false));
             self.last_space = false;
             return false;
         }
@@ -308,6 +321,7 @@ mod tests {
             "example ( . ) com",
             "name at gmail dot com",
             "name(dot)com",
+            "name AT gmail DOT com",
             "Ｅｘａｍｐｌｅ．ＣＯＭ",
             "加我QQ abc",
             "微信 abc",
@@ -324,6 +338,7 @@ mod tests {
             "In 2024 we sold 12 cars, 3 vans and 40 bikes.",
             "See you. Then go",
             "the anecdote about dots",
+            "1dot 2dot 3",
             "微信支付很方便",
             "12 ab 34 cd 56",
         ] {
@@ -336,5 +351,41 @@ mod tests {
         let table = Table::new(&Options::default());
         assert!(!worth_a_look(&table, None, "微信 abc"));
         assert!(worth_a_look(&table, Some(&Keywords::builtin()), "微信 abc"));
+    }
+
+    /// Whether the full view and the four scans find anything in `text`.
+    fn finds_any(text: &str) -> bool {
+        let table = Table::new(&Options::default());
+        let (mut tmp, mut toks) = (Vec::new(), Vec::new());
+        super::super::stream::build(&table, text, &mut tmp, &mut toks);
+        !super::super::domain::urls(&toks).is_empty()
+            || !super::super::domain::emails(&toks).is_empty()
+            || !super::super::im::find(&toks, &Keywords::builtin()).is_empty()
+            || !super::super::phone::find(&toks).is_empty()
+    }
+
+    fn piece() -> impl proptest::strategy::Strategy<Value = &'static str> {
+        proptest::sample::select(vec![
+            "1", "3", "8", "0", "5", "一", "三", "陸", "①", "⑽", "１", " ", "  ", "-", ".", "/",
+            "(", ")", "_", "[", "]", "{", "<", ">", "d", "o", "t", "a", "at", "dot", "DOT", "x",
+            "q", "v", "w", "qq", "vx", "QQ", "ｑｑ", "微信", "扣扣", "号", "@", "＠", "艾", "特",
+            "点", "。", "．", "com", "cn", "gmail", "www", "http://", ":", "，", "的", "*", "~",
+            "\u{200b}", "😀", "é",
+        ])
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1500))]
+
+        /// The quick look may let a text through that holds nothing, never the other way.
+        #[test]
+        fn the_quick_look_never_skips_a_text_with_a_contact(
+            pieces in proptest::collection::vec(piece(), 0..16)
+        ) {
+            let text = pieces.concat();
+            if finds_any(&text) {
+                proptest::prop_assert!(looks(&text), "{text:?}");
+            }
+        }
     }
 }
