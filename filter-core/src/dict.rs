@@ -210,6 +210,8 @@ pub struct Dictionary {
     ac: AhoCorasick,
     pats: Vec<Pattern>,
     table: Arc<Table>,
+    /// the CJK ideographs the detectors' quick look passes over (empty: detectors off)
+    plain: crate::detect::Plain,
     version: u64,
     stats: DictStats,
     /// some entry has a Latin letter: leet readings are tried
@@ -598,6 +600,7 @@ impl Dictionary {
             .then(|| bits(lists.len(), lists.iter().map(|l| l.default)));
         Ok(Dictionary {
             ac,
+            plain: crate::detect::Plain::new(&table),
             table,
             version: h.0,
             stats,
@@ -778,7 +781,7 @@ impl Dictionary {
             Ok(mut s) => run(&mut s),
             Err(_) => run(&mut Scratch::default()),
         });
-        crate::detect::run(&self.options().detectors, &self.table, text, &mut hits);
+        crate::detect::run(&self.table, &self.plain, text, &mut hits);
         hits
     }
 

@@ -20,7 +20,12 @@ use crate::normalize::Table;
 
 /// Whether `text` may hold a contact (see the module docs). `keywords` is `None` when the IM
 /// detector is off.
-pub(super) fn worth_a_look(table: &Table, keywords: Option<&Keywords>, text: &str) -> bool {
+pub(super) fn worth_a_look(
+    table: &Table,
+    plain: &Plain,
+    keywords: Option<&Keywords>,
+    text: &str,
+) -> bool {
     let mut look = Look {
         marks: keywords.map(Keywords::marks),
         run: 0,
@@ -75,23 +80,16 @@ pub(super) fn worth_a_look(table: &Table, keywords: Option<&Keywords>, text: &st
             continue;
         }
         // U+4E00..=U+9FFF, the CJK ideographs, are the three-byte sequences led by E4 (from
-        // B8 on) to E9
+        // B8 on) to E9; most of them in Chinese text need no reading (see `Plain`)
         if (0xE4..=0xE9).contains(&b) && i + 2 < bytes.len() && (b != 0xE4 || bytes[i + 1] >= 0xB8)
         {
-            let ch = (u32::from(b & 0x0F) << 12)
+            let u = (u32::from(b & 0x0F) << 12)
                 | (u32::from(bytes[i + 1] & 0x3F) << 6)
                 | u32::from(bytes[i + 2] & 0x3F);
-            // the common case of Chinese text: an ideograph that is no numeral, keyword mark
-            // or part of `艾特`
-            if !matches!(ch, 0x70B9 | 0x9EDE) // 点 點
-                && let Some(ch) = char::from_u32(ch)
-                && let Some(f) = table.single(ch)
-                && ('\u{4E00}'..='\u{9FFF}').contains(&f)
-                && !matches!(f, '艾' | '特')
-                && !may_be_numeral(f)
-                && !look.is_new_mark(f)
+            if plain.contains(u, look.mark)
+                && let Some(c) = char::from_u32(u)
             {
-                look.ideograph(f);
+                look.ideograph(c);
                 i += 3;
                 continue;
             }
@@ -111,6 +109,67 @@ pub(super) fn worth_a_look(table: &Table, keywords: Option<&Keywords>, text: &st
         return true;
     }
     keywords.is_some_and(|k| look.alnum && (look.mark || k.ascii_may_occur(text)))
+}
+
+/// The CJK ideographs (U+4E00..=U+9FFF) the quick look passes over without reading them, for
+/// one table and the detectors of its options: those the table folds to one ideograph that is
+/// no numeral, no part of `艾特` and (IM detector on) no keyword's mark; and, apart, the marks.
+/// Two bits per ideograph, 5 KiB; empty when no detector runs.
+pub(crate) struct Plain {
+    /// bit `u - 0x4E00`: a plain ideograph
+    plain: Vec<u64>,
+    /// bit `u - 0x4E00`: plain but for being a mark
+    marks: Vec<u64>,
+}
+
+const IDEOGRAPHS: std::ops::RangeInclusive<u32> = 0x4E00..=0x9FFF;
+
+impl Plain {
+    pub(crate) fn new(table: &Table) -> Plain {
+        let detectors = &table.options().detectors;
+        let words = (IDEOGRAPHS.end() - IDEOGRAPHS.start()) as usize / 64 + 1;
+        let mut p = Plain {
+            plain: Vec::new(),
+            marks: Vec::new(),
+        };
+        if !detectors.any() {
+            return p;
+        }
+        p.plain = vec![0; words];
+        p.marks = vec![0; words];
+        let marks = detectors
+            .running_keywords()
+            .map(Keywords::marks)
+            .unwrap_or_default();
+        for u in IDEOGRAPHS {
+            let Some(c) = char::from_u32(u) else { continue };
+            let Some(f) = table.single(c) else { continue };
+            if matches!(c, '点' | '點')
+                || !IDEOGRAPHS.contains(&(f as u32))
+                || matches!(f, '艾' | '特')
+                || digit_of(f).is_some()
+            {
+                continue;
+            }
+            let k = (u - IDEOGRAPHS.start()) as usize;
+            let bits = if marks.binary_search(&f).is_ok() {
+                &mut p.marks
+            } else {
+                &mut p.plain
+            };
+            bits[k / 64] |= 1 << (k % 64);
+        }
+        p
+    }
+
+    /// Whether the ideograph `u` (in U+4E00..=U+9FFF) needs no reading: a plain one, or a
+    /// mark once a mark was seen (`mark_seen`).
+    #[inline(always)]
+    fn contains(&self, u: u32, mark_seen: bool) -> bool {
+        let k = u.wrapping_sub(*IDEOGRAPHS.start()) as usize;
+        let bit = |v: &[u64]| v.get(k / 64).is_some_and(|w| w & (1 << (k % 64)) != 0);
+        bit(&self.plain) || mark_seen && bit(&self.marks)
+    }
 }
 
 /// The quick look's state over the folded characters.
@@ -160,8 +219,8 @@ impl Look<'_> {
         self.last_space = false;
     }
 
-    /// [`Look::token`] for a CJK ideograph that [`Look::may_be_mark`] rules out, is no
-    /// numeral and no part of `艾特`: what is left of it.
+    /// [`Look::token`] for an ideograph that [`Plain`] passes over (`t` as written; it folds
+    /// to an ideograph just as inert here): what is left of it.
     #[inline(always)]
     fn ideograph(&mut self, t: char) {
         let [_, r1, r2] = self.recent;
@@ -269,39 +328,20 @@ fn wordish(c: char) -> bool {
     }
 }
 
-/// Whether the CJK ideograph `c` may be a Chinese numeral (`false` is certain): one bit of a
-/// 256-bit table per numeral, so most ideographs are ruled out without [`digit_of`]'s search.
-#[inline(always)]
-fn may_be_numeral(c: char) -> bool {
-    const fn slot(c: char) -> u32 {
-        (c as u32).wrapping_mul(0x9E37_79B1) >> 24
-    }
-    const BITS: [u64; 4] = {
-        let numerals = [
-            '零', '〇', '一', '幺', '壹', '二', '两', '贰', '貳', '三', '叁', '参', '四', '肆',
-            '五', '伍', '六', '陆', '七', '柒', '八', '捌', '九', '玖',
-        ];
-        let mut bits = [0u64; 4];
-        let mut i = 0;
-        while i < numerals.len() {
-            let s = slot(numerals[i]);
-            bits[(s >> 6) as usize] |= 1 << (s & 63);
-            i += 1;
-        }
-        bits
-    };
-    let s = slot(c);
-    BITS[(s >> 6) as usize] & (1 << (s & 63)) != 0 && digit_of(c).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Options;
+    use crate::{DetectorMode, Detectors, Options};
 
     fn looks(text: &str) -> bool {
-        let table = Table::new(&Options::default());
-        worth_a_look(&table, Some(&Keywords::builtin()), text)
+        let options = Options::default().detectors(Detectors::new().all(DetectorMode::Review));
+        let table = Table::new(&options);
+        worth_a_look(
+            &table,
+            &Plain::new(&table),
+            Some(&Keywords::builtin()),
+            text,
+        )
     }
 
     #[test]
@@ -348,14 +388,38 @@ mod tests {
 
     #[test]
     fn keywords_count_only_with_the_im_detector_on() {
+        let on = Options::default().detectors(Detectors::new().all(DetectorMode::Review));
+        let table = Table::new(&on);
+        let plain = Plain::new(&table);
+        assert!(worth_a_look(
+            &table,
+            &plain,
+            Some(&Keywords::builtin()),
+            "微信 abc"
+        ));
+        let im_off = on.detectors(
+            Detectors::new()
+                .all(DetectorMode::Review)
+                .im(DetectorMode::Off),
+        );
+        let table = Table::new(&im_off);
+        let plain = Plain::new(&table);
+        assert!(!worth_a_look(&table, &plain, None, "微信 abc"));
+        // with the detectors off nothing is plain: every ideograph is read
         let table = Table::new(&Options::default());
-        assert!(!worth_a_look(&table, None, "微信 abc"));
-        assert!(worth_a_look(&table, Some(&Keywords::builtin()), "微信 abc"));
+        let plain = Plain::new(&table);
+        assert!(worth_a_look(
+            &table,
+            &plain,
+            Some(&Keywords::builtin()),
+            "一二三四五"
+        ));
     }
 
     /// Whether the full view and the four scans find anything in `text`.
     fn finds_any(text: &str) -> bool {
-        let table = Table::new(&Options::default());
+        let table =
+            Table::new(&Options::default().detectors(Detectors::new().all(DetectorMode::Review)));
         let (mut tmp, mut toks) = (Vec::new(), Vec::new());
         super::super::stream::build(&table, text, &mut tmp, &mut toks);
         !super::super::domain::urls(&toks).is_empty()

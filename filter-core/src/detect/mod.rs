@@ -105,6 +105,7 @@ use crate::source::LoadError;
 use crate::types::{Hit, Level};
 
 pub use im::ImKind;
+pub(crate) use look::Plain;
 
 /// The shipped IM keyword list (`filter-core/words/im-keywords.txt`): one `keyword<TAB>kind`
 /// a line, kind `qq`, `wechat` or `telegram`; blank lines and `#` comments are ignored.
@@ -300,6 +301,11 @@ impl Detectors {
         .collect()
     }
 
+    /// The IM keywords, when the IM detector runs.
+    pub(crate) fn running_keywords(&self) -> Option<&im::Keywords> {
+        (self.im != DetectorMode::Off).then_some(&self.keywords)
+    }
+
     /// Whether `host` is an allowed domain or below one.
     fn allowed(&self, host: &str) -> bool {
         self.allow_domains.iter().any(|d| {
@@ -330,7 +336,8 @@ struct Scratch {
 /// Runs the configured detectors over `text` and merges their hits into `hits` (sorted by
 /// start, never overlapping; where hits overlap, a danger-level one wins over a normal one,
 /// then the longer span, then words before detections).
-pub(crate) fn run(detectors: &Detectors, table: &Table, text: &str, hits: &mut Vec<Hit>) {
+pub(crate) fn run(table: &Table, plain: &Plain, text: &str, hits: &mut Vec<Hit>) {
+    let detectors = &table.options().detectors;
     if !detectors.any() || text.is_empty() {
         return;
     }
@@ -339,13 +346,13 @@ pub(crate) fn run(detectors: &Detectors, table: &Table, text: &str, hits: &mut V
     }
     let found = SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut s) => {
-            let found = detect(detectors, table, text, &mut s);
+            let found = detect(detectors, table, plain, text, &mut s);
             if s.raw.capacity() > 1 << 20 {
                 *s = Scratch::default();
             }
             found
         }
-        Err(_) => detect(detectors, table, text, &mut Scratch::default()),
+        Err(_) => detect(detectors, table, plain, text, &mut Scratch::default()),
     });
     if found.is_empty() {
         return;
@@ -354,9 +361,14 @@ pub(crate) fn run(detectors: &Detectors, table: &Table, text: &str, hits: &mut V
 }
 
 /// Every detection in `text`, as hits (possibly overlapping each other).
-fn detect(detectors: &Detectors, table: &Table, text: &str, s: &mut Scratch) -> Vec<Hit> {
-    let keywords = (detectors.im != DetectorMode::Off).then_some(&detectors.keywords);
-    if !look::worth_a_look(table, keywords, text) {
+fn detect(
+    detectors: &Detectors,
+    table: &Table,
+    plain: &Plain,
+    text: &str,
+    s: &mut Scratch,
+) -> Vec<Hit> {
+    if !look::worth_a_look(table, plain, detectors.running_keywords(), text) {
         return Vec::new();
     }
     stream::build(table, text, &mut s.raw, &mut s.toks);
