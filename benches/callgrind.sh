@@ -2,6 +2,9 @@
 # Instructions per request of the demo server and of the plain axum echo, counted by callgrind:
 # the same figures on a busy machine as on a quiet one, so a change's cost shows exactly.
 #   bash benches/callgrind.sh [SECONDS=4]
+#   BEFORE=<other espresso-server binary> bash benches/callgrind.sh   (also counts that build,
+#       e.g. one from before a change, with the same config, body and load)
+#   KEEP=<dir> bash benches/callgrind.sh   (keeps the callgrind files for callgrind_annotate)
 # Each server runs under valgrind; 10 keep-alive connections send the load.sh body, first a
 # warm-up (not counted), then SECONDS counted. Needs valgrind (on every machine of this kind).
 set -euo pipefail
@@ -9,8 +12,13 @@ cd "$(dirname "$0")/.."
 seconds=${1:-4}
 cargo build --release -q -p espresso-server -p espresso-benches --bins
 body='{"content": "a plain chat line with one badword and 你好 in it"}'
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP"
+    out=$KEEP
+else
+    out=$(mktemp -d)
+    trap 'rm -rf "$out"' EXIT
+fi
 
 count() { # label port command...
     local label=$1 port=$2
@@ -36,3 +44,6 @@ count() { # label port command...
 }
 count echo 18081 target/release/echo 127.0.0.1:18081
 count espresso 18080 target/release/espresso-server --config benches/load.toml
+if [ -n "${BEFORE:-}" ]; then
+    count before 18080 "$BEFORE" --config benches/load.toml
+fi

@@ -3,7 +3,10 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/espresso/filter/v1/filter.proto"];
+    let protos = [
+        "proto/espresso/filter/v1/filter.proto",
+        "proto/espresso/filter/v1/lists.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

@@ -79,16 +79,32 @@ pub struct AdminConfig {
 pub enum ListStore {
     /// One JSON file per list under `lists.dir`, written atomically.
     File,
+    /// In Redis (`redis_url`, `redis_cluster` or `redis_sentinel`), shared by every instance:
+    /// a change made through one is applied by all within a second.
+    Redis,
 }
 
 /// `[lists]`: the store of the lists made through the API (read at start-up only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ListsConfig {
-    /// `"file"`.
+    /// `"file"` or `"redis"`.
     pub store: ListStore,
     /// The folder of the file store (created when missing).
     pub dir: PathBuf,
+    /// The Redis of the `redis` store (one node; unused when `redis_cluster` or
+    /// `redis_sentinel` is set).
+    pub redis_url: String,
+    /// Seed nodes of a Redis Cluster for the `redis` store, instead of `redis_url`.
+    pub redis_cluster: Vec<String>,
+    /// Sentinel nodes, with `redis_master`, instead of `redis_url`.
+    pub redis_sentinel: Vec<String>,
+    /// The master's name in Sentinel, with `redis_sentinel`.
+    pub redis_master: String,
+    /// Prefix of the `redis` store's keys and of its change channel.
+    pub redis_prefix: String,
+    /// Budget for one call to the `redis` store; past it a change is refused (503).
+    pub redis_timeout_ms: u64,
 }
 
 impl Default for ListsConfig {
@@ -96,7 +112,31 @@ impl Default for ListsConfig {
         Self {
             store: ListStore::File,
             dir: PathBuf::from("lists"),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_cluster: Vec::new(),
+            redis_sentinel: Vec::new(),
+            redis_master: String::new(),
+            redis_prefix: "espresso:lists:".into(),
+            redis_timeout_ms: 1000,
         }
+    }
+}
+
+impl ListsConfig {
+    fn redis_keys(&self) -> RedisKeys<'_> {
+        RedisKeys {
+            section: "lists",
+            url: &self.redis_url,
+            cluster: &self.redis_cluster,
+            sentinel: &self.redis_sentinel,
+            master: &self.redis_master,
+        }
+    }
+
+    /// Where the `redis` store lives: `redis_cluster`, else `redis_sentinel` with
+    /// `redis_master`, else `redis_url`; `None` with the `file` store.
+    pub fn redis_target(&self) -> Option<RedisTarget> {
+        (self.store == ListStore::Redis).then(|| self.redis_keys().target())
     }
 }
 
@@ -737,6 +777,29 @@ impl Config {
             master: &cache.redis_master,
         }
         .check(!cache.redis_url.is_empty())?;
+        let lists = &self.lists;
+        lists.redis_keys().check(lists.store == ListStore::Redis)?;
+        if lists.store == ListStore::File {
+            for (key, set) in [
+                ("redis_cluster", !lists.redis_cluster.is_empty()),
+                ("redis_sentinel", !lists.redis_sentinel.is_empty()),
+            ] {
+                if set {
+                    return err(
+                        &format!("lists.{key}"),
+                        "is only read with store = \"redis\" (the \"file\" store keeps the lists under lists.dir); set store = \"redis\" or remove it".into(),
+                    );
+                }
+            }
+        }
+        if lists.store == ListStore::Redis {
+            if lists.redis_prefix.is_empty() {
+                return err("lists.redis_prefix", "must not be empty".into());
+            }
+            if lists.redis_timeout_ms == 0 {
+                return err("lists.redis_timeout_ms", "must be greater than 0".into());
+            }
+        }
         Ok(())
     }
 
@@ -782,7 +845,7 @@ fn redis_url_invalid(url: &str) -> bool {
 }
 
 /// The Redis keys a section shares (`redis_url`, `redis_cluster`, `redis_sentinel` with
-/// `redis_master`), read the same way in `[rate_limit]` and `[cache]`.
+/// `redis_master`), read the same way in `[rate_limit]`, `[cache]` and `[lists]`.
 struct RedisKeys<'a> {
     section: &'static str,
     url: &'a str,
@@ -1257,7 +1320,7 @@ level = "normal"
     }
 
     #[test]
-    fn redis_cluster_and_sentinel_are_read_alike_in_both_sections() {
+    fn redis_cluster_and_sentinel_are_read_alike_in_every_section() {
         let config = Config::parse(
             "[rate_limit]\nbackend = \"redis\"\nglobal_mode = \"leased\"\n\
              redis_cluster = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]\n\
@@ -1287,6 +1350,23 @@ level = "normal"
             RedisTarget::node("redis://127.0.0.1:6379")
         );
         assert_eq!(default.cache.redis_target(), None);
+        // the lists: a file store by default; the same keys as the other sections with "redis"
+        assert_eq!(default.lists.redis_target(), None);
+        let lists = Config::parse(
+            "[lists]\nstore = \"redis\"\nredis_cluster = [\"redis://127.0.0.1:7000\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            lists.lists.redis_target(),
+            Some(RedisTarget::cluster(["redis://127.0.0.1:7000"]))
+        );
+        assert_eq!(
+            Config::parse("[lists]\nstore = \"redis\"\n")
+                .unwrap()
+                .lists
+                .redis_target(),
+            Some(RedisTarget::node("redis://127.0.0.1:6379"))
+        );
         assert!(Config::parse("[rate_limit]\nglobal_mode = \"lazy\"\n").is_err());
     }
 
@@ -1327,6 +1407,26 @@ level = "normal"
                 "[rate_limit]\nredis_cluster = [\"redis://a:1\"]\n",
                 "rate_limit.redis_cluster",
                 "set backend = \"redis\"",
+            ),
+            (
+                "[lists]\nredis_cluster = [\"redis://a:1\"]\n",
+                "lists.redis_cluster",
+                "set store = \"redis\"",
+            ),
+            (
+                "[lists]\nstore = \"redis\"\nredis_sentinel = [\"redis://h:26379\"]\n",
+                "lists.redis_sentinel",
+                "add lists.redis_master = \"<name>\"",
+            ),
+            (
+                "[lists]\nstore = \"redis\"\nredis_url = \"localhost:6379\"\n",
+                "lists.redis_url",
+                "is not a redis:// URL",
+            ),
+            (
+                "[lists]\nstore = \"redis\"\nredis_prefix = \"\"\n",
+                "lists.redis_prefix",
+                "must not be empty",
             ),
         ] {
             let msg = Config::parse(text).unwrap_err().to_string();

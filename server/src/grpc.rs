@@ -1,12 +1,17 @@
-//! The gRPC surface: `espresso.filter.v1.Filter/Check`, plus health and reflection.
+//! The gRPC surface: `espresso.filter.v1.Filter` (`Check`, `CheckBatch`),
+//! `espresso.filter.v1.Lists` (the lists API), plus health and reflection.
 
 use crate::{
     App,
     http_api::{FilterInput, MAX_BATCH_ITEMS},
+    lists::{
+        Kind,
+        ops::{self, NewWord, OpError, PutInput, Source, Summary},
+    },
 };
 use espresso_common::RequestId;
-use espresso_filter_core::FilterRequest;
-use tonic::{Request, Response, Status};
+use espresso_filter_core::{FilterRequest, Level};
+use tonic::{Request, Response, Status, server::NamedService};
 use tonic_reflection::server::{Builder, Error, v1, v1alpha};
 
 /// Code generated from `proto/espresso/filter/v1/filter.proto`.
@@ -23,7 +28,7 @@ pub mod pb {
 /// descriptors.
 ///
 /// Both versions are served because common clients (grpcurl, Python's grpcio-reflection) still
-/// speak v1alpha only. Each lists `espresso.filter.v1.Filter`, `grpc.health.v1.Health` and both
+/// speak v1alpha only. Each lists `espresso.filter.v1.Filter` and `Lists`, `grpc.health.v1.Health` and both
 /// reflection services, and resolves their files by symbol.
 pub(crate) fn reflection() -> Result<
     (
@@ -165,6 +170,233 @@ impl pb::filter_server::Filter for FilterGrpc {
         Ok(Response::new(pb::CheckBatchReply {
             request_id: id.map(|id| id.to_string()).unwrap_or_default(),
             results,
+        }))
+    }
+}
+
+/// `espresso.filter.v1.Lists` at its route, every method, with the lists API's message limit
+/// (a message over it is `RESOURCE_EXHAUSTED`, as for `Filter`).
+pub(crate) fn lists_routes(app: &App) -> axum::Router<App> {
+    type Server = pb::lists_server::ListsServer<ListsGrpc>;
+    let server = Server::new(ListsGrpc { app: app.clone() })
+        .max_decoding_message_size(ops::MAX_REQUEST_BYTES);
+    let service = tower::ServiceBuilder::new()
+        .map_response(too_large_is_resource_exhausted as fn(_) -> _)
+        .service(server);
+    axum::Router::new().route_service(
+        &format!("/{}/{{*method}}", Server::NAME),
+        axum::routing::any_service(service),
+    )
+}
+
+/// Serves `Lists` from the same operations as the lists API over HTTP.
+#[derive(Clone)]
+pub(crate) struct ListsGrpc {
+    app: App,
+}
+
+impl ListsGrpc {
+    /// The metadata `authorization: Bearer <token>` checked like the HTTP header
+    /// ([`ops::authorize`]): `UNIMPLEMENTED` when the lists API is off, `UNAUTHENTICATED`
+    /// without a bearer token, `PERMISSION_DENIED` with a wrong one.
+    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let given = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(ops::bearer);
+        ops::authorize(self.app.admin_token.as_deref(), given).map_err(OpError::into_status)
+    }
+
+    /// The name of a list that may be written (checked, not a config list).
+    async fn writable(&self, name: &str) -> Result<ops::Writable, Status> {
+        ops::writable(&self.app, name)
+            .await
+            .map_err(OpError::into_status)
+    }
+}
+
+/// `""`: none; else `"danger"` or `"normal"` (`what` names the field in the error).
+fn level(value: &str, what: &str, code: &'static str) -> Result<Option<Level>, Status> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|e| OpError::invalid(code, format!("{what}: {e}")).into_status())
+}
+
+fn kind(value: &str) -> Result<Kind, Status> {
+    match value {
+        "deny" => Ok(Kind::Deny),
+        "allow" => Ok(Kind::Allow),
+        other => Err(OpError::invalid(
+            "invalid_list",
+            format!("kind: unknown kind {other:?} (expected \"deny\" or \"allow\")"),
+        )
+        .into_status()),
+    }
+}
+
+fn kind_str(kind: Kind) -> String {
+    match kind {
+        Kind::Deny => "deny",
+        Kind::Allow => "allow",
+    }
+    .to_owned()
+}
+
+fn summary(list: Summary) -> pb::ListSummary {
+    let common = pb::ListSummary {
+        name: list.name,
+        kind: kind_str(list.kind),
+        words: list.words as u64,
+        version: list.version,
+        ..Default::default()
+    };
+    match list.source {
+        Source::Config => pb::ListSummary {
+            source: "config".into(),
+            read_only: true,
+            default: true,
+            ..common
+        },
+        Source::Api {
+            description,
+            level,
+            default,
+        } => pb::ListSummary {
+            source: "api".into(),
+            description,
+            level: level.as_str().to_owned(),
+            default,
+            ..common
+        },
+    }
+}
+
+#[tonic::async_trait]
+impl pb::lists_server::Lists for ListsGrpc {
+    async fn list_lists(
+        &self,
+        request: Request<pb::ListListsRequest>,
+    ) -> Result<Response<pb::ListListsReply>, Status> {
+        self.authorize(&request)?;
+        let lists = ops::list_all(&self.app).await;
+        Ok(Response::new(pb::ListListsReply {
+            lists: lists.into_iter().map(summary).collect(),
+        }))
+    }
+
+    async fn put_list(
+        &self,
+        request: Request<pb::PutListRequest>,
+    ) -> Result<Response<pb::PutListReply>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let name = self.writable(&request.name).await?;
+        let input = PutInput {
+            description: request.description,
+            level: level(&request.level, "level", "invalid_list")?,
+            kind: kind(&request.kind)?,
+            default: request.default,
+        };
+        let put = ops::put(&self.app, &name, input)
+            .await
+            .map_err(OpError::into_status)?;
+        Ok(Response::new(pb::PutListReply {
+            created: put.created,
+            list: Some(summary(put.summary)),
+        }))
+    }
+
+    async fn delete_list(
+        &self,
+        request: Request<pb::DeleteListRequest>,
+    ) -> Result<Response<pb::DeleteListReply>, Status> {
+        self.authorize(&request)?;
+        let name = self.writable(&request.into_inner().name).await?;
+        let words = ops::delete(&self.app, &name)
+            .await
+            .map_err(OpError::into_status)?;
+        Ok(Response::new(pb::DeleteListReply {
+            words: words as u64,
+        }))
+    }
+
+    async fn add_words(
+        &self,
+        request: Request<pb::AddWordsRequest>,
+    ) -> Result<Response<pb::AddWordsReply>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let name = self.writable(&request.name).await?;
+        let words = request
+            .words
+            .into_iter()
+            .enumerate()
+            .map(|(i, new)| {
+                Ok(NewWord {
+                    level: level(&new.level, &format!("words[{i}]: level"), "invalid_words")?,
+                    category: (!new.category.is_empty()).then_some(new.category),
+                    word: new.word,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let done = ops::add_words(&self.app, &name, words)
+            .await
+            .map_err(OpError::into_status)?;
+        Ok(Response::new(pb::AddWordsReply {
+            added: done.changed as u64,
+            words: done.words as u64,
+            version: done.version,
+        }))
+    }
+
+    async fn remove_words(
+        &self,
+        request: Request<pb::RemoveWordsRequest>,
+    ) -> Result<Response<pb::RemoveWordsReply>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let name = self.writable(&request.name).await?;
+        let done = ops::remove_words(&self.app, &name, request.words)
+            .await
+            .map_err(OpError::into_status)?;
+        Ok(Response::new(pb::RemoveWordsReply {
+            removed: done.changed as u64,
+            words: done.words as u64,
+            version: done.version,
+        }))
+    }
+
+    async fn list_words(
+        &self,
+        request: Request<pb::ListWordsRequest>,
+    ) -> Result<Response<pb::ListWordsReply>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let limit = (request.limit != 0).then_some(request.limit as usize);
+        let cursor = (!request.cursor.is_empty()).then_some(request.cursor);
+        let page = ops::page_words(&self.app, &request.name, limit, cursor)
+            .await
+            .map_err(OpError::into_status)?;
+        Ok(Response::new(pb::ListWordsReply {
+            words: page
+                .words
+                .into_iter()
+                .map(|(word, meta)| pb::Word {
+                    word,
+                    level: meta
+                        .level
+                        .map(|l| l.as_str().to_owned())
+                        .unwrap_or_default(),
+                    category: meta.category.unwrap_or_default(),
+                })
+                .collect(),
+            next_cursor: page.next_cursor.unwrap_or_default(),
+            total: page.total as u64,
         }))
     }
 }

@@ -4,7 +4,7 @@
 use crate::{App, filter_reply::FilterReply};
 use axum::{
     Router,
-    body::Body,
+    body::{Body, HttpBody as _},
     extract::State,
     http::{HeaderMap, HeaderValue, Request, StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
@@ -40,7 +40,7 @@ pub(crate) fn probe_routes() -> Router<App> {
 
 /// Every error code an [`ApiError`] carries: `espresso_http_errors_total{code}` exports each at
 /// 0 from the start.
-pub(crate) const ERROR_CODES: [&str; 22] = [
+pub(crate) const ERROR_CODES: [&str; 23] = [
     "invalid_host",
     "unsupported_media_type",
     "payload_too_large",
@@ -63,6 +63,7 @@ pub(crate) const ERROR_CODES: [&str; 22] = [
     "invalid_query",
     "read_only_list",
     "store_failed",
+    "store_unavailable",
 ];
 
 /// A request the API refuses, shaped as the error JSON of `docs/http-api.md`.
@@ -202,7 +203,8 @@ pub(crate) async fn json_body(
     }
     // A body announced too large is refused before a byte of it is read: no `100 Continue`,
     // no wait for a body that may never come.
-    if content_length(request.headers()).is_some_and(|length| length > max_body_bytes as u64) {
+    // The body's lower size bound is its `Content-Length` (hyper parsed it already), 0 if none.
+    if request.body().size_hint().lower() > max_body_bytes as u64 {
         return Err(too_large());
     }
     let body = axum::body::to_bytes(request.into_body(), max_body_bytes)
@@ -225,16 +227,6 @@ fn too_large() -> ApiError {
         "payload_too_large",
         "request body is larger than server.max_body_bytes",
     )
-}
-
-/// The `Content-Length` a request announces (hyper has refused invalid ones already).
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }
 
 /// The body of `POST /v1/filter` (and an item of a batch): other fields are ignored.

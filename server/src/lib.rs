@@ -6,6 +6,7 @@
 //! request id → slow call → rate limit → catch panic → timeout → routes
 //!                                                               ├─ POST /v1/filter, /v1/filter:batch (JSON)
 //!                                                               ├─ espresso.filter.v1.Filter/Check, CheckBatch (gRPC)
+//!                                                               ├─ /v1/lists…, espresso.filter.v1.Lists (admin token)
 //!                                                               ├─ grpc.health.v1, reflection v1 + v1alpha
 //!                                                               └─ /healthz /readyz /metrics
 //! ```
@@ -122,14 +123,15 @@ impl std::ops::Deref for App {
 impl App {
     /// The app, and the rate-limit layer (built here because its quota handle is part of the
     /// app's reloadable state).
-    fn new(config: &Config) -> Result<(Self, Option<rate_limit::Layer>), BoxError> {
+    async fn new(config: &Config) -> Result<(Self, Option<rate_limit::Layer>), BoxError> {
         let metrics = metrics::Metrics::new();
         let (lists, filter) = lists::Lists::load(
             reload::filter_sources(config),
-            config.lists.dir.clone(),
+            lists::Store::from_config(&config.lists)?,
             reload::filter_options(config)?,
             &metrics.registry,
-        )?;
+        )
+        .await?;
         metrics.dictionary_loaded(&filter);
         let rate_limit = rate_limit::layer(&config.rate_limit, &metrics.registry)?;
         let rate_limit_quota = rate_limit.as_ref().map(|limit| limit.quota.clone());
@@ -253,7 +255,9 @@ async fn stack(
         .merge(grpc_route(reflection_v1))
         .merge(grpc_route(reflection_v1alpha));
 
-    let grpc_services = grpc_services.merge(lists::routes());
+    let grpc_services = grpc_services
+        .merge(lists::routes())
+        .merge(grpc::lists_routes(app));
     let routes = if separate_ops {
         base_routes(app, grpc_services, false).merge(filter_routes(app, max_body))
     } else {
@@ -432,7 +436,8 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
         config.server.listen = listen;
     }
     let max_connections = limits::max_connections(&config.server);
-    let (app, rate_limit) = App::new(&config)?;
+    let (app, rate_limit) = App::new(&config).await?;
+    tokio::spawn(app.lists.clone().follow());
     let stack = stack(&app, &config, rate_limit).await?;
     let listener = TcpListener::bind(config.server.listen).await?;
     let addr = listener.local_addr()?;

@@ -1,5 +1,9 @@
 //! `espresso-server [--config FILE] [--listen ADDR]`, or `espresso-server --check-config FILE`
 
+// The whole server is one future (`espresso_server::run`), and computing its layout nests
+// deeper than rustc's default limit of 128 allows with every feature of the workspace on.
+#![recursion_limit = "256"]
+
 use espresso_server::{
     Options,
     ops::logfile::{self, LogFilter},

@@ -1,21 +1,32 @@
-//! Lists made through the API: their model, validation, the file store, and the engine
-//! rebuild that puts them next to the config file's lists.
+//! Lists made through the API: their model, validation, the stores, and the engine rebuild
+//! that puts them next to the config file's lists.
 //!
-//! Every change is validated, written to the store, then the whole set (config lists and API
-//! lists) is rebuilt on a blocking thread and swapped into the engine atomically: a check sees
-//! the old lists or the new ones, never half, and the next request sees the change. Changes are
-//! applied one at a time, in order.
+//! Every change is validated, the whole set (config lists and API lists) is rebuilt on a
+//! blocking thread, the change is written to the store, and the new engine is swapped in
+//! atomically: a check sees the old lists or the new ones, never half, and the next request
+//! sees the change. Changes are applied one at a time, in order. With the Redis store every
+//! instance follows the store's changes ([`Lists::follow`]).
 
+pub(crate) mod ops;
+mod redis_store;
 mod routes;
 mod store;
 
 pub(crate) use routes::routes;
+pub(crate) use store::Store;
 
 use espresso_filter_core::{Engine, Level, ListData, ListSource, LoadError, Options, Sources};
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use redis_store::{RedisStoreError, Snapshot};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use store::{FileStore, StoreError};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+use store::StoreError;
 use tokio::sync::Mutex;
 
 /// Words one list holds at most.
@@ -58,9 +69,16 @@ pub(crate) struct ApiList {
     /// The level of words without their own.
     pub(crate) level: Level,
     pub(crate) kind: Kind,
+    /// Whether checks that name no lists use it (lists stored before the flag existed: yes).
+    #[serde(default = "yes")]
+    pub(crate) default: bool,
     /// Counts the list's changes, from 1.
     pub(crate) version: u64,
     pub(crate) words: BTreeMap<String, WordMeta>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ApiList {
@@ -70,6 +88,7 @@ impl ApiList {
             description,
             level,
             kind,
+            default: true,
             version: 1,
             words: BTreeMap::new(),
         }
@@ -97,7 +116,9 @@ impl ApiList {
                 .map(|(word, meta)| line(word, meta))
                 .collect();
             if !text.is_empty() {
-                let source = ListSource::inline(file.clone(), text, level).name(&self.name);
+                let source = ListSource::inline(file.clone(), text, level)
+                    .name(&self.name)
+                    .by_default(self.default);
                 sources = sources.list(source);
             }
         }
@@ -165,12 +186,30 @@ pub(crate) enum ChangeError {
     Unavailable(String),
 }
 
+impl From<RedisStoreError> for ChangeError {
+    fn from(error: RedisStoreError) -> Self {
+        match error {
+            RedisStoreError::Unavailable { .. } | RedisStoreError::Busy { .. } => {
+                Self::Unavailable(error.to_string())
+            }
+            RedisStoreError::Corrupt { .. } => Self::Build(error.to_string()),
+        }
+    }
+}
+
+/// Attempts at a change while other instances keep changing the shared set under it.
+const MAX_ATTEMPTS: usize = 5;
+
 /// The API lists, the config's lists, and the engine serving both.
 pub(crate) struct Lists {
     engine: Engine,
     state: Mutex<State>,
-    store: FileStore,
+    store: Store,
     changes: IntCounterVec,
+    /// Calls to the Redis store that failed.
+    store_errors: IntCounter,
+    /// Whether the Redis store answered its last call (an outage is logged once).
+    store_up: AtomicBool,
 }
 
 struct State {
@@ -179,19 +218,40 @@ struct State {
     /// 1 at start, one more for each reload that rebuilt the config's lists
     config_version: u64,
     api: BTreeMap<String, ApiList>,
+    /// The Redis store's version `api` was read at; `None` before the first read (the file
+    /// store has no version: always `Some(0)`).
+    store_version: Option<u64>,
 }
 
 impl Lists {
-    /// Loads the stored lists and builds the engine over `config` and them.
-    pub(crate) fn load(
+    /// Loads the stored lists and builds the engine over `config` and them. A file store that
+    /// cannot be read is an error; a Redis store that does not answer is a WARN, and the
+    /// lists it holds are applied as soon as it does.
+    pub(crate) async fn load(
         config: Sources,
-        dir: std::path::PathBuf,
+        store: Store,
         options: espresso_filter_core::Options,
         registry: &Registry,
     ) -> Result<(Self, Engine), Box<dyn std::error::Error + Send + Sync>> {
-        let store = FileStore::new(dir);
-        let api: BTreeMap<String, ApiList> = store
-            .load()?
+        let (snapshot, up) = match &store {
+            Store::File(file) => {
+                let file = file.clone();
+                let lists = tokio::task::spawn_blocking(move || file.load()).await??;
+                (Some(Snapshot { version: 0, lists }), true)
+            }
+            Store::Redis(redis) => match redis.load().await {
+                Ok(snapshot) => (Some(snapshot), true),
+                Err(error @ RedisStoreError::Unavailable { .. }) => {
+                    tracing::warn!(%error, "lists: the Redis store does not answer at start: serving the config file's lists only; the API lists are applied as soon as it answers (check [lists] redis_url / redis_cluster / redis_sentinel)");
+                    (None, false)
+                }
+                Err(error) => return Err(error.into()),
+            },
+        };
+        let store_version = snapshot.as_ref().map(|s| s.version);
+        let api: BTreeMap<String, ApiList> = snapshot
+            .map(|s| s.lists)
+            .unwrap_or_default()
             .into_iter()
             .map(|list| (list.name.clone(), list))
             .collect();
@@ -207,17 +267,130 @@ impl Lists {
             changes.with_label_values(&[op]);
         }
         registry.register(Box::new(changes.clone()))?;
+        let store_errors = IntCounter::new(
+            "espresso_lists_store_errors_total",
+            "Calls to the lists' Redis store that failed (no answer in time, or an error).",
+        )?;
+        registry.register(Box::new(store_errors.clone()))?;
+        if !up {
+            store_errors.inc();
+        }
         let lists = Self {
             engine: engine.clone(),
             state: Mutex::new(State {
                 config,
                 config_version: 1,
                 api,
+                store_version,
             }),
             store,
             changes,
+            store_errors,
+            store_up: AtomicBool::new(up),
         };
         Ok((lists, engine))
+    }
+
+    /// With the Redis store: applies the changes other instances make, as their messages
+    /// arrive and, as a safety net, whenever the store's version moved (read every
+    /// half-second). Returns at once with the file store.
+    pub(crate) async fn follow(self: Arc<Self>) {
+        let Store::Redis(redis) = &self.store else {
+            return;
+        };
+        let mut changes = redis.changes();
+        let mut changes_open = true;
+        let mut poll = tokio::time::interval(redis_store::POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                message = changes.recv(), if changes_open => changes_open = message.is_some(),
+                _ = poll.tick() => {}
+            }
+            self.sync().await;
+        }
+    }
+
+    /// Applies the Redis store's set when its version is not the one applied.
+    async fn sync(&self) {
+        let Store::Redis(redis) = &self.store else {
+            return;
+        };
+        let mut state = self.state.lock().await;
+        let version = match redis.version().await {
+            Ok(version) => version,
+            Err(error) => return self.store_down(&error),
+        };
+        self.store_answers();
+        if state.store_version == Some(version) {
+            return;
+        }
+        if let Err(error) = self.apply_store(&mut state).await {
+            tracing::error!(%error, "lists: the Redis store's lists could not be applied; keeping the lists applied last");
+        }
+    }
+
+    /// Reads the Redis store's whole set and applies it.
+    async fn apply_store(&self, state: &mut State) -> Result<(), ChangeError> {
+        let Store::Redis(redis) = &self.store else {
+            return Ok(());
+        };
+        let snapshot = redis.load().await.inspect_err(|e| self.store_down(e))?;
+        if let Some(applied) = state.store_version
+            && snapshot.version < applied
+        {
+            tracing::warn!(
+                applied,
+                stored = snapshot.version,
+                lists = snapshot.lists.len(),
+                "lists: the Redis store's version went back (it lost its data or was replaced): applying what it holds now"
+            );
+        }
+        let api: BTreeMap<String, ApiList> = snapshot
+            .lists
+            .into_iter()
+            .map(|list| (list.name.clone(), list))
+            .collect();
+        let built = self.build(&state.config, &api).await?;
+        self.engine.install(built);
+        tracing::info!(
+            version = snapshot.version,
+            lists = api.len(),
+            "lists: applied the Redis store's lists"
+        );
+        state.api = api;
+        state.store_version = Some(snapshot.version);
+        Ok(())
+    }
+
+    fn store_down(&self, error: &RedisStoreError) {
+        if let RedisStoreError::Busy { .. } = error {
+            return; // it answered: another change holds the lock
+        }
+        self.store_errors.inc();
+        if self.store_up.swap(false, Ordering::Relaxed) {
+            tracing::warn!(%error, "lists: the Redis store does not answer: changes are refused (503) and checks go on with the lists applied last");
+        }
+    }
+
+    fn store_answers(&self) {
+        if !self.store_up.swap(true, Ordering::Relaxed) {
+            tracing::info!("lists: the Redis store answers again");
+        }
+    }
+
+    /// Builds an engine over `config` and `api` on a blocking thread.
+    async fn build(
+        &self,
+        config: &Sources,
+        api: &BTreeMap<String, ApiList>,
+    ) -> Result<espresso_filter_core::Dictionary, ChangeError> {
+        let sources = combined(config, api);
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.build(&sources))
+            .await
+            .map_err(|panic| ChangeError::Build(panic.to_string()))?
+            .map_err(|e| ChangeError::Build(e.to_string()))
     }
 
     /// Replaces the config's lists (a reload) and rebuilds, keeping the API lists.
@@ -274,46 +447,105 @@ impl Lists {
 
     /// Applies `change` to the list `name` (`None`: no such list) and, when it returns a new
     /// list (or `Ok(None)` to delete), stores it and rebuilds the engine. Returns what `change`
-    /// returned alongside.
+    /// returned alongside. With the Redis store `change` runs again when another instance
+    /// changed the set first (it then sees that change).
     pub(crate) async fn change<T>(
         &self,
         name: &str,
-        change: impl FnOnce(Option<&ApiList>) -> Result<(Option<ApiList>, T), T>,
+        change: impl FnMut(Option<&ApiList>) -> Result<(Option<ApiList>, T), T>,
+    ) -> Result<Result<T, T>, ChangeError> {
+        // Boxed: a change is rare, and its future, nested in a handler's, is deep enough to
+        // overflow rustc's query depth when laid out inline.
+        Box::pin(self.change_locked(name, change)).await
+    }
+
+    async fn change_locked<T>(
+        &self,
+        name: &str,
+        mut change: impl FnMut(Option<&ApiList>) -> Result<(Option<ApiList>, T), T>,
     ) -> Result<Result<T, T>, ChangeError> {
         let mut state = self.state.lock().await;
-        let (new, answer) = match change(state.api.get(name)) {
-            Ok(done) => done,
-            Err(refused) => return Ok(Err(refused)),
+        let Store::Redis(redis) = &self.store else {
+            return self.change_in(&mut state, name, &mut change).await;
         };
-        let mut api = state.api.clone();
-        match &new {
-            Some(list) => {
-                api.insert(name.to_owned(), list.clone());
+        // Changes through different instances take turns; each starts from the latest set.
+        let lock = redis.lock().await.inspect_err(|e| self.store_down(e))?;
+        let changed = async {
+            let version = redis.version().await.inspect_err(|e| self.store_down(e))?;
+            if state.store_version != Some(version) {
+                self.apply_store(&mut state).await?;
             }
-            None => {
-                api.remove(name);
-            }
+            self.change_in(&mut state, name, &mut change).await
         }
-        // Build first, save second, swap last: a change that cannot be built is not stored,
-        // and one that cannot be stored is not applied.
-        let sources = combined(&state.config, &api);
-        let engine = self.engine.clone();
-        let built = tokio::task::spawn_blocking(move || engine.build(&sources))
-            .await
-            .map_err(|panic| ChangeError::Build(panic.to_string()))?
-            .map_err(|e| ChangeError::Build(e.to_string()))?;
-        let store = self.store.clone();
-        let saved = new.clone();
-        let name_owned = name.to_owned();
-        tokio::task::spawn_blocking(move || match &saved {
-            Some(list) => store.save(list),
-            None => store.delete(&name_owned),
-        })
-        .await
-        .map_err(|panic| ChangeError::Build(format!("the store panicked: {panic}")))??;
-        self.engine.install(built);
-        state.api = api;
-        Ok(Ok(answer))
+        .await;
+        redis.unlock(lock).await;
+        changed
+    }
+
+    /// [`Lists::change`] with the state locked (and, with Redis, the change lock held).
+    async fn change_in<T>(
+        &self,
+        state: &mut State,
+        name: &str,
+        change: &mut impl FnMut(Option<&ApiList>) -> Result<(Option<ApiList>, T), T>,
+    ) -> Result<Result<T, T>, ChangeError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (new, answer) = match change(state.api.get(name)) {
+                Ok(done) => done,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            let mut api = state.api.clone();
+            match &new {
+                Some(list) => {
+                    api.insert(name.to_owned(), list.clone());
+                }
+                None => {
+                    api.remove(name);
+                }
+            }
+            // Build first, store second, swap last: a change that cannot be built is not
+            // stored, and one that cannot be stored is not applied.
+            let built = self.build(&state.config, &api).await?;
+            match &self.store {
+                Store::File(file) => {
+                    let file = file.clone();
+                    let name = name.to_owned();
+                    tokio::task::spawn_blocking(move || match &new {
+                        Some(list) => file.save(list),
+                        None => file.delete(&name),
+                    })
+                    .await
+                    .map_err(|panic| {
+                        ChangeError::Build(format!("the store panicked: {panic}"))
+                    })??;
+                }
+                Store::Redis(redis) => {
+                    let base = state.store_version.unwrap_or(0);
+                    match redis.write(base, name, new.as_ref()).await {
+                        Ok(Some(version)) => {
+                            self.store_answers();
+                            state.store_version = Some(version);
+                        }
+                        Ok(None) => {
+                            // another instance changed the set first (its lock expired under
+                            // it, or ours did): take its change, then make this one again
+                            self.apply_store(state).await?;
+                            continue;
+                        }
+                        Err(error) => {
+                            self.store_down(&error);
+                            return Err(error.into());
+                        }
+                    }
+                }
+            }
+            self.engine.install(built);
+            state.api = api;
+            return Ok(Ok(answer));
+        }
+        Err(ChangeError::Unavailable(format!(
+            "the shared lists changed under this change {MAX_ATTEMPTS} times in a row; retry"
+        )))
     }
 
     /// Counts an applied change in `espresso_lists_changes_total{op}`.
@@ -398,9 +630,15 @@ mod tests {
         let words = dir.path().join("danger.txt");
         std::fs::write(&words, "idiot\n").unwrap();
         let config = Sources::new().list(ListSource::file(&words, Level::Danger));
-        let store = dir.path().join("lists");
-        let (lists, engine) =
-            Lists::load(config, store.clone(), Options::default(), &Registry::new()).unwrap();
+        let store_dir = dir.path().join("lists");
+        let (lists, engine) = Lists::load(
+            config,
+            Store::File(store::FileStore::new(store_dir.clone())),
+            Options::default(),
+            &Registry::new(),
+        )
+        .await
+        .unwrap();
         let before = engine.version();
         // the config's file goes away: no set with it can be built now
         std::fs::remove_file(&words).unwrap();
@@ -413,7 +651,10 @@ mod tests {
             })
             .await;
         assert!(matches!(result, Err(ChangeError::Build(_))), "{result:?}");
-        assert!(!store.join("spam.json").exists(), "the change was stored");
+        assert!(
+            !store_dir.join("spam.json").exists(),
+            "the change was stored"
+        );
         assert!(lists.get("spam").await.is_none());
         assert_eq!(engine.version(), before);
         assert_eq!(engine.check("idiot").verdict, Verdict::Block);

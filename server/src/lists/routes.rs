@@ -3,8 +3,8 @@
 //! `GET /v1/lists/{name}/words`, behind `Authorization: Bearer <admin token>`.
 
 use super::{
-    ApiList, ChangeError, Kind, MAX_DESCRIPTION_CHARS, MAX_WORDS_PER_CALL, MAX_WORDS_PER_LIST,
-    WordMeta, check_category, check_name, check_word,
+    Kind,
+    ops::{self, NewWord, OpError, PutInput, Source, Summary},
 };
 use crate::{
     App,
@@ -22,13 +22,6 @@ use espresso_common::RequestId;
 use espresso_filter_core::Level;
 use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
-
-/// Bodies of the lists API may be this large (10,000 words do not fit the filter's limit).
-pub(crate) const MAX_LIST_BODY_BYTES: usize = 4 << 20;
-/// Words one page of `GET /v1/lists/{name}/words` holds by default and at most.
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 1000;
 
 /// The routes; the caller adds the state.
 pub(crate) fn routes() -> Router<App> {
@@ -41,6 +34,12 @@ pub(crate) fn routes() -> Router<App> {
 }
 
 type Answer = Result<Response, ApiError>;
+
+impl From<OpError> for ApiError {
+    fn from(error: OpError) -> Self {
+        ApiError::new(error.kind.status(), error.code, error.message)
+    }
+}
 
 /// Runs `handler` after the token check, shaping its error with the request id.
 async fn guarded<F>(
@@ -60,85 +59,39 @@ where
 }
 
 /// `404 admin_disabled` without a token configured, `401` without a bearer token, `403` with a
-/// wrong one; the comparison takes the same time wherever the tokens differ.
+/// wrong one ([`ops::authorize`]).
 fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = app.admin_token.as_deref() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "admin_disabled",
-            "the lists API is off: set [admin] token (or token_file) to turn it on",
-        ));
-    };
     let given = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    match given {
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the lists API needs `Authorization: Bearer <admin token>`",
-        )),
-        // `subtle`: no early exit at the first difference (the length is not secret)
-        Some(given) if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
-        Some(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the bearer token is not the admin token",
-        )),
-    }
+        .and_then(ops::bearer);
+    Ok(ops::authorize(app.admin_token.as_deref(), given)?)
 }
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
 }
 
-fn not_found(name: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "list_not_found",
-        format!("no list {name:?} (GET /v1/lists shows the lists)"),
-    )
-}
-
 fn json_answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn summary(list: &ApiList) -> serde_json::Value {
-    json!({
-        "name": list.name, "description": list.description, "level": list.level,
-        "kind": list.kind, "words": list.words.len(), "version": list.version,
-        "source": "api",
-    })
-}
-
-fn change_failed(error: ChangeError) -> ApiError {
-    tracing::error!(%error, "lists: change not applied");
-    let (status, code) = match error {
-        ChangeError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
-        ChangeError::Store(_) | ChangeError::Build(_) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "store_failed")
-        }
-    };
-    ApiError::new(status, code, format!("the change was not applied: {error}"))
-}
-
-/// The name from the path, checked, and not a config list.
-async fn writable(app: &App, name: &str) -> Result<(), ApiError> {
-    check_name(name).map_err(|m| bad("invalid_list", m))?;
-    if app.lists.is_config_list(name).await {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "read_only_list",
-            format!("list {name:?} comes from the config file and is read-only here"),
-        ));
+fn summary_json(list: &Summary) -> serde_json::Value {
+    match &list.source {
+        Source::Config => json!({
+            "name": list.name, "kind": list.kind, "words": list.words,
+            "version": list.version, "source": "config", "read_only": true,
+        }),
+        Source::Api {
+            description,
+            level,
+            default,
+        } => json!({
+            "name": list.name, "description": description, "level": level,
+            "kind": list.kind, "default": default, "words": list.words,
+            "version": list.version, "source": "api",
+        }),
     }
-    Ok(())
 }
 
 /// Reads a JSON body of the lists API.
@@ -146,26 +99,15 @@ async fn body<T: for<'de> Deserialize<'de>>(
     request: Request<Body>,
     example: &str,
 ) -> Result<T, ApiError> {
-    let bytes = json_body(request, MAX_LIST_BODY_BYTES).await?;
+    let bytes = json_body(request, ops::MAX_REQUEST_BYTES).await?;
     let text = json_object_text(&bytes, example)?;
     serde_json::from_str(text).map_err(|e| bad("invalid_json", format!("invalid JSON: {e}")))
 }
 
 async fn list_all(State(app): State<App>, request: Request<Body>) -> Response {
     guarded(&app.clone(), request, |_| async move {
-        let dictionary = app.filter.dictionary();
-        let (config_lists, version) = app.lists.config_lists().await;
-        let mut lists: Vec<serde_json::Value> = config_lists
-            .into_iter()
-            .map(|(name, allow)| {
-                // the running dictionary's count: what the config's files held when last loaded
-                let words = dictionary.list_entries(&name).unwrap_or(0);
-                json!({"name": name, "kind": if allow { "allow" } else { "deny" },
-                       "words": words, "version": version,
-                       "source": "config", "read_only": true})
-            })
-            .collect();
-        lists.extend(app.lists.all().await.iter().map(summary));
+        let lists: Vec<serde_json::Value> =
+            ops::list_all(&app).await.iter().map(summary_json).collect();
         Ok(json_answer(StatusCode::OK, json!({ "lists": lists })))
     })
     .await
@@ -179,6 +121,8 @@ struct PutBody {
     #[serde(default)]
     level: Option<Level>,
     kind: Kind,
+    #[serde(default)]
+    default: Option<bool>,
 }
 
 async fn put_list(
@@ -187,40 +131,22 @@ async fn put_list(
     request: Request<Body>,
 ) -> Response {
     guarded(&app.clone(), request, |request| async move {
-        writable(&app, &name).await?;
+        // the name is checked before the body is read
+        let name = ops::writable(&app, &name).await?;
         let body: PutBody = body(request, "{\"description\": \"...\", \"kind\": \"deny\"}").await?;
-        if body.description.chars().count() > MAX_DESCRIPTION_CHARS
-            || body.description.chars().any(char::is_control)
-        {
-            return Err(bad(
-                "invalid_list",
-                format!("description: at most {MAX_DESCRIPTION_CHARS} characters, no control characters"),
-            ));
-        }
-        let level = body.level.unwrap_or(Level::Danger);
-        let done = app
-            .lists
-            .change(&name, |old| {
-                let list = match old {
-                    Some(old) => ApiList {
-                        description: body.description,
-                        level,
-                        kind: body.kind,
-                        version: old.version + 1,
-                        ..old.clone()
-                    },
-                    None => ApiList::new(name.clone(), body.description, level, body.kind),
-                };
-                let status = if old.is_some() { StatusCode::OK } else { StatusCode::CREATED };
-                Ok((Some(list.clone()), (status, list)))
-            })
-            .await
-            .map_err(change_failed)?;
-        let (Ok((status, list)) | Err((status, list))) = done;
-        let op = if status == StatusCode::CREATED { "create" } else { "update" };
-        app.lists.count(op);
-        tracing::info!(who = "admin", op, list = %name, words = list.words.len(), "lists: change applied");
-        Ok(json_answer(status, summary(&list)))
+        let input = PutInput {
+            description: body.description,
+            level: body.level,
+            kind: body.kind,
+            default: body.default,
+        };
+        let put = ops::put(&app, &name, input).await?;
+        let status = if put.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok(json_answer(status, summary_json(&put.summary)))
     })
     .await
 }
@@ -231,18 +157,8 @@ async fn delete_list(
     request: Request<Body>,
 ) -> Response {
     guarded(&app.clone(), request, |_| async move {
-        writable(&app, &name).await?;
-        let done = app
-            .lists
-            .change(&name, |old| match old {
-                Some(old) => Ok((None, old.words.len())),
-                None => Err(0),
-            })
-            .await
-            .map_err(change_failed)?;
-        let words = done.map_err(|_| not_found(&name))?;
-        app.lists.count("delete");
-        tracing::info!(who = "admin", op = "delete", list = %name, words, "lists: change applied");
+        let name = ops::writable(&app, &name).await?;
+        ops::delete(&app, &name).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await
@@ -250,7 +166,7 @@ async fn delete_list(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewWord {
+struct WordBody {
     word: String,
     #[serde(default)]
     level: Option<Level>,
@@ -261,7 +177,7 @@ struct NewWord {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddBody {
-    words: Vec<NewWord>,
+    words: Vec<WordBody>,
 }
 
 #[derive(Deserialize)]
@@ -270,60 +186,27 @@ struct RemoveBody {
     words: Vec<String>,
 }
 
-fn check_count(n: usize) -> Result<(), ApiError> {
-    if n == 0 || n > MAX_WORDS_PER_CALL {
-        return Err(bad(
-            "invalid_words",
-            format!("\"words\" must hold 1 to {MAX_WORDS_PER_CALL} entries (it holds {n})"),
-        ));
-    }
-    Ok(())
-}
-
 async fn add_words(
     State(app): State<App>,
     Path(name): Path<String>,
     request: Request<Body>,
 ) -> Response {
     guarded(&app.clone(), request, |request| async move {
-        writable(&app, &name).await?;
+        let name = ops::writable(&app, &name).await?;
         let body: AddBody = body(request, "{\"words\": [{\"word\": \"...\"}]}").await?;
-        check_count(body.words.len())?;
-        let mut words = Vec::with_capacity(body.words.len());
-        for (i, new) in body.words.into_iter().enumerate() {
-            let word = new.word.trim().to_owned();
-            check_word(&word).map_err(|m| bad("invalid_words", format!("words[{i}]: {m}")))?;
-            let category = new.category.map(|c| c.trim().to_owned());
-            if let Some(category) = &category {
-                check_category(category).map_err(|m| bad("invalid_words", format!("words[{i}]: {m}")))?;
-            }
-            words.push((word, WordMeta { level: new.level, category }));
-        }
-        let done = app
-            .lists
-            .change(&name, |old| {
-                let Some(old) = old else { return Err(Err(not_found(&name))) };
-                let mut list = old.clone();
-                let before = list.words.len();
-                list.words.extend(words);
-                let added = list.words.len() - before;
-                if list.words.len() > MAX_WORDS_PER_LIST {
-                    return Err(Err(bad(
-                        "invalid_words",
-                        format!("a list holds at most {MAX_WORDS_PER_LIST} words"),
-                    )));
-                }
-                list.version += 1;
-                Ok((Some(list.clone()), Ok((list, added))))
+        let words = body
+            .words
+            .into_iter()
+            .map(|w| NewWord {
+                word: w.word,
+                level: w.level,
+                category: w.category,
             })
-            .await
-            .map_err(change_failed)?;
-        let (list, added) = done.unwrap_or_else(|refused| refused)?;
-        app.lists.count("add_words");
-        tracing::info!(who = "admin", op = "add_words", list = %name, added, "lists: change applied");
+            .collect();
+        let done = ops::add_words(&app, &name, words).await?;
         Ok(json_answer(
             StatusCode::OK,
-            json!({"added": added, "words": list.words.len(), "version": list.version}),
+            json!({"added": done.changed, "words": done.words, "version": done.version}),
         ))
     })
     .await
@@ -335,30 +218,12 @@ async fn remove_words(
     request: Request<Body>,
 ) -> Response {
     guarded(&app.clone(), request, |request| async move {
-        writable(&app, &name).await?;
+        let name = ops::writable(&app, &name).await?;
         let body: RemoveBody = body(request, "{\"words\": [\"...\"]}").await?;
-        check_count(body.words.len())?;
-        let done = app
-            .lists
-            .change(&name, |old| {
-                let Some(old) = old else { return Err(Err(not_found(&name))) };
-                let mut list = old.clone();
-                let removed = body
-                    .words
-                    .iter()
-                    .filter(|w| list.words.remove(w.trim()).is_some())
-                    .count();
-                list.version += 1;
-                Ok((Some(list.clone()), Ok((list, removed))))
-            })
-            .await
-            .map_err(change_failed)?;
-        let (list, removed) = done.unwrap_or_else(|refused| refused)?;
-        app.lists.count("remove_words");
-        tracing::info!(who = "admin", op = "remove_words", list = %name, removed, "lists: change applied");
+        let done = ops::remove_words(&app, &name, body.words).await?;
         Ok(json_answer(
             StatusCode::OK,
-            json!({"removed": removed, "words": list.words.len(), "version": list.version}),
+            json!({"removed": done.changed, "words": done.words, "version": done.version}),
         ))
     })
     .await
@@ -371,37 +236,19 @@ async fn get_words(
     request: Request<Body>,
 ) -> Response {
     guarded(&app.clone(), request, |_| async move {
-        let mut limit = DEFAULT_PAGE;
+        let mut limit = None;
         let mut cursor: Option<String> = None;
         for (key, value) in form_pairs(query.as_deref().unwrap_or("")) {
             match key.as_str() {
-                "limit" => {
-                    limit = value
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=MAX_PAGE).contains(n))
-                        .ok_or_else(|| {
-                            bad("invalid_query", format!("limit: expected 1 to {MAX_PAGE}"))
-                        })?;
-                }
+                "limit" => limit = Some(value.parse().map_err(|_| ops::bad_limit())?),
                 "cursor" => cursor = Some(value),
                 other => return Err(bad("invalid_query", format!("unknown parameter {other:?}"))),
             }
         }
-        let list = app.lists.get(&name).await.ok_or_else(|| not_found(&name))?;
-        let start = match &cursor {
-            Some(after) => std::ops::Bound::Excluded(after.clone()),
-            None => std::ops::Bound::Unbounded,
-        };
-        let page: Vec<(&String, &WordMeta)> = list
-            .words
-            .range((start, std::ops::Bound::Unbounded))
-            .take(limit + 1)
-            .collect();
-        let next = (page.len() > limit).then(|| page[limit - 1].0.clone());
+        let page = ops::page_words(&app, &name, limit, cursor).await?;
         let words: Vec<serde_json::Value> = page
+            .words
             .iter()
-            .take(limit)
             .map(|(word, meta)| {
                 let mut entry = json!({ "word": word });
                 if let Some(level) = meta.level {
@@ -415,7 +262,7 @@ async fn get_words(
             .collect();
         Ok(json_answer(
             StatusCode::OK,
-            json!({"words": words, "next_cursor": next, "total": list.words.len()}),
+            json!({"words": words, "next_cursor": page.next_cursor, "total": page.total}),
         ))
     })
     .await
@@ -432,6 +279,20 @@ fn form_pairs(query: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lists::ChangeError;
+
+    #[test]
+    fn a_store_that_does_not_answer_is_a_503_store_unavailable() {
+        let error = OpError::from(ChangeError::Unavailable("connection refused".into()));
+        assert_eq!(error.kind.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // `ApiError::new` checks (in debug builds) that the code is one of `ERROR_CODES`
+        let error = ApiError::from(error);
+        assert!(
+            error.message().ends_with("connection refused"),
+            "{}",
+            error.message()
+        );
+    }
 
     #[test]
     fn query_pairs_are_percent_decoded() {

@@ -1,10 +1,34 @@
-//! The file store: one JSON file per API list under `[lists] dir`, replaced atomically.
+//! Where API lists are kept: the file store (one JSON file per list under `[lists] dir`,
+//! replaced atomically) or the Redis store the fleet shares.
 
-use super::ApiList;
+use super::{ApiList, redis_store::RedisStore};
+use crate::config::ListsConfig;
 use std::{
     io::Write,
     path::{Path, PathBuf},
+    time::Duration,
 };
+
+/// The store `[lists] store` names.
+#[derive(Debug, Clone)]
+pub(crate) enum Store {
+    File(FileStore),
+    Redis(RedisStore),
+}
+
+impl Store {
+    /// The store of `config`; an invalid Redis URL is an error (nothing connects yet).
+    pub(crate) fn from_config(config: &ListsConfig) -> redis::RedisResult<Self> {
+        Ok(match config.redis_target() {
+            Some(target) => Self::Redis(RedisStore::new(
+                &target,
+                &config.redis_prefix,
+                Duration::from_millis(config.redis_timeout_ms),
+            )?),
+            None => Self::File(FileStore::new(config.dir.clone())),
+        })
+    }
+}
 
 /// Why the store could not read or write.
 #[derive(Debug, thiserror::Error)]

@@ -65,6 +65,19 @@ async fn every_exported_metric_family_is_documented_with_its_type() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
+
+    // every error code the errors counter exports (at 0 from the start) is named in its row
+    let row = metrics
+        .lines()
+        .find(|line| line.starts_with("| `espresso_http_errors_total` | counter | `code`, each"))
+        .expect("the errors counter's row");
+    let undocumented: Vec<&str> = scrape
+        .lines()
+        .filter_map(|line| line.strip_prefix("espresso_http_errors_total{code=\""))
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|code| !row.contains(&format!("`{code}`")))
+        .collect();
+    assert!(undocumented.is_empty(), "{undocumented:?}");
 }
 
 /// Asserts that `docs/http-api.md` has a table row for `status` that names `code`.

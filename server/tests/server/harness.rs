@@ -176,6 +176,26 @@ impl Server {
         self.send(request).await
     }
 
+    /// A lists API request: `method path` with an optional JSON body and bearer token.
+    pub(crate) async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(self.url(path))
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        self.send(request.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+    }
+
     /// The value of one sample in `/metrics`, e.g. `espresso_config_reloads_total{result="applied"}`.
     pub(crate) async fn metric(&self, sample: &str) -> Option<f64> {
         let text = String::from_utf8(self.get("/metrics").await.body.to_vec()).unwrap();

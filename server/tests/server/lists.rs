@@ -158,45 +158,23 @@ async fn grpc_checks_name_lists_and_batch_like_the_json_api() {
 
 const ADMIN: &str = "[admin]\ntoken = \"s3cret\"\n";
 
-async fn admin(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<serde_json::Value>,
-) -> crate::harness::Reply {
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(server.url(path))
-        .header("content-type", "application/json");
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    server
-        .send(
-            request
-                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-                .unwrap(),
-        )
-        .await
-}
-
 #[tokio::test]
 async fn a_list_is_created_filled_checked_emptied_and_deleted() {
     let server = Server::start(ADMIN).await;
     let t = Some("s3cret");
-    let reply = admin(
-        &server,
-        "PUT",
-        "/v1/lists/spam",
-        t,
-        Some(json!({"description": "campaign spam", "level": "normal", "kind": "deny"})),
-    )
-    .await;
+    let reply = server
+        .admin(
+            "PUT",
+            "/v1/lists/spam",
+            t,
+            Some(json!({"description": "campaign spam", "level": "normal", "kind": "deny"})),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     let words = json!({"words": [{"word": "cheap pills"}, {"word": "casino", "level": "danger", "category": "gambling"}]});
-    let reply = admin(&server, "POST", "/v1/lists/spam/words", t, Some(words)).await;
+    let reply = server
+        .admin("POST", "/v1/lists/spam/words", t, Some(words))
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["added"], 2);
 
@@ -220,7 +198,7 @@ async fn a_list_is_created_filled_checked_emptied_and_deleted() {
     .json();
     assert_eq!(json["verdict"], "pass", "{json}");
 
-    let listed = admin(&server, "GET", "/v1/lists", t, None).await.json();
+    let listed = server.admin("GET", "/v1/lists", t, None).await.json();
     let names: Vec<_> = listed["lists"]
         .as_array()
         .unwrap()
@@ -248,7 +226,8 @@ async fn a_list_is_created_filled_checked_emptied_and_deleted() {
         "{danger}"
     );
     assert_eq!(danger["version"], 1, "{danger}");
-    let page = admin(&server, "GET", "/v1/lists/spam/words?limit=1", t, None)
+    let page = server
+        .admin("GET", "/v1/lists/spam/words?limit=1", t, None)
         .await
         .json();
     assert_eq!(
@@ -256,29 +235,29 @@ async fn a_list_is_created_filled_checked_emptied_and_deleted() {
         json!([{"word": "casino", "level": "danger", "category": "gambling"}])
     );
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
-    let page = admin(
-        &server,
-        "GET",
-        &format!("/v1/lists/spam/words?limit=1&cursor={cursor}"),
-        t,
-        None,
-    )
-    .await
-    .json();
+    let page = server
+        .admin(
+            "GET",
+            &format!("/v1/lists/spam/words?limit=1&cursor={cursor}"),
+            t,
+            None,
+        )
+        .await
+        .json();
     assert_eq!(page["words"], json!([{"word": "cheap pills"}]));
     assert_eq!(page["next_cursor"], serde_json::Value::Null);
 
-    let reply = admin(
-        &server,
-        "POST",
-        "/v1/lists/spam/words:remove",
-        t,
-        Some(json!({"words": ["casino"]})),
-    )
-    .await;
+    let reply = server
+        .admin(
+            "POST",
+            "/v1/lists/spam/words:remove",
+            t,
+            Some(json!({"words": ["casino"]})),
+        )
+        .await;
     assert_eq!(reply.json()["removed"], 1);
     assert_eq!(server.filter("casino").await.json()["verdict"], "pass");
-    let reply = admin(&server, "DELETE", "/v1/lists/spam", t, None).await;
+    let reply = server.admin("DELETE", "/v1/lists/spam", t, None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     assert_eq!(server.filter("cheap pills").await.json()["verdict"], "pass");
     let reply = filter_with(&server, json!({"content": "x", "lists": ["spam"]})).await;
@@ -294,86 +273,89 @@ async fn a_list_is_created_filled_checked_emptied_and_deleted() {
 #[tokio::test]
 async fn the_lists_api_refuses_without_a_token_a_wrong_token_and_bad_input() {
     let off = Server::start("").await;
-    let reply = admin(&off, "GET", "/v1/lists", Some("x"), None).await;
+    let reply = off.admin("GET", "/v1/lists", Some("x"), None).await;
     assert_eq!(reply.error_code(StatusCode::NOT_FOUND), "admin_disabled");
 
     let server = Server::start(ADMIN).await;
     let t = Some("s3cret");
     assert_eq!(
-        admin(&server, "GET", "/v1/lists", None, None)
+        server
+            .admin("GET", "/v1/lists", None, None)
             .await
             .error_code(StatusCode::UNAUTHORIZED),
         "unauthorized"
     );
     assert_eq!(
-        admin(&server, "GET", "/v1/lists", Some("s3creT"), None)
+        server
+            .admin("GET", "/v1/lists", Some("s3creT"), None)
             .await
             .error_code(StatusCode::FORBIDDEN),
         "forbidden"
     );
     let put = |kind: &str| Some(json!({"description": "", "kind": kind}));
     assert_eq!(
-        admin(&server, "PUT", "/v1/lists/bad%20name", t, put("deny"))
+        server
+            .admin("PUT", "/v1/lists/bad%20name", t, put("deny"))
             .await
             .error_code(StatusCode::BAD_REQUEST),
         "invalid_list"
     );
     assert_eq!(
-        admin(&server, "PUT", "/v1/lists/x", t, put("maybe"))
+        server
+            .admin("PUT", "/v1/lists/x", t, put("maybe"))
             .await
             .error_code(StatusCode::BAD_REQUEST),
         "invalid_json"
     );
     assert_eq!(
-        admin(&server, "PUT", "/v1/lists/danger", t, put("deny"))
+        server
+            .admin("PUT", "/v1/lists/danger", t, put("deny"))
             .await
             .error_code(StatusCode::CONFLICT),
         "read_only_list"
     );
     assert_eq!(
-        admin(&server, "DELETE", "/v1/lists/nope", t, None)
+        server
+            .admin("DELETE", "/v1/lists/nope", t, None)
             .await
             .error_code(StatusCode::NOT_FOUND),
         "list_not_found"
     );
     assert_eq!(
-        admin(
-            &server,
-            "POST",
-            "/v1/lists/nope/words",
-            t,
-            Some(json!({"words": [{"word": "a"}]}))
-        )
-        .await
-        .error_code(StatusCode::NOT_FOUND),
+        server
+            .admin(
+                "POST",
+                "/v1/lists/nope/words",
+                t,
+                Some(json!({"words": [{"word": "a"}]}))
+            )
+            .await
+            .error_code(StatusCode::NOT_FOUND),
         "list_not_found"
     );
-    admin(&server, "PUT", "/v1/lists/x", t, put("deny")).await;
+    server.admin("PUT", "/v1/lists/x", t, put("deny")).await;
     for word in ["", "a\tb", "#tag"] {
-        let reply = admin(
-            &server,
-            "POST",
-            "/v1/lists/x/words",
-            t,
-            Some(json!({"words": [{"word": word}]})),
-        )
-        .await;
+        let reply = server
+            .admin(
+                "POST",
+                "/v1/lists/x/words",
+                t,
+                Some(json!({"words": [{"word": word}]})),
+            )
+            .await;
         assert_eq!(
             reply.error_code(StatusCode::BAD_REQUEST),
             "invalid_words",
             "{word:?}"
         );
     }
-    let reply = admin(
-        &server,
-        "POST",
-        "/v1/lists/x/words",
-        t,
-        Some(json!({"words": []})),
-    )
-    .await;
+    let reply = server
+        .admin("POST", "/v1/lists/x/words", t, Some(json!({"words": []})))
+        .await;
     assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "invalid_words");
-    let reply = admin(&server, "GET", "/v1/lists/x/words?limit=0", t, None).await;
+    let reply = server
+        .admin("GET", "/v1/lists/x/words?limit=0", t, None)
+        .await;
     assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "invalid_query");
     // the log names the change, never the token
     assert!(server.logs().iter().all(|line| !line.contains("s3cret")));
@@ -383,25 +365,25 @@ async fn the_lists_api_refuses_without_a_token_a_wrong_token_and_bad_input() {
 async fn ten_thousand_words_are_added_in_one_call_and_survive_a_restart_and_a_reload() {
     let server = Server::start(ADMIN).await;
     let t = Some("s3cret");
-    admin(
-        &server,
-        "PUT",
-        "/v1/lists/bulk",
-        t,
-        Some(json!({"description": "", "kind": "deny", "level": "normal"})),
-    )
-    .await;
+    server
+        .admin(
+            "PUT",
+            "/v1/lists/bulk",
+            t,
+            Some(json!({"description": "", "kind": "deny", "level": "normal"})),
+        )
+        .await;
     let words: Vec<_> = (0..10_000)
         .map(|i| json!({"word": format!("zzword{i}")}))
         .collect();
-    let reply = admin(
-        &server,
-        "POST",
-        "/v1/lists/bulk/words",
-        t,
-        Some(json!({"words": words})),
-    )
-    .await;
+    let reply = server
+        .admin(
+            "POST",
+            "/v1/lists/bulk/words",
+            t,
+            Some(json!({"words": words})),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.json()["words"], 10_000);
     assert_eq!(
@@ -411,14 +393,14 @@ async fn ten_thousand_words_are_added_in_one_call_and_survive_a_restart_and_a_re
     let too_many: Vec<_> = (0..10_001)
         .map(|i| json!({"word": format!("w{i}")}))
         .collect();
-    let reply = admin(
-        &server,
-        "POST",
-        "/v1/lists/bulk/words",
-        t,
-        Some(json!({"words": too_many})),
-    )
-    .await;
+    let reply = server
+        .admin(
+            "POST",
+            "/v1/lists/bulk/words",
+            t,
+            Some(json!({"words": too_many})),
+        )
+        .await;
     assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "invalid_words");
 
     // a reload of the config file keeps the API lists
@@ -442,4 +424,73 @@ async fn ten_thousand_words_are_added_in_one_call_and_survive_a_restart_and_a_re
         restarted.filter("zzword42").await.json()["verdict"],
         "review"
     );
+}
+
+#[tokio::test]
+async fn a_list_not_used_by_default_flags_only_when_a_check_names_it() {
+    let server = Server::start(ADMIN).await;
+    let t = Some("s3cret");
+    let reply = server
+        .admin(
+            "PUT",
+            "/v1/lists/game",
+            t,
+            Some(json!({"description": "", "kind": "deny", "level": "normal", "default": false})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    assert_eq!(reply.json()["default"], false);
+    let words = json!({"words": [{"word": "noob"}]});
+    let reply = server
+        .admin("POST", "/v1/lists/game/words", t, Some(words))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+
+    assert_eq!(server.filter("gg noob").await.json()["verdict"], "pass");
+    let json = filter_with(&server, json!({"content": "gg noob", "lists": ["game"]}))
+        .await
+        .json();
+    assert_eq!(json["verdict"], "review", "{json}");
+    assert_eq!(json["hits"][0]["list"], "game");
+    let listed = server.admin("GET", "/v1/lists", t, None).await.json();
+    let game = listed["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "game")
+        .unwrap();
+    assert_eq!(game["default"], false, "{game}");
+
+    // an allow list applies to every check: it cannot be left out by default
+    let reply = server
+        .admin(
+            "PUT",
+            "/v1/lists/ok",
+            t,
+            Some(json!({"kind": "allow", "default": false})),
+        )
+        .await;
+    assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "invalid_list");
+    let reply = server
+        .admin(
+            "PUT",
+            "/v1/lists/game",
+            t,
+            Some(json!({"kind": "deny", "default": "no"})),
+        )
+        .await;
+    assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "invalid_json");
+
+    // without the flag, a PUT makes it a default list again (its words stay)
+    let reply = server
+        .admin(
+            "PUT",
+            "/v1/lists/game",
+            t,
+            Some(json!({"description": "", "kind": "deny", "level": "normal"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["default"], true);
+    assert_eq!(server.filter("gg noob").await.json()["verdict"], "review");
 }

@@ -17,6 +17,8 @@ mod harness;
 mod latency;
 mod lifecycle;
 mod lists;
+mod lists_fleet;
+mod lists_grpc;
 mod pipeline;
 mod rate_limit;
 mod reflection;

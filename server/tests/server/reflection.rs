@@ -9,8 +9,9 @@ use tokio::process::Command;
 use tonic::{Code, transport::Channel};
 
 /// The services every reflection version lists.
-const SERVICES: [&str; 4] = [
+const SERVICES: [&str; 5] = [
     "espresso.filter.v1.Filter",
+    "espresso.filter.v1.Lists",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
