@@ -93,19 +93,6 @@ impl Table {
         &self.options
     }
 
-    /// The one character a BMP character folds to, if it folds to exactly one (`None` for
-    /// noise, expansions and astral characters): [`Table::unit`]'s common case, always inlined
-    /// for the detectors' quick look.
-    #[inline(always)]
-    pub(crate) fn single(&self, c: char) -> Option<char> {
-        let e = *self.entries.get(c as usize)?;
-        if e == NOISE || e & MANY != 0 {
-            None
-        } else {
-            char::from_u32(e)
-        }
-    }
-
     /// The contribution of `c`; `scratch` holds the result for astral characters.
     #[inline]
     pub(crate) fn unit<'a>(&'a self, c: char, scratch: &'a mut Folded) -> Unit<'a> {

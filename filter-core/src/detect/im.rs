@@ -35,8 +35,11 @@ pub(crate) struct Keywords {
     list: Vec<(Vec<char>, ImKind)>,
     /// the first characters of the keywords, sorted (most positions start none)
     firsts: Vec<char>,
-    /// the ASCII keywords, case-insensitive, for the quick look at raw text
-    ascii: Option<aho_corasick::AhoCorasick>,
+    /// the keywords of ASCII letters, for the quick look (see [`Latin`])
+    latin: Latin,
+    /// the other ASCII keywords (digits or signs in them), case-insensitive, for the quick
+    /// look at raw text
+    loose: Option<aho_corasick::AhoCorasick>,
     /// the first non-ASCII character of each other keyword, sorted (the quick look's)
     marks: Vec<char>,
 }
@@ -63,7 +66,8 @@ impl Keywords {
         let mut k = Keywords {
             list: Vec::new(),
             firsts: Vec::new(),
-            ascii: None,
+            latin: Latin::default(),
+            loose: None,
             marks: Vec::new(),
         };
         k.extend("im-keywords.txt", super::IM_KEYWORDS)
@@ -114,12 +118,10 @@ impl Keywords {
         self.firsts = self.list.iter().map(|(w, _)| w[0]).collect();
         self.firsts.sort_unstable();
         self.firsts.dedup();
-        let ascii: Vec<String> = self
-            .list
-            .iter()
-            .filter(|(w, _)| w.iter().all(char::is_ascii))
-            .map(|(w, _)| w.iter().collect())
-            .collect();
+        let ascii = self.list.iter().map(|(w, _)| w).filter(|w| w.iter().all(char::is_ascii));
+        let (letters, loose): (Vec<&Vec<char>>, Vec<&Vec<char>>) =
+            ascii.partition(|w| w.iter().all(char::is_ascii_alphabetic));
+        self.latin = Latin::new(&letters);
         self.marks = self
             .list
             .iter()
@@ -127,12 +129,16 @@ impl Keywords {
             .collect();
         self.marks.sort_unstable();
         self.marks.dedup();
-        // a DFA: the quick look runs it over most lines of Latin text
-        self.ascii = aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .build(&ascii)
-            .ok();
+        let loose: Vec<String> = loose.into_iter().map(|w| w.iter().collect()).collect();
+        self.loose = if loose.is_empty() {
+            None
+        } else {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .build(&loose)
+                .ok()
+        };
         Ok(())
     }
 
@@ -175,16 +181,80 @@ impl Keywords {
 }
 
 impl Keywords {
-    /// Whether raw `text` may hold an ASCII keyword, in any case (the quick look's; full-width
-    /// letters and the other keywords it looks for itself).
-    pub(crate) fn ascii_may_occur(&self, text: &str) -> bool {
-        self.ascii.as_ref().is_some_and(|ac| ac.is_match(text))
+    /// Whether raw `text` may hold an ASCII keyword with a digit or sign in it, in any case
+    /// (the quick look's; keywords of letters it looks for itself, see [`Latin`]).
+    pub(crate) fn loose_may_occur(&self, text: &str) -> bool {
+        self.loose.as_ref().is_some_and(|ac| ac.is_match(text))
+    }
+
+    /// The keywords of ASCII letters, for the quick look.
+    pub(crate) fn latin(&self) -> &Latin {
+        &self.latin
     }
 
     /// The first non-ASCII character of each keyword that has one, folded, sorted.
     pub(crate) fn marks(&self) -> &[char] {
         &self.marks
     }
+}
+
+/// The keywords made of ASCII letters, as the quick look matches them against the words of a
+/// text.
+///
+/// The IM detector finds a Latin keyword standing as a word of its own, spaces inside it
+/// skipped (`we chat`, `v x`): in the folded characters it is a run of whole words that only
+/// spaces separate. The quick look keeps the last eight letters of such a run packed in a
+/// `u64` (one byte a letter, the latest lowest) and where its words start, and compares them
+/// with each keyword as a word ends. A keyword longer than eight letters is compared by its
+/// last eight, wherever they start.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Latin {
+    /// (the last eight letters packed, length), one per keyword
+    words: Vec<(u64, u32)>,
+    /// bit `n` set when a keyword has `n` <= 8 letters
+    lengths: u32,
+    /// a keyword has more than eight letters
+    long: bool,
+}
+
+impl Latin {
+    fn new(keywords: &[&Vec<char>]) -> Latin {
+        let mut l = Latin::default();
+        for w in keywords {
+            let n = w.len() as u32;
+            let packed = w.iter().fold(0u64, |p, &c| p << 8 | u64::from(c as u8));
+            l.words.push((packed, n));
+            if n <= 8 {
+                l.lengths |= 1 << n;
+            } else {
+                l.long = true;
+            }
+        }
+        l
+    }
+
+    /// Whether a keyword ends a run of words whose last letters are `packed` (see the type
+    /// docs), `len` letters in all, with a word starting `n` letters before its end for each
+    /// bit `n` of `starts`.
+    #[inline(always)]
+    pub(crate) fn ends(&self, packed: u64, len: u32, starts: u32) -> bool {
+        if starts & self.lengths == 0 && !self.long {
+            return false;
+        }
+        self.words.iter().any(|&(w, n)| {
+            if n <= 8 {
+                starts & (1 << n) != 0 && packed & low_bytes(n) == w
+            } else {
+                len >= n && packed == w
+            }
+        })
+    }
+}
+
+/// A mask of the low `n` (<= 8) bytes of a `u64`.
+#[inline(always)]
+pub(crate) fn low_bytes(n: u32) -> u64 {
+    if n >= 8 { u64::MAX } else { (1 << (8 * n)) - 1 }
 }
 
 /// Characters that may stand between a keyword and the id.

@@ -10,10 +10,15 @@
 //! - a dot between two words, glued (`a.b`) or standing alone (`a . b`), not ending a
 //!   sentence (`a. B`), or a dot in brackets (`[.]`);
 //! - the word `dot` on its own (`dot`, `(dot)`), which the view reads as a dot;
-//! - with the IM detector on, letters or digits and an IM keyword: an ASCII keyword anywhere
-//!   in any case, or the first non-ASCII character of another keyword.
+//! - with the IM detector on, letters or digits and an IM keyword: a keyword of ASCII letters
+//!   as whole words (spaces inside it skipped, in any case or width: see [`Latin`]), another
+//!   ASCII keyword anywhere in the raw text, or the first non-ASCII character of any other.
+//!
+//! Words of ASCII letters are read at once, and runs of three-byte characters that change
+//! nothing but "something else came" (most CJK ideographs and punctuation: see [`Plain`]) with
+//! one bit test each.
 
-use super::im::Keywords;
+use super::im::{Keywords, Latin, low_bytes};
 use super::stream::{SPOKEN, digit_of, fold_one, is_cjk};
 use crate::fold::Folded;
 use crate::normalize::Table;
@@ -26,23 +31,7 @@ pub(super) fn worth_a_look(
     keywords: Option<&Keywords>,
     text: &str,
 ) -> bool {
-    let mut look = Look {
-        marks: keywords.map(Keywords::marks),
-        run: 0,
-        alnum: false,
-        mark: false,
-        mark_bits: keywords
-            .map(Keywords::marks)
-            .unwrap_or_default()
-            .iter()
-            .fold(0, |bits, &c| bits | 1 << (c as u32 & 63)),
-        recent: [' '; 3],
-        open_dot: None,
-        last: ' ',
-        last_space: false,
-        solid: ' ',
-        dot_word: false,
-    };
+    let mut look = Look::new(keywords);
     let mut scratch = Folded::new();
     let mut hit = false;
     let bytes = text.as_bytes();
@@ -50,25 +39,21 @@ pub(super) fn worth_a_look(
     while i < bytes.len() {
         let b = bytes[i];
         if b < 0x80 {
-            i += 1;
-            // the common case first: a word of ASCII letters while no dot is open and no
-            // digits are counted, read at once
-            if b.is_ascii_alphabetic() && !look.dot_word && look.open_dot.is_none() && look.run == 0
-            {
-                let start = i - 1;
+            // the common case first: a word of ASCII letters, read at once
+            if b.is_ascii_alphabetic() {
+                let start = i;
+                i += 1;
                 while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
                     i += 1;
                 }
-                look.word(&bytes[start..i]);
+                if look.letters(&bytes[start..i], packed(bytes, start, i)) {
+                    return true;
+                }
                 continue;
             }
-            if b == b' ' && !look.dot_word {
-                look.space();
-                continue;
-            }
+            i += 1;
             // ASCII folds to itself (lower case), a space, or nothing
             let t = match char::from(b) {
-                c @ 'A'..='Z' => c.to_ascii_lowercase(),
                 c if c.is_ascii_whitespace() => ' ',
                 '*' | '|' | '~' | '^' | '`' | '\\' => continue,
                 c if c.is_ascii_control() => continue,
@@ -79,20 +64,19 @@ pub(super) fn worth_a_look(
             }
             continue;
         }
-        // U+4E00..=U+9FFF, the CJK ideographs, are the three-byte sequences led by E4 (from
-        // B8 on) to E9; most of them in Chinese text need no reading (see `Plain`)
-        if (0xE4..=0xE9).contains(&b) && i + 2 < bytes.len() && (b != 0xE4 || bytes[i + 1] >= 0xB8)
-        {
-            let u = (u32::from(b & 0x0F) << 12)
-                | (u32::from(bytes[i + 1] & 0x3F) << 6)
-                | u32::from(bytes[i + 2] & 0x3F);
-            if plain.contains(u, look.mark)
-                && let Some(c) = char::from_u32(u)
+        // a run of plain three-byte characters (valid UTF-8: two continuation bytes follow)
+        if (0xE0..0xF0).contains(&b) && plain.contains(three(bytes, i), look.mark) {
+            i += 3;
+            while i < bytes.len()
+                && (0xE0..0xF0).contains(&bytes[i])
+                && plain.contains(three(bytes, i), look.mark)
             {
-                look.ideograph(c);
                 i += 3;
-                continue;
             }
+            if look.plain() {
+                return true;
+            }
+            continue;
         }
         let Some(ch) = text[i..].chars().next() else {
             break;
@@ -105,70 +89,105 @@ pub(super) fn worth_a_look(
             return true;
         }
     }
-    if look.dot_word {
+    if look.end_word(false) {
         return true;
     }
-    keywords.is_some_and(|k| look.alnum && (look.mark || k.ascii_may_occur(text)))
+    keywords.is_some_and(|k| look.alnum && (look.mark || look.keyword || k.loose_may_occur(text)))
 }
 
-/// The CJK ideographs (U+4E00..=U+9FFF) the quick look passes over without reading them, for
-/// one table and the detectors of its options: those the table folds to one ideograph that is
-/// no numeral, no part of `艾特` and (IM detector on) no keyword's mark; and, apart, the marks.
-/// Two bits per ideograph, 5 KiB; empty when no detector runs.
+/// The code point of the three-byte UTF-8 sequence at `bytes[i]`.
+#[inline(always)]
+fn three(bytes: &[u8], i: usize) -> u32 {
+    (u32::from(bytes[i] & 0x0F) << 12)
+        | (u32::from(bytes[i + 1] & 0x3F) << 6)
+        | u32::from(bytes[i + 2] & 0x3F)
+}
+
+/// The last (up to) eight letters of the word `bytes[start..end]` (ASCII letters), lower case,
+/// packed one a byte, the last lowest.
+#[inline(always)]
+fn packed(bytes: &[u8], start: usize, end: usize) -> u64 {
+    let n = (end - start) as u32;
+    match bytes.get(end.wrapping_sub(8)..end) {
+        Some(last8) => {
+            let mut w = [0; 8];
+            w.copy_from_slice(last8);
+            (u64::from_be_bytes(w) | 0x2020_2020_2020_2020) & low_bytes(n)
+        }
+        None => bytes[start..end]
+            .iter()
+            .fold(0, |p, &b| p << 8 | u64::from(b | 0x20)),
+    }
+}
+
+/// The three-byte characters (U+0800..=U+FFFF) the quick look passes over without folding
+/// them, for one table and the detectors of its options: those that fold to one character
+/// that reads as "something else" (no letter or digit of a word, no numeral, no separator a
+/// number or an address may hold, no part of `艾特`; most CJK ideographs and punctuation);
+/// and, apart, those that would be such but for being the mark of an IM keyword (with the IM
+/// detector on). Two bits per character, 16 KiB; none when no detector runs.
 pub(crate) struct Plain {
-    /// bit `u - 0x4E00`: a plain ideograph
-    plain: Vec<u64>,
-    /// bit `u - 0x4E00`: plain but for being a mark
-    marks: Vec<u64>,
+    /// `[plain, marks]` bits of the characters `64 * k..64 * k + 64`, at `k`
+    bits: Option<Box<[[u64; 2]; 1024]>>,
 }
-
-const IDEOGRAPHS: std::ops::RangeInclusive<u32> = 0x4E00..=0x9FFF;
 
 impl Plain {
     pub(crate) fn new(table: &Table) -> Plain {
         let detectors = &table.options().detectors;
-        let words = (IDEOGRAPHS.end() - IDEOGRAPHS.start()) as usize / 64 + 1;
-        let mut p = Plain {
-            plain: Vec::new(),
-            marks: Vec::new(),
-        };
         if !detectors.any() {
-            return p;
+            return Plain { bits: None };
         }
-        p.plain = vec![0; words];
-        p.marks = vec![0; words];
+        let mut bits = Box::new([[0u64; 2]; 1024]);
         let marks = detectors
             .running_keywords()
             .map(Keywords::marks)
             .unwrap_or_default();
-        for u in IDEOGRAPHS {
+        let mut scratch = Folded::new();
+        for u in 0x800..=0xFFFF_u32 {
             let Some(c) = char::from_u32(u) else { continue };
-            let Some(f) = table.single(c) else { continue };
-            if matches!(c, '点' | '點')
-                || !IDEOGRAPHS.contains(&(f as u32))
-                || matches!(f, '艾' | '特')
-                || digit_of(f).is_some()
+            let mut tokens = Vec::new();
+            fold_one(table, c, &mut scratch, |t, flags| tokens.push((t, flags)));
+            let &[(t, 0)] = tokens.as_slice() else {
+                continue;
+            };
+            if t.is_ascii_alphanumeric()
+                || wordish(t)
+                || digit_of(t).is_some()
+                || matches!(
+                    t,
+                    '@' | '.'
+                        | ' '
+                        | '-'
+                        | '/'
+                        | '('
+                        | ')'
+                        | '_'
+                        | '['
+                        | ']'
+                        | '{'
+                        | '}'
+                        | '<'
+                        | '>'
+                        | '艾'
+                        | '特'
+                )
             {
                 continue;
             }
-            let k = (u - IDEOGRAPHS.start()) as usize;
-            let bits = if marks.binary_search(&f).is_ok() {
-                &mut p.marks
-            } else {
-                &mut p.plain
-            };
-            bits[k / 64] |= 1 << (k % 64);
+            let mark = usize::from(marks.binary_search(&t).is_ok());
+            bits[(u >> 6) as usize][mark] |= 1 << (u & 63);
         }
-        p
+        Plain { bits: Some(bits) }
     }
 
-    /// Whether the ideograph `u` (in U+4E00..=U+9FFF) needs no reading: a plain one, or a
-    /// mark once a mark was seen (`mark_seen`).
+    /// Whether the character `u` (U+0800..=U+FFFF) needs no folding: a plain one, or a mark
+    /// once a mark was seen (`mark_seen`).
     #[inline(always)]
     fn contains(&self, u: u32, mark_seen: bool) -> bool {
-        let k = u.wrapping_sub(*IDEOGRAPHS.start()) as usize;
-        let bit = |v: &[u64]| v.get(k / 64).is_some_and(|w| w & (1 << (k % 64)) != 0);
-        bit(&self.plain) || mark_seen && bit(&self.marks)
+        let Some(bits) = &self.bits else { return false };
+        let [plain, marks] = bits[(u >> 6) as usize & 1023];
+        let w = if mark_seen { plain | marks } else { plain };
+        w & (1 << (u & 63)) != 0
     }
 }
 
@@ -176,71 +195,158 @@ impl Plain {
 struct Look<'a> {
     /// The IM keywords' first non-ASCII characters (IM detector on).
     marks: Option<&'a [char]>,
+    /// The IM keywords of ASCII letters (IM detector on).
+    latin: Option<&'a Latin>,
     /// Digits since the last character that ends a number.
     run: u32,
     /// An ASCII letter or digit was seen.
     alnum: bool,
     /// An IM keyword's mark was seen.
     mark: bool,
+    /// An IM keyword of letters was seen.
+    keyword: bool,
     /// Bit `c % 64` set for every mark `c`: most characters are ruled out without a search.
     mark_bits: u64,
-    /// The last three characters, the latest last.
-    recent: [char; 3],
-    /// An open dot: (the character before it, a space before it, a space after it).
-    open_dot: Option<(char, bool, bool)>,
-    /// The last character that is neither a space nor a dot, and whether spaces followed it.
-    last: char,
-    last_space: bool,
-    /// The last character that is not a space.
-    solid: char,
-    /// `dot` was just read after a character that is no letter or digit.
-    dot_word: bool,
+    /// The last character was an ASCII digit.
+    digit: bool,
+    /// The last character was `艾`.
+    ai: bool,
+    /// An open dot: (a letter or digit of a word before it, a space before it, a space after
+    /// it).
+    open_dot: Option<(bool, bool, bool)>,
+    /// The last character that is neither a space nor a dot is a letter or digit of a word.
+    wordish: bool,
+    /// Spaces followed it.
+    space: bool,
+    /// The last character that is not a space is an opening bracket.
+    bracket: bool,
+    /// The word of ASCII letters being read: its length and last eight letters (packed like
+    /// `Latin`'s), and whether a digit came just before it.
+    word_len: u32,
+    word: u64,
+    word_after_digit: bool,
+    /// The run of words that only spaces separate, as [`Latin`] compares it: its last eight
+    /// letters, its length, and bit `n` set where a word starts `n` letters before its end.
+    chain: u64,
+    chain_len: u32,
+    chain_starts: u32,
+    /// Only spaces came since the chain's last word.
+    chain_open: bool,
 }
 
-impl Look<'_> {
-    /// [`Look::token`] for each letter of `word` (ASCII letters, a whole word of the text)
-    /// while no dot is open, no `dot` word is pending and no digits are counted: what is left
-    /// of them.
-    #[inline(always)]
-    fn word(&mut self, word: &[u8]) {
-        let lower = |k: usize| char::from(word[k] | 0x20);
-        let n = word.len();
-        if word.eq_ignore_ascii_case(b"dot") && !self.recent[2].is_ascii_alphanumeric() {
-            self.dot_word = true;
+/// `dot`, packed like a word.
+const DOT: u64 = 0x64_6F_74;
+
+impl<'a> Look<'a> {
+    fn new(keywords: Option<&'a Keywords>) -> Look<'a> {
+        Look {
+            marks: keywords.map(Keywords::marks),
+            latin: keywords.map(Keywords::latin),
+            run: 0,
+            alnum: false,
+            mark: false,
+            keyword: false,
+            mark_bits: keywords
+                .map(Keywords::marks)
+                .unwrap_or_default()
+                .iter()
+                .fold(0, |bits, &c| bits | 1 << (c as u32 & 63)),
+            digit: false,
+            ai: false,
+            open_dot: None,
+            wordish: false,
+            space: false,
+            bracket: false,
+            word_len: 0,
+            word: 0,
+            word_after_digit: false,
+            chain: 0,
+            chain_len: 0,
+            chain_starts: 0,
+            chain_open: false,
         }
-        self.recent = match n {
-            1 => [self.recent[1], self.recent[2], lower(0)],
-            2 => [self.recent[2], lower(0), lower(1)],
-            _ => [lower(n - 3), lower(n - 2), lower(n - 1)],
-        };
+    }
+
+    /// Reads ASCII letters (`letters`, the last eight of them `packed`): `true` when the text
+    /// is worth a look.
+    #[inline(always)]
+    fn letters(&mut self, letters: &[u8], packed: u64) -> bool {
+        // a dot between two words
+        if let Some((before, space_before, space_after)) = self.open_dot.take()
+            && before
+            && (!space_after || space_before)
+        {
+            return true;
+        }
+        // the letters of `dot` may stand inside a number
+        if self.run > 0 && letters.iter().any(|&b| !matches!(b | 0x20, b'd' | b'o')) {
+            self.run = 0;
+        }
         self.alnum = true;
-        self.last = lower(n - 1);
-        self.solid = self.last;
-        self.last_space = false;
-    }
-
-    /// [`Look::token`] for an ideograph that [`Plain`] passes over (`t` as written; it folds
-    /// to an ideograph just as inert here): what is left of it.
-    #[inline(always)]
-    fn ideograph(&mut self, t: char) {
-        let [_, r1, r2] = self.recent;
-        self.recent = [r1, r2, t];
-        self.run = 0;
-        self.open_dot = None;
-        self.last = t;
-        self.solid = t;
-        self.last_space = false;
-    }
-
-    /// [`Look::token`] for a space while no `dot` word is pending.
-    #[inline(always)]
-    fn space(&mut self) {
-        let [_, r1, r2] = self.recent;
-        self.recent = [r1, r2, ' '];
-        if let Some(d) = self.open_dot.as_mut() {
-            d.2 = true;
+        self.wordish = true;
+        self.space = false;
+        self.bracket = false;
+        self.ai = false;
+        if self.word_len == 0 {
+            self.word_after_digit = self.digit;
         }
-        self.last_space = true;
+        self.digit = false;
+        let n = letters.len() as u32;
+        self.word = if n >= 8 {
+            packed
+        } else {
+            self.word << (8 * n) | packed
+        };
+        self.word_len = self.word_len.saturating_add(n);
+        false
+    }
+
+    /// Ends the word being read (`digit`: a digit follows it): `true` when it is `dot` on its
+    /// own, which the view reads as a dot. Adds it to the chain of words for the keywords.
+    #[inline(always)]
+    fn end_word(&mut self, digit: bool) -> bool {
+        let n = self.word_len;
+        if n == 0 {
+            return false;
+        }
+        self.word_len = 0;
+        if n == 3 && self.word == DOT && !self.word_after_digit && !digit {
+            return true;
+        }
+        if let Some(latin) = self.latin {
+            if !self.chain_open {
+                (self.chain, self.chain_len, self.chain_starts) = (0, 0, 0);
+            }
+            if n >= 8 {
+                self.chain = self.word;
+                self.chain_starts = if n == 8 { 1 << 8 } else { 0 };
+            } else {
+                self.chain = self.chain << (8 * n) | self.word;
+                self.chain_starts = (self.chain_starts << n | 1 << n) & 0x1FF;
+            }
+            self.chain_len = self.chain_len.saturating_add(n);
+            self.chain_open = true;
+            self.keyword = self.keyword || latin.ends(self.chain, self.chain_len, self.chain_starts);
+        }
+        self.word = 0;
+        false
+    }
+
+    /// Reads a run of [`Plain`] characters: what is left of them.
+    #[inline(always)]
+    fn plain(&mut self) -> bool {
+        if self.end_word(false) {
+            return true;
+        }
+        self.chain_open = false;
+        self.run = 0;
+        self.digit = false;
+        self.ai = false;
+        self.open_dot = None;
+        self.wordish = false;
+        self.space = false;
+        self.bracket = false;
+        false
     }
 
     /// Whether `t` is a keyword's mark not seen yet.
@@ -255,31 +361,34 @@ impl Look<'_> {
     /// to the words around it through spaces): `true` when the text is worth a look.
     #[inline(always)]
     fn token(&mut self, t: char, spoken: bool) -> bool {
-        let [r0, r1, r2] = self.recent;
-        self.recent = [r1, r2, t];
-        if self.dot_word {
-            if !t.is_ascii_alphanumeric() {
-                return true;
-            }
-            self.dot_word = false;
+        if t.is_ascii_alphabetic() {
+            let b = t as u8 | 0x20;
+            return self.letters(&[b], u64::from(b));
         }
-        if t.is_ascii_alphanumeric() {
-            self.alnum = true;
-            if t == 't' && r2 == 'o' && r1 == 'd' && !r0.is_ascii_alphanumeric() {
-                self.dot_word = true;
-            }
-        }
-        if t == '@' || t == '特' && r2 == '艾' {
+        let digit = t.is_ascii_digit();
+        if self.end_word(digit) {
             return true;
         }
-        if t.is_ascii_digit() || !t.is_ascii() && digit_of(t).is_some() {
+        if t != ' ' {
+            self.chain_open = false;
+        }
+        let ai = self.ai;
+        self.ai = t == '艾';
+        self.digit = digit;
+        if digit {
+            self.alnum = true;
+        }
+        if t == '@' || t == '特' && ai {
+            return true;
+        }
+        if digit || !t.is_ascii() && digit_of(t).is_some() {
             self.run += 1;
             if self.run >= 5 {
                 return true;
             }
         } else if !matches!(
             t,
-            ' ' | '-' | '.' | '/' | '(' | ')' | '_' | '[' | ']' | '{' | '}' | '<' | '>' | 'd' | 'o'
+            ' ' | '-' | '.' | '/' | '(' | ')' | '_' | '[' | ']' | '{' | '}' | '<' | '>'
         ) {
             self.run = 0;
         }
@@ -288,33 +397,34 @@ impl Look<'_> {
         }
         if t == '.' {
             // `[.]`, `( . )`: a defanged dot
-            if matches!(self.solid, '(' | '[' | '{' | '<') {
+            if self.bracket {
                 return true;
             }
-            self.solid = t;
-            self.open_dot = Some((self.last, self.last_space || spoken, false));
-            self.last_space = false;
+            self.bracket = false;
+            self.open_dot = Some((self.wordish, self.space || spoken, false));
+            self.space = false;
             return false;
         }
         if t == ' ' {
             if let Some(d) = self.open_dot.as_mut() {
                 d.2 = true;
             }
-            self.last_space = true;
+            self.space = true;
             return false;
         }
         // a dot between two words, glued (`a.b`) or standing alone (`a . b`), not ending a
         // sentence (`a. B`)
+        let w = wordish(t);
         if let Some((before, space_before, space_after)) = self.open_dot.take()
-            && wordish(before)
-            && wordish(t)
+            && before
+            && w
             && (!space_after || space_before)
         {
             return true;
         }
-        self.last = t;
-        self.solid = t;
-        self.last_space = false;
+        self.wordish = w;
+        self.bracket = matches!(t, '(' | '[' | '{' | '<');
+        self.space = false;
         false
     }
 }
@@ -366,6 +476,14 @@ mod tests {
             "加我QQ abc",
             "微信 abc",
             "vx: hello",
+            // keywords through the folding: width, spaces and noise inside them
+            "ｖｘ:abcdefg",
+            "ＴＧ：abcdefg",
+            "we chat: abcdefg",
+            "v x:abcdefg",
+            "v*x:abcdefg",
+            "Tele gram: @name",
+            "example do*t com",
         ] {
             assert!(looks(text), "{text}");
         }
@@ -381,6 +499,8 @@ mod tests {
             "1dot 2dot 3",
             "微信支付很方便",
             "12 ab 34 cd 56",
+            "an outgoing wave of qqx, vxa and wechats",
+            "we chatted",
         ] {
             assert!(!looks(text), "{text}");
         }
@@ -434,7 +554,7 @@ mod tests {
             "(", ")", "_", "[", "]", "{", "<", ">", "d", "o", "t", "a", "at", "dot", "DOT", "x",
             "q", "v", "w", "qq", "vx", "QQ", "ｑｑ", "微信", "扣扣", "号", "@", "＠", "艾", "特",
             "点", "。", "．", "com", "cn", "gmail", "www", "http://", ":", "，", "的", "*", "~",
-            "\u{200b}", "😀", "é",
+            "\u{200b}", "😀", "é", "ｖ", "ｘ", "we", "chat", "ｔｇ", "e", "g", "id", "，", "　",
         ])
     }
 
