@@ -42,6 +42,8 @@ pub(crate) struct Keywords {
     loose: Option<aho_corasick::AhoCorasick>,
     /// the first non-ASCII character of each other keyword, sorted (the quick look's)
     marks: Vec<char>,
+    /// bit `c % 64` set for every mark `c`
+    mark_bits: u64,
 }
 
 // a summary: a `Debug` of the options must not dump the tables
@@ -69,6 +71,7 @@ impl Keywords {
             latin: Latin::default(),
             loose: None,
             marks: Vec::new(),
+            mark_bits: 0,
         };
         k.extend("im-keywords.txt", super::IM_KEYWORDS)
             .expect("the shipped IM keywords are valid (tested)");
@@ -129,6 +132,7 @@ impl Keywords {
             .collect();
         self.marks.sort_unstable();
         self.marks.dedup();
+        self.mark_bits = self.marks.iter().fold(0, |b, &c| b | 1 << (c as u32 & 63));
         let loose: Vec<String> = loose.into_iter().map(|w| w.iter().collect()).collect();
         self.loose = if loose.is_empty() {
             None
@@ -187,6 +191,11 @@ impl Keywords {
         self.loose.as_ref().is_some_and(|ac| ac.is_match(text))
     }
 
+    /// Bit `c % 64` set for every mark `c` (see [`Keywords::marks`]).
+    pub(crate) fn mark_bits(&self) -> u64 {
+        self.mark_bits
+    }
+
     /// The keywords of ASCII letters, for the quick look.
     pub(crate) fn latin(&self) -> &Latin {
         &self.latin
@@ -215,22 +224,47 @@ pub(crate) struct Latin {
     lengths: u32,
     /// a keyword has more than eight letters
     long: bool,
+    /// bit `slot(p)` set for every part `p` of a keyword of up to eight letters, packed: a
+    /// word that is no part of a keyword (most words) ends the run at once
+    parts: Vec<u64>,
 }
 
 impl Latin {
     fn new(keywords: &[&Vec<char>]) -> Latin {
-        let mut l = Latin::default();
+        let mut l = Latin {
+            parts: vec![0; 64],
+            ..Latin::default()
+        };
+        let pack = |w: &[char]| w.iter().fold(0u64, |p, &c| p << 8 | u64::from(c as u8));
         for w in keywords {
             let n = w.len() as u32;
-            let packed = w.iter().fold(0u64, |p, &c| p << 8 | u64::from(c as u8));
-            l.words.push((packed, n));
+            l.words.push((pack(w), n));
             if n <= 8 {
                 l.lengths |= 1 << n;
             } else {
                 l.long = true;
             }
+            for a in 0..w.len() {
+                for b in a + 1..=w.len().min(a + 8) {
+                    let k = slot(pack(&w[a..b]));
+                    l.parts[k / 64] |= 1 << (k % 64);
+                }
+            }
         }
         l
+    }
+
+    /// Whether the word of `len` letters whose last eight are `packed` may be part of a
+    /// keyword.
+    #[inline(always)]
+    pub(crate) fn part(&self, packed: u64, len: u32) -> bool {
+        if len > 8 {
+            return self.long;
+        }
+        let k = slot(packed);
+        self.parts
+            .get(k / 64)
+            .is_some_and(|w| w & (1 << (k % 64)) != 0)
     }
 
     /// Whether a keyword ends a run of words whose last letters are `packed` (see the type
@@ -249,6 +283,12 @@ impl Latin {
             }
         })
     }
+}
+
+/// A 12-bit hash of a packed part of a keyword.
+#[inline(always)]
+fn slot(packed: u64) -> usize {
+    (packed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize
 }
 
 /// A mask of the low `n` (<= 8) bytes of a `u64`.

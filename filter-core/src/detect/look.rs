@@ -8,7 +8,9 @@
 //!   number may contain (spaces, `- . / ( ) _`, brackets, and the letters of a spoken `dot`)
 //!   interrupts: a phone number has seven digits, a QQ or WeChat number five;
 //! - a dot between two words, glued (`a.b`) or standing alone (`a . b`), not ending a
-//!   sentence (`a. B`), or a dot in brackets (`[.]`);
+//!   sentence (`a. B`), or a dot in brackets (`[.]`); between two digits only the third of a
+//!   row (`1.2.3.4`), since a host's last label has a letter and an IPv4 address has three
+//!   dots (`3.56`, `v1.2`, `2011.2.28` pass);
 //! - the word `dot` on its own (`dot`, `(dot)`), which the view reads as a dot;
 //! - with the IM detector on, letters or digits and an IM keyword: a keyword of ASCII letters
 //!   as whole words (spaces inside it skipped, in any case or width: see [`Latin`]), another
@@ -212,10 +214,15 @@ struct Look<'a> {
     /// The last character was `艾`.
     ai: bool,
     /// An open dot: (a letter or digit of a word before it, a space before it, a space after
-    /// it).
-    open_dot: Option<(bool, bool, bool)>,
+    /// it, an ASCII digit before it).
+    open_dot: Option<(bool, bool, bool, bool)>,
     /// The last character that is neither a space nor a dot is a letter or digit of a word.
     wordish: bool,
+    /// It is an ASCII digit.
+    number: bool,
+    /// Dots between digits in the current run of digits, dots and spaces: an IPv4 address
+    /// has three; one or two are a decimal, a version or a date.
+    dotted: u32,
     /// Spaces followed it.
     space: bool,
     /// The last character that is not a space is an opening bracket.
@@ -246,15 +253,13 @@ impl<'a> Look<'a> {
             alnum: false,
             mark: false,
             keyword: false,
-            mark_bits: keywords
-                .map(Keywords::marks)
-                .unwrap_or_default()
-                .iter()
-                .fold(0, |bits, &c| bits | 1 << (c as u32 & 63)),
+            mark_bits: keywords.map_or(0, Keywords::mark_bits),
             digit: false,
             ai: false,
             open_dot: None,
             wordish: false,
+            number: false,
+            dotted: 0,
             space: false,
             bracket: false,
             word_len: 0,
@@ -272,7 +277,7 @@ impl<'a> Look<'a> {
     #[inline(always)]
     fn letters(&mut self, letters: &[u8], packed: u64) -> bool {
         // a dot between two words
-        if let Some((before, space_before, space_after)) = self.open_dot.take()
+        if let Some((before, space_before, space_after, _)) = self.open_dot.take()
             && before
             && (!space_after || space_before)
         {
@@ -284,6 +289,8 @@ impl<'a> Look<'a> {
         }
         self.alnum = true;
         self.wordish = true;
+        self.number = false;
+        self.dotted = 0;
         self.space = false;
         self.bracket = false;
         self.ai = false;
@@ -314,6 +321,11 @@ impl<'a> Look<'a> {
             return true;
         }
         if let Some(latin) = self.latin {
+            if !latin.part(self.word, n) {
+                self.chain_open = false;
+                self.word = 0;
+                return false;
+            }
             if !self.chain_open {
                 (self.chain, self.chain_len, self.chain_starts) = (0, 0, 0);
             }
@@ -344,6 +356,8 @@ impl<'a> Look<'a> {
         self.ai = false;
         self.open_dot = None;
         self.wordish = false;
+        self.number = false;
+        self.dotted = 0;
         self.space = false;
         self.bracket = false;
         false
@@ -401,7 +415,7 @@ impl<'a> Look<'a> {
                 return true;
             }
             self.bracket = false;
-            self.open_dot = Some((self.wordish, self.space || spoken, false));
+            self.open_dot = Some((self.wordish, self.space || spoken, false, self.number));
             self.space = false;
             return false;
         }
@@ -413,16 +427,26 @@ impl<'a> Look<'a> {
             return false;
         }
         // a dot between two words, glued (`a.b`) or standing alone (`a . b`), not ending a
-        // sentence (`a. B`)
+        // sentence (`a. B`); between digits, the third of an IPv4 address (a host's last
+        // label has a letter)
         let w = wordish(t);
-        if let Some((before, space_before, space_after)) = self.open_dot.take()
+        if let Some((before, space_before, space_after, number)) = self.open_dot.take()
             && before
             && w
             && (!space_after || space_before)
         {
-            return true;
+            if !(number && digit) {
+                return true;
+            }
+            self.dotted += 1;
+            if self.dotted >= 3 {
+                return true;
+            }
+        } else if !digit {
+            self.dotted = 0;
         }
         self.wordish = w;
+        self.number = digit;
         self.bracket = matches!(t, '(' | '[' | '{' | '<');
         self.space = false;
         false
@@ -484,6 +508,9 @@ mod tests {
             "v*x:abcdefg",
             "Tele gram: @name",
             "example do*t com",
+            "1.2.3.4:8080",
+            "10 . 0 . 0 . 1/admin",
+            "163.com",
         ] {
             assert!(looks(text), "{text}");
         }
@@ -501,6 +528,7 @@ mod tests {
             "12 ab 34 cd 56",
             "an outgoing wave of qqx, vxa and wechats",
             "we chatted",
+            "花了 3.56 亿，2011.2.28 发布 v1.2 版",
         ] {
             assert!(!looks(text), "{text}");
         }
