@@ -191,6 +191,11 @@ impl Keywords {
         self.loose.as_ref().is_some_and(|ac| ac.is_match(text))
     }
 
+    /// Whether some ASCII keyword has a digit or sign in it.
+    pub(crate) fn has_loose(&self) -> bool {
+        self.loose.is_some()
+    }
+
     /// Bit `c % 64` set for every mark `c` (see [`Keywords::marks`]).
     pub(crate) fn mark_bits(&self) -> u64 {
         self.mark_bits

@@ -4,13 +4,16 @@
 //!
 //! A text is worth a look when its folded characters hold
 //! - an at sign (`@`, `＠`, `艾特`, or any character folded to `@`);
-//! - a run of five digits (any digit style, Chinese numerals) that nothing but the separators a
-//!   number may contain (spaces, `- . / ( ) _`, brackets, and the letters of a spoken `dot`)
-//!   interrupts: a phone number has seven digits, a QQ or WeChat number five;
+//! - a run of eight digits (any digit style, Chinese numerals) that nothing but the separators
+//!   a number may contain (spaces, `- . / ( ) _`, brackets, and the letters of a spoken `dot`)
+//!   interrupts: a phone number has at least eight; five once an IM keyword came, since a QQ
+//!   or WeChat number has five and follows its keyword;
 //! - a dot between two words, glued (`a.b`) or standing alone (`a . b`), not ending a
-//!   sentence (`a. B`), or a dot in brackets (`[.]`); between two digits only the third of a
-//!   row (`1.2.3.4`), since a host's last label has a letter and an IPv4 address has three
-//!   dots (`3.56`, `v1.2`, `2011.2.28` pass);
+//!   sentence (`a. B`), or a dot in brackets (`[.]`); not a dot before a single letter and
+//!   the next dot (`U.S.`, `a.m.`: that next dot is looked at on its own, and a host's last
+//!   label has two letters at least); between two digits only the third of a row
+//!   (`1.2.3.4`), since a host's last label has a letter and an IPv4 address has three dots
+//!   (`3.56`, `v1.2`, `2011.2.28` pass);
 //! - the word `dot` on its own (`dot`, `(dot)`), which the view reads as a dot;
 //! - with the IM detector on, letters or digits and an IM keyword: a keyword of ASCII letters
 //!   as whole words (spaces inside it skipped, in any case or width: see [`Latin`]), another
@@ -91,7 +94,7 @@ pub(super) fn worth_a_look(
             return true;
         }
     }
-    if look.end_word(false) {
+    if look.end_word(OTHER) {
         return true;
     }
     keywords.is_some_and(|k| look.alnum && (look.mark || look.keyword || k.loose_may_occur(text)))
@@ -201,6 +204,8 @@ struct Look<'a> {
     latin: Option<&'a Latin>,
     /// Digits since the last character that ends a number.
     run: u32,
+    /// The digits that make a run worth a look: eight, five once an IM keyword came.
+    min_run: u32,
     /// An ASCII letter or digit was seen.
     alnum: bool,
     /// An IM keyword's mark was seen.
@@ -220,6 +225,8 @@ struct Look<'a> {
     wordish: bool,
     /// It is an ASCII digit.
     number: bool,
+    /// The word being read follows a dot between words.
+    after_dot: bool,
     /// Dots between digits in the current run of digits, dots and spaces: an IPv4 address
     /// has three; one or two are a decimal, a version or a date.
     dotted: u32,
@@ -241,6 +248,9 @@ struct Look<'a> {
     chain_open: bool,
 }
 
+/// A character after a word that is neither a dot nor a digit.
+const OTHER: char = '\u{FFFC}';
+
 /// `dot`, packed like a word.
 const DOT: u64 = 0x64_6F_74;
 
@@ -260,6 +270,12 @@ impl<'a> Look<'a> {
             wordish: false,
             number: false,
             dotted: 0,
+            after_dot: false,
+            min_run: if keywords.is_some_and(Keywords::has_loose) {
+                5
+            } else {
+                8
+            },
             space: false,
             bracket: false,
             word_len: 0,
@@ -281,7 +297,7 @@ impl<'a> Look<'a> {
             && before
             && (!space_after || space_before)
         {
-            return true;
+            self.after_dot = true;
         }
         // the letters of `dot` may stand inside a number
         if self.run > 0 && letters.iter().any(|&b| !matches!(b | 0x20, b'd' | b'o')) {
@@ -308,16 +324,21 @@ impl<'a> Look<'a> {
         false
     }
 
-    /// Ends the word being read (`digit`: a digit follows it): `true` when it is `dot` on its
-    /// own, which the view reads as a dot. Adds it to the chain of words for the keywords.
+    /// Ends the word being read (`next`: the character after it, [`OTHER`] for any that
+    /// needs no name): `true` when it is `dot` on its own, which the view reads as a dot, or
+    /// when it follows a dot between words and is no single letter before another dot. Adds
+    /// it to the chain of words for the keywords.
     #[inline(always)]
-    fn end_word(&mut self, digit: bool) -> bool {
+    fn end_word(&mut self, next: char) -> bool {
         let n = self.word_len;
         if n == 0 {
             return false;
         }
         self.word_len = 0;
-        if n == 3 && self.word == DOT && !self.word_after_digit && !digit {
+        if std::mem::take(&mut self.after_dot) && !(n == 1 && next == '.') {
+            return true;
+        }
+        if n == 3 && self.word == DOT && !self.word_after_digit && !next.is_ascii_digit() {
             return true;
         }
         if let Some(latin) = self.latin {
@@ -338,7 +359,10 @@ impl<'a> Look<'a> {
             }
             self.chain_len = self.chain_len.saturating_add(n);
             self.chain_open = true;
-            self.keyword = self.keyword || latin.ends(self.chain, self.chain_len, self.chain_starts);
+            if latin.ends(self.chain, self.chain_len, self.chain_starts) {
+                self.keyword = true;
+                self.min_run = 5;
+            }
         }
         self.word = 0;
         false
@@ -347,7 +371,7 @@ impl<'a> Look<'a> {
     /// Reads a run of [`Plain`] characters: what is left of them.
     #[inline(always)]
     fn plain(&mut self) -> bool {
-        if self.end_word(false) {
+        if self.end_word(OTHER) {
             return true;
         }
         self.chain_open = false;
@@ -380,7 +404,7 @@ impl<'a> Look<'a> {
             return self.letters(&[b], u64::from(b));
         }
         let digit = t.is_ascii_digit();
-        if self.end_word(digit) {
+        if self.end_word(t) {
             return true;
         }
         if t != ' ' {
@@ -397,7 +421,7 @@ impl<'a> Look<'a> {
         }
         if digit || !t.is_ascii() && digit_of(t).is_some() {
             self.run += 1;
-            if self.run >= 5 {
+            if self.run >= self.min_run {
                 return true;
             }
         } else if !matches!(
@@ -408,6 +432,7 @@ impl<'a> Look<'a> {
         }
         if !t.is_ascii() && self.is_new_mark(t) {
             self.mark = true;
+            self.min_run = 5;
         }
         if t == '.' {
             // `[.]`, `( . )`: a defanged dot
@@ -486,9 +511,12 @@ mod tests {
             "name艾特qq",
             "call 138 0013 8000",
             "一三八零零一三八零零零",
-            "陸陸陸陸陸",
-            "①③⑧①②",
-            "1-2-3-4-5",
+            "陸陸陸陸陸陸陸陸",
+            "①③⑧①②③④⑤",
+            "1-2-3-4-5-6-7-8",
+            "qq 1-2-3-4-5",
+            "微信 陸陸陸陸陸",
+            "ＱＱ１２３４５",
             "go to example.com",
             "example . com",
             "example[.]com",
@@ -529,6 +557,7 @@ mod tests {
             "an outgoing wave of qqx, vxa and wechats",
             "we chatted",
             "花了 3.56 亿，2011.2.28 发布 v1.2 版",
+            "the U.S.A. at 8 a.m., e.g. J.D.H. Donnay (1951-56), 12345",
         ] {
             assert!(!looks(text), "{text}");
         }
@@ -560,7 +589,7 @@ mod tests {
             &table,
             &plain,
             Some(&Keywords::builtin()),
-            "一二三四五"
+            "一二三四五六七八"
         ));
     }
 
