@@ -40,8 +40,14 @@ pub(crate) struct Keywords {
     /// the other ASCII keywords (digits or signs in them), case-insensitive, for the quick
     /// look at raw text
     loose: Option<aho_corasick::AhoCorasick>,
-    /// the first non-ASCII character of each other keyword, sorted (the quick look's)
+    /// the characters that start the other keywords for the quick look (see
+    /// [`Keywords::starts_at`]), sorted
     marks: Vec<char>,
+    /// (a keyword's first non-ASCII character, the character before it, or [`ANY`] if that
+    /// is the whole keyword; else its second character, then its first), sorted
+    pairs: Vec<(char, char)>,
+    /// the first characters of keywords whose second one is ASCII (`加v`), sorted
+    leads: Vec<char>,
     /// bit `c % 64` set for every mark `c`
     mark_bits: u64,
 }
@@ -71,6 +77,8 @@ impl Keywords {
             latin: Latin::default(),
             loose: None,
             marks: Vec::new(),
+            pairs: Vec::new(),
+            leads: Vec::new(),
             mark_bits: 0,
         };
         k.extend("im-keywords.txt", super::IM_KEYWORDS)
@@ -125,13 +133,29 @@ impl Keywords {
         let (letters, loose): (Vec<&Vec<char>>, Vec<&Vec<char>>) =
             ascii.partition(|w| w.iter().all(char::is_ascii_alphabetic));
         self.latin = Latin::new(&letters);
-        self.marks = self
-            .list
-            .iter()
-            .filter_map(|(w, _)| w.iter().copied().find(|c| !c.is_ascii()))
-            .collect();
-        self.marks.sort_unstable();
-        self.marks.dedup();
+        (self.marks, self.pairs, self.leads) = (Vec::new(), Vec::new(), Vec::new());
+        for (w, _) in &self.list {
+            let Some(k) = w.iter().position(|c| !c.is_ascii()) else {
+                continue;
+            };
+            if k > 0 {
+                self.pairs.push((w[k], w[k - 1]));
+            } else if w.len() == 1 {
+                self.pairs.push((w[0], ANY));
+            } else if !w[1].is_ascii() {
+                self.pairs.push((w[1], w[0]));
+                self.marks.push(w[0]);
+            } else {
+                self.leads.push(w[0]);
+            }
+            self.marks.push(w[k]);
+        }
+        for v in [&mut self.marks, &mut self.leads] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        self.pairs.sort_unstable();
+        self.pairs.dedup();
         self.mark_bits = self.marks.iter().fold(0, |b, &c| b | 1 << (c as u32 & 63));
         let loose: Vec<String> = loose.into_iter().map(|w| w.iter().collect()).collect();
         self.loose = if loose.is_empty() {
@@ -206,9 +230,28 @@ impl Keywords {
         &self.latin
     }
 
-    /// The first non-ASCII character of each keyword that has one, folded, sorted.
+    /// The characters that may start a keyword with a non-ASCII character for the quick look
+    /// (see [`Keywords::starts_at`]), folded, sorted.
     pub(crate) fn marks(&self) -> &[char] {
         &self.marks
+    }
+
+    /// Whether the folded characters `prev` and then `c` (spaces between them skipped) start
+    /// a keyword that has a non-ASCII character, as the quick look sees it: `c` is the first
+    /// non-ASCII character and `prev` the one before it (`v信`, `qq号`), or `c` the second
+    /// character and `prev` the first (`微信`), or `c` a keyword of its own.
+    pub(crate) fn starts_at(&self, prev: char, c: char) -> bool {
+        let from = self.pairs.partition_point(|&(s, _)| s < c);
+        self.pairs[from..]
+            .iter()
+            .take_while(|&&(s, _)| s == c)
+            .any(|&(_, p)| p == prev || p == ANY)
+    }
+
+    /// Whether `c` starts a keyword whose second character is ASCII (`加v`): the quick look
+    /// counts it as started when a letter or digit follows.
+    pub(crate) fn leads(&self, c: char) -> bool {
+        self.leads.binary_search(&c).is_ok()
     }
 }
 
@@ -301,6 +344,9 @@ fn slot(packed: u64) -> usize {
 pub(crate) fn low_bytes(n: u32) -> u64 {
     if n >= 8 { u64::MAX } else { (1 << (8 * n)) - 1 }
 }
+
+/// Any character before (a keyword of one character).
+const ANY: char = '\0';
 
 /// Characters that may stand between a keyword and the id.
 fn is_filler(c: char) -> bool {

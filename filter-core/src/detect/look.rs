@@ -17,7 +17,9 @@
 //! - the word `dot` on its own (`dot`, `(dot)`), which the view reads as a dot;
 //! - with the IM detector on, letters or digits and an IM keyword: a keyword of ASCII letters
 //!   as whole words (spaces inside it skipped, in any case or width: see [`Latin`]), another
-//!   ASCII keyword anywhere in the raw text, or the first non-ASCII character of any other.
+//!   ASCII keyword anywhere in the raw text, or the start of any other: its first non-ASCII
+//!   character after the one before it (`v信`), or its first two characters (`微信`; `加` and
+//!   a letter or digit for `加v`).
 //!
 //! Words of ASCII letters are read at once, and runs of three-byte characters that change
 //! nothing but "something else came" (most CJK ideographs and punctuation: see [`Plain`]) with
@@ -129,8 +131,8 @@ fn packed(bytes: &[u8], start: usize, end: usize) -> u64 {
 /// them, for one table and the detectors of its options: those that fold to one character
 /// that reads as "something else" (no letter or digit of a word, no numeral, no separator a
 /// number or an address may hold, no part of `艾特`; most CJK ideographs and punctuation);
-/// and, apart, those that would be such but for being the mark of an IM keyword (with the IM
-/// detector on). Two bits per character, 16 KiB; none when no detector runs.
+/// and, apart, those that would be such but for starting an IM keyword (with the IM detector
+/// on; see [`Keywords::starts_at`]). Two bits per character, 16 KiB; none when no detector runs.
 pub(crate) struct Plain {
     /// `[plain, marks]` bits of the characters `64 * k..64 * k + 64`, at `k`
     bits: Option<Box<[[u64; 2]; 1024]>>,
@@ -198,8 +200,8 @@ impl Plain {
 
 /// The quick look's state over the folded characters.
 struct Look<'a> {
-    /// The IM keywords' first non-ASCII characters (IM detector on).
-    marks: Option<&'a [char]>,
+    /// The IM keywords (IM detector on).
+    keywords: Option<&'a Keywords>,
     /// The IM keywords of ASCII letters (IM detector on).
     latin: Option<&'a Latin>,
     /// Digits since the last character that ends a number.
@@ -208,8 +210,12 @@ struct Look<'a> {
     min_run: u32,
     /// An ASCII letter or digit was seen.
     alnum: bool,
-    /// An IM keyword's mark was seen.
+    /// The start of an IM keyword with a non-ASCII character was seen.
     mark: bool,
+    /// The last character that is not a space.
+    prev: char,
+    /// It may start a keyword whose second character is ASCII.
+    lead: bool,
     /// An IM keyword of letters was seen.
     keyword: bool,
     /// Bit `c % 64` set for every mark `c`: most characters are ruled out without a search.
@@ -257,7 +263,9 @@ const DOT: u64 = 0x64_6F_74;
 impl<'a> Look<'a> {
     fn new(keywords: Option<&'a Keywords>) -> Look<'a> {
         Look {
-            marks: keywords.map(Keywords::marks),
+            keywords,
+            prev: OTHER,
+            lead: false,
             latin: keywords.map(Keywords::latin),
             run: 0,
             alnum: false,
@@ -303,6 +311,10 @@ impl<'a> Look<'a> {
         if self.run > 0 && letters.iter().any(|&b| !matches!(b | 0x20, b'd' | b'o')) {
             self.run = 0;
         }
+        if std::mem::take(&mut self.lead) {
+            self.set_mark();
+        }
+        self.prev = char::from(packed as u8);
         self.alnum = true;
         self.wordish = true;
         self.number = false;
@@ -375,6 +387,8 @@ impl<'a> Look<'a> {
             return true;
         }
         self.chain_open = false;
+        self.prev = OTHER;
+        self.lead = false;
         self.run = 0;
         self.digit = false;
         self.ai = false;
@@ -387,12 +401,30 @@ impl<'a> Look<'a> {
         false
     }
 
-    /// Whether `t` is a keyword's mark not seen yet.
+    /// Notes that an IM keyword started.
     #[inline(always)]
-    fn is_new_mark(&self, t: char) -> bool {
-        !self.mark
+    fn set_mark(&mut self) {
+        self.mark = true;
+        self.min_run = 5;
+    }
+
+    /// Reads a character that is not a space for the keywords with a non-ASCII character.
+    #[inline(always)]
+    fn starts(&mut self, t: char) {
+        let prev = std::mem::replace(&mut self.prev, t);
+        if std::mem::take(&mut self.lead) && t.is_ascii_alphanumeric() {
+            self.set_mark();
+        }
+        if !t.is_ascii()
+            && !self.mark
             && self.mark_bits & (1 << (t as u32 & 63)) != 0
-            && self.marks.is_some_and(|m| m.binary_search(&t).is_ok())
+            && let Some(k) = self.keywords
+        {
+            if k.starts_at(prev, t) {
+                self.set_mark();
+            }
+            self.lead = k.leads(t);
+        }
     }
 
     /// Reads one folded character (`spoken`: a dot written `点` or `。`, which the view joins
@@ -409,6 +441,7 @@ impl<'a> Look<'a> {
         }
         if t != ' ' {
             self.chain_open = false;
+            self.starts(t);
         }
         let ai = self.ai;
         self.ai = t == '艾';
@@ -429,10 +462,6 @@ impl<'a> Look<'a> {
             ' ' | '-' | '.' | '/' | '(' | ')' | '_' | '[' | ']' | '{' | '}' | '<' | '>'
         ) {
             self.run = 0;
-        }
-        if !t.is_ascii() && self.is_new_mark(t) {
-            self.mark = true;
-            self.min_run = 5;
         }
         if t == '.' {
             // `[.]`, `( . )`: a defanged dot
@@ -517,6 +546,9 @@ mod tests {
             "qq 1-2-3-4-5",
             "微信 陸陸陸陸陸",
             "ＱＱ１２３４５",
+            "加 V abcdefg",
+            "V 信：abcdefg",
+            "微 信 abc",
             "go to example.com",
             "example . com",
             "example[.]com",
@@ -553,6 +585,7 @@ mod tests {
             "the anecdote about dots",
             "1dot 2dot 3",
             "微信支付很方便",
+            "相信 abc，参加了 3 场，信号 5G，佛号 12345",
             "12 ab 34 cd 56",
             "an outgoing wave of qqx, vxa and wechats",
             "we chatted",
