@@ -129,7 +129,11 @@ impl Keywords {
         self.firsts = self.list.iter().map(|(w, _)| w[0]).collect();
         self.firsts.sort_unstable();
         self.firsts.dedup();
-        let ascii = self.list.iter().map(|(w, _)| w).filter(|w| w.iter().all(char::is_ascii));
+        let ascii = self
+            .list
+            .iter()
+            .map(|(w, _)| w)
+            .filter(|w| w.iter().all(char::is_ascii));
         let (letters, loose): (Vec<&Vec<char>>, Vec<&Vec<char>>) =
             ascii.partition(|w| w.iter().all(char::is_ascii_alphabetic));
         self.latin = Latin::new(&letters);

@@ -49,16 +49,19 @@ pub(super) fn worth_a_look(
             // the common case first: a word of ASCII letters, read at once
             if b.is_ascii_alphabetic() {
                 let start = i;
-                i += 1;
-                while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-                    i += 1;
-                }
+                i = word_end(bytes, i + 1);
                 if look.letters(&bytes[start..i], packed(bytes, start, i)) {
                     return true;
                 }
                 continue;
             }
             i += 1;
+            if b == b' ' {
+                if look.space() {
+                    return true;
+                }
+                continue;
+            }
             // ASCII folds to itself (lower case), a space, or nothing
             let t = match char::from(b) {
                 c if c.is_ascii_whitespace() => ' ',
@@ -100,6 +103,32 @@ pub(super) fn worth_a_look(
         return true;
     }
     keywords.is_some_and(|k| look.alnum && (look.mark || look.keyword || k.loose_may_occur(text)))
+}
+
+/// The end of the word of ASCII letters that goes on at `bytes[i]`: eight bytes at a time.
+#[inline(always)]
+fn word_end(bytes: &[u8], mut i: usize) -> usize {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut w = [0; 8];
+        w.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(w);
+        // a letter is a byte below 0x80 that is 0x61..=0x7A once folded to lower case; no
+        // lane carries into the next
+        let y = (w | 0x2020_2020_2020_2020) & LOW7;
+        let from_a = (y + 0x1F1F_1F1F_1F1F_1F1F) & HIGH;
+        let past_z = (y + 0x0505_0505_0505_0505) & HIGH;
+        let other = !(from_a & !past_z & !w) & HIGH;
+        if other != 0 {
+            return i + other.trailing_zeros() as usize / 8;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+        i += 1;
+    }
+    i
 }
 
 /// The code point of the three-byte UTF-8 sequence at `bytes[i]`.
@@ -311,7 +340,8 @@ impl<'a> Look<'a> {
         if self.run > 0 && letters.iter().any(|&b| !matches!(b | 0x20, b'd' | b'o')) {
             self.run = 0;
         }
-        if std::mem::take(&mut self.lead) {
+        if self.lead {
+            self.lead = false;
             self.set_mark();
         }
         self.prev = char::from(packed as u8);
@@ -380,6 +410,21 @@ impl<'a> Look<'a> {
         false
     }
 
+    /// Reads a space ([`Look::token`]'s `' '`).
+    #[inline(always)]
+    fn space(&mut self) -> bool {
+        if self.end_word(' ') {
+            return true;
+        }
+        self.ai = false;
+        self.digit = false;
+        if let Some(d) = self.open_dot.as_mut() {
+            d.2 = true;
+        }
+        self.space = true;
+        false
+    }
+
     /// Reads a run of [`Plain`] characters: what is left of them.
     #[inline(always)]
     fn plain(&mut self) -> bool {
@@ -412,8 +457,11 @@ impl<'a> Look<'a> {
     #[inline(always)]
     fn starts(&mut self, t: char) {
         let prev = std::mem::replace(&mut self.prev, t);
-        if std::mem::take(&mut self.lead) && t.is_ascii_alphanumeric() {
-            self.set_mark();
+        if self.lead {
+            self.lead = false;
+            if t.is_ascii_alphanumeric() {
+                self.set_mark();
+            }
         }
         if !t.is_ascii()
             && !self.mark
@@ -624,6 +672,28 @@ mod tests {
             Some(&Keywords::builtin()),
             "一二三四五六七八"
         ));
+    }
+
+    #[test]
+    fn words_end_where_the_letters_do() {
+        let text =
+            "Hello, wide World!xyz\u{e9}ab[`@{abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let bytes = text.as_bytes();
+        for i in 0..bytes.len() {
+            if bytes[i].is_ascii_alphabetic() {
+                let mut j = i;
+                while j < bytes.len() && bytes[j].is_ascii_alphabetic() {
+                    j += 1;
+                }
+                assert_eq!(word_end(bytes, i), j, "{i}");
+            }
+        }
+        for b in 0..=255u8 {
+            let mut v = vec![b'a'; 20];
+            v[9] = b;
+            let want = if b.is_ascii_alphabetic() { 20 } else { 9 };
+            assert_eq!(word_end(&v, 1), want, "{b}");
+        }
     }
 
     /// Whether the full view and the four scans find anything in `text`.
