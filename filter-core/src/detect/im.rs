@@ -144,15 +144,17 @@ impl Keywords {
             };
             if k > 0 {
                 self.pairs.push((w[k], w[k - 1]));
+                self.marks.push(w[k]);
             } else if w.len() == 1 {
                 self.pairs.push((w[0], ANY));
+                self.marks.push(w[0]);
             } else if !w[1].is_ascii() {
                 self.pairs.push((w[1], w[0]));
-                self.marks.push(w[0]);
+                self.marks.extend([w[0], w[1]]);
             } else {
                 self.leads.push(w[0]);
+                self.marks.push(w[0]);
             }
-            self.marks.push(w[k]);
         }
         for v in [&mut self.marks, &mut self.leads] {
             v.sort_unstable();
