@@ -210,7 +210,7 @@ pub struct Dictionary {
     ac: AhoCorasick,
     pats: Vec<Pattern>,
     table: Arc<Table>,
-    /// the CJK ideographs the detectors' quick look passes over (empty: detectors off)
+    /// the three-byte characters the detectors' quick look passes over (none: detectors off)
     plain: crate::detect::Plain,
     version: u64,
     stats: DictStats,
