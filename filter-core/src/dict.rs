@@ -265,6 +265,8 @@ pub struct Dictionary {
     keys: Arc<Keys>,
     pats: Arc<[Pattern]>,
     table: Arc<Table>,
+    /// the three-byte characters the detectors' quick look passes over (none: detectors off)
+    plain: Arc<crate::detect::Plain>,
     version: u64,
     stats: DictStats,
     /// some entry has a Latin letter: leet readings are tried
@@ -667,6 +669,11 @@ impl Dictionary {
             live,
             delta,
             keys: Arc::new(keys),
+            // a function of the table: an incremental build shares its base's
+            plain: base
+                .filter(|b| Arc::ptr_eq(&b.table, &table))
+                .map(|b| b.plain.clone())
+                .unwrap_or_else(|| Arc::new(crate::detect::Plain::new(&table))),
             table,
             version: h.0,
             stats,
@@ -876,7 +883,7 @@ impl Dictionary {
             Ok(mut s) => run(&mut s),
             Err(_) => run(&mut Scratch::default()),
         });
-        crate::detect::run(&self.options().detectors, &self.table, text, &mut hits);
+        crate::detect::run(&self.table, &self.plain, text, &mut hits);
         hits
     }
 

@@ -35,10 +35,21 @@ pub(crate) struct Keywords {
     list: Vec<(Vec<char>, ImKind)>,
     /// the first characters of the keywords, sorted (most positions start none)
     firsts: Vec<char>,
-    /// the ASCII keywords, case-insensitive, for the quick look at raw text
-    ascii: Option<aho_corasick::AhoCorasick>,
-    /// the first non-ASCII character of each other keyword, sorted (the quick look's)
+    /// the keywords of ASCII letters, for the quick look (see [`Latin`])
+    latin: Latin,
+    /// the other ASCII keywords (digits or signs in them), case-insensitive, for the quick
+    /// look at raw text
+    loose: Option<aho_corasick::AhoCorasick>,
+    /// the characters that start the other keywords for the quick look (see
+    /// [`Keywords::starts_at`]), sorted
     marks: Vec<char>,
+    /// (a keyword's first non-ASCII character, the character before it, or [`ANY`] if that
+    /// is the whole keyword; else its second character, then its first), sorted
+    pairs: Vec<(char, char)>,
+    /// the first characters of keywords whose second one is ASCII (`加v`), sorted
+    leads: Vec<char>,
+    /// bit `c % 64` set for every mark `c`
+    mark_bits: u64,
 }
 
 // a summary: a `Debug` of the options must not dump the tables
@@ -63,8 +74,12 @@ impl Keywords {
         let mut k = Keywords {
             list: Vec::new(),
             firsts: Vec::new(),
-            ascii: None,
+            latin: Latin::default(),
+            loose: None,
             marks: Vec::new(),
+            pairs: Vec::new(),
+            leads: Vec::new(),
+            mark_bits: 0,
         };
         k.extend("im-keywords.txt", super::IM_KEYWORDS)
             .expect("the shipped IM keywords are valid (tested)");
@@ -114,23 +129,50 @@ impl Keywords {
         self.firsts = self.list.iter().map(|(w, _)| w[0]).collect();
         self.firsts.sort_unstable();
         self.firsts.dedup();
-        let ascii: Vec<String> = self
+        let ascii = self
             .list
             .iter()
-            .filter(|(w, _)| w.iter().all(char::is_ascii))
-            .map(|(w, _)| w.iter().collect())
-            .collect();
-        self.marks = self
-            .list
-            .iter()
-            .filter_map(|(w, _)| w.iter().copied().find(|c| !c.is_ascii()))
-            .collect();
-        self.marks.sort_unstable();
-        self.marks.dedup();
-        self.ascii = aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(&ascii)
-            .ok();
+            .map(|(w, _)| w)
+            .filter(|w| w.iter().all(char::is_ascii));
+        let (letters, loose): (Vec<&Vec<char>>, Vec<&Vec<char>>) =
+            ascii.partition(|w| w.iter().all(char::is_ascii_alphabetic));
+        self.latin = Latin::new(&letters);
+        (self.marks, self.pairs, self.leads) = (Vec::new(), Vec::new(), Vec::new());
+        for (w, _) in &self.list {
+            let Some(k) = w.iter().position(|c| !c.is_ascii()) else {
+                continue;
+            };
+            if k > 0 {
+                self.pairs.push((w[k], w[k - 1]));
+                self.marks.push(w[k]);
+            } else if w.len() == 1 {
+                self.pairs.push((w[0], ANY));
+                self.marks.push(w[0]);
+            } else if !w[1].is_ascii() {
+                self.pairs.push((w[1], w[0]));
+                self.marks.extend([w[0], w[1]]);
+            } else {
+                self.leads.push(w[0]);
+                self.marks.push(w[0]);
+            }
+        }
+        for v in [&mut self.marks, &mut self.leads] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        self.pairs.sort_unstable();
+        self.pairs.dedup();
+        self.mark_bits = self.marks.iter().fold(0, |b, &c| b | 1 << (c as u32 & 63));
+        let loose: Vec<String> = loose.into_iter().map(|w| w.iter().collect()).collect();
+        self.loose = if loose.is_empty() {
+            None
+        } else {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .build(&loose)
+                .ok()
+        };
         Ok(())
     }
 
@@ -173,16 +215,144 @@ impl Keywords {
 }
 
 impl Keywords {
-    /// Whether raw `text` may hold a keyword: an ASCII keyword in any case (full-width letters
-    /// are looked at by the caller), or the first non-ASCII character of another keyword.
-    pub(crate) fn may_occur(&self, text: &str) -> bool {
-        if self.ascii.as_ref().is_some_and(|ac| ac.is_match(text)) {
-            return true;
-        }
-        text.chars()
-            .any(|c| !c.is_ascii() && self.marks.binary_search(&crate::fold::simplify(c)).is_ok())
+    /// Whether raw `text` may hold an ASCII keyword with a digit or sign in it, in any case
+    /// (the quick look's; keywords of letters it looks for itself, see [`Latin`]).
+    pub(crate) fn loose_may_occur(&self, text: &str) -> bool {
+        self.loose.as_ref().is_some_and(|ac| ac.is_match(text))
+    }
+
+    /// Whether some ASCII keyword has a digit or sign in it.
+    pub(crate) fn has_loose(&self) -> bool {
+        self.loose.is_some()
+    }
+
+    /// Bit `c % 64` set for every mark `c` (see [`Keywords::marks`]).
+    pub(crate) fn mark_bits(&self) -> u64 {
+        self.mark_bits
+    }
+
+    /// The keywords of ASCII letters, for the quick look.
+    pub(crate) fn latin(&self) -> &Latin {
+        &self.latin
+    }
+
+    /// The characters that may start a keyword with a non-ASCII character for the quick look
+    /// (see [`Keywords::starts_at`]), folded, sorted.
+    pub(crate) fn marks(&self) -> &[char] {
+        &self.marks
+    }
+
+    /// Whether the folded characters `prev` and then `c` (spaces between them skipped) start
+    /// a keyword that has a non-ASCII character, as the quick look sees it: `c` is the first
+    /// non-ASCII character and `prev` the one before it (`v信`, `qq号`), or `c` the second
+    /// character and `prev` the first (`微信`), or `c` a keyword of its own.
+    pub(crate) fn starts_at(&self, prev: char, c: char) -> bool {
+        let from = self.pairs.partition_point(|&(s, _)| s < c);
+        self.pairs[from..]
+            .iter()
+            .take_while(|&&(s, _)| s == c)
+            .any(|&(_, p)| p == prev || p == ANY)
+    }
+
+    /// Whether `c` starts a keyword whose second character is ASCII (`加v`): the quick look
+    /// counts it as started when a letter or digit follows.
+    pub(crate) fn leads(&self, c: char) -> bool {
+        self.leads.binary_search(&c).is_ok()
     }
 }
+
+/// The keywords made of ASCII letters, as the quick look matches them against the words of a
+/// text.
+///
+/// The IM detector finds a Latin keyword standing as a word of its own, spaces inside it
+/// skipped (`we chat`, `v x`): in the folded characters it is a run of whole words that only
+/// spaces separate. The quick look keeps the last eight letters of such a run packed in a
+/// `u64` (one byte a letter, the latest lowest) and where its words start, and compares them
+/// with each keyword as a word ends. A keyword longer than eight letters is compared by its
+/// last eight, wherever they start.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Latin {
+    /// (the last eight letters packed, length), one per keyword
+    words: Vec<(u64, u32)>,
+    /// bit `n` set when a keyword has `n` <= 8 letters
+    lengths: u32,
+    /// a keyword has more than eight letters
+    long: bool,
+    /// bit `slot(p)` set for every part `p` of a keyword of up to eight letters, packed: a
+    /// word that is no part of a keyword (most words) ends the run at once
+    parts: Vec<u64>,
+}
+
+impl Latin {
+    fn new(keywords: &[&Vec<char>]) -> Latin {
+        let mut l = Latin {
+            parts: vec![0; 64],
+            ..Latin::default()
+        };
+        let pack = |w: &[char]| w.iter().fold(0u64, |p, &c| p << 8 | u64::from(c as u8));
+        for w in keywords {
+            let n = w.len() as u32;
+            l.words.push((pack(w), n));
+            if n <= 8 {
+                l.lengths |= 1 << n;
+            } else {
+                l.long = true;
+            }
+            for a in 0..w.len() {
+                for b in a + 1..=w.len().min(a + 8) {
+                    let k = slot(pack(&w[a..b]));
+                    l.parts[k / 64] |= 1 << (k % 64);
+                }
+            }
+        }
+        l
+    }
+
+    /// Whether the word of `len` letters whose last eight are `packed` may be part of a
+    /// keyword.
+    #[inline(always)]
+    pub(crate) fn part(&self, packed: u64, len: u32) -> bool {
+        if len > 8 {
+            return self.long;
+        }
+        let k = slot(packed);
+        self.parts
+            .get(k / 64)
+            .is_some_and(|w| w & (1 << (k % 64)) != 0)
+    }
+
+    /// Whether a keyword ends a run of words whose last letters are `packed` (see the type
+    /// docs), `len` letters in all, with a word starting `n` letters before its end for each
+    /// bit `n` of `starts`.
+    #[inline(always)]
+    pub(crate) fn ends(&self, packed: u64, len: u32, starts: u32) -> bool {
+        if starts & self.lengths == 0 && !self.long {
+            return false;
+        }
+        self.words.iter().any(|&(w, n)| {
+            if n <= 8 {
+                starts & (1 << n) != 0 && packed & low_bytes(n) == w
+            } else {
+                len >= n && packed == w
+            }
+        })
+    }
+}
+
+/// A 12-bit hash of a packed part of a keyword.
+#[inline(always)]
+fn slot(packed: u64) -> usize {
+    (packed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize
+}
+
+/// A mask of the low `n` (<= 8) bytes of a `u64`.
+#[inline(always)]
+pub(crate) fn low_bytes(n: u32) -> u64 {
+    if n >= 8 { u64::MAX } else { (1 << (8 * n)) - 1 }
+}
+
+/// Any character before (a keyword of one character).
+const ANY: char = '\0';
 
 /// Characters that may stand between a keyword and the id.
 fn is_filler(c: char) -> bool {

@@ -92,6 +92,7 @@
 
 mod domain;
 mod im;
+mod look;
 mod phone;
 pub(crate) mod stream;
 
@@ -104,6 +105,7 @@ use crate::source::LoadError;
 use crate::types::{Hit, Level};
 
 pub use im::ImKind;
+pub(crate) use look::Plain;
 
 /// The shipped IM keyword list (`filter-core/words/im-keywords.txt`): one `keyword<TAB>kind`
 /// a line, kind `qq`, `wechat` or `telegram`; blank lines and `#` comments are ignored.
@@ -299,6 +301,11 @@ impl Detectors {
         .collect()
     }
 
+    /// The IM keywords, when the IM detector runs.
+    pub(crate) fn running_keywords(&self) -> Option<&im::Keywords> {
+        (self.im != DetectorMode::Off).then_some(&self.keywords)
+    }
+
     /// Whether `host` is an allowed domain or below one.
     fn allowed(&self, host: &str) -> bool {
         self.allow_domains.iter().any(|d| {
@@ -329,7 +336,8 @@ struct Scratch {
 /// Runs the configured detectors over `text` and merges their hits into `hits` (sorted by
 /// start, never overlapping; where hits overlap, a danger-level one wins over a normal one,
 /// then the longer span, then words before detections).
-pub(crate) fn run(detectors: &Detectors, table: &Table, text: &str, hits: &mut Vec<Hit>) {
+pub(crate) fn run(table: &Table, plain: &Plain, text: &str, hits: &mut Vec<Hit>) {
+    let detectors = &table.options().detectors;
     if !detectors.any() || text.is_empty() {
         return;
     }
@@ -338,13 +346,13 @@ pub(crate) fn run(detectors: &Detectors, table: &Table, text: &str, hits: &mut V
     }
     let found = SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut s) => {
-            let found = detect(detectors, table, text, &mut s);
+            let found = detect(detectors, table, plain, text, &mut s);
             if s.raw.capacity() > 1 << 20 {
                 *s = Scratch::default();
             }
             found
         }
-        Err(_) => detect(detectors, table, text, &mut Scratch::default()),
+        Err(_) => detect(detectors, table, plain, text, &mut Scratch::default()),
     });
     if found.is_empty() {
         return;
@@ -353,8 +361,14 @@ pub(crate) fn run(detectors: &Detectors, table: &Table, text: &str, hits: &mut V
 }
 
 /// Every detection in `text`, as hits (possibly overlapping each other).
-fn detect(detectors: &Detectors, table: &Table, text: &str, s: &mut Scratch) -> Vec<Hit> {
-    if !worth_a_look(detectors, text) {
+fn detect(
+    detectors: &Detectors,
+    table: &Table,
+    plain: &Plain,
+    text: &str,
+    s: &mut Scratch,
+) -> Vec<Hit> {
+    if !look::worth_a_look(table, plain, detectors.running_keywords(), text) {
         return Vec::new();
     }
     stream::build(table, text, &mut s.raw, &mut s.toks);
@@ -401,65 +415,6 @@ fn detect(detectors: &Detectors, table: &Table, text: &str, s: &mut Scratch) -> 
         }
     }
     out
-}
-
-/// A quick look at the raw text: `false` only when no detector can find anything in it (no
-/// `@` or at-word, fewer than five digit-like characters, no dot-like character next to a
-/// letter or digit, no `dot` word, and no IM keyword with letters or digits to follow), so
-/// ordinary prose skips building the detectors' view of it.
-fn worth_a_look(detectors: &Detectors, text: &str) -> bool {
-    let wordish = |c: char| c.is_alphanumeric() && !stream::is_cjk(c);
-    let is_dot = |c: char| matches!(c, '.' | '。' | '．' | '｡' | '点' | '點');
-    let mut digits = 0usize;
-    let mut alnum = false;
-    // an open dot: (the char before it, a space before it, a space after it)
-    let mut dot: Option<(char, bool, bool)> = None;
-    let mut last = ' ';
-    let mut last_space = false;
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() || ('\u{FF10}'..='\u{FF5A}').contains(&c) {
-            alnum = true;
-        }
-        if c.is_numeric() || stream::digit_of(c).is_some() {
-            digits += 1;
-            if digits >= 5 {
-                return true;
-            }
-        }
-        if matches!(c, '@' | '＠' | '艾') {
-            return true;
-        }
-        if is_dot(c) {
-            dot = Some((last, last_space, false));
-            last_space = false;
-            continue;
-        }
-        if c.is_whitespace() {
-            if let Some(d) = dot.as_mut() {
-                d.2 = true;
-            }
-            last_space = true;
-            continue;
-        }
-        // a dot between two words, glued (`a.b`) or standing alone (`a . b`), not ending a
-        // sentence (`a. B`)
-        if let Some((before, space_before, space_after)) = dot.take()
-            && wordish(before)
-            && wordish(c)
-            && (!space_after || space_before)
-        {
-            return true;
-        }
-        last = c;
-        last_space = false;
-    }
-    let spoken_dot = text.contains("[.]")
-        || text.contains("(.)")
-        || text
-            .as_bytes()
-            .windows(3)
-            .any(|w| w.eq_ignore_ascii_case(b"dot"));
-    spoken_dot || (detectors.im != DetectorMode::Off && alnum && detectors.keywords.may_occur(text))
 }
 
 /// Merges `found` into the sorted, non-overlapping `hits`: on an overlap the danger-level hit

@@ -73,54 +73,60 @@ pub(crate) fn is_host_char(c: char) -> bool {
 fn fold_text(table: &Table, text: &str, out: &mut Vec<Tok>) {
     out.clear();
     let mut scratch = Folded::new();
-    let mut push = |c: char, start: usize, end: usize, flags: u8| {
-        out.push(Tok {
-            c,
-            start: start as u32,
-            end: end as u32,
-            flags,
-        })
-    };
     for (i, ch) in text.char_indices() {
-        let end = i + ch.len_utf8();
-        if ch.is_ascii() {
-            match ch {
-                'A'..='Z' => push(ch.to_ascii_lowercase(), i, end, UPPER),
-                c if c.is_ascii_whitespace() => push(' ', i, end, 0),
-                // noise inside a word: dropped, like word matching does
-                '*' | '|' | '~' | '^' | '`' | '\\' => {}
-                c if c.is_ascii_control() => {}
-                c => push(c, i, end, 0),
-            }
-            continue;
-        }
+        let (start, end) = (i as u32, (i + ch.len_utf8()) as u32);
+        fold_one(table, ch, &mut scratch, |c, flags| {
+            out.push(Tok {
+                c,
+                start,
+                end,
+                flags,
+            })
+        });
+    }
+}
+
+/// The tokens one character of the text becomes (none, one, or several: `emit(c, flags)`
+/// for each). The quick look of [`super::look`] reads the text through this too, so it sees
+/// what the detectors see.
+#[inline]
+pub(crate) fn fold_one(
+    table: &Table,
+    ch: char,
+    scratch: &mut Folded,
+    mut emit: impl FnMut(char, u8),
+) {
+    if ch.is_ascii() {
         match ch {
-            '。' | '｡' | '点' | '點' => {
-                push('.', i, end, SPOKEN);
-                continue;
+            'A'..='Z' => emit(ch.to_ascii_lowercase(), UPPER),
+            c if c.is_ascii_whitespace() => emit(' ', 0),
+            // noise inside a word: dropped, like word matching does
+            '*' | '|' | '~' | '^' | '`' | '\\' => {}
+            c if c.is_ascii_control() => {}
+            c => emit(c, 0),
+        }
+        return;
+    }
+    match ch {
+        '。' | '｡' | '点' | '點' => return emit('.', SPOKEN),
+        // CJK ideographs are never spaces, invisible or emoji: straight to the table
+        '\u{4E00}'..='\u{9FFF}' => {}
+        _ if ch.is_whitespace() => return emit(' ', 0),
+        _ if is_invisible(ch) || is_emoji(ch) && digit_of_styled(ch).is_none() => return,
+        _ => {}
+    }
+    match table.unit(ch, scratch) {
+        Unit::One(f) => emit(f, 0),
+        Unit::Many(fs) => {
+            for &f in fs {
+                emit(f, 0);
             }
-            _ => {}
         }
-        if ch.is_whitespace() {
-            push(' ', i, end, 0);
-            continue;
-        }
-        if is_invisible(ch) || is_emoji(ch) && digit_of_styled(ch).is_none() {
-            continue;
-        }
-        match table.unit(ch, &mut scratch) {
-            Unit::One(f) => push(f, i, end, 0),
-            Unit::Many(fs) => {
-                for &f in fs {
-                    push(f, i, end, 0);
-                }
-            }
-            Unit::Skip => {
-                // a noise character of the engine: keep the separators a contact needs
-                let f = fold_char(ch);
-                if let [c @ ('.' | '@' | '-' | '_' | ':' | '/' | '+')] = f.as_slice() {
-                    push(*c, i, end, 0);
-                }
+        Unit::Skip => {
+            // a noise character of the engine: keep the separators a contact needs
+            let f = fold_char(ch);
+            if let [c @ ('.' | '@' | '-' | '_' | ':' | '/' | '+')] = f.as_slice() {
+                emit(*c, 0);
             }
         }
     }
