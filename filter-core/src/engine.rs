@@ -84,10 +84,12 @@ impl Engine {
     }
 
     /// Like [`Engine::build`], but incremental: the current set's automaton serves the patterns
-    /// the two sets have alike, so adding words to a list compiles only what follows them. The
-    /// result answers exactly as a full build would, with a second automaton per check until
-    /// [`Engine::compact`] folds the two into one; call that off the request path once the
-    /// result is installed.
+    /// the two sets have alike, from the first up to the first that differs, so adding words at
+    /// the end of the lists compiles only them, and a change elsewhere compiles what follows it
+    /// (later lists included). When fewer than half the patterns are alike it is a full build
+    /// ([`Dictionary::is_compact`]). The result answers exactly as a full build would, with a
+    /// second automaton per check until [`Engine::compact`] folds the two into one; call that
+    /// off the request path once the result is installed.
     ///
     /// ```
     /// use espresso_filter_core::{Engine, Level, ListSource, Options, Sources};
