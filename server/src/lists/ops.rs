@@ -419,32 +419,17 @@ pub(crate) async fn add_words(
         };
         checked.push((word, meta));
     }
-    apply(
-        &app.lists,
-        name,
-        |old| {
-            let Some(old) = old else {
-                return Err(OpError::not_found(name.as_str()));
-            };
-            let mut list = old.clone();
-            let before = list.words.len();
-            list.words.extend(checked.iter().cloned());
-            if list.words.len() > MAX_WORDS_PER_LIST {
-                return Err(OpError::invalid(
-                    "invalid_words",
-                    format!("a list holds at most {MAX_WORDS_PER_LIST} words"),
-                ));
-            }
-            list.version += 1;
-            let changed = WordsChanged {
-                changed: list.words.len() - before,
-                words: list.words.len(),
-                version: list.version,
-            };
-            Ok((Some(list), changed))
-        },
-        |changed| ("add_words", Count::Added(changed.changed)),
-    )
+    edit_words(app, name, "add_words", Count::Added, |list| {
+        let before = list.words.len();
+        list.words.extend(checked.iter().cloned());
+        if list.words.len() > MAX_WORDS_PER_LIST {
+            return Err(OpError::invalid(
+                "invalid_words",
+                format!("a list holds at most {MAX_WORDS_PER_LIST} words"),
+            ));
+        }
+        Ok(list.words.len() - before)
+    })
     .await
 }
 
@@ -455,6 +440,24 @@ pub(crate) async fn remove_words(
     words: Vec<String>,
 ) -> Result<WordsChanged, OpError> {
     check_count(words.len())?;
+    edit_words(app, name, "remove_words", Count::Removed, |list| {
+        Ok(words
+            .iter()
+            .filter(|w| list.words.remove(w.trim()).is_some())
+            .count())
+    })
+    .await
+}
+
+/// Edits the words of the existing list `name` with `edit`, which answers how many words it
+/// changed, and gives the list its next version.
+async fn edit_words(
+    app: &App,
+    name: &Writable,
+    op: &'static str,
+    count: fn(usize) -> Count,
+    edit: impl Fn(&mut ApiList) -> Result<usize, OpError>,
+) -> Result<WordsChanged, OpError> {
     apply(
         &app.lists,
         name,
@@ -463,19 +466,16 @@ pub(crate) async fn remove_words(
                 return Err(OpError::not_found(name.as_str()));
             };
             let mut list = old.clone();
-            let removed = words
-                .iter()
-                .filter(|w| list.words.remove(w.trim()).is_some())
-                .count();
+            let changed = edit(&mut list)?;
             list.version += 1;
             let changed = WordsChanged {
-                changed: removed,
+                changed,
                 words: list.words.len(),
                 version: list.version,
             };
             Ok((Some(list), changed))
         },
-        |changed| ("remove_words", Count::Removed(changed.changed)),
+        |changed| (op, count(changed.changed)),
     )
     .await
 }
