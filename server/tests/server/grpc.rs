@@ -2,20 +2,12 @@
 
 use crate::harness::Server;
 use espresso_server::pb::{CheckRequest, filter_client::FilterClient};
-use tonic::{Code, transport::Channel};
-
-async fn channel(server: &Server) -> Channel {
-    Channel::from_shared(server.url(""))
-        .unwrap()
-        .connect()
-        .await
-        .expect("gRPC connects")
-}
+use tonic::Code;
 
 #[tokio::test]
 async fn check_answers_like_the_json_api() {
     let server = Server::start("").await;
-    let mut client = FilterClient::new(channel(&server).await);
+    let mut client = FilterClient::new(server.channel().await);
     let content = "a BADWORD here";
     let mut request = tonic::Request::new(CheckRequest {
         content: content.into(),
@@ -55,7 +47,7 @@ async fn health_reports_serving() {
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
     let server = Server::start("").await;
-    let mut client = HealthClient::new(channel(&server).await);
+    let mut client = HealthClient::new(server.channel().await);
     for service in ["", "espresso.filter.v1.Filter"] {
         let status = client
             .check(HealthCheckRequest {
@@ -72,7 +64,7 @@ async fn health_reports_serving() {
 #[tokio::test]
 async fn unknown_services_are_unimplemented() {
     let server = Server::start("").await;
-    let mut client = tonic::client::Grpc::new(channel(&server).await);
+    let mut client = tonic::client::Grpc::new(server.channel().await);
     client.ready().await.unwrap();
     let path = http::uri::PathAndQuery::from_static("/no.such.Service/Call");
     let codec = tonic_prost::ProstCodec::<CheckRequest, CheckRequest>::default();

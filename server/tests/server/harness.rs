@@ -143,6 +143,15 @@ impl Server {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A gRPC channel to the server (gRPC shares the HTTP port).
+    pub(crate) async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(self.url(""))
+            .unwrap()
+            .connect()
+            .await
+            .expect("gRPC connects")
+    }
+
     /// Sends a request and reads the whole response.
     pub(crate) async fn send(&self, request: Request<Full<Bytes>>) -> Reply {
         let response = tokio::time::timeout(Duration::from_secs(10), self.client.request(request))

@@ -5,7 +5,7 @@ use crate::harness::Server;
 use espresso_server::pb::{CheckBatchRequest, CheckRequest, filter_client::FilterClient};
 use http::StatusCode;
 use serde_json::json;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 async fn filter_with(server: &Server, body: serde_json::Value) -> crate::harness::Reply {
     server.post_json("/v1/filter", body.to_string()).await
@@ -107,18 +107,10 @@ async fn a_batch_over_100_items_or_with_a_bad_item_is_a_400() {
     assert!(message.starts_with("items[1]: "), "{message}");
 }
 
-async fn channel(server: &Server) -> Channel {
-    Channel::from_shared(server.url(""))
-        .unwrap()
-        .connect()
-        .await
-        .expect("gRPC connects")
-}
-
 #[tokio::test]
 async fn grpc_checks_name_lists_and_batch_like_the_json_api() {
     let server = Server::start("").await;
-    let mut client = FilterClient::new(channel(&server).await);
+    let mut client = FilterClient::new(server.channel().await);
     let request = |content: &str, lists: &[&str]| CheckRequest {
         content: content.into(),
         lists: lists.iter().map(|l| l.to_string()).collect(),

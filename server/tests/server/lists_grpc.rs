@@ -10,14 +10,6 @@ use tonic::{Code, transport::Channel};
 
 const ADMIN: &str = "[admin]\ntoken = \"s3cret\"\n";
 
-async fn channel(server: &Server) -> Channel {
-    Channel::from_shared(server.url(""))
-        .unwrap()
-        .connect()
-        .await
-        .expect("gRPC connects")
-}
-
 /// `message` with `authorization: Bearer <token>` when `token` is given.
 fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -73,7 +65,7 @@ async fn verdict(filter: &mut FilterClient<Channel>, content: &str, lists: &[&st
 #[tokio::test]
 async fn a_list_is_created_filled_checked_emptied_and_deleted_over_grpc() {
     let server = Server::start(ADMIN).await;
-    let channel = channel(&server).await;
+    let channel = server.channel().await;
     let mut lists = ListsClient::new(channel.clone());
     let mut filter = FilterClient::new(channel);
 
@@ -248,7 +240,7 @@ async fn a_list_is_created_filled_checked_emptied_and_deleted_over_grpc() {
 #[tokio::test]
 async fn a_list_not_used_by_default_applies_only_to_checks_that_name_it() {
     let server = Server::start(ADMIN).await;
-    let channel = channel(&server).await;
+    let channel = server.channel().await;
     let mut lists = ListsClient::new(channel.clone());
     let mut filter = FilterClient::new(channel);
     let summary = lists
@@ -292,7 +284,7 @@ async fn a_list_not_used_by_default_applies_only_to_checks_that_name_it() {
 #[tokio::test]
 async fn grpc_lists_calls_are_refused_without_the_token_and_with_bad_input() {
     let off = Server::start("").await;
-    let mut client = ListsClient::new(channel(&off).await);
+    let mut client = ListsClient::new(off.channel().await);
     let status = client
         .list_lists(admin(ListListsRequest {}))
         .await
@@ -306,7 +298,7 @@ async fn grpc_lists_calls_are_refused_without_the_token_and_with_bad_input() {
     );
 
     let server = Server::start(ADMIN).await;
-    let mut lists = ListsClient::new(channel(&server).await);
+    let mut lists = ListsClient::new(server.channel().await);
     let status = lists
         .list_lists(with_token(ListListsRequest {}, None))
         .await

@@ -6,7 +6,7 @@ use prost::Message;
 use prost_types::FileDescriptorProto;
 use std::{process::Stdio, time::Duration};
 use tokio::process::Command;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 /// The services every reflection version lists.
 const SERVICES: [&str; 5] = [
@@ -73,14 +73,6 @@ macro_rules! reflect {
     }};
 }
 
-async fn channel(server: &Server) -> Channel {
-    Channel::from_shared(server.url(""))
-        .unwrap()
-        .connect()
-        .await
-        .expect("gRPC connects")
-}
-
 /// Asserts what both reflection versions must answer for `Health` and `Filter`.
 fn assert_lists_and_resolves(version: &str, reflected: &Reflected) {
     let mut services = reflected.services.clone();
@@ -111,14 +103,14 @@ const SYMBOLS: &[&str] = &["grpc.health.v1.Health", "espresso.filter.v1.Filter.C
 #[tokio::test]
 async fn reflection_v1alpha_lists_filter_and_health_and_resolves_them_by_symbol() {
     let server = Server::start("").await;
-    let reflected = reflect!(v1alpha, channel(&server).await, SYMBOLS);
+    let reflected = reflect!(v1alpha, server.channel().await, SYMBOLS);
     assert_lists_and_resolves("v1alpha", &reflected);
 }
 
 #[tokio::test]
 async fn reflection_v1_lists_filter_and_health_and_resolves_them_by_symbol() {
     let server = Server::start("").await;
-    let reflected = reflect!(v1, channel(&server).await, SYMBOLS);
+    let reflected = reflect!(v1, server.channel().await, SYMBOLS);
     assert_lists_and_resolves("v1", &reflected);
 }
 
@@ -127,7 +119,7 @@ async fn reflection_is_rate_limited_like_the_filter_while_health_stays_exempt() 
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     use tonic_reflection::pb::{v1, v1alpha};
     let server = Server::start("[rate_limit]\nper_second = 1\nburst = 1\nkey = \"global\"\n").await;
-    let channel = channel(&server).await;
+    let channel = server.channel().await;
     let first = reflect!(v1alpha, channel.clone(), &[]);
     assert!(!first.services.is_empty(), "the first call is admitted");
     // The one token is spent: both reflection versions are refused, health still answers.
