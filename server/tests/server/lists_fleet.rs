@@ -18,6 +18,24 @@ fn fleet_config(redis: &RedisServer) -> String {
     )
 }
 
+/// Three servers on `config`.
+async fn fleet_of_three(config: &str) -> [Server; 3] {
+    [
+        Server::start(config).await,
+        Server::start(config).await,
+        Server::start(config).await,
+    ]
+}
+
+/// Creates the deny list `list` through `server`.
+async fn create_list(server: &Server, list: &str) {
+    let path = format!("/v1/lists/{list}");
+    let reply = server
+        .admin("PUT", &path, TOKEN, Some(json!({"kind": "deny"})))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+}
+
 async fn add_word(server: &Server, list: &str, word: &str) -> crate::harness::Reply {
     let path = format!("/v1/lists/{list}/words");
     let body = json!({"words": [{"word": word}]});
@@ -49,20 +67,8 @@ async fn a_word_added_through_one_server_is_flagged_by_all_three_within_a_second
         return;
     };
     let config = fleet_config(&redis);
-    let fleet = [
-        Server::start(&config).await,
-        Server::start(&config).await,
-        Server::start(&config).await,
-    ];
-    let reply = fleet[0]
-        .admin(
-            "PUT",
-            "/v1/lists/campaign",
-            TOKEN,
-            Some(json!({"kind": "deny"})),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let fleet = fleet_of_three(&config).await;
+    create_list(&fleet[0], "campaign").await;
     let text = "buy zorblax today";
     assert_eq!(verdict(&fleet[2], text).await, "pass");
 
@@ -129,20 +135,8 @@ async fn changes_made_at_once_through_different_servers_all_land() {
         return;
     };
     let config = fleet_config(&redis);
-    let fleet = [
-        Server::start(&config).await,
-        Server::start(&config).await,
-        Server::start(&config).await,
-    ];
-    let reply = fleet[0]
-        .admin(
-            "PUT",
-            "/v1/lists/shared",
-            TOKEN,
-            Some(json!({"kind": "deny"})),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED);
+    let fleet = fleet_of_three(&config).await;
+    create_list(&fleet[0], "shared").await;
     // 12 one-word additions, 4 through each server, all at once: each is made on top of the
     // others, none is lost
     let words: Vec<String> = (0..12).map(|i| format!("wordno{i}")).collect();
@@ -185,15 +179,7 @@ async fn on_a_redis_cluster_the_lists_live_in_one_slot_and_changes_reach_every_s
         seeds.join(", ")
     );
     let fleet = [Server::start(&config).await, Server::start(&config).await];
-    let reply = fleet[1]
-        .admin(
-            "PUT",
-            "/v1/lists/cluster",
-            TOKEN,
-            Some(json!({"kind": "deny"})),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    create_list(&fleet[1], "cluster").await;
     let reply = add_word(&fleet[1], "cluster", "slotword").await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     let added = Instant::now();
@@ -223,15 +209,7 @@ async fn a_change_waits_its_turn_and_gives_up_with_a_503_when_the_lock_is_never_
         return;
     };
     let server = Server::start(&fleet_config(&redis)).await;
-    let reply = server
-        .admin(
-            "PUT",
-            "/v1/lists/held",
-            TOKEN,
-            Some(json!({"kind": "deny"})),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED);
+    create_list(&server, "held").await;
     // an instance that died mid-change, its lock still there for a minute
     let _: () = redis.query(&["SET", "test:lists:{lists}:lock", "dead", "PX", "60000"]);
     let reply = add_word(&server, "held", "lockedword").await;
