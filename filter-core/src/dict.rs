@@ -265,8 +265,6 @@ pub struct Dictionary {
     keys: Arc<Keys>,
     pats: Arc<[Pattern]>,
     table: Arc<Table>,
-    /// the three-byte characters the detectors' quick look passes over (none: detectors off)
-    plain: Arc<crate::detect::Plain>,
     version: u64,
     stats: DictStats,
     /// some entry has a Latin letter: leet readings are tried
@@ -627,6 +625,8 @@ impl Dictionary {
             }
         }
         let rules = rules.finish();
+        // the detectors' table, once per fold table, here rather than in the first check
+        table.plain();
         let n = keys.len();
         // an incremental build pays when most of the patterns are the base's, in its order
         let alike = base
@@ -669,11 +669,6 @@ impl Dictionary {
             live,
             delta,
             keys: Arc::new(keys),
-            // a function of the table: an incremental build shares its base's
-            plain: base
-                .filter(|b| Arc::ptr_eq(&b.table, &table))
-                .map(|b| b.plain.clone())
-                .unwrap_or_else(|| Arc::new(crate::detect::Plain::new(&table))),
             table,
             version: h.0,
             stats,
@@ -883,7 +878,7 @@ impl Dictionary {
             Ok(mut s) => run(&mut s),
             Err(_) => run(&mut Scratch::default()),
         });
-        crate::detect::run(&self.table, &self.plain, text, &mut hits);
+        crate::detect::run(&self.table, text, &mut hits);
         hits
     }
 

@@ -26,6 +26,8 @@ pub(crate) struct Table {
     entries: Vec<u32>,
     pool: Vec<char>,
     options: Options,
+    /// what the detectors' quick look passes over: a function of this table, made once
+    plain: std::sync::OnceLock<crate::detect::Plain>,
 }
 
 impl std::fmt::Debug for Table {
@@ -86,11 +88,18 @@ impl Table {
             entries,
             pool,
             options: options.clone(),
+            plain: std::sync::OnceLock::new(),
         }
     }
 
     pub(crate) fn options(&self) -> &Options {
         &self.options
+    }
+
+    /// The characters the detectors' quick look passes over with this table, made at the first
+    /// call (a dictionary build makes it, off the request path).
+    pub(crate) fn plain(&self) -> &crate::detect::Plain {
+        self.plain.get_or_init(|| crate::detect::Plain::new(self))
     }
 
     /// The contribution of `c`; `scratch` holds the result for astral characters.

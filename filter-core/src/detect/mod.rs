@@ -336,11 +336,12 @@ struct Scratch {
 /// Runs the configured detectors over `text` and merges their hits into `hits` (sorted by
 /// start, never overlapping; where hits overlap, a danger-level one wins over a normal one,
 /// then the longer span, then words before detections).
-pub(crate) fn run(table: &Table, plain: &Plain, text: &str, hits: &mut Vec<Hit>) {
+pub(crate) fn run(table: &Table, text: &str, hits: &mut Vec<Hit>) {
     let detectors = &table.options().detectors;
     if !detectors.any() || text.is_empty() {
         return;
     }
+    let plain = table.plain();
     thread_local! {
         static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
     }
