@@ -429,6 +429,8 @@ pub(crate) fn internal_error(_: Box<dyn std::any::Any + Send + 'static>) -> Resp
 
 /// Loads the config, binds, serves until SIGTERM/SIGINT, then drains.
 pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let shutdown = serve::ShutdownSignal::install()
+        .map_err(|e| format!("cannot catch SIGTERM/SIGINT: {e}"))?;
     let (from_file, fingerprint) = match &options.config {
         Some(path) => reload::load(path).await?,
         None => (Config::default(), 0),
@@ -501,7 +503,7 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
         stop_accepting(),
     );
     let sequence = async move {
-        serve::shutdown_signal().await;
+        shutdown.recv().await;
         ready.store(false, Ordering::Relaxed);
         if !delay.is_zero() {
             tracing::info!(

@@ -438,24 +438,43 @@ where
     }
 }
 
-/// Waits for SIGTERM or SIGINT.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM and SIGINT, caught from the moment [`ShutdownSignal::install`] returns: installed
+/// before the listener opens, a signal that lands while the server starts up is a graceful
+/// shutdown too, never the default action (the process killed under its first requests).
+pub(crate) struct ShutdownSignal {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+    signals: [tokio::signal::unix::Signal; 2],
+}
+
+impl ShutdownSignal {
+    pub(crate) fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                signals: [
+                    signal(SignalKind::terminate())?,
+                    signal(SignalKind::interrupt())?,
+                ],
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Waits for either signal.
+    pub(crate) async fn recv(self) {
+        #[cfg(unix)]
+        {
+            let [mut terminate, mut interrupt] = self.signals;
+            tokio::select! {
+                _ = terminate.recv() => {},
+                _ = interrupt.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

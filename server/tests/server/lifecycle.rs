@@ -96,6 +96,15 @@ async fn sigterm_finishes_requests_in_flight() {
 }
 
 #[tokio::test]
+async fn sigterm_the_moment_the_server_listens_is_a_clean_exit() {
+    // The signals are caught before the listener opens: a signal that lands while the server
+    // starts serving is a graceful shutdown, not the process killed under its first requests.
+    let mut server = Server::start("").await;
+    server.terminate();
+    assert!(server.wait().await, "clean exit");
+}
+
+#[tokio::test]
 async fn a_shutdown_delay_turns_away_new_work_before_closing() {
     let mut server = Server::start_with("shutdown_delay_ms = 1500", "").await;
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
