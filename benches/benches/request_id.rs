@@ -51,6 +51,8 @@ fn trivial() -> Trivial {
 }
 
 /// Calls the service once and drives the (immediately ready) response future.
+// Never inlined, so callgrind counts each request as one call of `call` (see BENCHMARKS.md).
+#[inline(never)]
 fn call<S>(service: &mut S, request: Request<()>) -> Response<()>
 where
     S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
