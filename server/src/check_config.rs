@@ -6,9 +6,10 @@ use espresso_filter_core::Engine;
 use std::path::Path;
 
 /// Checks the config `file` and the word lists it names, and returns the effective config as
-/// TOML: every key, defaults filled in, paths resolved against the file's folder. A set
-/// `admin.token` is a secret: it is shown empty, with a comment that says so (an output used as
-/// a config then leaves the lists API off rather than open to a known token).
+/// TOML: every key, defaults filled in, paths resolved against the file's folder. Secrets are
+/// left out, each with a comment that says so: a set `admin.token` is shown empty (an output used
+/// as a config then leaves the lists API off rather than open to a known token), and a password
+/// in a Redis address as `REDACTED` (such an output fails to authenticate, loudly).
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
@@ -25,6 +26,12 @@ use std::path::Path;
 /// let effective = espresso_server::check_config(&file).unwrap();
 /// assert!(!effective.contains("s3cret-token"));
 /// assert!(effective.starts_with("# admin.token is set"));
+///
+/// std::fs::write(&file, "[cache]\nredis_url = \"redis://app:pa55@10.0.0.7:6379/2\"\n").unwrap();
+/// let effective = espresso_server::check_config(&file).unwrap();
+/// assert!(!effective.contains("pa55"));
+/// assert!(effective.contains("redis_url = \"redis://app:REDACTED@10.0.0.7:6379/2\""));
+/// assert!(effective.starts_with("# passwords in Redis addresses"));
 /// ```
 pub fn check_config(file: &Path) -> Result<String, BoxError> {
     let mut config = Config::load(file)?;
@@ -32,12 +39,29 @@ pub fn check_config(file: &Path) -> Result<String, BoxError> {
         &reload::filter_sources(&config),
         reload::filter_options(&config)?,
     )?;
-    if config.admin.token.is_empty() {
-        return Ok(config.to_toml()?);
+    let mut notes = String::new();
+    if !config.admin.token.is_empty() {
+        config.admin.token.clear();
+        notes.push_str("# admin.token is set in the file and left out here (a secret)\n");
     }
-    config.admin.token.clear();
-    Ok(format!(
-        "# admin.token is set in the file and left out here (a secret)\n{}",
-        config.to_toml()?
-    ))
+    let mut redacted = false;
+    for address in config.redis_addresses_mut() {
+        redacted |= redact_password(address);
+    }
+    if redacted {
+        notes.push_str("# passwords in Redis addresses are shown as REDACTED (secrets)\n");
+    }
+    Ok(notes + &config.to_toml()?)
+}
+
+/// Replaces the password in a URL with `REDACTED`; whether there was one.
+fn redact_password(address: &mut String) -> bool {
+    match url::Url::parse(address) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("REDACTED"));
+            *address = url.to_string();
+            true
+        }
+        _ => false,
+    }
 }

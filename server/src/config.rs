@@ -594,6 +594,33 @@ impl Config {
         toml::to_string(self)
     }
 
+    /// Every Redis address in the config (`redis_url`, `redis_cluster`, `redis_sentinel` of each
+    /// section that has them), for hiding the passwords in them.
+    pub(crate) fn redis_addresses_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        let sections = [
+            (
+                &mut self.rate_limit.redis_url,
+                &mut self.rate_limit.redis_cluster,
+                &mut self.rate_limit.redis_sentinel,
+            ),
+            (
+                &mut self.cache.redis_url,
+                &mut self.cache.redis_cluster,
+                &mut self.cache.redis_sentinel,
+            ),
+            (
+                &mut self.lists.redis_url,
+                &mut self.lists.redis_cluster,
+                &mut self.lists.redis_sentinel,
+            ),
+        ];
+        sections.into_iter().flat_map(|(url, cluster, sentinel)| {
+            std::iter::once(url)
+                .chain(cluster.iter_mut())
+                .chain(sentinel.iter_mut())
+        })
+    }
+
     /// The config as a TOML table, for comparing key by key.
     fn to_table(&self) -> Result<toml::Table, toml::ser::Error> {
         toml::Table::try_from(self)
