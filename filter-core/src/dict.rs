@@ -324,8 +324,8 @@ struct Scratch {
     allow: Vec<(usize, usize)>,
     /// a same-length copy of the text (leet reading, tone numbers)
     copy: Vec<u8>,
-    /// the normalization of the text as written, kept while the copies are scanned (with
-    /// `norm_copy`), as the rule parts' matches are mapped to the text only if needed
+    /// the copies' normalization when `norm` must keep the text's: rule parts' matches in the
+    /// text are mapped to it only after the copies are scanned, if at all
     norm_copy: Normalized,
     parts: Vec<PartHit>,
     /// rule parts' automaton matches in the text as written (normalized offsets), mapped and
@@ -640,7 +640,10 @@ impl Dictionary {
                 }
             }
         }
-        let first_part = pats.iter().position(|p| p.part != NO_PART).unwrap_or(pats.len());
+        let first_part = pats
+            .iter()
+            .position(|p| p.part != NO_PART)
+            .unwrap_or(pats.len());
         debug_assert!(pats[first_part..].iter().all(|p| p.part != NO_PART));
         let part_of: Arc<[u32]> = pats[first_part..].iter().map(|p| p.part).collect();
         let rules = rules.finish();
@@ -912,6 +915,11 @@ impl Dictionary {
         s.parts.clear();
         s.raw_parts.clear();
         self.scan(text, text, 0..text.len(), Pass::Plain, s);
+        // the copies are normalized into the other buffer: this one maps `raw_parts` later
+        let keep = !s.raw_parts.is_empty();
+        if keep {
+            std::mem::swap(&mut s.norm, &mut s.norm_copy);
+        }
         let mut copy = std::mem::take(&mut s.copy);
         if self.leet {
             for amb in [b'i', b'l'] {
@@ -935,7 +943,8 @@ impl Dictionary {
             self.scan(text, view, 0..view.len(), Pass::Tone, s);
         }
         s.copy = copy;
-        if !s.raw_parts.is_empty() {
+        if keep {
+            std::mem::swap(&mut s.norm, &mut s.norm_copy);
             self.verify_parts(text, s);
         }
         if s.cands.is_empty() && s.parts.is_empty() {
@@ -1059,15 +1068,9 @@ impl Dictionary {
     fn scan(&self, text: &str, view: &str, range: Range<usize>, pass: Pass, s: &mut Scratch) {
         let base = range.start;
         let window = &view[range];
-        // the copies' normalization goes to its own buffer: the plain one maps `raw_parts`
-        let mut n = std::mem::take(if pass == Pass::Plain {
-            &mut s.norm
-        } else {
-            &mut s.norm_copy
-        });
-        self.table.normalize_into(window, &mut n);
+        self.table.normalize_into(window, &mut s.norm);
         let collapse = self.table.options().collapse_repeats;
-        let (live, norm) = (self.live, n.as_bytes());
+        let (live, norm) = (self.live, s.norm.as_bytes());
         let delta = self.delta.iter().flat_map(|d| {
             d.find_overlapping_iter(norm)
                 .map(move |m| (m, m.pattern().as_usize() + live))
@@ -1078,7 +1081,7 @@ impl Dictionary {
             .map(|m| (m, m.pattern().as_usize()))
             .filter(|&(_, pat)| pat < live);
         for (m, pat) in first.chain(delta) {
-            if pass == Pass::Plain && pat >= self.first_part {
+            if pat >= self.first_part && pass == Pass::Plain {
                 s.raw_parts.push(RawPart {
                     start: m.start() as u32,
                     end: m.end() as u32,
@@ -1096,8 +1099,8 @@ impl Dictionary {
             {
                 continue;
             }
-            let os = base + n.orig_start(window, m.start());
-            let oe = base + n.orig_end(window, m.end());
+            let os = base + s.norm.orig_start(window, m.start());
+            let oe = base + s.norm.orig_end(window, m.end());
             if (p.start_word && ascii_word_before(view, os, collapse))
                 || (p.end_word && ascii_word_after(view, oe, collapse))
             {
@@ -1135,11 +1138,6 @@ impl Dictionary {
             } else {
                 s.allow.push((start, end));
             }
-        }
-        if pass == Pass::Plain {
-            s.norm = n;
-        } else {
-            s.norm_copy = n;
         }
     }
 

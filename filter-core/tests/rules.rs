@@ -481,7 +481,17 @@ fn parts_keep_the_spans_of_the_text_as_written_when_its_copies_are_scanned_too()
     let r = e.check(text);
     assert_eq!(
         spans(text, &r.hits),
-        ["ｃｈｅａｐ", "p1lls", "c.h.e.a.p", "pills", "色 情", "shi4pin"]
+        [
+            "ｃｈｅａｐ",
+            "p1lls",
+            "c.h.e.a.p",
+            "pills",
+            "色 情",
+            "shi4pin"
+        ]
     );
-    assert_eq!(r.masked, "***** *****, really ********* ***** — *** *******2");
+    assert_eq!(
+        r.masked,
+        "***** *****, really ********* ***** — *** *******2"
+    );
 }
