@@ -29,11 +29,15 @@
 //!
 //! # The combination step
 //!
-//! Parts (and exceptions) are patterns of the one automaton; the scan collects their verified
-//! hits next to the words'. Then, per rule that has a part hit: exception hits veto the part
-//! hits they overlap; the rule fires if every `&` group still has a hit; with a window, a part
-//! hit counts only where some window of that many characters holds it and a hit of every
-//! group. The cost is proportional to the part hits, nothing when there are none.
+//! Parts (and exceptions) are patterns of the one automaton. A part's match in the text as
+//! written is only noted (normalized offsets); once the text is scanned, a gate marks per rule
+//! the `&` groups that have a match, and only the matches of parts of rules whose every group
+//! has one (few texts) are mapped to the text and verified like words' (matches in the leet and
+//! tone-number copies, which are few, are verified at once). Then, per rule that has a part
+//! hit: exception hits veto the part hits they overlap; the rule fires if every `&` group still
+//! has a hit; with a window, a part hit counts only where some window of that many characters
+//! holds it and a hit of every group. The cost is proportional to the part matches, nothing
+//! when there are none.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
