@@ -340,10 +340,15 @@ impl Rules {
     /// every `&` group has a match. See [`Rules::needed`].
     pub(crate) fn gate(&self, parts: impl Iterator<Item = u32>, s: &mut Scratch) {
         // the buffers are per thread, shared by every dictionary: forget the last gate's rules
+        // (and any marks a check that panicked left)
         for &rule in &s.live {
             s.live_bits[rule as usize / 64] = 0;
         }
         s.live.clear();
+        for &rule in &s.touched {
+            s.masks[rule as usize] = 0;
+        }
+        s.touched.clear();
         let n = self.rules.len();
         if s.masks.len() < n {
             s.masks.resize(n, 0);
