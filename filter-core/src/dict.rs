@@ -272,6 +272,10 @@ pub struct Dictionary {
     /// some entry is a pinyin spelling: tone numbers are read as noise too
     pinyin: bool,
     rules: Arc<Rules>,
+    /// the patterns from this index on are rule parts (added after every word)
+    first_part: usize,
+    /// the part id of pattern `first_part + i`
+    part_of: Arc<[u32]>,
     /// the lists, blocked and allowed, in the order of the sources
     lists: Arc<[ListInfo]>,
     /// the lists a check that names none uses, as a bit set; `None`: every list
@@ -320,15 +324,27 @@ struct Scratch {
     allow: Vec<(usize, usize)>,
     /// a same-length copy of the text (leet reading, tone numbers)
     copy: Vec<u8>,
+    /// the copies' normalization when `norm` must keep the text's: rule parts' matches in the
+    /// text are mapped to it only after the copies are scanned, if at all
+    norm_copy: Normalized,
     parts: Vec<PartHit>,
-    /// rule parts' automaton matches in the text as written, verified only if a rule may fire
-    raw_parts: Vec<Cand>,
+    /// rule parts' automaton matches in the text as written (normalized offsets), mapped and
+    /// verified only if a rule may fire
+    raw_parts: Vec<RawPart>,
     rule_hits: Vec<RuleHit>,
     rules: crate::rules::Scratch,
     /// the blocked lists this check uses, a bit per list index (when `selecting`)
     selected: Vec<u64>,
     /// only the lists in `selected` count
     selecting: bool,
+}
+
+/// A rule part's automaton match in the normalized text as written.
+#[derive(Clone, Copy, Debug)]
+struct RawPart {
+    start: u32,
+    end: u32,
+    pat: u32,
 }
 
 /// Which reading of the text a scan looks at.
@@ -624,6 +640,12 @@ impl Dictionary {
                 }
             }
         }
+        let first_part = pats
+            .iter()
+            .position(|p| p.part != NO_PART)
+            .unwrap_or(pats.len());
+        debug_assert!(pats[first_part..].iter().all(|p| p.part != NO_PART));
+        let part_of: Arc<[u32]> = pats[first_part..].iter().map(|p| p.part).collect();
         let rules = rules.finish();
         // the detectors' table, once per fold table, here rather than in the first check
         table.plain();
@@ -676,6 +698,8 @@ impl Dictionary {
             pinyin: pats.iter().any(|p| p.pinyin),
             pats: pats.into(),
             rules: Arc::new(rules),
+            first_part,
+            part_of,
             lists: lists.into(),
             defaults,
         })
@@ -891,6 +915,11 @@ impl Dictionary {
         s.parts.clear();
         s.raw_parts.clear();
         self.scan(text, text, 0..text.len(), Pass::Plain, s);
+        // the copies are normalized into the other buffer: this one maps `raw_parts` later
+        let keep = !s.raw_parts.is_empty();
+        if keep {
+            std::mem::swap(&mut s.norm, &mut s.norm_copy);
+        }
         let mut copy = std::mem::take(&mut s.copy);
         if self.leet {
             for amb in [b'i', b'l'] {
@@ -914,7 +943,8 @@ impl Dictionary {
             self.scan(text, view, 0..view.len(), Pass::Tone, s);
         }
         s.copy = copy;
-        if !s.raw_parts.is_empty() {
+        if keep {
+            std::mem::swap(&mut s.norm, &mut s.norm_copy);
             self.verify_parts(text, s);
         }
         if s.cands.is_empty() && s.parts.is_empty() {
@@ -1000,25 +1030,34 @@ impl Dictionary {
     /// Verifies the rule parts' matches that may matter: those of rules whose every `&` group
     /// has a match (most part matches, of rules that cannot fire, are never verified).
     fn verify_parts(&self, text: &str, s: &mut Scratch) {
-        let part_ids = s.raw_parts.iter().map(|c| self.pats[c.pat as usize].part);
+        let part = |r: &RawPart| self.part_of[r.pat as usize - self.first_part];
+        let part_ids = s.raw_parts.iter().map(part);
         self.rules
             .gate(part_ids.chain(s.parts.iter().map(|h| h.part)), &mut s.rules);
         if !self.rules.any_live(&s.rules) {
             return;
         }
-        for c in &s.raw_parts {
-            let p = &self.pats[c.pat as usize];
-            if !self.rules.needed(p.part, &s.rules) {
+        let collapse = self.table.options().collapse_repeats;
+        for r in &s.raw_parts {
+            if !self.rules.needed(part(r), &s.rules) {
                 continue;
             }
-            if let Some((start, end)) = self.verify(text, c.start, c.end, p, &mut s.seq)
+            let p = &self.pats[r.pat as usize];
+            let os = s.norm.orig_start(text, r.start as usize);
+            let oe = s.norm.orig_end(text, r.end as usize);
+            if (p.start_word && ascii_word_before(text, os, collapse))
+                || (p.end_word && ascii_word_after(text, oe, collapse))
+            {
+                continue;
+            }
+            if let Some((start, end)) = self.verify(text, os, oe, p, &mut s.seq)
                 && (!p.latin || self.latin_hit_stands(text, start, end, p))
             {
                 s.parts.push(PartHit {
                     start,
                     end,
                     part: p.part,
-                    len: c.len,
+                    len: p.len as u32,
                 });
             }
         }
@@ -1042,6 +1081,14 @@ impl Dictionary {
             .map(|m| (m, m.pattern().as_usize()))
             .filter(|&(_, pat)| pat < live);
         for (m, pat) in first.chain(delta) {
+            if pat >= self.first_part && pass == Pass::Plain {
+                s.raw_parts.push(RawPart {
+                    start: m.start() as u32,
+                    end: m.end() as u32,
+                    pat: pat as u32,
+                });
+                continue;
+            }
             let p = &self.pats[pat];
             if pass == Pass::Tone && !p.pinyin {
                 continue;
@@ -1057,16 +1104,6 @@ impl Dictionary {
             if (p.start_word && ascii_word_before(view, os, collapse))
                 || (p.end_word && ascii_word_after(view, oe, collapse))
             {
-                continue;
-            }
-            if pass == Pass::Plain && p.part != NO_PART {
-                s.raw_parts.push(Cand {
-                    start: os,
-                    end: oe,
-                    pat: pat as u32,
-                    len: p.len as u32,
-                    level: Level::Normal,
-                });
                 continue;
             }
             let Some((start, end)) = self.verify(view, os, oe, p, &mut s.seq) else {

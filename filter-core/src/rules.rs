@@ -29,11 +29,15 @@
 //!
 //! # The combination step
 //!
-//! Parts (and exceptions) are patterns of the one automaton; the scan collects their verified
-//! hits next to the words'. Then, per rule that has a part hit: exception hits veto the part
-//! hits they overlap; the rule fires if every `&` group still has a hit; with a window, a part
-//! hit counts only where some window of that many characters holds it and a hit of every
-//! group. The cost is proportional to the part hits, nothing when there are none.
+//! Parts (and exceptions) are patterns of the one automaton. A part's match in the text as
+//! written is only noted (normalized offsets); once the text is scanned, a gate marks per rule
+//! the `&` groups that have a match, and only the matches of parts of rules whose every group
+//! has one (few texts) are mapped to the text and verified like words' (matches in the leet and
+//! tone-number copies, which are few, are verified at once). Then, per rule that has a part
+//! hit: exception hits veto the part hits they overlap; the rule fires if every `&` group still
+//! has a hit; with a window, a part hit counts only where some window of that many characters
+//! holds it and a hit of every group. The cost is proportional to the part matches, nothing
+//! when there are none.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -178,8 +182,6 @@ pub(crate) struct Rule {
     /// the index of the rule's list in the dictionary's lists
     pub(crate) list: u32,
     window: Option<NonZeroUsize>,
-    /// one bit per `&` group
-    all_groups: u64,
 }
 
 /// A part to be added to the automaton.
@@ -201,6 +203,7 @@ pub(crate) struct RulesBuilder {
     /// per part: (rule, role)
     uses: Vec<Vec<(u32, u8)>>,
     rules: Vec<Rule>,
+    all_groups: Vec<u64>,
 }
 
 /// Where a rule comes from and what it gives.
@@ -250,11 +253,11 @@ impl RulesBuilder {
             category: origin.category,
             list: origin.list_index,
             window: origin.window,
-            all_groups: if n == MAX_GROUPS {
-                u64::MAX
-            } else {
-                (1u64 << n) - 1
-            },
+        });
+        self.all_groups.push(if n == MAX_GROUPS {
+            u64::MAX
+        } else {
+            (1u64 << n) - 1
         });
     }
 
@@ -268,6 +271,7 @@ impl RulesBuilder {
         Rules {
             windowed: self.rules.iter().any(|r| r.window.is_some()),
             rules: self.rules,
+            all_groups: self.all_groups.into(),
             uses: self.uses.into_iter().map(Vec::into_boxed_slice).collect(),
         }
     }
@@ -277,6 +281,8 @@ impl RulesBuilder {
 #[derive(Debug, Default)]
 pub(crate) struct Rules {
     rules: Vec<Rule>,
+    /// per rule: one bit per `&` group (apart from `rules`, as the gate reads only these)
+    all_groups: Box<[u64]>,
     /// per part id: the (rule, role) pairs it takes part in
     uses: Vec<Box<[(u32, u8)]>>,
     /// some rule has a window: character positions are needed
@@ -304,9 +310,14 @@ pub(crate) struct Scratch {
     suffix_min: Vec<usize>,
     groups: Vec<(usize, usize)>,
     full: Vec<usize>,
-    /// (rule, group) pairs that have a match, then the rules whose every group has one
-    pairs: Vec<(u32, u8)>,
+    /// per rule: the `&` groups that have a match (all zero between gates but for the rules
+    /// in `touched`)
+    masks: Vec<u64>,
+    touched: Vec<u32>,
+    /// the rules whose every group has a match, as a list and a bit per rule (zero but for
+    /// `live`)
     live: Vec<u32>,
+    live_bits: Vec<u64>,
 }
 
 impl Rules {
@@ -328,27 +339,41 @@ impl Rules {
     /// Notes the rules that may fire given the parts matched (before verification): those whose
     /// every `&` group has a match. See [`Rules::needed`].
     pub(crate) fn gate(&self, parts: impl Iterator<Item = u32>, s: &mut Scratch) {
-        s.pairs.clear();
-        for part in parts {
-            s.pairs.extend(
-                self.uses[part as usize]
-                    .iter()
-                    .filter(|(_, role)| *role != EXCEPT),
-            );
+        // the buffers are per thread, shared by every dictionary: forget the last gate's rules
+        // (and any marks a check that panicked left)
+        for &rule in &s.live {
+            s.live_bits[rule as usize / 64] = 0;
         }
-        s.pairs.sort_unstable();
-        s.pairs.dedup();
         s.live.clear();
-        let mut mask = 0u64;
-        for (i, &(rule, role)) in s.pairs.iter().enumerate() {
-            if i > 0 && s.pairs[i - 1].0 != rule {
-                mask = 0;
-            }
-            mask |= 1 << role;
-            if mask == self.rules[rule as usize].all_groups {
-                s.live.push(rule);
+        for &rule in &s.touched {
+            s.masks[rule as usize] = 0;
+        }
+        s.touched.clear();
+        let n = self.rules.len();
+        if s.masks.len() < n {
+            s.masks.resize(n, 0);
+            s.live_bits.resize(n.div_ceil(64), 0);
+        }
+        for part in parts {
+            for &(rule, role) in self.uses[part as usize].iter() {
+                if role == EXCEPT {
+                    continue;
+                }
+                let mask = &mut s.masks[rule as usize];
+                if *mask == 0 {
+                    s.touched.push(rule);
+                }
+                *mask |= 1 << role;
             }
         }
+        for &rule in &s.touched {
+            let mask = std::mem::take(&mut s.masks[rule as usize]);
+            if mask == self.all_groups[rule as usize] {
+                s.live.push(rule);
+                s.live_bits[rule as usize / 64] |= 1 << (rule % 64);
+            }
+        }
+        s.touched.clear();
     }
 
     /// Whether [`Rules::gate`] found some rule that may fire.
@@ -361,7 +386,7 @@ impl Rules {
     pub(crate) fn needed(&self, part: u32, s: &Scratch) -> bool {
         self.uses[part as usize]
             .iter()
-            .any(|(rule, _)| s.live.binary_search(rule).is_ok())
+            .any(|&(rule, _)| s.live_bits[rule as usize / 64] & (1 << (rule % 64)) != 0)
     }
 
     /// The combination step: from the part hits of one text (allow-list suppression already
@@ -456,7 +481,7 @@ impl Rules {
                 s.kept.push(*u);
             }
         }
-        if seen != r.all_groups {
+        if seen != self.all_groups[rule as usize] {
             return;
         }
         let emit = |u: &Use, out: &mut Vec<RuleHit>| {

@@ -463,3 +463,35 @@ fn a_rule_fires_only_for_checks_that_use_its_list() {
         .collect();
     assert_eq!(hits, [("buy&pills", "spam"), ("buy&pills", "spam")]);
 }
+
+#[test]
+fn parts_keep_the_spans_of_the_text_as_written_when_its_copies_are_scanned_too() {
+    // Parts found in the text as written are mapped to it only once a rule may fire, after the
+    // leet and tone-number copies (`p1lls`, `shi4pin2`) have been scanned; noise, full-width
+    // letters and the copies' own readings must not shift those spans.
+    let e = engine_of(
+        ListSource::inline(
+            "rules.txt",
+            "cheap&pills\n色情&视频\n".to_string(),
+            Level::Danger,
+        )
+        .pinyin(true),
+    );
+    let text = "ｃｈｅａｐ p1lls, really c.h.e.a.p pills — 色 情 shi4pin2";
+    let r = e.check(text);
+    assert_eq!(
+        spans(text, &r.hits),
+        [
+            "ｃｈｅａｐ",
+            "p1lls",
+            "c.h.e.a.p",
+            "pills",
+            "色 情",
+            "shi4pin"
+        ]
+    );
+    assert_eq!(
+        r.masked,
+        "***** *****, really ********* ***** — *** *******2"
+    );
+}
