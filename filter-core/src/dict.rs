@@ -923,7 +923,8 @@ impl Dictionary {
         let mut copy = std::mem::take(&mut s.copy);
         if self.leet {
             for amb in [b'i', b'l'] {
-                let (windows, ambiguous) = crate::leet::leet_copy(text, amb, &mut copy);
+                let (windows, ambiguous) =
+                    crate::leet::leet_copy(text, amb, &mut copy, |c| self.is_hard(c));
                 if !windows.is_empty()
                     && let Ok(view) = std::str::from_utf8(&copy)
                 {
@@ -1065,6 +1066,13 @@ impl Dictionary {
 
     /// Scans `view[range]` (the text itself or a same-length copy of it) and adds the verified
     /// candidates and allowed spans to `s`.
+    /// Whether no hit can span `c`: it is neither a letter, a digit, whitespace nor noise.
+    fn is_hard(&self, c: char) -> bool {
+        !c.is_alphanumeric()
+            && !c.is_whitespace()
+            && !matches!(self.table.unit(c, &mut Folded::new()), Unit::Skip)
+    }
+
     fn scan(&self, text: &str, view: &str, range: Range<usize>, pass: Pass, s: &mut Scratch) {
         let base = range.start;
         let window = &view[range];

@@ -73,7 +73,14 @@ fn splits(text: &str, i: usize) -> bool {
 /// written into `out` (cleared first). Returns the byte ranges that hold a replaced byte (whole
 /// mixed tokens, neighbours merged), empty when there is nothing to read; whether any ambiguous
 /// character was read is returned too, so the caller knows if the second reading can differ.
-pub(crate) fn leet_copy(text: &str, amb: u8, out: &mut Vec<u8>) -> (Vec<Range<usize>>, bool) {
+/// Neighbours a `hard` character (one no hit can span) separates are never merged: a window
+/// reaching past it would let what follows change the hits before it.
+pub(crate) fn leet_copy(
+    text: &str,
+    amb: u8,
+    out: &mut Vec<u8>,
+    hard: impl Fn(char) -> bool,
+) -> (Vec<Range<usize>>, bool) {
     let bytes = text.as_bytes();
     let mut windows: Vec<Range<usize>> = Vec::new();
     let mut ambiguous = false;
@@ -105,7 +112,9 @@ pub(crate) fn leet_copy(text: &str, amb: u8, out: &mut Vec<u8>) -> (Vec<Range<us
         if let Some(changed_amb) = read_token(&text[start..end], amb, &mut out[start..end]) {
             ambiguous |= changed_amb;
             match windows.last_mut() {
-                Some(w) if start - w.end <= 8 => w.end = end,
+                Some(w) if start - w.end <= 8 && !text[w.end..start].chars().any(&hard) => {
+                    w.end = end;
+                }
                 _ => windows.push(start..end),
             }
         }
@@ -233,7 +242,7 @@ mod tests {
 
     fn read(text: &str, amb: u8) -> String {
         let mut out = Vec::new();
-        let (w, _) = leet_copy(text, amb, &mut out);
+        let (w, _) = leet_copy(text, amb, &mut out, |c| c == ',');
         if w.is_empty() {
             return text.to_string();
         }
@@ -265,7 +274,7 @@ mod tests {
             "2020年3月5日",
         ] {
             let mut out = Vec::new();
-            let (w, _) = leet_copy(t, b'i', &mut out);
+            let (w, _) = leet_copy(t, b'i', &mut out, |c| c == ',');
             let changed: Vec<&str> = w.iter().map(|r| &t[r.clone()]).collect();
             assert!(changed.iter().all(|s| *s == "v1"), "{t:?} read {changed:?}");
         }
@@ -275,7 +284,7 @@ mod tests {
     fn windows_and_offsets() {
         let t = "héllo sh1t and 5hit";
         let mut out = Vec::new();
-        let (w, amb) = leet_copy(t, b'i', &mut out);
+        let (w, amb) = leet_copy(t, b'i', &mut out, |c| c == ',');
         assert!(amb);
         // tokens a few bytes apart share a window
         assert_eq!(
@@ -283,12 +292,19 @@ mod tests {
             ["sh1t and 5hit"]
         );
         let t = "sh1t and then some more words, 5hit";
-        let (w, _) = leet_copy(t, b'i', &mut out);
+        let (w, _) = leet_copy(t, b'i', &mut out, |c| c == ',');
         assert_eq!(
             w.iter().map(|r| &t[r.clone()]).collect::<Vec<_>>(),
             ["sh1t", "5hit"]
         );
         assert_eq!(out.len(), t.len());
+        // but never across a character no hit can span
+        let t = "@|*ass\n,\nsh1t";
+        let (w, _) = leet_copy(t, b'i', &mut out, |c| c == ',');
+        assert_eq!(
+            w.iter().map(|r| &t[r.clone()]).collect::<Vec<_>>(),
+            ["@|", "sh1t"]
+        );
     }
 
     #[test]

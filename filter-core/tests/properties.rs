@@ -66,6 +66,19 @@ fn builtin() -> &'static Engine {
     &ENGINES[0]
 }
 
+/// A case `hits_are_local` once found: a symbol-only leet token (`@|`) before a hard separator
+/// was read together with a leet token after it, and found `ass` from the `@`.
+#[test]
+fn a_leet_window_never_reaches_past_a_hard_separator() {
+    let e = builtin();
+    let (a, b) = ("@|*ass", "sh1t $hit @$$ b4stard");
+    let alone = e.check(a).hits;
+    let joined = e.check(&format!("{a}\n,\n{b}")).hits;
+    assert_eq!(alone.len(), 1, "{alone:?}");
+    let in_a: Vec<_> = joined.into_iter().filter(|h| h.end <= a.len()).collect();
+    assert_eq!(in_a, alone);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
