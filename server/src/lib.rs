@@ -265,6 +265,7 @@ async fn stack(
             .merge(filter_routes(app, max_body))
             .merge(ops::router(&app.metrics.registry, config))
     };
+    let routes = http_api::FilterRoute::new(app.clone(), max_body, routes);
     // Overload protection guards the filter only: probes, metrics and the dashboard must keep
     // answering when the filter sheds. Shed requests get the word lists alone, marked degraded.
     let guarded = match degrade::layer(
