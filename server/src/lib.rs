@@ -164,10 +164,8 @@ impl App {
         let turn = self.large.enter(request.content.len()).await;
         let mut response = self.service.check(request).await;
         drop(turn);
-        let degraded = if response.degraded { "true" } else { "false" };
         self.metrics
-            .verdicts
-            .with_label_values(&[response.verdict.as_str(), degraded])
+            .verdict(response.verdict, response.degraded)
             .inc();
         // Hits of one category come in runs: one counter update per run, not per hit (a text
         // of 64 KB can hold 16,000 hits).
