@@ -60,7 +60,8 @@ where
 {
     type Response = Response;
     type Error = std::convert::Infallible;
-    type Future = futures_util::future::Either<FilterFuture, S::Future>;
+    // The router's future boxed too: unboxed, it would widen every layer's future above.
+    type Future = futures_util::future::Either<FilterFuture, std::pin::Pin<Box<S::Future>>>;
 
     fn poll_ready(
         &mut self,
@@ -76,7 +77,7 @@ where
                 Ok(filter(app, request, max_body_bytes).await)
             }))
         } else {
-            futures_util::future::Either::Right(self.routes.call(request))
+            futures_util::future::Either::Right(Box::pin(self.routes.call(request)))
         }
     }
 }
