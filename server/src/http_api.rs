@@ -455,6 +455,10 @@ fn is_json(headers: &HeaderMap) -> bool {
     let Some(ct) = headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes) else {
         return false;
     };
+    // What nearly every client sends, compared whole before the general reading.
+    if ct == b"application/json" {
+        return true;
+    }
     let essence = ct
         .split(|&b| b == b';')
         .next()
