@@ -164,10 +164,8 @@ impl App {
         let turn = self.large.enter(request.content.len()).await;
         let mut response = self.service.check(request).await;
         drop(turn);
-        let degraded = if response.degraded { "true" } else { "false" };
         self.metrics
-            .verdicts
-            .with_label_values(&[response.verdict.as_str(), degraded])
+            .verdict(response.verdict, response.degraded)
             .inc();
         // Hits of one category come in runs: one counter update per run, not per hit (a text
         // of 64 KB can hold 16,000 hits).
@@ -265,6 +263,7 @@ async fn stack(
             .merge(filter_routes(app, max_body))
             .merge(ops::router(&app.metrics.registry, config))
     };
+    let routes = http_api::FilterRoute::new(app.clone(), max_body, routes);
     // Overload protection guards the filter only: probes, metrics and the dashboard must keep
     // answering when the filter sheds. Shed requests get the word lists alone, marked degraded.
     let guarded = match degrade::layer(

@@ -1,15 +1,16 @@
 //! The server's own Prometheus metrics (each layer registers its own into the same registry).
 
 use crate::serve::Timeout;
-use espresso_filter_core::Engine;
+use espresso_filter_core::{Engine, Verdict};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Counters the server itself keeps.
 #[derive(Clone)]
 pub(crate) struct Metrics {
     pub(crate) registry: Registry,
-    /// Filter answers by verdict and whether a stage was skipped.
-    pub(crate) verdicts: IntCounterVec,
+    /// Filter answers by verdict and whether a stage was skipped
+    /// (`espresso_filter_verdicts_total`), each series looked up once: `[verdict][degraded]`.
+    verdict_series: [[IntCounter; 2]; 3],
     /// Word hits by level and category.
     pub(crate) hits: IntCounterVec,
     /// Rejected requests by error code (invalid_json, payload_too_large, ...).
@@ -122,6 +123,16 @@ impl ConnectionMetrics {
 }
 
 impl Metrics {
+    /// `espresso_filter_verdicts_total{verdict, degraded}` of one answer.
+    pub(crate) fn verdict(&self, verdict: Verdict, degraded: bool) -> &IntCounter {
+        let row = match verdict {
+            Verdict::Pass => 0,
+            Verdict::Review => 1,
+            Verdict::Block => 2,
+        };
+        &self.verdict_series[row][usize::from(degraded)]
+    }
+
     pub(crate) fn new() -> Self {
         let registry = Registry::new();
         let verdicts = IntCounterVec::new(
@@ -172,11 +183,11 @@ impl Metrics {
         for key in crate::config::restart_only() {
             restart_required.with_label_values(&[key]);
         }
-        for verdict in ["pass", "review", "block"] {
-            for degraded in ["false", "true"] {
-                verdicts.with_label_values(&[verdict, degraded]);
-            }
-        }
+        // Exported at 0 from the start, too.
+        let verdict_series = [Verdict::Pass, Verdict::Review, Verdict::Block].map(|verdict| {
+            ["false", "true"]
+                .map(|degraded| verdicts.with_label_values(&[verdict.as_str(), degraded]))
+        });
         for code in crate::http_api::ERROR_CODES {
             errors.with_label_values(&[code]);
         }
@@ -217,7 +228,7 @@ impl Metrics {
             .expect("registered once");
         Self {
             registry,
-            verdicts,
+            verdict_series,
             hits,
             errors,
             reloads,

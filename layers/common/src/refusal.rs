@@ -279,8 +279,9 @@ pin_project! {
     where
         S: Service<Req>,
     {
-        #[pin]
-        state: State<S, Req, S::Future>,
+        // Boxed: refusing is the rare path, and the service, the request and the service's
+        // future would otherwise widen the response future of every request the layer passes.
+        state: Pin<Box<State<S, Req, S::Future>>>,
     }
 }
 
@@ -295,10 +296,10 @@ pin_project! {
 impl<S: Service<Req>, Req> FallbackFuture<S, Req> {
     fn new(service: S, request: Req) -> Self {
         Self {
-            state: State::Ready {
+            state: Box::pin(State::Ready {
                 service,
                 request: Some(request),
-            },
+            }),
         }
     }
 }
@@ -313,7 +314,7 @@ impl<S: Service<Req>, Req> Future for FallbackFuture<S, Req> {
     type Output = Result<S::Response, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
+        let state = self.project().state;
         loop {
             match state.as_mut().project() {
                 StateProj::Ready { service, request } => {

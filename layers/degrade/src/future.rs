@@ -38,16 +38,21 @@ pin_project! {
             #[pin]
             future: refusal::ResponseFuture<PF, C, Permit, P, Request<ReqB>, Shed, FF>,
         },
-        Queued {
-            waiting: Waiting,
-            primary: Option<S>,
-            policy: P,
-            classify: Option<C>,
-            request: Option<Request<ReqB>>,
-            core: Arc<Core>,
-            priority: Priority,
-        },
+        // Boxed: waiting is the rare path, and the request and service it holds would widen
+        // the future of every request the layer admits at once.
+        Queued { queued: Box<Queued<S, P, C, ReqB>> },
     }
+}
+
+/// A request waiting for a place, with what it needs to be sent or refused.
+struct Queued<S, P, C, ReqB> {
+    waiting: Waiting,
+    primary: Option<S>,
+    policy: P,
+    classify: Option<C>,
+    request: Option<Request<ReqB>>,
+    core: Arc<Core>,
+    priority: Priority,
 }
 
 impl<S, P, C, ReqB> ResponseFuture<S, P, C, ReqB>
@@ -82,13 +87,15 @@ where
     ) -> Self {
         Self {
             state: State::Queued {
-                waiting,
-                primary: Some(primary),
-                policy,
-                classify: Some(classify),
-                request: Some(request),
-                core,
-                priority,
+                queued: Box::new(Queued {
+                    waiting,
+                    primary: Some(primary),
+                    policy,
+                    classify: Some(classify),
+                    request: Some(request),
+                    core,
+                    priority,
+                }),
             },
         }
     }
@@ -107,15 +114,16 @@ where
         loop {
             match state.as_mut().project() {
                 StateProj::Decided { future } => return future.poll(cx),
-                StateProj::Queued {
-                    waiting,
-                    primary,
-                    policy,
-                    classify,
-                    request,
-                    core,
-                    priority,
-                } => {
+                StateProj::Queued { queued } => {
+                    let Queued {
+                        waiting,
+                        primary,
+                        policy,
+                        classify,
+                        request,
+                        core,
+                        priority,
+                    } = &mut **queued;
                     let granted = ready!(Pin::new(waiting).poll(cx));
                     let (Some(mut service), Some(request), Some(classify)) =
                         (primary.take(), request.take(), classify.take())

@@ -2,7 +2,7 @@
 //! or future is dropped, or the inner service fails. Whatever happens, it is finished exactly once.
 
 #[cfg(feature = "metrics")]
-use crate::{SlowCallMetrics, policy::method_label};
+use crate::{layer::Config, policy::method_label};
 use crate::{
     policy::RouteLabel,
     recorder::InRequest,
@@ -53,8 +53,10 @@ pub(crate) struct Call {
     request_id: Option<RequestId>,
     grpc: bool,
     status: Status,
+    /// The layer's settings, for its metrics: one shared count, where a copy of the metrics
+    /// would add and drop one per metric with every request.
     #[cfg(feature = "metrics")]
-    metrics: Option<SlowCallMetrics>,
+    config: Arc<Config>,
     done: bool,
 }
 
@@ -76,13 +78,13 @@ pub(crate) struct Start {
     pub(crate) request_id: Option<RequestId>,
     pub(crate) grpc: bool,
     #[cfg(feature = "metrics")]
-    pub(crate) metrics: Option<SlowCallMetrics>,
+    pub(crate) config: Arc<Config>,
 }
 
 impl Call {
     pub(crate) fn new(s: Start) -> Self {
         #[cfg(feature = "metrics")]
-        if let Some(m) = &s.metrics {
+        if let Some(m) = &s.config.metrics {
             m.active.inc();
         }
         Self {
@@ -97,7 +99,7 @@ impl Call {
             grpc: s.grpc,
             status: Status::Pending,
             #[cfg(feature = "metrics")]
-            metrics: s.metrics,
+            config: s.config,
             done: false,
         }
     }
@@ -155,7 +157,7 @@ impl Call {
         let status = self.status_label(end);
         let slow = elapsed > self.threshold;
         #[cfg(feature = "metrics")]
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.config.metrics {
             let method = method_label(&self.method);
             m.active.dec();
             m.duration

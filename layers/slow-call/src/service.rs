@@ -112,7 +112,7 @@ where
             request_id,
             grpc: is_grpc(req.headers()),
             #[cfg(feature = "metrics")]
-            metrics: config.metrics.clone(),
+            config: self.config.clone(),
         });
         let future = {
             let _entered = call.enter();

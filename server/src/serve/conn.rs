@@ -190,8 +190,8 @@ impl ConnState {
         }
     }
 
-    /// `bytes` arrived on the socket.
-    fn on_read(&self, bytes: &[u8], now: Instant, preface_seen: &mut usize) {
+    /// `bytes` arrived on the socket. The clock is read only when a request head begins.
+    fn on_read(&self, bytes: &[u8], now: impl FnOnce() -> Instant, preface_seen: &mut usize) {
         self.read_any.store(true, Relaxed);
         if self.protocol() == Protocol::Unknown {
             let want = &H2_PREFACE[*preface_seen..];
@@ -211,14 +211,16 @@ impl ConnState {
             && self.requests.load(Relaxed) > 0
             && self.head_started.load(Relaxed) == NEVER
         {
-            self.head_started.store(self.stamp(now), Relaxed);
+            self.head_started.store(self.stamp(now()), Relaxed);
         }
     }
 
-    fn on_write(&self, blocked: bool, now: Instant) {
+    /// A socket write went through or found the socket full. The clock is read only when a
+    /// write starts to block: every other write leaves the times as they are.
+    fn on_write(&self, blocked: bool, now: impl FnOnce() -> Instant) {
         let since = self.write_blocked_since.load(Relaxed);
         if blocked && since == NEVER {
-            self.write_blocked_since.store(self.stamp(now), Relaxed);
+            self.write_blocked_since.store(self.stamp(now()), Relaxed);
         } else if !blocked && since != NEVER {
             self.write_blocked_since.store(NEVER, Relaxed);
         }
@@ -316,7 +318,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         let read = &buf.filled()[before..];
         if !read.is_empty() {
             this.state
-                .on_read(read, Instant::now(), &mut this.preface_seen);
+                .on_read(read, Instant::now, &mut this.preface_seen);
         }
         Poll::Ready(Ok(()))
     }
@@ -329,7 +331,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.state.on_write(result.is_pending(), Instant::now());
+        self.state.on_write(result.is_pending(), Instant::now);
         result
     }
 
@@ -339,7 +341,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.state.on_write(result.is_pending(), Instant::now());
+        self.state.on_write(result.is_pending(), Instant::now);
         result
     }
 
@@ -349,7 +351,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let result = Pin::new(&mut self.inner).poll_flush(cx);
-        self.state.on_write(result.is_pending(), Instant::now());
+        self.state.on_write(result.is_pending(), Instant::now);
         result
     }
 
@@ -433,14 +435,14 @@ mod tests {
         let start = Instant::now();
         let state = ConnState::new(start);
         let mut seen = 0;
-        state.on_read(b"GET / HT", start, &mut seen);
+        state.on_read(b"GET / HT", || start, &mut seen);
         assert_eq!(
             state.next(&TIMEOUTS, start + secs(10)),
             Next::Close(Timeout::HeaderRead)
         );
         let state = ConnState::new(start);
         let mut seen = 0;
-        state.on_read(&H2_PREFACE[..10], start, &mut seen);
+        state.on_read(&H2_PREFACE[..10], || start, &mut seen);
         assert_eq!(state.protocol(), Protocol::Unknown);
         assert_eq!(
             state.next(&TIMEOUTS, start + secs(10)),
@@ -453,11 +455,11 @@ mod tests {
         let start = Instant::now();
         let state = ConnState::new(start);
         let mut seen = 0;
-        state.on_read(&H2_PREFACE[..10], start, &mut seen);
-        state.on_read(&H2_PREFACE[10..], start, &mut seen);
+        state.on_read(&H2_PREFACE[..10], || start, &mut seen);
+        state.on_read(&H2_PREFACE[10..], || start, &mut seen);
         assert_eq!(state.protocol(), Protocol::Http2);
         // Pings and settings keep arriving: they are no request.
-        state.on_read(b"\0\0\x08\x06\0\0\0\0\0", start + secs(30), &mut seen);
+        state.on_read(b"\0\0\x08\x06\0\0\0\0\0", || start + secs(30), &mut seen);
         assert_eq!(
             state.next(&TIMEOUTS, start + secs(59)),
             Next::CheckAt(start + secs(60))
@@ -489,7 +491,7 @@ mod tests {
         let served = || {
             let state = ConnState::new(start);
             let mut seen = 0;
-            state.on_read(b"GET / HTTP/1.1\r\n\r\n", start, &mut seen);
+            state.on_read(b"GET / HTTP/1.1\r\n\r\n", || start, &mut seen);
             state.request_started();
             state.request_ended(start + secs(1));
             (state, seen)
@@ -506,7 +508,7 @@ mod tests {
         );
         // The next head begins at 30 s and stalls: closed 10 s later.
         let (state, mut seen) = served();
-        state.on_read(b"GE", start + secs(30), &mut seen);
+        state.on_read(b"GE", || start + secs(30), &mut seen);
         assert_eq!(
             state.next(&TIMEOUTS, start + secs(39)),
             Next::CheckAt(start + secs(40))
@@ -522,11 +524,11 @@ mod tests {
         let start = Instant::now();
         let state = ConnState::new(start);
         let mut seen = 0;
-        state.on_read(b"GET / HTTP/1.1\r\n\r\n", start, &mut seen);
+        state.on_read(b"GET / HTTP/1.1\r\n\r\n", || start, &mut seen);
         state.request_started();
-        state.on_write(true, start + secs(1));
+        state.on_write(true, || start + secs(1));
         // Still blocked later: the first blocked write counts.
-        state.on_write(true, start + secs(20));
+        state.on_write(true, || start + secs(20));
         assert_eq!(
             state.next(&TIMEOUTS, start + secs(30)),
             Next::CheckAt(start + secs(31))
@@ -536,7 +538,7 @@ mod tests {
             Next::Close(Timeout::Send)
         );
         // A write that goes through clears it.
-        state.on_write(false, start + secs(31));
+        state.on_write(false, || start + secs(31));
         assert!(matches!(
             state.next(&TIMEOUTS, start + secs(100)),
             Next::CheckAt(_)
