@@ -1064,8 +1064,6 @@ impl Dictionary {
         }
     }
 
-    /// Scans `view[range]` (the text itself or a same-length copy of it) and adds the verified
-    /// candidates and allowed spans to `s`.
     /// Whether no hit can span `c`: it is neither a letter, a digit, whitespace nor noise.
     fn is_hard(&self, c: char) -> bool {
         !c.is_alphanumeric()
@@ -1073,6 +1071,8 @@ impl Dictionary {
             && !matches!(self.table.unit(c, &mut Folded::new()), Unit::Skip)
     }
 
+    /// Scans `view[range]` (the text itself or a same-length copy of it) and adds the verified
+    /// candidates and allowed spans to `s`.
     fn scan(&self, text: &str, view: &str, range: Range<usize>, pass: Pass, s: &mut Scratch) {
         let base = range.start;
         let window = &view[range];
