@@ -137,20 +137,18 @@ def nanoseconds(executable, cases):
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     executables = build()
-    counted = {}
-    for _, bench, *cases in ((l[0], l[1], l[2], l[4], l[5]) for l in LAYERS):
-        for case in cases:
-            if case not in counted:
-                counted[case] = instructions(executables[bench], case)
+    # each bench's cases, every one counted once and timed once a round
+    by_bench = {}
+    for _, bench, ours, _, peer, bare in LAYERS:
+        by_bench.setdefault(bench, {}).update(dict.fromkeys((ours, peer, bare)))
+    counted = {case: instructions(executables[bench], case)
+               for bench, cases in by_bench.items() for case in cases}
     timed = {case: [] for case in counted}
     ratios = {layer[0]: [] for layer in LAYERS}
     for _ in range(rounds):
-        by_bench = {}
-        for layer in LAYERS:
-            by_bench.setdefault(layer[1], set()).update((layer[2], layer[4], layer[5]))
         found = {}
         for bench, cases in by_bench.items():
-            found.update(nanoseconds(executables[bench], sorted(cases)))
+            found.update(nanoseconds(executables[bench], list(cases)))
         for case, ns in found.items():
             timed[case].append(ns)
         for name, _, ours, _, peer, bare in LAYERS:
