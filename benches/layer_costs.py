@@ -15,6 +15,7 @@ bare service around which both sit. A layer's own cost is its case less the bare
 Needs valgrind. Builds the benches in release first.
 """
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -23,6 +24,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The bench binaries run from the crate's folder, as `cargo bench` runs them; criterion keeps its
+# reports in the workspace's target folder as it does there, not in a `target` of that folder.
+BENCH_ENV = {**os.environ, "CARGO_TARGET_DIR": str(ROOT / "target")}
 
 # layer, bench, espresso case, peer name, peer case, bare case
 LAYERS = [
@@ -102,7 +106,7 @@ def instructions(executable, case):
              # 1M-key group fills its limiters through it).
              "--toggle-collect=criterion::bencher::Bencher<*>::iter*", executable, "--bench",
              "--profile-time", "1", case_filter([case])],
-            cwd=ROOT / "benches", check=True, capture_output=True)
+            cwd=ROOT / "benches", env=BENCH_ENV, check=True, capture_output=True)
         calls, cost = call_cost(path)
     if calls == 0:
         sys.exit(f"{case}: callgrind saw no call of `call`")
@@ -118,7 +122,7 @@ def nanoseconds(executable, cases):
     out = subprocess.run(
         [executable, "--bench", "--warm-up-time", "1", "--measurement-time", "2",
          case_filter(cases)],
-        cwd=ROOT / "benches", check=True, capture_output=True, text=True).stdout
+        cwd=ROOT / "benches", env=BENCH_ENV, check=True, capture_output=True, text=True).stdout
     found, current = {}, None
     for line in out.splitlines():
         name = line.split("time:")[0].strip()
