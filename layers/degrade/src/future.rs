@@ -60,7 +60,6 @@ where
     S: Service<Request<ReqB>>,
     P: RefusalPolicy<Request<ReqB>, Shed, S::Response, S::Error>,
 {
-    #[inline(always)]
     pub(crate) fn primary(future: S::Future, permit: Permit, classify: C) -> Self {
         Self {
             state: State::Decided {
