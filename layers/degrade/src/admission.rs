@@ -10,7 +10,7 @@ use std::{
     collections::VecDeque,
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -26,7 +26,11 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 pub(crate) struct Core {
     algorithm: Mutex<Algorithm>,
     gate: Mutex<Gate>,
-    metrics: OnceLock<Metrics>,
+    // Set once, before the limiter is shared.
+    metrics: Option<Metrics>,
+    /// Whether the limit learns from samples; a [`Fixed`](crate::limit::Fixed) one does not, so
+    /// its requests read no clock and take no sample.
+    samples: bool,
 }
 
 struct Algorithm {
@@ -53,6 +57,7 @@ struct Gate {
 }
 
 impl Gate {
+    #[inline]
     fn threshold(&self, priority: Priority) -> usize {
         match priority {
             Priority::Critical => self.limit,
@@ -63,7 +68,17 @@ impl Gate {
     }
 
     /// Hands free permits to waiters, critical ones first.
+    #[inline]
     fn drain(&mut self) {
+        // Every waiter still waiting is counted in `queued` (senders of waiters that left may
+        // remain in the deques; they are swept or popped later).
+        if self.queued > 0 {
+            self.hand_out();
+        }
+    }
+
+    #[inline(never)]
+    fn hand_out(&mut self) {
         for priority in [Priority::Critical, Priority::Sheddable] {
             let threshold = self.threshold(priority);
             while self.inflight < threshold {
@@ -77,18 +92,35 @@ impl Gate {
         }
     }
 
+    /// Observes a request admitted without waiting: a sojourn of zero, which reads the clock
+    /// only when the target is zero too (then it counts as at or above the target).
+    #[inline]
+    fn observe_admitted(&mut self, now: Option<Instant>) {
+        if self.settings.queue_delay.target.is_zero() {
+            self.observe(Duration::ZERO, now.unwrap_or_else(Instant::now));
+        } else if self.codel.below_target() {
+            self.report(false);
+        }
+    }
+
     fn observe(&mut self, sojourn: Duration, now: Instant) {
         if let Some(shedding) = self.codel.observe(&self.settings.queue_delay, sojourn, now) {
-            let rule = &self.settings.queue_delay;
-            if shedding {
-                tracing::debug!(
-                    target_ms = rule.target.as_millis() as u64,
-                    interval_ms = rule.interval.as_millis() as u64,
-                    "queueing delay above target for an interval: shedding queued requests"
-                );
-            } else {
-                tracing::debug!("queueing delay back below target");
-            }
+            self.report(shedding);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report(&self, shedding: bool) {
+        let rule = &self.settings.queue_delay;
+        if shedding {
+            tracing::debug!(
+                target_ms = rule.target.as_millis() as u64,
+                interval_ms = rule.interval.as_millis() as u64,
+                "queueing delay above target for an interval: shedding queued requests"
+            );
+        } else {
+            tracing::debug!("queueing delay back below target");
         }
     }
 }
@@ -105,7 +137,7 @@ pub(crate) enum Admit {
 }
 
 impl Core {
-    pub(crate) fn new(limit: Box<dyn Limit>, settings: Settings) -> Self {
+    pub(crate) fn new(limit: Box<dyn Limit>, settings: Settings, samples: bool) -> Self {
         let initial = limit.limit().max(1);
         Self {
             algorithm: Mutex::new(Algorithm {
@@ -121,21 +153,23 @@ impl Core {
                 waiters: [VecDeque::new(), VecDeque::new()],
                 codel: CoDel::default(),
             }),
-            metrics: OnceLock::new(),
+            metrics: None,
+            samples,
         }
     }
 
     /// Reports into `metrics` from now on (set once, when the layer creates its limiter).
     #[cfg(feature = "metrics")]
-    pub(crate) fn set_metrics(&self, metrics: Metrics) {
+    pub(crate) fn set_metrics(&mut self, metrics: Metrics) {
         let gate = lock(&self.gate);
         metrics.limit(gate.limit);
         metrics.gauges(gate.inflight, gate.queued);
-        let _first = self.metrics.set(metrics);
+        drop(gate);
+        self.metrics = Some(metrics);
     }
 
     pub(crate) fn metrics(&self) -> Option<&Metrics> {
-        self.metrics.get()
+        self.metrics.as_ref()
     }
 
     /// The current limit.
@@ -149,25 +183,49 @@ impl Core {
     }
 
     fn gauges(&self, gate: &Gate) {
-        if let Some(m) = self.metrics.get() {
+        if let Some(m) = self.metrics.as_ref() {
             m.gauges(gate.inflight, gate.queued);
         }
     }
 
+    /// The in-flight gauge alone, for a change that leaves the queue as it was.
+    fn inflight_gauge(&self, gate: &Gate) {
+        if let Some(m) = self.metrics.as_ref() {
+            m.inflight(gate.inflight);
+        }
+    }
+
     /// Admits a request now, queues it, or sheds it.
+    #[inline]
     pub(crate) fn admit(self: &Arc<Self>, priority: Priority) -> Admit {
-        let now = Instant::now();
+        // One clock read per admission, for the sample's start, and none when the limit takes no
+        // samples (unless the queueing-delay rule needs it).
+        let start = self.samples.then(Instant::now);
         let mut gate = lock(&self.gate);
         if gate.inflight < gate.threshold(priority) {
             gate.inflight += 1;
-            gate.observe(Duration::ZERO, now);
+            gate.observe_admitted(start);
             let inflight = gate.inflight;
-            self.gauges(&gate);
-            return Admit::Now(Permit::new(self.clone(), inflight));
+            self.inflight_gauge(&gate);
+            drop(gate);
+            return Admit::Now(Permit::new(self.clone(), start, inflight));
         }
+        self.queue_or_shed(gate, priority, start)
+    }
+
+    /// The rest of [`admit`](Self::admit) once the limit is reached, kept out of the path of an
+    /// admitted request.
+    #[inline(never)]
+    fn queue_or_shed(
+        self: &Arc<Self>,
+        mut gate: MutexGuard<'_, Gate>,
+        priority: Priority,
+        start: Option<Instant>,
+    ) -> Admit {
         if gate.queued >= gate.settings.queue_capacity {
             return Admit::Shed(DegradeReason::Limit);
         }
+        let now = start.unwrap_or_else(Instant::now);
         let (tx, rx) = oneshot::channel();
         let sweep_at = 2 * gate.settings.queue_capacity.max(8);
         let deque = &mut gate.waiters[priority.index()];
@@ -195,11 +253,14 @@ impl Core {
         let mut gate = lock(&self.gate);
         gate.inflight = gate.inflight.saturating_sub(1);
         gate.drain();
-        self.gauges(&gate);
+        self.inflight_gauge(&gate);
     }
 
-    fn sample(&self, start: Instant, rtt: Duration, inflight: usize, dropped: bool) {
+    /// Feeds a finished request to the limit algorithm and releases its place, under one lock of
+    /// the gate.
+    fn sample_and_release(&self, start: Instant, inflight: usize, dropped: bool) {
         let now = Instant::now();
+        let rtt = now.saturating_duration_since(start);
         let new = {
             let mut algorithm = lock(&self.algorithm);
             let new = algorithm
@@ -207,10 +268,11 @@ impl Core {
                 .on_sample(start, rtt, inflight, dropped)
                 .max(1);
             let since = algorithm.reported.abs_diff(new);
-            let due = algorithm
-                .reported_at
-                .is_none_or(|at| now.duration_since(at) >= REPORT_EVERY);
-            if since * 10 >= algorithm.reported && due {
+            if since * 10 >= algorithm.reported
+                && algorithm
+                    .reported_at
+                    .is_none_or(|at| now.duration_since(at) >= REPORT_EVERY)
+            {
                 tracing::info!(
                     from = algorithm.reported,
                     to = new,
@@ -224,44 +286,55 @@ impl Core {
             new
         };
         let mut gate = lock(&self.gate);
+        gate.inflight = gate.inflight.saturating_sub(1);
         if gate.limit != new {
             gate.limit = new;
-            gate.drain();
-            if let Some(m) = self.metrics.get() {
+            if let Some(m) = self.metrics.as_ref() {
                 m.limit(new);
             }
-            self.gauges(&gate);
         }
+        gate.drain();
+        self.inflight_gauge(&gate);
     }
 }
 
 /// A request's place in the limit, held by its response until the response is classified (at its
 /// head, or when a streamed body ends); released when dropped.
 pub struct Permit {
-    core: Arc<Core>,
-    start: Instant,
+    // `None` once released.
+    core: Option<Arc<Core>>,
+    // When the request was admitted; `None` when the limit takes no samples.
+    start: Option<Instant>,
     inflight: usize,
 }
 
 impl Permit {
-    fn new(core: Arc<Core>, inflight: usize) -> Self {
+    fn new(core: Arc<Core>, start: Option<Instant>, inflight: usize) -> Self {
         Self {
-            core,
-            start: Instant::now(),
+            core: Some(core),
+            start,
             inflight,
         }
     }
 
     /// Feeds the finished request to the limit algorithm, then releases the permit.
-    pub(crate) fn record(self, dropped: bool) {
-        let rtt = self.start.elapsed();
-        self.core.sample(self.start, rtt, self.inflight, dropped);
+    #[inline]
+    pub(crate) fn record(mut self, dropped: bool) {
+        // Without a start, the limit takes no samples: dropping releases the permit.
+        if let Some(start) = self.start
+            && let Some(core) = self.core.take()
+        {
+            core.sample_and_release(start, self.inflight, dropped);
+        }
     }
 }
 
 impl Drop for Permit {
+    #[inline]
     fn drop(&mut self) {
-        self.core.release();
+        if let Some(core) = &self.core {
+            core.release();
+        }
     }
 }
 
@@ -287,7 +360,8 @@ impl Waiting {
         self.core.gauges(&gate);
         drop(gate);
         if granted {
-            Ok(Permit::new(self.core.clone(), inflight))
+            let start = self.core.samples.then_some(now);
+            Ok(Permit::new(self.core.clone(), start, inflight))
         } else {
             Err(DegradeReason::QueueDelay)
         }

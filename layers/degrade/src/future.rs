@@ -159,6 +159,7 @@ where
 /// The classification of a primary answer is the limit's sample: a failure signals overload; an
 /// ignored answer only gives its place back.
 impl Complete<Outcome> for Permit {
+    #[inline]
     fn complete(self, outcome: Outcome) {
         match outcome {
             Outcome::Success => self.record(false),

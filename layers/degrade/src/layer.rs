@@ -3,7 +3,7 @@ use crate::DegradeMetrics;
 use crate::{
     Degrade, DegradeSwitch, PriorityHeader,
     admission::{Core, Settings},
-    limit::Limit,
+    limit::{Fixed, Limit},
     overload_signals,
     queue::QueueDelay,
 };
@@ -15,6 +15,7 @@ use espresso_common::{
 };
 use http::StatusCode;
 use std::{
+    any::TypeId,
     fmt,
     sync::{Arc, OnceLock},
     time::Duration,
@@ -53,6 +54,8 @@ use tower_layer::Layer;
 /// - a switch that is off; no metrics.
 pub struct DegradeLayer<P = Respond, Q = PriorityHeader, C = ServerErrorsAsFailures> {
     limit: Arc<dyn Fn() -> Box<dyn Limit> + Send + Sync>,
+    // `false` for a `Fixed` limit, which learns nothing from samples.
+    samples: bool,
     settings: Settings,
     #[cfg(feature = "metrics")]
     metrics: Option<DegradeMetrics>,
@@ -68,6 +71,7 @@ impl<P: Clone, Q: Clone, C: Clone> Clone for DegradeLayer<P, Q, C> {
     fn clone(&self) -> Self {
         Self {
             limit: self.limit.clone(),
+            samples: self.samples,
             settings: self.settings,
             #[cfg(feature = "metrics")]
             metrics: self.metrics.clone(),
@@ -109,6 +113,7 @@ impl DegradeLayer {
     pub fn new<L: Limit + Clone + Sync>(limit: L) -> Self {
         Self {
             limit: Arc::new(move || Box::new(limit.clone())),
+            samples: TypeId::of::<L>() != TypeId::of::<Fixed>(),
             settings: Settings {
                 queue_capacity: 0,
                 queue_delay: QueueDelay::default(),
@@ -135,6 +140,7 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
         let (policy, priority, classify) = policies(self.policy, self.priority, self.classify);
         DegradeLayer {
             limit: self.limit,
+            samples: self.samples,
             settings: self.settings,
             #[cfg(feature = "metrics")]
             metrics: self.metrics,
@@ -243,7 +249,8 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
     fn core(&self) -> Arc<Core> {
         self.core
             .get_or_init(|| {
-                let core = Core::new((self.limit)(), self.settings);
+                #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+                let mut core = Core::new((self.limit)(), self.settings, self.samples);
                 #[cfg(feature = "metrics")]
                 if let Some(metrics) = &self.metrics {
                     core.set_metrics(metrics.for_layer(&self.name));

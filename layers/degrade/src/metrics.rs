@@ -125,6 +125,10 @@ impl Metrics {
         self.queued.set(queued as i64);
     }
 
+    pub(crate) fn inflight(&self, inflight: usize) {
+        self.inflight.set(inflight as i64);
+    }
+
     pub(crate) fn primary(&self, priority: Priority) {
         self.counters[priority.index()].primary.inc();
     }

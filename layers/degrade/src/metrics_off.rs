@@ -16,6 +16,10 @@ impl Metrics {
         match *self {}
     }
 
+    pub(crate) fn inflight(&self, _: usize) {
+        match *self {}
+    }
+
     pub(crate) fn primary(&self, _: Priority) {
         match *self {}
     }

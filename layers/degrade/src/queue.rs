@@ -49,18 +49,23 @@ impl CoDel {
         sojourn: Duration,
         now: Instant,
     ) -> Option<bool> {
-        let was = self.shedding;
         if sojourn < rule.target {
-            self.first_above = None;
-            self.shedding = false;
-        } else {
-            match self.first_above {
-                None => self.first_above = Some(now + rule.interval),
-                Some(at) if now >= at => self.shedding = true,
-                Some(_) => {}
-            }
+            return self.below_target().then_some(false);
+        }
+        let was = self.shedding;
+        match self.first_above {
+            None => self.first_above = Some(now + rule.interval),
+            Some(at) if now >= at => self.shedding = true,
+            Some(_) => {}
         }
         (was != self.shedding).then_some(self.shedding)
+    }
+
+    /// Observes one sojourn below `target` (which needs no clock); answers `true` when that ends
+    /// a shedding period.
+    pub(crate) fn below_target(&mut self) -> bool {
+        self.first_above = None;
+        std::mem::replace(&mut self.shedding, false)
     }
 
     /// `true` while waiting requests are given up on after `target`.

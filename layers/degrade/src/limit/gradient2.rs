@@ -47,6 +47,8 @@ pub struct Gradient2 {
     queue_size: f64,
     long_rtt: ExpAverage,
     short_rtt: f64,
+    // `estimated` as a whole limit within the bounds, kept up to date by `settle`.
+    limit: usize,
 }
 
 impl Default for Gradient2 {
@@ -60,6 +62,7 @@ impl Default for Gradient2 {
             queue_size: 4.0,
             long_rtt: ExpAverage::new(600, 10),
             short_rtt: 0.0,
+            limit: 20,
         }
     }
 }
@@ -73,18 +76,21 @@ impl Gradient2 {
     /// The limit before any sample.
     pub fn initial_limit(mut self, limit: usize) -> Self {
         self.estimated = limit.max(1) as f64;
+        self.settle();
         self
     }
 
     /// The lowest the limit may go (at least 1).
     pub fn min_limit(mut self, limit: usize) -> Self {
         self.min_limit = limit.max(1);
+        self.settle();
         self
     }
 
     /// The highest the limit may go.
     pub fn max_limit(mut self, limit: usize) -> Self {
         self.max_limit = limit.max(1);
+        self.settle();
         self
     }
 
@@ -127,15 +133,20 @@ impl Gradient2 {
     pub fn short_rtt(&self) -> Duration {
         Duration::from_secs_f64(self.short_rtt.max(0.0))
     }
+
+    /// Brings the whole limit in line with the estimate and the bounds.
+    fn settle(&mut self) {
+        self.limit = whole(
+            self.estimated,
+            self.min_limit,
+            self.max_limit.max(self.min_limit),
+        );
+    }
 }
 
 impl Limit for Gradient2 {
     fn limit(&self) -> usize {
-        whole(
-            self.estimated,
-            self.min_limit,
-            self.max_limit.max(self.min_limit),
-        )
+        self.limit
     }
 
     fn on_sample(&mut self, _: Instant, rtt: Duration, inflight: usize, _: bool) -> usize {
@@ -157,7 +168,8 @@ impl Limit for Gradient2 {
         let smoothed = self.estimated * (1.0 - self.smoothing) + target * self.smoothing;
         let max = self.max_limit.max(self.min_limit);
         self.estimated = smoothed.clamp(self.min_limit as f64, max as f64);
-        self.limit()
+        self.settle();
+        self.limit
     }
 }
 

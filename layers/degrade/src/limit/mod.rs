@@ -92,6 +92,9 @@ impl<L: Limit + ?Sized> Limit for Box<L> {
 }
 
 /// Clamps `value` into `[min, max]` and truncates it to a whole limit, as the reference does.
+///
+/// Truncating first and clamping the whole number gives the same limit (`min` and `max` are whole)
+/// without converting the bounds to floats; a NaN gives `min`.
 fn whole(value: f64, min: usize, max: usize) -> usize {
-    (value.clamp(min as f64, max as f64)) as usize
+    (value as usize).clamp(min, max)
 }
