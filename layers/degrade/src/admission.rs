@@ -28,8 +28,7 @@ pub(crate) struct Core {
     gate: Mutex<Gate>,
     // Set once, before the limiter is shared.
     metrics: Option<Metrics>,
-    /// Whether the limit learns from samples; a [`Fixed`](crate::limit::Fixed) one does not, so
-    /// its requests read no clock and take no sample.
+    /// [`Limit::takes_samples`]: without samples, requests read no clock.
     samples: bool,
 }
 
@@ -137,7 +136,8 @@ pub(crate) enum Admit {
 }
 
 impl Core {
-    pub(crate) fn new(limit: Box<dyn Limit>, settings: Settings, samples: bool) -> Self {
+    pub(crate) fn new(limit: Box<dyn Limit>, settings: Settings) -> Self {
+        let samples = limit.takes_samples();
         let initial = limit.limit().max(1);
         Self {
             algorithm: Mutex::new(Algorithm {

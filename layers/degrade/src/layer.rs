@@ -3,7 +3,7 @@ use crate::DegradeMetrics;
 use crate::{
     Degrade, DegradeSwitch, PriorityHeader,
     admission::{Core, Settings},
-    limit::{Fixed, Limit},
+    limit::Limit,
     overload_signals,
     queue::QueueDelay,
 };
@@ -15,7 +15,6 @@ use espresso_common::{
 };
 use http::StatusCode;
 use std::{
-    any::TypeId,
     fmt,
     sync::{Arc, OnceLock},
     time::Duration,
@@ -54,8 +53,6 @@ use tower_layer::Layer;
 /// - a switch that is off; no metrics.
 pub struct DegradeLayer<P = Respond, Q = PriorityHeader, C = ServerErrorsAsFailures> {
     limit: Arc<dyn Fn() -> Box<dyn Limit> + Send + Sync>,
-    // `false` for a `Fixed` limit, which learns nothing from samples.
-    samples: bool,
     settings: Settings,
     #[cfg(feature = "metrics")]
     metrics: Option<DegradeMetrics>,
@@ -71,7 +68,6 @@ impl<P: Clone, Q: Clone, C: Clone> Clone for DegradeLayer<P, Q, C> {
     fn clone(&self) -> Self {
         Self {
             limit: self.limit.clone(),
-            samples: self.samples,
             settings: self.settings,
             #[cfg(feature = "metrics")]
             metrics: self.metrics.clone(),
@@ -113,7 +109,6 @@ impl DegradeLayer {
     pub fn new<L: Limit + Clone + Sync>(limit: L) -> Self {
         Self {
             limit: Arc::new(move || Box::new(limit.clone())),
-            samples: TypeId::of::<L>() != TypeId::of::<Fixed>(),
             settings: Settings {
                 queue_capacity: 0,
                 queue_delay: QueueDelay::default(),
@@ -140,7 +135,6 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
         let (policy, priority, classify) = policies(self.policy, self.priority, self.classify);
         DegradeLayer {
             limit: self.limit,
-            samples: self.samples,
             settings: self.settings,
             #[cfg(feature = "metrics")]
             metrics: self.metrics,
@@ -250,7 +244,7 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
         self.core
             .get_or_init(|| {
                 #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
-                let mut core = Core::new((self.limit)(), self.settings, self.samples);
+                let mut core = Core::new((self.limit)(), self.settings);
                 #[cfg(feature = "metrics")]
                 if let Some(metrics) = &self.metrics {
                     core.set_metrics(metrics.for_layer(&self.name));

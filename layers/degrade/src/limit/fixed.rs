@@ -34,4 +34,8 @@ impl Limit for Fixed {
     fn on_sample(&mut self, _: Instant, _: Duration, _: usize, _: bool) -> usize {
         self.limit
     }
+
+    fn takes_samples(&self) -> bool {
+        false
+    }
 }

@@ -73,6 +73,12 @@ pub trait Limit: Send + 'static {
     ///   gRPC `RESOURCE_EXHAUSTED`, `UNAVAILABLE` or `DEADLINE_EXCEEDED`).
     fn on_sample(&mut self, start: Instant, rtt: Duration, inflight: usize, dropped: bool)
     -> usize;
+
+    /// Whether samples can change the limit (the default). A limit answering `false`, such as
+    /// [`Fixed`], is never sampled, which spares the layer its clock reads per request.
+    fn takes_samples(&self) -> bool {
+        true
+    }
 }
 
 impl<L: Limit + ?Sized> Limit for Box<L> {
@@ -88,6 +94,10 @@ impl<L: Limit + ?Sized> Limit for Box<L> {
         dropped: bool,
     ) -> usize {
         (**self).on_sample(start, rtt, inflight, dropped)
+    }
+
+    fn takes_samples(&self) -> bool {
+        (**self).takes_samples()
     }
 }
 
