@@ -461,7 +461,8 @@ const NO_PEER_ADDRESS: &str = "the request carries no peer address: under axum, 
     the connection's `SocketAddr` into the request extensions";
 
 /// The connection's peer address from the request extensions.
-#[inline]
+// Always inlined: out of line, it cost about 20 instructions more per request in call and copies.
+#[inline(always)]
 fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
     if let Some(addr) = extensions.get::<SocketAddr>() {
         return Some(addr.ip().to_canonical());
