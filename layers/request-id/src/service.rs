@@ -5,7 +5,7 @@ use crate::{
     layer::Config,
     validate::Incoming,
 };
-use http::{Request, Response};
+use http::{Request, Response, request::Parts};
 use std::{
     fmt,
     task::{Context, Poll},
@@ -98,33 +98,57 @@ where
     /// Generates an id and puts it in the request in place of whatever the client sent.
     fn generate<B>(
         &mut self,
-        request: Request<B>,
+        request: &mut Request<B>,
         rejected: Option<RejectReason>,
-    ) -> (RequestId, Request<B>) {
-        let (mut parts, body) = request.into_parts();
+    ) -> RequestId {
         let config = &self.config;
         let client = match rejected {
             Some(reason) if config.keep_client_id => {
-                parts.headers.get(&config.header).map(|value| {
+                request.headers().get(&config.header).map(|value| {
                     let policy = &config.policy;
                     ClientRequestId::escape(value, reason, &policy.allowed, policy.max_len)
                 })
             }
             _ => None,
         };
-        let id = self.make.make_request_id(&parts);
+        let id = match self.make.make_request_id_in_place(request) {
+            Some(id) => id,
+            None => make_by_parts(&mut self.make, request),
+        };
         if let Some(reason) = rejected {
             tracing::debug!(request_id = %id, reason = reason.as_str(), "replaced the incoming request id");
         }
-        parts
-            .headers
-            .insert(self.config.header.clone(), id.header_value().clone());
-        parts.extensions.insert(id.clone());
+        request
+            .headers_mut()
+            .insert(config.header.clone(), id.header_value().clone());
+        let extensions = request.extensions_mut();
+        extensions.insert(id.clone());
         if let Some(client) = client {
-            parts.extensions.insert(client);
+            extensions.insert(client);
         }
-        (id, Request::from_parts(parts, body))
+        id
     }
+}
+
+/// Asks `make` for an id through [`MakeRequestId::make_request_id`], lending it `request`'s
+/// head as the `Parts` it takes: a `Request` cannot lend its parts, so they are swapped into a
+/// `Parts` and back.
+#[cold]
+#[inline(never)]
+fn make_by_parts<M: MakeRequestId, B>(make: &mut M, request: &mut Request<B>) -> RequestId {
+    let (mut parts, ()) = Request::new(()).into_parts();
+    swap_head(&mut parts, request);
+    let id = make.make_request_id(&parts);
+    swap_head(&mut parts, request);
+    id
+}
+
+fn swap_head<B>(parts: &mut Parts, request: &mut Request<B>) {
+    std::mem::swap(&mut parts.method, request.method_mut());
+    std::mem::swap(&mut parts.uri, request.uri_mut());
+    std::mem::swap(&mut parts.version, request.version_mut());
+    std::mem::swap(&mut parts.headers, request.headers_mut());
+    std::mem::swap(&mut parts.extensions, request.extensions_mut());
 }
 
 impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for RequestIdService<S, M>
@@ -144,11 +168,7 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let id = match self.keep(&mut request) {
             Ok(id) => id,
-            Err(rejected) => {
-                let (id, generated) = self.generate(request, rejected);
-                request = generated;
-                id
-            }
+            Err(rejected) => self.generate(&mut request, rejected),
         };
         let span = request_span(self.config.span, &id);
         let mut slot = Some(id);

@@ -264,6 +264,41 @@ async fn generators_are_pluggable() {
 }
 
 #[tokio::test]
+async fn a_closure_generator_reads_the_whole_head_and_the_service_gets_it_back() {
+    // The closure sees the request as the client sent it, invalid id included.
+    let layer = RequestIdLayer::new().generator(|parts: &Parts| {
+        let sent = parts.headers["x-request-id"].to_str().unwrap();
+        let id = format!("{}{}-{}", parts.method, parts.uri.path(), sent.len());
+        RequestId::new(HeaderValue::from_str(&id).unwrap()).unwrap()
+    });
+    let inner = service_fn(|request: Request<()>| async move {
+        let seen = (
+            request.method().clone(),
+            request.uri().clone(),
+            request.version(),
+            request.headers()["x-tenant"].clone(),
+            request.extensions().get::<u32>().copied(),
+        );
+        Ok::<_, Infallible>(Response::new(seen))
+    });
+    let mut request = Request::post("/v1/filter?x=1")
+        .version(http::Version::HTTP_2)
+        .header("x-tenant", "t1")
+        .header("x-request-id", "not valid")
+        .body(())
+        .unwrap();
+    request.extensions_mut().insert(7u32);
+    let response = layer.layer(inner).oneshot(request).await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "POST/v1/filter-9");
+    let (method, uri, version, tenant, extension) = response.into_body();
+    assert_eq!(method, http::Method::POST);
+    assert_eq!(uri, "/v1/filter?x=1");
+    assert_eq!(version, http::Version::HTTP_2);
+    assert_eq!(tenant, "t1");
+    assert_eq!(extension, Some(7));
+}
+
+#[tokio::test]
 async fn the_header_name_is_configurable() {
     let name = HeaderName::from_static("x-correlation-id");
     let layer = RequestIdLayer::new().header(name.clone());
