@@ -95,6 +95,10 @@ impl<L: Limit> Limit for Windowed<L> {
         self.inner.limit()
     }
 
+    fn takes_samples(&self) -> bool {
+        self.inner.takes_samples()
+    }
+
     fn on_sample(
         &mut self,
         start: Instant,
@@ -140,6 +144,15 @@ mod tests {
             .min_window(ms(100))
             .max_window(ms(100))
             .min_samples(2)
+    }
+
+    #[test]
+    fn a_window_takes_samples_when_what_it_wraps_does() {
+        use crate::limit::Fixed;
+        assert!(windowed().takes_samples());
+        assert!(!Windowed::new(Fixed::new(8)).takes_samples());
+        let boxed: Box<dyn Limit> = Box::new(Windowed::new(Fixed::new(8)));
+        assert!(!boxed.takes_samples());
     }
 
     #[test]
