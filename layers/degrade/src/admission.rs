@@ -250,10 +250,14 @@ impl Core {
     }
 
     fn release(&self) {
-        let mut gate = lock(&self.gate);
+        self.give_back(&mut lock(&self.gate));
+    }
+
+    /// Gives a finished request's place back and hands free places to waiters.
+    fn give_back(&self, gate: &mut Gate) {
         gate.inflight = gate.inflight.saturating_sub(1);
         gate.drain();
-        self.inflight_gauge(&gate);
+        self.inflight_gauge(gate);
     }
 
     /// Feeds a finished request to the limit algorithm and releases its place, under one lock of
@@ -286,15 +290,13 @@ impl Core {
             new
         };
         let mut gate = lock(&self.gate);
-        gate.inflight = gate.inflight.saturating_sub(1);
         if gate.limit != new {
             gate.limit = new;
             if let Some(m) = self.metrics.as_ref() {
                 m.limit(new);
             }
         }
-        gate.drain();
-        self.inflight_gauge(&gate);
+        self.give_back(&mut gate);
     }
 }
 
