@@ -15,11 +15,15 @@ use espresso_filter_core::FilterRequest;
 use http_body_util::LengthLimitError;
 use serde::{Deserialize, Deserializer, de::IgnoredAny};
 
+/// The route every client calls: in [`filter_routes`], and answered ahead of the router by
+/// [`FilterRoute`].
+const FILTER_PATH: &str = "/v1/filter";
+
 /// `POST /v1/filter` and `POST /v1/filter:batch`; the caller adds the state.
 pub(crate) fn filter_routes(max_body_bytes: usize) -> Router<App> {
     Router::new()
         .route(
-            "/v1/filter",
+            FILTER_PATH,
             post(move |State(app): State<App>, request| filter(app, request, max_body_bytes)),
         )
         .route(
@@ -71,7 +75,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        if request.method() == http::Method::POST && request.uri().path() == "/v1/filter" {
+        if request.method() == http::Method::POST && request.uri().path() == FILTER_PATH {
             let (app, max_body_bytes) = (self.app.clone(), self.max_body_bytes);
             futures_util::future::Either::Left(Box::pin(async move {
                 Ok(filter(app, request, max_body_bytes).await)
