@@ -53,7 +53,7 @@ pub struct Gradient2 {
 
 impl Default for Gradient2 {
     fn default() -> Self {
-        Self {
+        let mut limit = Self {
             estimated: 20.0,
             min_limit: 20,
             max_limit: 200,
@@ -62,8 +62,10 @@ impl Default for Gradient2 {
             queue_size: 4.0,
             long_rtt: ExpAverage::new(600, 10),
             short_rtt: 0.0,
-            limit: 20,
-        }
+            limit: 0,
+        };
+        limit.settle();
+        limit
     }
 }
 
