@@ -54,8 +54,9 @@ pub const BREAKER_WAIT: Duration = Duration::from_secs(10);
 /// limit, a circuit breaker, overload shedding. `P` is what degrade does with a shed request:
 /// [`Respond`] by default, or a [`Fallback`] service.
 ///
-/// Degrade sits next to the app because a fallback answers in the place of the service it wraps,
-/// with that service's response type: the app's own, not one another layer has wrapped.
+/// Degrade sits next to the app so that its adaptive limit samples the app's own latency. A
+/// fallback works on any layer: it answers with its own body type (a `FallbackBody`), so the
+/// same `Router` or tonic service serves there as on a layer outside the others.
 pub type Layers<P = Respond> = ServiceBuilder<
     Stack<
         DegradeLayer<P>,

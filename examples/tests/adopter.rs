@@ -380,3 +380,60 @@ async fn one_registry_holds_every_layers_metrics_for_both_apps() {
         assert!(scrape.lines().any(|l| l == line), "{line} in\n{scrape}");
     }
 }
+
+/// A fallback on an outer layer answers with its own body type, whatever the layers inside it
+/// wrap the body in: the same `Router` and the same tonic service as on degrade, no adapter.
+#[tokio::test(start_paused = true)]
+async fn a_fallback_on_a_layer_outside_others_takes_the_apps_own_services() {
+    use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerLayer};
+    use espresso_degrade::{DegradeLayer, limit::Fixed};
+    use espresso_rate_limit::{Global, Quota, RateLimitLayer};
+    use tower::ServiceBuilder;
+
+    let http = http_routes().layer(
+        ServiceBuilder::new()
+            .layer(
+                RateLimitLayer::new(Quota::per_second(1))
+                    .key(Global::new())
+                    .fallback(http_fallback()),
+            )
+            .layer(CircuitBreakerLayer::new(
+                CircuitBreaker::builder("http").build().unwrap(),
+            ))
+            .layer(DegradeLayer::new(Fixed::new(10))),
+    );
+    let grpc = Server::builder()
+        .layer(
+            ServiceBuilder::new()
+                .layer(
+                    RateLimitLayer::new(Quota::per_second(1))
+                        .key(Global::new())
+                        .fallback(Demo::degraded()),
+                )
+                .layer(CircuitBreakerLayer::new(
+                    CircuitBreaker::builder("grpc").build().unwrap(),
+                ))
+                .layer(DegradeLayer::new(Fixed::new(10))),
+        )
+        .add_service(Demo::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc_addr = listener.local_addr().unwrap();
+    tokio::spawn(grpc.serve_with_incoming(TcpIncoming::from(listener)));
+    let apps = Apps {
+        http: serve_http(http).await,
+        grpc: connect(grpc_addr).await,
+    };
+
+    let first = get(apps.http, "/hello", None).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(!first.headers().contains_key("x-degraded"));
+    let limited = get(apps.http, "/hello", None).await;
+    assert_eq!(limited.status(), StatusCode::OK);
+    assert_eq!(limited.headers()["x-degraded"], "true");
+    assert_eq!(limited.body(), "hello from the fallback\n");
+
+    let first = call(&apps.grpc, "Hello", None).await.unwrap();
+    assert!(!first.contains_key("x-degraded"));
+    let limited = call(&apps.grpc, "Hello", None).await.unwrap();
+    assert_eq!(limited["x-degraded"], "true");
+}

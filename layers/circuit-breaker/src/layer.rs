@@ -106,7 +106,9 @@ impl<B, C, P> CircuitBreakerLayer<B, C, P> {
     }
 
     /// Refused requests go to `service` instead; it finds the
-    /// [`CircuitOpen`](crate::CircuitOpen) in the request's extensions.
+    /// [`CircuitOpen`](crate::CircuitOpen) in the request's extensions. It answers with a body
+    /// of its own type: responses carry a [`FallbackBody`](espresso_common::FallbackBody), the
+    /// inner service's body or the fallback's.
     pub fn fallback<S>(self, service: S) -> CircuitBreakerLayer<B, C, Fallback<S>> {
         self.policy(Fallback::new(service))
     }

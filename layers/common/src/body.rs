@@ -91,6 +91,86 @@ where
     }
 }
 
+pin_project! {
+    /// The response body of a layer with a [`Fallback`](crate::refusal::Fallback): the inner
+    /// service's body, or the body of the fallback service's answer, whatever its type. So a
+    /// fallback answers with its own body type at any place in a stack: it never has to produce
+    /// the body type the layers inside have wrapped.
+    #[derive(Debug)]
+    pub struct FallbackBody<B, F> {
+        #[pin]
+        kind: Either<B, F>,
+    }
+}
+
+pin_project! {
+    #[project = EitherProj]
+    #[derive(Debug)]
+    enum Either<B, F> {
+        Inner { #[pin] body: B },
+        Fallback { #[pin] body: F },
+    }
+}
+
+impl<B, F> FallbackBody<B, F> {
+    /// Wraps the inner service's body.
+    pub fn inner(body: B) -> Self {
+        Self {
+            kind: Either::Inner { body },
+        }
+    }
+
+    /// Wraps the fallback service's body.
+    pub fn fallback(body: F) -> Self {
+        Self {
+            kind: Either::Fallback { body },
+        }
+    }
+
+    /// `true` when the body is the fallback service's.
+    pub fn is_fallback(&self) -> bool {
+        matches!(self.kind, Either::Fallback { .. })
+    }
+}
+
+/// The fallback's body yields the inner body's data; its errors convert into the inner body's
+/// (under axum and tonic both are the framework's own body and error types).
+impl<B, F> Body for FallbackBody<B, F>
+where
+    B: Body,
+    F: Body<Data = B::Data>,
+    F::Error: Into<B::Error>,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match self.project().kind.project() {
+            EitherProj::Inner { body } => body.poll_frame(cx),
+            EitherProj::Fallback { body } => body
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map_err(Into::into))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Either::Inner { body } => body.is_end_stream(),
+            Either::Fallback { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Either::Inner { body } => body.size_hint(),
+            Either::Fallback { body } => body.size_hint(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +188,22 @@ mod tests {
     async fn inner_body_passes_through() {
         let body = RejectBody::inner(http_body_util::Full::new(Bytes::from_static(b"inner")));
         assert_eq!(body.collect().await.unwrap().to_bytes(), "inner");
+    }
+
+    #[tokio::test]
+    async fn a_fallback_body_yields_either_side_with_the_inner_error_type() {
+        use http_body_util::Full;
+        type Body = FallbackBody<Full<Bytes>, String>;
+        let inner = Body::inner(Full::new(Bytes::from_static(b"inner")));
+        assert!(!inner.is_fallback());
+        assert_eq!(inner.collect().await.unwrap().to_bytes(), "inner");
+        let fallback = Body::fallback("from the fallback".to_owned());
+        assert!(fallback.is_fallback());
+        assert_eq!(fallback.size_hint().exact(), Some(17));
+        assert_eq!(
+            fallback.collect().await.unwrap().to_bytes(),
+            "from the fallback"
+        );
     }
 
     #[test]

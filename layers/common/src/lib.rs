@@ -6,7 +6,8 @@
 //! - [`refusal`]: what a refusing layer does with a refused request, the same three ways in every
 //!   layer: [`Respond`](refusal::Respond) with a [`Rejection`] (the default),
 //!   [`ReturnError`](refusal::ReturnError), or a [`Fallback`](refusal::Fallback) service.
-//! - [`RejectBody`]: the response body of a layer that may reject, wrapping the inner body.
+//! - [`RejectBody`]: the response body of a layer that may reject, wrapping the inner body;
+//!   [`FallbackBody`]: the inner body or a fallback service's, whatever its type.
 //! - [`classify`]: what counts as a failed call (an `Err`, HTTP 5xx, chosen gRPC codes), decided
 //!   at the response head or, for a gRPC status sent in the trailers, when the body ends; shared
 //!   by breakers, adaptive limits, slow-call logs and metrics.
@@ -15,7 +16,7 @@
 //!   master) and `RedisConnection`, the lazy, bounded, self-healing connection the rate limiter
 //!   and the verdict cache share.
 //!
-//! The refusal pieces ([`Rejection`], [`refusal`], [`RejectBody`]) are the default feature
+//! The refusal pieces ([`Rejection`], [`refusal`], [`RejectBody`], [`FallbackBody`]) are the default feature
 //! `refusal`, which brings `serde_json` for the JSON bodies; a layer that only reads the request
 //! id or classifies responses depends on this crate with `default-features = false`.
 //!
@@ -52,7 +53,7 @@ mod rejection;
 mod request_id;
 
 #[cfg(feature = "refusal")]
-pub use body::RejectBody;
+pub use body::{FallbackBody, RejectBody};
 #[cfg(feature = "refusal")]
 pub use rejection::Rejection;
 pub use request_id::RequestId;

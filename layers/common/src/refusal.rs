@@ -7,7 +7,7 @@
 //! | --- | --- | --- | --- |
 //! | `.respond()` (the default) | [`Respond`] | a [`Rejection`]: JSON + status over HTTP, HTTP 200 + `grpc-status` over gRPC | `Response<RejectBody<B>>`, the inner error |
 //! | `.return_error()` | [`ReturnError`] | `Err` with the layer's [`Refusal`], boxed | the inner response, [`BoxError`] |
-//! | `.fallback(service)` | [`Fallback`] | the answer of `service`, which finds the [`Refusal`] in the request's extensions | the inner response and error |
+//! | `.fallback(service)` | [`Fallback`] | the answer of `service`, which finds the [`Refusal`] in the request's extensions | `Response<FallbackBody<B, F>>` (`F`: the fallback's own body), the inner error |
 //!
 //! With the default, a layer keeps its inner service's error type, so axum's `Router::layer` and
 //! tonic's `Server::builder().layer` take it as it is.
@@ -53,7 +53,7 @@
 //! ```
 
 use crate::{
-    BoxError, RejectBody, Rejection,
+    BoxError, FallbackBody, RejectBody, Rejection,
     classify::{Classify, Complete, Outcome, Refused},
 };
 use http::{Request, Response};
@@ -88,7 +88,8 @@ pub trait Refusal: std::error::Error + Clone + Send + Sync + 'static {
     note = "`.respond()` (the default) needs `http::Request`/`http::Response` services; around any \
             other service use `.return_error()` (its error must convert into `BoxError`) with a \
             closure classifier, `.classify(|result| ...)`; `.fallback(service)` needs a `Clone` \
-            service with the inner service's request, response and error types"
+            service with the inner service's request and error types, answering an \
+            `http::Response` with a body of any type"
 )]
 pub trait RefusalPolicy<Req, R, Res, E> {
     /// The response type of the layer's service.
@@ -227,6 +228,11 @@ where
 /// cached answer, a cheaper engine, a secondary backend). The request carries the layer's
 /// [`Refusal`] in its extensions. The service is cloned per refused request and driven to
 /// readiness first, so it is never asked for readiness when nothing is refused.
+///
+/// The fallback answers with a body of its own type: responses become
+/// `Response<FallbackBody<B, F>>`, the inner service's body `B` or the fallback's `F`. So the
+/// same fallback (an axum `Router`, a tonic service) works on the innermost layer and on one
+/// with other layers inside it, whose bodies it never has to produce.
 #[derive(Clone)]
 pub struct Fallback<S> {
     service: S,
@@ -250,22 +256,22 @@ impl<S> fmt::Debug for Fallback<S> {
     }
 }
 
-impl<S, ReqB, R, Res, E> RefusalPolicy<Request<ReqB>, R, Res, E> for Fallback<S>
+impl<S, ReqB, R, ResB, F, E> RefusalPolicy<Request<ReqB>, R, Response<ResB>, E> for Fallback<S>
 where
-    S: Service<Request<ReqB>, Response = Res, Error = E> + Clone,
+    S: Service<Request<ReqB>, Response = Response<F>, Error = E> + Clone,
     R: Refusal,
 {
-    type Response = Res;
+    type Response = Response<FallbackBody<ResB, F>>;
     type Error = E;
-    type Future = FallbackFuture<S, Request<ReqB>>;
+    type Future = FallbackFuture<S, Request<ReqB>, ResB>;
 
     fn refuse(&mut self, mut request: Request<ReqB>, refusal: R) -> Self::Future {
         request.extensions_mut().insert(refusal);
         FallbackFuture::new(self.service.clone(), request)
     }
 
-    fn response(response: Res) -> Res {
-        response
+    fn response(response: Response<ResB>) -> Self::Response {
+        response.map(FallbackBody::inner)
     }
 
     fn error(error: E) -> E {
@@ -274,14 +280,17 @@ where
 }
 
 pin_project! {
-    /// The answer of a [`Fallback`] service: waits for it to be ready, then calls it.
-    pub struct FallbackFuture<S, Req>
+    /// The answer of a [`Fallback`] service: waits for it to be ready, then calls it; its
+    /// response carries the fallback's body as the [`FallbackBody`] of a stack whose inner body
+    /// is `B`.
+    pub struct FallbackFuture<S, Req, B>
     where
         S: Service<Req>,
     {
         // Boxed: refusing is the rare path, and the service, the request and the service's
         // future would otherwise widen the response future of every request the layer passes.
         state: Pin<Box<State<S, Req, S::Future>>>,
+        body: PhantomData<fn() -> B>,
     }
 }
 
@@ -293,25 +302,29 @@ pin_project! {
     }
 }
 
-impl<S: Service<Req>, Req> FallbackFuture<S, Req> {
+impl<S: Service<Req>, Req, B> FallbackFuture<S, Req, B> {
     fn new(service: S, request: Req) -> Self {
         Self {
             state: Box::pin(State::Ready {
                 service,
                 request: Some(request),
             }),
+            body: PhantomData,
         }
     }
 }
 
-impl<S: Service<Req>, Req> fmt::Debug for FallbackFuture<S, Req> {
+impl<S: Service<Req>, Req, B> fmt::Debug for FallbackFuture<S, Req, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FallbackFuture").finish_non_exhaustive()
     }
 }
 
-impl<S: Service<Req>, Req> Future for FallbackFuture<S, Req> {
-    type Output = Result<S::Response, S::Error>;
+impl<S, Req, B, F> Future for FallbackFuture<S, Req, B>
+where
+    S: Service<Req, Response = Response<F>>,
+{
+    type Output = Result<Response<FallbackBody<B, F>>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let state = self.project().state;
@@ -323,7 +336,10 @@ impl<S: Service<Req>, Req> Future for FallbackFuture<S, Req> {
                     let future = service.call(request);
                     state.set(State::Called { future });
                 }
-                StateProj::Called { future } => return future.poll(cx),
+                StateProj::Called { future } => {
+                    let response = std::task::ready!(future.poll(cx))?;
+                    return Poll::Ready(Ok(response.map(FallbackBody::fallback)));
+                }
             }
         }
     }
@@ -420,7 +436,9 @@ where
 mod tests {
     use super::*;
     use crate::grpc::Code;
+    use bytes::Bytes;
     use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
+    use http_body_util::{BodyExt, Full};
     use std::{convert::Infallible, time::Duration};
 
     #[derive(Debug, Clone, PartialEq)]
@@ -510,30 +528,68 @@ mod tests {
             let closed = request.extensions().get::<Closed>().cloned();
             Ok::<_, Infallible>(Response::new(format!("fallback after {closed:?}")))
         });
-        let answer = RefusalPolicy::<_, _, _, Infallible>::refuse(
+        let answer = RefusalPolicy::<_, _, Response<Full<Bytes>>, Infallible>::refuse(
             &mut Fallback::new(service),
             Request::new(()),
             Closed(9),
         )
         .await
         .unwrap();
-        assert_eq!(answer.into_body(), "fallback after Some(Closed(9))");
+        let body = answer.into_body();
+        assert!(body.is_fallback());
+        let text = body.collect().await.unwrap().to_bytes();
+        assert_eq!(text, "fallback after Some(Closed(9))");
+    }
+
+    #[tokio::test]
+    async fn a_fallback_answers_with_its_own_body_type_and_passes_the_inner_one_through() {
+        // The fallback answers `String`; the service it stands in for answers `RejectBody` of
+        // another layer inside: no adapter between the two.
+        type Inner = Response<RejectBody<Full<Bytes>>>;
+        let service = tower::service_fn(|_: Request<()>| async {
+            Ok::<_, Infallible>(Response::new("cached".to_owned()))
+        });
+        fn pass<P: RefusalPolicy<Request<()>, Closed, Inner, Infallible>>(
+            _: &P,
+            response: Inner,
+        ) -> P::Response {
+            P::response(response)
+        }
+        let mut policy = Fallback::new(service);
+        let answer = RefusalPolicy::<_, _, Inner, Infallible>::refuse(
+            &mut policy,
+            Request::new(()),
+            Closed(1),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            answer.into_body().collect().await.unwrap().to_bytes(),
+            "cached"
+        );
+        let fresh = Full::new(Bytes::from_static(b"fresh"));
+        let passed = pass(&policy, Response::new(RejectBody::inner(fresh)));
+        let body = passed.into_body();
+        assert!(!body.is_fallback());
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "fresh");
     }
 
     #[tokio::test]
     async fn fallback_waits_for_its_service_to_be_ready() {
-        let (mock, mut handle) = tower_test::mock::pair::<Request<()>, Response<&str>>();
+        let (mock, mut handle) = tower_test::mock::pair::<Request<()>, Response<String>>();
         handle.allow(0);
-        let mut future = tokio_test::task::spawn(RefusalPolicy::<_, Closed, _, _>::refuse(
-            &mut Fallback::new(mock),
-            Request::new(()),
-            Closed(1),
-        ));
+        let mut future =
+            tokio_test::task::spawn(RefusalPolicy::<_, Closed, Response<String>, _>::refuse(
+                &mut Fallback::new(mock),
+                Request::new(()),
+                Closed(1),
+            ));
         assert!(future.poll().is_pending());
         handle.allow(1);
         assert!(future.poll().is_pending());
         let (_, respond) = handle.next_request().await.unwrap();
-        respond.send_response(Response::new("late"));
-        assert_eq!(future.await.unwrap().into_body(), "late");
+        respond.send_response(Response::new("late".to_owned()));
+        let body = future.await.unwrap().into_body();
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "late");
     }
 }

@@ -171,7 +171,9 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
     }
 
     /// Shed requests go to `service` (a cheaper answer: a cache, a local-only engine...), which
-    /// finds the [`Shed`](crate::Shed) in the request's extensions.
+    /// finds the [`Shed`](crate::Shed) in the request's extensions. It answers with a body of
+    /// its own type: responses carry a [`FallbackBody`](espresso_common::FallbackBody), the
+    /// inner service's body or the fallback's.
     pub fn fallback<S>(self, service: S) -> DegradeLayer<Fallback<S>, Q, C> {
         self.with(|_, q, c| (Fallback::new(service), q, c))
     }
