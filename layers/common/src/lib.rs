@@ -16,9 +16,10 @@
 //!   master) and `RedisConnection`, the lazy, bounded, self-healing connection the rate limiter
 //!   and the verdict cache share.
 //!
-//! The refusal pieces ([`Rejection`], [`refusal`], [`RejectBody`], [`FallbackBody`]) are the default feature
-//! `refusal`, which brings `serde_json` for the JSON bodies; a layer that only reads the request
-//! id or classifies responses depends on this crate with `default-features = false`.
+//! The refusal pieces ([`Rejection`], [`refusal`], [`RejectBody`], [`FallbackBody`]) are the
+//! default feature `refusal`, which brings `serde_json` for the JSON bodies; a layer that only
+//! reads the request id or classifies responses depends on this crate with
+//! `default-features = false`.
 //!
 //! ```
 //! # #[cfg(not(feature = "refusal"))] fn main() {}
