@@ -96,6 +96,9 @@ pin_project! {
     /// service's body, or the body of the fallback service's answer, whatever its type. So a
     /// fallback answers with its own body type at any place in a stack: it never has to produce
     /// the body type the layers inside have wrapped.
+    ///
+    /// Unlike `http_body_util::Either`, whose errors are boxed, it keeps the inner body's error
+    /// type, as every espresso layer keeps its inner service's.
     #[derive(Debug)]
     pub struct FallbackBody<B, F> {
         #[pin]
