@@ -225,7 +225,9 @@ impl<K: KeyExtractor, P> RateLimitLayer<K, P> {
     /// [`MissingKey::Refuse`], the [`KeyNotFound`](crate::KeyNotFound)) in the request's
     /// extensions. It answers with a body of its own type: responses carry a
     /// [`FallbackBody`](espresso_common::FallbackBody), the inner service's body or the
-    /// fallback's, so the layer may sit outside other layers that wrap the body.
+    /// fallback's, so the layer may sit outside other layers that wrap the body, and an axum
+    /// `Router` or a tonic service serves as it is (it gets the refused request, path and all:
+    /// `Router::new().fallback(handler)` answers every path).
     ///
     /// ```
     /// use espresso_rate_limit::{Global, Quota, RateLimitLayer, RateLimited};
