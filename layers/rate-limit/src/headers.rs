@@ -40,7 +40,7 @@ pub(crate) fn ceil_secs(d: Duration) -> u64 {
 pub(crate) fn ratelimit_value(quotas: &Quotas, decision: &Decision) -> Option<HeaderValue> {
     let policy = quotas.compiled().get(decision.policy)?;
     let remaining = if decision.allowed {
-        decision.remaining
+        decision.remaining()
     } else {
         0
     };
@@ -48,7 +48,7 @@ pub(crate) fn ratelimit_value(quotas: &Quotas, decision: &Decision) -> Option<He
         "\"{}\";r={};t={}",
         policy.name,
         remaining,
-        ceil_secs(decision.reset)
+        ceil_secs(decision.reset())
     );
     HeaderValue::try_from(value).ok()
 }
@@ -71,13 +71,13 @@ mod tests {
     #[test]
     fn values_follow_the_draft() {
         let q: Quotas = Quota::per_second(100).into();
-        let d = Decision {
-            allowed: false,
-            wait: Duration::from_millis(10),
-            remaining: 0,
-            reset: Duration::from_millis(990),
-            policy: 0,
-        };
+        let d = Decision::new(
+            false,
+            Duration::from_millis(10),
+            0,
+            Duration::from_millis(990),
+            0,
+        );
         let map = header_map(&q, &d);
         assert_eq!(map[RATELIMIT_POLICY], "\"default\";q=100;w=1");
         assert_eq!(map[RATELIMIT], "\"default\";r=0;t=1");

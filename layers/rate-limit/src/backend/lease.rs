@@ -156,13 +156,7 @@ impl<K: Hash + Eq + Clone> Leases<K> {
                 lease.size = size;
                 size.saturating_sub(lease.tokens).max(1)
             });
-        let decision = Decision {
-            allowed: true,
-            wait: Duration::ZERO,
-            remaining: lease.tokens,
-            reset: Duration::ZERO,
-            policy: 0,
-        };
+        let decision = Decision::new(true, Duration::ZERO, lease.tokens, Duration::ZERO, 0);
         (Step::Decided(decision), renew)
     }
 
@@ -249,13 +243,7 @@ impl<K: Hash + Eq + Clone> Leases<K> {
         if foreground {
             lease.tokens -= 1;
         }
-        Decision {
-            allowed: true,
-            wait: Duration::ZERO,
-            remaining: lease.tokens,
-            reset: Duration::ZERO,
-            policy: 0,
-        }
+        Decision::new(true, Duration::ZERO, lease.tokens, Duration::ZERO, 0)
     }
 
     /// A background renewal failed: the next low-water mark may try again.
@@ -304,13 +292,7 @@ fn make_room<K: Hash + Eq>(shard: &mut HashMap<K, Lease>, now: u64, cap: usize) 
 }
 
 fn refused(wait: Duration) -> Decision {
-    Decision {
-        allowed: false,
-        wait,
-        remaining: 0,
-        reset: wait,
-        policy: 0,
-    }
+    Decision::new(false, wait, 0, wait, 0)
 }
 
 /// What a lease call costs the global state: `gcra_take` on a shared TAT vector, for tests.

@@ -12,30 +12,46 @@ pub use memory::MemoryBackend;
 pub use redis::{GlobalMode, RedisBackend};
 
 use crate::quota::Compiled;
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 /// What the limiter decided for one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Decision {
     pub(crate) allowed: bool,
     /// Allowed: how long to hold the request first (wait mode). Refused: when to retry.
     pub(crate) wait: Duration,
-    pub(crate) remaining: u64,
-    pub(crate) reset: Duration,
+    /// [`Decision::remaining`] is `room / per` (`per` at least 1), divided when it is read:
+    /// most admitted requests report nothing.
+    room: u64,
+    per: u64,
+    /// [`Decision::reset`], in nanoseconds.
+    reset: u64,
     /// Index of the quota that bounds `remaining` (or refused the request).
     pub(crate) policy: usize,
 }
 
 impl Decision {
+    /// A decision with `remaining` counted already.
+    pub(crate) fn new(
+        allowed: bool,
+        wait: Duration,
+        remaining: u64,
+        reset: Duration,
+        policy: usize,
+    ) -> Self {
+        Self {
+            allowed,
+            wait,
+            room: remaining,
+            per: 1,
+            reset: crate::quota::duration_nanos(reset),
+            policy,
+        }
+    }
+
     /// A decision admitting the request with nothing to report (no quotas, unkeyed pass).
     pub(crate) fn unlimited() -> Self {
-        Self {
-            allowed: true,
-            wait: Duration::ZERO,
-            remaining: u64::MAX,
-            reset: Duration::ZERO,
-            policy: 0,
-        }
+        Self::new(true, Duration::ZERO, u64::MAX, Duration::ZERO, 0)
     }
 
     /// `true` when the request may go on (possibly after [`Decision::delay`]).
@@ -60,17 +76,50 @@ impl Decision {
 
     /// How many more requests would be admitted right now, under the tightest quota.
     pub fn remaining(&self) -> u64 {
-        self.remaining
+        self.room / self.per
     }
 
     /// How long until the tightest quota is back to its full burst.
     pub fn reset(&self) -> Duration {
-        self.reset
+        Duration::from_nanos(self.reset)
     }
 
     /// The index, in the key's [`Quotas`](crate::Quotas), of the quota that bounds this decision.
     pub fn policy_index(&self) -> usize {
         self.policy
+    }
+}
+
+/// Equal when every reported value is.
+impl PartialEq for Decision {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            self.allowed,
+            self.wait,
+            self.remaining(),
+            self.reset,
+            self.policy,
+        ) == (
+            other.allowed,
+            other.wait,
+            other.remaining(),
+            other.reset,
+            other.policy,
+        )
+    }
+}
+
+impl Eq for Decision {}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("allowed", &self.allowed)
+            .field("wait", &self.wait)
+            .field("remaining", &self.remaining())
+            .field("reset", &self.reset())
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
@@ -124,12 +173,13 @@ pub(crate) fn gcra(tats: &mut [u64], now: u64, quotas: &[Compiled], max_delay: u
     Decision {
         allowed,
         wait: Duration::from_nanos(wait),
-        remaining: if quotas.is_empty() {
+        room: if quotas.is_empty() {
             u64::MAX
         } else {
             remaining
         },
-        reset: Duration::from_nanos(reset),
+        per: 1,
+        reset,
         policy,
     }
 }
@@ -142,8 +192,9 @@ pub(crate) fn gcra_one(tat: &mut u64, now: u64, q: &Compiled, max_delay: u64) ->
         return Decision {
             allowed: false,
             wait: Duration::from_nanos(q.period),
-            remaining: 0,
-            reset: Duration::from_nanos(q.period),
+            room: 0,
+            per: 1,
+            reset: q.period,
             policy: 0,
         };
     }
@@ -158,11 +209,11 @@ pub(crate) fn gcra_one(tat: &mut u64, now: u64, q: &Compiled, max_delay: u64) ->
         base - now
     };
     // An emission interval of 0 admits everything: the full burst is always left.
-    let remaining = q
-        .tau
-        .saturating_sub(backlog)
-        .checked_div(q.t)
-        .unwrap_or(q.burst);
+    let (room, per) = if q.t == 0 {
+        (q.burst, 1)
+    } else {
+        (q.tau.saturating_sub(backlog), q.t)
+    };
     Decision {
         allowed,
         wait: if wait == 0 {
@@ -170,8 +221,9 @@ pub(crate) fn gcra_one(tat: &mut u64, now: u64, q: &Compiled, max_delay: u64) ->
         } else {
             Duration::from_nanos(wait)
         },
-        remaining,
-        reset: Duration::from_nanos(backlog),
+        room,
+        per,
+        reset: backlog,
         policy: 0,
     }
 }
@@ -223,12 +275,12 @@ mod tests {
         for left in [2, 1, 0] {
             let d = run(&q, &mut tats, now);
             assert!(d.allowed);
-            assert_eq!(d.remaining, left);
+            assert_eq!(d.remaining(), left);
         }
         let d = run(&q, &mut tats, now);
         assert!(!d.allowed);
         assert_eq!(d.wait, Duration::from_millis(100));
-        assert_eq!(d.reset, Duration::from_millis(300));
+        assert_eq!(d.reset(), Duration::from_millis(300));
         assert!(run(&q, &mut tats, now + 100 * MS).allowed);
         assert!(!run(&q, &mut tats, now + 100 * MS).allowed);
     }

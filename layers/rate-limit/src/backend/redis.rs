@@ -598,12 +598,12 @@ impl RedisShared {
             return Err(format!("unexpected script reply {reply:?}"));
         };
         let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
-        Ok(Decision {
-            allowed: allowed == 1,
-            wait: us(wait),
-            remaining: u64::try_from(remaining).unwrap_or(0),
-            reset: us(reset),
-            policy: usize::try_from(policy).unwrap_or(0),
-        })
+        Ok(Decision::new(
+            allowed == 1,
+            us(wait),
+            u64::try_from(remaining).unwrap_or(0),
+            us(reset),
+            usize::try_from(policy).unwrap_or(0),
+        ))
     }
 }
