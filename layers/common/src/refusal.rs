@@ -227,8 +227,9 @@ where
 /// Sends a refused request to another service, which answers in the inner service's place (a
 /// cached answer, a cheaper engine, a secondary backend). It gets the refused request itself
 /// (method, path, headers, body), carrying the layer's [`Refusal`] in its extensions: an axum
-/// `Router` as a fallback routes the same paths, or answers them all with `Router::fallback`. The service is cloned per refused request and driven to
-/// readiness first, so it is never asked for readiness when nothing is refused.
+/// `Router` as a fallback routes the same paths, or answers them all with `Router::fallback`.
+/// The service is cloned per refused request and driven to readiness first, so it is never
+/// asked for readiness when nothing is refused.
 ///
 /// The fallback answers with a body of its own type: responses become
 /// `Response<FallbackBody<B, F>>`, the inner service's body `B` or the fallback's `F`. So the
