@@ -39,12 +39,23 @@ impl Decision {
         reset: Duration,
         policy: usize,
     ) -> Self {
+        Self::counted(
+            allowed,
+            wait,
+            remaining,
+            crate::quota::duration_nanos(reset),
+            policy,
+        )
+    }
+
+    /// [`Decision::new`] with `reset` in nanoseconds, as the GCRA has it.
+    fn counted(allowed: bool, wait: Duration, remaining: u64, reset: u64, policy: usize) -> Self {
         Self {
             allowed,
             wait,
             room: remaining,
             per: 1,
-            reset: crate::quota::duration_nanos(reset),
+            reset,
             policy,
         }
     }
@@ -170,18 +181,18 @@ pub(crate) fn gcra(tats: &mut [u64], now: u64, quotas: &[Compiled], max_delay: u
             policy = i;
         }
     }
-    Decision {
+    let remaining = if quotas.is_empty() {
+        u64::MAX
+    } else {
+        remaining
+    };
+    Decision::counted(
         allowed,
-        wait: Duration::from_nanos(wait),
-        room: if quotas.is_empty() {
-            u64::MAX
-        } else {
-            remaining
-        },
-        per: 1,
+        Duration::from_nanos(wait),
+        remaining,
         reset,
         policy,
-    }
+    )
 }
 
 /// [`gcra`] for the common case of a single quota, without the loops (the hot path of the
@@ -189,14 +200,7 @@ pub(crate) fn gcra(tats: &mut [u64], now: u64, quotas: &[Compiled], max_delay: u
 #[inline]
 pub(crate) fn gcra_one(tat: &mut u64, now: u64, q: &Compiled, max_delay: u64) -> Decision {
     if q.t == u64::MAX {
-        return Decision {
-            allowed: false,
-            wait: Duration::from_nanos(q.period),
-            room: 0,
-            per: 1,
-            reset: q.period,
-            policy: 0,
-        };
+        return Decision::counted(false, Duration::from_nanos(q.period), 0, q.period, 0);
     }
     let base = (*tat).max(now);
     let next = base.saturating_add(q.t);
