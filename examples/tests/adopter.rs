@@ -43,13 +43,7 @@ async fn start(espresso: &Espresso) -> Apps {
     let grpc = Server::builder()
         .layer(espresso.layers("grpc").unwrap())
         .add_service(Demo::new());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc_addr = listener.local_addr().unwrap();
-    tokio::spawn(grpc.serve_with_incoming(TcpIncoming::from(listener)));
-    Apps {
-        http: serve_http(http).await,
-        grpc: connect(grpc_addr).await,
-    }
+    serve(http, |incoming| grpc.serve_with_incoming(incoming)).await
 }
 
 /// Both apps with a fallback answering shed requests.
@@ -66,9 +60,19 @@ async fn start_with_fallback(espresso: &Espresso) -> Apps {
                 .unwrap(),
         )
         .add_service(Demo::new());
+    serve(http, |incoming| grpc.serve_with_incoming(incoming)).await
+}
+
+/// Serves the HTTP app and, through `serve_grpc`, the gRPC one, each on a port of its own.
+async fn serve<G, F>(http: Router, serve_grpc: G) -> Apps
+where
+    G: FnOnce(TcpIncoming) -> F,
+    F: Future + Send + 'static,
+    F::Output: Send,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc_addr = listener.local_addr().unwrap();
-    tokio::spawn(grpc.serve_with_incoming(TcpIncoming::from(listener)));
+    tokio::spawn(serve_grpc(TcpIncoming::from(listener)));
     Apps {
         http: serve_http(http).await,
         grpc: connect(grpc_addr).await,
@@ -386,43 +390,38 @@ async fn one_registry_holds_every_layers_metrics_for_both_apps() {
 #[tokio::test(start_paused = true)]
 async fn a_fallback_on_a_layer_outside_others_takes_the_apps_own_services() {
     use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerLayer};
+    use espresso_common::refusal::Fallback;
     use espresso_degrade::{DegradeLayer, limit::Fixed};
     use espresso_rate_limit::{Global, Quota, RateLimitLayer};
-    use tower::ServiceBuilder;
+    use tower::{
+        ServiceBuilder,
+        layer::util::{Identity, Stack},
+    };
 
-    let http = http_routes().layer(
+    /// A rate limit falling back to `fallback`, outside a breaker and degrade.
+    type Limited<F> = ServiceBuilder<
+        Stack<
+            DegradeLayer,
+            Stack<CircuitBreakerLayer, Stack<RateLimitLayer<Global, Fallback<F>>, Identity>>,
+        >,
+    >;
+    fn limited<F>(name: &str, fallback: F) -> Limited<F> {
         ServiceBuilder::new()
             .layer(
                 RateLimitLayer::new(Quota::per_second(1))
                     .key(Global::new())
-                    .fallback(http_fallback()),
+                    .fallback(fallback),
             )
             .layer(CircuitBreakerLayer::new(
-                CircuitBreaker::builder("http").build().unwrap(),
+                CircuitBreaker::builder(name).build().unwrap(),
             ))
-            .layer(DegradeLayer::new(Fixed::new(10))),
-    );
+            .layer(DegradeLayer::new(Fixed::new(10)))
+    }
+    let http = http_routes().layer(limited("http", http_fallback()));
     let grpc = Server::builder()
-        .layer(
-            ServiceBuilder::new()
-                .layer(
-                    RateLimitLayer::new(Quota::per_second(1))
-                        .key(Global::new())
-                        .fallback(Demo::degraded()),
-                )
-                .layer(CircuitBreakerLayer::new(
-                    CircuitBreaker::builder("grpc").build().unwrap(),
-                ))
-                .layer(DegradeLayer::new(Fixed::new(10))),
-        )
+        .layer(limited("grpc", Demo::degraded()))
         .add_service(Demo::new());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc_addr = listener.local_addr().unwrap();
-    tokio::spawn(grpc.serve_with_incoming(TcpIncoming::from(listener)));
-    let apps = Apps {
-        http: serve_http(http).await,
-        grpc: connect(grpc_addr).await,
-    };
+    let apps = serve(http, |incoming| grpc.serve_with_incoming(incoming)).await;
 
     let first = get(apps.http, "/hello", None).await;
     assert_eq!(first.status(), StatusCode::OK);
