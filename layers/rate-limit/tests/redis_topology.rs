@@ -173,12 +173,18 @@ async fn leased_limiters_share_one_limit_with_few_redis_calls() {
         // Background renewals land between requests, as they would under real traffic.
         tokio::task::yield_now().await;
     }
+    // Renewals still on their way, tokens still held and holds after a short lease would
+    // count as under-admission: drain them for 300 ms (3 tokens of the per-minute rate).
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        admitted += allowed(&a, 20).await + allowed(&b, 20).await;
+    }
     assert!(!a.is_degraded() && !b.is_degraded(), "Redis did not answer");
     // Leased tokens count in Redis when granted: no more than the burst (plus what one more
-    // second of the per-minute rate adds) is ever admitted, however the leases fall. Tokens
-    // still held, or a renewal still on its way, when the loop ends are the under-admission.
+    // second of the per-minute rate adds) is ever admitted, however the leases fall; once
+    // drained, nearly all of it is (12 runs: 203 each time).
     eprintln!("leased: {admitted} admitted of 200");
-    assert!((150..=212).contains(&admitted), "{admitted} admitted");
+    assert!((190..=212).contains(&admitted), "{admitted} admitted");
     let calls = redis.calls("evalsha");
     assert!(
         calls * 4 <= admitted as u64,
