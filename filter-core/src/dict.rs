@@ -1088,6 +1088,7 @@ impl Dictionary {
             .find_overlapping_iter(norm)
             .map(|m| (m, m.pattern().as_usize()))
             .filter(|&(_, pat)| pat < live);
+        let mut seg = 0; // the segment of the last match's end (`orig_range_near`)
         for (m, pat) in first.chain(delta) {
             if pat >= self.first_part && pass == Pass::Plain {
                 s.raw_parts.push(RawPart {
@@ -1107,8 +1108,8 @@ impl Dictionary {
             {
                 continue;
             }
-            let os = base + s.norm.orig_start(window, m.start());
-            let oe = base + s.norm.orig_end(window, m.end());
+            let (os, oe) = s.norm.orig_range_near(window, m.start(), m.end(), &mut seg);
+            let (os, oe) = (base + os, base + oe);
             if (p.start_word && ascii_word_before(view, os, collapse))
                 || (p.end_word && ascii_word_after(view, oe, collapse))
             {

@@ -56,8 +56,24 @@ fn interior_only(b: u8) -> bool {
     matches!(b, b'(' | b'<' | b'#' | b'!' | b'|' | b'+')
 }
 
-fn is_leet_symbol(b: u8) -> bool {
+const fn is_leet_symbol(b: u8) -> bool {
     matches!(b, b'@' | b'(' | b'<' | b'#' | b'!' | b'|' | b'$' | b'+')
+}
+
+/// Digits and leet symbols: the bytes a leet reading starts from. A table, because every byte
+/// of every line is looked up, where a chain of compares cost several instructions a byte.
+static LEET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_digit() || is_leet_symbol(b as u8);
+        b += 1;
+    }
+    table
+};
+
+fn leet(b: u8) -> bool {
+    LEET[usize::from(b)]
 }
 
 /// Whether byte `b` (of a char starting there) ends a token.
@@ -85,13 +101,14 @@ pub(crate) fn leet_copy(
     let mut windows: Vec<Range<usize>> = Vec::new();
     let mut ambiguous = false;
     let mut copied = false;
-    let mut covered = 0; // tokens before this byte are done
-    let leet = |b: u8| b.is_ascii_digit() || is_leet_symbol(b);
-    for i in 0..bytes.len() {
+    let mut next = 0; // where to look for the next digit or symbol: tokens before are done
+    while let Some(k) = bytes
+        .get(next..)
+        .and_then(|rest| rest.iter().position(|&b| leet(b)))
+    {
+        let i = next + k;
         let b = bytes[i];
-        if i < covered || !leet(b) {
-            continue;
-        }
+        next = i + 1;
         // a candidate touches an ASCII letter, or is a symbol touching a digit or symbol
         // (`@$$`, `@5$`); plain
         // numbers and numbers next to CJK characters never get this far
@@ -103,7 +120,7 @@ pub(crate) fn leet_copy(
             continue;
         }
         let (start, end) = token_bounds(text, i);
-        covered = end;
+        next = end;
         if !copied {
             out.clear();
             out.extend_from_slice(bytes);

@@ -322,6 +322,56 @@ impl Normalized {
         }
     }
 
+    /// `(orig_start(start), orig_end(end))` of a match `start..end` (`start < end`, within the
+    /// text), found from `hint`, the segment of the previous match's end, and left there for the
+    /// next. A scan's matches come in order of their ends, so the end's segment is a step or two
+    /// on from the last one and the start's a few back from the end's (at most one per byte of
+    /// the match), where bisecting the segments costs a search per offset.
+    #[inline]
+    pub(crate) fn orig_range_near(
+        &self,
+        original: &str,
+        start: usize,
+        end: usize,
+        hint: &mut usize,
+    ) -> (usize, usize) {
+        let segs = &self.segs;
+        if segs.is_empty() || start >= end || end > self.text.len() {
+            return (
+                self.orig_start(original, start),
+                self.orig_end(original, end),
+            );
+        }
+        // The last segment starting before `end`: `orig_end`'s.
+        let mut e = (*hint).min(segs.len() - 1);
+        while e > 0 && segs[e].norm() >= end {
+            e -= 1;
+        }
+        while e + 1 < segs.len() && segs[e + 1].norm() < end {
+            e += 1;
+        }
+        *hint = e;
+        // The last segment starting at or before `start` (`orig_start`'s), which is `e` or
+        // before it.
+        let mut s = e;
+        while s > 0 && segs[s].norm() > start {
+            s -= 1;
+        }
+        let (first, last) = (segs[s], segs[e]);
+        let os = if first.is_expansion() {
+            first.orig as usize
+        } else {
+            first.orig as usize + (start - first.norm())
+        };
+        let o = last.orig as usize;
+        let oe = if last.is_expansion() {
+            o + original[o..].chars().next().map_or(0, char::len_utf8)
+        } else {
+            o + (end - last.norm())
+        };
+        (os, oe)
+    }
+
     /// Original offset just past the normalized char ending at byte `n` (exclusive end).
     pub(crate) fn orig_end(&self, original: &str, n: usize) -> usize {
         if n == 0 || self.segs.is_empty() {
@@ -453,5 +503,37 @@ mod tests {
         assert_eq!(n.original_range("", 0..0), 0..0);
         let n = norm(&Options::default(), " * ");
         assert_eq!(n.as_str(), "");
+    }
+
+    #[test]
+    fn a_range_found_from_a_hint_is_the_range_found_by_bisecting() {
+        let opts = Options::default();
+        for s in [
+            "Ｈｅｌｌｏ, w*o r l d! ﬁne 國家 sh1t",
+            "a",
+            "ＡＢ  c..d ﬁ",
+            "aaa bbb a",
+        ] {
+            let n = norm(&opts, s);
+            let ends: Vec<usize> = (1..=n.text.len())
+                .filter(|&i| n.as_str().is_char_boundary(i))
+                .collect();
+            let starts: Vec<usize> = (0..n.text.len())
+                .filter(|&i| n.as_str().is_char_boundary(i))
+                .collect();
+            // every hint, including stale ones from far ahead or behind
+            for hint in 0..=n.segs.len() + 1 {
+                for &start in &starts {
+                    for &end in ends.iter().filter(|&&e| e > start) {
+                        let mut h = hint;
+                        assert_eq!(
+                            n.orig_range_near(s, start, end, &mut h),
+                            (n.orig_start(s, start), n.orig_end(s, end)),
+                            "{s:?} {start}..{end} from segment {hint}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
