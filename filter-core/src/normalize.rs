@@ -157,9 +157,10 @@ impl Table {
         let mut seg_pending = true; // the next emitted char starts a new linear segment
         let mut i = 0usize;
         while i < bytes.len() {
-            let b = bytes[i];
-            if b < 0x80 {
-                let f = ascii[b as usize];
+            // A run of ASCII (most of most lines) in a loop of its own, which the compiler
+            // keeps tighter than the outer one.
+            while let Some(&b) = bytes.get(i).filter(|b| b.is_ascii()) {
+                let f = ascii[usize::from(b & 0x7F)];
                 buf[n] = f;
                 if f != 0 && !(collapse && f as u32 == last) {
                     if seg_pending {
@@ -172,7 +173,9 @@ impl Table {
                     seg_pending = true;
                 }
                 i += 1;
-                continue;
+            }
+            if i >= bytes.len() {
+                break;
             }
             let (c, len) = decode(bytes, i);
             let need = n + SLACK + (bytes.len() - i);
