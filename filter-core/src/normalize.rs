@@ -177,11 +177,49 @@ impl Table {
             if i >= bytes.len() {
                 break;
             }
-            let (c, len) = decode(bytes, i);
+            let (u, len) = decode(bytes, i);
             let need = n + SLACK + (bytes.len() - i);
             if buf.len() < need {
                 buf.resize(need + (need >> 2), 0);
             }
+            // The common case (CJK, accented letters): a BMP char that folds to one char, read
+            // from the table here rather than through `unit`, and copied as written when it
+            // folds to itself. Noise and expansions have the `MANY` bit.
+            let e = if u < 0x10000 {
+                self.entries[u as usize]
+            } else {
+                MANY
+            };
+            if e & MANY == 0 {
+                if collapse && e == last {
+                    seg_pending = true;
+                } else {
+                    last = e;
+                    let flen = match e {
+                        0..0x80 => 1,
+                        0x80..0x800 => 2,
+                        _ => 3,
+                    };
+                    if flen == len {
+                        if seg_pending {
+                            segs.push(Seg::linear(n, i));
+                            seg_pending = false;
+                        }
+                    } else {
+                        segs.push(Seg::expansion(n, i));
+                        seg_pending = true;
+                    }
+                    if e == u {
+                        buf[n..n + len].copy_from_slice(&bytes[i..i + len]);
+                    } else if let Some(f) = char::from_u32(e) {
+                        f.encode_utf8(&mut buf[n..n + 4]);
+                    }
+                    n += flen;
+                }
+                i += len;
+                continue;
+            }
+            let c = char::from_u32(u).unwrap_or('\u{FFFD}');
             match self.unit(c, &mut scratch) {
                 Unit::Skip => seg_pending = true,
                 Unit::One(f) => {
@@ -221,9 +259,10 @@ impl Table {
     }
 }
 
-/// Decodes the char starting at `bytes[i]` (valid UTF-8 from a `str`, first byte >= 0x80).
+/// Decodes the char starting at `bytes[i]` (valid UTF-8 from a `str`, first byte >= 0x80)
+/// into its scalar value and length.
 #[inline]
-fn decode(bytes: &[u8], i: usize) -> (char, usize) {
+fn decode(bytes: &[u8], i: usize) -> (u32, usize) {
     let b = bytes[i] as u32;
     let cont = |k: usize| (bytes.get(i + k).copied().unwrap_or(0x80) & 0x3F) as u32;
     let (u, len) = if b < 0xE0 {
@@ -236,7 +275,7 @@ fn decode(bytes: &[u8], i: usize) -> (char, usize) {
             4,
         )
     };
-    (char::from_u32(u).unwrap_or('\u{FFFD}'), len)
+    (u, len)
 }
 
 /// The largest input normalized in one piece (longer inputs are checked in windows of this size;
