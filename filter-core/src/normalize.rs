@@ -210,7 +210,13 @@ impl Table {
                         seg_pending = true;
                     }
                     if e == u {
-                        buf[n..n + len].copy_from_slice(&bytes[i..i + len]);
+                        // Two or three bytes, each a copy of a fixed length: a slice copy of a
+                        // length unknown here would call memcpy.
+                        if len == 2 {
+                            buf[n..n + 2].copy_from_slice(&bytes[i..i + 2]);
+                        } else {
+                            buf[n..n + 3].copy_from_slice(&bytes[i..i + 3]);
+                        }
                     } else if let Some(f) = char::from_u32(e) {
                         f.encode_utf8(&mut buf[n..n + 4]);
                     }
