@@ -106,6 +106,15 @@ impl Table {
     #[inline]
     pub(crate) fn unit<'a>(&'a self, c: char, scratch: &'a mut Folded) -> Unit<'a> {
         let u = c as u32;
+        if u < 0x80 {
+            // ASCII folds to ASCII or to nothing (0 in `ascii`).
+            let f = self.ascii[u as usize];
+            return if f == 0 {
+                Unit::Skip
+            } else {
+                Unit::One(char::from(f))
+            };
+        }
         if u < 0x10000 {
             let e = self.entries[u as usize];
             if e == NOISE {
