@@ -76,6 +76,26 @@ fn leet(b: u8) -> bool {
     LEET[usize::from(b)]
 }
 
+/// The first digit or leet symbol at or after `from`. Eight bytes that all have the high bit set
+/// (inside CJK text, most of it) hold none and are passed over at once.
+fn next_leet(bytes: &[u8], from: usize) -> Option<usize> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = bytes
+        .get(i..i + 8)
+        .and_then(|c| <[u8; 8]>::try_from(c).ok())
+    {
+        if u64::from_ne_bytes(chunk) & HIGH != HIGH
+            && let Some(k) = chunk.iter().position(|&b| leet(b))
+        {
+            return Some(i + k);
+        }
+        i += 8;
+    }
+    let rest = bytes.get(i..)?;
+    rest.iter().position(|&b| leet(b)).map(|k| i + k)
+}
+
 /// Whether byte `b` (of a char starting there) ends a token.
 fn splits(text: &str, i: usize) -> bool {
     let b = text.as_bytes()[i];
@@ -102,11 +122,7 @@ pub(crate) fn leet_copy(
     let mut ambiguous = false;
     let mut copied = false;
     let mut next = 0; // where to look for the next digit or symbol: tokens before are done
-    while let Some(k) = bytes
-        .get(next..)
-        .and_then(|rest| rest.iter().position(|&b| leet(b)))
-    {
-        let i = next + k;
+    while let Some(i) = next_leet(bytes, next) {
         let b = bytes[i];
         next = i + 1;
         // a candidate touches an ASCII letter, or is a symbol touching a digit or symbol

@@ -204,11 +204,9 @@ impl Table {
                     seg_pending = true;
                 } else {
                     last = e;
-                    let flen = match e {
-                        0..0x80 => 1,
-                        0x80..0x800 => 2,
-                        _ => 3,
-                    };
+                    // Entries below MANY are chars by construction.
+                    let f = char::from_u32(e).unwrap_or(char::REPLACEMENT_CHARACTER);
+                    let flen = f.len_utf8();
                     if flen == len {
                         if seg_pending {
                             segs.push(Seg::linear(n, i));
@@ -226,7 +224,7 @@ impl Table {
                         } else {
                             buf[n..n + 3].copy_from_slice(&bytes[i..i + 3]);
                         }
-                    } else if let Some(f) = char::from_u32(e) {
+                    } else {
                         f.encode_utf8(&mut buf[n..n + 4]);
                     }
                     n += flen;
