@@ -204,9 +204,11 @@ impl Table {
                     seg_pending = true;
                 } else {
                     last = e;
-                    // Entries below MANY are chars by construction.
-                    let f = char::from_u32(e).unwrap_or(char::REPLACEMENT_CHARACTER);
-                    let flen = f.len_utf8();
+                    let flen = match e {
+                        0..0x80 => 1,
+                        0x80..0x800 => 2,
+                        _ => 3,
+                    };
                     if flen == len {
                         if seg_pending {
                             segs.push(Seg::linear(n, i));
@@ -225,7 +227,11 @@ impl Table {
                             buf[n..n + 3].copy_from_slice(&bytes[i..i + 3]);
                         }
                     } else {
-                        f.encode_utf8(&mut buf[n..n + 4]);
+                        // Entries below MANY are chars by construction (and the replacement
+                        // character has the length a surrogate would).
+                        char::from_u32(e)
+                            .unwrap_or(char::REPLACEMENT_CHARACTER)
+                            .encode_utf8(&mut buf[n..n + 4]);
                     }
                     n += flen;
                 }
