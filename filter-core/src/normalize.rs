@@ -209,15 +209,7 @@ impl Table {
                         0x80..0x800 => 2,
                         _ => 3,
                     };
-                    if flen == len {
-                        if seg_pending {
-                            segs.push(Seg::linear(n, i));
-                            seg_pending = false;
-                        }
-                    } else {
-                        segs.push(Seg::expansion(n, i));
-                        seg_pending = true;
-                    }
+                    note_one(segs, &mut seg_pending, n, i, flen == len);
                     if e == u {
                         // Two or three bytes, each a copy of a fixed length: a slice copy of a
                         // length unknown here would call memcpy.
@@ -244,15 +236,7 @@ impl Table {
                 Unit::One(f) => {
                     if !(collapse && f as u32 == last) {
                         last = f as u32;
-                        if f.len_utf8() == len {
-                            if seg_pending {
-                                segs.push(Seg::linear(n, i));
-                                seg_pending = false;
-                            }
-                        } else {
-                            segs.push(Seg::expansion(n, i));
-                            seg_pending = true;
-                        }
+                        note_one(segs, &mut seg_pending, n, i, f.len_utf8() == len);
                         n += f.encode_utf8(&mut buf[n..n + 4]).len();
                     } else {
                         seg_pending = true;
@@ -275,6 +259,22 @@ impl Table {
             i += len;
         }
         buf.truncate(n);
+    }
+}
+
+/// Notes the segment of one normalized char written at `n` for the original char at `i`: one
+/// of the same length extends the current linear segment (or starts one after a skip), any
+/// other is an expansion segment of its own.
+#[inline(always)]
+fn note_one(segs: &mut Vec<Seg>, seg_pending: &mut bool, n: usize, i: usize, same_len: bool) {
+    if same_len {
+        if *seg_pending {
+            segs.push(Seg::linear(n, i));
+            *seg_pending = false;
+        }
+    } else {
+        segs.push(Seg::expansion(n, i));
+        *seg_pending = true;
     }
 }
 
