@@ -76,18 +76,32 @@ fn leet(b: u8) -> bool {
     LEET[usize::from(b)]
 }
 
-/// The first digit or leet symbol at or after `from`. Eight bytes that all have the high bit set
-/// (inside CJK text, most of it) hold none and are passed over at once.
+/// The first digit or leet symbol at or after `from`, looked for eight bytes at a time: eight
+/// bytes that all have the high bit set (inside CJK text, most of it) hold none, and neither do
+/// eight ASCII bytes with none from `!` to `@` (every digit and leet symbol but `|`) and no
+/// `|` (inside English words, most of them).
 fn next_leet(bytes: &[u8], from: usize) -> Option<usize> {
     const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
     let mut i = from;
     while let Some(chunk) = bytes
         .get(i..i + 8)
         .and_then(|c| <[u8; 8]>::try_from(c).ok())
     {
-        if u64::from_ne_bytes(chunk) & HIGH != HIGH
-            && let Some(k) = chunk.iter().position(|&b| leet(b))
-        {
+        let word = u64::from_ne_bytes(chunk);
+        let none = if word & HIGH == HIGH {
+            true
+        } else if word & HIGH == 0 {
+            // Bytes below 0x80: one from 0x21 to 0x40 sets its high bit in `between`, and a
+            // `|` is a zero byte of `word ^ 0x7C…` (the bit hacks' has_between and has_zero).
+            let between = (ONES * (127 + 0x41) - word) & !word & (word + ONES * (127 - 0x20));
+            let bar = word ^ (ONES * u64::from(b'|'));
+            let has_bar = bar.wrapping_sub(ONES) & !bar;
+            (between | has_bar) & HIGH == 0
+        } else {
+            false
+        };
+        if !none && let Some(k) = chunk.iter().position(|&b| leet(b)) {
             return Some(i + k);
         }
         i += 8;
@@ -346,5 +360,30 @@ mod tests {
         assert!(tone_copy("sha3 bi1", &mut out));
         assert_eq!(out, b"sha\0 bi\0");
         assert!(!tone_copy("in 2024, 50 people", &mut out));
+    }
+
+    #[test]
+    fn the_eight_byte_look_finds_what_a_byte_by_byte_look_finds() {
+        // every byte value at every place of a chunk, among letters, among non-ASCII bytes,
+        // and among both
+        for fill in [
+            &b"abcdefghijklmnopq"[..],
+            &[0xE4; 17],
+            b"ab\xE4cd\xE5ef\xE6gh\x80ijklm",
+        ] {
+            for at in 0..fill.len() {
+                for b in 0..=255u8 {
+                    let mut bytes = fill.to_vec();
+                    bytes[at] = b;
+                    for from in [0, 1, 8] {
+                        let naive = bytes[from..]
+                            .iter()
+                            .position(|&x| leet(x))
+                            .map(|k| from + k);
+                        assert_eq!(next_leet(&bytes, from), naive, "{bytes:?} from {from}");
+                    }
+                }
+            }
+        }
     }
 }
