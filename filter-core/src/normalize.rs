@@ -332,6 +332,25 @@ impl Seg {
     fn is_expansion(self) -> bool {
         self.norm & EXPANSION != 0
     }
+    /// Original offset of the normalized char at byte `n` of this segment.
+    #[inline]
+    fn orig_start(self, n: usize) -> usize {
+        if self.is_expansion() {
+            self.orig as usize
+        } else {
+            self.orig as usize + (n - self.norm())
+        }
+    }
+    /// Original offset just past the normalized char ending at byte `n` of this segment.
+    #[inline]
+    fn orig_end(self, original: &str, n: usize) -> usize {
+        let o = self.orig as usize;
+        if self.is_expansion() {
+            o + original[o..].chars().next().map_or(0, char::len_utf8)
+        } else {
+            o + (n - self.norm())
+        }
+    }
 }
 
 /// Normalized text and its map back to the original text's byte offsets.
@@ -375,12 +394,7 @@ impl Normalized {
             .segs
             .partition_point(|s| s.norm() <= n)
             .saturating_sub(1);
-        let seg = self.segs[idx];
-        if seg.is_expansion() {
-            seg.orig as usize
-        } else {
-            seg.orig as usize + (n - seg.norm())
-        }
+        self.segs[idx].orig_start(n)
     }
 
     /// `(orig_start(start), orig_end(end))` of a match `start..end` (`start < end`, within the
@@ -418,19 +432,7 @@ impl Normalized {
         while s > 0 && segs[s].norm() > start {
             s -= 1;
         }
-        let (first, last) = (segs[s], segs[e]);
-        let os = if first.is_expansion() {
-            first.orig as usize
-        } else {
-            first.orig as usize + (start - first.norm())
-        };
-        let o = last.orig as usize;
-        let oe = if last.is_expansion() {
-            o + original[o..].chars().next().map_or(0, char::len_utf8)
-        } else {
-            o + (end - last.norm())
-        };
-        (os, oe)
+        (segs[s].orig_start(start), segs[e].orig_end(original, end))
     }
 
     /// Original offset just past the normalized char ending at byte `n` (exclusive end).
@@ -442,13 +444,7 @@ impl Normalized {
             .segs
             .partition_point(|s| s.norm() < n)
             .saturating_sub(1);
-        let seg = self.segs[idx];
-        let o = seg.orig as usize;
-        if seg.is_expansion() {
-            o + original[o..].chars().next().map_or(0, char::len_utf8)
-        } else {
-            o + (n - seg.norm())
-        }
+        self.segs[idx].orig_end(original, n)
     }
 }
 
