@@ -172,10 +172,7 @@ impl Table {
                 let f = ascii[usize::from(b & 0x7F)];
                 buf[n] = f;
                 if f != 0 && !(collapse && f as u32 == last) {
-                    if seg_pending {
-                        segs.push(Seg::linear(n, i));
-                        seg_pending = false;
-                    }
+                    note_one(segs, &mut seg_pending, n, i, true);
                     last = f as u32;
                     n += 1;
                 } else {
