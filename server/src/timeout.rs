@@ -19,6 +19,10 @@ use std::{
     task::{Context, Poll, ready},
     time::Duration,
 };
+use tokio::{
+    task::Unconstrained,
+    time::{Instant, Sleep, sleep_until},
+};
 use tower::{Layer, Service};
 
 /// A request that ran longer than the server's request timeout: the refusal the timeout answers
@@ -100,7 +104,9 @@ where
         let grpc = is_grpc(request.headers());
         let request_id = request.extensions().get::<RequestId>().cloned();
         ResponseFuture {
-            inner: tokio::time::timeout(self.timeout, self.inner.call(request)),
+            deadline: Instant::now() + self.timeout,
+            inner: self.inner.call(request),
+            sleep: None,
             grpc,
             request_id,
             policy: self.policy.clone(),
@@ -113,7 +119,12 @@ pin_project! {
     /// The response future of [`Timeout`].
     pub(crate) struct ResponseFuture<F> {
         #[pin]
-        inner: tokio::time::Timeout<F>,
+        inner: F,
+        // Counted from the call, as `tokio::time::timeout` does; the timer itself is armed only
+        // once the answer is not ready at the first poll, so an answer ready at once (most of
+        // them) never touches the runtime's timer wheel.
+        deadline: Instant,
+        sleep: Option<Pin<Box<Unconstrained<Sleep>>>>,
         grpc: bool,
         request_id: Option<RequestId>,
         policy: Arc<Respond>,
@@ -129,17 +140,90 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        match ready!(this.inner.poll(cx)) {
-            Ok(answer) => Poll::Ready(answer),
-            Err(_elapsed) => {
-                let timed_out = TimedOut {
-                    after: *this.timeout,
-                };
-                let response =
-                    this.policy
-                        .answer::<_, Body>(&timed_out, *this.grpc, this.request_id.as_ref());
-                Poll::Ready(Ok(response.map(Body::new)))
-            }
+        if let Poll::Ready(answer) = this.inner.poll(cx) {
+            return Poll::Ready(answer);
         }
+        // Unconstrained: a request that spends the task's budget still times out.
+        let deadline = *this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::task::unconstrained(sleep_until(deadline))));
+        ready!(sleep.as_mut().poll(cx));
+        let timed_out = TimedOut {
+            after: *this.timeout,
+        };
+        let response =
+            this.policy
+                .answer::<_, Body>(&timed_out, *this.grpc, this.request_id.as_ref());
+        Poll::Ready(Ok(response.map(Body::new)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! On a paused clock: time moves only when the test says so.
+
+    use super::*;
+    use http_body_util::BodyExt;
+    use tower::{ServiceExt, service_fn};
+
+    const TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// A service answering 200 after `delay`.
+    fn answering_after(
+        delay: Duration,
+    ) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send> + Clone
+    {
+        service_fn(move |_: Request<Body>| async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, Infallible>(Response::new(Body::from("done")))
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_within_the_timeout_passes_unchanged() {
+        let service = TimeoutLayer::new(TIMEOUT).layer(answering_after(TIMEOUT / 2));
+        let started = Instant::now();
+        let response = service.oneshot(Request::new(Body::empty())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(started.elapsed(), TIMEOUT / 2);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "done");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_answer_is_refused_with_408_exactly_at_the_timeout() {
+        let service = TimeoutLayer::new(TIMEOUT).layer(answering_after(TIMEOUT * 10));
+        let started = Instant::now();
+        let response = service.oneshot(Request::new(Body::empty())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(started.elapsed(), TIMEOUT);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "request_timeout", "{json}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_timeout_counts_from_the_call_not_from_the_first_poll() {
+        let mut service = TimeoutLayer::new(TIMEOUT).layer(answering_after(TIMEOUT * 10));
+        let started = Instant::now();
+        let future = service.call(Request::new(Body::empty()));
+        tokio::time::advance(TIMEOUT / 2).await;
+        let response = future.await.unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(started.elapsed(), TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_grpc_request_times_out_with_deadline_exceeded() {
+        let service = TimeoutLayer::new(TIMEOUT).layer(answering_after(TIMEOUT * 10));
+        let request = Request::builder()
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .body(Body::empty())
+            .unwrap();
+        let response = service.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let code = Code::DeadlineExceeded as u8;
+        assert_eq!(response.headers()["grpc-status"], code.to_string().as_str());
     }
 }
