@@ -160,9 +160,7 @@ impl Call {
         if let Some(m) = &self.config.metrics {
             let method = method_label(&self.method);
             m.active.dec();
-            m.duration
-                .with_label_values(&[method, self.route.as_str(), status])
-                .observe(elapsed.as_secs_f64());
+            m.observe(method, &self.route, status, elapsed.as_secs_f64());
             if slow {
                 m.slow.with_label_values(&[self.route.as_str()]).inc();
             }

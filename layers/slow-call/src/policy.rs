@@ -39,6 +39,15 @@ pub(crate) enum RouteLabel {
 }
 
 impl RouteLabel {
+    /// Whether both are the same label; a shared name is recognised by its address alone.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn same(&self, other: &RouteLabel) -> bool {
+        match (self, other) {
+            (RouteLabel::Known(a), RouteLabel::Known(b)) if Arc::ptr_eq(a, b) => true,
+            _ => self.as_str() == other.as_str(),
+        }
+    }
+
     pub(crate) fn as_str(&self) -> &str {
         match self {
             RouteLabel::Known(s) => s,
