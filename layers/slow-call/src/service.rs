@@ -107,7 +107,7 @@ where
             start,
             threshold,
             method: req.method().clone(),
-            uri: req.uri().clone(),
+            path: req.uri().path_and_query().cloned(),
             route,
             request_id,
             grpc: is_grpc(req.headers()),
