@@ -15,7 +15,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::OnceLock,
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -52,19 +52,24 @@ impl Refusal for TimedOut {
 #[derive(Debug, Clone)]
 pub(crate) struct TimeoutLayer {
     timeout: Duration,
-    policy: Arc<Respond>,
 }
 
 impl TimeoutLayer {
     pub(crate) fn new(timeout: Duration) -> Self {
+        Self { timeout }
+    }
+}
+
+/// The answer to a request that timed out, the same for every server and request: one value
+/// every request refers to, not a reference count every request moves up and down.
+fn policy() -> &'static Respond {
+    static POLICY: OnceLock<Respond> = OnceLock::new();
+    POLICY.get_or_init(|| {
         let rejection = Rejection::new(StatusCode::REQUEST_TIMEOUT, Code::DeadlineExceeded)
             .code("request_timeout")
             .message("the request took longer than the server's request timeout");
-        Self {
-            timeout,
-            policy: Arc::new(Respond::new(rejection)),
-        }
-    }
+        Respond::new(rejection)
+    })
 }
 
 impl<S> Layer<S> for TimeoutLayer {
@@ -74,7 +79,6 @@ impl<S> Layer<S> for TimeoutLayer {
         Timeout {
             inner,
             timeout: self.timeout,
-            policy: self.policy.clone(),
         }
     }
 }
@@ -84,7 +88,6 @@ impl<S> Layer<S> for TimeoutLayer {
 pub(crate) struct Timeout<S> {
     inner: S,
     timeout: Duration,
-    policy: Arc<Respond>,
 }
 
 impl<S, B> Service<Request<B>> for Timeout<S>
@@ -109,7 +112,6 @@ where
             sleep: None,
             grpc,
             request_id,
-            policy: self.policy.clone(),
             timeout: self.timeout,
         }
     }
@@ -127,7 +129,6 @@ pin_project! {
         sleep: Option<Pin<Box<Unconstrained<Sleep>>>>,
         grpc: bool,
         request_id: Option<RequestId>,
-        policy: Arc<Respond>,
         timeout: Duration,
     }
 }
@@ -152,9 +153,7 @@ where
         let timed_out = TimedOut {
             after: *this.timeout,
         };
-        let response =
-            this.policy
-                .answer::<_, Body>(&timed_out, *this.grpc, this.request_id.as_ref());
+        let response = policy().answer::<_, Body>(&timed_out, *this.grpc, this.request_id.as_ref());
         Poll::Ready(Ok(response.map(Body::new)))
     }
 }
