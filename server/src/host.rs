@@ -4,10 +4,14 @@
 //! route or rate limit sees it. HTTP/1.0 may omit it; HTTP/2 carries `:authority` instead.
 
 use crate::{App, http_api::ApiError};
-use axum::response::Response;
+use axum::{body::Body, response::Response};
 use espresso_common::RequestId;
-use futures_util::future::{Either, Ready, ready};
+use futures_util::{
+    TryFutureExt,
+    future::{Either as Choice, MapOk, Ready, ready},
+};
 use http::{HeaderMap, Request, StatusCode, Version, header::HOST};
+use http_body_util::Either;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
@@ -41,34 +45,42 @@ pub(crate) struct HostCheck<S> {
     app: App,
 }
 
-impl<S, B> Service<Request<B>> for HostCheck<S>
+impl<S, B, ResB> Service<Request<B>> for HostCheck<S>
 where
-    S: Service<Request<B>, Response = Response>,
+    S: Service<Request<B>, Response = http::Response<ResB>>,
 {
-    type Response = Response;
+    // The refusal is the other side of the `Either`: passed answers are not boxed.
+    type Response = http::Response<Either<ResB, Body>>;
     type Error = S::Error;
-    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
+    type Future = Choice<Ready<Result<Self::Response, S::Error>>, MapOk<S::Future, Passed<ResB>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if request.version() != Version::HTTP_11 {
-            return Either::Right(self.inner.call(request));
-        }
-        match host_problem(request.headers()) {
-            None => Either::Right(self.inner.call(request)),
+        let problem = (request.version() == Version::HTTP_11)
+            .then(|| host_problem(request.headers()))
+            .flatten();
+        match problem {
+            None => Choice::Right(self.inner.call(request).map_ok(passed as Passed<ResB>)),
             Some(problem) => {
                 let id = request.extensions().get::<RequestId>();
                 let error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_host", problem);
-                Either::Left(ready(Ok(error.into_response_for(&self.app, id))))
+                let response: Response = error.into_response_for(&self.app, id);
+                Choice::Left(ready(Ok(response.map(Either::Right))))
             }
         }
     }
 }
 
-/// What is wrong with the `Host` headers of an HTTP/1.1 request, if anything.
+/// How a passed answer becomes the layer's: a function, so that the future has a name.
+type Passed<ResB> = fn(http::Response<ResB>) -> http::Response<Either<ResB, Body>>;
+
+fn passed<ResB>(response: http::Response<ResB>) -> http::Response<Either<ResB, Body>> {
+    response.map(Either::Left)
+}
+
 fn host_problem(headers: &HeaderMap) -> Option<&'static str> {
     let mut hosts = headers.get_all(HOST).iter();
     let Some(host) = hosts.next() else {

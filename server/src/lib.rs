@@ -36,19 +36,15 @@ mod reload;
 mod serve;
 mod timeout;
 
-use axum::{
-    Router,
-    body::Body,
-    response::{IntoResponse, Response},
-    routing::any_service,
-};
+use axum::{Router, body::Body, response::Response, routing::any_service};
 use by_path::ByPath;
 use config::Config;
-use espresso_common::{Rejection, grpc::Code};
+use espresso_common::{RejectBody, Rejection, grpc::Code};
 use espresso_filter_core::{Engine, FilterRequest, FilterResponse, FilterService};
 use espresso_request_id::RequestIdLayer;
 use espresso_slow_call::{SlowCallBody, SlowCallLayer, SlowCallMetrics};
 use http::{HeaderName, StatusCode};
+use http_body_util::Either;
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -60,7 +56,6 @@ use std::{
 };
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
-use tower::util::Either;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -233,6 +228,14 @@ fn admin_token(admin: &config::AdminConfig) -> Result<Option<String>, BoxError> 
     Ok(Some(token.to_owned()))
 }
 
+/// The body of a caught-panic-safe answer: `CatchPanic` boxes every answer under it once.
+type PanicSafeBody = tower_http::body::UnsyncBoxBody<axum::body::Bytes, BoxError>;
+
+/// The body of the main listener's answers, as the layers above `CatchPanic` wrap it: the
+/// rate limit's refusal or the answer, then the Host check's refusal or that, timed by the
+/// slow-call layer. Each choice is an `Either`, so no answer is boxed again.
+type StackBody = SlowCallBody<Either<Either<RejectBody<PanicSafeBody>, PanicSafeBody>, Body>>;
+
 /// Every route and layer of the server, ready to serve, outermost first:
 /// request id → slow call → Host check → rate limit (probes and metrics exempt) → catch panic
 /// → timeout → degrade (filter routes only) → routes. With `server.ops_listen` the probes,
@@ -241,7 +244,7 @@ async fn stack(
     app: &App,
     config: &Config,
     rate_limit: Option<rate_limit::Layer>,
-) -> Result<impl serve::Stack<SlowCallBody<Body>>, BoxError> {
+) -> Result<impl serve::Stack<StackBody>, BoxError> {
     let separate_ops = config.server.ops_listen.addr().is_some();
     let max_body = config.server.max_body_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -266,42 +269,30 @@ async fn stack(
     let routes = http_api::FilterRoute::new(app.clone(), max_body, routes);
     // Overload protection guards the filter only: probes, metrics and the dashboard must keep
     // answering when the filter sheds. Shed requests get the word lists alone, marked degraded.
-    let guarded = match degrade::layer(
+    let degrade = degrade::layer(
         &config.degrade,
         app.degrade_switch.clone(),
         filter_routes(&app.degraded(), max_body),
         &app.metrics.registry,
-    )? {
-        Some(degrade) => Either::Left(ByPath::new(
-            is_filter_route,
-            ServiceBuilder::new()
-                .map_response(IntoResponse::into_response)
-                .layer(degrade)
-                .service(routes.clone()),
-            routes,
-        )),
-        None => Either::Right(routes),
-    };
+    )?;
+    let guarded = ByPath::new(
+        is_filter_route,
+        degrade.map(|degrade| ServiceBuilder::new().layer(degrade).service(routes.clone())),
+        routes,
+    );
     // Each layer wraps the whole router once, as one service, unboxed: `Router::layer` would
     // box every route again, and a boxed service is cloned and its future allocated on every
-    // request.
+    // request. Catching panics boxes the answer's body once; no other layer boxes it again.
     let timeout = Duration::from_millis(config.server.request_timeout_ms);
     let routes = ServiceBuilder::new()
-        .map_response(IntoResponse::into_response)
         .layer(CatchPanicLayer::custom(internal_error))
         .layer(timeout::TimeoutLayer::new(timeout))
         .service(guarded);
-    let limited = match rate_limit {
-        Some(layer) => Either::Left(ByPath::new(
-            rate_limit::is_probe,
-            routes.clone(),
-            ServiceBuilder::new()
-                .map_response(IntoResponse::into_response)
-                .layer(layer)
-                .service(routes),
-        )),
-        None => Either::Right(routes),
-    };
+    let limited = ByPath::new(
+        rate_limit::is_limited,
+        rate_limit.map(|layer| ServiceBuilder::new().layer(layer).service(routes.clone())),
+        routes,
+    );
     let threshold = app.slow_call_threshold_ms.clone();
     let filter = pb::filter_server::FilterServer::<grpc::FilterGrpc>::NAME;
     let lists = pb::lists_server::ListsServer::<grpc::ListsGrpc>::NAME;
@@ -322,7 +313,6 @@ async fn stack(
         // The slow-call root span already carries `request_id`: no second span per request.
         .layer(RequestIdLayer::new().header(header).without_span())
         .layer(slow_call)
-        .map_response(IntoResponse::into_response)
         .layer(host::HostCheckLayer::new(app.clone()))
         .service(limited);
     Ok(stack)
@@ -330,7 +320,10 @@ async fn stack(
 
 /// The operator listener's routes (`server.ops_listen`): probes, `/metrics` and `/debug/*`,
 /// with request ids, the Host check, panic catching and the request timeout; no rate limit.
-fn ops_stack(app: &App, config: &Config) -> Result<impl serve::Stack<Body>, BoxError> {
+fn ops_stack(
+    app: &App,
+    config: &Config,
+) -> Result<impl serve::Stack<Either<PanicSafeBody, Body>>, BoxError> {
     let routes =
         base_routes(app, Router::new(), true).merge(ops::router(&app.metrics.registry, config));
     let header = HeaderName::try_from(config.request_id.header.as_str())?;
@@ -338,7 +331,6 @@ fn ops_stack(app: &App, config: &Config) -> Result<impl serve::Stack<Body>, BoxE
     Ok(ServiceBuilder::new()
         .layer(RequestIdLayer::new().header(header).without_span())
         .layer(host::HostCheckLayer::new(app.clone()))
-        .map_response(IntoResponse::into_response)
         .layer(CatchPanicLayer::custom(internal_error))
         .layer(timeout::TimeoutLayer::new(timeout))
         .service(routes))

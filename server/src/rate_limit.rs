@@ -52,6 +52,11 @@ pub(crate) fn is_probe(path: &str) -> bool {
         || path.starts_with("/grpc.health.v1.Health/")
 }
 
+/// Whether the rate limit applies to `path`: everything but the probes and the scrape.
+pub(crate) fn is_limited(path: &str) -> bool {
+    !is_probe(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_probe;

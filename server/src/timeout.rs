@@ -2,13 +2,14 @@
 //! error — 408 with the error JSON and the request id, or gRPC `DEADLINE_EXCEEDED` — instead of
 //! the bare 408 of a generic timeout layer. A client trickling its body is the usual cause.
 
-use axum::{body::Body, response::Response};
+use axum::body::Body;
 use espresso_common::{
     Rejection, RequestId,
     grpc::{Code, is_grpc},
     refusal::{Refusal, Respond},
 };
-use http::{Request, StatusCode};
+use http::{Request, Response, StatusCode};
+use http_body_util::Either;
 use pin_project_lite::pin_project;
 use std::{
     convert::Infallible,
@@ -90,11 +91,12 @@ pub(crate) struct Timeout<S> {
     timeout: Duration,
 }
 
-impl<S, B> Service<Request<B>> for Timeout<S>
+impl<S, B, ResB> Service<Request<B>> for Timeout<S>
 where
-    S: Service<Request<B>, Response = Response, Error = Infallible>,
+    S: Service<Request<B>, Response = Response<ResB>, Error = Infallible>,
 {
-    type Response = Response;
+    // The 408 is the other side of the `Either`: answers that do not time out are not boxed.
+    type Response = Response<Either<ResB, Body>>;
     type Error = Infallible;
     type Future = ResponseFuture<S::Future>;
 
@@ -133,16 +135,16 @@ pin_project! {
     }
 }
 
-impl<F> Future for ResponseFuture<F>
+impl<F, ResB> Future for ResponseFuture<F>
 where
-    F: Future<Output = Result<Response, Infallible>>,
+    F: Future<Output = Result<Response<ResB>, Infallible>>,
 {
-    type Output = Result<Response, Infallible>;
+    type Output = Result<Response<Either<ResB, Body>>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Poll::Ready(answer) = this.inner.poll(cx) {
-            return Poll::Ready(answer);
+            return Poll::Ready(answer.map(|r| r.map(Either::Left)));
         }
         // Unconstrained: a request that spends the task's budget still times out.
         let deadline = *this.deadline;
@@ -154,7 +156,7 @@ where
             after: *this.timeout,
         };
         let response = policy().answer::<_, Body>(&timed_out, *this.grpc, this.request_id.as_ref());
-        Poll::Ready(Ok(response.map(Body::new)))
+        Poll::Ready(Ok(response.map(|body| Either::Right(Body::new(body)))))
     }
 }
 
@@ -171,7 +173,7 @@ mod tests {
     /// A service answering 200 after `delay`.
     fn answering_after(
         delay: Duration,
-    ) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send> + Clone
+    ) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone
     {
         service_fn(move |_: Request<Body>| async move {
             tokio::time::sleep(delay).await;
