@@ -169,9 +169,7 @@ impl App {
             .chunk_by(|a, b| a.level == b.level && a.category == b.category);
         for run in &mut runs {
             self.metrics
-                .hits
-                .with_label_values(&[run[0].level.as_str(), &run[0].category])
-                .inc_by(run.len() as u64);
+                .count_hits(run[0].level.as_str(), &run[0].category, run.len() as u64);
         }
         let hits_truncated = response.hits.len().saturating_sub(self.max_hits);
         if hits_truncated > 0 {

@@ -3,6 +3,26 @@
 use crate::serve::Timeout;
 use espresso_filter_core::{Engine, Verdict};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::{
+    cell::RefCell,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+/// How many hit series each thread keeps at hand.
+const HIT_SERIES_KEPT: usize = 8;
+
+/// A hit series a thread counted lately, with its labels.
+struct HitSeries {
+    metrics: u64,
+    level: &'static str,
+    category: String,
+    counter: IntCounter,
+}
+
+thread_local! {
+    /// The hit series this thread counted last, the newest last.
+    static HIT_SERIES: RefCell<Vec<HitSeries>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Counters the server itself keeps.
 #[derive(Clone)]
@@ -11,8 +31,10 @@ pub(crate) struct Metrics {
     /// Filter answers by verdict and whether a stage was skipped
     /// (`espresso_filter_verdicts_total`), each series looked up once: `[verdict][degraded]`.
     verdict_series: [[IntCounter; 2]; 3],
-    /// Word hits by level and category.
-    pub(crate) hits: IntCounterVec,
+    /// Word hits by level and category; counted through [`Metrics::count_hits`].
+    hits: IntCounterVec,
+    /// Tells this set's hit series apart from another set's in [`HIT_SERIES`]; shared by clones.
+    id: u64,
     /// Rejected requests by error code (invalid_json, payload_too_large, ...).
     pub(crate) errors: IntCounterVec,
     /// Config reload attempts by result (applied, invalid).
@@ -226,16 +248,52 @@ impl Metrics {
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
             .expect("registered once");
+        static IDS: AtomicU64 = AtomicU64::new(0);
         Self {
             registry,
             verdict_series,
             hits,
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             errors,
             reloads,
             restart_required,
             dictionary_words,
             hits_truncated,
             connections,
+        }
+    }
+
+    /// Counts `n` hits of `level` in `category`. The series a thread counted last are kept at
+    /// hand: `with_label_values` hashes the labels, takes the family's lock and clones the
+    /// series (a reference count both workers write) for every run of hits.
+    pub(crate) fn count_hits(&self, level: &'static str, category: &str, n: u64) {
+        let counted = HIT_SERIES.try_with(|series| {
+            let mut series = series.borrow_mut();
+            // Levels are the same few literals: compared by address first.
+            let seen = series.iter().rev().find(|s| {
+                s.metrics == self.id
+                    && std::ptr::eq(s.level, level)
+                    && s.category.as_str() == category
+            });
+            if let Some(s) = seen {
+                s.counter.inc_by(n);
+                return;
+            }
+            let counter = self.hits.with_label_values(&[level, category]);
+            counter.inc_by(n);
+            if series.len() == HIT_SERIES_KEPT {
+                series.remove(0);
+            }
+            series.push(HitSeries {
+                metrics: self.id,
+                level,
+                category: category.to_owned(),
+                counter,
+            });
+        });
+        if counted.is_err() {
+            // The thread is ending and its series are gone: the family itself still counts it.
+            self.hits.with_label_values(&[level, category]).inc_by(n);
         }
     }
 
@@ -261,5 +319,35 @@ impl Metrics {
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hits(metrics: &Metrics, level: &str, category: &str) -> u64 {
+        metrics.hits.with_label_values(&[level, category]).get()
+    }
+
+    #[test]
+    fn kept_hit_series_count_each_run_in_its_own_series_and_set() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        // More categories than a thread keeps, in turns, on two sets with the same labels.
+        let categories: Vec<String> = (0..HIT_SERIES_KEPT + 3).map(|i| format!("c{i}")).collect();
+        for _ in 0..3 {
+            for category in &categories {
+                a.count_hits("block", category, 2);
+                b.count_hits("review", category, 1);
+            }
+            a.count_hits("review", "c0", 5);
+        }
+        for category in &categories {
+            assert_eq!(hits(&a, "block", category), 6, "{category}");
+            assert_eq!(hits(&b, "review", category), 3, "{category}");
+            assert_eq!(hits(&b, "block", category), 0, "{category}");
+        }
+        assert_eq!(hits(&a, "review", "c0"), 15);
+        assert_eq!(hits(&a, "review", "c1"), 0);
     }
 }
