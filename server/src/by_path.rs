@@ -41,7 +41,7 @@ where
 {
     type Response = Response<Either<BA, BB>>;
     type Error = A::Error;
-    type Future = ByPathFuture<A::Future, B::Future>;
+    type Future = EitherFuture<A::Future, B::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if let Some(matched) = &mut self.matched {
@@ -52,10 +52,10 @@ where
 
     fn call(&mut self, request: Request<R>) -> Self::Future {
         match &mut self.matched {
-            Some(matched) if (self.matches)(request.uri().path()) => ByPathFuture::Matched {
+            Some(matched) if (self.matches)(request.uri().path()) => EitherFuture::Left {
                 future: matched.call(request),
             },
-            _ => ByPathFuture::Other {
+            _ => EitherFuture::Right {
                 future: self.other.call(request),
             },
         }
@@ -63,15 +63,17 @@ where
 }
 
 pin_project! {
-    /// The response future of [`ByPath`].
+    /// The answer of one of two services, its body on that service's side of an
+    /// [`Either`]: the response future of [`ByPath`], and of any layer that answers either
+    /// from its inner service or with a refusal of its own.
     #[project = Chosen]
-    pub(crate) enum ByPathFuture<FA, FB> {
-        Matched { #[pin] future: FA },
-        Other { #[pin] future: FB },
+    pub(crate) enum EitherFuture<FA, FB> {
+        Left { #[pin] future: FA },
+        Right { #[pin] future: FB },
     }
 }
 
-impl<FA, FB, BA, BB, E> Future for ByPathFuture<FA, FB>
+impl<FA, FB, BA, BB, E> Future for EitherFuture<FA, FB>
 where
     FA: Future<Output = Result<Response<BA>, E>>,
     FB: Future<Output = Result<Response<BB>, E>>,
@@ -80,8 +82,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Poll::Ready(match self.project() {
-            Chosen::Matched { future } => ready!(future.poll(cx)).map(|r| r.map(Either::Left)),
-            Chosen::Other { future } => ready!(future.poll(cx)).map(|r| r.map(Either::Right)),
+            Chosen::Left { future } => ready!(future.poll(cx)).map(|r| r.map(Either::Left)),
+            Chosen::Right { future } => ready!(future.poll(cx)).map(|r| r.map(Either::Right)),
         })
     }
 }

@@ -3,13 +3,10 @@
 //! `invalid_host` (the error JSON with the request id), like an edge proxy would, before any
 //! route or rate limit sees it. HTTP/1.0 may omit it; HTTP/2 carries `:authority` instead.
 
-use crate::{App, http_api::ApiError};
+use crate::{App, by_path::EitherFuture, http_api::ApiError};
 use axum::{body::Body, response::Response};
 use espresso_common::RequestId;
-use futures_util::{
-    TryFutureExt,
-    future::{Either as Choice, MapOk, Ready, ready},
-};
+use futures_util::future::{Ready, ready};
 use http::{HeaderMap, Request, StatusCode, Version, header::HOST};
 use http_body_util::Either;
 use std::task::{Context, Poll};
@@ -52,7 +49,7 @@ where
     // The refusal is the other side of the `Either`: passed answers are not boxed.
     type Response = http::Response<Either<ResB, Body>>;
     type Error = S::Error;
-    type Future = Choice<Ready<Result<Self::Response, S::Error>>, MapOk<S::Future, Passed<ResB>>>;
+    type Future = EitherFuture<S::Future, Ready<Result<Response, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -63,24 +60,21 @@ where
             .then(|| host_problem(request.headers()))
             .flatten();
         match problem {
-            None => Choice::Right(self.inner.call(request).map_ok(passed as Passed<ResB>)),
+            None => EitherFuture::Left {
+                future: self.inner.call(request),
+            },
             Some(problem) => {
                 let id = request.extensions().get::<RequestId>();
                 let error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_host", problem);
-                let response: Response = error.into_response_for(&self.app, id);
-                Choice::Left(ready(Ok(response.map(Either::Right))))
+                EitherFuture::Right {
+                    future: ready(Ok(error.into_response_for(&self.app, id))),
+                }
             }
         }
     }
 }
 
-/// How a passed answer becomes the layer's: a function, so that the future has a name.
-type Passed<ResB> = fn(http::Response<ResB>) -> http::Response<Either<ResB, Body>>;
-
-fn passed<ResB>(response: http::Response<ResB>) -> http::Response<Either<ResB, Body>> {
-    response.map(Either::Left)
-}
-
+/// What is wrong with the `Host` headers of an HTTP/1.1 request, if anything.
 fn host_problem(headers: &HeaderMap) -> Option<&'static str> {
     let mut hosts = headers.get_all(HOST).iter();
     let Some(host) = hosts.next() else {
