@@ -1,27 +1,22 @@
 //! The server's own Prometheus metrics (each layer registers its own into the same registry).
 
 use crate::serve::Timeout;
+use espresso_common::series::KeptSeries;
 use espresso_filter_core::{Engine, Verdict};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
-use std::{
-    cell::RefCell,
-    sync::atomic::{AtomicU64, Ordering},
-};
 
-/// How many hit series each thread keeps at hand.
-const HIT_SERIES_KEPT: usize = 8;
-
-/// A hit series a thread counted lately, with its labels.
-struct HitSeries {
-    metrics: u64,
+/// The labels of a hit series, as a thread keeps them.
+struct HitLabels {
     level: &'static str,
     category: String,
-    counter: IntCounter,
 }
 
-thread_local! {
-    /// The hit series this thread counted last, the newest last.
-    static HIT_SERIES: RefCell<Vec<HitSeries>> = const { RefCell::new(Vec::new()) };
+/// The labels a run of hits brings. Levels are the same few literals: compared by address
+/// first.
+impl PartialEq<(&'static str, &str)> for HitLabels {
+    fn eq(&self, &(level, category): &(&'static str, &str)) -> bool {
+        (std::ptr::eq(self.level, level) || self.level == level) && self.category == category
+    }
 }
 
 /// Counters the server itself keeps.
@@ -33,8 +28,8 @@ pub(crate) struct Metrics {
     verdict_series: [[IntCounter; 2]; 3],
     /// Word hits by level and category; counted through [`Metrics::count_hits`].
     hits: IntCounterVec,
-    /// Tells this set's hit series apart from another set's in [`HIT_SERIES`]; shared by clones.
-    id: u64,
+    /// The hit series each thread counted last; shared by clones.
+    hit_series: KeptSeries<HitLabels, IntCounter>,
     /// Rejected requests by error code (invalid_json, payload_too_large, ...).
     pub(crate) errors: IntCounterVec,
     /// Config reload attempts by result (applied, invalid).
@@ -248,12 +243,11 @@ impl Metrics {
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
             .expect("registered once");
-        static IDS: AtomicU64 = AtomicU64::new(0);
         Self {
             registry,
             verdict_series,
             hits,
-            id: IDS.fetch_add(1, Ordering::Relaxed),
+            hit_series: KeptSeries::new(),
             errors,
             reloads,
             restart_required,
@@ -263,38 +257,19 @@ impl Metrics {
         }
     }
 
-    /// Counts `n` hits of `level` in `category`. The series a thread counted last are kept at
-    /// hand: `with_label_values` hashes the labels, takes the family's lock and clones the
-    /// series (a reference count both workers write) for every run of hits.
+    /// Counts `n` hits of `level` in `category`, through the series the thread kept:
+    /// `with_label_values` hashes the labels, takes the family's lock and clones the series (a
+    /// reference count both workers write) for every run of hits.
     pub(crate) fn count_hits(&self, level: &'static str, category: &str, n: u64) {
-        let counted = HIT_SERIES.try_with(|series| {
-            let mut series = series.borrow_mut();
-            // Levels are the same few literals: compared by address first.
-            let seen = series.iter().rev().find(|s| {
-                s.metrics == self.id
-                    && std::ptr::eq(s.level, level)
-                    && s.category.as_str() == category
-            });
-            if let Some(s) = seen {
-                s.counter.inc_by(n);
-                return;
-            }
-            let counter = self.hits.with_label_values(&[level, category]);
-            counter.inc_by(n);
-            if series.len() == HIT_SERIES_KEPT {
-                series.remove(0);
-            }
-            series.push(HitSeries {
-                metrics: self.id,
-                level,
-                category: category.to_owned(),
-                counter,
-            });
-        });
-        if counted.is_err() {
-            // The thread is ending and its series are gone: the family itself still counts it.
-            self.hits.with_label_values(&[level, category]).inc_by(n);
-        }
+        self.hit_series.record(
+            &(level, category),
+            |&(level, category)| {
+                let series = self.hits.with_label_values(&[level, category]);
+                let category = category.to_owned();
+                (HitLabels { level, category }, series)
+            },
+            |series| series.inc_by(n),
+        );
     }
 
     /// Records the size of the word lists `engine` now serves, and exports the hits of each of
@@ -334,7 +309,7 @@ mod tests {
     fn kept_hit_series_count_each_run_in_its_own_series_and_set() {
         let (a, b) = (Metrics::new(), Metrics::new());
         // More categories than a thread keeps, in turns, on two sets with the same labels.
-        let categories: Vec<String> = (0..HIT_SERIES_KEPT + 3).map(|i| format!("c{i}")).collect();
+        let categories: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
         for _ in 0..3 {
             for category in &categories {
                 a.count_hits("block", category, 2);

@@ -52,6 +52,7 @@ pub mod refusal;
 #[cfg(feature = "refusal")]
 mod rejection;
 mod request_id;
+pub mod series;
 
 #[cfg(feature = "refusal")]
 pub use body::{FallbackBody, RejectBody};

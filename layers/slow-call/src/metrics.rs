@@ -1,12 +1,9 @@
 //! Prometheus metrics of [`SlowCallLayer`](crate::SlowCallLayer) (feature `metrics`).
 
 use crate::policy::{RouteLabel, method_label};
+use espresso_common::series::KeptSeries;
 use http::Method;
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
-use std::{
-    cell::RefCell,
-    sync::atomic::{AtomicU64, Ordering},
-};
 
 /// Default latency histogram bounds, in seconds: a 1-2-5 series from 50 µs to 10 s, so that a
 /// sub-millisecond answer and a multi-second one both land in a bucket that resolves them.
@@ -59,9 +56,9 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
 /// Cloning shares the metrics, so several layers can feed one set.
 #[derive(Debug, Clone)]
 pub struct SlowCallMetrics {
-    /// Tells this set's series apart from another set's in [`SERIES`]; shared by clones.
-    id: u64,
     pub(crate) duration: HistogramVec,
+    /// The latency series each thread observed last; shared by clones.
+    kept: KeptSeries<Labels, Histogram>,
     pub(crate) slow: IntCounterVec,
     pub(crate) active: IntGauge,
 }
@@ -107,10 +104,9 @@ impl SlowCallMetrics {
         registry.register(Box::new(active.clone()))?;
         // The route-less counter is known from the start; routes are added by the layers.
         slow.with_label_values(&[crate::UNMATCHED_ROUTE]);
-        static IDS: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
-            id: IDS.fetch_add(1, Ordering::Relaxed),
             duration,
+            kept: KeptSeries::new(),
             slow,
             active,
         })
@@ -138,9 +134,9 @@ impl SlowCallMetrics {
             .with_label_values(&[method_label(method), route, status]);
     }
 
-    /// Records a request's duration under its labels. The series a thread observed last are
-    /// kept at hand: `with_label_values` hashes the three labels and takes the family's lock
-    /// (about 200 instructions), a request at most once per route and status.
+    /// Records a request's duration under its labels, through the series the thread kept:
+    /// `with_label_values` hashes the three labels and takes the family's lock (about 200
+    /// instructions), a request at most once per route and status.
     pub(crate) fn observe(
         &self,
         method: &'static str,
@@ -148,41 +144,23 @@ impl SlowCallMetrics {
         status: &'static str,
         seconds: f64,
     ) {
-        // The labels are compared by address first: they are the same few literals and route
-        // names request after request.
-        let seen = |s: &Series| {
-            s.metrics == self.id
-                && std::ptr::eq(s.method, method)
-                && std::ptr::eq(s.status, status)
-                && s.route.same(route)
-        };
-        let cached = SERIES.try_with(|series| {
-            let mut series = series.borrow_mut();
-            if let Some(s) = series.iter().rev().find(|s| seen(s)) {
-                s.histogram.observe(seconds);
-                return;
-            }
-            let histogram = self
-                .duration
-                .with_label_values(&[method, route.as_str(), status]);
-            histogram.observe(seconds);
-            if series.len() == SERIES_KEPT {
-                series.remove(0);
-            }
-            series.push(Series {
-                metrics: self.id,
-                method,
-                route: route.clone(),
-                status,
-                histogram,
-            });
-        });
-        if cached.is_err() {
-            // The thread is ending and its series are gone: the family itself still takes it.
-            self.duration
-                .with_label_values(&[method, route.as_str(), status])
-                .observe(seconds);
-        }
+        self.kept.record(
+            &(method, route, status),
+            |&(method, route, status)| {
+                let series = self
+                    .duration
+                    .with_label_values(&[method, route.as_str(), status]);
+                (
+                    Labels {
+                        method,
+                        route: route.clone(),
+                        status,
+                    },
+                    series,
+                )
+            },
+            |series| series.observe(seconds),
+        );
     }
 
     /// Exports `espresso_slow_calls_total{route}` at 0.
@@ -191,21 +169,21 @@ impl SlowCallMetrics {
     }
 }
 
-/// How many latency series each thread keeps at hand.
-const SERIES_KEPT: usize = 4;
-
-/// A latency series a thread observed lately, with its labels.
-struct Series {
-    metrics: u64,
+/// The labels of a latency series, as a thread keeps them.
+struct Labels {
     method: &'static str,
     route: RouteLabel,
     status: &'static str,
-    histogram: Histogram,
 }
 
-thread_local! {
-    /// The series this thread observed last, the newest last.
-    static SERIES: RefCell<Vec<Series>> = const { RefCell::new(Vec::new()) };
+/// The labels a request brings. The method and status are compared by address first: they are
+/// the same few literals request after request.
+impl PartialEq<(&'static str, &RouteLabel, &'static str)> for Labels {
+    fn eq(&self, &(method, route, status): &(&'static str, &RouteLabel, &'static str)) -> bool {
+        (std::ptr::eq(self.method, method) || self.method == method)
+            && (std::ptr::eq(self.status, status) || self.status == status)
+            && self.route.same(route)
+    }
 }
 
 #[cfg(test)]
@@ -228,7 +206,7 @@ mod tests {
             SlowCallMetrics::register(&b).unwrap(),
         );
         // More routes than a thread keeps, in turns, on two sets with the same labels.
-        let routes: Vec<RouteLabel> = (0..SERIES_KEPT + 2)
+        let routes: Vec<RouteLabel> = (0..20)
             .map(|i| RouteLabel::Known(Arc::from(format!("/r{i}"))))
             .collect();
         for round in 0..3 {
