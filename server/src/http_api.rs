@@ -10,9 +10,10 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use bytes::{Bytes, BytesMut};
 use espresso_common::{Rejection, RequestId, grpc::Code};
 use espresso_filter_core::FilterRequest;
-use http_body_util::LengthLimitError;
+use http_body_util::BodyExt as _;
 use serde::{Deserialize, Deserializer, de::IgnoredAny};
 
 /// The route every client calls: in [`filter_routes`], and answered ahead of the router by
@@ -185,23 +186,35 @@ impl ApiError {
     }
 }
 
-async fn filter(app: App, request: Request<Body>, max_body_bytes: usize) -> Response {
+/// `POST /v1/filter`. The head is read before the future is made, so that the future (boxed
+/// and moved once per request) holds the body alone, not the whole request.
+fn filter(
+    app: App,
+    request: Request<Body>,
+    max_body_bytes: usize,
+) -> impl Future<Output = Response> + Send {
     let id = request.extensions().get::<RequestId>().cloned();
-    let input = match json_body(request, max_body_bytes).await {
-        Ok(body) => parse_filter_body(&body).and_then(|input| input.known_to(&app)),
-        Err(error) => Err(error),
-    };
-    match input {
-        Ok(input) => {
-            let request = FilterRequest {
-                content: input.content,
-                request_id: id.as_ref().map(|id| id.as_str().to_owned()),
-                lists: input.lists,
-            };
-            let checked = app.check(request).await;
-            FilterReply::new(id.as_ref(), &checked).into_response()
+    let body = json_request(request, max_body_bytes);
+    async move {
+        let input = match body {
+            Ok(body) => read_body(body, max_body_bytes)
+                .await
+                .and_then(|body| parse_filter_body(&body))
+                .and_then(|input| input.known_to(&app)),
+            Err(error) => Err(error),
+        };
+        match input {
+            Ok(input) => {
+                let request = FilterRequest {
+                    content: input.content,
+                    request_id: id.as_ref().map(|id| id.as_str().to_owned()),
+                    lists: input.lists,
+                };
+                let checked = app.check(request).await;
+                FilterReply::new(id.as_ref(), &checked).into_response()
+            }
+            Err(error) => error.into_response_for(&app, id.as_ref()),
         }
-        Err(error) => error.into_response_for(&app, id.as_ref()),
     }
 }
 
@@ -250,7 +263,12 @@ async fn batch(app: App, request: Request<Body>, max_body_bytes: usize) -> Respo
 pub(crate) async fn json_body(
     request: Request<Body>,
     max_body_bytes: usize,
-) -> Result<bytes::Bytes, ApiError> {
+) -> Result<Bytes, ApiError> {
+    read_body(json_request(request, max_body_bytes)?, max_body_bytes).await
+}
+
+/// The body of a request that says it is JSON and not larger than `max_body_bytes`, unread.
+fn json_request(request: Request<Body>, max_body_bytes: usize) -> Result<Body, ApiError> {
     // The headers in place rather than a `HeaderMap` extractor, which would copy them all.
     if !is_json(request.headers()) {
         return Err(ApiError::new(
@@ -265,18 +283,41 @@ pub(crate) async fn json_body(
     if request.body().size_hint().lower() > max_body_bytes as u64 {
         return Err(too_large());
     }
-    let body = axum::body::to_bytes(request.into_body(), max_body_bytes)
-        .await
-        .map_err(|error| {
-            let error = error.into_inner();
-            if error.is::<LengthLimitError>() {
-                too_large()
-            } else {
-                let message = format!("failed to read the request body: {error}");
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message)
-            }
+    Ok(request.into_body())
+}
+
+/// Reads `body` whole, refusing it once it passes `limit` bytes. A body that arrives in one
+/// frame, as small ones do, is kept as it came: `axum::body::to_bytes` would queue it in a
+/// list (an allocation) and take it out again.
+async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let mut whole = Bytes::new();
+    // Only once a second frame arrives.
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            let message = format!("failed to read the request body: {error}");
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message)
         })?;
-    Ok(body)
+        // Trailers carry no part of the JSON.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let read = joined.as_ref().map_or(whole.len(), BytesMut::len);
+        if read + data.len() > limit {
+            return Err(too_large());
+        }
+        match &mut joined {
+            Some(joined) => joined.extend_from_slice(&data),
+            None if whole.is_empty() => whole = data,
+            None => {
+                let mut both = BytesMut::with_capacity(whole.len() + data.len());
+                both.extend_from_slice(&whole);
+                both.extend_from_slice(&data);
+                joined = Some(both);
+            }
+        }
+    }
+    Ok(joined.map_or(whole, BytesMut::freeze))
 }
 
 fn too_large() -> ApiError {
@@ -604,6 +645,46 @@ mod tests {
         assert_eq!(parse(br#"{"text": "x"}"#), Err("missing_content"));
         assert_eq!(parse(br#"{"content": 5}"#), Err("invalid_content"));
         assert_eq!(parse(b"{\"content\": \"\xff\"}"), Err("invalid_utf8"));
+    }
+
+    fn frames(frames: Vec<Result<hyper::body::Frame<Bytes>, std::io::Error>>) -> Body {
+        Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
+            frames,
+        )))
+    }
+
+    fn data(text: &'static str) -> Result<hyper::body::Frame<Bytes>, std::io::Error> {
+        Ok(hyper::body::Frame::data(Bytes::from_static(
+            text.as_bytes(),
+        )))
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_from_any_number_of_frames_up_to_its_limit() {
+        let read = read_body(frames(vec![data(r#"{"content": "hi"}"#)]), 100).await;
+        assert_eq!(read.ok().as_deref(), Some(&br#"{"content": "hi"}"#[..]));
+        let trailers = hyper::body::Frame::trailers(HeaderMap::new());
+        let split = vec![
+            data(""),
+            data(r#"{"con"#),
+            data(r#"tent": "#),
+            Ok(trailers),
+            data(r#""hi"}"#),
+        ];
+        let read = read_body(frames(split), 17).await;
+        assert_eq!(read.ok().as_deref(), Some(&br#"{"content": "hi"}"#[..]));
+        let read = read_body(frames(vec![data(r#"{"con"#), data(r#"tent": "hi"}"#)]), 16).await;
+        assert_eq!(read.err().map(|e| e.code), Some("payload_too_large"));
+        let read = read_body(frames(vec![data(r#"{"content": "hi"}"#)]), 16).await;
+        assert_eq!(read.err().map(|e| e.code), Some("payload_too_large"));
+        let broken = vec![data("{"), Err(std::io::Error::other("connection reset"))];
+        let error = read_body(frames(broken), 100).await.err().unwrap();
+        assert_eq!(error.code, "bad_body");
+        assert!(
+            error.message.contains("connection reset"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

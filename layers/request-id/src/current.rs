@@ -34,7 +34,7 @@ use std::{
     cell::Cell,
     future::Future,
     pin::Pin,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
 // A task-local in the way tokio's `task_local!` builds one: a thread-local slot that a scope
@@ -150,10 +150,13 @@ impl<F: Future> Future for Scoped<F> {
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             panic!("`Scoped` polled after completion");
         };
-        let output = ready!(future.poll(cx));
-        // Drop the inner future while its id is still current.
-        this.future.set(None);
-        Poll::Ready(output)
+        let polled = future.poll(cx);
+        if polled.is_ready() {
+            // Drop the inner future while its id is still current.
+            this.future.set(None);
+        }
+        // Returned as it came: taken apart and rebuilt, the answer would be copied twice more.
+        polled
     }
 }
 

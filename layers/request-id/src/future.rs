@@ -7,7 +7,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 use tracing::Span;
 
@@ -43,8 +43,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let _entered = this.span.enter();
-        let mut response = ready!(this.inner.as_mut().poll(cx))?;
-        if let Some(id) = this.inner.take_id() {
+        let mut polled = this.inner.as_mut().poll(cx);
+        // The answer written where it lies: moved out and back, it would be copied twice more.
+        if let Poll::Ready(Ok(response)) = &mut polled
+            && let Some(id) = this.inner.take_id()
+        {
             if *this.extension {
                 if let Entry::Vacant(entry) = response.headers_mut().entry(&*this.header) {
                     entry.insert(id.header_value().clone());
@@ -55,7 +58,7 @@ where
                 entry.insert(id.into());
             }
         }
-        Poll::Ready(Ok(response))
+        polled
     }
 }
 
