@@ -43,9 +43,9 @@
 //! # }
 //! ```
 
-use crate::grpc::{Code, GRPC_STATUS, is_grpc};
+use crate::grpc::{Code, GRPC_STATUS, is_grpc_type};
 use bytes::Buf;
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode, header::CONTENT_TYPE};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::{
@@ -285,9 +285,11 @@ where
 /// Counts an `Err`, a failing HTTP status (5xx by default) and a gRPC status from a chosen set as
 /// failures; everything else as a success.
 ///
-/// The gRPC status is read from the response head, where a trailers-only answer (an error before
-/// any message) carries it; a gRPC answer without one in its head is decided at the end of its
-/// body, from the trailers ([`GrpcStatus`]). The default set is `UNAVAILABLE`,
+/// The gRPC status is read from the head of an answer whose content type is gRPC's
+/// (`application/grpc…`, gRPC-Web's included), where a trailers-only answer (an error before any
+/// message) carries it; a gRPC answer without one in its head is decided at the end of its body,
+/// from the trailers ([`GrpcStatus`]). Any other answer is judged by its HTTP status alone, even
+/// with a `grpc-status` header. The default set is `UNAVAILABLE`,
 /// `DEADLINE_EXCEEDED`, `INTERNAL`, `UNKNOWN` and `DATA_LOSS`: the codes that say the server, not
 /// the request, is at fault. An answer marked [`Refused`] (another layer refused the request in
 /// the service's place) is [`Outcome::Ignored`].
@@ -397,12 +399,21 @@ impl<B, E> Classify<Response<B>, E> for ServerErrorsAsFailures {
             Some(Outcome::Ignored)
         } else if self.is_failure_status(response.status()) {
             Some(Outcome::Failure)
-        } else if let Some(code) = GrpcStatus::in_head(headers) {
-            Some(self.outcome(code))
-        } else if is_grpc(headers) {
-            None
         } else {
-            Some(Outcome::Success)
+            let content_type = headers
+                .get(CONTENT_TYPE)
+                .map_or(&[][..], |ct| ct.as_bytes());
+            // Only a gRPC answer (gRPC-Web's too) carries a status: a plain HTTP answer is decided
+            // by its content type alone, without a second lookup.
+            if !content_type.starts_with(b"application/grpc") {
+                Some(Outcome::Success)
+            } else if let Some(code) = GrpcStatus::in_head(headers) {
+                Some(self.outcome(code))
+            } else if is_grpc_type(content_type) {
+                None
+            } else {
+                Some(Outcome::Success)
+            }
         };
         let pending = match decided {
             Some(outcome) => {
@@ -460,6 +471,27 @@ mod tests {
                 "{status} {grpc:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_status_in_the_head_counts_in_grpc_answers_only() {
+        let c = ServerErrorsAsFailures::default();
+        let with = |content_type: &'static str| {
+            let answer = Response::builder()
+                .header("content-type", content_type)
+                .header("grpc-status", "14")
+                .body(())
+                .unwrap();
+            at_head(&c, Ok(answer))
+        };
+        assert_eq!(with("application/grpc+proto"), Some(Outcome::Failure));
+        assert_eq!(with("application/grpc-web"), Some(Outcome::Failure));
+        assert_eq!(with("application/json"), Some(Outcome::Success));
+        let web_without_status = Response::builder()
+            .header("content-type", "application/grpc-web")
+            .body(())
+            .unwrap();
+        assert_eq!(at_head(&c, Ok(web_without_status)), Some(Outcome::Success));
     }
 
     #[test]

@@ -8,11 +8,16 @@ pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status"
 
 /// `true` when the request's content type is `application/grpc` or `application/grpc+<codec>`.
 pub fn is_grpc(headers: &HeaderMap) -> bool {
-    headers.get(CONTENT_TYPE).is_some_and(|ct| {
-        ct.as_bytes()
-            .strip_prefix(b"application/grpc")
-            .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
-    })
+    headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|ct| is_grpc_type(ct.as_bytes()))
+}
+
+/// `true` for `application/grpc` and `application/grpc+<codec>`, parameters allowed.
+pub(crate) fn is_grpc_type(content_type: &[u8]) -> bool {
+    content_type
+        .strip_prefix(b"application/grpc")
+        .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
 }
 
 /// gRPC status codes, as numbered by the gRPC specification.

@@ -165,6 +165,8 @@ pin_project! {
         rest: Bytes,
         // Bytes counted in the connection's budget.
         counted: usize,
+        // Progress was marked by `new` and nothing was handed over since.
+        marked: bool,
         open: Option<OpenGuard>,
     }
 
@@ -183,19 +185,20 @@ impl<B: HttpBody<Data = Bytes>> Guarded<B> {
     /// Wraps `inner`; with `open`, its size counts against the connection's budget until it
     /// ends and the current task watches its progress.
     pub(crate) fn new(inner: B, open: Option<OpenGuard>) -> Self {
-        let counted = match &open {
+        let (counted, marked) = match &open {
             Some(open) if !inner.is_end_stream() => {
                 let size = usize::try_from(inner.size_hint().lower()).unwrap_or(usize::MAX);
                 open.state.buffer(size);
                 mark(true);
-                size
+                (size, true)
             }
-            _ => 0,
+            _ => (0, false),
         };
         Self {
             inner,
             rest: Bytes::new(),
             counted,
+            marked,
             open,
         }
     }
@@ -210,7 +213,9 @@ impl<B: HttpBody<Data = Bytes>> HttpBody for Guarded<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
-        if this.open.is_some() {
+        // Each poll after the first says the frame before it was taken. The first comes right
+        // after `new` marked the answer ready: a second clock read would say nothing new.
+        if this.open.is_some() && !std::mem::take(this.marked) {
             mark(true);
         }
         if !this.rest.is_empty() {
