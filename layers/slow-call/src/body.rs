@@ -18,7 +18,7 @@ pin_project! {
     pub struct SlowCallBody<B: Body> {
         #[pin]
         inner: B,
-        call: Option<Call>,
+        call: Option<Box<Call>>,
     }
 
     impl<B: Body> PinnedDrop for SlowCallBody<B> {
@@ -35,7 +35,7 @@ pin_project! {
 }
 
 impl<B: Body> SlowCallBody<B> {
-    pub(crate) fn new(inner: B, call: Option<Call>) -> Self {
+    pub(crate) fn new(inner: B, call: Option<Box<Call>>) -> Self {
         Self { inner, call }
     }
 }

@@ -83,12 +83,14 @@ pub(crate) struct Start {
 }
 
 impl Call {
-    pub(crate) fn new(s: Start) -> Self {
+    /// Boxed: the call rides in the response future and then in the response body, which every
+    /// layer above moves, several times each; a pointer moves more cheaply than some 200 bytes.
+    pub(crate) fn new(s: Start) -> Box<Self> {
         #[cfg(feature = "metrics")]
         if let Some(m) = &s.config.metrics {
             m.active.inc();
         }
-        Self {
+        Box::new(Self {
             span: s.span,
             tree: s.tree,
             start: s.start,
@@ -102,7 +104,7 @@ impl Call {
             #[cfg(feature = "metrics")]
             config: s.config,
             done: false,
-        }
+        })
     }
 
     /// Makes this request current until the guard drops: spans opened meanwhile join its tree,

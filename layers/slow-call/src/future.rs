@@ -22,12 +22,12 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        call: Option<Call>,
+        call: Option<Box<Call>>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, call: Call) -> Self {
+    pub(crate) fn new(inner: F, call: Box<Call>) -> Self {
         Self {
             inner,
             call: Some(call),
@@ -58,7 +58,7 @@ where
                     call.response(response.status(), response.headers());
                 }
                 let complete =
-                    response.body().is_end_stream() || call.as_ref().is_some_and(Call::bodiless);
+                    response.body().is_end_stream() || call.as_deref().is_some_and(Call::bodiless);
                 if complete && let Some(mut call) = call.take() {
                     call.finish(End::Complete);
                 }

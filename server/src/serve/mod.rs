@@ -34,7 +34,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    task::{Context, Poll, Waker, ready},
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 use tokio::{
@@ -423,7 +423,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut response = ready!(this.inner.poll(cx))?;
+        let Poll::Ready(Ok(mut response)) = this.inner.poll(cx) else {
+            return Poll::Pending;
+        };
         if this
             .close
             .as_ref()
