@@ -19,6 +19,7 @@
 //! pipelined requests behind one the server refused reads the refusal and a clean end of the
 //! stream, not a reset.
 
+use super::send::Progress;
 use std::{
     io,
     pin::Pin,
@@ -123,6 +124,9 @@ pub(crate) struct ConnState {
     buffered: AtomicUsize,
     /// Woken when `buffered` falls.
     pub(crate) drained: Arc<Notify>,
+    /// HTTP/1: the answer the connection's task is sending (an HTTP/2 stream's task keeps its
+    /// own).
+    pub(crate) sending: Progress,
 }
 
 impl ConnState {
@@ -138,6 +142,7 @@ impl ConnState {
             write_blocked_since: AtomicU64::new(NEVER),
             buffered: AtomicUsize::new(0),
             drained: Arc::new(Notify::new()),
+            sending: Progress::new(now),
         }
     }
 

@@ -50,7 +50,7 @@ mod send;
 use crate::{config::ServerConfig, metrics::ListenerMetrics};
 pub(crate) use conn::Timeout;
 use conn::{ConnState, Next, Timeouts, Watched};
-use send::{Guarded, OpenGuard, Progress, StreamExecutor};
+use send::{Guarded, OpenGuard, StreamExecutor};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -183,9 +183,7 @@ pub(crate) async fn serve<B: ResponseBody>(
         let mut drain = watch_drain.clone();
         let metrics = metrics.clone();
         let timeouts = limits.timeouts;
-        let progress = Progress::new();
-        let watched = progress.clone();
-        tokio::spawn(progress.scope(async move {
+        tokio::spawn(async move {
             let _slot = slot;
             metrics.open.inc();
             let _open = scopeguard(|| metrics.open.dec());
@@ -194,21 +192,43 @@ pub(crate) async fn serve<B: ResponseBody>(
             let first = timeouts.header_read.min(timeouts.idle).min(timeouts.send);
             let check = tokio::time::sleep(first);
             let mut check = std::pin::pin!(check);
+            let mut drained = std::pin::pin!(drain.changed());
+            let watch = WatchWaker::new();
             let (mut draining, mut closing) = (false, false);
             loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
+                let event = std::future::poll_fn(|cx| {
+                    if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+                        return Poll::Ready(Event::Ended(result));
+                    }
+                    // The watchdog only when its timer or the drain signal woke the task, not
+                    // on each of the connection's reads and writes.
+                    let Some(mut cx) = watch.woken(cx) else {
+                        return Poll::Pending;
+                    };
+                    if check.as_mut().poll(&mut cx).is_ready() {
+                        return Poll::Ready(Event::Check);
+                    }
+                    if !draining && drained.as_mut().poll(&mut cx).is_ready() {
+                        return Poll::Ready(Event::Drain);
+                    }
+                    Poll::Pending
+                })
+                .await;
+                // Whatever it was, the watchdog looks again at the next poll.
+                watch.wake();
+                match event {
+                    Event::Ended(result) => {
                         if let Err(error) = result {
                             tracing::debug!(%peer, %error, "connection ended with an error");
                         }
                         break;
                     }
-                    () = check.as_mut() => {
+                    Event::Check => {
                         if closing {
                             break;
                         }
                         let now = Instant::now();
-                        match next_check(&state, &watched, &timeouts, now) {
+                        match next_check(&state, &timeouts, now) {
                             Next::CheckAt(at) => check.as_mut().reset(at),
                             Next::Close(timeout) => {
                                 metrics.timeout(timeout).inc();
@@ -222,13 +242,13 @@ pub(crate) async fn serve<B: ResponseBody>(
                             }
                         }
                     }
-                    _ = drain.changed(), if !draining => {
+                    Event::Drain => {
                         draining = true;
                         connection.as_mut().graceful_shutdown();
                     }
                 }
             }
-        }));
+        });
     };
     tokio::pin!(shutdown);
     let mut last_warning: Option<Instant> = None;
@@ -297,11 +317,72 @@ pub(crate) async fn serve<B: ResponseBody>(
     }
 }
 
+/// What ended a wait of a connection's task.
+enum Event<E> {
+    /// The connection ended.
+    Ended(Result<(), E>),
+    /// The watchdog's timer fired.
+    Check,
+    /// The server began to drain.
+    Drain,
+}
+
+/// The waker a connection's watchdog (its timer and the drain signal) is polled with: it notes
+/// that it was woken, then wakes the task. The task is woken for every read and write of its
+/// connection; polling the watchdog each time would cost a timer and a channel poll per wake.
+struct WatchWaker {
+    flag: Arc<WatchFlag>,
+    waker: Waker,
+}
+
+struct WatchFlag {
+    woken: AtomicBool,
+    task: futures_util::task::AtomicWaker,
+}
+
+impl std::task::Wake for WatchFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl WatchWaker {
+    /// Woken at first: the watchdog is polled once to arm it.
+    fn new() -> Self {
+        let flag = Arc::new(WatchFlag {
+            woken: AtomicBool::new(true),
+            task: futures_util::task::AtomicWaker::new(),
+        });
+        let waker = Waker::from(flag.clone());
+        Self { flag, waker }
+    }
+
+    /// A context to poll the watchdog with when it woke the task since it was last polled;
+    /// `None` otherwise. Either way, a later wake reaches the task behind `cx`.
+    fn woken(&self, cx: &Context<'_>) -> Option<Context<'_>> {
+        self.flag.task.register(cx.waker());
+        self.flag
+            .woken
+            .swap(false, Ordering::Acquire)
+            .then(|| Context::from_waker(&self.waker))
+    }
+
+    /// Makes the next [`WatchWaker::woken`] poll the watchdog.
+    fn wake(&self) {
+        self.flag.woken.store(true, Ordering::Release);
+    }
+}
+
 /// The watchdog's next step: the connection's own timeouts, and (HTTP/1, whose answers the
 /// connection's task sends) the send timeout of the answer in progress.
-fn next_check(state: &ConnState, progress: &Progress, timeouts: &Timeouts, now: Instant) -> Next {
+fn next_check(state: &ConnState, timeouts: &Timeouts, now: Instant) -> Next {
     let next = state.next(timeouts, now);
-    match (next, progress.last()) {
+    match (next, state.sending.last()) {
         (Next::CheckAt(_), Some(last)) if last + timeouts.send <= now => Next::Close(Timeout::Send),
         (Next::CheckAt(at), Some(last)) => Next::CheckAt(at.min(last + timeouts.send)),
         (next, _) => next,
@@ -357,17 +438,19 @@ where
         // The rate limit's key reads the peer address from here.
         request.extensions_mut().insert(self.peer);
         self.conn.request_started();
+        let http1 = request.version() < Version::HTTP_2;
         let open = OpenGuard {
             state: self.conn.clone(),
+            http1,
         };
-        let close = (request.version() < Version::HTTP_2).then(|| self.closing.clone());
+        let close = http1.then(|| self.closing.clone());
         if self.conn.over_budget(self.budget) {
             // The client has not read the answers before this one: answer once it has.
             let (state, budget) = (self.conn.clone(), self.budget);
             let stack = self.stack.borrow().clone();
             let waiting: Waiting<B> = Box::pin(async move {
                 // Waiting for the client to read counts as sending: the send timeout applies.
-                send::mark(true);
+                send::mark_on(&state, http1, true);
                 loop {
                     let drained = state.drained.clone().notified_owned();
                     let mut drained = std::pin::pin!(drained);
@@ -377,7 +460,7 @@ where
                     }
                     drained.await;
                 }
-                send::mark(false);
+                send::mark_on(&state, http1, false);
                 stack.oneshot(request).await
             });
             let inner = Either::Right(Either::Right(waiting));

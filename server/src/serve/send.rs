@@ -4,9 +4,10 @@
 //! HTTP/2 flow control lets a client stop an answer without stopping the socket: with a zero
 //! window, hyper holds the answer and waits for capacity that never comes. Each answer body is
 //! wrapped in a [`Guarded`] body, which hands the answer to hyper in slices of at most
-//! [`SLICE`] and records, in the task's [`Progress`], when hyper last took one. A task that
-//! serves answers (an HTTP/2 stream's task, spawned through [`StreamExecutor`]; an HTTP/1
-//! connection's task) is watched: an answer that made no progress for `send_timeout` ends the
+//! [`SLICE`] and records, in the [`Progress`] of the task sending it, when hyper last took one
+//! (an HTTP/2 stream's task keeps its own in a task-local; an HTTP/1 connection's is in the
+//! connection's state, read without one). A task that serves answers (an HTTP/2 stream's task,
+//! spawned through [`StreamExecutor`]; an HTTP/1 connection's task) is watched: an answer that made no progress for `send_timeout` ends the
 //! task, and dropping it resets the stream (`RST_STREAM CANCEL`) and frees what hyper and h2
 //! buffered for it. For HTTP/1 that closes the connection.
 
@@ -45,14 +46,16 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self {
-            base: Instant::now(),
+    /// Nothing sent yet; times count from `base`.
+    pub(crate) fn new(base: Instant) -> Self {
+        Self {
+            base,
             last: AtomicU64::new(0),
-        })
+        }
     }
 
-    fn set(&self, at: Option<Instant>) {
+    /// Records progress (`Some(now)`) or the end of sending (`None`).
+    pub(crate) fn set(&self, at: Option<Instant>) {
         let stamp = at.map_or(0, |at| {
             at.saturating_duration_since(self.base).as_nanos() as u64 + 1
         });
@@ -73,7 +76,8 @@ impl Progress {
     }
 }
 
-/// Records progress (`Some(now)`) or the end of sending (`None`) for the current task.
+/// Records progress (`Some(now)`) or the end of sending (`None`) for the current task, when a
+/// [`StreamExecutor`] watches it.
 pub(crate) fn mark(sending: bool) {
     let _ = PROGRESS.try_with(|progress| progress.set(sending.then(Instant::now)));
 }
@@ -91,7 +95,7 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     fn execute(&self, future: F) {
-        let progress = Progress::new();
+        let progress = Arc::new(Progress::new(Instant::now()));
         tokio::spawn(SendWatch {
             inner: progress.clone().scope(future),
             progress,
@@ -147,6 +151,26 @@ impl<F: Future<Output = ()>> Future for SendWatch<F> {
 /// was abandoned).
 pub(crate) struct OpenGuard {
     pub(crate) state: Arc<ConnState>,
+    /// HTTP/1: the connection's task sends the answer, and its progress is the connection's.
+    /// HTTP/2: a stream's task sends it and keeps its progress in a task-local.
+    pub(crate) http1: bool,
+}
+
+impl OpenGuard {
+    /// Records the progress of the answer.
+    pub(crate) fn mark(&self, sending: bool) {
+        mark_on(&self.state, self.http1, sending);
+    }
+}
+
+/// Records the progress of an answer on `state`'s connection: in the connection's own record
+/// (HTTP/1) or the stream task's (HTTP/2, [`mark`]).
+pub(crate) fn mark_on(state: &ConnState, http1: bool, sending: bool) {
+    if http1 {
+        state.sending.set(sending.then(Instant::now));
+    } else {
+        mark(sending);
+    }
 }
 
 impl Drop for OpenGuard {
@@ -175,7 +199,7 @@ pin_project! {
             let this = this.project();
             if let Some(open) = this.open.take() {
                 open.state.unbuffer(*this.counted);
-                mark(false);
+                open.mark(false);
             }
         }
     }
@@ -189,7 +213,7 @@ impl<B: HttpBody<Data = Bytes>> Guarded<B> {
             Some(open) if !inner.is_end_stream() => {
                 let size = usize::try_from(inner.size_hint().lower()).unwrap_or(usize::MAX);
                 open.state.buffer(size);
-                mark(true);
+                open.mark(true);
                 (size, true)
             }
             _ => (0, false),
@@ -215,8 +239,10 @@ impl<B: HttpBody<Data = Bytes>> HttpBody for Guarded<B> {
         let this = self.project();
         // Each poll after the first says the frame before it was taken. The first comes right
         // after `new` marked the answer ready: a second clock read would say nothing new.
-        if this.open.is_some() && !std::mem::take(this.marked) {
-            mark(true);
+        if let Some(open) = this.open
+            && !std::mem::take(this.marked)
+        {
+            open.mark(true);
         }
         if !this.rest.is_empty() {
             let slice = this.rest.split_to(SLICE.min(this.rest.len()));
@@ -266,6 +292,7 @@ mod tests {
             body,
             Some(OpenGuard {
                 state: state.clone(),
+                http1: true,
             }),
         );
         assert_eq!(guarded.size_hint().exact(), Some(3 * SLICE as u64 + 5));
