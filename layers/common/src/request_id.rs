@@ -11,12 +11,7 @@ pub struct RequestId(HeaderValue);
 impl RequestId {
     /// Wraps a header value. Returns `None` when it holds anything but visible ASCII.
     pub fn new(value: HeaderValue) -> Option<Self> {
-        // Branch-free form of `all(u8::is_ascii_graphic)` (0x21..=0x7e): this runs per request.
-        let visible = value
-            .as_bytes()
-            .iter()
-            .fold(true, |ok, b| ok & (b.wrapping_sub(0x21) < 0x5e));
-        (visible && !value.is_empty()).then_some(Self(value))
+        (is_visible_ascii(value.as_bytes()) && !value.is_empty()).then_some(Self(value))
     }
 
     /// The id as text.
@@ -30,6 +25,22 @@ impl RequestId {
     pub fn header_value(&self) -> &HeaderValue {
         &self.0
     }
+}
+
+/// `all(u8::is_ascii_graphic)` (0x21..=0x7e), eight bytes at a time: it runs per request. A
+/// word holds another byte exactly when one of the two tests sets a high bit (each can misreport
+/// bytes above the first one it finds, never the word as a whole).
+fn is_visible_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = ONES * 0x80;
+    let (words, rest) = bytes.as_chunks::<8>();
+    let flagged = words.iter().fold(0, |flagged, word| {
+        let w = u64::from_ne_bytes(*word);
+        let below = w.wrapping_sub(ONES * 0x21) & !w;
+        let above = w.wrapping_add(ONES) | w;
+        flagged | ((below | above) & HIGHS)
+    });
+    flagged == 0 && rest.iter().all(u8::is_ascii_graphic)
 }
 
 impl fmt::Display for RequestId {
@@ -47,6 +58,22 @@ impl From<RequestId> for HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn visible_ascii_is_told_apart_by_every_byte_at_every_position() {
+        for len in 1..=17 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    for fill in [b'a', b'!', b'~', 0x80, 0xff] {
+                        let mut s = vec![fill; len];
+                        s[at] = b;
+                        let expected = s.iter().all(u8::is_ascii_graphic);
+                        assert_eq!(is_visible_ascii(&s), expected, "{s:?}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn accepts_visible_ascii_only() {

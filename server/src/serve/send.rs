@@ -189,7 +189,7 @@ pin_project! {
         rest: Bytes,
         // Bytes counted in the connection's budget.
         counted: usize,
-        // Progress was marked by `new` and nothing was handed over since.
+        // HTTP/1: progress was marked by `new` and the body was not polled since.
         marked: bool,
         open: Option<OpenGuard>,
     }
@@ -214,7 +214,7 @@ impl<B: HttpBody<Data = Bytes>> Guarded<B> {
                 let size = usize::try_from(inner.size_hint().lower()).unwrap_or(usize::MAX);
                 open.state.buffer(size);
                 open.mark(true);
-                (size, true)
+                (size, open.http1)
             }
             _ => (0, false),
         };
@@ -237,8 +237,10 @@ impl<B: HttpBody<Data = Bytes>> HttpBody for Guarded<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
-        // Each poll after the first says the frame before it was taken. The first comes right
-        // after `new` marked the answer ready: a second clock read would say nothing new.
+        // Each poll says the frame before it was taken. HTTP/1's first poll comes right after
+        // `new` marked the answer ready, or once a full socket drains (which the connection
+        // times by itself): its clock read would say nothing new. HTTP/2 polls a body once the
+        // client opened its window, which is progress.
         if let Some(open) = this.open
             && !std::mem::take(this.marked)
         {
@@ -281,6 +283,7 @@ mod tests {
     //! Progress and the watch, on a paused clock: time moves only when the test says so.
 
     use super::*;
+    use crate::serve::conn::{Next, Timeout, Timeouts};
     use http_body_util::{BodyExt, Full};
 
     #[tokio::test(start_paused = true)]
@@ -305,6 +308,41 @@ mod tests {
         assert_eq!(sizes, [SLICE, SLICE, SLICE, 5]);
         drop(guarded);
         assert!(!state.over_budget(1), "the budget is given back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_http1_answer_keeps_its_progress_in_the_connection_until_it_ends() {
+        let secs = Duration::from_secs;
+        let timeouts = Timeouts {
+            header_read: secs(10),
+            idle: secs(60),
+            send: secs(30),
+        };
+        let start = Instant::now();
+        let state = Arc::new(ConnState::new(start));
+        state.request_started();
+        let body = Full::new(Bytes::from(vec![b'x'; 2 * SLICE]));
+        let open = OpenGuard {
+            state: state.clone(),
+            http1: true,
+        };
+        let mut guarded = Box::pin(Guarded::new(body, Some(open)));
+        assert_eq!(
+            state.sending.last(),
+            Some(start),
+            "sending from the moment it is ready"
+        );
+        tokio::time::advance(secs(20)).await;
+        assert!(guarded.frame().await.is_some());
+        tokio::time::advance(secs(5)).await;
+        assert!(guarded.frame().await.is_some(), "the second slice");
+        assert_eq!(state.sending.last(), Some(start + secs(25)));
+        // It stops moving: the connection closes `send` after its last progress.
+        let at = |t| crate::serve::next_check(&state, &timeouts, start + secs(t));
+        assert!(matches!(at(54), Next::CheckAt(_)));
+        assert_eq!(at(55), Next::Close(Timeout::Send));
+        drop(guarded);
+        assert_eq!(state.sending.last(), None, "nothing is being sent any more");
     }
 
     #[tokio::test(start_paused = true)]
