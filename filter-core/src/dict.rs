@@ -52,6 +52,7 @@
 //! overlapping blocked hits the longest entry wins (then danger over normal, then the leftmost,
 //! then the longer span, then a word over a rule).
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -832,7 +833,13 @@ impl Dictionary {
     /// Checks `text`: verdict, hits and masked text. Uses the lists used by default (see
     /// [`ListSource::by_default`](crate::ListSource::by_default)).
     pub fn check(&self, text: &str) -> FilterResponse {
-        self.check_selected(text, self.defaults.as_deref())
+        self.check_selected(Cow::Borrowed(text), self.defaults.as_deref())
+    }
+
+    /// [`Dictionary::check`] of a text the caller gives away: with nothing to mask, the text
+    /// itself is the masked text, neither allocated nor copied again.
+    pub(crate) fn check_owned(&self, text: String) -> FilterResponse {
+        self.check_selected(Cow::Owned(text), self.defaults.as_deref())
     }
 
     /// Checks `text` against the blocked lists named `lists` only (allow lists always apply);
@@ -843,27 +850,49 @@ impl Dictionary {
         lists: &[S],
     ) -> Result<FilterResponse, UnknownList> {
         let selected = self.selection(lists, true)?;
-        Ok(self.check_selected(text, Some(&selected)))
+        Ok(self.check_selected(Cow::Borrowed(text), Some(&selected)))
     }
 
     /// Like [`Dictionary::check_lists`], leaving unknown names out (for callers that checked
     /// the names against an earlier set, from which a list may since have been removed).
     pub fn check_known_lists<S: AsRef<str>>(&self, text: &str, lists: &[S]) -> FilterResponse {
+        self.check_known_lists_cow(Cow::Borrowed(text), lists)
+    }
+
+    /// [`Dictionary::check_known_lists`] of a text the caller gives away (see
+    /// [`Dictionary::check_owned`]).
+    pub(crate) fn check_known_lists_owned<S: AsRef<str>>(
+        &self,
+        text: String,
+        lists: &[S],
+    ) -> FilterResponse {
+        self.check_known_lists_cow(Cow::Owned(text), lists)
+    }
+
+    fn check_known_lists_cow<S: AsRef<str>>(
+        &self,
+        text: Cow<'_, str>,
+        lists: &[S],
+    ) -> FilterResponse {
         let selected = self
             .selection(lists, false)
             .expect("a lenient selection never fails");
         self.check_selected(text, Some(&selected))
     }
 
-    fn check_selected(&self, text: &str, selected: Option<&[u64]>) -> FilterResponse {
-        let hits = self.find_selected(text, selected);
+    fn check_selected(&self, text: Cow<'_, str>, selected: Option<&[u64]>) -> FilterResponse {
+        let hits = self.find_selected(&text, selected);
         let verdict = hits.iter().fold(Verdict::Pass, |v, h| {
             v.max(match h.level {
                 Level::Danger => Verdict::Block,
                 Level::Normal => Verdict::Review,
             })
         });
-        let masked = self.mask(text, &hits);
+        let masked = if hits.is_empty() && self.table.options().charset.is_none() {
+            text.into_owned()
+        } else {
+            self.mask(&text, &hits)
+        };
         FilterResponse {
             request_id: None,
             verdict,

@@ -44,6 +44,11 @@ impl Engine {
         self.current.load().check(text)
     }
 
+    /// [`Engine::check`] of a text the caller gives away (see [`Dictionary::check_owned`]).
+    pub(crate) fn check_owned(&self, text: String) -> FilterResponse {
+        self.current.load().check_owned(text)
+    }
+
     /// Checks `text` against the blocked lists named `lists` (allow lists always apply); an
     /// unknown name is an error. See [`Dictionary::check_lists`].
     pub fn check_lists<S: AsRef<str>>(

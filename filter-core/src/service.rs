@@ -51,12 +51,13 @@ impl Service<FilterRequest> for FilterService {
     fn call(&mut self, req: FilterRequest) -> Self::Future {
         // The names were checked when the request was read (`Engine::check_lists`); a list
         // removed since then is no longer there to check against.
+        // The content is given away: with nothing to mask it becomes the masked text as it is.
         let mut resp = match &req.lists {
-            None => self.engine.check(&req.content),
+            None => self.engine.check_owned(req.content),
             Some(lists) => self
                 .engine
                 .dictionary()
-                .check_known_lists(&req.content, lists.as_slice()),
+                .check_known_lists_owned(req.content, lists.as_slice()),
         };
         resp.request_id = req.request_id;
         ready(Ok(resp))

@@ -1,7 +1,7 @@
 //! `FilterService` as a Tower service.
 
 use espresso_filter_core::{
-    Engine, FilterRequest, FilterService, Level, ListSource, Sources, Verdict,
+    Engine, FilterRequest, FilterService, Level, ListSource, Options, Sources, Verdict,
 };
 use tower::{Service, ServiceExt};
 
@@ -51,4 +51,29 @@ async fn stages_compose_as_layers() {
     });
     let r = svc.oneshot(FilterRequest::new("buy spam")).await.unwrap();
     assert_eq!(r.verdict, Verdict::Review);
+}
+
+#[tokio::test]
+async fn the_answer_is_the_engines_whether_the_text_is_given_away_or_lent() {
+    let sources = Sources::new()
+        .list(ListSource::inline("a.txt", "omega\n", Level::Normal))
+        .list(ListSource::inline("b.txt", "sigma\n", Level::Danger));
+    for charset in [None, Some(espresso_filter_core::Charset::common())] {
+        let engine = Engine::load(&sources, Options::default().charset(charset)).unwrap();
+        for text in ["plain 🙂 text", "an omega here", "sigma and omega 🙂", ""] {
+            for lists in [None, Some(vec!["b".to_owned()])] {
+                let lent = match &lists {
+                    None => engine.check(text),
+                    Some(lists) => engine.check_lists(text, lists).unwrap(),
+                };
+                let mut request = FilterRequest::new(text);
+                request.lists = lists;
+                let given = FilterService::new(engine.clone())
+                    .oneshot(request)
+                    .await
+                    .unwrap();
+                assert_eq!(given, lent, "{text:?}");
+            }
+        }
+    }
 }
