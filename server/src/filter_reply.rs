@@ -5,7 +5,6 @@ use axum::{
     body::Body,
     response::{IntoResponse, Response},
 };
-use espresso_common::RequestId;
 use espresso_filter_core::{Hit, Verdict};
 use http::{HeaderValue, header::CONTENT_TYPE};
 use serde::Serialize;
@@ -28,10 +27,11 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl<'a> FilterReply<'a> {
-    pub(crate) fn new(id: Option<&'a RequestId>, checked: &'a Checked) -> Self {
+    /// The reply to a request with id `request_id` (empty when it has none).
+    pub(crate) fn new(request_id: &'a str, checked: &'a Checked) -> Self {
         let response = &checked.response;
         Self {
-            request_id: id.map_or("", RequestId::as_str),
+            request_id,
             verdict: response.verdict,
             masked: &response.masked,
             hits: &response.hits,

@@ -205,13 +205,15 @@ fn filter(
         };
         match input {
             Ok(input) => {
+                // Read once: each reading checks the id's bytes again.
+                let id_text = id.as_ref().map(RequestId::as_str);
                 let request = FilterRequest {
                     content: input.content,
-                    request_id: id.as_ref().map(|id| id.as_str().to_owned()),
+                    request_id: id_text.map(str::to_owned),
                     lists: input.lists,
                 };
                 let checked = app.check(request).await;
-                FilterReply::new(id.as_ref(), &checked).into_response()
+                FilterReply::new(id_text.unwrap_or_default(), &checked).into_response()
             }
             Err(error) => error.into_response_for(&app, id.as_ref()),
         }
@@ -239,7 +241,8 @@ async fn batch(app: App, request: Request<Body>, max_body_bytes: usize) -> Respo
         Ok(items) => items,
         Err(error) => return error.into_response_for(&app, id.as_ref()),
     };
-    let request_id = id.as_ref().map(|id| id.as_str().to_owned());
+    let id_text = id.as_ref().map(RequestId::as_str);
+    let request_id = id_text.map(str::to_owned);
     let checks = items.into_iter().map(|input| {
         app.check(FilterRequest {
             content: input.content,
@@ -250,10 +253,10 @@ async fn batch(app: App, request: Request<Body>, max_body_bytes: usize) -> Respo
     let checked = futures_util::future::join_all(checks).await;
     let results: Vec<FilterReply<'_>> = checked
         .iter()
-        .map(|checked| FilterReply::new(id.as_ref(), checked))
+        .map(|checked| FilterReply::new(id_text.unwrap_or_default(), checked))
         .collect();
     let body = serde_json::json!({
-        "request_id": id.as_ref().map_or("", RequestId::as_str),
+        "request_id": id_text.unwrap_or_default(),
         "results": results,
     });
     axum::Json(body).into_response()
