@@ -178,6 +178,8 @@ struct Pattern {
     latin: bool,
     /// some unit must be a traditional character as listed (`PUnit::exact`)
     traditional: bool,
+    /// some unit repeats (a count above 1: `ass`, `butt`)
+    repeats: bool,
     /// a part of combination rules (its id), or `NO_PART`
     part: u32,
     /// the index of the entry's list in `Dictionary::lists`
@@ -569,6 +571,7 @@ impl Dictionary {
                 pinyin,
                 latin: units.iter().all(|u| u.c.is_ascii_alphabetic()),
                 traditional: units.iter().any(|u| u.exact != '\0'),
+                repeats: units.iter().any(|u| u.count > 1),
                 units: units.into(),
                 part,
                 list,
@@ -1075,7 +1078,7 @@ impl Dictionary {
             let p = &self.pats[r.pat as usize];
             let os = s.norm.orig_start(text, r.start as usize);
             let oe = s.norm.orig_end(text, r.end as usize);
-            if (p.start_word && ascii_word_before(text, os, collapse))
+            if (p.start_word && ascii_word_before(&self.table, text, os))
                 || (p.end_word && ascii_word_after(text, oe, collapse))
             {
                 continue;
@@ -1132,7 +1135,7 @@ impl Dictionary {
             }
             let (os, oe) = s.norm.orig_range_near(window, m.start(), m.end(), &mut seg);
             let (os, oe) = (base + os, base + oe);
-            if (p.start_word && ascii_word_before(view, os, collapse))
+            if (p.start_word && ascii_word_before(&self.table, view, os))
                 || (p.end_word && ascii_word_after(view, oe, collapse))
             {
                 return;
@@ -1244,6 +1247,36 @@ impl Dictionary {
         if os >= oe {
             return None;
         }
+        if collapse && self.too_short_a_run(text, os, oe, p) {
+            return None;
+        }
+        self.verify_folded(text, os, oe, p, seq)
+    }
+
+    /// A match read from one ASCII char per unit, its last char not repeated after it (past
+    /// noise too), has every run one char long, so an entry with a repeated unit (`ass`,
+    /// `butt`) cannot stand there. Most candidates past the word checks in English text are
+    /// such plain words (`as`, `but`): no need to fold them again. With collapse on only.
+    #[inline]
+    fn too_short_a_run(&self, text: &str, os: usize, oe: usize, p: &Pattern) -> bool {
+        if !p.repeats || oe - os != p.units.len() || !text[os..oe].is_ascii() {
+            return false;
+        }
+        let b = text.as_bytes();
+        let last = self.table.ascii_fold(b[oe - 1]);
+        next_kept(&self.table, b, oe).is_some_and(|next| next != Some(last))
+    }
+
+    /// `verify` past the quick rejections: folds the original slice again.
+    fn verify_folded(
+        &self,
+        text: &str,
+        os: usize,
+        oe: usize,
+        p: &Pattern,
+        seq: &mut Vec<Folded1>,
+    ) -> Option<(usize, usize)> {
+        let collapse = self.table.options().collapse_repeats;
         // fold the original slice again, without collapse, noting gaps and positions
         seq.clear();
         let mut scratch = Folded::new();
@@ -1501,33 +1534,87 @@ fn window_end(text: &str, at: usize) -> usize {
     end
 }
 
+/// An ASCII letter or digit's lower case; 0 for every other byte. The fast rejections below
+/// read it once a byte instead of a range test and a case fold.
+static ALNUM_LOWER: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = c.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Fast rejection (most candidates in English text are inside a longer word): the char before
-/// `os` is an ASCII letter or digit, and the candidate's first char is ASCII and not repeated
-/// (so with collapse no later start inside its run exists). `false` means "check fully".
+/// `os` is an ASCII letter or digit, and, with collapse, the run of the candidate's first char
+/// (ASCII) ends before any copy of it after a gap, so no later start inside the run exists
+/// (`all`, `ship it`; not `s shit`). `false` means "check fully".
 #[inline]
-fn ascii_word_before(text: &str, os: usize, collapse: bool) -> bool {
+fn ascii_word_before(table: &Table, text: &str, os: usize) -> bool {
     let b = text.as_bytes();
-    if os == 0 || os >= b.len() || !b[os - 1].is_ascii_alphanumeric() {
+    if os == 0 || os >= b.len() || ALNUM_LOWER[usize::from(b[os - 1])] == 0 {
         return false;
     }
-    if !collapse {
+    if !table.options().collapse_repeats {
         return true;
     }
-    match b.get(os + 1) {
-        Some(n) => b[os].is_ascii() && n.is_ascii_alphanumeric() && !n.eq_ignore_ascii_case(&b[os]),
-        None => false,
+    let Some(&first) = b.get(os).filter(|c| c.is_ascii()) else {
+        return false;
+    };
+    let c = table.ascii_fold(first);
+    let mut j = os + 1;
+    while b
+        .get(j)
+        .is_some_and(|&n| n.is_ascii() && table.ascii_fold(n) == c)
+    {
+        j += 1;
+    }
+    // past the run's gap-free copies, a copy is one after a gap
+    next_kept(table, b, j).is_some_and(|next| next != Some(c))
+}
+
+/// The fold of the first char at or after `at` that is not skipped, or `Some(None)` at the
+/// text's end, through ASCII only: `None` if a char outside ASCII comes first.
+#[inline]
+fn next_kept(table: &Table, b: &[u8], mut at: usize) -> Option<Option<u8>> {
+    loop {
+        match b.get(at) {
+            None => return Some(None),
+            Some(&n) if n.is_ascii() => match table.ascii_fold(n) {
+                0 => at += 1,
+                f => return Some(Some(f)),
+            },
+            Some(_) => return None,
+        }
     }
 }
 
-/// Fast rejection at the end: the char at `oe` is an ASCII letter or digit that differs from
-/// the candidate's last char (so no trailing repeat can move the end).
+/// Fast rejection at the end: the char at `oe` is an ASCII letter or digit and, with collapse,
+/// the run of the candidate's last char (ASCII) that goes on from `oe` has no gap and is
+/// followed by a letter or digit, so no trailing repeat can move the end past a word's end.
 #[inline]
 fn ascii_word_after(text: &str, oe: usize, collapse: bool) -> bool {
     let b = text.as_bytes();
-    if oe == 0 || oe >= b.len() || !b[oe].is_ascii_alphanumeric() {
+    if oe == 0 || oe >= b.len() || ALNUM_LOWER[usize::from(b[oe])] == 0 {
         return false;
     }
-    !collapse || (b[oe - 1].is_ascii() && !b[oe].eq_ignore_ascii_case(&b[oe - 1]))
+    !collapse || (b[oe - 1].is_ascii() && alnum_after_run(b, oe - 1))
+}
+
+/// Whether the run of copies of the ASCII byte `b[at]` (either case) that starts at `at` is
+/// followed by an ASCII letter or digit (a byte other than the run's, so another char).
+#[inline]
+fn alnum_after_run(b: &[u8], at: usize) -> bool {
+    let c = b[at];
+    let mut j = at + 1;
+    while b.get(j).is_some_and(|n| n.eq_ignore_ascii_case(&c)) {
+        j += 1;
+    }
+    b.get(j).is_some_and(|&n| ALNUM_LOWER[usize::from(n)] != 0)
 }
 
 /// Whether every run of `seq` is exactly as long as its unit in `p` (runs split as `accept`
@@ -1658,5 +1745,70 @@ fn shape(table: &Table, word: &str) -> Option<(Vec<PUnit>, Vec<u8>)> {
         None
     } else {
         Some((units, key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::ListSource;
+
+    /// Every quick rejection of `scan` and `verify` rejects only what the full check
+    /// (`verify_folded`) rejects too, for every match of the automaton in short texts of
+    /// letters, repeats, spaces, noise and a few chars outside ASCII.
+    #[test]
+    fn the_quick_rejections_reject_only_what_the_full_check_rejects() {
+        let words = "ass\npp\nkkk\nbutt\n_l_\nshit\nas\nhell\nf u\nlp\n";
+        let pieces = [
+            "a", "s", "ss", "sss", "S", "p", "pp", "k", "kk", "l", "ll", "b", "u", "t", "tt", "h",
+            "i", "e", "f", " ", "  ", "*", ".", "-", "Ａ", "ä", "你", "1",
+        ];
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let (mut checked, mut rejected) = (0, 0);
+        for options in [
+            Options::default(),
+            Options::default().collapse_repeats(false),
+        ] {
+            let collapse = options.collapse_repeats;
+            let sources = Sources::new().list(ListSource::inline("t", words, Level::Danger));
+            let dict = Dictionary::build(&sources, options).expect("the list builds");
+            let (mut norm, mut seq) = (Normalized::default(), Vec::new());
+            for _ in 0..20_000 {
+                let text: String = (0..1 + next(8))
+                    .map(|_| pieces[next(pieces.len())])
+                    .collect();
+                dict.table.normalize_into(&text, &mut norm);
+                for m in dict.ac.find_overlapping_iter(norm.as_bytes()) {
+                    let p = &dict.pats[m.pattern().as_usize()];
+                    let (os, oe) = (
+                        norm.orig_start(&text, m.start()),
+                        norm.orig_end(&text, m.end()),
+                    );
+                    let full = dict.verify_folded(&text, os, oe, p, &mut seq);
+                    checked += 1;
+                    let quick = (p.start_word && ascii_word_before(&dict.table, &text, os))
+                        || (p.end_word && ascii_word_after(&text, oe, collapse))
+                        || (collapse && dict.too_short_a_run(&text, os, oe, p));
+                    if quick {
+                        rejected += 1;
+                        assert_eq!(
+                            full, None,
+                            "{:?} in {text:?} at {os}..{oe}, collapse {collapse}",
+                            p.word
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            rejected > checked / 4,
+            "only {rejected} of {checked} candidates were rejected quickly"
+        );
     }
 }

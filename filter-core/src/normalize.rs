@@ -92,6 +92,12 @@ impl Table {
         }
     }
 
+    /// What the ASCII byte `b` folds to; 0 when it is skipped (ASCII never expands).
+    #[inline]
+    pub(crate) fn ascii_fold(&self, b: u8) -> u8 {
+        self.ascii[usize::from(b & 0x7F)]
+    }
+
     pub(crate) fn options(&self) -> &Options {
         &self.options
     }
@@ -166,19 +172,29 @@ impl Table {
         let mut seg_pending = true; // the next emitted char starts a new linear segment
         let mut i = 0usize;
         while i < bytes.len() {
-            // A run of ASCII (most of most lines) in a loop of its own, which the compiler
-            // keeps tighter than the outer one.
-            while let Some(&b) = bytes.get(i).filter(|b| b.is_ascii()) {
-                let f = ascii[usize::from(b & 0x7F)];
-                buf[n] = f;
-                if f != 0 && !(collapse && f as u32 == last) {
-                    note_one(segs, &mut seg_pending, n, i, true);
-                    last = f as u32;
-                    n += 1;
+            // A run of ASCII (most of most lines): its end found eight bytes at a time, then a
+            // loop over the run alone into a slice of the run's length (the buffer always has
+            // room for what is left of the input at one byte a byte; see `need` below).
+            if bytes[i].is_ascii() {
+                let run = ascii_run(&bytes[i..]);
+                let src = &bytes[i..i + run];
+                let dst = &mut buf[n..n + run];
+                let m = if collapse {
+                    ascii_run_into::<true>(ascii, src, dst, segs, &mut seg_pending, &mut last, n, i)
                 } else {
-                    seg_pending = true;
-                }
-                i += 1;
+                    ascii_run_into::<false>(
+                        ascii,
+                        src,
+                        dst,
+                        segs,
+                        &mut seg_pending,
+                        &mut last,
+                        n,
+                        i,
+                    )
+                };
+                n += m;
+                i += run;
             }
             if i >= bytes.len() {
                 break;
@@ -273,6 +289,77 @@ fn note_one(segs: &mut Vec<Seg>, seg_pending: &mut bool, n: usize, i: usize, sam
         segs.push(Seg::expansion(n, i));
         *seg_pending = true;
     }
+}
+
+/// Folds the ASCII run `src` (at original offset `i`) into `dst` (at normalized offset `n`, at
+/// least as long as `src`), noting its segments; returns the bytes written. A byte is kept when
+/// it folds to something and, with `COLLAPSE`, differs from the last kept char (`prev` stays 0
+/// without collapse, which no kept byte equals).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn ascii_run_into<const COLLAPSE: bool>(
+    ascii: &[u8; 128],
+    src: &[u8],
+    dst: &mut [u8],
+    segs: &mut Vec<Seg>,
+    seg_pending: &mut bool,
+    last: &mut u32,
+    n: usize,
+    i: usize,
+) -> usize {
+    // a last char outside ASCII equals no byte of the run
+    // a last char outside ASCII equals no byte of the run
+    let mut prev = if COLLAPSE && *last < 0x80 {
+        *last as u8
+    } else {
+        0
+    };
+    let mut pending = *seg_pending;
+    let mut m = 0;
+    for (k, &b) in src.iter().enumerate() {
+        let f = ascii[usize::from(b & 0x7F)];
+        if let Some(slot) = dst.get_mut(m) {
+            *slot = f;
+        }
+        if f != 0 && f != prev {
+            if pending {
+                segs.push(Seg::linear(n + m, i + k));
+                pending = false;
+            }
+            if COLLAPSE {
+                prev = f;
+            }
+            m += 1;
+        } else {
+            pending = true;
+        }
+    }
+    *seg_pending = pending;
+    if COLLAPSE && m > 0 {
+        *last = u32::from(prev);
+    }
+    m
+}
+
+/// The length of the run of ASCII bytes that `bytes` starts with.
+#[inline]
+fn ascii_run(bytes: &[u8]) -> usize {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut run = 0;
+    for w in words.by_ref() {
+        let high = u64::from_le_bytes(w.try_into().unwrap_or([0x80; 8])) & HIGH;
+        if high != 0 {
+            // the first byte with its high bit set, counted from the low (first) end
+            return run + (high.trailing_zeros() / 8) as usize;
+        }
+        run += 8;
+    }
+    run + words
+        .remainder()
+        .iter()
+        .position(|b| !b.is_ascii())
+        .unwrap_or(words.remainder().len())
 }
 
 /// Decodes the char starting at `bytes[i]` (valid UTF-8 from a `str`, first byte >= 0x80)
@@ -587,6 +674,92 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn an_ascii_run_ends_at_the_first_byte_with_its_high_bit_set() {
+        for len in 0..=20 {
+            let mut bytes = vec![b'a'; len];
+            assert_eq!(ascii_run(&bytes), len);
+            for at in 0..len {
+                bytes[at] = 0xE5;
+                assert_eq!(ascii_run(&bytes), at, "{len} bytes, high at {at}");
+                bytes[at] = b'a';
+            }
+        }
+    }
+
+    /// Normalization char by char through `Table::unit`, as the definition reads: each
+    /// normalized char and the original range it maps to.
+    fn by_unit(t: &Table, s: &str) -> Vec<(char, Range<usize>)> {
+        let (mut out, mut last) = (Vec::new(), None);
+        let collapse = t.options().collapse_repeats;
+        let mut scratch = Folded::new();
+        for (i, c) in s.char_indices() {
+            let folded: Vec<char> = match t.unit(c, &mut scratch) {
+                Unit::Skip => Vec::new(),
+                Unit::One(f) => vec![f],
+                Unit::Many(fs) => fs.to_vec(),
+            };
+            for f in folded {
+                if !(collapse && last == Some(f)) {
+                    out.push((f, i..i + c.len_utf8()));
+                    last = Some(f);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_fast_paths_normalize_as_char_by_char_folding_does() {
+        // runs of ASCII of every length around the eight-byte steps, between CJK, noise,
+        // repeats, upper case, expansions and emoji
+        let pieces = [
+            "a",
+            "B",
+            "bb",
+            "Hello",
+            "oO",
+            " ",
+            "*",
+            "1",
+            "國",
+            "家",
+            "ﬁ",
+            "Ａ",
+            "😀",
+            "ab cd",
+            "xyzxyzxyz",
+            "!!",
+            "\u{200B}",
+            "é",
+        ];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for opts in [
+            Options::default(),
+            Options::default().collapse_repeats(false),
+            Options::default().noise(NoiseSet::none()),
+        ] {
+            let t = Table::new(&opts);
+            let mut n = Normalized::default();
+            for _ in 0..3000 {
+                let s: String = (0..next(12)).map(|_| pieces[next(pieces.len())]).collect();
+                t.normalize_into(&s, &mut n);
+                let fast: Vec<(char, Range<usize>)> = n
+                    .as_str()
+                    .char_indices()
+                    .map(|(i, c)| (c, n.original_range(&s, i..i + c.len_utf8())))
+                    .collect();
+                assert_eq!(fast, by_unit(&t, &s), "{s:?} with {opts:?}");
             }
         }
     }
