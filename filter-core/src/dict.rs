@@ -59,9 +59,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-
 use crate::fold::Folded;
+use crate::matcher::Matcher;
 use crate::normalize::{MAX_WINDOW, Normalized, Table, Unit};
 use crate::options::{Options, is_invisible};
 use crate::rules::{PartHit, RuleHit, RuleOrigin, Rules, RulesBuilder};
@@ -99,7 +98,7 @@ pub struct DictStats {
     pub skipped: usize,
     /// Pinyin spellings of Chinese words added for lists with pinyin on (not in `words`).
     pub pinyin: usize,
-    /// Heap bytes of the automaton (`AhoCorasick::memory_usage`).
+    /// Heap bytes of the automaton (aho-corasick's `memory_usage`).
     pub automaton_bytes: usize,
     /// Combination rules (entries with `&`, `|` or `~`; not in `words`).
     pub rules: usize,
@@ -223,16 +222,8 @@ impl Keys {
 
 /// The automaton of `keys` (a contiguous NFA: the fastest search; the default kind if that
 /// cannot hold them).
-fn automaton<'a>(keys: impl Iterator<Item = &'a [u8]> + Clone) -> Result<AhoCorasick, LoadError> {
-    Ok(AhoCorasick::builder()
-        .match_kind(MatchKind::Standard)
-        .kind(Some(AhoCorasickKind::ContiguousNFA))
-        .build(keys.clone())
-        .or_else(|_| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .build(keys)
-        })?)
+fn automaton<'a>(keys: impl Iterator<Item = &'a [u8]>) -> Result<Matcher, LoadError> {
+    Ok(Matcher::build(keys)?)
 }
 /// `Cand::pat` of a rule's hit: this bit and the rule's index
 const RULE_BIT: u32 = 1 << 31;
@@ -260,10 +251,10 @@ pub struct UnknownList(pub String);
 pub struct Dictionary {
     /// the automaton of `keys[..live]` (an incremental build's base may know more patterns,
     /// stale ones, whose matches are ignored)
-    ac: AhoCorasick,
+    ac: Matcher,
     live: usize,
     /// an incremental build: the automaton of `keys[live..]`, pattern ids counted from `live`
-    delta: Option<AhoCorasick>,
+    delta: Option<Matcher>,
     /// what the automata match, pattern by pattern (an incremental build compares them)
     keys: Arc<Keys>,
     pats: Arc<[Pattern]>,
@@ -1112,13 +1103,13 @@ impl Dictionary {
         let collapse = self.table.options().collapse_repeats;
         let (live, norm) = (self.live, s.norm.as_bytes());
         let mut seg = 0; // the segment of the last match's end (`orig_range_near`)
-        // One match of pattern `pat`: a plain loop per automaton calls it (iterator adapters
-        // over both automata cost a few percent of a scan).
-        let mut each = |m: aho_corasick::Match, pat: usize| {
+        // One match `ms..me` (normalized bytes) of pattern `pat`, as each automaton's search
+        // reaches it.
+        let mut each = |ms: usize, me: usize, pat: usize| {
             if pat >= self.first_part && pass == Pass::Plain {
                 s.raw_parts.push(RawPart {
-                    start: m.start() as u32,
-                    end: m.end() as u32,
+                    start: ms as u32,
+                    end: me as u32,
                     pat: pat as u32,
                 });
                 return;
@@ -1133,7 +1124,7 @@ impl Dictionary {
             {
                 return;
             }
-            let (os, oe) = s.norm.orig_range_near(window, m.start(), m.end(), &mut seg);
+            let (os, oe) = s.norm.orig_range_near(window, ms, me, &mut seg);
             let (os, oe) = (base + os, base + oe);
             if (p.start_word && ascii_word_before(&self.table, view, os))
                 || (p.end_word && ascii_word_after(view, oe, collapse))
@@ -1173,16 +1164,13 @@ impl Dictionary {
                 s.allow.push((start, end));
             }
         };
-        for m in self.ac.find_overlapping_iter(norm) {
-            let pat = m.pattern().as_usize();
+        self.ac.each_match(norm, |start, end, pat| {
             if pat < live {
-                each(m, pat);
+                each(start, end, pat);
             }
-        }
+        });
         if let Some(delta) = &self.delta {
-            for m in delta.find_overlapping_iter(norm) {
-                each(m, m.pattern().as_usize() + live);
-            }
+            delta.each_match(norm, |start, end, pat| each(start, end, pat + live));
         }
     }
 
@@ -1784,12 +1772,12 @@ mod tests {
                     .map(|_| pieces[next(pieces.len())])
                     .collect();
                 dict.table.normalize_into(&text, &mut norm);
-                for m in dict.ac.find_overlapping_iter(norm.as_bytes()) {
-                    let p = &dict.pats[m.pattern().as_usize()];
-                    let (os, oe) = (
-                        norm.orig_start(&text, m.start()),
-                        norm.orig_end(&text, m.end()),
-                    );
+                let mut matches = Vec::new();
+                dict.ac
+                    .each_match(norm.as_bytes(), |s, e, p| matches.push((s, e, p)));
+                for (ms, me, pat) in matches {
+                    let p = &dict.pats[pat];
+                    let (os, oe) = (norm.orig_start(&text, ms), norm.orig_end(&text, me));
                     let full = dict.verify_folded(&text, os, oe, p, &mut seq);
                     checked += 1;
                     let quick = (p.start_word && ascii_word_before(&dict.table, &text, os))

@@ -96,6 +96,7 @@ pub mod dict;
 mod engine;
 mod fold;
 mod leet;
+mod matcher;
 mod normalize;
 mod options;
 mod pinyin;
