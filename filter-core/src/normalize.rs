@@ -199,6 +199,24 @@ impl Table {
             if i >= bytes.len() {
                 break;
             }
+            // A run of three-byte chars (CJK) folding to three-byte chars, in a loop of its
+            // own like ASCII's; it stops at the first other char, which the general path below
+            // takes.
+            if (0xE0..0xF0).contains(&bytes[i]) {
+                let (m, used) = three_byte_run(
+                    &self.entries,
+                    &bytes[i..],
+                    &mut buf[n..],
+                    (segs, &mut seg_pending, &mut last),
+                    collapse,
+                    (n, i),
+                );
+                n += m;
+                i += used;
+                if used > 0 {
+                    continue;
+                }
+            }
             let (u, len) = decode(bytes, i);
             let need = n + SLACK + (bytes.len() - i);
             if buf.len() < need {
@@ -339,6 +357,55 @@ fn ascii_run_into<const COLLAPSE: bool>(
         *last = u32::from(prev);
     }
     m
+}
+
+/// Folds the leading run of three-byte chars of `src` (at original offset `i`) that fold to
+/// three-byte chars into `dst` (at normalized offset `n`, at least as long as `src`), noting
+/// their segments (linear, as the lengths agree) and collapsing repeats with `collapse`;
+/// returns the bytes written and the bytes read.
+#[inline(always)]
+fn three_byte_run(
+    entries: &[u32],
+    src: &[u8],
+    dst: &mut [u8],
+    (segs, seg_pending, last): (&mut Vec<Seg>, &mut bool, &mut u32),
+    collapse: bool,
+    (n, i): (usize, usize),
+) -> (usize, usize) {
+    let (mut k, mut m) = (0, 0);
+    while let [b0 @ 0xE0..=0xEF, b1, b2, ..] = src[k..] {
+        // valid UTF-8 (from a `str`): a lead byte and two continuation bytes
+        let u = (u32::from(b0 & 0x0F) << 12) | (u32::from(b1 & 0x3F) << 6) | u32::from(b2 & 0x3F);
+        let e = entries.get(u as usize).copied().unwrap_or(MANY);
+        if e & MANY != 0 || !(0x800..0x10000).contains(&e) {
+            break; // noise, an expansion, or a fold of another length
+        }
+        if collapse && e == *last {
+            *seg_pending = true;
+        } else {
+            if *seg_pending {
+                segs.push(Seg::linear(n + m, i + k));
+                *seg_pending = false;
+            }
+            let Some(out) = dst.get_mut(m..m + 3) else {
+                break;
+            };
+            if e == u {
+                out.copy_from_slice(&[b0, b1, b2]);
+            } else {
+                // `e` is a char below 0x10000 and not a surrogate (entries are chars)
+                out.copy_from_slice(&[
+                    0xE0 | (e >> 12) as u8,
+                    0x80 | ((e >> 6) & 0x3F) as u8,
+                    0x80 | (e & 0x3F) as u8,
+                ]);
+            }
+            *last = e;
+            m += 3;
+        }
+        k += 3;
+    }
+    (m, k)
 }
 
 /// The length of the run of ASCII bytes that `bytes` starts with.
@@ -736,6 +803,11 @@ mod tests {
             "!!",
             "\u{200B}",
             "é",
+            "家家",
+            "國國",
+            "国",
+            "ｷ",
+            "\u{3000}",
         ];
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = |n: usize| {
