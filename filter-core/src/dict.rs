@@ -1061,7 +1061,6 @@ impl Dictionary {
         if !self.rules.any_live(&s.rules) {
             return;
         }
-        let collapse = self.table.options().collapse_repeats;
         for r in &s.raw_parts {
             if !self.rules.needed(part(r), &s.rules) {
                 continue;
@@ -1069,9 +1068,7 @@ impl Dictionary {
             let p = &self.pats[r.pat as usize];
             let os = s.norm.orig_start(text, r.start as usize);
             let oe = s.norm.orig_end(text, r.end as usize);
-            if (p.start_word && ascii_word_before(&self.table, text, os))
-                || (p.end_word && ascii_word_after(text, oe, collapse))
-            {
+            if self.quickly_rejected(text, os, oe, p) {
                 continue;
             }
             if let Some((start, end)) = self.verify(text, os, oe, p, &mut s.seq)
@@ -1100,7 +1097,6 @@ impl Dictionary {
         let base = range.start;
         let window = &view[range];
         self.table.normalize_into(window, &mut s.norm);
-        let collapse = self.table.options().collapse_repeats;
         let (live, norm) = (self.live, s.norm.as_bytes());
         let mut seg = 0; // the segment of the last match's end (`orig_range_near`)
         // One match `ms..me` (normalized bytes) of pattern `pat`, as each automaton's search
@@ -1126,9 +1122,7 @@ impl Dictionary {
             }
             let (os, oe) = s.norm.orig_range_near(window, ms, me, &mut seg);
             let (os, oe) = (base + os, base + oe);
-            if (p.start_word && ascii_word_before(&self.table, view, os))
-                || (p.end_word && ascii_word_after(view, oe, collapse))
-            {
+            if self.quickly_rejected(view, os, oe, p) {
                 return;
             }
             let Some((start, end)) = self.verify(view, os, oe, p, &mut s.seq) else {
@@ -1221,6 +1215,31 @@ impl Dictionary {
         true
     }
 
+    /// Whether the candidate `text[os..oe]` of `p` is one `verify` would reject, told without
+    /// folding it again: inside an ASCII word where `p` needs a word boundary, or a plain word
+    /// where `p` has a repeated unit.
+    #[inline(always)]
+    fn quickly_rejected(&self, text: &str, os: usize, oe: usize, p: &Pattern) -> bool {
+        let collapse = self.table.options().collapse_repeats;
+        (p.start_word && ascii_word_before(&self.table, text, os))
+            || (p.end_word && ascii_word_after(text, oe, collapse))
+            || (collapse && self.too_short_a_run(text, os, oe, p))
+    }
+
+    /// A match read from one ASCII char per unit, its last char not repeated after it (past
+    /// noise too), has every run one char long, so an entry with a repeated unit (`ass`,
+    /// `butt`) cannot stand there. Most candidates past the word checks in English text are
+    /// such plain words (`as`, `but`). With collapse on only.
+    #[inline]
+    fn too_short_a_run(&self, text: &str, os: usize, oe: usize, p: &Pattern) -> bool {
+        if !p.repeats || oe <= os || oe - os != p.units.len() || !text[os..oe].is_ascii() {
+            return false;
+        }
+        let b = text.as_bytes();
+        let last = self.table.ascii_fold(b[oe - 1]);
+        next_kept(&self.table, b, oe).is_some_and(|next| next != Some(last))
+    }
+
     /// Checks a candidate against the original text (see the module docs); returns its
     /// original byte range.
     fn verify(
@@ -1235,36 +1254,6 @@ impl Dictionary {
         if os >= oe {
             return None;
         }
-        if collapse && self.too_short_a_run(text, os, oe, p) {
-            return None;
-        }
-        self.verify_folded(text, os, oe, p, seq)
-    }
-
-    /// A match read from one ASCII char per unit, its last char not repeated after it (past
-    /// noise too), has every run one char long, so an entry with a repeated unit (`ass`,
-    /// `butt`) cannot stand there. Most candidates past the word checks in English text are
-    /// such plain words (`as`, `but`): no need to fold them again. With collapse on only.
-    #[inline]
-    fn too_short_a_run(&self, text: &str, os: usize, oe: usize, p: &Pattern) -> bool {
-        if !p.repeats || oe - os != p.units.len() || !text[os..oe].is_ascii() {
-            return false;
-        }
-        let b = text.as_bytes();
-        let last = self.table.ascii_fold(b[oe - 1]);
-        next_kept(&self.table, b, oe).is_some_and(|next| next != Some(last))
-    }
-
-    /// `verify` past the quick rejections: folds the original slice again.
-    fn verify_folded(
-        &self,
-        text: &str,
-        os: usize,
-        oe: usize,
-        p: &Pattern,
-        seq: &mut Vec<Folded1>,
-    ) -> Option<(usize, usize)> {
-        let collapse = self.table.options().collapse_repeats;
         // fold the original slice again, without collapse, noting gaps and positions
         seq.clear();
         let mut scratch = Folded::new();
@@ -1741,9 +1730,9 @@ mod tests {
     use super::*;
     use crate::source::ListSource;
 
-    /// Every quick rejection of `scan` and `verify` rejects only what the full check
-    /// (`verify_folded`) rejects too, for every match of the automaton in short texts of
-    /// letters, repeats, spaces, noise and a few chars outside ASCII.
+    /// Every quick rejection rejects only what the full check (`verify`) rejects too, for every
+    /// match of the automaton in short texts of letters, repeats, spaces, noise and a few chars
+    /// outside ASCII.
     #[test]
     fn the_quick_rejections_reject_only_what_the_full_check_rejects() {
         let words = "ass\npp\nkkk\nbutt\n_l_\nshit\nas\nhell\nf u\nlp\n";
@@ -1751,13 +1740,7 @@ mod tests {
             "a", "s", "ss", "sss", "S", "p", "pp", "k", "kk", "l", "ll", "b", "u", "t", "tt", "h",
             "i", "e", "f", " ", "  ", "*", ".", "-", "Ａ", "ä", "你", "1",
         ];
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::testing::picker(0x2545_F491_4F6C_DD1Du64);
         let (mut checked, mut rejected) = (0, 0);
         for options in [
             Options::default(),
@@ -1778,12 +1761,9 @@ mod tests {
                 for (ms, me, pat) in matches {
                     let p = &dict.pats[pat];
                     let (os, oe) = (norm.orig_start(&text, ms), norm.orig_end(&text, me));
-                    let full = dict.verify_folded(&text, os, oe, p, &mut seq);
+                    let full = dict.verify(&text, os, oe, p, &mut seq);
                     checked += 1;
-                    let quick = (p.start_word && ascii_word_before(&dict.table, &text, os))
-                        || (p.end_word && ascii_word_after(&text, oe, collapse))
-                        || (collapse && dict.too_short_a_run(&text, os, oe, p));
-                    if quick {
+                    if dict.quickly_rejected(&text, os, oe, p) {
                         rejected += 1;
                         assert_eq!(
                             full, None,

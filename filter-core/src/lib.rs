@@ -103,6 +103,8 @@ mod pinyin;
 mod rules;
 mod service;
 mod source;
+#[cfg(test)]
+mod testing;
 mod types;
 
 pub use detect::{DetectorMode, Detectors, IM_KEYWORDS, ImKind};

@@ -126,13 +126,7 @@ mod tests {
             &["国家", "家", "a国", "ß", "ss"],
             &["x"],
         ];
-        let mut seed = 0x853C_49E6_748F_EA9Bu64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::testing::picker(0x853C_49E6_748F_EA9Bu64);
         let alphabet = [
             "a", "b", "c", "d", "e", "f", "h", "i", "r", "s", "x", " ", "国", "家", "ß",
         ];

@@ -809,13 +809,7 @@ mod tests {
             "ｷ",
             "\u{3000}",
         ];
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::testing::picker(0x9E37_79B9_7F4A_7C15u64);
         for opts in [
             Options::default(),
             Options::default().collapse_repeats(false),
