@@ -220,8 +220,8 @@ impl Keys {
     }
 }
 
-/// The automaton of `keys` (a contiguous NFA: the fastest search; the default kind if that
-/// cannot hold them).
+/// The automaton of `keys` (a contiguous NFA: the fastest search; the noncontiguous kind if
+/// that cannot hold them).
 fn automaton<'a>(keys: impl Iterator<Item = &'a [u8]>) -> Result<Matcher, LoadError> {
     Ok(Matcher::build(keys)?)
 }
@@ -1543,6 +1543,9 @@ fn ascii_word_before(table: &Table, text: &str, os: usize) -> bool {
         return false;
     };
     let c = table.ascii_fold(first);
+    if c == 0 {
+        return false; // a candidate starts at a kept char; check anything else fully
+    }
     let mut j = os + 1;
     while b
         .get(j)
