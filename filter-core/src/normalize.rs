@@ -179,19 +179,11 @@ impl Table {
                 let run = ascii_run(&bytes[i..]);
                 let src = &bytes[i..i + run];
                 let dst = &mut buf[n..n + run];
+                let state = (&mut *segs, &mut seg_pending, &mut last);
                 let m = if collapse {
-                    ascii_run_into::<true>(ascii, src, dst, segs, &mut seg_pending, &mut last, n, i)
+                    ascii_run_into::<true>(ascii, src, dst, state, (n, i))
                 } else {
-                    ascii_run_into::<false>(
-                        ascii,
-                        src,
-                        dst,
-                        segs,
-                        &mut seg_pending,
-                        &mut last,
-                        n,
-                        i,
-                    )
+                    ascii_run_into::<false>(ascii, src, dst, state, (n, i))
                 };
                 n += m;
                 i += run;
@@ -314,18 +306,13 @@ fn note_one(segs: &mut Vec<Seg>, seg_pending: &mut bool, n: usize, i: usize, sam
 /// it folds to something and, with `COLLAPSE`, differs from the last kept char (`prev` stays 0
 /// without collapse, which no kept byte equals).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn ascii_run_into<const COLLAPSE: bool>(
     ascii: &[u8; 128],
     src: &[u8],
     dst: &mut [u8],
-    segs: &mut Vec<Seg>,
-    seg_pending: &mut bool,
-    last: &mut u32,
-    n: usize,
-    i: usize,
+    (segs, seg_pending, last): (&mut Vec<Seg>, &mut bool, &mut u32),
+    (n, i): (usize, usize),
 ) -> usize {
-    // a last char outside ASCII equals no byte of the run
     // a last char outside ASCII equals no byte of the run
     let mut prev = if COLLAPSE && *last < 0x80 {
         *last as u8
@@ -383,13 +370,13 @@ fn three_byte_run(
         if collapse && e == *last {
             *seg_pending = true;
         } else {
+            let Some(out) = dst.get_mut(m..m + 3) else {
+                break; // never: `dst` is as long as `src`
+            };
             if *seg_pending {
                 segs.push(Seg::linear(n + m, i + k));
                 *seg_pending = false;
             }
-            let Some(out) = dst.get_mut(m..m + 3) else {
-                break;
-            };
             if e == u {
                 out.copy_from_slice(&[b0, b1, b2]);
             } else {
