@@ -1220,10 +1220,9 @@ impl Dictionary {
     /// where `p` has a repeated unit.
     #[inline(always)]
     fn quickly_rejected(&self, text: &str, os: usize, oe: usize, p: &Pattern) -> bool {
-        let collapse = self.table.options().collapse_repeats;
         (p.start_word && ascii_word_before(&self.table, text, os))
-            || (p.end_word && ascii_word_after(text, oe, collapse))
-            || (collapse && self.too_short_a_run(text, os, oe, p))
+            || (p.end_word && ascii_word_after(&self.table, text, oe))
+            || (self.table.options().collapse_repeats && self.too_short_a_run(text, os, oe, p))
     }
 
     /// A match read from one ASCII char per unit, its last char not repeated after it (past
@@ -1511,21 +1510,6 @@ fn window_end(text: &str, at: usize) -> usize {
     end
 }
 
-/// An ASCII letter or digit's lower case; 0 for every other byte. The fast rejections below
-/// read it once a byte instead of a range test and a case fold.
-static ALNUM_LOWER: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        if c.is_ascii_alphanumeric() {
-            t[b] = c.to_ascii_lowercase();
-        }
-        b += 1;
-    }
-    t
-};
-
 /// Fast rejection (most candidates in English text are inside a longer word): the char before
 /// `os` is an ASCII letter or digit, and, with collapse, the run of the candidate's first char
 /// (ASCII) ends before any copy of it after a gap, so no later start inside the run exists
@@ -1533,28 +1517,58 @@ static ALNUM_LOWER: [u8; 256] = {
 #[inline]
 fn ascii_word_before(table: &Table, text: &str, os: usize) -> bool {
     let b = text.as_bytes();
-    if os == 0 || os >= b.len() || ALNUM_LOWER[usize::from(b[os - 1])] == 0 {
+    if os == 0 || os >= b.len() || !b[os - 1].is_ascii_alphanumeric() {
         return false;
     }
     if !table.options().collapse_repeats {
         return true;
     }
-    let Some(&first) = b.get(os).filter(|c| c.is_ascii()) else {
+    // a candidate starts at a kept char; anything else is checked fully
+    let Some(c) = kept_ascii(table, b, os) else {
         return false;
     };
-    let c = table.ascii_fold(first);
-    if c == 0 {
-        return false; // a candidate starts at a kept char; check anything else fully
+    // past the run's gap-free copies, a copy is one after a gap
+    next_kept(table, b, run_end(table, b, os, c)).is_some_and(|next| next != Some(c))
+}
+
+/// Fast rejection at the end: the char at `oe` is an ASCII letter or digit and, with collapse,
+/// the run of the candidate's last char (ASCII) that goes on from `oe` has no gap and is
+/// followed by a letter or digit, so no trailing repeat can move the end past a word's end.
+#[inline]
+fn ascii_word_after(table: &Table, text: &str, oe: usize) -> bool {
+    let b = text.as_bytes();
+    if oe == 0 || oe >= b.len() || !b[oe].is_ascii_alphanumeric() {
+        return false;
     }
-    let mut j = os + 1;
+    if !table.options().collapse_repeats {
+        return true;
+    }
+    let Some(c) = kept_ascii(table, b, oe - 1) else {
+        return false;
+    };
+    b.get(run_end(table, b, oe - 1, c))
+        .is_some_and(u8::is_ascii_alphanumeric)
+}
+
+/// The fold of `b[at]` when it is an ASCII char that is kept (not skipped).
+#[inline]
+fn kept_ascii(table: &Table, b: &[u8], at: usize) -> Option<u8> {
+    let c = *b.get(at).filter(|c| c.is_ascii())?;
+    Some(table.ascii_fold(c)).filter(|&f| f != 0)
+}
+
+/// Just past the run of copies of `b[at]` (ASCII chars folding to its fold `c`) that starts at
+/// `at`, with nothing between them.
+#[inline]
+fn run_end(table: &Table, b: &[u8], at: usize, c: u8) -> usize {
+    let mut j = at + 1;
     while b
         .get(j)
         .is_some_and(|&n| n.is_ascii() && table.ascii_fold(n) == c)
     {
         j += 1;
     }
-    // past the run's gap-free copies, a copy is one after a gap
-    next_kept(table, b, j).is_some_and(|next| next != Some(c))
+    j
 }
 
 /// The fold of the first char at or after `at` that is not skipped, or `Some(None)` at the
@@ -1571,30 +1585,6 @@ fn next_kept(table: &Table, b: &[u8], mut at: usize) -> Option<Option<u8>> {
             Some(_) => return None,
         }
     }
-}
-
-/// Fast rejection at the end: the char at `oe` is an ASCII letter or digit and, with collapse,
-/// the run of the candidate's last char (ASCII) that goes on from `oe` has no gap and is
-/// followed by a letter or digit, so no trailing repeat can move the end past a word's end.
-#[inline]
-fn ascii_word_after(text: &str, oe: usize, collapse: bool) -> bool {
-    let b = text.as_bytes();
-    if oe == 0 || oe >= b.len() || ALNUM_LOWER[usize::from(b[oe])] == 0 {
-        return false;
-    }
-    !collapse || (b[oe - 1].is_ascii() && alnum_after_run(b, oe - 1))
-}
-
-/// Whether the run of copies of the ASCII byte `b[at]` (either case) that starts at `at` is
-/// followed by an ASCII letter or digit (a byte other than the run's, so another char).
-#[inline]
-fn alnum_after_run(b: &[u8], at: usize) -> bool {
-    let c = b[at];
-    let mut j = at + 1;
-    while b.get(j).is_some_and(|n| n.eq_ignore_ascii_case(&c)) {
-        j += 1;
-    }
-    b.get(j).is_some_and(|&n| ALNUM_LOWER[usize::from(n)] != 0)
 }
 
 /// Whether every run of `seq` is exactly as long as its unit in `p` (runs split as `accept`

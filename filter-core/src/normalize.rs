@@ -380,7 +380,9 @@ fn three_byte_run(
             if e == u {
                 out.copy_from_slice(&[b0, b1, b2]);
             } else {
-                // `e` is a char below 0x10000 and not a surrogate (entries are chars)
+                // `e` is a char below 0x10000 and not a surrogate (entries are chars), written
+                // as its three bytes: `char::encode_utf8` branches on the length again (zh's
+                // count rose by 2% with it)
                 out.copy_from_slice(&[
                     0xE0 | (e >> 12) as u8,
                     0x80 | ((e >> 6) & 0x3F) as u8,
