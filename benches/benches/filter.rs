@@ -220,7 +220,7 @@ fn generated_data() -> Data {
 /// wall time outside Unix.
 fn cpu_now() -> Duration {
     // The thread's CPU clock: `/proc/thread-self/schedstat` moves only at scheduler ticks
-    // (4 ms here), which made a 35 ms corpus's ratio move in steps of 0.06-0.08.
+    // (4 ms here), which made a 35-90 ms corpus's ratio move in steps of 0.04-0.08.
     #[cfg(unix)]
     {
         let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
