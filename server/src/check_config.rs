@@ -27,6 +27,10 @@ use std::path::Path;
 /// assert!(!effective.contains("s3cret-token"));
 /// assert!(effective.starts_with("# admin.token is set"));
 ///
+/// std::fs::write(&file, "[admin]\ntoken_file = \"no-such-token.txt\"\n").unwrap();
+/// let error = espresso_server::check_config(&file).unwrap_err().to_string();
+/// assert!(error.contains("admin.token_file"), "{error}");
+///
 /// std::fs::write(&file, "[cache]\nredis_url = \"redis://app:pa55@10.0.0.7:6379/2\"\n").unwrap();
 /// let effective = espresso_server::check_config(&file).unwrap();
 /// assert!(!effective.contains("pa55"));
@@ -39,6 +43,8 @@ pub fn check_config(file: &Path) -> Result<String, BoxError> {
         &reload::filter_sources(&config),
         reload::filter_options(&config)?,
     )?;
+    // the token file is read at start-up: missing or empty is an error there, so here too
+    crate::admin_token(&config.admin)?;
     let mut notes = String::new();
     if !config.admin.token.is_empty() {
         config.admin.token.clear();

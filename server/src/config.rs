@@ -653,7 +653,11 @@ impl Config {
         if server.max_body_bytes == 0 {
             return err("server.max_body_bytes", "must be greater than 0".into());
         }
+        // a budget of 0 would refuse or degrade every request without a word
         for (key, value) in [
+            ("server.request_timeout_ms", server.request_timeout_ms),
+            ("classifier.timeout_ms", self.classifier.timeout_ms),
+            ("cache.redis_timeout_ms", self.cache.redis_timeout_ms),
             ("server.idle_timeout_ms", server.idle_timeout_ms),
             ("server.send_timeout_ms", server.send_timeout_ms),
             (
@@ -695,6 +699,33 @@ impl Config {
                     server.listen
                 ),
             );
+        }
+        // a list is named after its file stem: two of one name could not be told apart
+        let mut names = std::collections::HashMap::new();
+        for list in &self.filter.lists {
+            if let Some(category) = &list.category
+                && (category.trim().is_empty() || category.contains(['\t', '\n', '\r']))
+            {
+                return err(
+                    "filter.lists.category",
+                    format!(
+                        "{category:?} (list {}) is not a category: give a name on one line, or remove the key to use the file stem",
+                        list.path.display()
+                    ),
+                );
+            }
+            let stem = list.path.file_stem().unwrap_or_default();
+            if let Some(other) = names.insert(stem, &list.path) {
+                return err(
+                    "filter.lists.path",
+                    format!(
+                        "{} and {} are both named {:?} (a list is named after its file stem): rename one of the files",
+                        other.display(),
+                        list.path.display(),
+                        stem.to_string_lossy()
+                    ),
+                );
+            }
         }
         if self.filter.max_hits == 0 {
             return err("filter.max_hits", "must be greater than 0".into());
@@ -738,7 +769,8 @@ impl Config {
             sentinel: &rl.redis_sentinel,
             master: &rl.redis_master,
         };
-        rl_redis.check(rl.backend == RateLimitBackend::Redis)?;
+        // a URL set is checked even where it is not read: a typo there is a typo still
+        rl_redis.check(rl.backend == RateLimitBackend::Redis || !rl.redis_url.is_empty())?;
         if rl.backend == RateLimitBackend::Memory {
             let needs_redis = |key: &str, what: &str| {
                 err(
@@ -805,7 +837,9 @@ impl Config {
         }
         .check(!cache.redis_url.is_empty())?;
         let lists = &self.lists;
-        lists.redis_keys().check(lists.store == ListStore::Redis)?;
+        lists
+            .redis_keys()
+            .check(lists.store == ListStore::Redis || !lists.redis_url.is_empty())?;
         if lists.store == ListStore::File {
             for (key, set) in [
                 ("redis_cluster", !lists.redis_cluster.is_empty()),
@@ -819,13 +853,11 @@ impl Config {
                 }
             }
         }
-        if lists.store == ListStore::Redis {
-            if lists.redis_prefix.is_empty() {
-                return err("lists.redis_prefix", "must not be empty".into());
-            }
-            if lists.redis_timeout_ms == 0 {
-                return err("lists.redis_timeout_ms", "must be greater than 0".into());
-            }
+        if lists.redis_prefix.is_empty() {
+            return err("lists.redis_prefix", "must not be empty".into());
+        }
+        if lists.redis_timeout_ms == 0 {
+            return err("lists.redis_timeout_ms", "must be greater than 0".into());
         }
         Ok(())
     }
@@ -1290,6 +1322,24 @@ level = "normal"
     }
 
     #[test]
+    fn a_list_needs_a_category_on_one_line_and_a_name_of_its_own() {
+        let list = |path: &str, extra: &str| {
+            format!("[[filter.lists]]\npath = \"{path}\"\nlevel = \"danger\"\n{extra}")
+        };
+        for category in ["\"\"", "\"  \"", "\"a\\tb\""] {
+            let err = Config::parse(&list("a.txt", &format!("category = {category}\n")));
+            let msg = err.unwrap_err().to_string();
+            assert!(msg.contains("filter.lists.category"), "{msg}");
+        }
+        let two = list("words/danger.txt", "") + &list("other/danger.txt", "");
+        let msg = Config::parse(&two).unwrap_err().to_string();
+        assert!(msg.contains("filter.lists.path"), "{msg}");
+        assert!(msg.contains("both named \"danger\""), "{msg}");
+        let distinct = list("words/danger.txt", "") + &list("words/normal.txt", "");
+        assert!(Config::parse(&distinct).is_ok());
+    }
+
+    #[test]
     fn type_errors_name_line_and_key() {
         let err = Config::parse("[rate_limit]\n\nper_second = \"fast\"\n").unwrap_err();
         let msg = err.to_string();
@@ -1342,6 +1392,20 @@ level = "normal"
             let msg = Config::parse(text).unwrap_err().to_string();
             assert!(msg.contains(key), "{msg}");
         }
+        for (text, key) in [
+            (
+                "[server]\nrequest_timeout_ms = 0\n",
+                "server.request_timeout_ms",
+            ),
+            ("[classifier]\ntimeout_ms = 0\n", "classifier.timeout_ms"),
+            ("[cache]\nredis_timeout_ms = 0\n", "cache.redis_timeout_ms"),
+        ] {
+            let msg = Config::parse(text).unwrap_err().to_string();
+            assert!(msg.contains(&format!("key `{key}`")), "{msg}");
+            assert!(msg.contains("must be greater than 0"), "{msg}");
+        }
+        // an address left empty where it is not read is no typo
+        assert!(Config::parse("[rate_limit]\nredis_url = \"\"\n").is_ok());
         let ok = "[rate_limit]\nkey = \"header:x-api-key\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1/128\"]\n";
         assert!(Config::parse(ok).is_ok());
     }
@@ -1454,6 +1518,27 @@ level = "normal"
                 "[lists]\nstore = \"redis\"\nredis_prefix = \"\"\n",
                 "lists.redis_prefix",
                 "must not be empty",
+            ),
+            // set but not read (the "memory" backend, the "file" store): checked all the same
+            (
+                "[rate_limit]\nredis_url = \"http://x\"\n",
+                "rate_limit.redis_url",
+                "is not a redis:// URL",
+            ),
+            (
+                "[lists]\nredis_url = \"http://x\"\n",
+                "lists.redis_url",
+                "is not a redis:// URL",
+            ),
+            (
+                "[lists]\nredis_prefix = \"\"\n",
+                "lists.redis_prefix",
+                "must not be empty",
+            ),
+            (
+                "[lists]\nredis_timeout_ms = 0\n",
+                "lists.redis_timeout_ms",
+                "must be greater than 0",
             ),
         ] {
             let msg = Config::parse(text).unwrap_err().to_string();

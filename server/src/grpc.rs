@@ -2,7 +2,7 @@
 //! `espresso.filter.v1.Lists` (the lists API), plus health and reflection.
 
 use crate::{
-    App,
+    App, Checked,
     http_api::{FilterInput, MAX_BATCH_ITEMS},
     lists::{
         Kind,
@@ -98,16 +98,17 @@ impl FilterGrpc {
             .map_err(|error| Status::invalid_argument(error.message()))
     }
 
-    async fn reply(&self, input: FilterInput, id: Option<&RequestId>) -> pb::CheckReply {
-        let request_id = id.map(|id| id.as_str().to_owned());
-        let checked = self
-            .app
+    async fn check_input(&self, input: FilterInput, id: Option<&RequestId>) -> Checked {
+        self.app
             .check(FilterRequest {
                 content: input.content,
-                request_id,
+                request_id: id.map(|id| id.as_str().to_owned()),
                 lists: input.lists,
             })
-            .await;
+            .await
+    }
+
+    fn reply(checked: Checked, id: Option<&RequestId>) -> pb::CheckReply {
         let reply = checked.response;
         pb::CheckReply {
             request_id: id.map(|id| id.to_string()).unwrap_or_default(),
@@ -139,7 +140,8 @@ impl pb::filter_server::Filter for FilterGrpc {
     ) -> Result<Response<pb::CheckReply>, Status> {
         let id = request.extensions().get::<RequestId>().cloned();
         let input = self.input(request.into_inner())?;
-        Ok(Response::new(self.reply(input, id.as_ref()).await))
+        let checked = self.check_input(input, id.as_ref()).await;
+        Ok(Response::new(Self::reply(checked, id.as_ref())))
     }
 
     async fn check_batch(
@@ -163,13 +165,17 @@ impl pb::filter_server::Filter for FilterGrpc {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let replies = inputs
+        let checks = inputs
             .into_iter()
-            .map(|input| self.reply(input, id.as_ref()));
-        let results = futures_util::future::join_all(replies).await;
+            .map(|input| self.check_input(input, id.as_ref()));
+        let mut checked = futures_util::future::join_all(checks).await;
+        self.app.share_max_hits(&mut checked);
         Ok(Response::new(pb::CheckBatchReply {
-            request_id: id.map(|id| id.to_string()).unwrap_or_default(),
-            results,
+            request_id: id.as_ref().map(|id| id.to_string()).unwrap_or_default(),
+            results: checked
+                .into_iter()
+                .map(|checked| Self::reply(checked, id.as_ref()))
+                .collect(),
         }))
     }
 }

@@ -250,7 +250,8 @@ async fn batch(app: App, request: Request<Body>, max_body_bytes: usize) -> Respo
             lists: input.lists,
         })
     });
-    let checked = futures_util::future::join_all(checks).await;
+    let mut checked = futures_util::future::join_all(checks).await;
+    app.share_max_hits(&mut checked);
     let results: Vec<FilterReply<'_>> = checked
         .iter()
         .map(|checked| FilterReply::new(id_text.unwrap_or_default(), checked))
@@ -284,7 +285,7 @@ fn json_request(request: Request<Body>, max_body_bytes: usize) -> Result<Body, A
     // no wait for a body that may never come.
     // The body's lower size bound is its `Content-Length` (hyper parsed it already), 0 if none.
     if request.body().size_hint().lower() > max_body_bytes as u64 {
-        return Err(too_large());
+        return Err(too_large(max_body_bytes));
     }
     Ok(request.into_body())
 }
@@ -307,7 +308,7 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
         };
         let read = joined.as_ref().map_or(whole.len(), BytesMut::len);
         if read + data.len() > limit {
-            return Err(too_large());
+            return Err(too_large(limit));
         }
         match &mut joined {
             Some(joined) => joined.extend_from_slice(&data),
@@ -323,11 +324,13 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
     Ok(joined.map_or(whole, BytesMut::freeze))
 }
 
-fn too_large() -> ApiError {
+/// The limit is named by its size: the filter routes' is `server.max_body_bytes`, the lists
+/// API's its own.
+fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
-        "request body is larger than server.max_body_bytes",
+        format!("request body is larger than this route's limit of {limit} bytes"),
     )
 }
 
@@ -430,12 +433,17 @@ fn parse_filter_body(body: &[u8]) -> Result<FilterInput, ApiError> {
 /// Reads a `POST /v1/filter:batch` body.
 fn parse_batch_body(body: &[u8]) -> Result<Vec<FilterInput>, ApiError> {
     let text = json_object_text(body, "{\"items\": [{\"content\": \"...\"}]}")?;
-    let body: BatchBody = serde_json::from_str(text).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_items",
-            "\"items\" must be an array of objects like {\"content\": \"...\"}",
-        )
+    let body: BatchBody = serde_json::from_str(text).map_err(|e| {
+        // text that is not JSON at all is the single route's `invalid_json`
+        if e.is_data() {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_items",
+                "\"items\" must be an array of objects like {\"content\": \"...\"}",
+            )
+        } else {
+            invalid_json(e)
+        }
     })?;
     let items = body.items.unwrap_or_default();
     if items.is_empty() || items.len() > MAX_BATCH_ITEMS {
@@ -620,6 +628,14 @@ mod tests {
             ("missing_content", "items[1]: \"content\" is required")
         );
         assert_eq!(code(r#"{"items": ["a"]}"#).unwrap().0, "invalid_items");
+        // text that is not JSON is the single route's error
+        for broken in [
+            r#"{"items": ["#,
+            r#"{"items": [{"content": "a"}"#,
+            "{items}",
+        ] {
+            assert_eq!(code(broken).unwrap().0, "invalid_json", "{broken}");
+        }
         let items =
             parse_batch_body(br#"{"items": [{"content": "a"}, {"content": "b", "lists": ["x"]}]}"#)
                 .ok()

@@ -182,6 +182,23 @@ impl App {
         }
     }
 
+    /// Cuts a batch's answers to one `filter.max_hits` in all, the first items' hits first, so
+    /// that a batch's answer is bounded as a single one is (each item's verdict and masked
+    /// text still account for all of its hits).
+    pub(crate) fn share_max_hits(&self, batch: &mut [Checked]) {
+        let mut left = self.max_hits;
+        for checked in batch {
+            let hits = &mut checked.response.hits;
+            let cut = hits.len().saturating_sub(left);
+            if cut > 0 {
+                hits.truncate(left);
+                checked.hits_truncated += cut;
+                self.metrics.hits_truncated.inc_by(cut as u64);
+            }
+            left -= hits.len();
+        }
+    }
+
     /// The same app answering from the word lists alone, marked degraded: what shed requests get.
     fn degraded(&self) -> Self {
         let local = FilterService::new(self.filter.clone()).map_response(|mut response| {
@@ -209,7 +226,7 @@ impl App {
 }
 
 /// The token of `[admin]`: `token`, else the trimmed contents of `token_file`, else none.
-fn admin_token(admin: &config::AdminConfig) -> Result<Option<String>, BoxError> {
+pub(crate) fn admin_token(admin: &config::AdminConfig) -> Result<Option<String>, BoxError> {
     if !admin.token.is_empty() {
         return Ok(Some(admin.token.clone()));
     }
@@ -432,7 +449,10 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
     let (app, rate_limit) = App::new(&config).await?;
     tokio::spawn(app.lists.clone().follow());
     let stack = stack(&app, &config, rate_limit).await?;
-    let listener = TcpListener::bind(config.server.listen).await?;
+    let listen = config.server.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("server.listen {listen}: cannot listen: {e}"))?;
     let addr = listener.local_addr()?;
     let ops = match config.server.ops_listen.addr() {
         Some(ops_addr) => {

@@ -20,6 +20,13 @@ pub(crate) fn filter_sources(config: &Config) -> Sources {
     if filter.lists.is_empty() && filter.allow.is_empty() {
         return Sources::builtin();
     }
+    if filter.lists.is_empty() {
+        tracing::warn!(
+            "filter.allow is set and filter.lists is empty: no config list blocks a word (the \
+             built-in lists are used only when both are empty); add [[filter.lists]], or remove \
+             filter.allow to use the built-in lists"
+        );
+    }
     let mut sources = Sources::new();
     for list in &filter.lists {
         let mut source = ListSource::file(&list.path, list.level).pinyin(list.pinyin);

@@ -115,8 +115,11 @@
 //! # }
 //! ```
 //!
-//! When a bound does not hold (the default `.respond()` around a non-HTTP service), the compiler
-//! says which policy or classifier does not fit and what to use instead.
+//! When a bound does not hold (the default `.respond()` around a non-HTTP service), handing the
+//! service to anything that requires `Service` (`Router::layer`, a `fn f<S: Service<R>>(s: S)`)
+//! fails with an error (E0277) that names the policy or classifier that does not fit and what to
+//! use instead. A method called on the service itself (`.oneshot(..)`) fails with E0599 "its
+//! trait bounds were not satisfied" instead, which lists the unmet bounds without that advice.
 //!
 //! # Time, and transitions nobody asked for
 //!

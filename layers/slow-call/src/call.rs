@@ -177,6 +177,7 @@ impl Call {
             self.tree.discard();
             return;
         }
+        crate::recorder::warn_if_not_installed();
         let tree = self.tree.render(now);
         self.tree.discard();
         // The log shows the exact HTTP status, not the metric's class label.

@@ -90,7 +90,8 @@
 //! [`SlowCallMetrics::register`], then hand them to [`SlowCallLayer::metrics`]. Without the
 //! feature the crate does not depend on `prometheus`. Route labels come from the routes the layer knows
 //! ([`SlowCallLayer::route`], [`SlowCallLayer::route_threshold`], [`SlowCallLayer::route_label`]);
-//! any other path is labelled [`UNMATCHED_ROUTE`].
+//! any other path is labelled [`UNMATCHED_ROUTE`], or, with feature `axum` behind axum's router,
+//! the route the router matched (`/users/{id}`; a route of the layer's still wins).
 //!
 //! # OpenTelemetry (feature `otel`)
 //!

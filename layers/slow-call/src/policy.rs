@@ -35,6 +35,9 @@ impl Route {
 pub(crate) enum RouteLabel {
     Known(Arc<str>),
     Named(Cow<'static, str>),
+    /// The route axum's router matched (feature `axum`), for a path no known route matches.
+    #[cfg(feature = "axum")]
+    Matched(axum::extract::MatchedPath),
     Unmatched,
 }
 
@@ -52,6 +55,8 @@ impl RouteLabel {
         match self {
             RouteLabel::Known(s) => s,
             RouteLabel::Named(s) => s,
+            #[cfg(feature = "axum")]
+            RouteLabel::Matched(path) => path.as_str(),
             RouteLabel::Unmatched => UNMATCHED_ROUTE,
         }
     }

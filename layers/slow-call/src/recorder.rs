@@ -4,7 +4,10 @@ use crate::tree::{CallTree, ROOT};
 use std::{
     cell::Cell,
     fmt::{self, Write as _},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 use tokio::time::Instant;
@@ -25,6 +28,23 @@ use tracing_subscriber::{
 pub const ROOT_SPAN_TARGET: &str = "espresso_slow_call";
 /// Name of the root span [`SlowCall`](crate::SlowCall) opens for each request.
 pub const ROOT_SPAN_NAME: &str = "request";
+
+/// Whether a [`SlowCallRecorder`] was added to a subscriber in this process: without one every
+/// tree is empty, which the first slow call says in a WARN line.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Warns once per process, at a slow call, when no recorder was ever installed.
+pub(crate) fn warn_if_not_installed() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !INSTALLED.load(Ordering::Relaxed) && !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            target: "espresso_slow_call",
+            "slow calls are logged without their span tree: no SlowCallRecorder is in the \
+             tracing subscriber; add it, e.g. tracing_subscriber::registry()\
+             .with(SlowCallRecorder::new()).with(fmt::layer())"
+        );
+    }
+}
 
 thread_local! {
     /// The call tree of the request being polled on this thread, set by
@@ -190,6 +210,10 @@ impl<S> tracing_subscriber::Layer<S> for SlowCallRecorder
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_layer(&mut self, _: &mut S) {
+        INSTALLED.store(true, Ordering::Relaxed);
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let meta = attrs.metadata();
         if is_root_span(meta) {

@@ -78,6 +78,16 @@ where
         let start = Instant::now();
         let config = &*self.config;
         let (route, threshold) = config.policy.resolve(req.method(), req.uri().path());
+        #[cfg(feature = "axum")]
+        let route = match route {
+            crate::policy::RouteLabel::Unmatched => req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or(route, |path| {
+                    crate::policy::RouteLabel::Matched(path.clone())
+                }),
+            route => route,
+        };
         let request_id = req.extensions().get::<RequestId>().cloned();
         let tree = CallTree::new(start, config.max_spans);
         // Only created when some layer wants it (log lines in context, trace export): the call

@@ -137,10 +137,13 @@ pub(crate) async fn profile(
         let _running = running;
         let report = guard.report().build()?;
         drop(guard);
-        if svg {
+        if svg && report.data.is_empty() {
+            // the flame graph of no sample is an empty file, not an image
+            Ok::<_, pprof::Error>(no_samples_svg(seconds))
+        } else if svg {
             let mut out = Vec::new();
             report.flamegraph(&mut out)?;
-            Ok::<_, pprof::Error>(out)
+            Ok(out)
         } else {
             Ok(report.pprof()?.encode_to_vec())
         }
@@ -165,5 +168,26 @@ pub(crate) async fn profile(
             "profiler",
             format!("the profile task failed: {e}"),
         ),
+    }
+}
+
+/// A valid flame graph of a profile without samples: one line saying so.
+fn no_samples_svg(seconds: u64) -> Vec<u8> {
+    format!(
+        "<?xml version=\"1.0\" standalone=\"no\"?>\n\
+         <svg version=\"1.1\" width=\"600\" height=\"40\" xmlns=\"http://www.w3.org/2000/svg\">\
+         <text x=\"10\" y=\"25\" font-family=\"Verdana\" font-size=\"14\">\
+         No samples in {seconds} s: the process used no CPU while it was profiled.</text></svg>\n"
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_profile_without_samples_is_still_an_image() {
+        let svg = String::from_utf8(super::no_samples_svg(3)).unwrap();
+        assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("No samples in 3 s"), "{svg}");
     }
 }

@@ -385,6 +385,66 @@ async fn an_answer_is_a_bounded_multiple_of_its_request() {
 }
 
 #[tokio::test]
+async fn a_batch_shares_one_max_hits_so_its_answer_is_bounded_too() {
+    // 100 items of short listed words: 100 × max_hits hits without a shared cap.
+    let server = Server::start_with_filter("max_hits = 50").await;
+    let content = "badword ".repeat(30);
+    let items = vec![serde_json::json!({ "content": content }); 100];
+    let request = serde_json::json!({ "items": items }).to_string();
+    let reply = server.post_json("/v1/filter:batch", request.clone()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let json = reply.json();
+    let results = json["results"].as_array().unwrap();
+    // In order: the first item keeps 30, the second 20, the others none; all are blocked
+    // and fully masked.
+    let listed: Vec<usize> = results
+        .iter()
+        .map(|r| r["hits"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(&listed[..3], [30, 20, 0]);
+    assert_eq!(listed.iter().sum::<usize>(), 50);
+    assert!(results[0].get("hits_truncated").is_none(), "{}", results[0]);
+    assert_eq!(results[1]["hits_truncated"], 10);
+    assert_eq!(results[99]["hits_truncated"], 30);
+    for result in results {
+        assert_eq!(result["verdict"], "block");
+        assert_eq!(result["masked"].as_str().unwrap(), "******* ".repeat(30));
+    }
+    assert_eq!(
+        server.metric("espresso_filter_hits_truncated_total").await,
+        Some((100 * 30 - 50) as f64)
+    );
+    // The documented bound: the request + max_hits × (80 + word + category + list) + 200 an item.
+    let hits = 50 * (80 + "badword".len() + "abuse".len() + "danger".len());
+    let bound = request.len() + hits + 200 * 100;
+    assert!(reply.body.len() <= bound, "{} > {bound}", reply.body.len());
+    // gRPC's CheckBatch shares it alike.
+    let channel = tonic::transport::Channel::from_shared(server.url(""))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = espresso_server::pb::filter_client::FilterClient::new(channel);
+    let item = espresso_server::pb::CheckRequest {
+        content,
+        ..Default::default()
+    };
+    let reply = client
+        .check_batch(espresso_server::pb::CheckBatchRequest {
+            items: vec![item; 3],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let cut: Vec<_> = reply
+        .results
+        .iter()
+        .map(|r| (r.hits.len(), r.hits_truncated))
+        .collect();
+    assert_eq!(cut, [(30, 0), (20, 10), (0, 30)]);
+}
+
+#[tokio::test]
 async fn large_texts_take_turns_in_the_large_lane_and_every_one_is_answered() {
     // One turn for texts of 1 KiB or more: twenty at once queue and are all answered, short
     // texts beside them too.

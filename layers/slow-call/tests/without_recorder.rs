@@ -1,0 +1,75 @@
+//! A subscriber without `SlowCallRecorder`: the slow-call lines carry an empty tree, and the
+//! first one is preceded by one WARN naming the fix (its own process: the check is per process).
+
+use bytes::Bytes;
+use espresso_slow_call::SlowCallLayer;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use std::{
+    convert::Infallible,
+    io,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tower::{Layer, Service, ServiceExt, service_fn};
+use tracing_subscriber::{fmt::MakeWriter, prelude::*};
+
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Lines {
+    type Writer = Lines;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_recorder_the_first_slow_call_says_how_to_add_it_once() {
+    let lines = Lines::default();
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .without_time()
+            .with_writer(lines.clone()),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut service = SlowCallLayer::new(Duration::from_millis(10)).layer(service_fn(
+        |_: Request<Full<Bytes>>| async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Ok::<_, Infallible>(Response::new(Full::<Bytes>::from("ok")))
+        },
+    ));
+    for _ in 0..2 {
+        let response = service
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(Full::default()))
+            .await
+            .unwrap();
+        response.into_body().collect().await.unwrap();
+    }
+    let log = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        log.matches("slow call: GET / took 30.0ms").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("no SlowCallRecorder is in the tracing subscriber")
+            .count(),
+        1,
+        "{log}"
+    );
+}
