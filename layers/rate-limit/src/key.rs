@@ -457,8 +457,9 @@ impl KeyExtractor for PeerIp {
 /// What a request without a peer address means, and the fixes.
 const NO_PEER_ADDRESS: &str = "the request carries no peer address: under axum, serve \
     `app.into_make_service_with_connect_info::<SocketAddr>()` and enable the `axum` feature \
-    of espresso-rate-limit; under tonic, enable its `tonic` feature; under plain hyper, insert \
-    the connection's `SocketAddr` into the request extensions";
+    of espresso-rate-limit; under tonic, enable its `tonic` feature and serve over TCP (a Unix \
+    socket or a custom transport carries no peer address: key such requests by something \
+    else); under plain hyper, insert the connection's `SocketAddr` into the request extensions";
 
 /// The connection's peer address from the request extensions.
 // Always inlined: out of line, it cost about 20 instructions more per request in call and copies.

@@ -82,7 +82,10 @@
 //!
 //! gRPC requests (content type `application/grpc*`) work as HTTP ones; their status is the
 //! `grpc-status` from the response headers or, usually, the trailers when the body ends. Give a
-//! method its own threshold with its path: `.route_threshold("/pkg.Service/Method", ..)`.
+//! method its own threshold with its path: `.route_threshold("/pkg.Service/Method", ..)`. Declare
+//! the methods to label them: `.route("/pkg.Service/Method")` for one, `.route("/pkg.Service")`
+//! for all of a service's under one label. An undeclared method is `route="unmatched"`, in the
+//! line and the metrics: paths come from clients, so only declared ones become labels.
 //!
 //! # Metrics
 //!

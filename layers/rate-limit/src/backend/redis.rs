@@ -151,8 +151,9 @@ pub enum GlobalMode {
 /// One Redis node ([`new`](Self::new)), a Redis Cluster ([`cluster`](Self::cluster)) or the
 /// master a Sentinel watches ([`sentinel`](Self::sentinel)); the topology work (slots,
 /// redirections, finding the master) is the `redis` crate's. Keys are
-/// `<prefix>:{<limiter>:<key>}`: the braces are a cluster hash tag, so everything one script
-/// touches for a key lives in one slot.
+/// `<prefix>:{<limiter>:<key>}`, `<key>` being the key's bytes as its [`LimitKey`] writes them
+/// (a peer address as `=127.0.0.1`, `=` marking a key found, `~` none): the braces are a
+/// cluster hash tag, so everything one script touches for a key lives in one slot.
 ///
 /// In [`GlobalMode::Exact`] (the default) every check is one `EVALSHA` of a GCRA script (loaded once; reloaded by itself after a
 /// Redis restart flushed it) that reads and updates the key's TATs atomically on Redis's
