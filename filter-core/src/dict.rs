@@ -826,6 +826,11 @@ impl Dictionary {
 
     /// Checks `text`: verdict, hits and masked text. Uses the lists used by default (see
     /// [`ListSource::by_default`](crate::ListSource::by_default)).
+    ///
+    /// A text over 128 MiB is matched in windows of 128 MiB (each on a char boundary), one
+    /// after the other: a hit, a combination rule's parts or an allowed phrase across the edge
+    /// of two windows are not seen together. Check texts of that size in pieces cut where no
+    /// hit can span (between messages or documents).
     pub fn check(&self, text: &str) -> FilterResponse {
         self.check_selected(Cow::Borrowed(text), self.defaults.as_deref())
     }

@@ -94,6 +94,13 @@ pub struct FilterRequest {
     pub request_id: Option<String>,
     /// The lists to check against, by name; `None`: every list used by default (see
     /// [`ListSource::by_default`](crate::ListSource::by_default)). Allow lists always apply.
+    ///
+    /// [`FilterService`](crate::FilterService) cannot fail, so it leaves out a name the
+    /// dictionary does not have (a list removed since the name was checked), and `Some` of no
+    /// known name checks against no blocked list: check the names where the request is read,
+    /// with [`Dictionary::has_list`](crate::Dictionary::has_list) or
+    /// [`Engine::check_lists`](crate::Engine::check_lists) (an unknown name is `UnknownList`),
+    /// as the demo server does (`400 unknown_list`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lists: Option<Vec<String>>,
 }
@@ -114,7 +121,8 @@ impl FilterRequest {
         self
     }
 
-    /// Restricts the check to the lists named `lists`.
+    /// Restricts the check to the lists named `lists` (unknown names are left out: see
+    /// [`lists`](Self::lists)).
     pub fn with_lists<S: Into<String>>(mut self, lists: impl IntoIterator<Item = S>) -> Self {
         self.lists = Some(lists.into_iter().map(Into::into).collect());
         self

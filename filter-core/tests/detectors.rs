@@ -247,6 +247,13 @@ fn users_can_add_im_keywords() {
         "extra.txt:2: expected keyword<TAB>kind",
         "the error names the file and line"
     );
+    let err = Detectors::new()
+        .im_keywords("extra.txt", "飞信\twechat\textra\n")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "extra.txt:1: more than one tab (expected keyword<TAB>kind)"
+    );
 }
 
 // === levels, masking, merging ===

@@ -5,7 +5,7 @@
 //! The usual stack puts the cache outside the classifier, so a cache hit skips the classifier
 //! (the cached verdict already holds its opinion):
 //!
-//! ```
+//! ```standalone_crate
 //! use espresso_filter_stages::{CacheLayer, ClassifierLayer, LabelMap};
 //! use espresso_filter_core::{Engine, FilterRequest, FilterService, Verdict};
 //! use std::time::Duration;

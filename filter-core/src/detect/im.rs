@@ -101,6 +101,9 @@ impl Keywords {
             let (word, kind) = line
                 .split_once('\t')
                 .ok_or_else(|| err("expected keyword<TAB>kind".into()))?;
+            if kind.contains('\t') {
+                return Err(err("more than one tab (expected keyword<TAB>kind)".into()));
+            }
             let kind = match kind.trim() {
                 "qq" => ImKind::Qq,
                 "wechat" => ImKind::Wechat,

@@ -139,8 +139,11 @@ fn numbers(toks: &[Tok], g: &Group, out: &mut Vec<Found>) {
         if s < from {
             continue;
         }
-        for &e in ends.iter().rev() {
-            if e <= s || e - s > 15 || e - s < 7 || (s == 0 && e == n) {
+        // only the ends 7 to 15 digits on (both lists ascend): a long group of numbers side by
+        // side is linear, not quadratic, in its pieces
+        let near = ends.partition_point(|&e| e < s + 7)..ends.partition_point(|&e| e <= s + 15);
+        for &e in ends[near].iter().rev() {
+            if s == 0 && e == n {
                 continue;
             }
             if let Some(f) = number(toks, &g.digits[s..e], s == 0) {
@@ -288,6 +291,22 @@ mod tests {
             phones("13800138000 13900139000"),
             ["13800138000", "13900139000"]
         );
+    }
+
+    #[test]
+    fn every_number_of_a_long_run_side_by_side_is_found() {
+        // one group of 2,000 pieces (spaces and line breaks join them): each found once
+        for sep in [" ", "\n", "  "] {
+            let pieces: Vec<&str> = ["13800138000", "010-62345678"].repeat(1000);
+            let found = phones(&pieces.join(sep));
+            assert_eq!(found.len(), 2000, "{sep:?}");
+            assert!(
+                found
+                    .chunks(2)
+                    .all(|p| p == ["13800138000", "010-62345678"]),
+                "{sep:?}"
+            );
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //!   (timeout on every call, own circuit breaker) only means local-only caching, counted in
 //!   [`CacheMetrics`] and logged; it never sets `degraded` and never fails a request.
 //!
-//! ```
+//! ```standalone_crate
 //! use espresso_filter_stages::CacheLayer;
 //! use espresso_filter_core::{Engine, FilterRequest, FilterService, ListSource, Level, Sources, Verdict};
 //! use std::time::Duration;
@@ -496,8 +496,8 @@ where
                             shared.count("coalesced");
                             return Ok(answer(&response));
                         }
-                        // the leader failed or was dropped: on our own
-                        let response = shared.fill(key, inner, request).await?;
+                        // the leader failed or was dropped: on our own (boxed, as below)
+                        let response = Box::pin(shared.fill(key, inner, request)).await?;
                         Ok(answer(&response))
                     }
                     Role::Lead(flight) => {
@@ -506,7 +506,10 @@ where
                             flight.tx.send_replace(Some(hit.clone()));
                             return Ok(answer(&hit));
                         }
-                        let response = shared.fill(key, inner, request).await?;
+                        // Boxed: the miss path's future (Redis, moka, the stages inside)
+                        // is so deeply nested that a crate holding it unboxed needed a raised
+                        // `recursion_limit`; a miss calls the stages inside anyway.
+                        let response = Box::pin(shared.fill(key, inner, request)).await?;
                         // waiters get it even when it is not cacheable (degraded): same text, same moment
                         flight.tx.send_replace(Some(response.clone()));
                         drop(flight);
