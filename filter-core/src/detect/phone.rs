@@ -168,15 +168,16 @@ fn number(toks: &[Tok], digits: &[(usize, u8)], plus_ok: bool) -> Option<Found> 
     if after.is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '元' | '块' | '%' | '円')) {
         return None;
     }
-    if labelled(toks, first) {
-        return None;
-    }
     let plus = if plus_ok {
         plus_before(toks, first)
     } else {
         None
     };
+    // the shape first: it rejects most digit runs, and the labels cost a few dozen compares
     let word = shape(digits, plus.is_some())?;
+    if labelled(toks, first) {
+        return None;
+    }
     Some(Found {
         word,
         toks: plus.unwrap_or(first)..last + 1,
