@@ -83,11 +83,15 @@ fn bench(c: &mut Criterion) {
         g.bench_function("all-on", |b| b.iter(|| run(black_box(&on))));
         g.finish();
     }
-    let worst: [(&str, String); 4] = [
+    let worst: [(&str, String); 7] = [
         ("digits-and-dots", "1.".repeat(32 << 10)),
         ("digits", "1".repeat(64 << 10)),
         ("spaced-digits", "1 ".repeat(32 << 10)),
         ("dotted-labels", "ab.".repeat((64 << 10) / 3)),
+        // every piece a phone candidate: one digit group of thousands of pieces
+        ("dashed-digits", "1-".repeat(32 << 10)),
+        ("bracketed-digits", "(1)".repeat((64 << 10) / 3)),
+        ("mobiles-side-by-side", "13800138000 ".repeat((64 << 10) / 12)),
     ];
     let mut g = c.benchmark_group("detectors/worst-64KiB");
     g.sample_size(10);
