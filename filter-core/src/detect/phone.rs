@@ -216,31 +216,40 @@ fn labelled(toks: &[Tok], first: usize) -> bool {
 
 /// The canonical phone number of `digits`, if they have the shape of one.
 fn shape(digits: &[(usize, u8)], plus: bool) -> Option<String> {
-    let d: String = digits.iter().map(|&(_, x)| char::from(b'0' + x)).collect();
-    let n = d.len();
-    let b = d.as_bytes();
+    // Every shape below has 15 digits at most; they are read from the stack, and text is made
+    // only of a number found (a long group tries thousands of candidates, nearly all rejected).
+    let n = digits.len();
+    if n > 15 {
+        return None;
+    }
+    let mut buf = [0u8; 15];
+    for (slot, &(_, x)) in buf.iter_mut().zip(digits) {
+        *slot = b'0' + x;
+    }
+    let b = &buf[..n];
+    let text = |b: &[u8]| b.iter().map(|&c| char::from(c)).collect::<String>();
     let mobile = |s: &[u8]| s.len() == 11 && s[0] == b'1' && (b'3'..=b'9').contains(&s[1]);
     if plus {
-        if n == 13 && d.starts_with("86") && mobile(&b[2..]) {
-            return Some(d[2..].to_string());
+        if n == 13 && b.starts_with(b"86") && mobile(&b[2..]) {
+            return Some(text(&b[2..]));
         }
-        return (8..=15).contains(&n).then(|| format!("+{d}"));
+        return (8..=15).contains(&n).then(|| format!("+{}", text(b)));
     }
     if mobile(b) {
-        return Some(d);
+        return Some(text(b));
     }
-    if n == 13 && d.starts_with("86") && mobile(&b[2..]) {
-        return Some(d[2..].to_string());
+    if n == 13 && b.starts_with(b"86") && mobile(&b[2..]) {
+        return Some(text(&b[2..]));
     }
-    if n == 10 && (d.starts_with("400") || d.starts_with("800")) {
-        return Some(d);
+    if n == 10 && (b.starts_with(b"400") || b.starts_with(b"800")) {
+        return Some(text(b));
     }
     // landline: 0 + area code (010, 02x: 3 digits; 0xxx: 4 digits) + 7-8 digits
     if b[0] == b'0' && b.get(1).is_some_and(|&x| x != b'0') && (10..=12).contains(&n) {
         let area = if b[1] == b'1' || b[1] == b'2' { 3 } else { 4 };
         let local = n - area;
         if (7..=8).contains(&local) && b[area] >= b'2' {
-            return Some(format!("{}-{}", &d[..area], &d[area..]));
+            return Some(format!("{}-{}", text(&b[..area]), text(&b[area..])));
         }
     }
     None
