@@ -91,7 +91,10 @@ fn bench(c: &mut Criterion) {
         // every piece a phone candidate: one digit group of thousands of pieces
         ("dashed-digits", "1-".repeat(32 << 10)),
         ("bracketed-digits", "(1)".repeat((64 << 10) / 3)),
-        ("mobiles-side-by-side", "13800138000 ".repeat((64 << 10) / 12)),
+        (
+            "mobiles-side-by-side",
+            "13800138000 ".repeat((64 << 10) / 12),
+        ),
     ];
     let mut g = c.benchmark_group("detectors/worst-64KiB");
     g.sample_size(10);
