@@ -1,48 +1,19 @@
 //! The slow-call WARN line as a log reader sees it: formatted by `tracing_subscriber::fmt`
 //! behind the request-id layer, the request id appears once.
 
+mod support;
+
 use bytes::Bytes;
 use espresso_request_id::RequestIdLayer;
 use espresso_slow_call::{SlowCallLayer, SlowCallRecorder};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use std::{
-    convert::Infallible,
-    io,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{convert::Infallible, time::Duration};
+use support::Lines;
 use tokio::time::sleep;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tracing::instrument;
-use tracing_subscriber::{fmt::MakeWriter, prelude::*};
-
-/// Everything the fmt layer writes, kept in memory.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Lines {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-impl io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Lines {
-    type Writer = Lines;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+use tracing_subscriber::prelude::*;
 
 #[instrument]
 async fn classifier() {

@@ -1,38 +1,16 @@
 //! A subscriber without `SlowCallRecorder`: the slow-call lines carry an empty tree, and the
 //! first one is preceded by one WARN naming the fix (its own process: the check is per process).
 
+mod support;
+
 use bytes::Bytes;
 use espresso_slow_call::SlowCallLayer;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use std::{
-    convert::Infallible,
-    io,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{convert::Infallible, time::Duration};
+use support::Lines;
 use tower::{Layer, Service, ServiceExt, service_fn};
-use tracing_subscriber::{fmt::MakeWriter, prelude::*};
-
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Lines {
-    type Writer = Lines;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+use tracing_subscriber::prelude::*;
 
 #[tokio::test(start_paused = true)]
 async fn without_the_recorder_the_first_slow_call_says_how_to_add_it_once() {
@@ -60,7 +38,7 @@ async fn without_the_recorder_the_first_slow_call_says_how_to_add_it_once() {
             .unwrap();
         response.into_body().collect().await.unwrap();
     }
-    let log = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let log = lines.text();
     assert_eq!(
         log.matches("slow call: GET / took 30.0ms").count(),
         2,

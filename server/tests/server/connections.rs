@@ -351,12 +351,7 @@ async fn an_answer_lists_at_most_max_hits_and_counts_the_rest() {
         Some(15.0)
     );
     // gRPC says the same.
-    let channel = tonic::transport::Channel::from_shared(server.url(""))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = espresso_server::pb::filter_client::FilterClient::new(channel);
+    let mut client = espresso_server::pb::filter_client::FilterClient::new(server.channel().await);
     let reply = client
         .check(espresso_server::pb::CheckRequest {
             content,
@@ -419,12 +414,7 @@ async fn a_batch_shares_one_max_hits_so_its_answer_is_bounded_too() {
     let bound = request.len() + hits + 200 * 100;
     assert!(reply.body.len() <= bound, "{} > {bound}", reply.body.len());
     // gRPC's CheckBatch shares it alike.
-    let channel = tonic::transport::Channel::from_shared(server.url(""))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = espresso_server::pb::filter_client::FilterClient::new(channel);
+    let mut client = espresso_server::pb::filter_client::FilterClient::new(server.channel().await);
     let item = espresso_server::pb::CheckRequest {
         content,
         ..Default::default()

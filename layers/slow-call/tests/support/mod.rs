@@ -5,7 +5,7 @@
 use prometheus::Registry;
 use std::{
     collections::BTreeMap,
-    fmt,
+    fmt, io,
     sync::{Arc, Mutex},
 };
 use tracing::{
@@ -13,7 +13,37 @@ use tracing::{
     field::{Field, Visit},
     span::{Attributes, Id, Record},
 };
-use tracing_subscriber::{Layer, layer::Context, prelude::*, registry::LookupSpan};
+use tracing_subscriber::{
+    Layer, fmt::MakeWriter, layer::Context, prelude::*, registry::LookupSpan,
+};
+
+/// Everything a `tracing_subscriber::fmt` layer writes, kept in memory: the log as a reader
+/// sees it.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl Lines {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Lines {
+    type Writer = Lines;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
 
 /// One captured event: its level, and its fields as text with those of the spans it is in (the
 /// context a log line shows), the event's own last.
