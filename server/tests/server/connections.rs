@@ -218,14 +218,14 @@ async fn past_max_connections_the_server_stops_accepting_until_one_closes() {
     assert!(scrape(&metrics, reached).await >= Some(1.0));
     let max = r#"espresso_connections_max{listener="public"}"#;
     assert_eq!(scrape(&metrics, max).await, Some(2.0));
-    assert!(
+    // the log is read from the server's stderr on a thread of its own
+    espresso_test_support::eventually(|| async {
         server
             .logs()
             .iter()
-            .any(|line| line.contains("connection limit reached")),
-        "{:?}",
-        server.logs()
-    );
+            .any(|line| line.contains("connection limit reached"))
+    })
+    .await;
 }
 
 /// Sends raw bytes and reads everything until the server closes the connection.

@@ -117,6 +117,14 @@ async fn a_word_added_through_one_server_is_flagged_by_all_three_within_a_second
         .await
         .unwrap();
     assert!(errors >= 1.0, "{errors}");
+    // the log is read from the server's stderr on a thread of its own
+    let logged = || {
+        fleet[1]
+            .logs()
+            .iter()
+            .any(|l| l.contains("the Redis store does not answer"))
+    };
+    espresso_test_support::eventually(|| async { logged() }).await;
     assert_eq!(
         fleet[1]
             .logs()
