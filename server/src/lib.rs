@@ -157,7 +157,7 @@ impl App {
     /// `classifier`) open spans for the slow-call tree.
     pub(crate) async fn check(&self, request: FilterRequest) -> Checked {
         let turn = self.large.enter(request.content.len()).await;
-        let mut response = self.service.check(request).await;
+        let response = self.service.check(request).await;
         drop(turn);
         self.metrics
             .verdict(response.verdict, response.degraded)
@@ -171,14 +171,23 @@ impl App {
             self.metrics
                 .count_hits(run[0].level.as_str(), &run[0].category, run.len() as u64);
         }
-        let hits_truncated = response.hits.len().saturating_sub(self.max_hits);
-        if hits_truncated > 0 {
-            response.hits.truncate(self.max_hits);
-            self.metrics.hits_truncated.inc_by(hits_truncated as u64);
-        }
-        Checked {
+        let mut checked = Checked {
             response,
-            hits_truncated,
+            hits_truncated: 0,
+        };
+        self.keep_hits(&mut checked, self.max_hits);
+        checked
+    }
+
+    /// Keeps the first `keep` hits of `checked`, counting the others in its `hits_truncated`
+    /// and in the metric.
+    fn keep_hits(&self, checked: &mut Checked, keep: usize) {
+        let hits = &mut checked.response.hits;
+        let cut = hits.len().saturating_sub(keep);
+        if cut > 0 {
+            hits.truncate(keep);
+            checked.hits_truncated += cut;
+            self.metrics.hits_truncated.inc_by(cut as u64);
         }
     }
 
@@ -188,14 +197,8 @@ impl App {
     pub(crate) fn share_max_hits(&self, batch: &mut [Checked]) {
         let mut left = self.max_hits;
         for checked in batch {
-            let hits = &mut checked.response.hits;
-            let cut = hits.len().saturating_sub(left);
-            if cut > 0 {
-                hits.truncate(left);
-                checked.hits_truncated += cut;
-                self.metrics.hits_truncated.inc_by(cut as u64);
-            }
-            left -= hits.len();
+            self.keep_hits(checked, left);
+            left -= checked.response.hits.len();
         }
     }
 
