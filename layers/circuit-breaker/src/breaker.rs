@@ -82,17 +82,24 @@ enum Target {
     MetricsOnly,
 }
 
+/// `at + wait`, or about thirty years on for a wait no clock can add (an uncapped backoff after
+/// many openings): the breaker then stays where it is, as for any wait that long.
+fn later(at: Instant, wait: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    at.checked_add(wait.min(FAR)).unwrap_or(at)
+}
+
 impl Phase {
     fn new(generation: u64, target: Target, at: Instant, config: &Config) -> Self {
         let kind = match target {
             Target::Closed => PhaseKind::Closed(Window::new(config.window, at)),
             Target::Open { attempt } => PhaseKind::Open {
-                until: at + config.wait_in_open.wait(attempt),
+                until: later(at, config.wait_in_open.wait(attempt)),
                 attempt,
             },
             Target::HalfOpen { attempt } => PhaseKind::HalfOpen(HalfOpen {
                 attempt,
-                deadline: config.max_wait_in_half_open.map(|w| at + w),
+                deadline: config.max_wait_in_half_open.map(|w| later(at, w)),
                 issued: AtomicU32::new(0),
                 recorded: AtomicU64::new(0),
             }),
@@ -143,7 +150,7 @@ impl CircuitBreaker {
         });
         #[cfg(feature = "metrics")]
         if let Some(metrics) = &shared.config.metrics {
-            metrics.track(Arc::downgrade(&shared));
+            metrics.track(shared.config.name.clone(), Arc::downgrade(&shared));
         }
         Self { shared }
     }

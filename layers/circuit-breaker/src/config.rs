@@ -183,18 +183,22 @@ impl CircuitBreakerBuilder {
     }
 
     /// Opens when at least this percentage of the window's calls failed (default 50; 0 < p ≤ 100).
+    ///
+    /// A percent, as resilience4j's, not a ratio as tower-resilience's: `50.0` is half the
+    /// calls. [`build`](Self::build) logs a WARN for a value under 1.
     pub fn failure_rate_threshold(mut self, percent: f64) -> Self {
         self.config.failure_rate_threshold = percent;
         self
     }
 
-    /// Opens when at least this percentage of the window's calls were slow (default 100).
+    /// Opens when at least this percentage of the window's calls were slow (default 100; a
+    /// percent, as [`failure_rate_threshold`](Self::failure_rate_threshold)).
     pub fn slow_call_rate_threshold(mut self, percent: f64) -> Self {
         self.config.slow_call_rate_threshold = percent;
         self
     }
 
-    /// A call that takes longer than this is slow (default 60 s).
+    /// A call that takes longer than this is slow (default 60 s; above zero).
     pub fn slow_call_duration_threshold(mut self, threshold: Duration) -> Self {
         self.config.slow_call_duration_threshold = threshold;
         self
@@ -216,7 +220,8 @@ impl CircuitBreakerBuilder {
     }
 
     /// The longest the breaker stays HALF_OPEN: when the probes have not all been recorded by
-    /// then, it opens again (as resilience4j does). Default: no limit.
+    /// then, it opens again (as resilience4j does). Default: no limit; zero is refused (where
+    /// resilience4j reads 0 as no limit).
     pub fn max_wait_in_half_open(mut self, wait: Duration) -> Self {
         self.config.max_wait_in_half_open = Some(wait);
         self
@@ -282,6 +287,27 @@ impl CircuitBreakerBuilder {
                 c.slow_call_rate_threshold
             ));
         }
+        if c.name.is_empty() || http::HeaderValue::from_str(&c.name).is_err() {
+            return err(format!(
+                "the name {:?} is empty or not a valid header value (it is sent in \
+                 `x-circuit-breaker`): use visible ASCII",
+                c.name
+            ));
+        }
+        if c.slow_call_duration_threshold.is_zero() {
+            return err(
+                "slow_call_duration_threshold must be above zero (every call would be \
+                        slow)"
+                    .into(),
+            );
+        }
+        if c.max_wait_in_half_open.is_some_and(|w| w.is_zero()) {
+            return err(
+                "max_wait_in_half_open must be above zero (the probes could never be \
+                        recorded); leave it unset for no limit"
+                    .into(),
+            );
+        }
         if c.minimum_number_of_calls == 0 {
             return err("minimum_number_of_calls must be at least 1".into());
         }
@@ -316,9 +342,42 @@ impl CircuitBreakerBuilder {
         }
     }
 
-    /// Builds the breaker, CLOSED; refuses thresholds out of range and empty windows.
+    /// Builds the breaker, CLOSED. Refuses thresholds out of range, empty windows, zero
+    /// durations, a name that cannot be a header value, and a name that a live breaker already
+    /// reports under into the same [`metrics`](Self::metrics) (one `name` label, two breakers:
+    /// the state gauge could show only one of them).
     pub fn build(self) -> Result<crate::CircuitBreaker, ConfigError> {
         self.validate()?;
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.config.metrics
+            && metrics.reports(&self.config.name)
+        {
+            return Err(ConfigError(format!(
+                "a live breaker named `{}` already reports into these metrics: give each \
+                 breaker its own name",
+                self.config.name
+            )));
+        }
+        self.warn_on_ratios();
         Ok(crate::CircuitBreaker::from_config(self.config))
+    }
+
+    /// Rates are percents (resilience4j's), where tower-resilience takes ratios: `0.5` here is
+    /// half a percent, a threshold nobody means with a window of calls.
+    fn warn_on_ratios(&self) {
+        let c = &self.config;
+        for (setter, percent) in [
+            ("failure_rate_threshold", c.failure_rate_threshold),
+            ("slow_call_rate_threshold", c.slow_call_rate_threshold),
+        ] {
+            if percent < 1.0 {
+                tracing::warn!(
+                    breaker = %c.name,
+                    "{setter}({percent}) is a percent: the breaker opens at {percent} % of calls; \
+                     for a ratio of {percent} write {setter}({})",
+                    percent * 100.0
+                );
+            }
+        }
     }
 }

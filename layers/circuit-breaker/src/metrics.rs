@@ -32,8 +32,12 @@ use std::{
 pub struct CircuitBreakerMetrics {
     calls: IntCounterVec,
     transitions: IntCounterVec,
-    breakers: Arc<Mutex<Vec<Weak<Shared>>>>,
+    breakers: Tracked,
 }
+
+/// The breakers reporting into one set of metrics, with their names: a name is read without
+/// upgrading (an upgrade could end up dropping the last reference under the lock).
+type Tracked = Arc<Mutex<Vec<(Arc<str>, Weak<Shared>)>>>;
 
 impl fmt::Debug for CircuitBreakerMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -81,7 +85,10 @@ impl CircuitBreakerMetrics {
                     .with_label_values(&[name.as_ref(), from.as_str(), to.as_str()]);
             }
         }
-        let c = |outcome: &str| self.calls.with_label_values(&[name.as_ref(), outcome]);
+        let c = |outcome: &str| {
+            debug_assert!(OUTCOMES.contains(&outcome));
+            self.calls.with_label_values(&[name.as_ref(), outcome])
+        };
         BreakerCounters {
             name: name.clone(),
             success: c("success"),
@@ -90,15 +97,28 @@ impl CircuitBreakerMetrics {
             slow_failure: c("slow_failure"),
             ignored: c("ignored"),
             rejected: c("rejected"),
+            calls: self.calls.clone(),
             transitions: self.transitions.clone(),
+            breakers: self.breakers.clone(),
         }
     }
 
-    pub(crate) fn track(&self, breaker: Weak<Shared>) {
+    pub(crate) fn track(&self, name: Arc<str>, breaker: Weak<Shared>) {
         let mut list = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
-        list.retain(|b| b.strong_count() > 0);
-        list.push(breaker);
+        list.retain(|(_, b)| b.strong_count() > 0);
+        list.push((name, breaker));
     }
+
+    /// Whether a live breaker reports under `name`.
+    pub(crate) fn reports(&self, name: &str) -> bool {
+        reports(&self.breakers, name)
+    }
+}
+
+fn reports(breakers: &Tracked, name: &str) -> bool {
+    let list = breakers.lock().unwrap_or_else(PoisonError::into_inner);
+    list.iter()
+        .any(|(n, b)| b.strong_count() > 0 && n.as_ref() == name)
 }
 
 /// One breaker's counters, resolved once so the hot path is a single atomic add.
@@ -110,7 +130,30 @@ pub(crate) struct BreakerCounters {
     slow_failure: IntCounter,
     ignored: IntCounter,
     rejected: IntCounter,
+    calls: IntCounterVec,
     transitions: IntCounterVec,
+    breakers: Tracked,
+}
+
+/// A dropped breaker's series leave `/metrics` with it (per-key breakers come and go), unless
+/// a live breaker reports under the same name (a key's breaker made again after its removal).
+impl Drop for BreakerCounters {
+    fn drop(&mut self) {
+        if reports(&self.breakers, &self.name) {
+            return;
+        }
+        let name = self.name.as_ref();
+        for outcome in OUTCOMES {
+            let _ = self.calls.remove_label_values(&[name, outcome]);
+        }
+        for from in State::ALL {
+            for to in State::ALL {
+                let _ = self
+                    .transitions
+                    .remove_label_values(&[name, from.as_str(), to.as_str()]);
+            }
+        }
+    }
 }
 
 impl BreakerCounters {
@@ -136,9 +179,18 @@ impl BreakerCounters {
     }
 }
 
+const OUTCOMES: [&str; 6] = [
+    "success",
+    "failure",
+    "slow_success",
+    "slow_failure",
+    "ignored",
+    "rejected",
+];
+
 /// The gauges, computed from the live breakers at each scrape.
 struct Gauges {
-    breakers: Arc<Mutex<Vec<Weak<Shared>>>>,
+    breakers: Tracked,
     descs: Vec<Desc>,
 }
 
@@ -172,7 +224,7 @@ fn rate_gauges() -> Result<(GaugeVec, GaugeVec), prometheus::Error> {
 }
 
 impl Gauges {
-    fn new(breakers: Arc<Mutex<Vec<Weak<Shared>>>>) -> Result<Self, prometheus::Error> {
+    fn new(breakers: Tracked) -> Result<Self, prometheus::Error> {
         let state = state_gauge()?;
         let (failure, slow) = rate_gauges()?;
         let descs = [state.desc(), failure.desc(), slow.desc()]
@@ -196,8 +248,8 @@ impl Collector for Gauges {
         // Upgrade first, look later: looking may fire events into user code.
         let live: Vec<Arc<Shared>> = {
             let mut list = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
-            list.retain(|b| b.strong_count() > 0);
-            list.iter().filter_map(Weak::upgrade).collect()
+            list.retain(|(_, b)| b.strong_count() > 0);
+            list.iter().filter_map(|(_, b)| b.upgrade()).collect()
         };
         for shared in live {
             let name = shared.name().clone();

@@ -642,6 +642,10 @@ fn bad_configurations_are_refused_not_panicked_on() {
         CircuitBreaker::builder("t").sliding_window(SlidingWindow::count(u32::MAX)),
         CircuitBreaker::builder("t").sliding_window(SlidingWindow::time(Duration::ZERO)),
         CircuitBreaker::builder("t").sliding_window(SlidingWindow::consecutive_failures(0)),
+        CircuitBreaker::builder("t").slow_call_duration_threshold(Duration::ZERO),
+        CircuitBreaker::builder("t").max_wait_in_half_open(Duration::ZERO),
+        CircuitBreaker::builder(""),
+        CircuitBreaker::builder("two\nlines"),
     ];
     for builder in cases {
         let err = builder.clone().build().unwrap_err();
@@ -723,4 +727,73 @@ fn a_breakers_series_exist_at_zero_before_any_call() {
         CircuitBreakerMetrics::register(&registry).is_err(),
         "registering twice is an error, never a silent no-op"
     );
+}
+
+#[cfg(feature = "metrics")]
+#[test]
+fn two_live_breakers_of_one_name_cannot_report_into_one_set_of_metrics() {
+    use espresso_circuit_breaker::CircuitBreakerMetrics;
+    let registry = prometheus::Registry::new();
+    let metrics = CircuitBreakerMetrics::register(&registry).unwrap();
+    let first = small()
+        .name("dup")
+        .metrics(metrics.clone())
+        .build()
+        .unwrap();
+    let err = small()
+        .name("dup")
+        .metrics(metrics.clone())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("`dup`"), "{err}");
+    // the name is free again once the first breaker is gone
+    drop(first);
+    let again = small().name("dup").metrics(metrics).build().unwrap();
+    again.transition_to(State::ForcedOpen);
+    let text = gather(&registry);
+    assert!(
+        text.contains(r#"espresso_circuit_breaker_state{name="dup",state="forced_open"} 1"#),
+        "{text}"
+    );
+}
+
+#[cfg(feature = "metrics")]
+#[test]
+fn a_dropped_breakers_series_leave_the_scrape() {
+    use espresso_circuit_breaker::CircuitBreakerMetrics;
+    let registry = prometheus::Registry::new();
+    let metrics = CircuitBreakerMetrics::register(&registry).unwrap();
+    let keys = CircuitBreakerRegistry::new(small().name("db").metrics(metrics)).unwrap();
+    let kept = keys.get(&"a");
+    fail(&keys.get(&"b"));
+    assert!(gather(&registry).contains(r#"name="db:b""#));
+    drop(keys.remove(&"b"));
+    let text = gather(&registry);
+    assert!(!text.contains(r#"name="db:b""#), "{text}");
+    assert!(
+        text.contains(r#"espresso_circuit_breaker_calls_total{name="db:a",outcome="success"} 0"#),
+        "{text}"
+    );
+    drop(kept);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_uncapped_backoff_outgrows_no_clock() {
+    let b = small()
+        .wait_interval(Backoff::exponential(secs(1), 10.0))
+        .build()
+        .unwrap();
+    for _ in 0..100 {
+        b.transition_to(State::Open);
+        b.transition_to(State::HalfOpen);
+        for _ in 0..4 {
+            if let Ok(p) = b.try_acquire() {
+                p.record(Outcome::Failure, ms(1));
+            }
+        }
+    }
+    b.transition_to(State::Open);
+    assert_eq!(b.state(), State::Open);
+    let open = b.try_acquire().unwrap_err();
+    assert!(open.retry_after().unwrap() > secs(86_400 * 365));
 }
