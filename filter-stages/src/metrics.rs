@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use espresso_common::metrics::register_all;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
 /// The values of the `outcome` label.
@@ -27,7 +28,8 @@ impl fmt::Debug for ClassifierMetrics {
 }
 
 impl ClassifierMetrics {
-    /// Creates the metrics and registers them into `registry`.
+    /// Creates the metrics and registers them into `registry`, all or none (the error names a
+    /// family of one of these names registered already).
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let requests = IntCounterVec::new(
             Opts::new(
@@ -45,8 +47,13 @@ impl ClassifierMetrics {
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
             ]),
         )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
+        register_all(
+            registry,
+            [
+                Box::new(requests.clone()) as _,
+                Box::new(duration.clone()) as _,
+            ],
+        )?;
         // Every outcome is exported at 0, so a rate has a series from the first scrape.
         for outcome in OUTCOMES {
             requests.with_label_values(&[outcome]);
@@ -95,7 +102,8 @@ impl fmt::Debug for CacheMetrics {
 }
 
 impl CacheMetrics {
-    /// Creates the metrics and registers them into `registry`.
+    /// Creates the metrics and registers them into `registry`, all or none (the error names a
+    /// family of one of these names registered already).
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let lookups = IntCounterVec::new(
             Opts::new(
@@ -115,9 +123,14 @@ impl CacheMetrics {
             "espresso_filter_cache_invalidations_total",
             "Times the local verdict cache was cleared after a dictionary change.",
         )?;
-        registry.register(Box::new(lookups.clone()))?;
-        registry.register(Box::new(redis_errors.clone()))?;
-        registry.register(Box::new(invalidations.clone()))?;
+        register_all(
+            registry,
+            [
+                Box::new(lookups.clone()) as _,
+                Box::new(redis_errors.clone()) as _,
+                Box::new(invalidations.clone()) as _,
+            ],
+        )?;
         // Every known label set is exported at 0 from the first scrape.
         for result in LOOKUP_RESULTS {
             lookups.with_label_values(&[result]);

@@ -47,8 +47,8 @@ impl fmt::Debug for CircuitBreakerMetrics {
 }
 
 impl CircuitBreakerMetrics {
-    /// Creates the metrics and registers them into `registry`; fails when `registry` has them
-    /// already.
+    /// Creates the metrics and registers them into `registry`, all or none; fails, naming the
+    /// family, when `registry` has one of these names already.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let calls = IntCounterVec::new(
             Opts::new(
@@ -66,9 +66,14 @@ impl CircuitBreakerMetrics {
         )?;
         let breakers = Arc::new(Mutex::new(Vec::new()));
         let gauges = Gauges::new(breakers.clone())?;
-        registry.register(Box::new(calls.clone()))?;
-        registry.register(Box::new(transitions.clone()))?;
-        registry.register(Box::new(gauges))?;
+        espresso_common::metrics::register_all(
+            registry,
+            [
+                Box::new(calls.clone()) as _,
+                Box::new(transitions.clone()) as _,
+                Box::new(gauges) as _,
+            ],
+        )?;
         Ok(Self {
             calls,
             transitions,

@@ -15,6 +15,7 @@
 //! - `redis` (feature `redis`): `RedisTarget` (one node, a Redis Cluster or a Sentinel-managed
 //!   master) and `RedisConnection`, the lazy, bounded, self-healing connection the rate limiter
 //!   and the verdict cache share.
+//! - `metrics` (feature `metrics`): registering a layer's Prometheus families all or none.
 //!
 //! The refusal pieces ([`Rejection`], [`refusal`], [`RejectBody`], [`FallbackBody`]) are the
 //! default feature `refusal`, which brings `serde_json` for the JSON bodies; a layer that only
@@ -45,6 +46,8 @@
 mod body;
 pub mod classify;
 pub mod grpc;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "refusal")]

@@ -3,6 +3,7 @@
 
 use crate::backend::memory::EvictionCounters;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 /// The rate limiters' metrics. Register them once per registry and hand a clone to every layer;
 /// the `limiter` label tells the layers apart ([`RateLimitLayer::name`](crate::RateLimitLayer::name)).
@@ -43,11 +44,17 @@ pub struct RateLimitMetrics {
     evictions: IntCounterVec,
     transitions: IntCounterVec,
     local: IntGaugeVec,
+    /// The names of the limiters reporting here, each with a token its limiter holds.
+    limiters: Names,
 }
 
+/// Limiter names, each with a token its limiter holds while it lives.
+type Names = Arc<Mutex<Vec<(Arc<str>, Weak<()>)>>>;
+
 impl RateLimitMetrics {
-    /// Creates the metrics and registers them into `registry`; an error (a family registered
-    /// twice) is returned, never swallowed.
+    /// Creates the metrics and registers them into `registry`, all or none; an error (a family
+    /// of one of these names registered already, which it names) is returned, never
+    /// swallowed.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let requests = IntCounterVec::new(
             Opts::new(
@@ -84,22 +91,43 @@ impl RateLimitMetrics {
             ),
             &["limiter"],
         )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(missing_key.clone()))?;
-        registry.register(Box::new(evictions.clone()))?;
-        registry.register(Box::new(transitions.clone()))?;
-        registry.register(Box::new(local.clone()))?;
+        espresso_common::metrics::register_all(
+            registry,
+            [
+                Box::new(requests.clone()) as _,
+                Box::new(missing_key.clone()) as _,
+                Box::new(evictions.clone()) as _,
+                Box::new(transitions.clone()) as _,
+                Box::new(local.clone()) as _,
+            ],
+        )?;
         Ok(Self {
             requests,
             missing_key,
             evictions,
             transitions,
             local,
+            limiters: Arc::default(),
         })
     }
 
     /// One limiter's series, created (at 0) here so they are exported before any event.
-    pub(crate) fn for_limiter(&self, name: &str) -> LimiterMetrics {
+    /// A second live limiter of the same name gets a WARN: their series would merge.
+    pub(crate) fn for_limiter(&self, name: &Arc<str>) -> LimiterMetrics {
+        let alive = Arc::new(());
+        {
+            let mut limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
+            limiters.retain(|(_, token)| token.strong_count() > 0);
+            if limiters.iter().any(|(n, _)| n == name) {
+                tracing::warn!(
+                    limiter = %name,
+                    "two rate limiters named `{name}` report into the same RateLimitMetrics: \
+                     their series merge into one; give each layer its own `.name(..)`"
+                );
+            }
+            limiters.push((name.clone(), Arc::downgrade(&alive)));
+        }
+        let name: &str = name;
         let requests = |d| self.requests.with_label_values(&[name, d]);
         let missing = |a| self.missing_key.with_label_values(&[name, a]);
         LimiterMetrics {
@@ -117,6 +145,7 @@ impl RateLimitMetrics {
             to_local: self.transitions.with_label_values(&[name, "local"]),
             to_redis: self.transitions.with_label_values(&[name, "redis"]),
             local: self.local.with_label_values(&[name]),
+            _alive: alive,
         }
     }
 }
@@ -138,4 +167,6 @@ pub(crate) struct LimiterMetrics {
     pub(crate) to_redis: IntCounter,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) local: IntGauge,
+    /// Held while the limiter lives: its name stays taken.
+    _alive: Arc<()>,
 }

@@ -812,3 +812,24 @@ async fn same_decisions_as_governor() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_second_limiter_of_one_name_in_one_set_of_metrics_is_warned_of_and_clones_are_not() {
+    let logs = Logs::default();
+    let _guard = logs.capture();
+    let metrics = RateLimitMetrics::register(&prometheus::Registry::new()).unwrap();
+    let first = RateLimitLayer::new(Quota::per_second(1)).metrics(metrics.clone());
+    // clones of one layer share its limiter: one name, one limiter
+    let (_a, _b) = (svc(&first), svc(&first.clone()));
+    assert!(!logs.text().contains("WARN"), "{}", logs.text());
+    // a layer of its own, left at the default name too
+    let _c = svc(&RateLimitLayer::new(Quota::per_second(5)).metrics(metrics.clone()));
+    let text = logs.text();
+    assert_eq!(text.matches("WARN").count(), 1, "{text}");
+    assert!(text.contains("two rate limiters named `default`"), "{text}");
+    // a name of its own is quiet
+    let _d = svc(&RateLimitLayer::new(Quota::per_second(5))
+        .name("search")
+        .metrics(metrics));
+    assert_eq!(logs.text().matches("WARN").count(), 1);
+}
