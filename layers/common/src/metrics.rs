@@ -48,7 +48,8 @@ pub fn register_all(
                 e => e.to_string(),
             };
             return Err(Error::Msg(format!(
-                "could not register `{}`: {why}",
+                "could not register `{}`: {why}; none of the families registered with it stays \
+                 registered",
                 names.join("`, `")
             )));
         }

@@ -13,7 +13,7 @@ use espresso_common::{
     grpc::Code,
     refusal::{Fallback, Respond, ReturnError},
 };
-use http::StatusCode;
+use http::{StatusCode, header::RETRY_AFTER};
 use std::{
     fmt,
     sync::{Arc, OnceLock},
@@ -30,8 +30,9 @@ use tower_layer::Layer;
 ///
 /// - [`respond`](Self::respond) (the default): HTTP 503 with `Retry-After: 1` and the JSON error
 ///   `overloaded`, or gRPC `RESOURCE_EXHAUSTED`; [`respond_with`](Self::respond_with) picks the
-///   [`Rejection`];
-/// - [`return_error`](Self::return_error): `Err(`[`Shed`](crate::Shed)`)`, boxed;
+///   [`Rejection`] (given the same `Retry-After: 1` when it carries none);
+/// - [`return_error`](Self::return_error): `Err(`[`Shed`](crate::Shed)`)`, boxed (under axum's
+///   `Router::layer`, behind a `HandleErrorLayer`);
 /// - [`fallback`](Self::fallback): another service answers (a cheaper answer), finding the
 ///   [`Shed`](crate::Shed) in the request's extensions.
 ///
@@ -42,6 +43,29 @@ use tower_layer::Layer;
 /// in common. The layer is a plain value: a setter returns a layer with a limiter of its own and
 /// never changes a clone taken before it; the limiter is created when the layer first wraps a
 /// service (or is asked for [`current_limit`](Self::current_limit)).
+///
+/// # Only around HTTP services
+///
+/// The layer wraps services of [`http::Request`]s (axum routers, tonic services, hyper services):
+/// it reads a request's priority and its protocol from the request. Around a service of other
+/// requests, use tower's `ConcurrencyLimit` and `LoadShed` instead.
+///
+/// # Refused settings
+///
+/// A setting that cannot mean what it says panics with a message naming the setter and the fix,
+/// rather than being changed silently:
+///
+/// - at [`new`](Self::new): a limit whose `max_limit` is below its minimum (`min_limit`,
+///   `min_concurrency`), or a window limit whose `max_window` is below its `min_window`, whatever
+///   the order of the setters;
+/// - at the setter: a `max_limit` of 0, a NaN or infinite setting of a limit algorithm, a
+///   [`sheddable_fraction`](Self::sheddable_fraction) outside `[0, 1]`, a
+///   [`queue_delay`](Self::queue_delay) interval shorter than its target;
+/// - when the layer first wraps a service: a [`queue`](Self::queue) whose
+///   [`queue_delay`](Self::queue_delay) interval is 0, so that it would hold no request.
+///
+/// Two layers (not clones of one) reporting into one [`DegradeMetrics`](crate::DegradeMetrics)
+/// under one [`name`](Self::name) log a `tracing` WARN: give each its own name.
 ///
 /// # Defaults
 ///
@@ -93,20 +117,45 @@ impl<P: fmt::Debug, Q: fmt::Debug, C> fmt::Debug for DegradeLayer<P, Q, C> {
     }
 }
 
+/// When a shed request's client is told to try again.
+const RETRY_AFTER_SHED: Duration = Duration::from_secs(1);
+
 /// The rejection of a shed request: 503 `overloaded` with `Retry-After: 1`, gRPC
 /// `RESOURCE_EXHAUSTED`.
 fn overloaded() -> Rejection {
     Rejection::new(StatusCode::SERVICE_UNAVAILABLE, Code::ResourceExhausted)
         .code("overloaded")
         .message("the server is overloaded, try again later")
-        .retry_after(Duration::from_secs(1))
+        .retry_after(RETRY_AFTER_SHED)
+}
+
+/// `rejection`, with the default rejection's `Retry-After` unless it carries one of its own.
+fn with_retry_after(rejection: Rejection) -> Rejection {
+    // `Rejection` does not tell its `Retry-After`; its rendered headers do, whether it was set
+    // with `retry_after` or added with `header`. Rendered once, when the layer is built.
+    if rejection
+        .grpc_response::<()>()
+        .headers()
+        .contains_key(RETRY_AFTER)
+    {
+        rejection
+    } else {
+        rejection.retry_after(RETRY_AFTER_SHED)
+    }
 }
 
 impl DegradeLayer {
     /// A layer driven by `limit` (any [`Limit`]: [`Gradient2`](crate::limit::Gradient2),
     /// [`Aimd`](crate::limit::Aimd), [`Vegas`](crate::limit::Vegas), [`Fixed`](crate::limit::Fixed)...),
     /// answering shed requests with [`respond`](Self::respond).
+    ///
+    /// # Panics
+    ///
+    /// If `limit` refuses its settings, e.g. a `max_limit` below its `min_limit`.
     pub fn new<L: Limit + Clone + Sync>(limit: L) -> Self {
+        // The algorithms refuse contradictory bounds when first asked for the limit; asked here,
+        // they do so where the layer is built rather than when it first wraps a service.
+        limit.limit();
         Self {
             limit: Arc::new(move || Box::new(limit.clone())),
             settings: Settings {
@@ -159,13 +208,38 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
         self.respond_with(overloaded())
     }
 
-    /// Shed requests get `rejection` (shaped for HTTP or gRPC by the request).
+    /// Shed requests get `rejection` (shaped for HTTP or gRPC by the request). A rejection
+    /// without a `Retry-After` of its own gets the default's, `Retry-After: 1` (a shed request may
+    /// be admitted a moment later); set one with [`Rejection::retry_after`] to send another. To
+    /// answer without one, use a [`fallback`](Self::fallback) service.
     pub fn respond_with(self, rejection: Rejection) -> DegradeLayer<Respond, Q, C> {
+        let rejection = with_retry_after(rejection);
         self.with(|_, q, c| (Respond::new(rejection), q, c))
     }
 
     /// Shed requests fail with [`Shed`](crate::Shed), boxed into a `BoxError` with the inner
     /// service's errors.
+    ///
+    /// axum's `Router::layer` takes only services that cannot fail (it reports
+    /// `Infallible: From<Box<dyn Error + Send + Sync>>` is not satisfied), so there this policy
+    /// needs an `axum::error_handling::HandleErrorLayer` outside the layer to turn the error into
+    /// a response; or keep the default, [`respond`](Self::respond), which answers by itself:
+    ///
+    /// ```
+    /// use axum::{Router, error_handling::HandleErrorLayer, routing::get};
+    /// use espresso_degrade::{DegradeLayer, limit::Fixed};
+    /// use http::StatusCode;
+    /// use tower::{BoxError, ServiceBuilder};
+    ///
+    /// let app: Router = Router::new().route("/", get(|| async { "hello" })).layer(
+    ///     ServiceBuilder::new()
+    ///         .layer(HandleErrorLayer::new(|_: BoxError| async {
+    ///             StatusCode::SERVICE_UNAVAILABLE
+    ///         }))
+    ///         .layer(DegradeLayer::new(Fixed::new(64)).return_error()),
+    /// );
+    /// # let _ = app;
+    /// ```
     pub fn return_error(self) -> DegradeLayer<ReturnError, Q, C> {
         self.with(|_, q, c| (ReturnError, q, c))
     }
@@ -194,16 +268,29 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
     }
 
     /// Sheddable requests are admitted only while fewer than `fraction` of the limit are in flight
-    /// (0.75 by default; clamped into `[0, 1]`, and at least one request is always admitted).
+    /// (0.75 by default; within `[0, 1]`, and at least one request is always admitted).
+    ///
+    /// # Panics
+    ///
+    /// If `fraction` is NaN or outside `[0, 1]` (it is a fraction of the limit: 0.75 for 75%).
+    #[track_caller]
     pub fn sheddable_fraction(mut self, fraction: f64) -> Self {
-        if fraction.is_finite() {
-            self.settings.sheddable_fraction = fraction.clamp(0.0, 1.0);
-        }
+        assert!(
+            (0.0..=1.0).contains(&fraction),
+            "degrade: `sheddable_fraction` must be within [0, 1], got {fraction}; it is a \
+             fraction of the limit (0.75 for 75%)"
+        );
+        self.settings.sheddable_fraction = fraction;
         self.changed()
     }
 
     /// Lets up to `capacity` requests wait for a permit when the limit is reached, under the
     /// queueing-delay rule (see [`queue_delay`](Self::queue_delay)). 0 (the default) sheds at once.
+    ///
+    /// # Panics
+    ///
+    /// When the layer first wraps a service, if `capacity` is not 0 but the
+    /// [`queue_delay`](Self::queue_delay) interval is: no request could wait in the queue.
     pub fn queue(mut self, capacity: usize) -> Self {
         self.settings.queue_capacity = capacity;
         self.changed()
@@ -211,12 +298,24 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
 
     /// The queueing-delay rule (after CoDel; 5 ms and 100 ms by default): a queued request waits
     /// at most `interval`, and only `target` once the delay has stayed above `target` for an
-    /// `interval`. See the [`queue`](crate::queue) module.
+    /// `interval`. A `target` of 0 is allowed: once the delay has stayed above 0 for an interval,
+    /// queued requests are given up on at once. See the [`queue`](crate::queue) module.
+    ///
+    /// # Panics
+    ///
+    /// If `interval` is shorter than `target`: no request waits longer than `interval`, so the
+    /// delay could never stay above `target`. With a [`queue`](Self::queue), an `interval` of 0
+    /// is refused when the layer first wraps a service.
+    #[track_caller]
     pub fn queue_delay(mut self, target: Duration, interval: Duration) -> Self {
-        self.settings.queue_delay = QueueDelay {
-            target,
-            interval: interval.max(target),
-        };
+        assert!(
+            interval >= target,
+            "degrade: the `queue_delay` interval ({interval:?}) is shorter than its target \
+             ({target:?}); no queued request waits longer than the interval, so the delay could \
+             never stay above the target: make the interval at least the target (5 ms and \
+             100 ms by default)"
+        );
+        self.settings.queue_delay = QueueDelay { target, interval };
         self.changed()
     }
 
@@ -227,7 +326,9 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
         self
     }
 
-    /// Names this layer in metrics (the `name` label; `default` unless set).
+    /// Names this layer in metrics (the `name` label; `default` unless set). Layers reporting into
+    /// one [`DegradeMetrics`](crate::DegradeMetrics) need a name each: a second live layer under a
+    /// name already in use logs a WARN.
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = name.into();
         self.changed()
@@ -245,6 +346,19 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
     fn core(&self) -> Arc<Core> {
         self.core
             .get_or_init(|| {
+                // Checked here, once both setters have had their say, whatever their order.
+                let Settings {
+                    queue_capacity,
+                    queue_delay,
+                    ..
+                } = self.settings;
+                assert!(
+                    queue_capacity == 0 || !queue_delay.interval.is_zero(),
+                    "degrade: `queue({queue_capacity})` with a `queue_delay` interval of 0 gives \
+                     up on every queued request at once, so the queue would hold none; give \
+                     queue_delay an interval (100 ms by default), or remove `.queue(...)` to \
+                     shed at once"
+                );
                 #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
                 let mut core = Core::new((self.limit)(), self.settings);
                 #[cfg(feature = "metrics")]
@@ -261,7 +375,8 @@ impl<P, Q, C> DegradeLayer<P, Q, C> {
         self.core().limit()
     }
 
-    /// Requests currently in flight in the services this layer wraps.
+    /// Requests currently in flight in the primary service (the services this layer wraps), as
+    /// the `espresso_degrade_inflight` metric reports them.
     pub fn inflight(&self) -> usize {
         self.core().inflight()
     }

@@ -19,12 +19,13 @@
 //! ([`espresso_common::refusal`]): by default a fast rejection (HTTP 503 with `Retry-After`, or
 //! gRPC `RESOURCE_EXHAUSTED`; [`DegradeLayer::respond`]), or the answer of a fallback service
 //! ([`DegradeLayer::fallback`]), e.g. a cheaper answer marked as degraded, or an `Err(`[`Shed`]`)`
-//! ([`DegradeLayer::return_error`]). What counts as overload is a classification
-//! ([`overload_signals`] by default, [`DegradeLayer::classify`]), made at the response head or, for
-//! a gRPC answer whose status comes in the trailers, when its body ends.
-//! [`DegradeMetrics`] (the default-on `metrics` feature) reports the limit, the requests in flight and queued, and where requests
-//! went; `tracing` events tell when the limit changes notably, the delay rule starts or stops
-//! shedding, and the switch flips.
+//! ([`DegradeLayer::return_error`]; under axum's `Router::layer`, behind a `HandleErrorLayer`).
+//! What counts as overload is a classification ([`overload_signals`] by default,
+//! [`DegradeLayer::classify`]), made at the response head or, for a gRPC answer whose status comes
+//! in the trailers, when its body ends. [`DegradeMetrics`] (the default-on `metrics` feature)
+//! reports the limit, the requests in flight in the primary service and those queued for it, and
+//! where requests went; `tracing` events tell when the limit changes notably, the delay rule
+//! starts or stops shedding, and the switch flips.
 //!
 //! ```
 //! use espresso_degrade::{DegradeLayer, DegradeSwitch, limit::Gradient2};
@@ -53,6 +54,18 @@
 //! assert_eq!(response.headers()["retry-after"], "1");
 //! # }
 //! ```
+//!
+//! A setting that cannot mean what it says (a `max_limit` below the `min_limit`, a
+//! [`sheddable_fraction`](DegradeLayer::sheddable_fraction) of 75 meant as 75%...) is refused
+//! with a panic naming the setter and the fix, never changed silently; see [`DegradeLayer`]'s
+//! "Refused settings".
+//!
+//! # Only around HTTP services
+//!
+//! [`DegradeLayer`] wraps services of [`http::Request`]s (axum routers, tonic services, hyper
+//! services): it reads each request's priority and protocol. For a service of any other request
+//! type, tower's `ConcurrencyLimit` and `LoadShed` (`ServiceBuilder::concurrency_limit`,
+//! `load_shed`) give a fixed limit that sheds instead of waiting.
 //!
 //! # Choosing a limit
 //!

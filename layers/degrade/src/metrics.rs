@@ -2,6 +2,10 @@
 
 use crate::{DegradeReason, Priority};
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError, Weak},
+};
 
 /// The metrics of degrade layers; register them once with [`register`](Self::register) and give
 /// them to any number of layers told apart by [`DegradeLayer::name`](crate::DegradeLayer::name).
@@ -9,11 +13,16 @@ use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 /// | metric | type | labels |
 /// | --- | --- | --- |
 /// | `espresso_degrade_limit` | gauge: the current concurrency limit | `name` |
-/// | `espresso_degrade_inflight` | gauge: requests in the primary service | `name` |
+/// | `espresso_degrade_inflight` | gauge: requests in flight in the primary service | `name` |
 /// | `espresso_degrade_queued` | gauge: requests waiting for a permit | `name` |
 /// | `espresso_degrade_requests_total` | counter: requests by where they went | `name`, `priority` = `critical`/`sheddable`, `route` = `primary`/`fallback`, `reason` = `none`/`limit`/`queue_delay`/`switch`/`saturated` |
 ///
 /// A layer's series exist, at 0, from the moment it wraps a service, before any request.
+///
+/// Each layer needs a name of its own: two layers (not clones of one layer, which share one
+/// limiter) reporting under one name would overwrite each other's gauges and add up their
+/// counters. When a layer starts reporting under a name another live layer uses on the same
+/// metrics, a `tracing` WARN says so; a dropped layer frees its name.
 ///
 /// ```
 /// use espresso_degrade::{DegradeLayer, DegradeMetrics, limit::Fixed};
@@ -41,11 +50,13 @@ pub struct DegradeMetrics {
     inflight: IntGaugeVec,
     queued: IntGaugeVec,
     requests: IntCounterVec,
+    // The names in use, each with a token per live limiter reporting under it.
+    names: Arc<Mutex<HashMap<String, Vec<Weak<()>>>>>,
 }
 
 impl DegradeMetrics {
-    /// Creates the metrics and registers them into `registry`; fails when `registry` has them
-    /// already.
+    /// Creates the metrics and registers them into `registry`, all or none; fails, naming the
+    /// family, when `registry` has one of these names already.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["name"]);
         let this = Self {
@@ -65,15 +76,24 @@ impl DegradeMetrics {
                 ),
                 &["name", "priority", "route", "reason"],
             )?,
+            names: Arc::default(),
         };
-        registry.register(Box::new(this.limit.clone()))?;
-        registry.register(Box::new(this.inflight.clone()))?;
-        registry.register(Box::new(this.queued.clone()))?;
-        registry.register(Box::new(this.requests.clone()))?;
+        espresso_common::metrics::register_all(
+            registry,
+            [
+                Box::new(this.limit.clone()) as _,
+                Box::new(this.inflight.clone()) as _,
+                Box::new(this.queued.clone()) as _,
+                Box::new(this.requests.clone()) as _,
+            ],
+        )?;
         Ok(this)
     }
 
+    /// One layer's handles, for the limiter it creates; warns when another live limiter already
+    /// reports under `name`.
     pub(crate) fn for_layer(&self, name: &str) -> Metrics {
+        let claim = self.claim(name);
         let request = |priority: Priority, route: &str, reason: &str| {
             self.requests
                 .with_label_values(&[name, priority.as_str(), route, reason])
@@ -96,7 +116,30 @@ impl DegradeMetrics {
                 per_priority(Priority::Critical),
                 per_priority(Priority::Sheddable),
             ],
+            _claim: claim,
         }
+    }
+
+    /// Records a limiter reporting under `name`, as a token alive as long as the limiter.
+    fn claim(&self, name: &str) -> Arc<()> {
+        let claim = Arc::new(());
+        let shared = {
+            let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+            let live = names.entry(name.to_owned()).or_default();
+            live.retain(|token| token.strong_count() > 0);
+            live.push(Arc::downgrade(&claim));
+            live.len() > 1
+        };
+        if shared {
+            tracing::warn!(
+                name,
+                "degrade: two live layers report into the same DegradeMetrics under the name \
+                 {name:?}, so their gauges overwrite each other and their counters add up; give \
+                 each layer its own `.name(...)` (clones of one layer share its limiter and need \
+                 none)"
+            );
+        }
+        claim
     }
 }
 
@@ -107,6 +150,8 @@ pub(crate) struct Metrics {
     inflight: IntGauge,
     queued: IntGauge,
     counters: [Counters; 2],
+    // Keeps the layer's name taken while its limiter lives.
+    _claim: Arc<()>,
 }
 
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@ pub struct QueueDelay {
     /// The queueing delay acceptable under sustained load.
     pub target: Duration,
     /// How long the delay must stay above `target` before the rule sheds; also the longest any
-    /// request waits.
+    /// request waits, so at least `target`.
     pub interval: Duration,
 }
 

@@ -76,7 +76,9 @@
 //! so log lines and exported spans carry the request's context. The call tree does not need it:
 //! spans opened while the request is polled become the tree's top-level spans. Behind
 //! [`SlowCallRecorder::filtered`], a request whose root span no other layer wants skips creating
-//! it, which is most of the layer's cost per request.
+//! it, which is most of the layer's cost per request. A filter in front of every layer that drops
+//! it, with every other INFO span of its target, is reported once, at the first request, by a
+//! WARN naming the fix (see [Filtering](SlowCallRecorder#filtering)).
 //!
 //! # gRPC
 //!

@@ -1,9 +1,12 @@
 //! Prometheus metrics of [`SlowCallLayer`](crate::SlowCallLayer) (feature `metrics`).
 
 use crate::policy::{RouteLabel, method_label};
-use espresso_common::series::KeptSeries;
+use espresso_common::{metrics::register_all, series::KeptSeries};
 use http::Method;
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    core::Collector,
+};
 
 /// Default latency histogram bounds, in seconds: a 1-2-5 series from 50 µs to 10 s, so that a
 /// sub-millisecond answer and a multi-second one both land in a bucket that resolves them.
@@ -66,28 +69,62 @@ pub struct SlowCallMetrics {
 impl SlowCallMetrics {
     /// Creates the metrics with [`DEFAULT_BUCKETS`] and registers them.
     ///
-    /// Fails when `registry` already holds metrics of these names.
+    /// All or nothing: when one family cannot be registered (`registry` already holds a metric
+    /// of its name, from this crate or another), the families registered before it are
+    /// unregistered again, so the registry exports nothing of the failed attempt, and the error
+    /// names the family.
+    ///
+    /// ```
+    /// use espresso_slow_call::SlowCallMetrics;
+    ///
+    /// let registry = prometheus::Registry::new();
+    /// let taken = prometheus::IntGauge::new("http_server_active_requests", "Someone else's.")?;
+    /// registry.register(Box::new(taken))?;
+    /// let err = SlowCallMetrics::register(&registry).unwrap_err();
+    /// assert!(err.to_string().contains("http_server_active_requests"), "{err}");
+    /// // Only the other gauge is registered: no latency histogram, no slow-call counter.
+    /// assert_eq!(registry.gather().len(), 1);
+    /// # Ok::<(), prometheus::Error>(())
+    /// ```
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         Self::register_with_buckets(registry, DEFAULT_BUCKETS.to_vec())
     }
 
-    /// Creates the metrics with these histogram bounds (in seconds, increasing) and registers
-    /// them.
+    /// Creates the metrics with these histogram bounds and registers them, all or nothing as
+    /// [`register`](Self::register) does.
     ///
-    /// Fails when `registry` already holds metrics of these names or the bounds are not
-    /// increasing.
+    /// The bounds are upper bounds in seconds: at least one, each finite and greater than 0 (no
+    /// request takes 0 s or less, so such a bound would hold nothing), strictly increasing. The
+    /// `+Inf` bucket is implicit: leave it out. Other bounds are refused with an error naming the
+    /// problem, before anything is registered, rather than at the first request.
+    ///
+    /// ```
+    /// use espresso_slow_call::SlowCallMetrics;
+    ///
+    /// let registry = prometheus::Registry::new();
+    /// let err = SlowCallMetrics::register_with_buckets(&registry, vec![0.5, 0.1]).unwrap_err();
+    /// assert!(err.to_string().contains("strictly increasing"), "{err}");
+    /// // An empty list is refused too, not replaced by prometheus' own defaults.
+    /// assert!(SlowCallMetrics::register_with_buckets(&registry, vec![]).is_err());
+    /// assert!(registry.gather().is_empty());
+    ///
+    /// SlowCallMetrics::register_with_buckets(&registry, vec![0.01, 0.1, 1.0])?;
+    /// # Ok::<(), prometheus::Error>(())
+    /// ```
     pub fn register_with_buckets(
         registry: &Registry,
         buckets: Vec<f64>,
     ) -> Result<Self, prometheus::Error> {
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "http_server_request_duration_seconds",
-                "Time from a request's arrival to the end of its response body.",
-            )
-            .buckets(buckets),
-            &["method", "route", "status"],
-        )?;
+        check_buckets(&buckets)?;
+        let opts = HistogramOpts::new(
+            "http_server_request_duration_seconds",
+            "Time from a request's arrival to the end of its response body.",
+        )
+        .buckets(buckets);
+        // Prometheus checks the bounds only when a series is created, which would be inside a
+        // request: one histogram built now turns any bound it refuses into this error.
+        Histogram::with_opts(opts.clone())?;
+        let duration = HistogramVec::new(opts, &["method", "route", "status"])?;
         let slow = IntCounterVec::new(
             Opts::new(
                 "espresso_slow_calls_total",
@@ -99,9 +136,14 @@ impl SlowCallMetrics {
             "http_server_active_requests",
             "Requests in flight, until their response body ends.",
         )?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(slow.clone()))?;
-        registry.register(Box::new(active.clone()))?;
+        register_all(
+            registry,
+            [
+                Box::new(duration.clone()) as Box<dyn Collector>,
+                Box::new(slow.clone()),
+                Box::new(active.clone()),
+            ],
+        )?;
         // The route-less counter is known from the start; routes are added by the layers.
         slow.with_label_values(&[crate::UNMATCHED_ROUTE]);
         Ok(Self {
@@ -169,6 +211,38 @@ impl SlowCallMetrics {
     }
 }
 
+/// Refuses histogram bounds that prometheus would refuse only at the first request (by
+/// panicking there), replace silently (an empty list) or accept without meaning (NaN).
+fn check_buckets(buckets: &[f64]) -> Result<(), prometheus::Error> {
+    let refuse = |why: String| {
+        Err(prometheus::Error::Msg(format!(
+            "latency histogram buckets {buckets:?}: {why}"
+        )))
+    };
+    if buckets.is_empty() {
+        return refuse(
+            "at least one bound is needed (SlowCallMetrics::register uses DEFAULT_BUCKETS)".into(),
+        );
+    }
+    if let Some(b) = buckets.iter().find(|b| !b.is_finite()) {
+        return refuse(format!(
+            "{b} is not a finite number of seconds (the +Inf bucket is implicit: leave it out)"
+        ));
+    }
+    if let Some(b) = buckets.iter().find(|&&b| b <= 0.0) {
+        return refuse(format!(
+            "{b} is not greater than 0 (no request takes 0 s or less)"
+        ));
+    }
+    if let Some(w) = buckets.windows(2).find(|w| w[0] >= w[1]) {
+        return refuse(format!(
+            "bounds must be strictly increasing, but {} is followed by {}",
+            w[0], w[1]
+        ));
+    }
+    Ok(())
+}
+
 /// The labels of a latency series, as a thread keeps them.
 struct Labels {
     method: &'static str,
@@ -225,5 +299,77 @@ mod tests {
             assert_eq!(count(&b, r, "500"), 3, "{r}");
             assert_eq!(count(&b, r, "200"), 0, "{r}");
         }
+    }
+
+    #[test]
+    fn bounds_out_of_order_repeated_empty_or_meaningless_are_refused_at_registration() {
+        let registry = Registry::new();
+        for (buckets, why) in [
+            (
+                vec![0.5, 0.1],
+                "strictly increasing, but 0.5 is followed by 0.1",
+            ),
+            (
+                vec![0.1, 0.1],
+                "strictly increasing, but 0.1 is followed by 0.1",
+            ),
+            (vec![], "at least one bound"),
+            (vec![0.1, f64::NAN], "NaN is not a finite number"),
+            (vec![0.1, f64::INFINITY], "the +Inf bucket is implicit"),
+            (vec![0.0, 0.1], "0 is not greater than 0"),
+            (vec![-0.1, 0.1], "-0.1 is not greater than 0"),
+        ] {
+            let err = SlowCallMetrics::register_with_buckets(&registry, buckets.clone())
+                .expect_err(&format!("{buckets:?} refused"));
+            assert!(err.to_string().contains(why), "{buckets:?}: {err}");
+        }
+        assert!(registry.gather().is_empty(), "nothing registered");
+        // Accepted bounds make series, at registration and in requests, without panicking.
+        let metrics = SlowCallMetrics::register_with_buckets(&registry, vec![0.1, 0.5]).unwrap();
+        metrics.expect(&Method::GET, "/", "200");
+        metrics.observe("GET", &RouteLabel::Unmatched, "200", 0.2);
+        assert_eq!(count_of(&metrics, "GET", "unmatched"), 1);
+    }
+
+    #[test]
+    fn a_registration_that_collides_leaves_nothing_behind_and_names_the_family() {
+        for name in [
+            "http_server_request_duration_seconds",
+            "espresso_slow_calls_total",
+            "http_server_active_requests",
+        ] {
+            let registry = Registry::new();
+            let other = IntGauge::new(name, "Someone else's metric.").unwrap();
+            registry.register(Box::new(other.clone())).unwrap();
+            let err = SlowCallMetrics::register(&registry).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+            let names: Vec<String> = registry
+                .gather()
+                .iter()
+                .map(|f| f.name().to_owned())
+                .collect();
+            assert_eq!(names, [name], "only the other metric is registered");
+            // A retry meets the same collision, not the families the first attempt left behind.
+            let again = SlowCallMetrics::register(&registry).unwrap_err();
+            assert_eq!(again.to_string(), err.to_string());
+        }
+        // A collision with an identical family, once removed, leaves the registry usable.
+        let registry = Registry::new();
+        let same = IntGauge::new(
+            "http_server_active_requests",
+            "Requests in flight, until their response body ends.",
+        )
+        .unwrap();
+        registry.register(Box::new(same.clone())).unwrap();
+        assert!(SlowCallMetrics::register(&registry).is_err());
+        registry.unregister(Box::new(same)).unwrap();
+        SlowCallMetrics::register(&registry).unwrap();
+    }
+
+    fn count_of(metrics: &SlowCallMetrics, method: &str, route: &str) -> u64 {
+        metrics
+            .duration
+            .with_label_values(&[method, route, "200"])
+            .get_sample_count()
     }
 }

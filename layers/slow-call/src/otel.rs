@@ -3,7 +3,9 @@
 //! - Incoming: [`SlowCall`](crate::SlowCall) reads `traceparent`/`tracestate` from each request
 //!   and makes the remote span the parent of the request's root span, whose `trace_id` field then
 //!   holds the trace id (next to the request id, on the root span or the request-id layer's span
-//!   above it).
+//!   above it). The OpenTelemetry layer must see that span (target `espresso_slow_call`, INFO):
+//!   behind a filter that drops it the incoming context is lost, which the first request reports
+//!   in a WARN (see [Filtering](crate::SlowCallRecorder#filtering)).
 //! - Outgoing: [`inject`] writes the current span's context into an outgoing request's headers;
 //!   [`InjectTraceContextLayer`] does it for every request of an HTTP client or a tonic `Channel`.
 //! - Export: [`init_from_env`] builds an OTLP exporter from the standard `OTEL_EXPORTER_OTLP_*`

@@ -46,6 +46,49 @@ pub(crate) fn warn_if_not_installed() {
     }
 }
 
+/// Whether a request's root span was found disabled and the filter behind it judged (once per
+/// process, as [`INSTALLED`]).
+static ROOT_SPAN_JUDGED: AtomicBool = AtomicBool::new(false);
+
+/// Called by [`SlowCall`](crate::SlowCall) for a request whose root span is disabled: warns once
+/// per process when that is the subscriber's filter dropping INFO spans of the crate's target,
+/// not [`SlowCallRecorder::filtered`] leaving out the root spans only. An atomic load per
+/// request after the first.
+#[inline]
+pub(crate) fn warn_if_root_span_filtered() {
+    if !ROOT_SPAN_JUDGED.load(Ordering::Relaxed) {
+        judge_root_span_filter();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn judge_root_span_filter() {
+    if ROOT_SPAN_JUDGED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    // Another INFO span of the target, not named as the root span: the recorder behind its own
+    // filter wants it, and then the root span is left out on purpose.
+    if tracing::span_enabled!(target: ROOT_SPAN_TARGET, tracing::Level::INFO) {
+        return;
+    }
+    #[cfg(feature = "otel")]
+    let (lost, fix) = (
+        ", and an incoming traceparent is not continued (each request starts a new trace)",
+        ", and one that lets espresso_slow_call=info through to the OpenTelemetry layer",
+    );
+    #[cfg(not(feature = "otel"))]
+    let (lost, fix) = ("", "");
+    tracing::warn!(
+        target: "espresso_slow_call",
+        "the tracing filter drops target espresso_slow_call at INFO, the requests' root spans \
+         included: the slow-call lines' call trees are empty when it drops the handlers' spans \
+         too{lost}; filter each layer instead of the whole subscriber: \
+         SlowCallRecorder::new().filtered(LevelFilter::INFO), \
+         fmt::layer().with_filter(LevelFilter::WARN){fix} (see SlowCallRecorder, Filtering)"
+    );
+}
+
 thread_local! {
     /// The call tree of the request being polled on this thread, set by
     /// [`SlowCall`](crate::SlowCall) for the duration of each `call` and poll: spans opened then,
@@ -108,6 +151,11 @@ fn is_root_span(meta: &Metadata<'_>) -> bool {
 /// own with [`filtered`](Self::filtered): spans at a level and above, except the requests' root
 /// spans, which the recorder does not need. Then a request whose root span no other layer wants
 /// (no log line at INFO, no trace export) opens no span at all unless its handler does.
+///
+/// A filter that drops every INFO span of target `espresso_slow_call`, the root spans included
+/// (a global filter at `warn`), is reported once per process, at the first request, by a WARN
+/// naming this fix; with the feature `otel` it also loses each request's incoming trace context.
+/// The setup below, which leaves out only the root spans, is not reported.
 ///
 /// ```
 /// use espresso_slow_call::SlowCallRecorder;

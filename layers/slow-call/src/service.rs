@@ -101,6 +101,9 @@ where
             request_id = tracing::field::Empty,
             trace_id = tracing::field::Empty,
         );
+        if span.is_disabled() {
+            crate::recorder::warn_if_root_span_filtered();
+        }
         // The id goes on the line once: not here when the span we are in (the request-id
         // layer's) already shows it.
         if let Some(id) = &request_id

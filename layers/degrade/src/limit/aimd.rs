@@ -1,4 +1,4 @@
-use super::{Limit, whole};
+use super::{Limit, check_bounds, finite, nonzero_max, whole};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -9,6 +9,12 @@ use tokio::time::Instant;
 /// - Any other sample adds 1, but only while the limit is in use (at least half of it in flight),
 ///   so an idle service does not grow an unbounded limit.
 /// - The limit stays within `[min_limit, max_limit]` (defaults 20 and 200, initial 20).
+///
+/// # Panics
+///
+/// When first used ([`limit`](Limit::limit), [`on_sample`](Limit::on_sample), or
+/// [`DegradeLayer::new`](crate::DegradeLayer::new)), if `max_limit` is below `min_limit`, in
+/// whatever order they were set; [`max_limit`](Aimd::max_limit) refuses 0 at once.
 ///
 /// ```
 /// use espresso_degrade::limit::{Aimd, Limit};
@@ -59,19 +65,25 @@ impl Aimd {
         self
     }
 
-    /// The highest the limit may go.
+    /// The highest the limit may go; at least `min_limit`.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is 0: a concurrency limit of 0 admits no request.
+    #[track_caller]
     pub fn max_limit(mut self, limit: usize) -> Self {
-        self.max_limit = limit.max(1);
+        self.max_limit = nonzero_max("Aimd", limit);
         self
     }
 
     /// The factor applied on a drop or timeout; values outside `[0.5, 1.0)` are clamped into it.
+    ///
+    /// # Panics
+    ///
+    /// If `ratio` is NaN or infinite.
+    #[track_caller]
     pub fn backoff_ratio(mut self, ratio: f64) -> Self {
-        self.backoff_ratio = if ratio.is_finite() {
-            ratio.clamp(0.5, 0.999)
-        } else {
-            0.9
-        };
+        self.backoff_ratio = finite("backoff_ratio", ratio).clamp(0.5, 0.999);
         self
     }
 
@@ -84,12 +96,13 @@ impl Aimd {
 
 impl Limit for Aimd {
     fn limit(&self) -> usize {
-        self.limit
-            .clamp(self.min_limit, self.max_limit.max(self.min_limit))
+        check_bounds("Aimd", "min_limit", self.min_limit, self.max_limit);
+        self.limit.clamp(self.min_limit, self.max_limit)
     }
 
     fn on_sample(&mut self, _: Instant, rtt: Duration, inflight: usize, dropped: bool) -> usize {
-        let max = self.max_limit.max(self.min_limit);
+        check_bounds("Aimd", "min_limit", self.min_limit, self.max_limit);
+        let max = self.max_limit;
         let mut limit = self.limit as f64;
         if dropped || rtt > self.timeout {
             limit *= self.backoff_ratio;
@@ -104,6 +117,7 @@ impl Limit for Aimd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limit::refusal;
 
     fn sample(limit: &mut Aimd, rtt_ms: u64, inflight: usize, dropped: bool) -> usize {
         limit.on_sample(
@@ -152,12 +166,50 @@ mod tests {
     }
 
     #[test]
+    fn a_max_below_the_min_is_refused_whatever_the_setter_order() {
+        let expected = "degrade: Aimd's `max_limit` (10) is below its `min_limit` (50); raise \
+                        max_limit or lower min_limit";
+        let refused = refusal(|| {
+            Aimd::new().min_limit(50).max_limit(10).limit();
+        });
+        assert_eq!(refused, expected);
+        let refused = refusal(|| {
+            Aimd::new().max_limit(10).min_limit(50).on_sample(
+                Instant::now(),
+                Duration::from_millis(1),
+                1,
+                false,
+            );
+        });
+        assert_eq!(refused, expected);
+        // A max below the default min is fine once the min is lowered too.
+        assert_eq!(Aimd::new().max_limit(10).min_limit(1).limit(), 10);
+    }
+
+    #[test]
+    fn a_max_limit_of_zero_is_refused() {
+        let refused = refusal(|| {
+            Aimd::new().max_limit(0);
+        });
+        assert!(
+            refused.contains("`max_limit` is 0, which admits no request"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_nan_backoff_ratio_is_refused() {
+        let refused = refusal(|| {
+            Aimd::new().backoff_ratio(f64::NAN);
+        });
+        assert_eq!(
+            refused,
+            "degrade: `backoff_ratio` must be a finite number, got NaN"
+        );
+    }
+
+    #[test]
     fn odd_backoff_ratios_are_clamped() {
-        let mut limit = Aimd::new()
-            .initial_limit(100)
-            .min_limit(1)
-            .backoff_ratio(f64::NAN);
-        assert_eq!(sample(&mut limit, 1, 100, true), 90);
         let mut limit = Aimd::new()
             .initial_limit(100)
             .min_limit(1)

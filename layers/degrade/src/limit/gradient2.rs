@@ -1,4 +1,4 @@
-use super::{Limit, whole};
+use super::{Limit, check_bounds, finite, nonzero_max, whole};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -22,6 +22,13 @@ use tokio::time::Instant;
 /// size 4, long window 600 samples, tolerance 1.0 (the reference's current code has no tolerance;
 /// an earlier version used 1.5, which lets the long-term RTT drift up under sustained load and
 /// roughly doubles queueing in the `overload` benchmark).
+///
+/// # Panics
+///
+/// When first used ([`limit`](Limit::limit), [`on_sample`](Limit::on_sample), or
+/// [`DegradeLayer::new`](crate::DegradeLayer::new)), if `max_limit` is below `min_limit`, in
+/// whatever order they were set; [`max_limit`](Gradient2::max_limit) refuses 0 at once, and the
+/// fractional settings refuse NaN and infinities.
 ///
 /// ```
 /// use espresso_degrade::limit::{Gradient2, Limit};
@@ -89,28 +96,39 @@ impl Gradient2 {
         self
     }
 
-    /// The highest the limit may go.
+    /// The highest the limit may go; at least `min_limit`.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is 0: a concurrency limit of 0 admits no request.
+    #[track_caller]
     pub fn max_limit(mut self, limit: usize) -> Self {
-        self.max_limit = limit.max(1);
+        self.max_limit = nonzero_max("Gradient2", limit);
         self.settle();
         self
     }
 
-    /// How much of each new estimate is taken, in `(0, 1]`: lower is steadier, higher reacts
-    /// faster.
+    /// How much of each new estimate is taken, in `(0, 1]` (0.01 at least): lower is steadier,
+    /// higher reacts faster.
+    ///
+    /// # Panics
+    ///
+    /// If `smoothing` is NaN or infinite.
+    #[track_caller]
     pub fn smoothing(mut self, smoothing: f64) -> Self {
-        if smoothing.is_finite() {
-            self.smoothing = smoothing.clamp(0.01, 1.0);
-        }
+        self.smoothing = finite("smoothing", smoothing).clamp(0.01, 1.0);
         self
     }
 
     /// How much slower than the baseline the short-term RTT may be before the limit shrinks
     /// (at least 1.0).
+    ///
+    /// # Panics
+    ///
+    /// If `tolerance` is NaN or infinite.
+    #[track_caller]
     pub fn tolerance(mut self, tolerance: f64) -> Self {
-        if tolerance.is_finite() {
-            self.tolerance = tolerance.max(1.0);
-        }
+        self.tolerance = finite("tolerance", tolerance).max(1.0);
         self
     }
 
@@ -138,6 +156,8 @@ impl Gradient2 {
 
     /// Brings the whole limit in line with the estimate and the bounds.
     fn settle(&mut self) {
+        // The bounds may contradict each other half-way through the setters; `limit` refuses
+        // them once the limit is used.
         self.limit = whole(
             self.estimated,
             self.min_limit,
@@ -148,10 +168,12 @@ impl Gradient2 {
 
 impl Limit for Gradient2 {
     fn limit(&self) -> usize {
+        check_bounds("Gradient2", "min_limit", self.min_limit, self.max_limit);
         self.limit
     }
 
     fn on_sample(&mut self, _: Instant, rtt: Duration, inflight: usize, _: bool) -> usize {
+        check_bounds("Gradient2", "min_limit", self.min_limit, self.max_limit);
         // A zero RTT (a clock too coarse to see the call) carries no information.
         let short = rtt.as_secs_f64();
         if short <= 0.0 {
@@ -168,8 +190,7 @@ impl Limit for Gradient2 {
         let gradient = (self.tolerance * long / short).clamp(0.5, 1.0);
         let target = self.estimated * gradient + self.queue_size;
         let smoothed = self.estimated * (1.0 - self.smoothing) + target * self.smoothing;
-        let max = self.max_limit.max(self.min_limit);
-        self.estimated = smoothed.clamp(self.min_limit as f64, max as f64);
+        self.estimated = smoothed.clamp(self.min_limit as f64, self.max_limit as f64);
         self.settle();
         self.limit
     }
@@ -211,6 +232,7 @@ impl ExpAverage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limit::refusal;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -284,6 +306,56 @@ mod tests {
         assert_eq!(limit.long_rtt(), ms(100));
         feed(&mut limit, ms(10), 20, 20);
         assert!(limit.long_rtt() < ms(20), "{:?}", limit.long_rtt());
+    }
+
+    #[test]
+    fn a_max_below_the_min_is_refused_whatever_the_setter_order() {
+        let expected = "degrade: Gradient2's `max_limit` (10) is below its `min_limit` (50); \
+                        raise max_limit or lower min_limit";
+        let refused = refusal(|| {
+            Gradient2::new().min_limit(50).max_limit(10).limit();
+        });
+        assert_eq!(refused, expected);
+        let refused = refusal(|| {
+            Gradient2::new().max_limit(10).min_limit(50).on_sample(
+                Instant::now(),
+                ms(10),
+                50,
+                false,
+            );
+        });
+        assert_eq!(refused, expected);
+        // A max below the default min is fine once the min is lowered too.
+        assert_eq!(Gradient2::new().max_limit(10).min_limit(1).limit(), 10);
+    }
+
+    #[test]
+    fn a_max_limit_of_zero_is_refused() {
+        let refused = refusal(|| {
+            Gradient2::new().max_limit(0);
+        });
+        assert!(
+            refused.contains("`max_limit` is 0, which admits no request"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn nan_smoothing_or_tolerance_is_refused() {
+        let refused = refusal(|| {
+            Gradient2::new().smoothing(f64::NAN);
+        });
+        assert_eq!(
+            refused,
+            "degrade: `smoothing` must be a finite number, got NaN"
+        );
+        let refused = refusal(|| {
+            Gradient2::new().tolerance(f64::INFINITY);
+        });
+        assert_eq!(
+            refused,
+            "degrade: `tolerance` must be a finite number, got inf"
+        );
     }
 
     #[test]

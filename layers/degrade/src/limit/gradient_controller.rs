@@ -1,4 +1,4 @@
-use super::{Limit, whole};
+use super::{Limit, check_bounds, finite, nonzero_max, whole};
 use std::{
     hash::{BuildHasher, RandomState},
     time::Duration,
@@ -34,6 +34,13 @@ use tokio::time::Instant;
 ///
 /// Time is read from the samples themselves (`start + rtt`), so the controller needs no timer and
 /// runs the same under paused tokio time.
+///
+/// # Panics
+///
+/// When first used ([`limit`](Limit::limit), [`on_sample`](Limit::on_sample), or
+/// [`DegradeLayer::new`](crate::DegradeLayer::new)), if `max_limit` is below `min_concurrency`, in
+/// whatever order they were set; [`max_limit`](GradientController::max_limit) refuses 0 at once,
+/// and [`buffer`](GradientController::buffer) NaN and infinities.
 ///
 /// ```
 /// use espresso_degrade::limit::{GradientController, Limit};
@@ -131,18 +138,26 @@ impl GradientController {
         self
     }
 
-    /// The highest the limit may go.
+    /// The highest the limit may go; at least `min_concurrency`.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is 0: a concurrency limit of 0 admits no request.
+    #[track_caller]
     pub fn max_limit(mut self, limit: usize) -> Self {
-        self.max_limit = limit.max(1);
+        self.max_limit = nonzero_max("GradientController", limit);
         self
     }
 
     /// The latency rise over the min RTT tolerated before the limit shrinks, as a fraction
-    /// (0.25: 25%).
+    /// (0.25: 25%; at least 0).
+    ///
+    /// # Panics
+    ///
+    /// If `buffer` is NaN or infinite.
+    #[track_caller]
     pub fn buffer(mut self, buffer: f64) -> Self {
-        if buffer.is_finite() {
-            self.buffer = buffer.max(0.0);
-        }
+        self.buffer = finite("buffer", buffer).max(0.0);
         self
     }
 
@@ -178,6 +193,16 @@ impl GradientController {
     /// Whether a min-RTT probe is holding the limit down.
     pub fn is_probing(&self) -> bool {
         matches!(self.state, State::Probing { .. })
+    }
+
+    #[track_caller]
+    fn check_bounds(&self) {
+        check_bounds(
+            "GradientController",
+            "min_concurrency",
+            self.min_concurrency,
+            self.max_limit,
+        );
     }
 
     fn bounded(&self, limit: f64) -> f64 {
@@ -223,6 +248,7 @@ fn median(rtts: &mut [Duration]) -> Duration {
 
 impl Limit for GradientController {
     fn limit(&self) -> usize {
+        self.check_bounds();
         whole(self.limit, self.min_concurrency, self.max_limit)
     }
 
@@ -233,6 +259,7 @@ impl Limit for GradientController {
         inflight: usize,
         dropped: bool,
     ) -> usize {
+        self.check_bounds();
         let now = start + rtt;
         match &mut self.state {
             State::Probing {
@@ -294,6 +321,7 @@ impl Limit for GradientController {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limit::refusal;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -422,6 +450,44 @@ mod tests {
             at += ms(120);
         }
         assert_eq!(limit.limit(), 3);
+    }
+
+    #[test]
+    fn a_max_below_min_concurrency_is_refused_whatever_the_setter_order() {
+        let expected = "degrade: GradientController's `max_limit` (2) is below its \
+                        `min_concurrency` (3); raise max_limit or lower min_concurrency";
+        let refused = refusal(|| {
+            GradientController::new().max_limit(2).limit();
+        });
+        assert_eq!(refused, expected);
+        let refused = refusal(|| {
+            GradientController::new()
+                .max_limit(2)
+                .min_concurrency(3)
+                .on_sample(Instant::now(), ms(10), 1, false);
+        });
+        assert_eq!(refused, expected);
+        // A max below the default minimum is fine once the minimum is lowered too.
+        let limit = GradientController::new().max_limit(2).min_concurrency(1);
+        assert_eq!(limit.limit(), 1);
+    }
+
+    #[test]
+    fn a_max_limit_of_zero_or_a_nan_buffer_is_refused() {
+        let refused = refusal(|| {
+            GradientController::new().max_limit(0);
+        });
+        assert!(
+            refused.contains("`max_limit` is 0, which admits no request"),
+            "{refused}"
+        );
+        let refused = refusal(|| {
+            GradientController::new().buffer(f64::NAN);
+        });
+        assert_eq!(
+            refused,
+            "degrade: `buffer` must be a finite number, got NaN"
+        );
     }
 
     #[test]

@@ -101,10 +101,61 @@ impl<L: Limit + ?Sized> Limit for Box<L> {
     }
 }
 
+/// Refuses a `max_limit` of 0: a concurrency limit of 0 admits no request.
+#[track_caller]
+fn nonzero_max(algorithm: &str, max: usize) -> usize {
+    assert!(
+        max > 0,
+        "degrade: {algorithm}'s `max_limit` is 0, which admits no request; set max_limit to at \
+         least 1"
+    );
+    max
+}
+
+/// Refuses bounds that contradict each other, naming both setters. Checked where the limit is
+/// used rather than in the setters, so that the order of the setters does not matter.
+#[inline]
+#[track_caller]
+fn check_bounds(algorithm: &str, min_setter: &str, min: usize, max: usize) {
+    if max < min {
+        contradictory_bounds(algorithm, min_setter, min, max);
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn contradictory_bounds(algorithm: &str, min_setter: &str, min: usize, max: usize) -> ! {
+    panic!(
+        "degrade: {algorithm}'s `max_limit` ({max}) is below its `{min_setter}` ({min}); raise \
+         max_limit or lower {min_setter}"
+    )
+}
+
+/// Refuses a NaN or infinite setting, which no clamp can turn into a meaningful one.
+#[track_caller]
+fn finite(setter: &str, value: f64) -> f64 {
+    assert!(
+        value.is_finite(),
+        "degrade: `{setter}` must be a finite number, got {value}"
+    );
+    value
+}
+
 /// Clamps `value` into `[min, max]` and truncates it to a whole limit, as the reference does.
 ///
 /// Truncating first and clamping the whole number gives the same limit (`min` and `max` are whole)
 /// without converting the bounds to floats; a NaN gives `min`.
 fn whole(value: f64, min: usize, max: usize) -> usize {
     (value as usize).clamp(min, max)
+}
+
+/// The message of the panic `f` raises, for the tests of refused settings.
+#[cfg(test)]
+fn refusal(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+    let payload = std::panic::catch_unwind(f).expect_err("the setting is refused");
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => (*payload.downcast::<&str>().unwrap()).to_owned(),
+    }
 }

@@ -1,4 +1,4 @@
-use super::{Limit, whole};
+use super::{Limit, finite, nonzero_max, whole};
 use std::{
     hash::{BuildHasher, RandomState},
     time::Duration,
@@ -80,16 +80,24 @@ impl Vegas {
     }
 
     /// The highest the limit may go.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is 0: a concurrency limit of 0 admits no request.
+    #[track_caller]
     pub fn max_limit(mut self, limit: usize) -> Self {
-        self.max_limit = limit.max(1);
+        self.max_limit = nonzero_max("Vegas", limit);
         self
     }
 
-    /// How much of each new estimate is taken, in `(0, 1]`.
+    /// How much of each new estimate is taken, in `(0, 1]` (0.01 at least).
+    ///
+    /// # Panics
+    ///
+    /// If `smoothing` is NaN or infinite.
+    #[track_caller]
     pub fn smoothing(mut self, smoothing: f64) -> Self {
-        if smoothing.is_finite() {
-            self.smoothing = smoothing.clamp(0.01, 1.0);
-        }
+        self.smoothing = finite("smoothing", smoothing).clamp(0.01, 1.0);
         self
     }
 
@@ -104,11 +112,14 @@ impl Vegas {
     /// 3 by default) and above which it shrinks (`beta`, 6 by default). Smaller values keep
     /// fewer requests queued in the service, so latency closer to the no-load RTT, at the price
     /// of a limit that settles lower. `beta` is kept above `alpha`, and `alpha` above 1.
+    ///
+    /// # Panics
+    ///
+    /// If `alpha` or `beta` is NaN or infinite.
+    #[track_caller]
     pub fn queue_bounds(mut self, alpha: f64, beta: f64) -> Self {
-        if alpha.is_finite() && beta.is_finite() {
-            self.alpha = alpha.max(1.0);
-            self.beta = beta.max(self.alpha);
-        }
+        self.alpha = finite("queue_bounds(alpha, _)", alpha).max(1.0);
+        self.beta = finite("queue_bounds(_, beta)", beta).max(self.alpha);
         self
     }
 
@@ -187,6 +198,7 @@ impl Limit for Vegas {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limit::refusal;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -255,6 +267,31 @@ mod tests {
         let mut limit = vegas(100);
         sample(&mut limit, ms(10), 100, false);
         assert_eq!(sample(&mut limit, ms(10), 49, false), 100);
+    }
+
+    #[test]
+    fn a_max_limit_of_zero_or_nan_settings_are_refused() {
+        let refused = refusal(|| {
+            Vegas::new().max_limit(0);
+        });
+        assert!(
+            refused.contains("`max_limit` is 0, which admits no request"),
+            "{refused}"
+        );
+        let refused = refusal(|| {
+            Vegas::new().smoothing(f64::NAN);
+        });
+        assert_eq!(
+            refused,
+            "degrade: `smoothing` must be a finite number, got NaN"
+        );
+        let refused = refusal(|| {
+            Vegas::new().queue_bounds(3.0, f64::NAN);
+        });
+        assert_eq!(
+            refused,
+            "degrade: `queue_bounds(_, beta)` must be a finite number, got NaN"
+        );
     }
 
     #[test]

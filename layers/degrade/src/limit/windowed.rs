@@ -7,8 +7,16 @@ use tokio::time::Instant;
 /// Samples are collected until the window is over and holds more than
 /// [`min_samples`](Windowed::min_samples) samples; the inner limit then sees the window's average
 /// RTT, its highest in-flight count and whether any sample was dropped. A window lasts twice the
-/// last average RTT, kept within `[min_window, max_window]` (both 1 s by default); samples faster
-/// than [`min_rtt`](Windowed::min_rtt) (100 µs by default) are ignored as noise.
+/// last average RTT, kept within `[min_window, max_window]` (both 1 s by default; a `max_window`
+/// left unset follows a longer `min_window`); samples faster than
+/// [`min_rtt`](Windowed::min_rtt) (100 µs by default) are ignored as noise.
+///
+/// # Panics
+///
+/// When first used ([`limit`](Limit::limit), [`on_sample`](Limit::on_sample), or
+/// [`DegradeLayer::new`](crate::DegradeLayer::new)), if a `max_window` set explicitly is shorter
+/// than `min_window`, in whatever order they were set, or if the wrapped limit refuses its own
+/// settings.
 ///
 /// ```
 /// use espresso_degrade::limit::{Aimd, Limit, Windowed};
@@ -32,7 +40,8 @@ use tokio::time::Instant;
 pub struct Windowed<L> {
     inner: L,
     min_window: Duration,
-    max_window: Duration,
+    // `None`: not set, so it follows `min_window` above the 1 s default.
+    max_window: Option<Duration>,
     min_samples: usize,
     min_rtt: Duration,
     window_end: Option<Instant>,
@@ -48,7 +57,7 @@ impl<L: Limit> Windowed<L> {
         Self {
             inner,
             min_window: Duration::from_secs(1),
-            max_window: Duration::from_secs(1),
+            max_window: None,
             min_samples: 10,
             min_rtt: Duration::from_micros(100),
             window_end: None,
@@ -62,13 +71,13 @@ impl<L: Limit> Windowed<L> {
     /// The shortest a window may be.
     pub fn min_window(mut self, window: Duration) -> Self {
         self.min_window = window;
-        self.max_window = self.max_window.max(window);
         self
     }
 
-    /// The longest a window may be.
+    /// The longest a window may be; at least `min_window` (1 s, or `min_window` if that is
+    /// longer, when not set).
     pub fn max_window(mut self, window: Duration) -> Self {
-        self.max_window = window.max(self.min_window);
+        self.max_window = Some(window);
         self
     }
 
@@ -88,10 +97,26 @@ impl<L: Limit> Windowed<L> {
     pub fn get_ref(&self) -> &L {
         &self.inner
     }
+
+    /// The longest a window may be, refusing one shorter than `min_window`. Checked where the
+    /// limit is used rather than in the setters, so that their order does not matter.
+    #[track_caller]
+    fn max_window_checked(&self) -> Duration {
+        match self.max_window {
+            None => self.min_window.max(Duration::from_secs(1)),
+            Some(max) if max >= self.min_window => max,
+            Some(max) => panic!(
+                "degrade: Windowed's `max_window` ({max:?}) is shorter than its `min_window` \
+                 ({:?}); raise max_window or lower min_window",
+                self.min_window
+            ),
+        }
+    }
 }
 
 impl<L: Limit> Limit for Windowed<L> {
     fn limit(&self) -> usize {
+        self.max_window_checked();
         self.inner.limit()
     }
 
@@ -106,6 +131,7 @@ impl<L: Limit> Limit for Windowed<L> {
         inflight: usize,
         dropped: bool,
     ) -> usize {
+        let max_window = self.max_window_checked();
         let end = start + rtt;
         let window_end = *self.window_end.get_or_insert(end + self.min_window);
         if rtt >= self.min_rtt || dropped {
@@ -121,7 +147,7 @@ impl<L: Limit> Limit for Windowed<L> {
         let limit = self
             .inner
             .on_sample(start, average, self.max_inflight, self.dropped);
-        self.window_end = Some(end + (average * 2).clamp(self.min_window, self.max_window));
+        self.window_end = Some(end + (average * 2).clamp(self.min_window, max_window));
         self.count = 0;
         self.rtt_sum = Duration::ZERO;
         self.max_inflight = 0;
@@ -133,7 +159,7 @@ impl<L: Limit> Limit for Windowed<L> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limit::Aimd;
+    use crate::limit::{Aimd, refusal};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -176,6 +202,38 @@ mod tests {
         limit.on_sample(t0 + ms(200), ms(5), 10, true);
         limit.on_sample(t0 + ms(200), ms(5), 10, false);
         assert_eq!(limit.on_sample(t0 + ms(300), ms(5), 10, false), 9);
+    }
+
+    #[test]
+    fn a_max_window_below_the_min_window_is_refused_whatever_the_setter_order() {
+        let expected = "degrade: Windowed's `max_window` (200ms) is shorter than its \
+                        `min_window` (500ms); raise max_window or lower min_window";
+        let refused = refusal(|| {
+            windowed().max_window(ms(200)).min_window(ms(500)).limit();
+        });
+        assert_eq!(refused, expected);
+        let refused = refusal(|| {
+            windowed()
+                .min_window(ms(500))
+                .max_window(ms(200))
+                .on_sample(Instant::now(), ms(5), 10, false);
+        });
+        assert_eq!(refused, expected);
+        // An unset max follows a longer min; a max below the default min is fine with a lower min.
+        let limit = Windowed::new(Aimd::new()).min_window(Duration::from_secs(3));
+        assert_eq!(limit.max_window_checked(), Duration::from_secs(3));
+        let limit = Windowed::new(Aimd::new())
+            .max_window(ms(200))
+            .min_window(ms(100));
+        assert_eq!(limit.max_window_checked(), ms(200));
+    }
+
+    #[test]
+    fn the_wrapped_limit_refuses_its_bounds_through_the_window() {
+        let refused = refusal(|| {
+            Windowed::new(Aimd::new().min_limit(50).max_limit(10)).limit();
+        });
+        assert!(refused.contains("Aimd's `max_limit` (10)"), "{refused}");
     }
 
     #[test]

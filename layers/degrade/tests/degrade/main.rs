@@ -8,7 +8,7 @@
 use espresso_common::BoxError;
 use espresso_degrade::{
     Degrade, DegradeLayer, DegradeReason, DegradeSwitch, Priority, PriorityHeader, Shed,
-    limit::{Aimd, Fixed},
+    limit::{Aimd, Fixed, Gradient2, GradientController},
 };
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -127,6 +127,31 @@ async fn a_custom_rejection_is_answered() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_custom_rejection_without_retry_after_gets_the_default_one() {
+    let switch = DegradeSwitch::new();
+    switch.set(true);
+    let plain = espresso_common::Rejection::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        espresso_common::grpc::Code::ResourceExhausted,
+    );
+    let layer = DegradeLayer::new(Fixed::new(1))
+        .switch(switch.clone())
+        .respond_with(plain.clone());
+    let (mut service, _handle) = wrap(&layer);
+    let response = send(&mut service, request()).await.await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "1");
+
+    // One of its own is kept.
+    let layer = DegradeLayer::new(Fixed::new(1))
+        .switch(switch)
+        .respond_with(plain.retry_after(Duration::from_secs(30)));
+    let (mut service, _handle) = wrap(&layer);
+    let response = send(&mut service, request()).await.await.unwrap();
+    assert_eq!(response.headers()["retry-after"], "30");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_fallback_service_answers_when_the_primary_is_saturated() {
     let fallback = service_fn(|request: Req| async move {
         let reason = request.extensions().get::<Shed>().map(Shed::reason);
@@ -183,6 +208,91 @@ async fn primary_errors_pass_through_and_release_the_permit() {
     let error = assert_ready!(first.poll()).unwrap_err();
     assert_eq!(error.to_string(), "boom");
     assert_eq!(layer.inflight(), 0);
+}
+
+// === refused settings ===
+
+/// The message of the panic `f` raises.
+fn refusal(f: impl FnOnce()) -> String {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .expect_err("the setting is refused");
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => (*payload.downcast::<&str>().unwrap()).to_owned(),
+    }
+}
+
+#[test]
+fn a_layer_refuses_a_limit_whose_max_is_below_its_min_where_it_is_built() {
+    let refused = refusal(|| {
+        DegradeLayer::new(Gradient2::new().min_limit(50).max_limit(10));
+    });
+    assert!(
+        refused.contains("`max_limit` (10) is below its `min_limit` (50)"),
+        "{refused}"
+    );
+    let refused = refusal(|| {
+        DegradeLayer::new(Aimd::new().max_limit(10).min_limit(50));
+    });
+    assert!(
+        refused.contains("`max_limit` (10) is below its `min_limit` (50)"),
+        "{refused}"
+    );
+    let refused = refusal(|| {
+        DegradeLayer::new(GradientController::new().max_limit(2));
+    });
+    assert_eq!(
+        refused,
+        "degrade: GradientController's `max_limit` (2) is below its `min_concurrency` (3); \
+         raise max_limit or lower min_concurrency"
+    );
+    let refused = refusal(|| {
+        DegradeLayer::new(Aimd::new().max_limit(0));
+    });
+    assert!(refused.contains("`max_limit` is 0"), "{refused}");
+}
+
+#[test]
+#[should_panic(expected = "degrade: `queue(10)` with a `queue_delay` interval of 0")]
+fn a_queue_whose_delay_interval_is_zero_is_refused_when_the_layer_wraps_a_service() {
+    let layer = DegradeLayer::new(Fixed::new(1))
+        .queue_delay(Duration::ZERO, Duration::ZERO)
+        .queue(10);
+    let _ = wrap(&layer);
+}
+
+#[test]
+fn a_zero_delay_interval_without_a_queue_is_fine() {
+    let layer = DegradeLayer::new(Fixed::new(1)).queue_delay(Duration::ZERO, Duration::ZERO);
+    assert_eq!(layer.current_limit(), 1);
+}
+
+#[test]
+#[should_panic(
+    expected = "degrade: the `queue_delay` interval (10ms) is shorter than its target \
+                           (50ms)"
+)]
+fn a_delay_interval_shorter_than_its_target_is_refused() {
+    let _ = DegradeLayer::new(Fixed::new(1))
+        .queue(10)
+        .queue_delay(50 * MS, 10 * MS);
+}
+
+#[test]
+fn a_nan_or_out_of_range_sheddable_fraction_is_refused() {
+    for fraction in [f64::NAN, 75.0, -0.1, f64::INFINITY] {
+        let refused = refusal(|| {
+            DegradeLayer::new(Fixed::new(4)).sheddable_fraction(fraction);
+        });
+        assert!(
+            refused.starts_with("degrade: `sheddable_fraction` must be within [0, 1], got"),
+            "{fraction}: {refused}"
+        );
+    }
+    // The ends of the range are fractions too.
+    let _ = DegradeLayer::new(Fixed::new(4))
+        .sheddable_fraction(0.0)
+        .sheddable_fraction(1.0);
 }
 
 // === the poll_ready / call contract ===
@@ -599,6 +709,83 @@ mod metrics {
         assert_eq!((base.inflight(), queued.inflight()), (1, 1));
         reply(&mut handle, StatusCode::OK).await;
         assert_ready!(first.poll()).unwrap();
+    }
+
+    #[test]
+    fn two_live_layers_under_one_name_on_one_metrics_log_a_warning() {
+        let metrics = DegradeMetrics::register(&prometheus::Registry::new()).unwrap();
+        let warnings = Warnings::default();
+        tracing::subscriber::with_default(warnings.clone(), || {
+            let first = DegradeLayer::new(Fixed::new(1)).metrics(metrics.clone());
+            let _first = wrap(&first);
+            assert!(warnings.take().is_empty());
+            let second = DegradeLayer::new(Fixed::new(2)).metrics(metrics.clone());
+            let _second = wrap(&second);
+            let logged = warnings.take();
+            assert_eq!(logged.len(), 1, "{logged:?}");
+            assert!(
+                logged[0].contains("under the name \"default\""),
+                "{logged:?}"
+            );
+            assert!(logged[0].contains("`.name(...)`"), "{logged:?}");
+        });
+    }
+
+    #[test]
+    fn clones_of_one_layer_share_its_name_and_a_dropped_layer_frees_it() {
+        let metrics = DegradeMetrics::register(&prometheus::Registry::new()).unwrap();
+        let warnings = Warnings::default();
+        tracing::subscriber::with_default(warnings.clone(), || {
+            // Clones share one limiter: one set of series, rightly under one name.
+            let layer = DegradeLayer::new(Fixed::new(1))
+                .name("api")
+                .metrics(metrics.clone());
+            let clone = layer.clone();
+            let services = (wrap(&layer), wrap(&clone));
+            assert_eq!(layer.current_limit(), clone.current_limit());
+            // Once the layer and its services are gone, another layer may take the name.
+            drop((layer, clone, services));
+            let next = DegradeLayer::new(Fixed::new(2))
+                .name("api")
+                .metrics(metrics.clone());
+            let _next = wrap(&next);
+            assert_eq!(warnings.take(), Vec::<String>::new());
+        });
+    }
+
+    /// Records the fields of every WARN event.
+    #[derive(Clone, Default)]
+    struct Warnings(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Warnings {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut self.0.lock().unwrap())
+        }
+    }
+
+    impl tracing::Subscriber for Warnings {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            if *event.metadata().level() != tracing::Level::WARN {
+                return;
+            }
+            let mut text = String::new();
+            event.record(
+                &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+                    text.push_str(&format!("{}={value:?} ", field.name()));
+                },
+            );
+            self.0.lock().unwrap().push(text);
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
     }
 
     fn gather(registry: &prometheus::Registry) -> String {
