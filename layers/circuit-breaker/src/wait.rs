@@ -68,13 +68,19 @@ impl Backoff {
         Self::exponential(wait, 1.0)
     }
 
-    /// `initial`, then multiplied by `multiplier` (at least 1) at each attempt; no cap.
+    /// `initial`, then multiplied by `multiplier` (at least 1) at each attempt; no cap but
+    /// [`max`](Self::max) (a wait no clock can reach leaves the breaker open for decades).
+    ///
+    /// # Panics
+    ///
+    /// If `multiplier` is NaN or infinite.
+    #[track_caller]
     pub fn exponential(initial: Duration, multiplier: f64) -> Self {
-        let multiplier = if multiplier.is_finite() {
-            multiplier.max(1.0)
-        } else {
-            1.0
-        };
+        assert!(
+            multiplier.is_finite(),
+            "circuit breaker: the backoff multiplier must be a finite number, got {multiplier}"
+        );
+        let multiplier = multiplier.max(1.0);
         Self {
             initial,
             multiplier,
@@ -91,12 +97,17 @@ impl Backoff {
     }
 
     /// Randomises each wait by up to `± factor` of itself (`factor` is clamped to `[0, 1]`).
+    ///
+    /// # Panics
+    ///
+    /// If `factor` is NaN or infinite.
+    #[track_caller]
     pub fn jitter(mut self, factor: f64) -> Self {
-        self.jitter = if factor.is_finite() {
-            factor.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
+        assert!(
+            factor.is_finite(),
+            "circuit breaker: the backoff jitter must be a finite number, got {factor}"
+        );
+        self.jitter = factor.clamp(0.0, 1.0);
         self
     }
 
@@ -168,10 +179,18 @@ mod tests {
     }
 
     #[test]
-    fn bad_numbers_do_not_panic() {
-        let b = Backoff::exponential(Duration::from_secs(1), f64::NAN).jitter(f64::INFINITY);
-        assert_eq!(b.wait(5), Duration::from_secs(1));
+    fn huge_numbers_saturate_and_nan_is_refused() {
+        let b = Backoff::exponential(Duration::from_secs(1), 0.5).jitter(7.0);
+        assert!(b.wait(5) <= Duration::from_secs(2), "clamped to x1, jitter 1");
         let unbounded = Backoff::exponential(Duration::from_secs(1), 1e300);
         assert_eq!(unbounded.wait(10), Duration::MAX);
+        for refused in [
+            std::panic::catch_unwind(|| Backoff::exponential(Duration::from_secs(1), f64::NAN)),
+            std::panic::catch_unwind(|| Backoff::fixed(Duration::from_secs(1)).jitter(f64::NAN)),
+        ] {
+            let message = refused.unwrap_err();
+            let message = message.downcast_ref::<String>().unwrap();
+            assert!(message.contains("must be a finite number"), "{message}");
+        }
     }
 }

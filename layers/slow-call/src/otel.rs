@@ -3,7 +3,9 @@
 //! - Incoming: [`SlowCall`](crate::SlowCall) reads `traceparent`/`tracestate` from each request
 //!   and makes the remote span the parent of the request's root span, whose `trace_id` field then
 //!   holds the trace id (next to the request id, on the root span or the request-id layer's span
-//!   above it). The OpenTelemetry layer must see that span (target `espresso_slow_call`, INFO):
+//!   above it). The OpenTelemetry span of the root carries `request_id` either way, and the
+//!   request-id layer's span is left out of the trace by [`span_filter`] (it is opened before the
+//!   `traceparent` is read, so it would be a trace of its own). The OpenTelemetry layer must see that span (target `espresso_slow_call`, INFO):
 //!   behind a filter that drops it the incoming context is lost, which the first request reports
 //!   in a WARN (see [Filtering](crate::SlowCallRecorder#filtering)).
 //! - Outgoing: [`inject`] writes the current span's context into an outgoing request's headers;
@@ -61,9 +63,13 @@ use std::{
 };
 use tower_layer::Layer;
 use tower_service::Service;
-use tracing::{Span, Subscriber};
+use tracing::{Metadata, Span, Subscriber};
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{
+    Layer as _,
+    filter::{FilterFn, Filtered},
+    registry::LookupSpan,
+};
 
 // === propagation ===
 
@@ -98,9 +104,16 @@ pub fn extract(headers: &HeaderMap) -> Context {
 }
 
 /// Makes the remote span in `headers` the parent of `span` and records the trace id on it.
-pub(crate) fn extract_parent(span: &Span, headers: &HeaderMap) {
+///
+/// `request_id`, when given, becomes an attribute of the OpenTelemetry span only: the id is in
+/// the log line already, from the request-id layer's span, which [`span_filter`] leaves out of
+/// the trace.
+pub(crate) fn extract_parent(span: &Span, headers: &HeaderMap, request_id: Option<&str>) {
     if span.is_disabled() {
         return;
+    }
+    if let Some(id) = request_id {
+        span.set_attribute("request_id", id.to_owned());
     }
     // Without a `traceparent` there is nothing to extract (and the propagator costs more than
     // the rest of this function).
@@ -115,6 +128,37 @@ pub(crate) fn extract_parent(span: &Span, headers: &HeaderMap) {
     if trace_id != opentelemetry::trace::TraceId::INVALID {
         span.record("trace_id", tracing::field::display(trace_id));
     }
+}
+
+/// The filter of [`span_filter`].
+pub type SpanFilter = FilterFn<fn(&Metadata<'_>) -> bool>;
+
+/// A per-layer filter for an OpenTelemetry layer: everything but the request-id layer's span.
+///
+/// That span is opened, and entered, before this crate's layer reads the request's
+/// `traceparent`, so it would start a trace of its own: each request would export a one-span
+/// trace beside the caller's. Left out, the request's root span (which carries `request_id` as
+/// an attribute too) is the first span of the request in the caller's trace. [`Otel::layer`]
+/// has it already; put it on an OpenTelemetry layer of your own:
+///
+/// ```
+/// use espresso_slow_call::otel::span_filter;
+/// use opentelemetry::trace::TracerProvider as _;
+/// use tracing_subscriber::{Layer as _, prelude::*};
+///
+/// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+/// let subscriber = tracing_subscriber::registry().with(
+///     tracing_opentelemetry::layer()
+///         .with_tracer(provider.tracer("app"))
+///         .with_filter(span_filter()),
+/// );
+/// # drop(subscriber);
+/// ```
+pub fn span_filter() -> SpanFilter {
+    fn keep(meta: &Metadata<'_>) -> bool {
+        !(meta.is_span() && meta.target().starts_with("espresso_request_id"))
+    }
+    FilterFn::new(keep as fn(&Metadata<'_>) -> bool)
 }
 
 /// Writes `span`'s trace context as `traceparent`/`tracestate` into `headers`.
@@ -381,12 +425,15 @@ impl Otel {
         Ok(Self { provider, tracer })
     }
 
-    /// The `tracing` layer that turns spans into OpenTelemetry spans for this pipeline.
-    pub fn layer<S>(&self) -> OpenTelemetryLayer<S, SdkTracer>
+    /// The `tracing` layer that turns spans into OpenTelemetry spans for this pipeline, behind
+    /// [`span_filter`] (the request-id layer's span left out, so a request is one trace).
+    pub fn layer<S>(&self) -> Filtered<OpenTelemetryLayer<S, SdkTracer>, SpanFilter, S>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        tracing_opentelemetry::layer().with_tracer(self.tracer.clone())
+        tracing_opentelemetry::layer()
+            .with_tracer(self.tracer.clone())
+            .with_filter(span_filter())
     }
 
     /// The tracer provider.

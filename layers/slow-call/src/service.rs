@@ -106,14 +106,20 @@ where
         }
         // The id goes on the line once: not here when the span we are in (the request-id
         // layer's) already shows it.
-        if let Some(id) = &request_id
-            && !span.is_disabled()
-            && !current_span_has_request_id()
-        {
-            span.record("request_id", id.as_str());
-        }
+        #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
+        let outer_id = match &request_id {
+            Some(id) if !span.is_disabled() => {
+                if current_span_has_request_id() {
+                    Some(id.as_str())
+                } else {
+                    span.record("request_id", id.as_str());
+                    None
+                }
+            }
+            _ => None,
+        };
         #[cfg(feature = "otel")]
-        crate::otel::extract_parent(&span, req.headers());
+        crate::otel::extract_parent(&span, req.headers(), outer_id);
         let call = Call::new(Start {
             span,
             tree,
