@@ -36,6 +36,16 @@ use std::path::Path;
 /// assert!(!effective.contains("pa55"));
 /// assert!(effective.contains("redis_url = \"redis://app:REDACTED@10.0.0.7:6379/2\""));
 /// assert!(effective.starts_with("# passwords in Redis addresses"));
+///
+/// // valid, but not read: said at the top
+/// std::fs::write(&file, "[lists]\nredis_url = \"redis://10.0.0.7:6379\"\n").unwrap();
+/// let effective = espresso_server::check_config(&file).unwrap();
+/// assert!(effective.starts_with("# warning: lists.redis_url is set"), "{effective}");
+///
+/// // an address the redis crate cannot use is an error naming the key
+/// std::fs::write(&file, "[cache]\nredis_url = \"redis://\"\n").unwrap();
+/// let error = espresso_server::check_config(&file).unwrap_err().to_string();
+/// assert!(error.contains("cache.redis_url"), "{error}");
 /// ```
 pub fn check_config(file: &Path) -> Result<String, BoxError> {
     let mut config = Config::load(file)?;
@@ -46,6 +56,9 @@ pub fn check_config(file: &Path) -> Result<String, BoxError> {
     // the token file is read at start-up: missing or empty is an error there, so here too
     crate::admin_token(&config.admin)?;
     let mut notes = String::new();
+    for warning in config.warnings() {
+        notes.push_str(&format!("# warning: {warning}\n"));
+    }
     if !config.admin.token.is_empty() {
         config.admin.token.clear();
         notes.push_str("# admin.token is set in the file and left out here (a secret)\n");

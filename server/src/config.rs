@@ -594,6 +594,77 @@ impl Config {
         toml::to_string(self)
     }
 
+    /// What the config sets that is not read, each with its fix: valid, but not what whoever
+    /// wrote it meant. Logged as WARNs at start-up and on each reload, and printed by
+    /// `--check-config`.
+    ///
+    /// ```
+    /// use espresso_server::config::Config;
+    ///
+    /// let config = Config::parse("[rate_limit]\nredis_url = \"redis://10.0.0.5:6379\"\n").unwrap();
+    /// let warnings = config.warnings();
+    /// assert!(warnings[0].starts_with("rate_limit.redis_url is set"), "{warnings:?}");
+    /// assert!(Config::parse("").unwrap().warnings().is_empty());
+    /// ```
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let rl = &self.rate_limit;
+        let rl_default = RateLimitConfig::default().redis_url;
+        let rl_keys = RedisKeys {
+            section: "rate_limit",
+            url: &rl.redis_url,
+            cluster: &rl.redis_cluster,
+            sentinel: &rl.redis_sentinel,
+            master: &rl.redis_master,
+        };
+        if rl.backend == RateLimitBackend::Memory && rl.redis_url != rl_default {
+            warnings.push(
+                "rate_limit.redis_url is set but rate_limit.backend is \"memory\": each \
+                 instance limits on its own; set backend = \"redis\" to share the limits, or \
+                 remove redis_url"
+                    .into(),
+            );
+        }
+        warnings.extend(rl_keys.url_unread(&rl_default));
+        let cache = &self.cache;
+        let cache_keys = RedisKeys {
+            section: "cache",
+            url: &cache.redis_url,
+            cluster: &cache.redis_cluster,
+            sentinel: &cache.redis_sentinel,
+            master: &cache.redis_master,
+        };
+        let cache_redis = !cache.redis_url.is_empty()
+            || !cache.redis_cluster.is_empty()
+            || !cache.redis_sentinel.is_empty();
+        if !cache.enabled && cache_redis {
+            warnings.push(
+                "cache.enabled is false, so its Redis is not used; set enabled = true to share \
+                 verdicts, or remove the cache's Redis keys"
+                    .into(),
+            );
+        }
+        warnings.extend(cache_keys.url_unread(""));
+        let lists = &self.lists;
+        let lists_default = ListsConfig::default().redis_url;
+        if lists.store == ListStore::File && lists.redis_url != lists_default {
+            warnings.push(
+                "lists.redis_url is set but lists.store is \"file\": the lists stay in \
+                 lists.dir; set store = \"redis\" to share them, or remove redis_url"
+                    .into(),
+            );
+        }
+        warnings.extend(lists.redis_keys().url_unread(&lists_default));
+        if !self.admin.token.is_empty() && !self.admin.token_file.as_os_str().is_empty() {
+            warnings.push(
+                "admin.token_file is not read: admin.token is set and is used instead; keep one \
+                 of them"
+                    .into(),
+            );
+        }
+        warnings
+    }
+
     /// Every Redis address in the config (`redis_url`, `redis_cluster`, `redis_sentinel` of each
     /// section that has them), for hiding the passwords in them.
     pub(crate) fn redis_addresses_mut(&mut self) -> impl Iterator<Item = &mut String> {
@@ -899,8 +970,17 @@ impl Config {
     }
 }
 
-fn redis_url_invalid(url: &str) -> bool {
-    !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
+/// Why `url` is no Redis address the server can use, read as the `redis` crate reads it at
+/// start-up (host, port, database number); `None` when it is one. The URL is not repeated: it
+/// may hold a password.
+fn redis_url_error(url: &str) -> Option<String> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
+    {
+        return Some(format!("{url:?} is not a redis:// URL"));
+    }
+    redis::IntoConnectionInfo::into_connection_info(url)
+        .err()
+        .map(|e| format!("is not a Redis URL the server can use: {e}"))
 }
 
 /// The Redis keys a section shares (`redis_url`, `redis_cluster`, `redis_sentinel` with
@@ -939,8 +1019,10 @@ impl RedisKeys<'_> {
             ("redis_cluster", self.cluster),
             ("redis_sentinel", self.sentinel),
         ] {
-            if let Some(url) = urls.iter().find(|url| redis_url_invalid(url)) {
-                return err(key, format!("{url:?} is not a redis:// URL"));
+            for (i, url) in urls.iter().enumerate() {
+                if let Some(why) = redis_url_error(url) {
+                    return err(key, format!("entry {}: {why}", i + 1));
+                }
             }
         }
         if !self.sentinel.is_empty() && self.master.trim().is_empty() {
@@ -962,11 +1044,30 @@ impl RedisKeys<'_> {
         if url_used
             && self.cluster.is_empty()
             && self.sentinel.is_empty()
-            && redis_url_invalid(self.url)
+            && let Some(why) = redis_url_error(self.url)
         {
-            return err("redis_url", format!("{:?} is not a redis:// URL", self.url));
+            return err("redis_url", why);
         }
         Ok(())
+    }
+
+    /// A `redis_url` other than the section's `default` beside a cluster or Sentinel, which
+    /// win: a WARN, since the URL is not read.
+    fn url_unread(&self, default: &str) -> Option<String> {
+        let section = self.section;
+        let other = if !self.cluster.is_empty() {
+            "redis_cluster"
+        } else if !self.sentinel.is_empty() {
+            "redis_sentinel"
+        } else {
+            return None;
+        };
+        (self.url != default).then(|| {
+            format!(
+                "{section}.redis_url is not read: {section}.{other} is set and is used instead; \
+                 remove redis_url"
+            )
+        })
     }
 }
 
@@ -1540,10 +1641,72 @@ level = "normal"
                 "lists.redis_timeout_ms",
                 "must be greater than 0",
             ),
+            // a redis:// URL the redis crate refuses at start-up is refused here
+            (
+                "[rate_limit]\nbackend = \"redis\"\nredis_url = \"redis://\"\n",
+                "rate_limit.redis_url",
+                "is not a Redis URL the server can use",
+            ),
+            (
+                "[cache]\nredis_url = \"redis://127.0.0.1:99999\"\n",
+                "cache.redis_url",
+                "is not a Redis URL the server can use",
+            ),
+            (
+                "[cache]\nredis_cluster = [\"redis://a:1\", \"redis://b:2/abc\"]\n",
+                "cache.redis_cluster",
+                "entry 2: is not a Redis URL the server can use",
+            ),
         ] {
             let msg = Config::parse(text).unwrap_err().to_string();
             assert!(msg.contains(&format!("key `{key}`")), "{msg}");
             assert!(msg.contains(fix), "{msg}");
+        }
+    }
+
+    #[test]
+    fn values_set_but_not_read_are_warned_of_with_their_fix() {
+        for (text, warning) in [
+            (
+                "[rate_limit]\nredis_url = \"redis://10.0.0.5:6379\"\n",
+                "rate_limit.redis_url is set but rate_limit.backend is \"memory\"",
+            ),
+            (
+                "[rate_limit]\nbackend = \"redis\"\nredis_url = \"redis://10.0.0.5:6379\"\nredis_cluster = [\"redis://a:1\"]\n",
+                "rate_limit.redis_url is not read: rate_limit.redis_cluster is set",
+            ),
+            (
+                "[cache]\nredis_url = \"redis://a:1\"\nredis_sentinel = [\"redis://s:26379\"]\nredis_master = \"m\"\n",
+                "cache.redis_url is not read: cache.redis_sentinel is set",
+            ),
+            (
+                "[cache]\nenabled = false\nredis_url = \"redis://a:1\"\n",
+                "cache.enabled is false",
+            ),
+            (
+                "[lists]\nredis_url = \"redis://a:1\"\n",
+                "lists.redis_url is set but lists.store is \"file\"",
+            ),
+            (
+                "[admin]\ntoken = \"t0ken\"\ntoken_file = \"token.txt\"\n",
+                "admin.token_file is not read",
+            ),
+        ] {
+            let warnings = Config::parse(text).unwrap().warnings();
+            assert_eq!(warnings.len(), 1, "{text}: {warnings:?}");
+            assert!(warnings[0].starts_with(warning), "{text}: {warnings:?}");
+        }
+        // what is read says nothing
+        for text in [
+            "",
+            "[rate_limit]\nbackend = \"redis\"\nredis_url = \"redis://10.0.0.5:6379\"\n",
+            "[rate_limit]\nbackend = \"redis\"\nredis_cluster = [\"redis://a:1\"]\n",
+            "[cache]\nredis_url = \"redis://a:1\"\n",
+        ] {
+            assert_eq!(
+                Config::parse(text).unwrap().warnings(),
+                Vec::<String>::new()
+            );
         }
     }
 

@@ -361,12 +361,13 @@ fn slow_call_metrics(app: &App, config: &Config) -> Result<SlowCallMetrics, prom
         &app.metrics.registry,
         config.slow_call.latency_buckets_seconds.clone(),
     )?;
-    metrics.expect(&http::Method::POST, "/v1/filter", "200");
-    let check = format!(
-        "/{}/Check",
-        pb::filter_server::FilterServer::<grpc::FilterGrpc>::NAME
-    );
-    metrics.expect(&http::Method::POST, &check, "OK");
+    for route in ["/v1/filter", "/v1/filter:batch"] {
+        metrics.expect(&http::Method::POST, route, "200");
+    }
+    let filter = pb::filter_server::FilterServer::<grpc::FilterGrpc>::NAME;
+    for method in ["Check", "CheckBatch"] {
+        metrics.expect(&http::Method::POST, &format!("/{filter}/{method}"), "OK");
+    }
     for probe in ["/healthz", "/readyz", "/metrics"] {
         metrics.expect(&http::Method::GET, probe, "200");
     }

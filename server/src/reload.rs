@@ -85,7 +85,15 @@ pub(crate) async fn load(path: &Path) -> Result<(Config, u64), crate::config::Co
         _ => Config::load(path)?,
     };
     let fingerprint = Snapshot::with_text(text, &config).await.fingerprint;
+    warn_unread(&config);
     Ok((config, fingerprint))
+}
+
+/// Logs what `config` sets that is not read ([`Config::warnings`]).
+fn warn_unread(config: &Config) {
+    for warning in config.warnings() {
+        tracing::warn!("config: {warning}");
+    }
 }
 
 /// Polls `path` and its word lists every `server.reload_interval_ms` and applies changes;
@@ -130,6 +138,7 @@ pub(crate) async fn watch(path: PathBuf, started: Config, mut seen: u64, app: Ap
             seen = Snapshot::with_text(snapshot.config, &new).await.fingerprint;
         }
         watched = new.clone();
+        warn_unread(&new);
         // Building a dictionary takes milliseconds of CPU: keep it off the request workers.
         let options = match filter_options(&new) {
             Ok(options) => options,

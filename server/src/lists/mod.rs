@@ -422,6 +422,50 @@ impl Lists {
             .map_err(|e| ChangeError::Build(e.to_string()))
     }
 
+    /// Checks `words` as entries of an API list of `kind` would be read, in one small build with
+    /// the running options: a combination rule that does not parse, or a word that normalizes
+    /// to nothing (only noise: it could never match), is `Err((index, why))`. A client's
+    /// mistake, found before the change, rather than a failed rebuild after it.
+    pub(crate) async fn check_words(
+        &self,
+        words: Vec<String>,
+        kind: Kind,
+    ) -> Result<(), (usize, String)> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let text: String = words.iter().map(|w| format!("{w}\n")).collect();
+            let name = "words".to_owned();
+            let sources = match kind {
+                Kind::Allow => Sources::new().allow(ListData::Inline {
+                    name,
+                    text: text.into(),
+                }),
+                Kind::Deny => Sources::new().list(ListSource::inline(name, text, Level::Danger)),
+            };
+            let dict = match engine.build(&sources) {
+                Ok(dict) => dict,
+                Err(LoadError::Parse { line, reason, .. }) => return Err((line - 1, reason)),
+                Err(e) => return Err((0, e.to_string())),
+            };
+            match words
+                .iter()
+                .position(|w| dict.normalize(w).as_str().is_empty())
+            {
+                Some(i) => Err((
+                    i,
+                    format!(
+                        "word {:?} is only noise (it normalizes to nothing), so it could never \
+                         match",
+                        words[i]
+                    ),
+                )),
+                None => Ok(()),
+            }
+        })
+        .await
+        .unwrap_or_else(|panic| Err((0, panic.to_string())))
+    }
+
     /// Replaces the config's lists (a reload) and rebuilds, keeping the API lists.
     pub(crate) async fn set_config(
         &self,

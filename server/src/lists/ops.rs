@@ -419,6 +419,19 @@ pub(crate) async fn add_words(
         };
         checked.push((word, meta));
     }
+    let kind = app
+        .lists
+        .get(name.as_str())
+        .await
+        .ok_or_else(|| OpError::not_found(name.as_str()))?
+        .kind;
+    let words = checked.iter().map(|(w, _)| w.clone()).collect();
+    if let Err((i, why)) = app.lists.check_words(words, kind).await {
+        return Err(OpError::invalid(
+            "invalid_words",
+            format!("words[{i}]: {why}"),
+        ));
+    }
     edit_words(app, name, "add_words", Count::Added, |list| {
         let before = list.words.len();
         list.words.extend(checked.iter().cloned());

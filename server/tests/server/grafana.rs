@@ -98,4 +98,16 @@ async fn a_fresh_server_exports_every_family_the_dashboard_queries_before_any_re
     // The scrape itself is the first request: what it shows was there before it.
     let (missing, scrape) = missing_from_scrape(&server).await;
     assert!(missing.is_empty(), "not exported: {missing:?}\n{scrape}");
+    // the success series of every check route, single and batch, HTTP and gRPC
+    for (method, route, status) in [
+        ("POST", "/v1/filter", "200"),
+        ("POST", "/v1/filter:batch", "200"),
+        ("POST", "/espresso.filter.v1.Filter/Check", "OK"),
+        ("POST", "/espresso.filter.v1.Filter/CheckBatch", "OK"),
+    ] {
+        let series = format!(
+            "http_server_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} 0"
+        );
+        assert!(scrape.contains(&series), "{series} missing from\n{scrape}");
+    }
 }

@@ -493,3 +493,38 @@ async fn a_list_not_used_by_default_flags_only_when_a_check_names_it() {
     assert_eq!(reply.json()["default"], true);
     assert_eq!(server.filter("gg noob").await.json()["verdict"], "review");
 }
+
+#[tokio::test]
+async fn a_rule_that_does_not_parse_or_a_word_of_noise_is_a_400_naming_its_item() {
+    let server = Server::start(ADMIN).await;
+    let t = Some("s3cret");
+    for (name, kind) in [("spam", "deny"), ("fine", "allow")] {
+        let list = json!({"description": "", "kind": kind, "level": "danger"});
+        server
+            .admin("PUT", &format!("/v1/lists/{name}"), t, Some(list))
+            .await;
+    }
+    for (list, bad) in [("spam", "a&"), ("spam", "***"), ("fine", "foo&bar")] {
+        let words = json!({"words": [{"word": "cheap pills"}, {"word": bad}]});
+        let reply = server
+            .admin("POST", &format!("/v1/lists/{list}/words"), t, Some(words))
+            .await;
+        assert_eq!(
+            reply.error_code(StatusCode::BAD_REQUEST),
+            "invalid_words",
+            "{bad:?}"
+        );
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.starts_with("words[1]: "), "{message}");
+    }
+    // nothing of a refused call was added, and a rule that parses is taken
+    let words = json!({"words": [{"word": "cheap&pills"}]});
+    let reply = server
+        .admin("POST", "/v1/lists/spam/words", t, Some(words))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.json()["words"], 1);
+}
