@@ -246,6 +246,41 @@ pub(crate) fn admin_token(admin: &config::AdminConfig) -> Result<Option<String>,
     Ok(Some(token.to_owned()))
 }
 
+/// Asks the rate limiter's and the verdict cache's Redis for a PING once at start, and logs a
+/// WARN naming the keys for each that does not answer. Both connect lazily, at the first
+/// request that needs them: without this, an instance started against a dead Redis would say
+/// nothing until traffic came (and then fall back to local decisions, as documented).
+async fn warn_if_redis_is_down(config: Config) {
+    use espresso_common::redis::RedisConnection;
+    let rate_limit = (config.rate_limit.enabled
+        && config.rate_limit.backend == config::RateLimitBackend::Redis)
+        .then(|| ("rate_limit", config.rate_limit.redis_target()));
+    let cache = config
+        .cache
+        .enabled
+        .then(|| config.cache.redis_target().map(|t| ("cache", t)))
+        .flatten();
+    for (section, target) in rate_limit.into_iter().chain(cache) {
+        // the first connection takes a handshake, and a cluster a look at its slots
+        let answer = match RedisConnection::new(&target, Duration::from_secs(2)) {
+            Ok(redis) => redis.query::<String>(&redis::cmd("PING")).await,
+            Err(e) => Err(e),
+        };
+        if let Err(error) = answer {
+            tracing::warn!(
+                %error,
+                "{section}: its Redis does not answer at start: it is used when it answers (until \
+                 then {}); check [{section}] redis_url / redis_cluster / redis_sentinel",
+                if section == "rate_limit" {
+                    "each instance limits on its own share"
+                } else {
+                    "verdicts are cached in this process only"
+                }
+            );
+        }
+    }
+}
+
 /// The body of a caught-panic-safe answer: `CatchPanic` boxes every answer under it once.
 type PanicSafeBody = tower_http::body::UnsyncBoxBody<axum::body::Bytes, BoxError>;
 
@@ -452,6 +487,7 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
     let max_connections = limits::max_connections(&config.server);
     let (app, rate_limit) = App::new(&config).await?;
     tokio::spawn(app.lists.clone().follow());
+    tokio::spawn(warn_if_redis_is_down(config.clone()));
     let stack = stack(&app, &config, rate_limit).await?;
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen)

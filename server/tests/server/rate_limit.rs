@@ -207,3 +207,30 @@ async fn a_flood_of_distinct_clients_stays_within_max_keys() {
     );
     assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_redis_that_does_not_answer_at_start_is_named_in_a_warn_before_any_request() {
+    // a port nothing listens on
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let server = Server::start(&format!(
+        "[rate_limit]\nbackend = \"redis\"\nredis_url = \"{url}\"\n[cache]\nredis_url = \"{url}\"\n"
+    ))
+    .await;
+    for section in ["rate_limit", "cache"] {
+        let warn = format!("{section}: its Redis does not answer at start");
+        espresso_test_support::eventually(|| async {
+            server
+                .logs()
+                .iter()
+                .any(|l| l.contains("WARN") && l.contains(&warn))
+        })
+        .await;
+    }
+    // and it serves meanwhile, deciding locally
+    assert_eq!(server.filter("hello").await.status, StatusCode::OK);
+}
