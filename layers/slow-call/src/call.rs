@@ -193,7 +193,10 @@ impl Call {
             // No root span to carry the request's context: the line carries it.
             tracing::warn!(
                 target: "espresso_slow_call",
-                request_id = self.request_id.as_ref().map(RequestId::as_str),
+                request_id = self
+                    .request_id
+                    .as_ref()
+                    .map(|id| tracing::field::display(id.as_str())),
                 method = self.method.as_str(),
                 route = self.route.as_str(),
                 path = self.path(),

@@ -112,7 +112,8 @@ where
                 if current_span_has_request_id() {
                     Some(id.as_str())
                 } else {
-                    span.record("request_id", id.as_str());
+                    // displayed as the request-id layer's span shows it: unquoted
+                    span.record("request_id", tracing::field::display(id.as_str()));
                     None
                 }
             }

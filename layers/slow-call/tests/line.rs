@@ -78,7 +78,7 @@ async fn without_the_request_id_span_the_root_span_names_the_id_once() {
     assert!(
         line.starts_with(
             "WARN request{method=POST path=\"/v1/filter\" route=\"/v1/filter\" \
-             request_id=\"req-7f3a\"}: espresso_slow_call: slow call:"
+             request_id=req-7f3a}: espresso_slow_call: slow call:"
         ),
         "{line}"
     );
