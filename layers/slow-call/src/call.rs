@@ -14,7 +14,13 @@ use espresso_common::{
     grpc::Code,
 };
 use http::{HeaderMap, Method, StatusCode, uri::PathAndQuery};
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 use tokio::time::Instant;
 use tracing::Span;
 
@@ -124,6 +130,9 @@ impl Call {
 
     /// Notes the response head: the HTTP status, or the gRPC status of a trailers-only response.
     pub(crate) fn response(&mut self, status: StatusCode, headers: &HeaderMap) {
+        if self.request_id.is_none() {
+            warn_if_request_id_inside(headers);
+        }
         self.status = if !self.grpc || status != StatusCode::OK {
             Status::Http(status)
         } else {
@@ -293,6 +302,25 @@ pub(crate) fn grpc_name(code: Code) -> &'static str {
         Code::Unavailable => "UNAVAILABLE",
         Code::DataLoss => "DATA_LOSS",
         Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Warns once per process when a request came without a [`RequestId`] and its answer carries
+/// `x-request-id`: the request-id layer runs inside this one, so the lines lack the id. Read
+/// only for requests without an id, and not after the WARN.
+fn warn_if_request_id_inside(headers: &HeaderMap) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.load(Ordering::Relaxed)
+        && headers.contains_key("x-request-id")
+        && !WARNED.swap(true, Ordering::Relaxed)
+    {
+        tracing::warn!(
+            target: "espresso_slow_call",
+            "an answer carries x-request-id, but its request reached SlowCallLayer without a \
+             RequestId: RequestIdLayer seems to run inside SlowCallLayer, so slow-call lines \
+             lack the id; put RequestIdLayer outside it (before it in a ServiceBuilder or \
+             tonic's layers, after it in axum's Router::layer calls)"
+        );
     }
 }
 

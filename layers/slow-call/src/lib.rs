@@ -70,7 +70,9 @@
 //!
 //! Each request gets a root span (target `espresso_slow_call`, name `request`) with the fields
 //! `method`, `path`, `route`, `request_id` (read from [`espresso_common::RequestId`] in the
-//! request extensions, set by the request-id layer, which must run outside this one; left empty
+//! request extensions, set by the request-id layer, which must run outside this one (an answer
+//! that carries `x-request-id` for a request that came without the id logs one WARN saying so);
+//! left empty
 //! when the span the request arrives in already declares `request_id`, as the request-id layer's
 //! own span does) and `trace_id` (with the `otel` feature). The response future and the body are polled inside it,
 //! so log lines and exported spans carry the request's context. The call tree does not need it:
