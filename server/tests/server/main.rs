@@ -9,6 +9,7 @@ mod connections;
 mod degrade;
 mod docs;
 mod errors;
+mod example_config;
 mod faults;
 mod filter;
 mod grafana;
