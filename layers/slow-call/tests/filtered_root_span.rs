@@ -27,12 +27,7 @@ async fn a_filter_that_drops_the_root_spans_is_named_once_with_its_fix() {
     let lines = Lines::default();
     tracing_subscriber::registry()
         .with(SlowCallRecorder::new())
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .without_time()
-                .with_writer(lines.clone()),
-        )
+        .with(lines.fmt_layer())
         .with(LevelFilter::WARN)
         .init();
     let mut service = SlowCallLayer::new(Duration::from_millis(10)).layer(service_fn(

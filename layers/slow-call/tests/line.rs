@@ -25,12 +25,7 @@ async fn slow_line(request_id: RequestIdLayer) -> String {
     let lines = Lines::default();
     let subscriber = tracing_subscriber::registry()
         .with(SlowCallRecorder::new())
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .without_time()
-                .with_writer(lines.clone()),
-        );
+        .with(lines.fmt_layer());
     let _guard = tracing::subscriber::set_default(subscriber);
     let service = ServiceBuilder::new()
         .layer(request_id)

@@ -44,12 +44,7 @@ async fn a_request_id_layer_inside_is_named_once_and_one_outside_never() {
     let lines = Lines::default();
     let subscriber = tracing_subscriber::registry()
         .with(SlowCallRecorder::new())
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .without_time()
-                .with_writer(lines.clone()),
-        );
+        .with(lines.fmt_layer());
     let _guard = tracing::subscriber::set_default(subscriber);
     let inside = |text: &str| text.matches("RequestIdLayer seems to run inside").count();
 

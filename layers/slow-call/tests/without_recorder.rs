@@ -15,12 +15,7 @@ use tracing_subscriber::prelude::*;
 #[tokio::test(start_paused = true)]
 async fn without_the_recorder_the_first_slow_call_says_how_to_add_it_once() {
     let lines = Lines::default();
-    let subscriber = tracing_subscriber::registry().with(
-        tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .without_time()
-            .with_writer(lines.clone()),
-    );
+    let subscriber = tracing_subscriber::registry().with(lines.fmt_layer());
     let _guard = tracing::subscriber::set_default(subscriber);
     let mut service = SlowCallLayer::new(Duration::from_millis(10)).layer(service_fn(
         |_: Request<Full<Bytes>>| async {

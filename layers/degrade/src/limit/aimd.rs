@@ -187,28 +187,6 @@ mod tests {
     }
 
     #[test]
-    fn a_max_limit_of_zero_is_refused() {
-        let refused = refusal(|| {
-            Aimd::new().max_limit(0);
-        });
-        assert!(
-            refused.contains("`max_limit` is 0, which admits no request"),
-            "{refused}"
-        );
-    }
-
-    #[test]
-    fn a_nan_backoff_ratio_is_refused() {
-        let refused = refusal(|| {
-            Aimd::new().backoff_ratio(f64::NAN);
-        });
-        assert_eq!(
-            refused,
-            "degrade: `backoff_ratio` must be a finite number, got NaN"
-        );
-    }
-
-    #[test]
     fn odd_backoff_ratios_are_clamped() {
         let mut limit = Aimd::new()
             .initial_limit(100)

@@ -330,35 +330,6 @@ mod tests {
     }
 
     #[test]
-    fn a_max_limit_of_zero_is_refused() {
-        let refused = refusal(|| {
-            Gradient2::new().max_limit(0);
-        });
-        assert!(
-            refused.contains("`max_limit` is 0, which admits no request"),
-            "{refused}"
-        );
-    }
-
-    #[test]
-    fn nan_smoothing_or_tolerance_is_refused() {
-        let refused = refusal(|| {
-            Gradient2::new().smoothing(f64::NAN);
-        });
-        assert_eq!(
-            refused,
-            "degrade: `smoothing` must be a finite number, got NaN"
-        );
-        let refused = refusal(|| {
-            Gradient2::new().tolerance(f64::INFINITY);
-        });
-        assert_eq!(
-            refused,
-            "degrade: `tolerance` must be a finite number, got inf"
-        );
-    }
-
-    #[test]
     fn zero_rtt_is_ignored() {
         let mut limit = Gradient2::new();
         assert_eq!(feed(&mut limit, Duration::ZERO, 20, 5), 20);

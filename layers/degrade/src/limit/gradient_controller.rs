@@ -473,24 +473,6 @@ mod tests {
     }
 
     #[test]
-    fn a_max_limit_of_zero_or_a_nan_buffer_is_refused() {
-        let refused = refusal(|| {
-            GradientController::new().max_limit(0);
-        });
-        assert!(
-            refused.contains("`max_limit` is 0, which admits no request"),
-            "{refused}"
-        );
-        let refused = refusal(|| {
-            GradientController::new().buffer(f64::NAN);
-        });
-        assert_eq!(
-            refused,
-            "degrade: `buffer` must be a finite number, got NaN"
-        );
-    }
-
-    #[test]
     fn probes_again_after_the_interval() {
         let start = Instant::now();
         let mut limit = probed(20, start).probe_interval(Duration::from_secs(10));

@@ -159,3 +159,72 @@ fn refusal(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
         Err(payload) => (*payload.downcast::<&str>().unwrap()).to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Aimd, Gradient2, GradientController, Vegas, refusal};
+
+    #[test]
+    fn every_algorithm_refuses_a_max_limit_of_zero_and_a_setting_that_is_no_number() {
+        let cases: [(fn(), &str); 9] = [
+            (
+                || {
+                    let _ = Aimd::new().max_limit(0);
+                },
+                "Aimd's `max_limit` is 0, which admits no request",
+            ),
+            (
+                || {
+                    let _ = Gradient2::new().max_limit(0);
+                },
+                "Gradient2's `max_limit` is 0, which admits no request",
+            ),
+            (
+                || {
+                    let _ = GradientController::new().max_limit(0);
+                },
+                "GradientController's `max_limit` is 0, which admits no request",
+            ),
+            (
+                || {
+                    let _ = Vegas::new().max_limit(0);
+                },
+                "Vegas's `max_limit` is 0, which admits no request",
+            ),
+            (
+                || {
+                    let _ = Aimd::new().backoff_ratio(f64::NAN);
+                },
+                "`backoff_ratio` must be a finite number, got NaN",
+            ),
+            (
+                || {
+                    let _ = Gradient2::new().smoothing(f64::NAN);
+                },
+                "`smoothing` must be a finite number, got NaN",
+            ),
+            (
+                || {
+                    let _ = Gradient2::new().tolerance(f64::INFINITY);
+                },
+                "`tolerance` must be a finite number, got inf",
+            ),
+            (
+                || {
+                    let _ = GradientController::new().buffer(f64::NAN);
+                },
+                "`buffer` must be a finite number, got NaN",
+            ),
+            (
+                || {
+                    let _ = Vegas::new().queue_bounds(3.0, f64::NAN);
+                },
+                "`queue_bounds(_, beta)` must be a finite number, got NaN",
+            ),
+        ];
+        for (set, expected) in cases {
+            let refused = refusal(set);
+            assert!(refused.contains(expected), "{refused}");
+        }
+    }
+}

@@ -198,7 +198,6 @@ impl Limit for Vegas {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limit::refusal;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -267,31 +266,6 @@ mod tests {
         let mut limit = vegas(100);
         sample(&mut limit, ms(10), 100, false);
         assert_eq!(sample(&mut limit, ms(10), 49, false), 100);
-    }
-
-    #[test]
-    fn a_max_limit_of_zero_or_nan_settings_are_refused() {
-        let refused = refusal(|| {
-            Vegas::new().max_limit(0);
-        });
-        assert!(
-            refused.contains("`max_limit` is 0, which admits no request"),
-            "{refused}"
-        );
-        let refused = refusal(|| {
-            Vegas::new().smoothing(f64::NAN);
-        });
-        assert_eq!(
-            refused,
-            "degrade: `smoothing` must be a finite number, got NaN"
-        );
-        let refused = refusal(|| {
-            Vegas::new().queue_bounds(3.0, f64::NAN);
-        });
-        assert_eq!(
-            refused,
-            "degrade: `queue_bounds(_, beta)` must be a finite number, got NaN"
-        );
     }
 
     #[test]

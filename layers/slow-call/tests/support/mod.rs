@@ -26,6 +26,17 @@ impl Lines {
     pub fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
+
+    /// A `fmt` layer writing here, as a terminal would show it without colours or times.
+    pub fn fmt_layer<S>(&self) -> impl Layer<S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .without_time()
+            .with_writer(self.clone())
+    }
 }
 
 impl io::Write for Lines {
