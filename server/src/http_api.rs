@@ -361,7 +361,10 @@ impl FilterInput {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "unknown_list",
-                    format!("unknown list {unknown:?} (GET /v1/lists shows the lists)"),
+                    format!(
+                        "unknown list {} (GET /v1/lists or Lists/ListLists shows the lists)",
+                        crate::quoted(unknown)
+                    ),
                 ));
             }
         }

@@ -246,6 +246,19 @@ pub(crate) fn admin_token(admin: &config::AdminConfig) -> Result<Option<String>,
     Ok(Some(token.to_owned()))
 }
 
+/// The gRPC health service's stream of status changes.
+const HEALTH_WATCH: &str = "/grpc.health.v1.Health/Watch";
+
+/// `text` quoted for an error message, at most 64 characters of it: a message repeats what the
+/// client sent, and must stay small whatever that was (a gRPC status travels in a header).
+pub(crate) fn quoted(text: &str) -> String {
+    const SHOWN: usize = 64;
+    match text.char_indices().nth(SHOWN) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} characters)", &text[..cut], text.chars().count()),
+    }
+}
+
 /// Asks the rate limiter's and the verdict cache's Redis for a PING once at start, and logs a
 /// WARN naming the keys for each that does not answer. Both connect lazily, at the first
 /// request that needs them: without this, an instance started against a dead Redis would say
@@ -350,7 +363,14 @@ async fn stack(
     let filter = pb::filter_server::FilterServer::<grpc::FilterGrpc>::NAME;
     let lists = pb::lists_server::ListsServer::<grpc::ListsGrpc>::NAME;
     let slow_call = SlowCallLayer::new(Duration::from_millis(config.slow_call.threshold_ms))
-        .threshold_fn(move |_, _| Some(Duration::from_millis(threshold.load(Ordering::Relaxed))))
+        .threshold_fn(move |_, path| {
+            // a health watch lasts as long as its client keeps it: never a slow call
+            Some(if path == HEALTH_WATCH {
+                Duration::MAX
+            } else {
+                Duration::from_millis(threshold.load(Ordering::Relaxed))
+            })
+        })
         .route("/v1/filter")
         .route("/v1/filter:batch")
         .route(&format!("/{filter}/Check"))
@@ -583,7 +603,15 @@ const OPS_MAX_CONNECTIONS: usize = 64;
 
 #[cfg(test)]
 mod tests {
-    use super::is_filter_route;
+    use super::{is_filter_route, quoted};
+
+    #[test]
+    fn a_quoted_input_shows_at_most_64_characters() {
+        assert_eq!(quoted("nope"), "\"nope\"");
+        let long = "é".repeat(1_000_000);
+        let shown = quoted(&long);
+        assert_eq!(shown, format!("{:?}… (1000000 characters)", "é".repeat(64)));
+    }
 
     #[test]
     fn degrade_guards_the_filter_routes_only() {

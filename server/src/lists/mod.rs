@@ -135,7 +135,8 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
         return Err(format!(
-            "list name {name:?}: expected 1 to {MAX_NAME_CHARS} letters, digits, '_' or '-'"
+            "list name {}: expected 1 to {MAX_NAME_CHARS} letters, digits, '_' or '-'",
+            crate::quoted(name)
         ));
     }
     Ok(())
@@ -149,14 +150,18 @@ pub(crate) fn check_word(word: &str) -> Result<(), String> {
     }
     if word.chars().count() > MAX_WORD_CHARS {
         return Err(format!(
-            "word {word:?} is longer than {MAX_WORD_CHARS} characters"
+            "word {} is longer than {MAX_WORD_CHARS} characters",
+            crate::quoted(word)
         ));
     }
     if word.chars().any(char::is_control) {
-        return Err(format!("word {word:?} holds a control character"));
+        return Err(format!(
+            "word {} holds a control character",
+            crate::quoted(word)
+        ));
     }
     if word.starts_with('#') {
-        return Err(format!("word {word:?} starts with '#'"));
+        return Err(format!("word {} starts with '#'", crate::quoted(word)));
     }
     Ok(())
 }
@@ -168,7 +173,8 @@ pub(crate) fn check_category(category: &str) -> Result<(), String> {
         || category.chars().any(char::is_control)
     {
         return Err(format!(
-            "category {category:?}: expected 1 to {MAX_NAME_CHARS} characters, no control characters"
+            "category {}: expected 1 to {MAX_NAME_CHARS} characters, no control characters",
+            crate::quoted(category)
         ));
     }
     Ok(())
@@ -454,9 +460,9 @@ impl Lists {
                 Some(i) => Err((
                     i,
                     format!(
-                        "word {:?} is only noise (it normalizes to nothing), so it could never \
+                        "word {} is only noise (it normalizes to nothing), so it could never \
                          match",
-                        words[i]
+                        crate::quoted(&words[i])
                     ),
                 )),
                 None => Ok(()),

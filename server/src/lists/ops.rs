@@ -100,7 +100,10 @@ impl OpError {
         Self::new(
             ErrorKind::NotFound,
             "list_not_found",
-            format!("no list {name:?} (GET /v1/lists or Lists/ListLists shows the lists)"),
+            format!(
+                "no list {} (GET /v1/lists or Lists/ListLists shows the lists)",
+                crate::quoted(name)
+            ),
         )
     }
 
@@ -174,7 +177,10 @@ pub(crate) async fn writable(app: &App, name: &str) -> Result<Writable, OpError>
         return Err(OpError::new(
             ErrorKind::ReadOnly,
             "read_only_list",
-            format!("list {name:?} comes from the config file and is read-only here"),
+            format!(
+                "list {} comes from the config file and is read-only here",
+                crate::quoted(name)
+            ),
         ));
     }
     Ok(Writable(name.to_owned()))
@@ -317,6 +323,28 @@ pub(crate) async fn put(app: &App, name: &Writable, input: PutInput) -> Result<P
         ));
     }
     let level = input.level.unwrap_or(Level::Danger);
+    // A list changing kind keeps its words: each must fit the new kind (a rule cannot be in an
+    // allow list), refused here as the client's mistake rather than as a failed rebuild.
+    if let Some(old) = app.lists.get(name.as_str()).await
+        && old.kind != input.kind
+        && !old.words.is_empty()
+    {
+        let words: Vec<String> = old.words.keys().cloned().collect();
+        if let Err((i, why)) = app.lists.check_words(words.clone(), input.kind).await {
+            let kind = match input.kind {
+                Kind::Allow => "allow",
+                Kind::Deny => "deny",
+            };
+            return Err(OpError::invalid(
+                "invalid_list",
+                format!(
+                    "kind {kind:?}: the list's word {} cannot be in such a list ({why}); remove \
+                     it first",
+                    crate::quoted(&words[i])
+                ),
+            ));
+        }
+    }
     apply(
         &app.lists,
         name,

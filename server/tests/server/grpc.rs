@@ -62,6 +62,43 @@ async fn health_reports_serving() {
 }
 
 #[tokio::test]
+async fn a_health_watch_is_never_a_slow_call() {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let server = Server::start("[slow_call]\nthreshold_ms = 0\n").await;
+    let mut client = HealthClient::new(server.channel().await);
+    let mut watch = client
+        .watch(HealthCheckRequest { service: "".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    watch.message().await.unwrap().expect("the current status");
+    drop(watch);
+    // a check after it is slow at a threshold of 0: its line shows the log is read
+    let mut filter = FilterClient::new(server.channel().await);
+    filter
+        .check(CheckRequest {
+            content: "hello".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    espresso_test_support::eventually(|| async {
+        server
+            .logs()
+            .iter()
+            .any(|l| l.contains("slow call") && l.contains("Filter/Check"))
+    })
+    .await;
+    let logs = server.logs();
+    assert!(
+        !logs
+            .iter()
+            .any(|l| l.contains("slow call") && l.contains("Health/Watch")),
+        "{logs:#?}"
+    );
+}
+
+#[tokio::test]
 async fn unknown_services_are_unimplemented() {
     let server = Server::start("").await;
     let mut client = tonic::client::Grpc::new(server.channel().await);

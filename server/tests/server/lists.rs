@@ -47,6 +47,16 @@ async fn an_unknown_or_malformed_list_selection_is_a_400() {
             .unwrap()
             .contains("\"nope\"")
     );
+    // the message repeats at most 64 characters of what the client sent
+    let long = "n".repeat(60_000);
+    let reply = filter_with(&server, json!({"content": "x", "lists": [long]})).await;
+    assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "unknown_list");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.len() < 600, "{} bytes", message.len());
+    assert!(message.contains("(60000 characters)"), "{message}");
     for lists in [json!([]), json!("normal"), json!([1])] {
         let reply = filter_with(&server, json!({"content": "x", "lists": lists})).await;
         assert_eq!(
@@ -527,4 +537,13 @@ async fn a_rule_that_does_not_parse_or_a_word_of_noise_is_a_400_naming_its_item(
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.json()["words"], 1);
+    // a list that holds a rule cannot become an allow list
+    let allow = json!({"description": "", "kind": "allow", "level": "danger"});
+    let reply = server.admin("PUT", "/v1/lists/spam", t, Some(allow)).await;
+    assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "invalid_list");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("\"cheap&pills\""), "{message}");
 }
