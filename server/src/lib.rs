@@ -317,6 +317,12 @@ async fn stack(
     health
         .set_serving::<pb::filter_server::FilterServer<grpc::FilterGrpc>>()
         .await;
+    // the lists API serves only with an admin token (UNIMPLEMENTED otherwise)
+    if app.admin_token.is_some() {
+        health
+            .set_serving::<pb::lists_server::ListsServer<grpc::ListsGrpc>>()
+            .await;
+    }
     let (reflection_v1, reflection_v1alpha) = grpc::reflection()?;
     let grpc_services = grpc_route(health_service)
         .merge(grpc_route(reflection_v1))

@@ -549,11 +549,20 @@ pub(crate) async fn page_words(
         Some(n) if (1..=MAX_PAGE).contains(&n) => n,
         Some(_) => return Err(bad_limit()),
     };
-    let list = app
-        .lists
-        .get(name)
-        .await
-        .ok_or_else(|| OpError::not_found(name))?;
+    let Some(list) = app.lists.get(name).await else {
+        if app.lists.is_config_list(name).await {
+            return Err(OpError::new(
+                ErrorKind::NotFound,
+                "list_not_found",
+                format!(
+                    "{} is a list of the config file, not of the lists API: its words are in its \
+                     file",
+                    crate::quoted(name)
+                ),
+            ));
+        }
+        return Err(OpError::not_found(name));
+    };
     Ok(page_of(list, limit, cursor))
 }
 

@@ -432,3 +432,37 @@ async fn grpc_lists_calls_are_refused_without_the_token_and_with_bad_input() {
     assert_eq!(api, [("x", 0, 1)]);
     assert!(server.logs().iter().all(|line| !line.contains("s3cret")));
 }
+
+#[tokio::test]
+async fn the_lists_service_is_in_health_and_a_config_lists_words_are_said_to_be_in_its_file() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let server = Server::start(ADMIN).await;
+    let mut health = HealthClient::new(server.channel().await);
+    let status = health
+        .check(HealthCheckRequest {
+            service: "espresso.filter.v1.Lists".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+
+    let mut lists = ListsClient::new(server.channel().await);
+    let error = lists
+        .list_words(admin(ListWordsRequest {
+            name: "danger".into(),
+            limit: 10,
+            cursor: String::new(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
+    assert!(
+        error.message().contains("a list of the config file"),
+        "{}",
+        error.message()
+    );
+}
