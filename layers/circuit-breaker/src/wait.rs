@@ -181,7 +181,10 @@ mod tests {
     #[test]
     fn huge_numbers_saturate_and_nan_is_refused() {
         let b = Backoff::exponential(Duration::from_secs(1), 0.5).jitter(7.0);
-        assert!(b.wait(5) <= Duration::from_secs(2), "clamped to x1, jitter 1");
+        assert!(
+            b.wait(5) <= Duration::from_secs(2),
+            "clamped to x1, jitter 1"
+        );
         let unbounded = Backoff::exponential(Duration::from_secs(1), 1e300);
         assert_eq!(unbounded.wait(10), Duration::MAX);
         for refused in [
