@@ -1,9 +1,10 @@
 //! [`RedisCache`]: the shared level of the verdict cache.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::time::Instant;
 
 use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerBuilder, Outcome, SlidingWindow};
 use espresso_common::redis::{RedisConnection, RedisTarget};
@@ -27,7 +28,9 @@ pub const DEFAULT_PREFIX: &str = "espresso:filter:verdict:";
 /// Every call has a timeout and goes through a circuit breaker: when Redis is slow, down or
 /// failing over, the cache works from the local level only, the errors are counted in
 /// [`CacheMetrics`], the first failure after a success is logged once at WARN with its cause
-/// (the next ones at debug; the breaker logs its transitions), and no request fails or waits
+/// (the next ones at debug; the breaker logs its transitions), Redis is said to answer again
+/// (INFO) once a call succeeds a second or more after the last failure (while one master of a
+/// cluster is down, calls to the others succeed in between), and no request fails or waits
 /// more than the timeout for Redis. The connection is made on first use and re-made after a
 /// failure (for Sentinel: the master is asked for again).
 #[derive(Clone)]
@@ -39,11 +42,46 @@ pub struct RedisCache {
 struct Shared {
     target: RedisTarget,
     conn: RedisConnection,
-    /// Set from a failed call until the next successful one: what logs once.
-    failing: Arc<AtomicBool>,
+    /// Whether Redis is failing, as the log says: what logs once.
+    health: Arc<Health>,
     timeout: Duration,
     prefix: String,
     breaker: CircuitBreaker,
+}
+
+/// Whether the cache's Redis is failing, as its log lines say: a failure starts an outage, and
+/// the outage ends at the first success [`QUIET`] or more after its last failure.
+#[derive(Debug, Default)]
+struct Health {
+    failing: AtomicBool,
+    last_failure: Mutex<Option<Instant>>,
+}
+
+/// How long after the last failure a success ends an outage.
+const QUIET: Duration = Duration::from_secs(1);
+
+impl Health {
+    /// Notes a failure at `now`; whether it starts an outage (the WARN).
+    fn failed(&self, now: Instant) -> bool {
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(now);
+        !self.failing.swap(true, Ordering::AcqRel)
+    }
+
+    /// Notes a success; whether it ends an outage (the INFO). One atomic load while Redis is
+    /// well.
+    fn succeeded(&self) -> bool {
+        if !self.failing.load(Ordering::Acquire) {
+            return false;
+        }
+        let last = *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        last.is_none_or(|at| at.elapsed() >= QUIET) && self.failing.swap(false, Ordering::AcqRel)
+    }
 }
 
 impl fmt::Debug for RedisCache {
@@ -84,7 +122,7 @@ impl RedisCache {
             shared: Arc::new(Shared {
                 conn: RedisConnection::new(&target, DEFAULT_REDIS_TIMEOUT)?,
                 target,
-                failing: Arc::new(AtomicBool::new(false)),
+                health: Arc::default(),
                 timeout: DEFAULT_REDIS_TIMEOUT,
                 prefix: DEFAULT_PREFIX.to_owned(),
                 breaker: default_redis_breaker("filter_cache_redis")
@@ -159,7 +197,7 @@ impl RedisCache {
     ) -> Option<T> {
         let shared = &*self.shared;
         let fail = |kind: &'static str, message: &dyn fmt::Display| {
-            if !shared.failing.swap(true, Ordering::AcqRel) {
+            if shared.health.failed(Instant::now()) {
                 tracing::warn!(op, kind, redis = %shared.target, error = %message, "verdict cache: Redis call failed, caching in process only until it answers again");
             } else {
                 tracing::debug!(op, kind, error = %message, "verdict cache: Redis call failed, local cache only");
@@ -177,7 +215,7 @@ impl RedisCache {
         match shared.conn.query::<T>(&cmd).await {
             Ok(value) => {
                 permit.complete(Outcome::Success);
-                if shared.failing.swap(false, Ordering::AcqRel) {
+                if shared.health.succeeded() {
                     tracing::info!(op, redis = %shared.target, "verdict cache: Redis answers again");
                 }
                 Some(value)
@@ -189,5 +227,33 @@ impl RedisCache {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Health, QUIET};
+    use tokio::time::{Duration, Instant, advance};
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_ends_at_a_success_a_second_after_the_last_failure() {
+        let health = Health::default();
+        assert!(!health.succeeded(), "no outage yet");
+        assert!(
+            health.failed(Instant::now()),
+            "the first failure starts one"
+        );
+        assert!(!health.failed(Instant::now()), "the next ones do not");
+        // a cluster with one master down: successes between failures
+        for _ in 0..5 {
+            advance(Duration::from_millis(300)).await;
+            assert!(!health.succeeded());
+            assert!(!health.failed(Instant::now()));
+        }
+        advance(QUIET - Duration::from_millis(1)).await;
+        assert!(!health.succeeded());
+        advance(Duration::from_millis(1)).await;
+        assert!(health.succeeded(), "a quiet second, then a success ends it");
+        assert!(!health.succeeded(), "once");
     }
 }
