@@ -26,6 +26,10 @@ use prometheus::{
     core::{Collector, Desc},
     proto::MetricFamily,
 };
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError, Weak},
+};
 
 /// Registers every collector of `collectors` into `registry`, or none of them: on an error the
 /// ones already registered are taken out again, and the error (an [`Error::Msg`]) names the
@@ -58,6 +62,25 @@ pub fn register_all(
     Ok(())
 }
 
+/// The names the live layers report under into one set of metrics: two layers under one name
+/// would merge their series, which their layer warns of. Clones share the names.
+#[derive(Clone, Debug, Default)]
+pub struct LiveNames(Arc<Mutex<HashMap<String, Vec<Weak<()>>>>>);
+
+impl LiveNames {
+    /// Claims `name` for as long as the returned token lives (the layer holds it); also whether
+    /// another live token held it already.
+    pub fn claim(&self, name: &str) -> (Arc<()>, bool) {
+        let token = Arc::new(());
+        let mut names = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let live = names.entry(name.to_owned()).or_default();
+        live.retain(|t| t.strong_count() > 0);
+        live.push(Arc::downgrade(&token));
+        let shared = live.len() > 1;
+        (token, shared)
+    }
+}
+
 /// A stand-in with a registered collector's descriptors, which is all `unregister` reads.
 struct Descs(Vec<Desc>);
 
@@ -75,6 +98,17 @@ impl Collector for Descs {
 mod tests {
     use super::*;
     use prometheus::{IntCounter, IntGaugeVec, Opts};
+
+    #[test]
+    fn a_name_is_shared_while_an_earlier_claim_lives() {
+        let names = LiveNames::default();
+        let (first, shared) = names.claim("api");
+        assert!(!shared);
+        assert!(names.clone().claim("api").1, "a clone sees the same names");
+        assert!(!names.claim("search").1);
+        drop(first);
+        assert!(!names.claim("api").1, "the dropped claims freed it");
+    }
 
     #[test]
     fn a_clash_leaves_the_registry_as_it_was() {

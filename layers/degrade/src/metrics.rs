@@ -1,11 +1,9 @@
 //! Prometheus metrics, registered into a registry the caller owns.
 
 use crate::{DegradeReason, Priority};
+use espresso_common::metrics::LiveNames;
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError, Weak},
-};
+use std::sync::Arc;
 
 /// The metrics of degrade layers; register them once with [`register`](Self::register) and give
 /// them to any number of layers told apart by [`DegradeLayer::name`](crate::DegradeLayer::name).
@@ -50,8 +48,8 @@ pub struct DegradeMetrics {
     inflight: IntGaugeVec,
     queued: IntGaugeVec,
     requests: IntCounterVec,
-    // The names in use, each with a token per live limiter reporting under it.
-    names: Arc<Mutex<HashMap<String, Vec<Weak<()>>>>>,
+    // The names in use by live limiters.
+    names: LiveNames,
 }
 
 impl DegradeMetrics {
@@ -76,7 +74,7 @@ impl DegradeMetrics {
                 ),
                 &["name", "priority", "route", "reason"],
             )?,
-            names: Arc::default(),
+            names: LiveNames::default(),
         };
         espresso_common::metrics::register_all(
             registry,
@@ -122,14 +120,7 @@ impl DegradeMetrics {
 
     /// Records a limiter reporting under `name`, as a token alive as long as the limiter.
     fn claim(&self, name: &str) -> Arc<()> {
-        let claim = Arc::new(());
-        let shared = {
-            let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
-            let live = names.entry(name.to_owned()).or_default();
-            live.retain(|token| token.strong_count() > 0);
-            live.push(Arc::downgrade(&claim));
-            live.len() > 1
-        };
+        let (claim, shared) = self.names.claim(name);
         if shared {
             tracing::warn!(
                 name,

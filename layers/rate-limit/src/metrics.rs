@@ -2,8 +2,9 @@
 //! `metrics`).
 
 use crate::backend::memory::EvictionCounters;
+use espresso_common::metrics::LiveNames;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::Arc;
 
 /// The rate limiters' metrics. Register them once per registry and hand a clone to every layer;
 /// the `limiter` label tells the layers apart ([`RateLimitLayer::name`](crate::RateLimitLayer::name)).
@@ -44,12 +45,9 @@ pub struct RateLimitMetrics {
     evictions: IntCounterVec,
     transitions: IntCounterVec,
     local: IntGaugeVec,
-    /// The names of the limiters reporting here, each with a token its limiter holds.
-    limiters: Names,
+    /// The names of the limiters reporting here.
+    limiters: LiveNames,
 }
-
-/// Limiter names, each with a token its limiter holds while it lives.
-type Names = Arc<Mutex<Vec<(Arc<str>, Weak<()>)>>>;
 
 impl RateLimitMetrics {
     /// Creates the metrics and registers them into `registry`, all or none; an error (a family
@@ -107,25 +105,20 @@ impl RateLimitMetrics {
             evictions,
             transitions,
             local,
-            limiters: Arc::default(),
+            limiters: LiveNames::default(),
         })
     }
 
     /// One limiter's series, created (at 0) here so they are exported before any event.
     /// A second live limiter of the same name gets a WARN: their series would merge.
     pub(crate) fn for_limiter(&self, name: &Arc<str>) -> LimiterMetrics {
-        let alive = Arc::new(());
-        {
-            let mut limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
-            limiters.retain(|(_, token)| token.strong_count() > 0);
-            if limiters.iter().any(|(n, _)| n == name) {
-                tracing::warn!(
-                    limiter = %name,
-                    "two rate limiters named `{name}` report into the same RateLimitMetrics: \
-                     their series merge into one; give each layer its own `.name(..)`"
-                );
-            }
-            limiters.push((name.clone(), Arc::downgrade(&alive)));
+        let (alive, shared) = self.limiters.claim(name);
+        if shared {
+            tracing::warn!(
+                limiter = %name,
+                "two rate limiters named `{name}` report into the same RateLimitMetrics: their \
+                 series merge into one; give each layer its own `.name(..)`"
+            );
         }
         let name: &str = name;
         let requests = |d| self.requests.with_label_values(&[name, d]);
