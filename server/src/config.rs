@@ -610,13 +610,6 @@ impl Config {
         let mut warnings = Vec::new();
         let rl = &self.rate_limit;
         let rl_default = RateLimitConfig::default().redis_url;
-        let rl_keys = RedisKeys {
-            section: "rate_limit",
-            url: &rl.redis_url,
-            cluster: &rl.redis_cluster,
-            sentinel: &rl.redis_sentinel,
-            master: &rl.redis_master,
-        };
         if rl.backend == RateLimitBackend::Memory && rl.redis_url != rl_default {
             warnings.push(
                 "rate_limit.redis_url is set but rate_limit.backend is \"memory\": each \
@@ -625,26 +618,16 @@ impl Config {
                     .into(),
             );
         }
-        warnings.extend(rl_keys.url_unread(&rl_default));
+        warnings.extend(rl.redis_keys().url_unread(&rl_default));
         let cache = &self.cache;
-        let cache_keys = RedisKeys {
-            section: "cache",
-            url: &cache.redis_url,
-            cluster: &cache.redis_cluster,
-            sentinel: &cache.redis_sentinel,
-            master: &cache.redis_master,
-        };
-        let cache_redis = !cache.redis_url.is_empty()
-            || !cache.redis_cluster.is_empty()
-            || !cache.redis_sentinel.is_empty();
-        if !cache.enabled && cache_redis {
+        if !cache.enabled && cache.redis_target().is_some() {
             warnings.push(
                 "cache.enabled is false, so its Redis is not used; set enabled = true to share \
                  verdicts, or remove the cache's Redis keys"
                     .into(),
             );
         }
-        warnings.extend(cache_keys.url_unread(""));
+        warnings.extend(cache.redis_keys().url_unread(""));
         let lists = &self.lists;
         let lists_default = ListsConfig::default().redis_url;
         if lists.store == ListStore::File && lists.redis_url != lists_default {
@@ -833,15 +816,9 @@ impl Config {
         if rl.burst == 0 {
             return err("rate_limit.burst", "must be greater than 0".into());
         }
-        let rl_redis = RedisKeys {
-            section: "rate_limit",
-            url: &rl.redis_url,
-            cluster: &rl.redis_cluster,
-            sentinel: &rl.redis_sentinel,
-            master: &rl.redis_master,
-        };
         // a URL set is checked even where it is not read: a typo there is a typo still
-        rl_redis.check(rl.backend == RateLimitBackend::Redis || !rl.redis_url.is_empty())?;
+        rl.redis_keys()
+            .check(rl.backend == RateLimitBackend::Redis || !rl.redis_url.is_empty())?;
         if rl.backend == RateLimitBackend::Memory {
             let needs_redis = |key: &str, what: &str| {
                 err(
@@ -899,14 +876,7 @@ impl Config {
             );
         }
         let cache = &self.cache;
-        RedisKeys {
-            section: "cache",
-            url: &cache.redis_url,
-            cluster: &cache.redis_cluster,
-            sentinel: &cache.redis_sentinel,
-            master: &cache.redis_master,
-        }
-        .check(!cache.redis_url.is_empty())?;
+        cache.redis_keys().check(!cache.redis_url.is_empty())?;
         let lists = &self.lists;
         lists
             .redis_keys()
@@ -1075,6 +1045,10 @@ impl RateLimitConfig {
     /// Where the `redis` backend's Redis lives: `redis_cluster`, else `redis_sentinel` with
     /// `redis_master`, else `redis_url`.
     pub fn redis_target(&self) -> RedisTarget {
+        self.redis_keys().target()
+    }
+
+    fn redis_keys(&self) -> RedisKeys<'_> {
         RedisKeys {
             section: "rate_limit",
             url: &self.redis_url,
@@ -1082,7 +1056,6 @@ impl RateLimitConfig {
             sentinel: &self.redis_sentinel,
             master: &self.redis_master,
         }
-        .target()
     }
 }
 
@@ -1090,17 +1063,20 @@ impl CacheConfig {
     /// The shared Redis of the cache: `redis_cluster`, else `redis_sentinel` with
     /// `redis_master`, else `redis_url`; `None` when all are empty (process memory only).
     pub fn redis_target(&self) -> Option<RedisTarget> {
-        let keys = RedisKeys {
+        (!(self.redis_url.is_empty()
+            && self.redis_cluster.is_empty()
+            && self.redis_sentinel.is_empty()))
+        .then(|| self.redis_keys().target())
+    }
+
+    fn redis_keys(&self) -> RedisKeys<'_> {
+        RedisKeys {
             section: "cache",
             url: &self.redis_url,
             cluster: &self.redis_cluster,
             sentinel: &self.redis_sentinel,
             master: &self.redis_master,
-        };
-        (!(self.redis_url.is_empty()
-            && self.redis_cluster.is_empty()
-            && self.redis_sentinel.is_empty()))
-        .then(|| keys.target())
+        }
     }
 }
 
