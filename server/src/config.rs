@@ -849,15 +849,10 @@ impl Config {
                 format!("{:?} is not a URI", self.classifier.endpoint),
             );
         }
-        let buckets = &self.slow_call.latency_buckets_seconds;
-        if buckets.is_empty()
-            || buckets.iter().any(|b| !b.is_finite() || *b <= 0.0)
-            || buckets.windows(2).any(|w| w[0] >= w[1])
-        {
-            return err(
-                "slow_call.latency_buckets_seconds",
-                "must be positive, finite, increasing bounds in seconds".into(),
-            );
+        if let Err(why) = espresso_slow_call::SlowCallMetrics::check_buckets(
+            &self.slow_call.latency_buckets_seconds,
+        ) {
+            return err("slow_call.latency_buckets_seconds", why);
         }
         if self.debug.pprof_max_seconds == 0 {
             return err("debug.pprof_max_seconds", "must be greater than 0".into());
@@ -1414,6 +1409,25 @@ level = "normal"
         assert!(msg.contains("both named \"danger\""), "{msg}");
         let distinct = list("words/danger.txt", "") + &list("words/normal.txt", "");
         assert!(Config::parse(&distinct).is_ok());
+    }
+
+    #[test]
+    fn latency_buckets_are_refused_with_the_slow_call_layers_reason_at_their_key_and_line() {
+        let text = |buckets: &str| format!("[slow_call]\n\nlatency_buckets_seconds = {buckets}\n");
+        for (buckets, why) in [
+            ("[]", "at least one bound"),
+            ("[0.5, 0.1]", "0.5 is followed by 0.1"),
+            ("[0.0, 1.0]", "0 is not greater than 0"),
+            ("[-1.0]", "-1 is not greater than 0"),
+            ("[0.1, inf]", "inf is not a finite number"),
+            ("[nan]", "NaN is not a finite number"),
+        ] {
+            let msg = Config::parse(&text(buckets)).unwrap_err().to_string();
+            assert!(msg.contains("slow_call.latency_buckets_seconds"), "{msg}");
+            assert!(msg.contains("line 3"), "{msg}");
+            assert!(msg.contains(why), "{buckets}: {msg}");
+        }
+        assert!(Config::parse(&text("[0.001, 0.01]")).is_ok());
     }
 
     #[test]

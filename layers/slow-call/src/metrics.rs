@@ -90,6 +90,45 @@ impl SlowCallMetrics {
         Self::register_with_buckets(registry, DEFAULT_BUCKETS.to_vec())
     }
 
+    /// Checks histogram bounds as [`register_with_buckets`](Self::register_with_buckets) does,
+    /// without registering anything: for a config file to refuse them where they are written.
+    /// The error says what is wrong; prometheus would refuse such bounds only at the first
+    /// request (by panicking there), replace them silently (an empty list) or accept them
+    /// without meaning (NaN).
+    ///
+    /// ```
+    /// use espresso_slow_call::{DEFAULT_BUCKETS, SlowCallMetrics};
+    ///
+    /// assert!(SlowCallMetrics::check_buckets(DEFAULT_BUCKETS).is_ok());
+    /// let why = SlowCallMetrics::check_buckets(&[0.5, 0.1]).unwrap_err();
+    /// assert_eq!(why, "bounds must be strictly increasing, but 0.5 is followed by 0.1");
+    /// ```
+    pub fn check_buckets(buckets: &[f64]) -> Result<(), String> {
+        if buckets.is_empty() {
+            return Err(
+                "at least one bound is needed (SlowCallMetrics::register uses DEFAULT_BUCKETS)"
+                    .into(),
+            );
+        }
+        if let Some(b) = buckets.iter().find(|b| !b.is_finite()) {
+            return Err(format!(
+                "{b} is not a finite number of seconds (the +Inf bucket is implicit: leave it out)"
+            ));
+        }
+        if let Some(b) = buckets.iter().find(|&&b| b <= 0.0) {
+            return Err(format!(
+                "{b} is not greater than 0 (no request takes 0 s or less)"
+            ));
+        }
+        if let Some(w) = buckets.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "bounds must be strictly increasing, but {} is followed by {}",
+                w[0], w[1]
+            ));
+        }
+        Ok(())
+    }
+
     /// Creates the metrics with these histogram bounds and registers them, all or nothing as
     /// [`register`](Self::register) does.
     ///
@@ -115,7 +154,9 @@ impl SlowCallMetrics {
         registry: &Registry,
         buckets: Vec<f64>,
     ) -> Result<Self, prometheus::Error> {
-        check_buckets(&buckets)?;
+        Self::check_buckets(&buckets).map_err(|why| {
+            prometheus::Error::Msg(format!("latency histogram buckets {buckets:?}: {why}"))
+        })?;
         let opts = HistogramOpts::new(
             "http_server_request_duration_seconds",
             "Time from a request's arrival to the end of its response body.",
@@ -209,38 +250,6 @@ impl SlowCallMetrics {
     pub(crate) fn known_route(&self, route: &str) {
         self.slow.with_label_values(&[route]);
     }
-}
-
-/// Refuses histogram bounds that prometheus would refuse only at the first request (by
-/// panicking there), replace silently (an empty list) or accept without meaning (NaN).
-fn check_buckets(buckets: &[f64]) -> Result<(), prometheus::Error> {
-    let refuse = |why: String| {
-        Err(prometheus::Error::Msg(format!(
-            "latency histogram buckets {buckets:?}: {why}"
-        )))
-    };
-    if buckets.is_empty() {
-        return refuse(
-            "at least one bound is needed (SlowCallMetrics::register uses DEFAULT_BUCKETS)".into(),
-        );
-    }
-    if let Some(b) = buckets.iter().find(|b| !b.is_finite()) {
-        return refuse(format!(
-            "{b} is not a finite number of seconds (the +Inf bucket is implicit: leave it out)"
-        ));
-    }
-    if let Some(b) = buckets.iter().find(|&&b| b <= 0.0) {
-        return refuse(format!(
-            "{b} is not greater than 0 (no request takes 0 s or less)"
-        ));
-    }
-    if let Some(w) = buckets.windows(2).find(|w| w[0] >= w[1]) {
-        return refuse(format!(
-            "bounds must be strictly increasing, but {} is followed by {}",
-            w[0], w[1]
-        ));
-    }
-    Ok(())
 }
 
 /// The labels of a latency series, as a thread keeps them.

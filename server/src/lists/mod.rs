@@ -94,6 +94,16 @@ impl ApiList {
         }
     }
 
+    /// This list as the next version of `old`: one more than `old`'s when they differ, the
+    /// same when nothing changed (a repeated call: nothing to store, build or reload).
+    pub(crate) fn next_of(mut self, old: &ApiList) -> Self {
+        self.version = old.version;
+        if self != *old {
+            self.version += 1;
+        }
+        self
+    }
+
     /// The list in the word-list format, one source per level (allow lists: one allow list).
     fn add_to(&self, mut sources: Sources) -> Sources {
         let file = format!("{}.txt", self.name);

@@ -194,7 +194,8 @@ enum Count {
 }
 
 /// Applies `change` to the list `name` through [`Lists::change`], then counts it under `op`
-/// and logs it. `change` may run more than once (the store may hand it a newer list).
+/// and logs it. `change` may run more than once (the store may hand it a newer list). A change
+/// that leaves the list as it was is answered without storing, counting or a new version.
 async fn apply<T>(
     lists: &Lists,
     name: &Writable,
@@ -204,11 +205,23 @@ async fn apply<T>(
     let mut change = change;
     let done = lists
         .change(name.as_str(), |old| match change(old) {
+            Ok((new, answer)) if new.as_ref() == old => Err(Ok(answer)),
             Ok((new, answer)) => Ok((new, Ok(answer))),
             Err(refused) => Err(Err(refused)),
         })
         .await?;
-    let answer = done.unwrap_or_else(|refused| refused)?;
+    let answer = match done {
+        Ok(changed) => changed?,
+        Err(unchanged) => {
+            let answer = unchanged?;
+            tracing::debug!(
+                who = "admin",
+                list = name.as_str(),
+                "lists: nothing to change"
+            );
+            return Ok(answer);
+        }
+    };
     let (op, count) = describe(&answer);
     lists.count(op);
     let list = name.as_str();
@@ -355,9 +368,9 @@ pub(crate) async fn put(app: &App, name: &Writable, input: PutInput) -> Result<P
                     level,
                     kind: input.kind,
                     default,
-                    version: old.version + 1,
                     ..old.clone()
-                },
+                }
+                .next_of(old),
                 None => {
                     let mut list = ApiList::new(
                         name.as_str().to_owned(),
@@ -491,7 +504,7 @@ pub(crate) async fn remove_words(
 }
 
 /// Edits the words of the existing list `name` with `edit`, which answers how many words it
-/// changed, and gives the list its next version.
+/// changed, and gives the list its next version (its own when nothing changed).
 async fn edit_words(
     app: &App,
     name: &Writable,
@@ -508,7 +521,7 @@ async fn edit_words(
             };
             let mut list = old.clone();
             let changed = edit(&mut list)?;
-            list.version += 1;
+            let list = list.next_of(old);
             let changed = WordsChanged {
                 changed,
                 words: list.words.len(),

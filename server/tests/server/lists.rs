@@ -280,6 +280,57 @@ async fn a_list_is_created_filled_checked_emptied_and_deleted() {
 }
 
 #[tokio::test]
+async fn a_call_that_changes_nothing_keeps_the_version_and_counts_no_change() {
+    let server = Server::start(ADMIN).await;
+    let t = Some("s3cret");
+    let spam = json!({"description": "spam", "level": "normal", "kind": "deny"});
+    let put = server
+        .admin("PUT", "/v1/lists/spam", t, Some(spam.clone()))
+        .await;
+    assert_eq!(put.json()["version"], 1, "{:?}", put.body);
+    let words = json!({"words": [{"word": "casino", "category": "gambling"}]});
+    let reply = server
+        .admin("POST", "/v1/lists/spam/words", t, Some(words.clone()))
+        .await;
+    assert_eq!(reply.json(), json!({"added": 1, "words": 1, "version": 2}));
+
+    // the same calls again: the list is as it was
+    let reply = server
+        .admin("POST", "/v1/lists/spam/words", t, Some(words))
+        .await;
+    assert_eq!(reply.json(), json!({"added": 0, "words": 1, "version": 2}));
+    let put = server.admin("PUT", "/v1/lists/spam", t, Some(spam)).await;
+    assert_eq!(put.status, StatusCode::OK);
+    assert_eq!(put.json()["version"], 2, "{:?}", put.body);
+    let gone = json!({"words": ["not listed"]});
+    let reply = server
+        .admin("POST", "/v1/lists/spam/words:remove", t, Some(gone))
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"removed": 0, "words": 1, "version": 2})
+    );
+    for (op, count) in [
+        ("create", 1.0),
+        ("update", 0.0),
+        ("add_words", 1.0),
+        ("remove_words", 0.0),
+    ] {
+        let series = format!(r#"espresso_lists_changes_total{{op="{op}"}}"#);
+        assert_eq!(server.metric(&series).await, Some(count), "{op}");
+    }
+
+    // a word's new category is a change
+    let recategorized = json!({"words": [{"word": "casino", "category": "betting"}]});
+    let reply = server
+        .admin("POST", "/v1/lists/spam/words", t, Some(recategorized))
+        .await;
+    assert_eq!(reply.json(), json!({"added": 0, "words": 1, "version": 3}));
+    let json = server.filter("casino").await.json();
+    assert_eq!(json["hits"][0]["category"], "betting", "{json}");
+}
+
+#[tokio::test]
 async fn the_lists_api_refuses_without_a_token_a_wrong_token_and_bad_input() {
     let off = Server::start("").await;
     let reply = off.admin("GET", "/v1/lists", Some("x"), None).await;
