@@ -52,24 +52,64 @@ pub(crate) fn reflection() -> Result<
     Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }
 
-/// tonic answers a message over `max_decoding_message_size` with `OUT_OF_RANGE`; gRPC's code
-/// for a message over a size limit is `RESOURCE_EXHAUSTED` (what the JSON API's 413 maps to),
-/// and `Filter/Check` itself never answers `OUT_OF_RANGE`. tonic sends that refusal as a
-/// trailers-only answer, so the status is in the headers.
-pub(crate) fn too_large_is_resource_exhausted<B>(
+/// The route of every method of the tonic service `service`, `/<package.Service>/{*method}`,
+/// with its answers made plain by [`plain_answers`].
+pub(crate) fn route<S, B>(service: S) -> axum::Router<App>
+where
+    S: NamedService
+        + tower::Service<
+            http::Request<axum::body::Body>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        >,
+    S: Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    http::Response<B>: axum::response::IntoResponse,
+    B: 'static,
+{
+    let service = tower::ServiceBuilder::new()
+        .map_response(plain_answers::<S, B> as fn(_) -> _)
+        .service(service);
+    axum::Router::new().route_service(
+        &format!("/{}/{{*method}}", S::NAME),
+        axum::routing::any_service(service),
+    )
+}
+
+/// Two of tonic's answers, made plain:
+/// - tonic answers a message over `max_decoding_message_size` with `OUT_OF_RANGE`; gRPC's code
+///   for a message over a size limit is `RESOURCE_EXHAUSTED` (what the JSON API's 413 maps
+///   to), and no method here answers `OUT_OF_RANGE` itself;
+/// - an unknown method of a known service is `UNIMPLEMENTED` without a message; it now says
+///   so, as the answer to an unknown service does.
+///
+/// tonic sends both as trailers-only answers, so the status is in the headers.
+pub(crate) fn plain_answers<S: NamedService, B>(
     mut response: http::Response<B>,
 ) -> http::Response<B> {
     let headers = response.headers_mut();
-    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
-    if headers
+    let status = headers
         .get("grpc-status")
-        .is_some_and(|status| status.as_bytes() == out_of_range.as_bytes())
-    {
-        let exhausted = (tonic::Code::ResourceExhausted as i32).to_string();
-        headers.insert(
-            "grpc-status",
-            http::HeaderValue::from_str(&exhausted).expect("digits"),
-        );
+        .and_then(|s| s.to_str().ok()?.parse::<i32>().ok())
+        .map(tonic::Code::from);
+    match status {
+        Some(tonic::Code::OutOfRange) => {
+            let exhausted = (tonic::Code::ResourceExhausted as i32).to_string();
+            headers.insert(
+                "grpc-status",
+                http::HeaderValue::from_str(&exhausted).expect("digits"),
+            );
+        }
+        Some(tonic::Code::Unimplemented) if !headers.contains_key("grpc-message") => {
+            let message = format!(
+                "{} has no such method (reflection lists its methods)",
+                S::NAME
+            );
+            if let Ok(message) = http::HeaderValue::from_str(&message) {
+                headers.insert("grpc-message", message);
+            }
+        }
+        _ => {}
     }
     response
 }
@@ -183,15 +223,9 @@ impl pb::filter_server::Filter for FilterGrpc {
 /// `espresso.filter.v1.Lists` at its route, every method, with the lists API's message limit
 /// (a message over it is `RESOURCE_EXHAUSTED`, as for `Filter`).
 pub(crate) fn lists_routes(app: &App) -> axum::Router<App> {
-    type Server = pb::lists_server::ListsServer<ListsGrpc>;
-    let server = Server::new(ListsGrpc { app: app.clone() })
-        .max_decoding_message_size(ops::MAX_REQUEST_BYTES);
-    let service = tower::ServiceBuilder::new()
-        .map_response(too_large_is_resource_exhausted as fn(_) -> _)
-        .service(server);
-    axum::Router::new().route_service(
-        &format!("/{}/{{*method}}", Server::NAME),
-        axum::routing::any_service(service),
+    route(
+        pb::lists_server::ListsServer::new(ListsGrpc { app: app.clone() })
+            .max_decoding_message_size(ops::MAX_REQUEST_BYTES),
     )
 }
 

@@ -36,7 +36,7 @@ mod reload;
 mod serve;
 mod timeout;
 
-use axum::{Router, body::Body, response::Response, routing::any_service};
+use axum::{Router, body::Body, response::Response};
 use by_path::ByPath;
 use config::Config;
 use espresso_common::{RejectBody, Rejection, grpc::Code};
@@ -324,9 +324,9 @@ async fn stack(
             .await;
     }
     let (reflection_v1, reflection_v1alpha) = grpc::reflection()?;
-    let grpc_services = grpc_route(health_service)
-        .merge(grpc_route(reflection_v1))
-        .merge(grpc_route(reflection_v1alpha));
+    let grpc_services = grpc::route(health_service)
+        .merge(grpc::route(reflection_v1))
+        .merge(grpc::route(reflection_v1alpha));
 
     let grpc_services = grpc_services
         .merge(lists::routes())
@@ -451,12 +451,8 @@ fn is_filter_route(path: &str) -> bool {
 fn filter_routes(app: &App, max_body: usize) -> Router {
     let grpc = pb::filter_server::FilterServer::new(grpc::FilterGrpc::new(app.clone()))
         .max_decoding_message_size(max_body);
-    let path = grpc_path(&grpc);
-    let grpc = ServiceBuilder::new()
-        .map_response(grpc::too_large_is_resource_exhausted as fn(_) -> _)
-        .service(grpc);
     http_api::filter_routes(max_body)
-        .route_service(&path, any_service(grpc))
+        .merge(grpc::route(grpc))
         .with_state(app.clone())
 }
 
@@ -469,22 +465,6 @@ fn base_routes(app: &App, grpc: Router<App>, probes: bool) -> Router {
         grpc
     };
     routes.fallback(http_api::not_found).with_state(app.clone())
-}
-
-/// A router with one route, every method of the tonic service `service`.
-fn grpc_route<S>(service: S) -> Router<App>
-where
-    S: NamedService + tower::Service<http::Request<Body>, Error = std::convert::Infallible>,
-    S: Clone + Send + Sync + 'static,
-    S::Response: axum::response::IntoResponse,
-    S::Future: Send + 'static,
-{
-    Router::new().route_service(&grpc_path(&service), any_service(service))
-}
-
-/// The route of every method of a tonic service: `/<package.Service>/{*method}`.
-fn grpc_path<S: NamedService>(_: &S) -> String {
-    format!("/{}/{{*method}}", S::NAME)
 }
 
 /// A panicking handler answers 500 with the error JSON instead of dropping the connection.

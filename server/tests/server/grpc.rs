@@ -99,15 +99,34 @@ async fn a_health_watch_is_never_a_slow_call() {
 }
 
 #[tokio::test]
-async fn unknown_services_are_unimplemented() {
+async fn unknown_services_and_methods_are_unimplemented_and_say_so() {
     let server = Server::start("").await;
     let mut client = tonic::client::Grpc::new(server.channel().await);
-    client.ready().await.unwrap();
-    let path = http::uri::PathAndQuery::from_static("/no.such.Service/Call");
-    let codec = tonic_prost::ProstCodec::<CheckRequest, CheckRequest>::default();
-    let status = client
-        .unary(tonic::Request::new(CheckRequest::default()), path, codec)
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+    for (path, says) in [
+        (
+            "/no.such.Service/Call",
+            "no route for POST /no.such.Service/Call",
+        ),
+        (
+            "/espresso.filter.v1.Filter/Frobnicate",
+            "espresso.filter.v1.Filter has no such method",
+        ),
+        (
+            "/grpc.health.v1.Health/Frobnicate",
+            "grpc.health.v1.Health has no such method",
+        ),
+    ] {
+        client.ready().await.unwrap();
+        let codec = tonic_prost::ProstCodec::<CheckRequest, CheckRequest>::default();
+        let status = client
+            .unary(
+                tonic::Request::new(CheckRequest::default()),
+                http::uri::PathAndQuery::from_static(path),
+                codec,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unimplemented, "{path}");
+        assert!(status.message().contains(says), "{path}: {status:?}");
+    }
 }
