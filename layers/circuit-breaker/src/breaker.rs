@@ -309,7 +309,21 @@ impl CircuitBreaker {
         }
     }
 
-    fn on_result(&self, generation: u64, outcome: Outcome, duration: Duration) {
+    /// Gives a half-open probe's slot back, when the breaker is still in the half-open round
+    /// the permit was granted in; says whether it did.
+    fn release_probe(&self, generation: u64) -> bool {
+        let phase = self.shared.phase.load();
+        match &phase.kind {
+            PhaseKind::HalfOpen(h) if phase.generation == generation => {
+                h.issued.fetch_sub(1, Ordering::AcqRel);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records a call's result; `released`: its half-open probe slot was given back already.
+    fn on_result(&self, generation: u64, outcome: Outcome, duration: Duration, released: bool) {
         let config = &self.shared.config;
         let slow = duration > config.slow_call_duration_threshold;
         #[cfg(feature = "metrics")]
@@ -330,7 +344,9 @@ impl CircuitBreaker {
                 slow,
             },
             Outcome::Ignored => {
-                if let PhaseKind::HalfOpen(h) = &phase.kind {
+                if let PhaseKind::HalfOpen(h) = &phase.kind
+                    && !released
+                {
                     // Give the probe slot back: an ignored call proved nothing.
                     h.issued.fetch_sub(1, Ordering::AcqRel);
                 }
@@ -534,6 +550,10 @@ pub struct Permit {
     generation: u64,
     started: Instant,
     pending: bool,
+    /// The time to the response head, for a call classified when its body ends.
+    answered_after: Option<Duration>,
+    /// Whether this half-open probe gave its slot back at the response head.
+    released: bool,
 }
 
 impl Permit {
@@ -543,7 +563,16 @@ impl Permit {
             generation,
             started,
             pending: tracked,
+            answered_after: None,
+            released: false,
         }
+    }
+
+    /// The call's time so far: to its response head once that came (see
+    /// [`Complete::deferred`]).
+    fn took(&self) -> Duration {
+        self.answered_after
+            .unwrap_or_else(|| self.started.elapsed())
     }
 
     /// When the permit was granted.
@@ -554,13 +583,15 @@ impl Permit {
     /// Records the call's outcome and how long it took.
     pub fn record(mut self, outcome: Outcome, duration: Duration) {
         if std::mem::take(&mut self.pending) {
-            self.breaker.on_result(self.generation, outcome, duration);
+            self.breaker
+                .on_result(self.generation, outcome, duration, self.released);
         }
     }
 
-    /// Records the call's outcome; it took the time since the permit was granted.
+    /// Records the call's outcome; it took the time since the permit was granted, or, for a
+    /// call classified when its response body ends, the time to its response head.
     pub fn complete(self, outcome: Outcome) {
-        let duration = self.started.elapsed();
+        let duration = self.took();
         self.record(outcome, duration);
     }
 }
@@ -570,6 +601,17 @@ impl Complete<Outcome> for Permit {
     fn complete(self, outcome: Outcome) {
         Permit::complete(self, outcome);
     }
+
+    /// The callee answered; the outcome comes when the body ends. The call's time is taken
+    /// now: how long the caller reads a stream is not the callee's slowness. A half-open probe
+    /// gives its slot back, so that a long stream does not hold the breaker half-open: the
+    /// round is decided by the first results to come.
+    fn deferred(&mut self) {
+        self.answered_after = Some(self.started.elapsed());
+        if self.pending && !self.released {
+            self.released = self.breaker.release_probe(self.generation);
+        }
+    }
 }
 
 impl Drop for Permit {
@@ -577,7 +619,7 @@ impl Drop for Permit {
         if std::mem::take(&mut self.pending) {
             let outcome = self.breaker.shared.config.dropped_call_outcome;
             self.breaker
-                .on_result(self.generation, outcome, self.started.elapsed());
+                .on_result(self.generation, outcome, self.took(), self.released);
         }
     }
 }

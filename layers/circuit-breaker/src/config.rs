@@ -198,7 +198,9 @@ impl CircuitBreakerBuilder {
         self
     }
 
-    /// A call that takes longer than this is slow (default 60 s; above zero).
+    /// A call that takes longer than this is slow (default 60 s; above zero). In the layer a
+    /// call's time runs to its response head: a gRPC stream, classified when its body ends, is
+    /// timed to its head too, since how long the caller reads is not the callee's slowness.
     pub fn slow_call_duration_threshold(mut self, threshold: Duration) -> Self {
         self.config.slow_call_duration_threshold = threshold;
         self

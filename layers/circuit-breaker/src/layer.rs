@@ -25,7 +25,10 @@ use tower_layer::Layer;
 /// - [`fallback`](Self::fallback): another service answers.
 ///
 /// The outcome is classified at the response head when it can be, and otherwise (a gRPC answer
-/// whose status comes in the trailers, after streamed messages) when the response body ends. To
+/// whose status comes in the trailers, after streamed messages) when the response body ends.
+/// Either way the call is timed to its response head, and a half-open probe answered with such
+/// a stream gives its probe slot back at the head: a watch stream held open for hours is
+/// neither a slow call nor a probe that keeps the breaker half-open. To
 /// count timeouts as failures, put a timeout *inside* the breaker
 /// (`ServiceBuilder::new().layer(breaker).timeout(d)`), so that it returns an error the breaker
 /// sees; a timeout outside it cancels the call, which counts as the builder's

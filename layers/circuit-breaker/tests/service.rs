@@ -204,6 +204,38 @@ async fn a_closure_decides_what_fails_and_what_is_ignored() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn another_layers_refusal_returned_as_an_error_is_not_a_failure() {
+    // Outside: the breaker under test. Inside: another layer that refuses with
+    // `.return_error()` (here a second breaker, forced open).
+    let outer = breaker();
+    let inner = CircuitBreaker::builder("inner").build().unwrap();
+    inner.transition_to(State::ForcedOpen);
+    let stack = ServiceBuilder::new()
+        .layer(CircuitBreakerLayer::new(outer.clone()).return_error())
+        .layer(CircuitBreakerLayer::new(inner).return_error())
+        .service(service_fn(|_: Req| async {
+            Ok::<_, std::convert::Infallible>(status(StatusCode::OK))
+        }));
+    for _ in 0..4 {
+        let err = stack.clone().oneshot(request("x")).await.unwrap_err();
+        assert!(err.is::<CircuitOpen>(), "{err}");
+    }
+    assert_eq!(outer.snapshot().calls, 0, "refusals are ignored");
+    assert_eq!(outer.state(), State::Closed);
+
+    // The callee's own errors still count.
+    let failing = ServiceBuilder::new()
+        .layer(CircuitBreakerLayer::new(outer.clone()).return_error())
+        .service(service_fn(|_: Req| async {
+            Err::<Res, std::io::Error>(std::io::Error::other("connection reset"))
+        }));
+    for _ in 0..2 {
+        failing.clone().oneshot(request("x")).await.unwrap_err();
+    }
+    assert_eq!(outer.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
 async fn slow_responses_are_slow_calls() {
     let b = breaker();
     let (mut service, mut handle) =

@@ -96,6 +96,13 @@ pub struct Refused;
 pub trait Complete<C> {
     /// Records `class`.
     fn complete(self, class: C);
+
+    /// Told at the response head when the head cannot decide, before the class comes at the
+    /// end of the body (a gRPC status in the trailers after streamed messages). The callee has
+    /// answered by then: what follows is as long as the caller reads. A breaker's permit takes
+    /// the call's time here, so a long stream is not a slow call, and gives its half-open probe
+    /// slot back. The default does nothing.
+    fn deferred(&mut self) {}
 }
 
 impl<C, F: FnOnce(C)> Complete<C> for F {
@@ -405,7 +412,7 @@ fn grpc_head(headers: &HeaderMap) -> (Option<&HeaderValue>, bool) {
     (status, grpc)
 }
 
-impl<B, E> Classify<Response<B>, E> for ServerErrorsAsFailures {
+impl<B, E: 'static> Classify<Response<B>, E> for ServerErrorsAsFailures {
     type Response<D> = Response<ClassifiedBody<B, ServerErrorsEos, D>>;
 
     fn classify<D: Complete<Outcome>>(
@@ -416,7 +423,16 @@ impl<B, E> Classify<Response<B>, E> for ServerErrorsAsFailures {
         let response = match result {
             Ok(response) => response,
             Err(error) => {
-                done.complete(Outcome::Failure);
+                // Another layer's refusal returned as an error (`.return_error()`) is ignored,
+                // as its answer marked `Refused` would be.
+                let refused = (&error as &dyn std::any::Any)
+                    .downcast_ref::<crate::BoxError>()
+                    .is_some_and(|error| crate::refusal::is_refusal(&**error));
+                done.complete(if refused {
+                    Outcome::Ignored
+                } else {
+                    Outcome::Failure
+                });
                 return Err(error);
             }
         };
@@ -440,7 +456,11 @@ impl<B, E> Classify<Response<B>, E> for ServerErrorsAsFailures {
                 done.complete(outcome);
                 None
             }
-            None => Some((ServerErrorsEos { policy: *self }, done)),
+            None => {
+                let mut done = done;
+                done.deferred();
+                Some((ServerErrorsEos { policy: *self }, done))
+            }
         };
         Ok(response.map(|body| ClassifiedBody::new(body, pending)))
     }
