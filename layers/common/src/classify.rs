@@ -49,9 +49,12 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::{
+    any::TypeId,
     convert::Infallible,
+    error::Error,
     fmt,
     pin::Pin,
+    sync::{PoisonError, RwLock},
     task::{Context, Poll, ready},
 };
 
@@ -109,6 +112,50 @@ impl<C, F: FnOnce(C)> Complete<C> for F {
     fn complete(self, class: C) {
         self(class)
     }
+}
+
+/// A test of whether an error is of one refusal type.
+type IsRefusal = fn(&(dyn Error + Send + Sync + 'static)) -> bool;
+
+/// The refusal types `ReturnError` has returned, each with its test: the errors [`is_refusal`]
+/// knows. A handful of types at most, one per refusing layer.
+static RETURNED: RwLock<Vec<(TypeId, IsRefusal)>> = RwLock::new(Vec::new());
+
+/// Notes that `R` is a refusal type (called by `ReturnError`).
+#[cfg_attr(not(feature = "refusal"), allow(dead_code))]
+pub(crate) fn note_returned<R: Error + Send + Sync + 'static>() {
+    fn is<R: Error + Send + Sync + 'static>(error: &(dyn Error + Send + Sync + 'static)) -> bool {
+        error.is::<R>()
+    }
+    let id = TypeId::of::<R>();
+    let known = |returned: &[(TypeId, IsRefusal)]| returned.iter().any(|(t, _)| *t == id);
+    if known(&RETURNED.read().unwrap_or_else(PoisonError::into_inner)) {
+        return;
+    }
+    let mut returned = RETURNED.write().unwrap_or_else(PoisonError::into_inner);
+    if !known(&returned) {
+        returned.push((id, is::<R>));
+    }
+}
+
+/// Whether `error` is a refusal a layer returned with `.return_error()` (`ReturnError`: rate
+/// limited, circuit open, shed...): not the callee's failure, but another layer's decision not
+/// to call it. [`ServerErrorsAsFailures`] ignores such errors, as it ignores answers marked
+/// [`Refused`], so that a breaker outside a rate limiter with `.return_error()` does not open
+/// because the limiter refused.
+///
+/// ```
+/// use espresso_common::{BoxError, classify::is_refusal};
+///
+/// let callee: BoxError = "connection refused".into();
+/// assert!(!is_refusal(&*callee));
+/// ```
+pub fn is_refusal(error: &(dyn Error + Send + Sync + 'static)) -> bool {
+    RETURNED
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .any(|(_, is)| is(error))
 }
 
 /// Decides how a call's result counts, and shapes the response so that a decision the head cannot
@@ -427,7 +474,7 @@ impl<B, E: 'static> Classify<Response<B>, E> for ServerErrorsAsFailures {
                 // as its answer marked `Refused` would be.
                 let refused = (&error as &dyn std::any::Any)
                     .downcast_ref::<crate::BoxError>()
-                    .is_some_and(|error| crate::refusal::is_refusal(&**error));
+                    .is_some_and(|error| is_refusal(&**error));
                 done.complete(if refused {
                     Outcome::Ignored
                 } else {

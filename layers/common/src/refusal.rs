@@ -59,13 +59,10 @@ use crate::{
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use std::{
-    any::TypeId,
-    error::Error,
     fmt,
     future::{Future, Ready, ready},
     marker::PhantomData,
     pin::Pin,
-    sync::{PoisonError, RwLock},
     task::{Context, Poll},
 };
 use tower_service::Service;
@@ -213,7 +210,7 @@ where
     type Future = Ready<Result<Res, BoxError>>;
 
     fn refuse(&mut self, _: Req, refusal: R) -> Self::Future {
-        note_returned::<R>();
+        crate::classify::note_returned::<R>();
         ready(Err(Box::new(refusal)))
     }
 
@@ -224,48 +221,6 @@ where
     fn error(error: E) -> BoxError {
         error.into()
     }
-}
-
-/// A test of whether an error is one [`Refusal`] type.
-type IsRefusal = fn(&(dyn Error + Send + Sync + 'static)) -> bool;
-
-/// The [`Refusal`] types [`ReturnError`] has returned, each with its test: the errors
-/// [`is_refusal`] knows. A handful of types at most, one per refusing layer.
-static RETURNED: RwLock<Vec<(TypeId, IsRefusal)>> = RwLock::new(Vec::new());
-
-fn note_returned<R: Refusal>() {
-    fn is<R: Refusal>(error: &(dyn Error + Send + Sync + 'static)) -> bool {
-        error.is::<R>()
-    }
-    let id = TypeId::of::<R>();
-    let known = |returned: &[(TypeId, IsRefusal)]| returned.iter().any(|(t, _)| *t == id);
-    if known(&RETURNED.read().unwrap_or_else(PoisonError::into_inner)) {
-        return;
-    }
-    let mut returned = RETURNED.write().unwrap_or_else(PoisonError::into_inner);
-    if !known(&returned) {
-        returned.push((id, is::<R>));
-    }
-}
-
-/// Whether `error` is a [`Refusal`] a layer returned with [`ReturnError`] (rate limited, circuit
-/// open, shed...): not the callee's failure, but another layer's decision not to call it.
-/// [`ServerErrorsAsFailures`](crate::classify::ServerErrorsAsFailures) ignores such errors, as
-/// it ignores answers marked [`Refused`], so that a breaker outside a rate limiter with
-/// `.return_error()` does not open because the limiter refused.
-///
-/// ```
-/// use espresso_common::{BoxError, refusal::is_refusal};
-///
-/// let callee: BoxError = "connection refused".into();
-/// assert!(!is_refusal(&*callee));
-/// ```
-pub fn is_refusal(error: &(dyn Error + Send + Sync + 'static)) -> bool {
-    RETURNED
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .any(|(_, is)| is(error))
 }
 
 // === Fallback ===

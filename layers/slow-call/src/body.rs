@@ -59,12 +59,15 @@ impl<B: Body> Body for SlowCallBody<B> {
         let end = match &polled {
             None => Some(End::Complete),
             Some(Err(_)) => Some(End::Error),
-            Some(Ok(frame)) => {
-                if let Some(trailers) = frame.trailers_ref() {
+            Some(Ok(frame)) => match frame.trailers_ref() {
+                // Trailers are a body's last frame, whether or not it says so after them
+                // (`StreamBody` does not): hyper stops polling there and drops the body.
+                Some(trailers) => {
                     call.trailers(trailers);
+                    Some(End::Complete)
                 }
-                this.inner.is_end_stream().then_some(End::Complete)
-            }
+                None => this.inner.is_end_stream().then_some(End::Complete),
+            },
         };
         if let Some(end) = end
             && let Some(mut call) = this.call.take()

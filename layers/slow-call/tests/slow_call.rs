@@ -186,6 +186,8 @@ async fn a_client_that_goes_away_before_the_response_is_accounted() {
 struct Frames {
     frames: Vec<Frame<Bytes>>,
     ended: bool,
+    /// Whether `is_end_stream` says so after the trailers (`StreamBody` and `Channel` do not).
+    says_it_ended: bool,
 }
 
 impl Frames {
@@ -193,6 +195,7 @@ impl Frames {
         Self {
             frames,
             ended: false,
+            says_it_ended: true,
         }
     }
 }
@@ -214,7 +217,7 @@ impl Body for Frames {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended
+        self.ended && self.says_it_ended
     }
 }
 
@@ -284,6 +287,48 @@ async fn grpc_status_comes_from_the_trailers() {
     assert_eq!(events[0].get("duration_ms"), "20.0");
     let (count, _) = histogram(&registry, "POST", "/pkg.Svc/Check", "UNAVAILABLE");
     assert_eq!(count, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn trailers_end_the_body_even_where_it_does_not_say_so() {
+    let (events, _guard) = capture();
+    let registry = prometheus::Registry::new();
+    let layer = SlowCallLayer::new(10 * MS)
+        .route("/pkg.Svc/Watch")
+        .metrics(SlowCallMetrics::register(&registry).unwrap());
+    let service = layer.layer(service_fn(|_: Request<Full<Bytes>>| async {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("14"));
+        let mut body = Frames::new(vec![
+            Frame::data(Bytes::from_static(b"\0\0\0\0\0")),
+            Frame::trailers(trailers),
+        ]);
+        body.says_it_ended = false;
+        let response = Response::builder()
+            .header("content-type", "application/grpc")
+            .body(body)
+            .unwrap();
+        Ok::<_, Infallible>(response)
+    }));
+
+    let mut request = request("/pkg.Svc/Watch");
+    let grpc = HeaderValue::from_static("application/grpc");
+    request.headers_mut().insert("content-type", grpc);
+    let response = service.oneshot(request).await.unwrap();
+    let mut body = response.into_body();
+    body.frame().await.unwrap().unwrap();
+    advance(12 * MS).await;
+    assert!(body.frame().await.unwrap().unwrap().is_trailers());
+    // A server stops polling after the trailers, the last frame, and drops the body.
+    drop(body);
+
+    let events = events.take();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].get("status"), "UNAVAILABLE");
+    assert_eq!(events[0].get("duration_ms"), "12.0");
+    let (count, _) = histogram(&registry, "POST", "/pkg.Svc/Watch", "UNAVAILABLE");
+    assert_eq!(count, 1);
+    assert_eq!(value(&registry, "http_server_active_requests", &[]), 0.0);
 }
 
 #[tokio::test(start_paused = true)]
