@@ -23,7 +23,8 @@ use tower_service::Service;
 /// `poll_ready` polls the inner service without waiting for it: when the inner service is not
 /// ready, the next request is shed with reason [`Saturated`](DegradeReason::Saturated). So the
 /// layer never makes its caller wait for a busy service; it answers. (A fallback service is
-/// driven to readiness for the request it answers.)
+/// driven to readiness for the request it answers.) A `call` without `poll_ready` before it
+/// polls the inner service itself, once, as `poll_ready` would have.
 ///
 /// # Order of the checks in `call`
 ///
@@ -155,7 +156,7 @@ where
         if self.shared.switch.is_on() {
             return self.shed(request, priority, DegradeReason::Switch);
         }
-        if !self.primary_ready {
+        if !self.primary_ready && !self.poll_inner_once() {
             return self.shed(request, priority, DegradeReason::Saturated);
         }
         let core = &self.shared.core;
@@ -188,6 +189,18 @@ where
 }
 
 impl<S, P, Q, C> Degrade<S, P, Q, C> {
+    /// Polls the inner service for readiness once more, as `poll_ready` would have: a caller
+    /// may call without `poll_ready` (hand-written hyper glue does), and `poll_ready` never
+    /// waits anyway, so no waker is needed. Says whether it is ready.
+    fn poll_inner_once<ReqB>(&mut self) -> bool
+    where
+        S: Service<Request<ReqB>>,
+    {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        self.primary_ready = matches!(self.inner.poll_ready(&mut cx), Poll::Ready(Ok(())));
+        self.primary_ready
+    }
+
     fn shed<ReqB>(
         &mut self,
         request: Request<ReqB>,

@@ -43,8 +43,37 @@
 //! let server = tonic::transport::Server::builder().layer(limit);
 //! ```
 //!
-//! Under plain hyper, insert the connection's `SocketAddr` into each request's extensions and
-//! call the service (see `tests/servers.rs`).
+//! Under plain hyper, insert the connection's `SocketAddr` into each request's extensions, and
+//! let hyper-util's `TowerToHyperService` call the stack (it drives it to readiness first):
+//!
+//! ```no_run
+//! use espresso_rate_limit::{PeerIp, Quota, RateLimitLayer};
+//! use http::{Request, Response};
+//! use hyper::body::Incoming;
+//! use hyper_util::{rt::{TokioExecutor, TokioIo}, server::conn::auto, service::TowerToHyperService};
+//! use std::convert::Infallible;
+//! use tower::ServiceBuilder;
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let app = ServiceBuilder::new()
+//!     .layer(RateLimitLayer::new(Quota::per_second(10)).key(PeerIp::new()))
+//!     .service_fn(|_: Request<Incoming>| async { Ok::<_, Infallible>(Response::new(String::new())) });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! loop {
+//!     let (stream, peer) = listener.accept().await?;
+//!     let service = ServiceBuilder::new()
+//!         .map_request(move |mut request: Request<Incoming>| {
+//!             request.extensions_mut().insert(peer); // the key `PeerIp` reads
+//!             request
+//!         })
+//!         .service(app.clone());
+//!     tokio::spawn(async move {
+//!         let http = auto::Builder::new(TokioExecutor::new());
+//!         http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)).await
+//!     });
+//! }
+//! # }
+//! ```
 //!
 //! # What it offers
 //!

@@ -15,7 +15,7 @@ use hyper_util::{
 };
 use std::{convert::Infallible, net::SocketAddr};
 use tokio::net::TcpListener;
-use tower::{Layer, Service, service_fn};
+use tower::{Layer, Service, ServiceBuilder, service_fn};
 
 async fn get(addr: SocketAddr, path: &str, http2: bool) -> Response<Bytes> {
     let client = Client::builder(TokioExecutor::new())
@@ -174,11 +174,13 @@ mod plain_hyper {
                 let (stream, peer) = listener.accept().await.unwrap();
                 let limited = limited.clone();
                 // Plain hyper has no connect info: put the peer address in the extensions.
-                let service = service_fn(move |mut request: Request<Incoming>| {
-                    request.extensions_mut().insert(peer);
-                    let mut limited = limited.clone();
-                    async move { limited.call(request).await }
-                });
+                // `TowerToHyperService` drives the stack to readiness before each call.
+                let service = ServiceBuilder::new()
+                    .map_request(move |mut request: Request<Incoming>| {
+                        request.extensions_mut().insert(peer);
+                        request
+                    })
+                    .service(limited.clone());
                 tokio::spawn(async move {
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))

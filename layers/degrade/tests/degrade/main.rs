@@ -152,6 +152,23 @@ async fn a_custom_rejection_without_retry_after_gets_the_default_one() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_call_without_poll_ready_polls_the_primary_itself() {
+    // Hand-written hyper glue often calls a cloned service without `poll_ready`.
+    let layer = DegradeLayer::new(Fixed::new(2));
+    let (service, mut handle) = wrap(&layer);
+    handle.allow(1);
+    let mut f = task::spawn(service.clone().call(request()));
+    reply(&mut handle, StatusCode::OK).await;
+    let response = assert_ready!(f.poll()).unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // A primary that is not ready is still shed, not waited for.
+    handle.allow(0);
+    let response = service.clone().call(request()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_fallback_service_answers_when_the_primary_is_saturated() {
     let fallback = service_fn(|request: Req| async move {
         let reason = request.extensions().get::<Shed>().map(Shed::reason);
@@ -301,20 +318,22 @@ fn a_nan_or_out_of_range_sheddable_fraction_is_refused() {
 async fn readiness_is_per_instance_and_spent_by_call() {
     let layer = DegradeLayer::new(Fixed::new(10));
     let (mut service, mut handle) = wrap(&layer);
+    // A primary that takes no request yet: polled, it is not ready, and the call is shed
+    // rather than sent to a primary that never said it was ready.
+    handle.allow(0);
     poll_fn(|cx| service.poll_ready(cx)).await.unwrap();
-    // A clone is not ready until polled: calling it anyway answers from the fallback rather
-    // than calling a primary that never said it was ready.
-    let mut clone = service.clone();
-    let response = clone.call(request()).await.unwrap();
+    let response = service.call(request()).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 
+    // It takes one: the next call asks it again (a call without `poll_ready` does too).
+    handle.allow(1);
     let mut first = task::spawn(service.call(request()));
     reply(&mut handle, StatusCode::OK).await;
     assert_eq!(
         assert_ready!(first.poll()).unwrap().status(),
         StatusCode::OK
     );
-    // The readiness was spent by that call.
+    // The readiness was spent by that call, and the primary takes no more.
     let response = service.call(request()).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
