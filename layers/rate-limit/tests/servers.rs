@@ -15,7 +15,7 @@ use hyper_util::{
 };
 use std::{convert::Infallible, net::SocketAddr};
 use tokio::net::TcpListener;
-use tower::{Layer, Service, ServiceBuilder, service_fn};
+use tower::{Layer, ServiceBuilder, service_fn};
 
 async fn get(addr: SocketAddr, path: &str, http2: bool) -> Response<Bytes> {
     let client = Client::builder(TokioExecutor::new())
