@@ -170,7 +170,9 @@ impl<K: KeyExtractor, P> RateLimitLayer<K, P> {
     /// Holds a request that is over its quota for up to `max_delay` instead of refusing it,
     /// like nginx's `limit_req ... delay`: the request takes the next free slot and goes on
     /// when it comes; one whose slot is further away than `max_delay` is refused. Held
-    /// requests count as `decision="delayed"`.
+    /// requests count as `decision="delayed"`. A held request has taken its slot: one given up
+    /// while it waits (a timeout outside the layer, a client gone) does not give it back, as
+    /// with nginx, so keep `max_delay` under the callers' timeouts.
     pub fn wait_up_to(mut self, max_delay: Duration) -> Self {
         self.policy.max_delay = max_delay;
         self

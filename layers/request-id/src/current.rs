@@ -85,6 +85,12 @@ impl<'a> Entered<'a> {
         let swapped = swap(slot);
         Self { slot, swapped }
     }
+
+    /// Whether another id was current when this one was entered (it waits in the slot).
+    #[inline]
+    pub(crate) fn entered_inside_another(&self) -> bool {
+        self.swapped && self.slot.is_some()
+    }
 }
 
 impl Drop for Entered<'_> {

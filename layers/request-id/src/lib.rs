@@ -95,6 +95,13 @@
 //! filter engine, a client forwarding it to a backend). Spawned tasks don't inherit it; forward
 //! it with [`scope`] or [`sync_scope`]. See [the module docs](mod@crate::current).
 //!
+//! # Calls to other services
+//!
+//! [`RequestIdLayer`] is a server layer. On a client (hyper-util's `Client`, a tonic `Channel`),
+//! [`ForwardRequestIdLayer`] sends the id of the request being served on with each call, so the
+//! services called log the same id. A `RequestIdLayer` there would give each call an id of its
+//! own and record it on the caller's span, over the caller's id.
+//!
 //! # gRPC and plain hyper
 //!
 //! gRPC metadata are HTTP/2 headers, so the layer works unchanged under
@@ -130,6 +137,7 @@
 #![warn(missing_docs)]
 
 pub mod current;
+mod forward;
 pub mod future;
 mod layer;
 pub mod make;
@@ -138,6 +146,7 @@ mod validate;
 
 pub use current::{current, scope, sync_scope};
 pub use espresso_common::RequestId;
+pub use forward::{ForwardRequestId, ForwardRequestIdLayer};
 pub use layer::{RequestIdLayer, X_REQUEST_ID};
 pub use make::{MakeRequestId, PrefixCounter, UuidV4, UuidV7};
 pub use service::RequestIdService;

@@ -8,6 +8,7 @@ use crate::{
 use http::{Request, Response, request::Parts};
 use std::{
     fmt,
+    sync::atomic::{AtomicBool, Ordering},
     task::{Context, Poll},
 };
 use tower_service::Service;
@@ -174,7 +175,10 @@ where
         let mut slot = Some(id);
         let inner = {
             let _span = span.enter();
-            let _current = Entered::new(&mut slot);
+            let current = Entered::new(&mut slot);
+            if current.entered_inside_another() {
+                warn_nested();
+            }
             self.inner.call(request)
         };
         ResponseFuture::new(
@@ -183,6 +187,20 @@ where
             self.config.header.clone(),
             self.config.response_extension,
         )
+    }
+}
+
+/// A request id layer inside the scope of another request's: on a client stack, where each
+/// call gets an id of its own and it is recorded on the caller's span. Said once a process.
+#[cold]
+fn warn_nested() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "RequestIdLayer is serving a request inside another request's RequestIdLayer, as on \
+             a client stack: each call gets a new id, recorded on the caller's span over its \
+             own; use ForwardRequestIdLayer on clients to send the caller's id on"
+        );
     }
 }
 

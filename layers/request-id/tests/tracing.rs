@@ -198,3 +198,25 @@ async fn replacing_an_id_is_logged_without_the_raw_value() {
     let new_id = seen[1].spans[0].1.clone().unwrap();
     assert_eq!(new_id.len(), 36);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_request_id_layer_on_a_client_says_to_forward_the_id_instead() {
+    let (capture, _guard) = capture();
+    let client = RequestIdLayer::new().layer(handler());
+    let server = RequestIdLayer::new().layer(service_fn(move |_: Request<()>| {
+        let client = client.clone();
+        async move {
+            for _ in 0..2 {
+                client.clone().oneshot(Request::new(())).await?;
+            }
+            Ok::<_, Infallible>(Response::new(()))
+        }
+    }));
+    server.oneshot(with_id("caller-1")).await.unwrap();
+    let seen = capture.0.lock().unwrap().clone();
+    let warnings: Vec<_> = seen
+        .iter()
+        .filter(|s| s.message.contains("ForwardRequestIdLayer"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{seen:#?}");
+}

@@ -21,7 +21,10 @@
 //! `request_id`, `method`, `route` and `path` itself.
 //!
 //! `#[tracing::instrument]` on a function puts it in the tree: its span opens when the function
-//! is entered and closes when it returns. The tree is recorded by [`SlowCallRecorder`], a
+//! is entered and closes when it returns, and so does a call to another service wrapped in a
+//! span (`client.call(request).instrument(tracing::info_span!("downstream"))`, or tower-http's
+//! `TraceLayer` on the client). The layer itself times served requests: it belongs on a server,
+//! where its histogram counts requests served, not on a client. The tree is recorded by [`SlowCallRecorder`], a
 //! `tracing_subscriber::Layer` added to the server's subscriber: it keeps each span's name,
 //! parent, start, busy and total time in storage owned by the request, and the layer renders it
 //! only for slow requests (a tail decision: fast requests throw their records away).
