@@ -37,6 +37,16 @@ fn backend() -> (
     (service, received)
 }
 
+/// A breaker half-open, one probe at a time.
+fn half_open_with_one_probe() -> CircuitBreaker {
+    let breaker = CircuitBreaker::builder("watch")
+        .permitted_calls_in_half_open(1)
+        .build()
+        .unwrap();
+    breaker.transition_to(State::HalfOpen);
+    breaker
+}
+
 fn grpc_status(code: &str) -> HeaderMap {
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", code.parse().unwrap());
@@ -76,11 +86,7 @@ async fn a_long_stream_that_ends_well_is_not_a_slow_call() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stream_taken_as_a_probe_does_not_hold_the_breaker_half_open() {
-    let breaker = CircuitBreaker::builder("watch")
-        .permitted_calls_in_half_open(1)
-        .build()
-        .unwrap();
-    breaker.transition_to(State::HalfOpen);
+    let breaker = half_open_with_one_probe();
     let (backend, mut senders) = backend();
     let service = CircuitBreakerLayer::new(breaker.clone()).layer(backend);
 
@@ -102,11 +108,7 @@ async fn a_stream_taken_as_a_probe_does_not_hold_the_breaker_half_open() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stream_probe_dropped_after_its_head_gives_its_slot_back_once() {
-    let breaker = CircuitBreaker::builder("watch")
-        .permitted_calls_in_half_open(1)
-        .build()
-        .unwrap();
-    breaker.transition_to(State::HalfOpen);
+    let breaker = half_open_with_one_probe();
     let (backend, mut senders) = backend();
     let service = CircuitBreakerLayer::new(breaker.clone()).layer(backend);
 
