@@ -235,6 +235,8 @@ impl Options {
     /// A stable fingerprint of the options that change results (part of the dictionary version).
     pub(crate) fn fingerprint(&self, h: &mut crate::dict::Fnv) {
         h.write_str(&format!("{self:?}"));
+        // The `Debug` above counts the IM keywords without listing them.
+        self.detectors.keywords_fingerprint(h);
     }
 }
 

@@ -256,6 +256,25 @@ fn users_can_add_im_keywords() {
     );
 }
 
+#[test]
+fn other_im_keywords_make_another_dictionary_version() {
+    let version = |keywords: &str| {
+        let d = Detectors::new()
+            .im(DetectorMode::Block)
+            .im_keywords("mine.txt", keywords)
+            .unwrap();
+        Engine::load(&Sources::new(), Options::default().detectors(d))
+            .unwrap()
+            .version()
+    };
+    // As many keywords each time: a cache keyed on the version must not serve one's verdicts
+    // for the other.
+    let first = version("飞信\twechat\n");
+    assert_ne!(first, version("陌陌\twechat\n"), "another keyword");
+    assert_ne!(first, version("飞信\tqq\n"), "another kind");
+    assert_eq!(first, version("飞信\twechat\n"), "the same keywords");
+}
+
 // === levels, masking, merging ===
 
 #[test]

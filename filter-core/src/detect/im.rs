@@ -61,6 +61,17 @@ impl std::fmt::Debug for Keywords {
     }
 }
 
+impl Keywords {
+    /// Hashes each keyword and its kind, so that a dictionary's version changes with them.
+    pub(crate) fn fingerprint(&self, h: &mut crate::dict::Fnv) {
+        for (keyword, kind) in &self.list {
+            let keyword: String = keyword.iter().collect();
+            h.write_str(&keyword);
+            h.write_str(kind.as_str());
+        }
+    }
+}
+
 impl PartialEq for Keywords {
     fn eq(&self, o: &Self) -> bool {
         self.list == o.list

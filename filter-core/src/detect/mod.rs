@@ -301,6 +301,11 @@ impl Detectors {
         .collect()
     }
 
+    /// Hashes the IM keywords and their kinds into a dictionary version.
+    pub(crate) fn keywords_fingerprint(&self, h: &mut crate::dict::Fnv) {
+        self.keywords.fingerprint(h);
+    }
+
     /// The IM keywords, when the IM detector runs.
     pub(crate) fn running_keywords(&self) -> Option<&im::Keywords> {
         (self.im != DetectorMode::Off).then_some(&self.keywords)
