@@ -349,12 +349,25 @@ async fn classifier_down_degrades_and_is_used_once_it_comes_up() {
 
 #[tokio::test]
 async fn invalid_endpoint_is_a_construction_error() {
-    let err = ClassifierLayer::lazy("not a uri at all").unwrap_err();
-    assert!(
-        matches!(err, ClassifierError::InvalidEndpoint { .. }),
-        "{err}"
-    );
-    assert!(err.to_string().contains("not a uri at all"));
+    for (endpoint, why) in [
+        ("not a uri at all", "not a URI"),
+        // The texts would go out unencrypted.
+        ("https://127.0.0.1:50051", "TLS is not supported"),
+        // Every call would fail, said only at DEBUG.
+        ("127.0.0.1:50051", "no scheme"),
+        ("grpc://127.0.0.1:50051", "scheme \"grpc\""),
+        ("http://127.0.0.1:50051/classify", "a path"),
+    ] {
+        let err = ClassifierLayer::lazy(endpoint).unwrap_err();
+        assert!(
+            matches!(err, ClassifierError::InvalidEndpoint { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains(endpoint), "{err}");
+        assert!(err.to_string().contains(why), "{endpoint}: {err}");
+    }
+    assert!(ClassifierLayer::lazy("http://127.0.0.1:50051/").is_ok());
+    assert!(ClassifierLayer::lazy("http://localhost").is_ok());
 }
 
 // === cache ===

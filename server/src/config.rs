@@ -842,11 +842,12 @@ impl Config {
             return err("rate_limit.max_keys", "must be greater than 0".into());
         }
         if !self.classifier.endpoint.is_empty()
-            && self.classifier.endpoint.parse::<http::Uri>().is_err()
+            && let Err(why) =
+                espresso_filter_stages::ClassifierLayer::check_endpoint(&self.classifier.endpoint)
         {
             return err(
                 "classifier.endpoint",
-                format!("{:?} is not a URI", self.classifier.endpoint),
+                format!("{}: {why}", crate::quoted(&self.classifier.endpoint)),
             );
         }
         if let Err(why) = espresso_slow_call::SlowCallMetrics::check_buckets(

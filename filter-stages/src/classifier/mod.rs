@@ -279,19 +279,61 @@ impl ClassifierLayer {
     }
 
     /// A stage that connects to `endpoint` (`http://host:port`) on first use and reconnects
-    /// as needed; a classifier that is down only degrades responses.
+    /// as needed; a classifier that is down only degrades responses. An endpoint
+    /// [`check_endpoint`](Self::check_endpoint) refuses is an
+    /// [`InvalidEndpoint`](ClassifierError::InvalidEndpoint) error.
     ///
     /// Must be called inside a Tokio runtime.
     pub fn lazy(endpoint: &str) -> Result<Self, ClassifierError> {
+        let invalid = |message: String| ClassifierError::InvalidEndpoint {
+            endpoint: endpoint.to_owned(),
+            message,
+        };
+        Self::check_endpoint(endpoint).map_err(invalid)?;
         let channel = Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|e| ClassifierError::InvalidEndpoint {
-                endpoint: endpoint.to_owned(),
-                message: e.to_string(),
-            })?
+            .map_err(|e| invalid(e.to_string()))?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .connect_lazy();
         Ok(ClassifierLayer::new(channel))
+    }
+
+    /// Checks an endpoint as [`lazy`](Self::lazy) does, for a config file to refuse it where
+    /// it is written: `http://host` or `http://host:port`, nothing after. The stage speaks
+    /// gRPC over plain HTTP/2: an `https://` endpoint is refused rather than sent the texts
+    /// unencrypted, and one without a scheme (`host:port`) rather than failing every call.
+    ///
+    /// ```
+    /// use espresso_filter_stages::ClassifierLayer;
+    ///
+    /// assert!(ClassifierLayer::check_endpoint("http://127.0.0.1:50051").is_ok());
+    /// let why = ClassifierLayer::check_endpoint("https://classifier:443").unwrap_err();
+    /// assert!(why.contains("TLS"), "{why}");
+    /// assert!(ClassifierLayer::check_endpoint("127.0.0.1:50051").is_err());
+    /// ```
+    pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+        let uri: tonic::codegen::http::Uri = endpoint
+            .parse()
+            .map_err(|e| format!("not a URI ({e}); expected http://host:port"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(
+                    "TLS is not supported: the classifier is called over plain HTTP/2 \
+                            (http://host:port); put the TLS hop in a proxy beside this process"
+                        .into(),
+                );
+            }
+            Some(other) => return Err(format!("scheme {other:?}; expected http://host:port")),
+            None => return Err("no scheme; expected http://host:port".into()),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err("no host; expected http://host:port".into());
+        }
+        if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+            return Err("a path; expected http://host:port and nothing after".into());
+        }
+        Ok(())
     }
 
     /// The stage timeout: the longest the classifier can add to a request.
