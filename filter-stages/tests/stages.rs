@@ -9,6 +9,7 @@
 //! machine. The breaker's own timing is tested with paused time in its crate.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -502,6 +503,58 @@ async fn waiters_compute_on_their_own_when_the_leader_is_cancelled() {
 
 async fn leader_was_cancelled<T>(leader: tokio::task::JoinHandle<T>) -> bool {
     matches!(leader.await, Err(e) if e.is_cancelled())
+}
+
+#[tokio::test]
+async fn a_verdict_checked_across_reloads_is_not_kept_even_when_the_version_comes_back() {
+    let engine = Engine::builtin();
+    let spam = Sources::builtin().list(ListSource::inline("spam.txt", "spam\n", Level::Danger));
+    let calls = Arc::new(AtomicU64::new(0));
+    // An inner service during whose check the lists go to another set and back (A → B → A):
+    // the check runs on B, and the version afterwards is A's again.
+    let inner = {
+        let (engine, calls) = (engine.clone(), calls.clone());
+        tower::service_fn(move |request: FilterRequest| {
+            let (engine, spam) = (engine.clone(), spam.clone());
+            let call = calls.fetch_add(1, Ordering::Relaxed);
+            async move {
+                if call == 0 {
+                    engine.reload(&spam).unwrap();
+                }
+                let response = engine.check(&request.content);
+                if call == 0 {
+                    engine.reload(&Sources::builtin()).unwrap();
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        })
+    };
+    let service = CacheLayer::new(engine.clone()).layer(inner);
+    let first = service
+        .clone()
+        .oneshot(FilterRequest::new("the spam king"))
+        .await
+        .unwrap();
+    assert_eq!(first.verdict, Verdict::Block, "checked on B");
+    // Under A again: B's verdict was not kept under A's version.
+    let second = service
+        .oneshot(FilterRequest::new("the spam king"))
+        .await
+        .unwrap();
+    assert_eq!(second.verdict, Verdict::Pass);
+    assert_eq!(calls.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn a_ttl_past_the_caches_limit_is_taken_as_the_limit() {
+    let engine = Engine::builtin();
+    for ttl in [Duration::MAX, espresso_filter_stages::cache::MAX_TTL * 2] {
+        let service = CacheLayer::new(engine.clone())
+            .ttl(ttl)
+            .layer(FilterService::new(engine.clone()));
+        let r = service.oneshot(FilterRequest::new("fine")).await.unwrap();
+        assert_eq!(r.verdict, Verdict::Pass);
+    }
 }
 
 #[tokio::test]

@@ -195,9 +195,10 @@ impl CacheLayer {
         self.rebuild()
     }
 
-    /// How long an entry lives, locally and in Redis.
+    /// How long an entry lives, locally and in Redis: at most [`MAX_TTL`], 1,000 years (the
+    /// in-process cache's limit; a longer one is taken as that, which no entry outlives).
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.ttl = ttl.min(MAX_TTL);
         self.rebuild()
     }
 
@@ -254,6 +255,9 @@ impl<S> Layer<S> for CacheLayer {
         }
     }
 }
+
+/// The longest [`CacheLayer::ttl`]: 1,000 years, the in-process cache's (moka's) limit.
+pub const MAX_TTL: Duration = Duration::from_secs(1000 * 365 * 24 * 3600);
 
 // === impl Shared ===
 
@@ -403,10 +407,16 @@ impl Shared {
         if let Some(hit) = self.remote_get(key).await {
             return Ok(hit);
         }
+        // The dictionary the inner service checks with, or a newer one. A verdict is kept only
+        // when no reload came in between: comparing versions alone, lists reloaded A → B → A
+        // during the call would file B's verdict under A's version.
+        let dictionary = self.engine.dictionary();
         let response = Arc::new(inner.call(request).await?);
-        // a degraded answer lacks a stage's opinion, and one computed across a reload may
-        // belong to either version: neither is kept
-        if !response.degraded && self.engine.version() == key.version {
+        // a degraded answer lacks a stage's opinion: not kept either
+        if !response.degraded
+            && dictionary.version() == key.version
+            && Arc::ptr_eq(&dictionary, &self.engine.dictionary())
+        {
             self.clone().store(key, &response).await;
         }
         Ok(response)
