@@ -544,14 +544,19 @@ fn errors_as_failures<T, E>(result: Result<&T, &E>) -> Outcome {
 ///
 /// A permit granted in one state never counts in a later one: a slow call let through while
 /// CLOSED that finishes after the breaker opened is not taken for a half-open probe.
+/// [`Permit::answered_after`] before the response head.
+const NOT_ANSWERED: u64 = u64::MAX;
+
 #[must_use = "record the call's outcome on the permit"]
 pub struct Permit {
     breaker: CircuitBreaker,
     generation: u64,
     started: Instant,
     pending: bool,
-    /// The time to the response head, for a call classified when its body ends.
-    answered_after: Option<Duration>,
+    /// The time to the response head in nanoseconds, for a call classified when its body
+    /// ends; `NOT_ANSWERED` before (a `u64` keeps the permit small: it lives in every call's
+    /// response future).
+    answered_after: u64,
     /// Whether this half-open probe gave its slot back at the response head.
     released: bool,
 }
@@ -563,7 +568,7 @@ impl Permit {
             generation,
             started,
             pending: tracked,
-            answered_after: None,
+            answered_after: NOT_ANSWERED,
             released: false,
         }
     }
@@ -571,8 +576,10 @@ impl Permit {
     /// The call's time so far: to its response head once that came (see
     /// [`Complete::deferred`]).
     fn took(&self) -> Duration {
-        self.answered_after
-            .unwrap_or_else(|| self.started.elapsed())
+        match self.answered_after {
+            NOT_ANSWERED => self.started.elapsed(),
+            nanos => Duration::from_nanos(nanos),
+        }
     }
 
     /// When the permit was granted.
@@ -607,7 +614,8 @@ impl Complete<Outcome> for Permit {
     /// gives its slot back, so that a long stream does not hold the breaker half-open: the
     /// round is decided by the first results to come.
     fn deferred(&mut self) {
-        self.answered_after = Some(self.started.elapsed());
+        let nanos = self.started.elapsed().as_nanos();
+        self.answered_after = u64::try_from(nanos).unwrap_or(NOT_ANSWERED - 1);
         if self.pending && !self.released {
             self.released = self.breaker.release_probe(self.generation);
         }
