@@ -534,6 +534,9 @@ fn errors_as_failures<T, E>(result: Result<&T, &E>) -> Outcome {
 
 // === impl Permit ===
 
+/// A [`Permit`]'s `answered_after` before the response head.
+const NOT_ANSWERED: u64 = u64::MAX;
+
 /// Leave to make one call, on which its outcome is recorded.
 ///
 /// Record with [`record`](Self::record) (outcome and duration) or [`complete`](Self::complete)
@@ -544,9 +547,6 @@ fn errors_as_failures<T, E>(result: Result<&T, &E>) -> Outcome {
 ///
 /// A permit granted in one state never counts in a later one: a slow call let through while
 /// CLOSED that finishes after the breaker opened is not taken for a half-open probe.
-/// [`Permit::answered_after`] before the response head.
-const NOT_ANSWERED: u64 = u64::MAX;
-
 #[must_use = "record the call's outcome on the permit"]
 pub struct Permit {
     breaker: CircuitBreaker,
