@@ -7,13 +7,21 @@ use espresso_common::metrics::register_all;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
 /// The values of the `outcome` label.
-const OUTCOMES: [&str; 6] = ["ok", "timeout", "error", "open", "shed", "skipped"];
+const OUTCOMES: [&str; 7] = [
+    "ok",
+    "timeout",
+    "error",
+    "open",
+    "shed",
+    "skipped",
+    "too_large",
+];
 
 /// Metrics of the classifier stage.
 ///
 /// | name | type | labels |
 /// |---|---|---|
-/// | `espresso_filter_classifier_requests_total` | counter | `outcome` = `ok`, `timeout`, `error`, `open` (breaker open, not called), `shed` (too many in flight, not called), `skipped` (already blocked locally) |
+/// | `espresso_filter_classifier_requests_total` | counter | `outcome` = `ok`, `timeout`, `error`, `open` (breaker open, not called), `shed` (too many in flight, not called), `skipped` (already blocked locally), `too_large` (over `max_text_bytes`, not sent) |
 /// | `espresso_filter_classifier_duration_seconds` | histogram of the calls made | |
 #[derive(Clone)]
 pub struct ClassifierMetrics {

@@ -349,6 +349,41 @@ async fn classifier_down_degrades_and_is_used_once_it_comes_up() {
 }
 
 #[tokio::test]
+async fn texts_over_the_limit_are_not_sent_and_never_open_the_breaker() {
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    let registry = Registry::new();
+    let breaker = small_breaker("classifier", Duration::from_secs(60));
+    let mut service = ServiceBuilder::new()
+        .layer(
+            ClassifierLayer::lazy(&endpoint)
+                .unwrap()
+                .timeout(HEALTHY)
+                .breaker(breaker.clone())
+                .max_text_bytes(16)
+                .metrics(ClassifierMetrics::new(&registry).unwrap()),
+        )
+        .service(FilterService::new(Engine::builtin()));
+    // One client's huge texts: not sent, the local verdict degraded, the breaker untouched.
+    for _ in 0..10 {
+        let r = check(
+            &mut service,
+            FilterRequest::new("a text of more than 16 bytes"),
+        )
+        .await;
+        assert!(r.degraded);
+    }
+    assert_eq!(rules.calls(), 0);
+    assert_eq!(breaker.state(), State::Closed);
+    let name = "espresso_filter_classifier_requests_total";
+    assert_eq!(counter(&registry, name, "outcome", "too_large"), 10);
+    // Everyone else's texts are still classified.
+    let r = check(&mut service, FilterRequest::new("nsfw pic")).await;
+    assert_eq!((r.verdict, r.degraded), (Verdict::Block, false));
+    assert_eq!(rules.calls(), 1);
+}
+
+#[tokio::test]
 async fn invalid_endpoint_is_a_construction_error() {
     for (endpoint, why) in [
         ("not a uri at all", "not a URI"),

@@ -77,6 +77,10 @@ use crate::proto::text_classifier_client::TextClassifierClient;
 /// The default stage timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 
+/// The longest text sent to the classifier by default: 4 MiB, a gRPC server's usual limit on a
+/// message (tonic's), less 64 KiB for the rest of the message.
+pub const DEFAULT_MAX_TEXT_BYTES: usize = (4 << 20) - (64 << 10);
+
 /// Why the classifier's opinion is missing from a response.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -98,6 +102,14 @@ pub enum ClassifierError {
     /// The classifier's circuit breaker is open.
     #[error("classifier: {0}")]
     Open(#[from] CircuitOpen),
+    /// The text is longer than [`ClassifierLayer::max_text_bytes`]: not sent.
+    #[error("classifier: a text of {bytes} bytes is over the {max}-byte limit, not sent")]
+    TooLarge {
+        /// The text's length in bytes.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
     /// As many calls as [`ClassifierLayer::max_in_flight`] allows are already waiting.
     #[error("classifier: {0} calls already in flight")]
     Overloaded(usize),
@@ -120,6 +132,7 @@ struct ClientShared {
     breaker: CircuitBreaker,
     metrics: Option<ClassifierMetrics>,
     in_flight: Option<(Arc<Semaphore>, usize)>,
+    max_text_bytes: usize,
 }
 
 impl fmt::Debug for ClassifierClient {
@@ -159,6 +172,15 @@ impl ClassifierClient {
         request_id: Option<&str>,
     ) -> Result<Verdict, ClassifierError> {
         let shared = &*self.shared;
+        if content.len() > shared.max_text_bytes {
+            if let Some(m) = &shared.metrics {
+                m.outcome("too_large");
+            }
+            return Err(ClassifierError::TooLarge {
+                bytes: content.len(),
+                max: shared.max_text_bytes,
+            });
+        }
         let _slot = match &shared.in_flight {
             Some((slots, max)) => match slots.try_acquire() {
                 Ok(slot) => Some(slot),
@@ -273,6 +295,7 @@ impl ClassifierLayer {
                         .expect("the default classifier breaker configuration is valid"),
                     metrics: None,
                     in_flight: None,
+                    max_text_bytes: DEFAULT_MAX_TEXT_BYTES,
                 }),
             },
         }
@@ -357,6 +380,15 @@ impl ClassifierLayer {
     /// timeout is the most calls per second the stage can keep waiting). Unlimited by default.
     pub fn max_in_flight(self, max: usize) -> Self {
         self.with(|s| s.in_flight = Some((Arc::new(Semaphore::new(max)), max)))
+    }
+
+    /// Texts longer than `max` bytes are not sent: they get the local verdict, `degraded`
+    /// ([`ClassifierError::TooLarge`], counted as `outcome="too_large"`), and the breaker does
+    /// not hear of them. A classifier refuses a message over its own limit with an error, which
+    /// the breaker would count: a few clients' huge texts would switch the classifier off for
+    /// everyone. Default [`DEFAULT_MAX_TEXT_BYTES`]; set it to what the classifier takes.
+    pub fn max_text_bytes(self, max: usize) -> Self {
+        self.with(|s| s.max_text_bytes = max)
     }
 
     /// Records the calls in `metrics`.
