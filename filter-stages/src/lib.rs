@@ -47,6 +47,7 @@
 
 pub mod cache;
 pub mod classifier;
+mod health;
 mod metrics;
 pub mod proto;
 

@@ -36,9 +36,15 @@ impl fmt::Debug for ClassifierMetrics {
 }
 
 impl ClassifierMetrics {
+    /// The old name of [`register`](Self::register).
+    #[deprecated(note = "renamed `register`, as every espresso layer's metrics are")]
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        Self::register(registry)
+    }
+
     /// Creates the metrics and registers them into `registry`, all or none (the error names a
     /// family of one of these names registered already).
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let requests = IntCounterVec::new(
             Opts::new(
                 "espresso_filter_classifier_requests_total",
@@ -110,9 +116,15 @@ impl fmt::Debug for CacheMetrics {
 }
 
 impl CacheMetrics {
+    /// The old name of [`register`](Self::register).
+    #[deprecated(note = "renamed `register`, as every espresso layer's metrics are")]
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        Self::register(registry)
+    }
+
     /// Creates the metrics and registers them into `registry`, all or none (the error names a
     /// family of one of these names registered already).
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let lookups = IntCounterVec::new(
             Opts::new(
                 "espresso_filter_cache_lookups_total",

@@ -197,7 +197,7 @@ async fn slow_classifier_times_out_with_the_local_verdict_degraded() {
             ClassifierLayer::lazy(&endpoint)
                 .unwrap()
                 .timeout(TIMEOUT)
-                .metrics(ClassifierMetrics::new(&registry).unwrap()),
+                .metrics(ClassifierMetrics::register(&registry).unwrap()),
         )
         .service(FilterService::new(Engine::builtin()));
 
@@ -278,7 +278,7 @@ async fn calls_beyond_max_in_flight_are_shed_not_queued() {
                 .unwrap()
                 .timeout(Duration::from_secs(5))
                 .max_in_flight(2)
-                .metrics(ClassifierMetrics::new(&registry).unwrap()),
+                .metrics(ClassifierMetrics::register(&registry).unwrap()),
         )
         .service(FilterService::new(Engine::builtin()));
 
@@ -348,6 +348,81 @@ async fn classifier_down_degrades_and_is_used_once_it_comes_up() {
     }
 }
 
+/// The level and message of every event, captured on this thread.
+#[derive(Clone, Default)]
+struct Messages(Arc<std::sync::Mutex<Vec<(tracing::Level, String)>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Messages {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        let level = *event.metadata().level();
+        self.0.lock().unwrap().push((level, message.0));
+    }
+}
+
+impl Messages {
+    fn count(&self, level: tracing::Level, start: &str) -> usize {
+        let messages = self.0.lock().unwrap();
+        messages
+            .iter()
+            .filter(|(l, m)| *l == level && m.starts_with(start))
+            .count()
+    }
+}
+
+#[tokio::test]
+async fn a_failing_classifier_is_one_warn_an_outage_and_one_info_when_it_answers_again() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let messages = Messages::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(messages.clone()));
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    // A breaker that stays closed: at low traffic it never opens, and its WARN never comes.
+    let breaker = default_breaker("classifier")
+        .minimum_number_of_calls(1000)
+        .build()
+        .unwrap();
+    let mut service = ServiceBuilder::new()
+        .layer(
+            ClassifierLayer::lazy(&endpoint)
+                .unwrap()
+                .timeout(HEALTHY)
+                .breaker(breaker),
+        )
+        .service(FilterService::new(Engine::builtin()));
+    rules.set_failing(true);
+    for _ in 0..5 {
+        assert!(
+            check(&mut service, FilterRequest::new("hello"))
+                .await
+                .degraded
+        );
+    }
+    let failed = "classifier call failed, answering with the local verdict";
+    assert_eq!(messages.count(tracing::Level::WARN, failed), 1);
+    rules.set_failing(false);
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    for _ in 0..3 {
+        assert!(
+            !check(&mut service, FilterRequest::new("hello"))
+                .await
+                .degraded
+        );
+    }
+    let back = "classifier answers again";
+    assert_eq!(messages.count(tracing::Level::INFO, back), 1);
+}
+
 #[tokio::test]
 async fn texts_over_the_limit_are_not_sent_and_never_open_the_breaker() {
     let rules = RuleClassifier::default();
@@ -361,7 +436,7 @@ async fn texts_over_the_limit_are_not_sent_and_never_open_the_breaker() {
                 .timeout(HEALTHY)
                 .breaker(breaker.clone())
                 .max_text_bytes(16)
-                .metrics(ClassifierMetrics::new(&registry).unwrap()),
+                .metrics(ClassifierMetrics::register(&registry).unwrap()),
         )
         .service(FilterService::new(Engine::builtin()));
     // One client's huge texts: not sent, the local verdict degraded, the breaker untouched.
@@ -418,7 +493,7 @@ fn stack(
     let mut cache = CacheLayer::new(engine.clone())
         .max_entries(1_000)
         .ttl(Duration::from_secs(60))
-        .metrics(CacheMetrics::new(registry).unwrap());
+        .metrics(CacheMetrics::register(registry).unwrap());
     if let Some(redis) = redis {
         cache = cache.redis(redis);
     }
@@ -716,7 +791,7 @@ async fn optional_stages_compose_from_configuration() {
             CacheLayer::new(engine.clone())
                 .max_entries(100)
                 .ttl(Duration::from_secs(60))
-                .metrics(CacheMetrics::new(&registry).unwrap())
+                .metrics(CacheMetrics::register(&registry).unwrap())
         });
         let classifier = classifier_on.then(|| {
             ClassifierLayer::lazy(&endpoint)
@@ -728,7 +803,7 @@ async fn optional_stages_compose_from_configuration() {
                         .build()
                         .unwrap(),
                 )
-                .metrics(ClassifierMetrics::new(&registry).unwrap())
+                .metrics(ClassifierMetrics::register(&registry).unwrap())
         });
         let mut service = ServiceBuilder::new()
             .option_layer(cache)

@@ -68,7 +68,7 @@ pub(crate) fn build(
             .timeout(Duration::from_millis(classifier_config.timeout_ms))
             .labels(labels)
             .breaker(metered(default_breaker("classifier"))?)
-            .metrics(ClassifierMetrics::new(registry)?);
+            .metrics(ClassifierMetrics::register(registry)?);
         if classifier_config.max_in_flight > 0 {
             layer = layer.max_in_flight(classifier_config.max_in_flight);
         }
@@ -82,7 +82,7 @@ pub(crate) fn build(
         let mut layer = CacheLayer::new(engine.clone())
             .max_entries(cache_config.max_entries)
             .ttl(Duration::from_millis(cache_config.ttl_ms))
-            .metrics(CacheMetrics::new(registry)?);
+            .metrics(CacheMetrics::register(registry)?);
         if let Some(target) = redis_target {
             let redis = RedisCache::target(target)?
                 .timeout(Duration::from_millis(cache_config.redis_timeout_ms))

@@ -1,14 +1,14 @@
 //! [`RedisCache`]: the shared level of the verdict cache.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
 use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerBuilder, Outcome, SlidingWindow};
 use espresso_common::redis::{RedisConnection, RedisTarget};
 
+use crate::health::Health;
 use crate::metrics::CacheMetrics;
 
 /// The default timeout of one Redis call.
@@ -47,41 +47,6 @@ struct Shared {
     timeout: Duration,
     prefix: String,
     breaker: CircuitBreaker,
-}
-
-/// Whether the cache's Redis is failing, as its log lines say: a failure starts an outage, and
-/// the outage ends at the first success [`QUIET`] or more after its last failure.
-#[derive(Debug, Default)]
-struct Health {
-    failing: AtomicBool,
-    last_failure: Mutex<Option<Instant>>,
-}
-
-/// How long after the last failure a success ends an outage.
-const QUIET: Duration = Duration::from_secs(1);
-
-impl Health {
-    /// Notes a failure at `now`; whether it starts an outage (the WARN).
-    fn failed(&self, now: Instant) -> bool {
-        *self
-            .last_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(now);
-        !self.failing.swap(true, Ordering::AcqRel)
-    }
-
-    /// Notes a success; whether it ends an outage (the INFO). One atomic load while Redis is
-    /// well.
-    fn succeeded(&self) -> bool {
-        if !self.failing.load(Ordering::Acquire) {
-            return false;
-        }
-        let last = *self
-            .last_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        last.is_none_or(|at| at.elapsed() >= QUIET) && self.failing.swap(false, Ordering::AcqRel)
-    }
 }
 
 impl fmt::Debug for RedisCache {
@@ -227,33 +192,5 @@ impl RedisCache {
                 None
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Health, QUIET};
-    use tokio::time::{Duration, Instant, advance};
-
-    #[tokio::test(start_paused = true)]
-    async fn an_outage_ends_at_a_success_a_second_after_the_last_failure() {
-        let health = Health::default();
-        assert!(!health.succeeded(), "no outage yet");
-        assert!(
-            health.failed(Instant::now()),
-            "the first failure starts one"
-        );
-        assert!(!health.failed(Instant::now()), "the next ones do not");
-        // a cluster with one master down: successes between failures
-        for _ in 0..5 {
-            advance(Duration::from_millis(300)).await;
-            assert!(!health.succeeded());
-            assert!(!health.failed(Instant::now()));
-        }
-        advance(QUIET - Duration::from_millis(1)).await;
-        assert!(!health.succeeded());
-        advance(Duration::from_millis(1)).await;
-        assert!(health.succeeded(), "a quiet second, then a success ends it");
-        assert!(!health.succeeded(), "once");
     }
 }

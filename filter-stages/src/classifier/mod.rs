@@ -70,6 +70,7 @@ pub use labels::LabelMap;
 
 use espresso_filter_core::{FilterRequest, FilterResponse, Verdict};
 
+use crate::health::Health;
 use crate::metrics::ClassifierMetrics;
 use crate::proto::AnalyseRequest;
 use crate::proto::text_classifier_client::TextClassifierClient;
@@ -133,6 +134,8 @@ struct ClientShared {
     metrics: Option<ClassifierMetrics>,
     in_flight: Option<(Arc<Semaphore>, usize)>,
     max_text_bytes: usize,
+    /// Whether the classifier is failing, as the log says: what logs once an outage.
+    health: Arc<Health>,
 }
 
 impl fmt::Debug for ClassifierClient {
@@ -244,6 +247,20 @@ impl ClassifierClient {
             ),
         };
         permit.record(outcome, elapsed);
+        match &result {
+            Ok(_) => {
+                if shared.health.succeeded() {
+                    tracing::info!("classifier answers again");
+                }
+            }
+            Err(error) => {
+                if shared.health.failed(Instant::now()) {
+                    tracing::warn!(%error, "classifier call failed, answering with the local verdict (degraded) until it answers again");
+                } else {
+                    tracing::debug!(%error, "classifier call failed");
+                }
+            }
+        }
         if let Some(m) = &shared.metrics {
             m.observe(elapsed);
             m.outcome(match &result {
@@ -296,6 +313,7 @@ impl ClassifierLayer {
                     metrics: None,
                     in_flight: None,
                     max_text_bytes: DEFAULT_MAX_TEXT_BYTES,
+                    health: Arc::default(),
                 }),
             },
         }
