@@ -7,7 +7,10 @@
 //!   and a 128-bit xxh3 hash of the exact content. The content is not normalized first: the
 //!   cached `masked` text and hit offsets belong to the original text, so two spellings that
 //!   normalize alike are two entries. A reload changes the version, so a stale verdict is never
-//!   served; the local level is also cleared when the stage first sees the new version.
+//!   served; the local level is also cleared when the stage first sees the new version. What the
+//!   stages inside decide beyond the lists (the classifier's [`LabelMap`](crate::LabelMap)) is
+//!   not in the key: instances sharing a Redis must share it too, or use a
+//!   [`RedisCache::prefix`] each (during a rollout that changes it, for one).
 //! - **Levels**: an in-process [moka](https://docs.rs/moka) cache bounded by entry count (or
 //!   approximate bytes, [`CacheLayer::max_bytes`]) and TTL, then optionally a [`RedisCache`] shared by every instance (a Redis hit fills the local
 //!   level). A miss calls the inner service and stores its answer in both; the Redis write runs
