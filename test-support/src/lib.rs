@@ -33,6 +33,8 @@ pub mod histogram;
 mod redis_server;
 mod redis_topology;
 mod skip;
+#[cfg(feature = "grpc")]
+mod streams;
 
 pub use eventually::eventually;
 #[cfg(feature = "grpc")]
@@ -42,3 +44,5 @@ pub use grpc::{
 pub use redis_server::{RedisServer, StartError};
 pub use redis_topology::{RedisCluster, RedisSentinel};
 pub use skip::{Policy, REQUIRE_SERVICES, missing, program};
+#[cfg(feature = "grpc")]
+pub use streams::{StreamBody, StreamSender, grpc_status, streaming_backend};

@@ -309,21 +309,13 @@ impl CircuitBreaker {
         }
     }
 
-    /// Gives a half-open probe's slot back, when the breaker is still in the half-open round
-    /// the permit was granted in; says whether it did.
-    fn release_probe(&self, generation: u64) -> bool {
+    /// Whether the breaker is still in the half-open round of `generation`.
+    fn half_open_in(&self, generation: u64) -> bool {
         let phase = self.shared.phase.load();
-        match &phase.kind {
-            PhaseKind::HalfOpen(h) if phase.generation == generation => {
-                h.issued.fetch_sub(1, Ordering::AcqRel);
-                true
-            }
-            _ => false,
-        }
+        phase.generation == generation && matches!(phase.kind, PhaseKind::HalfOpen(_))
     }
 
-    /// Records a call's result; `released`: its half-open probe slot was given back already.
-    fn on_result(&self, generation: u64, outcome: Outcome, duration: Duration, released: bool) {
+    fn on_result(&self, generation: u64, outcome: Outcome, duration: Duration) {
         let config = &self.shared.config;
         let slow = duration > config.slow_call_duration_threshold;
         #[cfg(feature = "metrics")]
@@ -344,9 +336,7 @@ impl CircuitBreaker {
                 slow,
             },
             Outcome::Ignored => {
-                if let PhaseKind::HalfOpen(h) = &phase.kind
-                    && !released
-                {
+                if let PhaseKind::HalfOpen(h) = &phase.kind {
                     // Give the probe slot back: an ignored call proved nothing.
                     h.issued.fetch_sub(1, Ordering::AcqRel);
                 }
@@ -557,8 +547,6 @@ pub struct Permit {
     /// ends; `NOT_ANSWERED` before (a `u64` keeps the permit small: it lives in every call's
     /// response future).
     answered_after: u64,
-    /// Whether this half-open probe gave its slot back at the response head.
-    released: bool,
 }
 
 impl Permit {
@@ -569,7 +557,6 @@ impl Permit {
             started,
             pending: tracked,
             answered_after: NOT_ANSWERED,
-            released: false,
         }
     }
 
@@ -590,8 +577,7 @@ impl Permit {
     /// Records the call's outcome and how long it took.
     pub fn record(mut self, outcome: Outcome, duration: Duration) {
         if std::mem::take(&mut self.pending) {
-            self.breaker
-                .on_result(self.generation, outcome, duration, self.released);
+            self.breaker.on_result(self.generation, outcome, duration);
         }
     }
 
@@ -611,13 +597,16 @@ impl Complete<Outcome> for Permit {
 
     /// The callee answered; the outcome comes when the body ends. The call's time is taken
     /// now: how long the caller reads a stream is not the callee's slowness. A half-open probe
-    /// gives its slot back, so that a long stream does not hold the breaker half-open: the
-    /// round is decided by the first results to come.
+    /// counts now, as a success (slow or not): the callee answered, which is what a probe asks,
+    /// and a stream held open for hours would otherwise hold the round open; what its trailers
+    /// say later is not counted again.
     fn deferred(&mut self) {
         let nanos = self.started.elapsed().as_nanos();
         self.answered_after = u64::try_from(nanos).unwrap_or(NOT_ANSWERED - 1);
-        if self.pending && !self.released {
-            self.released = self.breaker.release_probe(self.generation);
+        if self.pending && self.breaker.half_open_in(self.generation) {
+            self.pending = false;
+            self.breaker
+                .on_result(self.generation, Outcome::Success, self.took());
         }
     }
 }
@@ -627,7 +616,7 @@ impl Drop for Permit {
         if std::mem::take(&mut self.pending) {
             let outcome = self.breaker.shared.config.dropped_call_outcome;
             self.breaker
-                .on_result(self.generation, outcome, self.took(), self.released);
+                .on_result(self.generation, outcome, self.took());
         }
     }
 }

@@ -27,8 +27,9 @@ use tower_layer::Layer;
 /// The outcome is classified at the response head when it can be, and otherwise (a gRPC answer
 /// whose status comes in the trailers, after streamed messages) when the response body ends.
 /// Either way the call is timed to its response head, and a half-open probe answered with such
-/// a stream gives its probe slot back at the head: a watch stream held open for hours is
-/// neither a slow call nor a probe that keeps the breaker half-open. To
+/// a stream counts at its head, as a success: a watch stream held open for hours is neither a
+/// slow call nor a probe that keeps the breaker half-open. (A client-streaming call's head
+/// comes once the callee has read the upload, so its time includes the client's pace.) To
 /// count timeouts as failures, put a timeout *inside* the breaker
 /// (`ServiceBuilder::new().layer(breaker).timeout(d)`), so that it returns an error the breaker
 /// sees; a timeout outside it cancels the call, which counts as the builder's

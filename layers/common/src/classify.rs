@@ -103,8 +103,9 @@ pub trait Complete<C> {
     /// Told at the response head when the head cannot decide, before the class comes at the
     /// end of the body (a gRPC status in the trailers after streamed messages). The callee has
     /// answered by then: what follows is as long as the caller reads. A breaker's permit takes
-    /// the call's time here, so a long stream is not a slow call, and gives its half-open probe
-    /// slot back. The default does nothing.
+    /// the call's time here, so a long stream is not a slow call, and a half-open probe counts
+    /// here; a concurrency limit's permit takes its sample and frees its place. The default does
+    /// nothing.
     fn deferred(&mut self) {}
 }
 

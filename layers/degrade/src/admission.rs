@@ -260,11 +260,19 @@ impl Core {
         self.inflight_gauge(gate);
     }
 
-    /// Feeds a finished request to the limit algorithm and releases its place, under one lock of
-    /// the gate.
-    fn sample_and_release(&self, start: Instant, inflight: usize, dropped: bool) {
+    /// Feeds a finished request to the limit algorithm (its round trip: `rtt`, or until now)
+    /// and, unless it was freed at its head already, releases its place, under one lock of the
+    /// gate.
+    fn sample_and_release(
+        &self,
+        start: Instant,
+        rtt: Option<Duration>,
+        inflight: usize,
+        dropped: bool,
+    ) {
         let now = Instant::now();
-        let rtt = now.saturating_duration_since(start);
+        let freed = rtt.is_some();
+        let rtt = rtt.unwrap_or_else(|| now.saturating_duration_since(start));
         let new = {
             let mut algorithm = lock(&self.algorithm);
             let new = algorithm
@@ -296,18 +304,27 @@ impl Core {
                 m.limit(new);
             }
         }
-        self.give_back(&mut gate);
+        if freed {
+            // a limit raised now may admit waiters
+            gate.drain();
+        } else {
+            self.give_back(&mut gate);
+        }
     }
 }
 
-/// A request's place in the limit, held by its response until the response is classified (at its
-/// head, or when a streamed body ends); released when dropped.
+/// A request's place in the limit, held until its response head: classified there, or, for a
+/// gRPC stream whose status comes in its trailers, deferred there (`Complete::deferred`), which
+/// frees the place (what follows is paced by the client); its sample, taken when its outcome
+/// comes, has its time to the head. Released when dropped.
 pub struct Permit {
-    // `None` once released.
+    // `None` once recorded or released.
     core: Option<Arc<Core>>,
     // When the request was admitted; `None` when the limit takes no samples.
     start: Option<Instant>,
     inflight: usize,
+    // The time to the response head, once the place was freed there.
+    answered_after: Option<Duration>,
 }
 
 impl Permit {
@@ -316,6 +333,7 @@ impl Permit {
             core: Some(core),
             start,
             inflight,
+            answered_after: None,
         }
     }
 
@@ -326,15 +344,34 @@ impl Permit {
         if let Some(start) = self.start
             && let Some(core) = self.core.take()
         {
-            core.sample_and_release(start, self.inflight, dropped);
+            core.sample_and_release(start, self.answered_after, self.inflight, dropped);
         }
+    }
+
+    /// The callee answered with a head that leaves the outcome to the end of a streamed body:
+    /// its place is free from now on, and its sample, taken when the outcome comes, has its
+    /// time to the head as the round trip. A watch stream held open for minutes would otherwise
+    /// hold a place all along and feed its whole life to the limit as one round trip,
+    /// shrinking the limit until every other call is shed.
+    pub(crate) fn answered(&mut self) {
+        if self.answered_after.is_some() {
+            return;
+        }
+        let Some(core) = &self.core else {
+            return;
+        };
+        self.answered_after = Some(self.start.map_or(Duration::ZERO, |s| s.elapsed()));
+        core.release();
     }
 }
 
 impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
-        if let Some(core) = &self.core {
+        // not freed at its head already
+        if let Some(core) = &self.core
+            && self.answered_after.is_none()
+        {
             core.release();
         }
     }

@@ -157,7 +157,8 @@ where
 }
 
 /// The classification of a primary answer is the limit's sample: a failure signals overload; an
-/// ignored answer only gives its place back.
+/// ignored answer only gives its place back. A streamed answer decided at its end is sampled at
+/// its head, where its place is freed (see [`Permit`]).
 impl Complete<Outcome> for Permit {
     #[inline]
     fn complete(self, outcome: Outcome) {
@@ -166,5 +167,9 @@ impl Complete<Outcome> for Permit {
             Outcome::Failure => self.record(true),
             Outcome::Ignored => drop(self),
         }
+    }
+
+    fn deferred(&mut self) {
+        self.answered();
     }
 }

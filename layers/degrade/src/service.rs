@@ -40,13 +40,16 @@ use tower_service::Service;
 ///
 /// # What the limit learns
 ///
-/// Each answer of the inner service is a sample for the limit: the time from admission to the
-/// moment its classifier decides, the requests in flight at admission, and whether it signals
-/// overload (the classifier's [`Failure`](espresso_common::classify::Outcome::Failure); by
-/// default an error, HTTP 429, 503 or 504, gRPC `RESOURCE_EXHAUSTED`, `UNAVAILABLE` or
-/// `DEADLINE_EXCEEDED`). The classifier decides at the response head, or for a gRPC answer whose
-/// status comes in the trailers, when its body ends; the request holds its place in the limit
-/// until then. A request cancelled before that is not a sample.
+/// Each answer of the inner service is a sample for the limit: the time from admission to its
+/// response head, the requests in flight at admission, and whether it signals overload (the
+/// classifier's [`Failure`](espresso_common::classify::Outcome::Failure); by default an error,
+/// HTTP 429, 503 or 504, gRPC `RESOURCE_EXHAUSTED`, `UNAVAILABLE` or `DEADLINE_EXCEEDED`). The
+/// request holds its place in the limit until its response head. A gRPC answer whose status
+/// comes in the trailers (a stream, or a unary answer with its message) is sampled at its head
+/// as a success and frees its place there: what follows is paced by the client, and a watch
+/// stream held open for minutes must neither hold a place nor count as one long round trip. A
+/// client-streaming call's head comes once the service has read the upload, so its place and
+/// sample include the client's pace. A request cancelled before its head is not a sample.
 pub struct Degrade<S, P = Respond, Q = PriorityHeader, C = ServerErrorsAsFailures> {
     inner: S,
     policy: P,

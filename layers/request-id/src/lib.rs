@@ -42,7 +42,11 @@
 //! 2. The typed [`RequestId`] is put in the request's extensions (it is
 //!    [`espresso_common::RequestId`], so other layers read it without depending on this crate).
 //! 3. The inner service's `call` and response future run inside the request's tracing span
-//!    ([Tracing](#tracing)) and a task-local scope ([`current()`]).
+//!    ([Tracing](#tracing)) and a task-local scope ([`current()`]). The response body is not
+//!    polled inside them: the messages of a gRPC stream, made as its body is read, see no
+//!    [`current()`] id (take it in the handler and [`scope`] the stream with it), and their log
+//!    lines carry the id only through a span the stream is instrumented with (or slow-call's
+//!    root span, which is entered for every poll of the body).
 //! 4. The header is set on the response, whatever its status (and, with
 //!    [`response_extension(true)`](RequestIdLayer::response_extension), the [`RequestId`] is put
 //!    in the response's extensions for outer layers).
@@ -107,7 +111,8 @@
 //! gRPC metadata are HTTP/2 headers, so the layer works unchanged under
 //! `tonic::transport::Server::builder().layer(RequestIdLayer::new())`: clients send the id as
 //! `x-request-id` metadata and read it from the response metadata, or from
-//! `Status::metadata()` when the call failed. Under plain hyper, wrap the stack with
+//! `Status::metadata()` when the call failed at once (a trailers-only answer); a stream that
+//! fails after its first messages carries the id in its response head, not in its trailers. Under plain hyper, wrap the stack with
 //! `hyper_util::service::TowerToHyperService`.
 //!
 //! # Compared with tower-http

@@ -20,6 +20,12 @@
 //! When no layer wants the root span (see [`SlowCallRecorder::filtered`]), the event carries
 //! `request_id`, `method`, `route` and `path` itself.
 //!
+//! A gRPC stream is timed until its body ends, so a watch stream held open for minutes is a
+//! slow call, logged when it ends, and lands in the histogram's `+Inf` bucket. Give such
+//! methods a threshold of their own, `Duration::MAX` to never log them
+//! (`.route_threshold("/pkg.Service/Watch", Duration::MAX)`); they stay in the histogram
+//! under their own `route` label.
+//!
 //! `#[tracing::instrument]` on a function puts it in the tree: its span opens when the function
 //! is entered and closes when it returns, and so does a call to another service wrapped in a
 //! span (`client.call(request).instrument(tracing::info_span!("downstream"))`, or tower-http's

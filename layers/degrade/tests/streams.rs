@@ -1,0 +1,63 @@
+//! Long gRPC streams, whose status comes in the trailers after the caller has read every
+//! message: a stream frees its place in the limit at its response head, and its round trip is
+//! its time to that head, so open watch streams neither starve other calls nor shrink the limit.
+//!
+//! The inner service answers at once with a gRPC head and a body the test feeds by hand
+//! (`espresso_test_support::streaming_backend`). Time is paused, so "5 minutes later" is exact.
+
+use espresso_degrade::{
+    DegradeLayer,
+    limit::{Aimd, Fixed},
+};
+use espresso_test_support::{grpc_status, streaming_backend};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use std::time::Duration;
+use tower::{Layer, ServiceExt};
+
+#[tokio::test(start_paused = true)]
+async fn an_open_stream_does_not_hold_a_place_in_the_limit() {
+    let layer = DegradeLayer::new(Fixed::new(1));
+    let (backend, mut senders) = streaming_backend();
+    let service = layer.layer(backend);
+    let stream = service
+        .clone()
+        .oneshot(Request::new("stream"))
+        .await
+        .unwrap();
+    let _sender = senders.recv().await.unwrap();
+    assert_eq!(layer.inflight(), 0, "freed at its head");
+    // A limit of one, and the stream still open: the next call is admitted.
+    let response = service.oneshot(Request::new("x")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    drop(stream);
+    assert_eq!(layer.inflight(), 0, "freed once only");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_healthy_stream_is_a_short_round_trip_and_a_failure_in_its_trailers_still_counts() {
+    // AIMD counts a round trip over its 5 s timeout as overload, and multiplies the limit by
+    // 0.9 on each overload signal.
+    let layer = DegradeLayer::new(Aimd::new().initial_limit(10).min_limit(1));
+    let (backend, mut senders) = streaming_backend();
+    let service = layer.layer(backend);
+    for (status, limit) in [("0", 10), ("14", 9)] {
+        let stream = service
+            .clone()
+            .oneshot(Request::new("stream"))
+            .await
+            .unwrap();
+        let mut sender = senders.recv().await.unwrap();
+        let read = tokio::spawn(stream.into_body().collect());
+        tokio::time::advance(Duration::from_secs(300)).await;
+        sender.send_trailers(grpc_status(status)).await.unwrap();
+        drop(sender);
+        read.await.unwrap().unwrap();
+        assert_eq!(
+            layer.current_limit(),
+            limit,
+            "after a stream ending {status}"
+        );
+    }
+    assert_eq!(layer.inflight(), 0);
+}
