@@ -8,7 +8,7 @@ use crate::{
     window::{Call, Verdict, Window},
 };
 use arc_swap::{ArcSwap, Guard};
-use espresso_common::classify::{Classify, Complete, Outcome};
+use espresso_common::classify::{Classify, Complete, HeadTime, Outcome};
 use std::{
     fmt,
     future::Future,
@@ -524,9 +524,6 @@ fn errors_as_failures<T, E>(result: Result<&T, &E>) -> Outcome {
 
 // === impl Permit ===
 
-/// A [`Permit`]'s `answered_after` before the response head.
-const NOT_ANSWERED: u64 = u64::MAX;
-
 /// Leave to make one call, on which its outcome is recorded.
 ///
 /// Record with [`record`](Self::record) (outcome and duration) or [`complete`](Self::complete)
@@ -543,10 +540,8 @@ pub struct Permit {
     generation: u64,
     started: Instant,
     pending: bool,
-    /// The time to the response head in nanoseconds, for a call classified when its body
-    /// ends; `NOT_ANSWERED` before (a `u64` keeps the permit small: it lives in every call's
-    /// response future).
-    answered_after: u64,
+    /// The time to the response head, for a call classified when its body ends.
+    answered_after: HeadTime,
 }
 
 impl Permit {
@@ -556,17 +551,16 @@ impl Permit {
             generation,
             started,
             pending: tracked,
-            answered_after: NOT_ANSWERED,
+            answered_after: HeadTime::NONE,
         }
     }
 
     /// The call's time so far: to its response head once that came (see
     /// [`Complete::deferred`]).
     fn took(&self) -> Duration {
-        match self.answered_after {
-            NOT_ANSWERED => self.started.elapsed(),
-            nanos => Duration::from_nanos(nanos),
-        }
+        self.answered_after
+            .get()
+            .unwrap_or_else(|| self.started.elapsed())
     }
 
     /// When the permit was granted.
@@ -601,8 +595,7 @@ impl Complete<Outcome> for Permit {
     /// and a stream held open for hours would otherwise hold the round open; what its trailers
     /// say later is not counted again.
     fn deferred(&mut self) {
-        let nanos = self.started.elapsed().as_nanos();
-        self.answered_after = u64::try_from(nanos).unwrap_or(NOT_ANSWERED - 1);
+        self.answered_after.set(self.started.elapsed());
         if self.pending && self.breaker.half_open_in(self.generation) {
             self.pending = false;
             self.breaker

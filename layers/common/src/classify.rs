@@ -56,6 +56,7 @@ use std::{
     pin::Pin,
     sync::{PoisonError, RwLock},
     task::{Context, Poll, ready},
+    time::Duration,
 };
 
 /// How a finished call counts.
@@ -112,6 +113,27 @@ pub trait Complete<C> {
 impl<C, F: FnOnce(C)> Complete<C> for F {
     fn complete(self, class: C) {
         self(class)
+    }
+}
+
+/// A call's time to its response head, noted by a [`Complete`] receiver told
+/// [`deferred`](Complete::deferred): eight bytes, where an `Option<Duration>` takes sixteen,
+/// since a receiver lives in every call's response future.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadTime(u64);
+
+impl HeadTime {
+    /// No head yet.
+    pub const NONE: Self = Self(u64::MAX);
+
+    /// Notes the time to the head (a time past 584 years is kept as that).
+    pub fn set(&mut self, took: Duration) {
+        self.0 = u64::try_from(took.as_nanos()).map_or(u64::MAX - 1, |n| n.min(u64::MAX - 1));
+    }
+
+    /// The time to the head, once noted.
+    pub fn get(self) -> Option<Duration> {
+        (self != Self::NONE).then(|| Duration::from_nanos(self.0))
     }
 }
 

@@ -6,6 +6,7 @@ use crate::{
     metrics::Metrics,
     queue::{CoDel, QueueDelay},
 };
+use espresso_common::classify::HeadTime;
 use std::{
     collections::VecDeque,
     future::Future,
@@ -323,13 +324,9 @@ pub struct Permit {
     // When the request was admitted; `None` when the limit takes no samples.
     start: Option<Instant>,
     inflight: usize,
-    // The time to the response head in nanoseconds once the place was freed there, else
-    // `NOT_ANSWERED` (a `u64` keeps the permit small: every admitted request carries one).
-    answered_after: u64,
+    // The time to the response head, once the place was freed there.
+    answered_after: HeadTime,
 }
-
-/// A [`Permit`]'s `answered_after` before its place was freed at the response head.
-const NOT_ANSWERED: u64 = u64::MAX;
 
 impl Permit {
     fn new(core: Arc<Core>, start: Option<Instant>, inflight: usize) -> Self {
@@ -337,7 +334,7 @@ impl Permit {
             core: Some(core),
             start,
             inflight,
-            answered_after: NOT_ANSWERED,
+            answered_after: HeadTime::NONE,
         }
     }
 
@@ -348,9 +345,7 @@ impl Permit {
         if let Some(start) = self.start
             && let Some(core) = self.core.take()
         {
-            let rtt = (self.answered_after != NOT_ANSWERED)
-                .then(|| Duration::from_nanos(self.answered_after));
-            core.sample_and_release(start, rtt, self.inflight, dropped);
+            core.sample_and_release(start, self.answered_after.get(), self.inflight, dropped);
         }
     }
 
@@ -360,14 +355,14 @@ impl Permit {
     /// hold a place all along and feed its whole life to the limit as one round trip,
     /// shrinking the limit until every other call is shed.
     pub(crate) fn answered(&mut self) {
-        if self.answered_after != NOT_ANSWERED {
+        if self.answered_after != HeadTime::NONE {
             return;
         }
         let Some(core) = &self.core else {
             return;
         };
-        let nanos = self.start.map_or(0, |s| s.elapsed().as_nanos());
-        self.answered_after = u64::try_from(nanos).unwrap_or(NOT_ANSWERED - 1);
+        self.answered_after
+            .set(self.start.map_or(Duration::ZERO, |s| s.elapsed()));
         core.release();
     }
 }
@@ -377,7 +372,7 @@ impl Drop for Permit {
     fn drop(&mut self) {
         // not freed at its head already
         if let Some(core) = &self.core
-            && self.answered_after == NOT_ANSWERED
+            && self.answered_after == HeadTime::NONE
         {
             core.release();
         }
