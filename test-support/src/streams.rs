@@ -3,8 +3,11 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
-use http_body_util::channel::{Channel, Sender};
-use std::convert::Infallible;
+use http_body_util::{
+    BodyExt,
+    channel::{Channel, Sender},
+};
+use std::{convert::Infallible, fmt::Debug, time::Duration};
 use tokio::sync::mpsc;
 use tower_service::Service;
 
@@ -43,4 +46,29 @@ pub fn grpc_status(code: &str) -> HeaderMap {
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", code.parse().expect("digits"));
     trailers
+}
+
+/// Reads a stream as its caller does: `body` is read to its end on a task of its own while,
+/// `after` it was opened (tokio time: paused in these tests), `sender` sends one message and
+/// trailers with `grpc-status: code`, and goes.
+pub async fn read_stream<B>(body: B, mut sender: StreamSender, after: Duration, code: &str)
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Debug + Send,
+{
+    let read = tokio::spawn(body.collect());
+    tokio::time::advance(after).await;
+    sender
+        .send_data(Bytes::from_static(b"msg"))
+        .await
+        .expect("the body is read");
+    sender
+        .send_trailers(grpc_status(code))
+        .await
+        .expect("the body is read");
+    drop(sender);
+    read.await
+        .expect("the read ends")
+        .expect("the body ends well");
 }

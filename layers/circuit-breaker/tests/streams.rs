@@ -5,11 +5,9 @@
 //! The inner service answers at once with a gRPC head and a body the test feeds by hand
 //! (`espresso_test_support::streaming_backend`). Time is paused, so "90 s later" is exact.
 
-use bytes::Bytes;
 use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State};
-use espresso_test_support::{grpc_status, streaming_backend};
+use espresso_test_support::{read_stream, streaming_backend};
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use std::time::Duration;
 use tower::{Layer, ServiceExt};
 
@@ -30,14 +28,9 @@ async fn a_long_stream_that_ends_well_is_not_a_slow_call() {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        let mut sender = senders.recv().await.unwrap();
+        let sender = senders.recv().await.unwrap();
         // The caller reads for 90 s, then the stream ends with OK.
-        let read = tokio::spawn(response.into_body().collect());
-        tokio::time::advance(Duration::from_secs(90)).await;
-        sender.send_data(Bytes::from_static(b"msg")).await.unwrap();
-        sender.send_trailers(grpc_status("0")).await.unwrap();
-        drop(sender);
-        read.await.unwrap().unwrap();
+        read_stream(response.into_body(), sender, Duration::from_secs(90), "0").await;
     }
     let window = breaker.snapshot();
     assert_eq!((window.calls, window.slow_calls), (2, 0));
@@ -61,16 +54,13 @@ async fn a_stream_taken_as_a_probe_counts_at_its_head() {
         .oneshot(Request::new("stream"))
         .await
         .unwrap();
-    let mut sender = senders.recv().await.unwrap();
+    let sender = senders.recv().await.unwrap();
     assert_eq!(breaker.state(), State::Closed);
     let response = service.clone().oneshot(Request::new("x")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
     // What its trailers say later is not counted again.
-    let read = tokio::spawn(stream.into_body().collect());
-    sender.send_trailers(grpc_status("14")).await.unwrap();
-    drop(sender);
-    read.await.unwrap().unwrap();
+    read_stream(stream.into_body(), sender, Duration::ZERO, "14").await;
     let window = breaker.snapshot();
     assert_eq!(
         (window.calls, window.failed_calls),

@@ -9,9 +9,8 @@ use espresso_degrade::{
     DegradeLayer,
     limit::{Aimd, Fixed},
 };
-use espresso_test_support::{grpc_status, streaming_backend};
+use espresso_test_support::{read_stream, streaming_backend};
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use std::time::Duration;
 use tower::{Layer, ServiceExt};
 
@@ -47,12 +46,8 @@ async fn a_long_healthy_stream_is_a_short_round_trip_and_a_failure_in_its_traile
             .oneshot(Request::new("stream"))
             .await
             .unwrap();
-        let mut sender = senders.recv().await.unwrap();
-        let read = tokio::spawn(stream.into_body().collect());
-        tokio::time::advance(Duration::from_secs(300)).await;
-        sender.send_trailers(grpc_status(status)).await.unwrap();
-        drop(sender);
-        read.await.unwrap().unwrap();
+        let sender = senders.recv().await.unwrap();
+        read_stream(stream.into_body(), sender, Duration::from_secs(300), status).await;
         assert_eq!(
             layer.current_limit(),
             limit,
