@@ -1144,6 +1144,16 @@ impl Dictionary {
             if p.latin && !self.latin_hit_stands(text, start, end, p) {
                 return;
             }
+            // the tone number of a pinyin spelling's last syllable (`sha3 bi1`) is part of the
+            // hit, highlighted and masked with it, as those inside it are
+            let end = if pass == Pass::Tone
+                && view.as_bytes().get(end) == Some(&0)
+                && text.as_bytes()[end].is_ascii_digit()
+            {
+                end + 1
+            } else {
+                end
+            };
             if p.part != NO_PART {
                 s.parts.push(PartHit {
                     start,
@@ -1451,6 +1461,9 @@ impl Dictionary {
         let mut scratch = Folded::new();
         for c in text[..at].chars().rev() {
             if is_invisible(c) {
+                if parts_words(c) {
+                    return false;
+                }
                 continue;
             }
             return match self.table.unit(c, &mut scratch) {
@@ -1467,6 +1480,9 @@ impl Dictionary {
         let mut scratch = Folded::new();
         for c in text[at..].chars() {
             if is_invisible(c) {
+                if parts_words(c) {
+                    return false;
+                }
                 continue;
             }
             return match self.table.unit(c, &mut scratch) {
@@ -1647,6 +1663,13 @@ fn gap_kind(c: char) -> u8 {
     } else {
         GAP_VISIBLE
     }
+}
+
+/// An invisible character that stands between two words rather than inside one: the
+/// zero-width space (a word break by definition) and control characters. The others (soft
+/// hyphens, joiners, marks) are written inside words and are no boundary there.
+fn parts_words(c: char) -> bool {
+    c == '\u{200B}' || c.is_control()
 }
 
 /// Letters and digits of scripts written with spaces between words.

@@ -290,6 +290,14 @@ fn block_mode_gives_danger_hits_and_masks_them() {
     assert_eq!(r.hits[0].level, Level::Danger);
     assert_eq!(&text[r.hits[0].start..r.hits[0].end], "①③⑧ 0013 8000");
     assert_eq!(r.masked, "call *************!");
+    // an area code's parentheses are both in the span, or neither
+    for (text, span) in [
+        ("tel: (0755) 2345 6789.", "(0755) 2345 6789"),
+        ("+1 (415) 555-2671", "+1 (415) 555-2671"),
+    ] {
+        let r = engine.check(text);
+        assert_eq!(&text[r.hits[0].start..r.hits[0].end], span, "{text}");
+    }
 }
 
 #[test]

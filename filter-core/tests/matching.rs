@@ -106,6 +106,19 @@ fn evasion_invisible() {
         ["f\u{0334}u\u{0334}c\u{0334}k"]
     );
     assert_eq!(hits(&e, "傻\u{200B}逼"), ["傻\u{200B}逼"]);
+    // a zero-width space or a control character between two words parts them, as an emoji
+    // does; a soft hyphen or a joiner inside a word does not
+    for text in [
+        "hello\u{200B}fuck",
+        "fuck\u{200B}you",
+        "hello\u{0}fuck",
+        "a\u{85}fuck",
+    ] {
+        assert_eq!(hits(&e, text), ["fuck"], "{text:?}");
+    }
+    for text in ["Scun\u{AD}thorpe", "class\u{200D}ic", "assess\u{2060}ment"] {
+        assert_eq!(e.check(text).verdict, Verdict::Pass, "{text:?}");
+    }
 }
 
 #[test]
@@ -473,6 +486,15 @@ fn evasion_pinyin_for_lists_that_ask() {
     let r = e.check("you are a sha bi!");
     assert_eq!(r.hits[0].word, "傻逼");
     assert_eq!(r.masked, "you are a ******!");
+    // the last syllable's tone number is part of the hit, as the others' are
+    for (text, masked, end) in [
+        ("sha3 bi1!", "********!", 8),
+        ("ni3ma1de5 ok", "********* ok", 9),
+    ] {
+        let r = e.check(text);
+        assert_eq!(r.masked, masked, "{text}");
+        assert_eq!(r.hits[0].end, end, "{text}");
+    }
     // whole Latin words only; no single characters; no initials
     for text in ["Ushabi", "shabix", "bi", "sb", "nmsl"] {
         assert_eq!(e.check(text).verdict, Verdict::Pass, "{text}");

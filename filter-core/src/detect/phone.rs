@@ -178,9 +178,15 @@ fn number(toks: &[Tok], digits: &[(usize, u8)], plus_ok: bool) -> Option<Found> 
     if labelled(toks, first) {
         return None;
     }
+    // an area code's opening parenthesis, when its closing one is inside (`(0755) 2345 6789`)
+    let start = plus.unwrap_or(first);
+    let start = match start.checked_sub(1) {
+        Some(open) if toks[open].c == '(' && toks[first..last].iter().any(|t| t.c == ')') => open,
+        _ => start,
+    };
     Some(Found {
         word,
-        toks: plus.unwrap_or(first)..last + 1,
+        toks: start..last + 1,
     })
 }
 
