@@ -577,8 +577,61 @@ impl Config {
                 message: "the config file's folder is not valid UTF-8".into(),
             });
         }
+        config
+            .check_files(base, text)
+            .map_err(|e| e.in_file(file))?;
         config.resolve_paths(base);
         Ok(config)
+    }
+
+    /// Every file the config names (paths as written, read from `base`) is a readable file:
+    /// an error names the key and the line that names the file, as a parse error does.
+    fn check_files(&self, base: &Path, text: &str) -> Result<(), ConfigError> {
+        let token = (!self.admin.token_file.as_os_str().is_empty())
+            .then_some(("admin.token_file", &self.admin.token_file));
+        let files = self
+            .filter
+            .lists
+            .iter()
+            .map(|list| ("filter.lists.path", &list.path))
+            .chain(self.filter.allow.iter().map(|path| ("filter.allow", path)))
+            .chain(
+                self.filter
+                    .detectors
+                    .im_keywords
+                    .iter()
+                    .map(|path| ("filter.detectors.im_keywords", path)),
+            )
+            .chain(token);
+        for (key, written) in files {
+            let path = base.join(written);
+            let readable = std::fs::metadata(&path).and_then(|meta| {
+                if meta.is_file() {
+                    std::fs::File::open(&path).map(drop)
+                } else {
+                    Err(std::io::Error::other("not a file"))
+                }
+            });
+            if let Err(e) = readable {
+                // the line that writes the path, else the key's first line
+                let quoted = written.to_string_lossy();
+                let line = text
+                    .lines()
+                    .position(|line| {
+                        line.contains(&format!("\"{quoted}\""))
+                            || line.contains(&format!("'{quoted}'"))
+                    })
+                    .map(|i| i + 1)
+                    .or_else(|| find_key_line(text, key));
+                return Err(ConfigError {
+                    file: PathBuf::new(),
+                    line,
+                    key: Some(key.to_owned()),
+                    message: format!("cannot read {} {}: {e}", what_file(key), path.display()),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The effective config as TOML: every key, defaults filled in, paths as resolved.
@@ -687,7 +740,9 @@ impl Config {
             ConfigError {
                 file: PathBuf::new(),
                 line,
-                key: line.and_then(|line| key_at(text, line)),
+                key: line.and_then(|line| {
+                    key_at(text, line).or_else(|| field_key(text, line, e.message()))
+                }),
                 message: e.message().to_owned(),
             }
         })?;
@@ -1083,6 +1138,31 @@ impl ConfigError {
     }
 }
 
+/// What the file a key names holds, for errors.
+fn what_file(key: &str) -> &'static str {
+    match key {
+        "admin.token_file" => "token file",
+        "filter.detectors.im_keywords" => "keyword list",
+        _ => "word list",
+    }
+}
+
+/// The dotted key a serde error on a table header names: `[[filter.lists]]` missing its
+/// `level` is `filter.lists.level`; an unknown table `[servr]` is `servr`.
+fn field_key(text: &str, line: usize, message: &str) -> Option<String> {
+    let header = table_header(text.lines().nth(line.checked_sub(1)?)?.trim())?;
+    let field = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|start| message.strip_prefix(start))?
+        .split('`')
+        .next()?;
+    Some(if header.rsplit('.').next() == Some(field) {
+        header.to_owned()
+    } else {
+        format!("{header}.{field}")
+    })
+}
+
 /// 1-based line number of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
@@ -1264,7 +1344,9 @@ mod tests {
         use espresso_filter_core::DetectorMode;
         let text = "[filter.detectors]\nurl = \"review\"\nemail = \"block\"\nim = \"block\"\n\
                     allow_domains = [\"example.com\"]\nim_keywords = [\"kw.txt\"]\n";
-        let config = Config::from_text(Path::new("/etc/espresso/espresso.toml"), text).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kw.txt"), "vx\n").unwrap();
+        let config = Config::from_text(&dir.path().join("espresso.toml"), text).unwrap();
         let d = &config.filter.detectors;
         assert_eq!(
             (d.url, d.email, d.phone, d.im),
@@ -1276,11 +1358,11 @@ mod tests {
             )
         );
         assert_eq!(d.allow_domains, ["example.com"]);
-        assert_eq!(d.im_keywords, [PathBuf::from("/etc/espresso/kw.txt")]);
+        assert_eq!(d.im_keywords, [dir.path().join("kw.txt")]);
         assert!(
             config
                 .watched_files()
-                .any(|p| p == Path::new("/etc/espresso/kw.txt"))
+                .any(|p| p == dir.path().join("kw.txt"))
         );
         let msg = Config::parse("[filter.detectors]\nallow_domains = [\"a b\"]\n")
             .unwrap_err()
@@ -1437,6 +1519,43 @@ level = "normal"
         let msg = err.to_string();
         assert!(msg.contains("line 3"), "{msg}");
         assert!(msg.contains("per_second"), "{msg}");
+    }
+
+    #[test]
+    fn a_missing_field_or_table_names_its_dotted_key() {
+        let err = Config::parse("[server]\n\n[[filter.lists]]\npath = \"a.txt\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("key `filter.lists.level`"), "{msg}");
+        let msg = Config::parse("[servr]\n").unwrap_err().to_string();
+        assert!(msg.contains("line 1, key `servr`"), "{msg}");
+    }
+
+    #[test]
+    fn a_file_the_config_names_must_be_readable_and_the_error_names_its_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), "x\n").unwrap();
+        let file = dir.path().join("espresso.toml");
+        let text = "[[filter.lists]]\npath = \"a.txt\"\nlevel = \"danger\"\n\n\
+                    [[filter.lists]]\npath = \"none.txt\"\nlevel = \"normal\"\n";
+        let msg = Config::from_text(&file, text).unwrap_err().to_string();
+        assert!(
+            msg.contains("espresso.toml, line 6, key `filter.lists.path`"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("cannot read word list") && msg.contains("none.txt"),
+            "{msg}"
+        );
+        for (text, key) in [
+            ("[filter]\nallow = [\".\"]\n", "line 2, key `filter.allow`"),
+            (
+                "[admin]\ntoken_file = 'nope'\n",
+                "line 2, key `admin.token_file`",
+            ),
+        ] {
+            let msg = Config::from_text(&file, text).unwrap_err().to_string();
+            assert!(msg.contains(key), "{msg}");
+        }
     }
 
     #[test]
@@ -1704,15 +1823,23 @@ level = "normal"
     #[test]
     fn relative_paths_resolve_against_the_config_folder() {
         let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let absolute = other.path().join("d.txt");
+        std::fs::create_dir(dir.path().join("words")).unwrap();
+        std::fs::write(dir.path().join("words/allow.txt"), "").unwrap();
+        std::fs::write(&absolute, "").unwrap();
         let file = dir.path().join("espresso.toml");
         std::fs::write(
             &file,
-            "[filter]\nallow = [\"words/allow.txt\"]\n[[filter.lists]]\npath = \"/abs/d.txt\"\nlevel = \"danger\"\n",
+            format!(
+                "[filter]\nallow = [\"words/allow.txt\"]\n[[filter.lists]]\npath = {:?}\nlevel = \"danger\"\n",
+                absolute.display().to_string()
+            ),
         )
         .unwrap();
         let config = Config::load(&file).unwrap();
         assert_eq!(config.filter.allow[0], dir.path().join("words/allow.txt"));
-        assert_eq!(config.filter.lists[0].path, PathBuf::from("/abs/d.txt"));
+        assert_eq!(config.filter.lists[0].path, absolute);
     }
 
     #[test]

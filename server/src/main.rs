@@ -10,6 +10,7 @@ use espresso_server::{
 };
 use espresso_slow_call::{SlowCallRecorder, otel};
 use std::{
+    io::Write,
     path::{Path, PathBuf},
     process::ExitCode,
 };
@@ -79,11 +80,18 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String>
 fn check_config(file: &Path) -> ExitCode {
     match espresso_server::check_config(file) {
         Ok(effective) => {
-            println!(
-                "# {}: valid. The effective config, every default filled in:\n\n{effective}",
+            let text = format!(
+                "# {}: valid. The effective config, every default filled in:\n\n{effective}\n",
                 file.display()
             );
-            ExitCode::SUCCESS
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                // a reader that stopped early (`| head`) is no failure of the check
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("espresso-server: writing the effective config: {e}");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         Err(e) => {
             eprintln!("espresso-server: {e}");

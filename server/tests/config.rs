@@ -119,6 +119,40 @@ fn check_config_reads_the_word_lists_the_file_names() {
     assert!(stderr.contains("words/gone.txt"), "{stderr}");
 }
 
+#[test]
+fn check_config_reads_the_stored_lists_as_a_start_up_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("espresso.toml");
+    std::fs::write(&file, "[lists]\ndir = \"lists\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("lists")).unwrap();
+    std::fs::write(dir.path().join("lists/spam.json"), "{broken").unwrap();
+    let output = check_config(&file);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("spam.json"), "{stderr}");
+    // a folder that is a file
+    std::fs::write(&file, "[lists]\ndir = \"espresso.toml\"\n").unwrap();
+    let output = check_config(&file);
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn check_config_read_by_a_reader_that_stops_early_exits_0_without_a_panic() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_espresso-server"))
+        .arg("--check-config")
+        .arg(shipped_config())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -0`: the pipe is closed before anything is read
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[tokio::test]
 async fn starting_with_a_misspelt_value_exits_naming_the_key_its_line_and_the_allowed_values() {
     let dir = tempfile::tempdir().unwrap();

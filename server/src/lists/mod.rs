@@ -273,6 +273,7 @@ impl Lists {
             .into_iter()
             .map(|list| (list.name.clone(), list))
             .collect();
+        check_names(&config, api.values())?;
         let engine = Engine::load(&combined(&config, &api), options)?;
         let changes = IntCounterVec::new(
             Opts::new(
@@ -487,8 +488,9 @@ impl Lists {
         &self,
         config: Sources,
         options: Options,
-    ) -> Result<u64, LoadError> {
+    ) -> Result<u64, crate::BoxError> {
         let mut state = self.state.lock().await;
+        check_names(&config, state.api.values())?;
         let sources = combined(&config, &state.api);
         let engine = self.engine.clone();
         let version = tokio::task::spawn_blocking(move || engine.reload_with(&sources, options))
@@ -653,6 +655,38 @@ fn config_names(config: &Sources) -> impl Iterator<Item = String> + '_ {
         .chain(config.allow.iter().map(ListData::stem))
 }
 
+/// A list of the config file that has the name of an API list: an error, at start-up and at a
+/// reload (which then keeps the running config). Two lists of one name could not be told apart
+/// in hits and in `"lists"`, and the API one could no longer be changed.
+fn check_names<'a>(
+    config: &Sources,
+    mut api: impl Iterator<Item = &'a ApiList>,
+) -> Result<(), crate::BoxError> {
+    match api.find(|list| config_names(config).any(|name| name == list.name)) {
+        Some(list) => Err(format!(
+            "list {} is both a list of the config file and a list of the lists API: rename the \
+             file, or remove the API list first (DELETE /v1/lists/{})",
+            crate::quoted(&list.name),
+            list.name
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// What a start-up checks of the stored API lists, for `--check-config`: the file store reads
+/// (each list parses) and no list clashes with one of the config file. The Redis store is not
+/// contacted: at start-up one that does not answer is a WARN, not an error.
+pub(crate) fn check_stored(
+    config: &Sources,
+    lists: &crate::config::ListsConfig,
+) -> Result<(), crate::BoxError> {
+    match Store::from_config(lists)? {
+        Store::File(file) => check_names(config, file.load()?.iter()),
+        Store::Redis(_) => Ok(()),
+    }
+}
+
 /// The config's lists and the API lists, as one set of sources.
 fn combined(config: &Sources, api: &BTreeMap<String, ApiList>) -> Sources {
     api.values()
@@ -799,5 +833,54 @@ mod tests {
         assert!(lists.get("spam").await.is_none());
         assert_eq!(engine.version(), before);
         assert_eq!(engine.check("idiot").verdict, Verdict::Block);
+    }
+
+    #[tokio::test]
+    async fn a_config_list_named_as_an_api_list_is_refused_at_start_up_at_reload_and_by_the_check()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::FileStore::new(dir.path().join("lists"));
+        let mut spam = ApiList::new("spam".into(), String::new(), Level::Normal, Kind::Deny);
+        spam.words.insert("casino".into(), WordMeta::default());
+        store.save(&spam).unwrap();
+        let plain =
+            || Sources::new().list(ListSource::inline("danger.txt", "idiot\n", Level::Danger));
+        let clashing = || plain().list(ListSource::inline("spam.txt", "lottery\n", Level::Danger));
+        let registry = Registry::new();
+        let load = |config| {
+            Lists::load(
+                config,
+                Store::File(store.clone()),
+                Options::default(),
+                &registry,
+            )
+        };
+
+        let error = load(clashing())
+            .await
+            .err()
+            .expect("refused at start-up")
+            .to_string();
+        assert!(error.contains("\"spam\" is both"), "{error}");
+        let config = crate::config::ListsConfig {
+            dir: dir.path().join("lists"),
+            ..Default::default()
+        };
+        let error = check_stored(&clashing(), &config).unwrap_err().to_string();
+        assert!(error.contains("\"spam\" is both"), "{error}");
+        check_stored(&plain(), &config).unwrap();
+
+        let (lists, engine) = load(plain()).await.unwrap();
+        let error = lists
+            .set_config(clashing(), Options::default())
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("DELETE /v1/lists/spam"),
+            "{error}"
+        );
+        // the running lists stay
+        assert_eq!(engine.check("casino").verdict, Verdict::Review);
+        assert_eq!(engine.check("lottery").verdict, Verdict::Pass);
     }
 }

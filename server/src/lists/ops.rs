@@ -574,6 +574,8 @@ pub(crate) async fn page_words(
                 ),
             ));
         }
+        // a name no list can have is the client's mistake, as in every other lists call
+        check_name(name).map_err(|m| OpError::invalid("invalid_list", m))?;
         return Err(OpError::not_found(name));
     };
     Ok(page_of(list, limit, cursor))

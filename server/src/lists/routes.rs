@@ -13,7 +13,7 @@ use crate::{
 use axum::{
     Router,
     body::Body,
-    extract::{Path, RawQuery, State},
+    extract::{Path, RawQuery, State, rejection::PathRejection},
     http::{HeaderMap, Request, StatusCode, header::AUTHORIZATION},
     response::{IntoResponse, Response},
     routing::{get, post, put},
@@ -66,6 +66,13 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(ops::bearer);
     Ok(ops::authorize(app.admin_token.as_deref(), given)?)
+}
+
+/// The `{name}` of the path. One that is not UTF-8 once percent-decoded is a bad name like any
+/// other, answered after the token check (axum's own answer would be plain text, before it).
+fn path_name(name: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    name.map(|Path(name)| name)
+        .map_err(|e| bad("invalid_list", format!("list name: {}", e.body_text())))
 }
 
 fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -127,12 +134,12 @@ struct PutBody {
 
 async fn put_list(
     State(app): State<App>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     request: Request<Body>,
 ) -> Response {
     guarded(&app.clone(), request, |request| async move {
         // the name is checked before the body is read
-        let name = ops::writable(&app, &name).await?;
+        let name = ops::writable(&app, &path_name(name)?).await?;
         let body: PutBody = body(request, "{\"description\": \"...\", \"kind\": \"deny\"}").await?;
         let input = PutInput {
             description: body.description,
@@ -153,11 +160,11 @@ async fn put_list(
 
 async fn delete_list(
     State(app): State<App>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     request: Request<Body>,
 ) -> Response {
     guarded(&app.clone(), request, |_| async move {
-        let name = ops::writable(&app, &name).await?;
+        let name = ops::writable(&app, &path_name(name)?).await?;
         ops::delete(&app, &name).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })
@@ -188,11 +195,11 @@ struct RemoveBody {
 
 async fn add_words(
     State(app): State<App>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     request: Request<Body>,
 ) -> Response {
     guarded(&app.clone(), request, |request| async move {
-        let name = ops::writable(&app, &name).await?;
+        let name = ops::writable(&app, &path_name(name)?).await?;
         let body: AddBody = body(request, "{\"words\": [{\"word\": \"...\"}]}").await?;
         let words = body
             .words
@@ -214,11 +221,11 @@ async fn add_words(
 
 async fn remove_words(
     State(app): State<App>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     request: Request<Body>,
 ) -> Response {
     guarded(&app.clone(), request, |request| async move {
-        let name = ops::writable(&app, &name).await?;
+        let name = ops::writable(&app, &path_name(name)?).await?;
         let body: RemoveBody = body(request, "{\"words\": [\"...\"]}").await?;
         let done = ops::remove_words(&app, &name, body.words).await?;
         Ok(json_answer(
@@ -231,7 +238,7 @@ async fn remove_words(
 
 async fn get_words(
     State(app): State<App>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     request: Request<Body>,
 ) -> Response {
@@ -245,7 +252,7 @@ async fn get_words(
                 other => return Err(bad("invalid_query", format!("unknown parameter {other:?}"))),
             }
         }
-        let page = ops::page_words(&app, &name, limit, cursor).await?;
+        let page = ops::page_words(&app, &path_name(name)?, limit, cursor).await?;
         let words: Vec<serde_json::Value> = page
             .words
             .iter()

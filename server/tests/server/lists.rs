@@ -360,6 +360,26 @@ async fn the_lists_api_refuses_without_a_token_a_wrong_token_and_bad_input() {
             .error_code(StatusCode::BAD_REQUEST),
         "invalid_list"
     );
+    // a name that is not UTF-8 once decoded is as bad a name, after the token check; GET words
+    // refuses a bad name as the other calls do, not as an unknown list
+    for (method, path) in [
+        ("PUT", "/v1/lists/%FF"),
+        ("DELETE", "/v1/lists/%FF"),
+        ("GET", "/v1/lists/%FF/words"),
+        ("POST", "/v1/lists/%C0%AE/words:remove"),
+        ("GET", "/v1/lists/a.b/words"),
+    ] {
+        let reply = server.admin(method, path, t, put("deny")).await;
+        assert_eq!(
+            reply.error_code(StatusCode::BAD_REQUEST),
+            "invalid_list",
+            "{method} {path}"
+        );
+        let reply = server.admin(method, path, None, None).await;
+        assert_eq!(reply.error_code(StatusCode::UNAUTHORIZED), "unauthorized");
+        let reply = off.admin(method, path, t, None).await;
+        assert_eq!(reply.error_code(StatusCode::NOT_FOUND), "admin_disabled");
+    }
     assert_eq!(
         server
             .admin("PUT", "/v1/lists/x", t, put("maybe"))
