@@ -3,7 +3,8 @@
 
 use crate::{
     App, Checked,
-    http_api::{FilterInput, MAX_BATCH_ITEMS},
+    by_path::EitherFuture,
+    http_api::{ApiError, FilterInput, MAX_BATCH_ITEMS},
     lists::{
         Kind,
         ops::{self, NewWord, OpError, PutInput, Source, Summary},
@@ -54,7 +55,7 @@ pub(crate) fn reflection() -> Result<
 
 /// The route of every method of the tonic service `service`, `/<package.Service>/{*method}`,
 /// with its answers made plain by [`plain_answers`].
-pub(crate) fn route<S, B>(service: S) -> axum::Router<App>
+pub(crate) fn route<S, B>(app: &App, service: S) -> axum::Router<App>
 where
     S: NamedService
         + tower::Service<
@@ -64,16 +65,75 @@ where
         >,
     S: Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
-    http::Response<B>: axum::response::IntoResponse,
-    B: 'static,
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
-    let service = tower::ServiceBuilder::new()
-        .map_response(plain_answers::<S, B> as fn(_) -> _)
-        .service(service);
+    let service = GrpcOnly {
+        inner: tower::ServiceBuilder::new()
+            .map_response(plain_answers::<S, B> as fn(_) -> _)
+            .service(service),
+        app: app.clone(),
+    };
     axum::Router::new().route_service(
         &format!("/{}/{{*method}}", S::NAME),
         axum::routing::any_service(service),
     )
+}
+
+/// A gRPC route's service, in front of tonic: a request that is not gRPC (`application/grpc`,
+/// `application/grpc+<codec>`) is answered `415 unsupported_media_type` with the error JSON.
+/// tonic answered whatever came: a JSON `POST` got a gRPC `INTERNAL` ("invalid compression
+/// flag"), and a gRPC-Web call a gRPC answer its client cannot read, while the layers in front
+/// answered its refusals as HTTP.
+#[derive(Clone)]
+struct GrpcOnly<S> {
+    inner: S,
+    app: App,
+}
+
+impl<S, B> tower::Service<http::Request<axum::body::Body>> for GrpcOnly<S>
+where
+    S: tower::Service<http::Request<axum::body::Body>, Response = http::Response<B>>,
+{
+    type Response = http::Response<http_body_util::Either<B, axum::body::Body>>;
+    type Error = S::Error;
+    type Future =
+        EitherFuture<S::Future, std::future::Ready<Result<axum::response::Response, S::Error>>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+        if espresso_common::grpc::is_grpc(request.headers()) {
+            return EitherFuture::Left {
+                future: self.inner.call(request),
+            };
+        }
+        let web = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc-web"));
+        let message = if web {
+            "gRPC-Web is not served: call with gRPC over HTTP/2 (content-type: application/grpc), \
+             or use the JSON API"
+        } else {
+            "a gRPC method: call it with gRPC over HTTP/2 (content-type: application/grpc), or \
+             use the JSON API (POST /v1/filter)"
+        };
+        let error = ApiError::new(
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        );
+        let id = request.extensions().get::<RequestId>();
+        EitherFuture::Right {
+            future: std::future::ready(Ok(error.into_response_for(&self.app, id))),
+        }
+    }
 }
 
 /// Two of tonic's answers, made plain:
@@ -224,6 +284,7 @@ impl pb::filter_server::Filter for FilterGrpc {
 /// (a message over it is `RESOURCE_EXHAUSTED`, as for `Filter`).
 pub(crate) fn lists_routes(app: &App) -> axum::Router<App> {
     route(
+        app,
         pb::lists_server::ListsServer::new(ListsGrpc { app: app.clone() })
             .max_decoding_message_size(ops::MAX_REQUEST_BYTES),
     )

@@ -324,9 +324,9 @@ async fn stack(
             .await;
     }
     let (reflection_v1, reflection_v1alpha) = grpc::reflection()?;
-    let grpc_services = grpc::route(health_service)
-        .merge(grpc::route(reflection_v1))
-        .merge(grpc::route(reflection_v1alpha));
+    let grpc_services = grpc::route(app, health_service)
+        .merge(grpc::route(app, reflection_v1))
+        .merge(grpc::route(app, reflection_v1alpha));
 
     let grpc_services = grpc_services
         .merge(lists::routes())
@@ -452,7 +452,7 @@ fn filter_routes(app: &App, max_body: usize) -> Router {
     let grpc = pb::filter_server::FilterServer::new(grpc::FilterGrpc::new(app.clone()))
         .max_decoding_message_size(max_body);
     http_api::filter_routes(max_body)
-        .merge(grpc::route(grpc))
+        .merge(grpc::route(app, grpc))
         .with_state(app.clone())
 }
 

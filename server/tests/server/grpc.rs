@@ -130,3 +130,34 @@ async fn unknown_services_and_methods_are_unimplemented_and_say_so() {
         assert!(status.message().contains(says), "{path}: {status:?}");
     }
 }
+
+#[tokio::test]
+async fn a_request_to_a_grpc_method_that_is_not_grpc_is_refused_415() {
+    let server = Server::start("").await;
+    for (method, content_type) in [
+        ("POST", Some("application/json")),
+        ("GET", None),
+        ("POST", Some("application/grpc-web+proto")),
+        ("POST", Some("application/grpc-web-text")),
+    ] {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(server.url("/espresso.filter.v1.Filter/Check"));
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let body = http_body_util::Full::new(bytes::Bytes::from_static(b"{\"content\": \"x\"}"));
+        let reply = server.send(request.body(body).unwrap()).await;
+        assert_eq!(
+            reply.error_code(http::StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            "unsupported_media_type",
+            "{method} {content_type:?}"
+        );
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let web = content_type.is_some_and(|t| t.contains("web"));
+        assert_eq!(message.contains("gRPC-Web is not served"), web, "{message}");
+    }
+}
