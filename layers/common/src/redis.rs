@@ -191,7 +191,7 @@ impl RedisConnection {
 
     /// Runs `cmd` and converts its reply.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        self.bounded(async {
+        self.bounded(|| async {
             let mut conn = self.connection().await?;
             cmd.query_async(&mut conn).await
         })
@@ -204,15 +204,33 @@ impl RedisConnection {
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> RedisResult<T> {
-        self.bounded(async {
+        self.bounded(|| async {
             let mut conn = self.connection().await?;
             invocation.invoke_async(&mut conn).await
         })
         .await
     }
 
-    async fn bounded<T>(&self, call: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
-        let result = match tokio::time::timeout(self.inner.timeout, call).await {
+    /// Runs `call` within the timeout. A connection that died while idle (the server
+    /// restarted, a proxy closed it) fails the first call made on it: that call is made once
+    /// more, on a new connection, within the same bound, so a restart between calls is no
+    /// outage. (A connection dropped while a script ran may have run it: a retried rate-limit
+    /// check then takes one token more.)
+    async fn bounded<T, F, Fut>(&self, call: F) -> RedisResult<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let retried = async {
+            match call().await {
+                Err(error) if error.is_connection_dropped() => {
+                    self.after_error(&error);
+                    call().await
+                }
+                result => result,
+            }
+        };
+        let result = match tokio::time::timeout(self.inner.timeout, retried).await {
             Ok(result) => result,
             Err(_) => Err(RedisError::from(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,

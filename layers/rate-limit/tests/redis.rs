@@ -223,6 +223,37 @@ async fn falls_back_when_redis_is_killed_and_recovers_when_it_is_back() {
 }
 
 #[tokio::test]
+async fn a_redis_restarted_while_idle_costs_no_fallback() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let registry = prometheus::Registry::new();
+    let limiter = RateLimitLayer::new(Quota::per_minute(100))
+        .key(Global::new())
+        .name("restarted")
+        .metrics(RateLimitMetrics::register(&registry).expect("fresh metrics register"))
+        .backend(
+            RedisBackend::new(&redis.url())
+                .expect("a valid Redis URL")
+                .timeout(Duration::from_millis(500)),
+        )
+        .limiter();
+    assert_eq!(allowed(&limiter, 1).await, 1);
+    // No call while it restarts: the connection the limiter holds is dead, and its first call
+    // finds out. That call is made again on a new connection, not counted as an outage.
+    redis.restart();
+    assert_eq!(allowed(&limiter, 1).await, 1);
+    assert!(!limiter.is_degraded());
+    let text = gather(&registry);
+    assert!(
+        text.contains(
+            r#"espresso_rate_limit_backend_transitions_total{limiter="restarted",to="local"} 0"#
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_silent_redis_times_out_onto_the_fallback() {
     // Accepts connections and never answers.
     let listener = TcpListener::bind("127.0.0.1:0")
