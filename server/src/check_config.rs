@@ -6,10 +6,11 @@ use espresso_filter_core::Engine;
 use std::path::Path;
 
 /// Checks the config `file` and the word lists it names, and returns the effective config as
-/// TOML: every key, defaults filled in, paths resolved against the file's folder. Secrets are
-/// left out, each with a comment that says so: a set `admin.token` is shown empty (an output used
-/// as a config then leaves the lists API off rather than open to a known token), and a password
-/// in a Redis address as `REDACTED` (such an output fails to authenticate, loudly).
+/// TOML: every key, defaults filled in, paths resolved against the file's folder (absolute).
+/// Secrets are left out, each with a comment that says so: a set `admin.token` is shown empty
+/// (an output used as a config then leaves the lists API off rather than open to a known
+/// token), and a password in a Redis address as `REDACTED` (such an output fails to
+/// authenticate, loudly).
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
@@ -48,7 +49,10 @@ use std::path::Path;
 /// assert!(error.contains("cache.redis_url"), "{error}");
 /// ```
 pub fn check_config(file: &Path) -> Result<String, BoxError> {
-    let mut config = Config::load(file)?;
+    // Absolute paths in the output: paths resolved against a relative `file`'s folder would
+    // only work from the folder this ran in.
+    let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+    let mut config = Config::load(&file)?;
     Engine::load(
         &reload::filter_sources(&config),
         reload::filter_options(&config)?,

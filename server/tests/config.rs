@@ -283,3 +283,23 @@ async fn a_reload_that_turns_a_detector_on_applies_it() {
     assert_eq!(reply["masked"], "call *************");
     assert_eq!(restart_warnings(&server), Vec::<String>::new());
 }
+
+#[test]
+fn check_config_of_a_relative_path_prints_absolute_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    std::fs::write(dir.path().join("conf/espresso.toml"), "").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_espresso-server"))
+        .args(["--check-config", "conf/espresso.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let effective = Config::parse(&String::from_utf8(output.stdout).unwrap()).unwrap();
+    assert!(
+        effective.lists.dir.is_absolute(),
+        "{:?}",
+        effective.lists.dir
+    );
+    assert!(effective.lists.dir.ends_with("conf/lists"));
+}

@@ -111,8 +111,15 @@ async fn body<T: for<'de> Deserialize<'de>>(
     serde_json::from_str(text).map_err(|e| bad("invalid_json", format!("invalid JSON: {e}")))
 }
 
-async fn list_all(State(app): State<App>, request: Request<Body>) -> Response {
+async fn list_all(
+    State(app): State<App>,
+    RawQuery(query): RawQuery,
+    request: Request<Body>,
+) -> Response {
     guarded(&app.clone(), request, |_| async move {
+        if let Some((key, _)) = form_pairs(query.as_deref().unwrap_or("")).first() {
+            return Err(bad("invalid_query", format!("unknown parameter {key:?}")));
+        }
         let lists: Vec<serde_json::Value> =
             ops::list_all(&app).await.iter().map(summary_json).collect();
         Ok(json_answer(StatusCode::OK, json!({ "lists": lists })))
@@ -246,7 +253,10 @@ async fn get_words(
         let mut limit = None;
         let mut cursor: Option<String> = None;
         for (key, value) in form_pairs(query.as_deref().unwrap_or("")) {
+            let twice = || bad("invalid_query", format!("parameter {key:?} given twice"));
             match key.as_str() {
+                "limit" if limit.is_some() => return Err(twice()),
+                "cursor" if cursor.is_some() => return Err(twice()),
                 "limit" => limit = Some(value.parse().map_err(|_| ops::bad_limit())?),
                 "cursor" => cursor = Some(value),
                 other => return Err(bad("invalid_query", format!("unknown parameter {other:?}"))),
