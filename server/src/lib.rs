@@ -16,6 +16,9 @@
 //! Run it with `cargo run --release -p espresso-server` (no other service needed) or with
 //! `--config espresso.toml` (see `server/espresso.toml`); the binary's `--help` lists the flags.
 #![forbid(unsafe_code)]
+// With every feature of the workspace on, proving the lists API's handler futures `Send` nests
+// deeper than rustc's default limit of 128 (as the binary's `run` future does).
+#![recursion_limit = "256"]
 
 mod by_path;
 mod check_config;
