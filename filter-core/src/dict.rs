@@ -49,8 +49,9 @@
 //!
 //! Then allow-list hits suppress every blocked hit they overlap, combination rules turn their
 //! parts' hits into hits of the rule (see `docs/word-lists.md`, "Combination rules"), and among
-//! overlapping blocked hits the longest entry wins (then danger over normal, then the leftmost,
-//! then the longer span, then a word over a rule).
+//! overlapping blocked hits a danger-level one wins over a normal one (so the verdict is `Block`
+//! whenever a danger-level entry is hit), then the longest entry, then the leftmost, then the
+//! longer span, then a word over a rule.
 
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
@@ -1016,10 +1017,11 @@ impl Dictionary {
                     }),
             );
         }
+        // danger first: a danger-level entry hit blocks, whatever longer normal entry overlaps it
         s.cands.sort_unstable_by(|x, y| {
-            y.len
-                .cmp(&x.len)
-                .then(y.level.cmp(&x.level))
+            y.level
+                .cmp(&x.level)
+                .then(y.len.cmp(&x.len))
                 .then(x.start.cmp(&y.start))
                 .then((y.end - y.start).cmp(&(x.end - x.start)))
                 .then(x.pat.cmp(&y.pat))
@@ -1154,6 +1156,15 @@ impl Dictionary {
             } else {
                 end
             };
+            // the marks on the hit's last character are part of it (`fuck\u{301}`, a keycap's
+            // `\u{FE0F}\u{20E3}`): a span never ends inside a character as the reader sees it
+            let end = end + marks_after(&text[end..]);
+            // an entry of digits is a number: not read across a decimal point or a thousands
+            // separator (`$14.88` is no `1488`)
+            if p.units.iter().all(|u| u.c.is_ascii_digit()) && text[start..end].contains(['.', ','])
+            {
+                return;
+            }
             if p.part != NO_PART {
                 s.parts.push(PartHit {
                     start,
@@ -1663,6 +1674,15 @@ fn gap_kind(c: char) -> u8 {
     } else {
         GAP_VISIBLE
     }
+}
+
+/// The length of the invisible characters that open `rest` and are written on the character
+/// before them (combining marks, variation selectors, joiners); not a zero-width space or a
+/// control character, which stand between words.
+fn marks_after(rest: &str) -> usize {
+    rest.char_indices()
+        .find(|&(_, c)| !is_invisible(c) || parts_words(c))
+        .map_or(rest.len(), |(i, _)| i)
 }
 
 /// An invisible character that stands between two words rather than inside one: the

@@ -103,9 +103,27 @@ fn evasion_invisible() {
     // Zalgo: combining marks
     assert_eq!(
         hits(&e, "f\u{0334}u\u{0334}c\u{0334}k\u{0334}"),
-        ["f\u{0334}u\u{0334}c\u{0334}k"]
+        ["f\u{0334}u\u{0334}c\u{0334}k\u{0334}"]
     );
     assert_eq!(hits(&e, "傻\u{200B}逼"), ["傻\u{200B}逼"]);
+    // Cyrillic's enclosing and combining marks are Zalgo too
+    assert_eq!(
+        e.check("f\u{489}u\u{489}c\u{489}k\u{489}").verdict,
+        Verdict::Block
+    );
+    // the marks on a hit's last character are in the hit, and masked with it
+    for (text, masked, end) in [
+        ("fuck\u{301}!", "*****!", 6),
+        ("f\u{336}u\u{336}c\u{336}k\u{336}", "********", 12),
+        ("傻逼\u{301}", "***", 8),
+    ] {
+        let r = e.check(text);
+        assert_eq!(
+            (r.masked.as_str(), r.hits[0].end),
+            (masked, end),
+            "{text:?}"
+        );
+    }
     // a zero-width space or a control character between two words parts them, as an emoji
     // does; a soft hyphen or a joiner inside a word does not
     for text in [
@@ -263,6 +281,38 @@ fn longest_hit_wins() {
     assert_eq!(words(&e, "shit this"), ["shit"]);
     assert_eq!(words(&e, "a ass"), ["ass"]);
     assert_eq!(words(&e, "big gay dick kill"), ["dick"]);
+}
+
+#[test]
+fn a_danger_hit_wins_over_a_longer_normal_one_it_overlaps() {
+    let e = Engine::load(
+        &Sources::new()
+            .list(ListSource::inline("danger.txt", "fuck\n", Level::Danger))
+            .list(ListSource::inline(
+                "normal.txt",
+                "fuck you\n",
+                Level::Normal,
+            )),
+        Options::default(),
+    )
+    .unwrap();
+    let r = e.check("well fuck you");
+    assert_eq!(r.verdict, Verdict::Block);
+    assert_eq!(words(&e, "well fuck you"), ["fuck"]);
+    assert_eq!(r.masked, "well **** you");
+}
+
+#[test]
+fn an_entry_of_digits_is_not_read_across_a_decimal_point() {
+    let e = Engine::load(
+        &Sources::new().list(ListSource::inline("danger.txt", "1488\n", Level::Danger)),
+        Options::default(),
+    )
+    .unwrap();
+    for text in ["it costs $14.88", "1,488 people", "v1.488"] {
+        assert_eq!(e.check(text).verdict, Verdict::Pass, "{text}");
+    }
+    assert_eq!(e.check("they wrote 1488").verdict, Verdict::Block);
 }
 
 #[test]
