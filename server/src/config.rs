@@ -631,6 +631,27 @@ impl Config {
                 });
             }
         }
+        // the log file is written: it must not be a folder, nor lie below a file
+        if !self.log.file.as_os_str().is_empty() {
+            let path = base.join(&self.log.file);
+            let problem = if path.is_dir() {
+                Some("is a folder")
+            } else {
+                path.ancestors()
+                    .skip(1)
+                    .find(|dir| dir.exists())
+                    .filter(|dir| !dir.is_dir())
+                    .map(|_| "lies below a file, where its folder would be")
+            };
+            if let Some(problem) = problem {
+                return Err(ConfigError {
+                    file: PathBuf::new(),
+                    line: find_key_line(text, "log.file"),
+                    key: Some("log.file".into()),
+                    message: format!("the log file {} {problem}", path.display()),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -691,6 +712,15 @@ impl Config {
             );
         }
         warnings.extend(lists.redis_keys().url_unread(&lists_default));
+        let pprof_max = self.pprof_max_seconds();
+        if self.debug.pprof && pprof_max < self.debug.pprof_max_seconds {
+            warnings.push(format!(
+                "debug.pprof_max_seconds is {} but a profile must end within \
+                 server.request_timeout_ms ({} ms): profiles are held to {pprof_max} s; raise \
+                 request_timeout_ms to profile longer, or lower pprof_max_seconds",
+                self.debug.pprof_max_seconds, self.server.request_timeout_ms
+            ));
+        }
         if !self.admin.token.is_empty() && !self.admin.token_file.as_os_str().is_empty() {
             warnings.push(
                 "admin.token_file is not read: admin.token is set and is used instead; keep one \
@@ -699,6 +729,15 @@ impl Config {
             );
         }
         warnings
+    }
+
+    /// The longest CPU profile `/debug/pprof/profile` takes: `debug.pprof_max_seconds`, and a
+    /// second under the request timeout, which would cut it off.
+    pub(crate) fn pprof_max_seconds(&self) -> u64 {
+        let timeout_s = self.server.request_timeout_ms / 1000;
+        self.debug
+            .pprof_max_seconds
+            .min(timeout_s.saturating_sub(1).max(1))
     }
 
     /// Every Redis address in the config (`redis_url`, `redis_cluster`, `redis_sentinel` of each
@@ -1522,6 +1561,19 @@ level = "normal"
     }
 
     #[test]
+    fn a_profile_length_the_request_timeout_cuts_is_a_warning() {
+        let config = Config::parse("[debug]\npprof = true\n").unwrap();
+        assert_eq!(config.pprof_max_seconds(), 9);
+        let warnings = config.warnings();
+        assert!(
+            warnings[0].contains("profiles are held to 9 s"),
+            "{warnings:?}"
+        );
+        let text = "[debug]\npprof = true\n[server]\nrequest_timeout_ms = 60000\n";
+        assert!(Config::parse(text).unwrap().warnings().is_empty());
+    }
+
+    #[test]
     fn a_missing_field_or_table_names_its_dotted_key() {
         let err = Config::parse("[server]\n\n[[filter.lists]]\npath = \"a.txt\"\n").unwrap_err();
         let msg = err.to_string();
@@ -1552,6 +1604,8 @@ level = "normal"
                 "[admin]\ntoken_file = 'nope'\n",
                 "line 2, key `admin.token_file`",
             ),
+            ("[log]\nfile = \"a.txt/x.log\"\n", "line 2, key `log.file`"),
+            ("[log]\nfile = \".\"\n", "line 2, key `log.file`"),
         ] {
             let msg = Config::from_text(&file, text).unwrap_err().to_string();
             assert!(msg.contains(key), "{msg}");

@@ -451,16 +451,16 @@ async fn log_files_beyond_max_files_are_deleted() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    // Today's file and two old ones: three in all (which old ones go is decided by file creation
-    // time, the same instant here); other files are left alone.
-    assert_eq!(names.len(), 4, "{names:?}");
-    assert_eq!(names[3], "notes.txt");
+    // Today's file and `max_files` = 3 old ones (which old one goes is decided by file
+    // creation time, the same instant here); other files are left alone.
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert_eq!(names[4], "notes.txt");
     let old = names
         .iter()
         .filter(|n| n.starts_with("espresso.2020-"))
         .count();
-    assert_eq!(old, 2, "{names:?}");
-    assert!(names[2].starts_with("espresso.") && !names[2].starts_with("espresso.2020-"));
+    assert_eq!(old, 3, "{names:?}");
+    assert!(names[3].starts_with("espresso.") && !names[3].starts_with("espresso.2020-"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -487,6 +487,7 @@ async fn log_files_rotate_at_a_size_limit() {
     }
     // The live file and exactly `max_files` rotated ones; older ones were deleted.
     assert_eq!(names, ["espresso.log", "espresso.log.1", "espresso.log.2"]);
+
     for name in &names[1..] {
         let size = std::fs::metadata(logs.join(name)).unwrap().len();
         // Rotated once past the limit: at most one line over it.

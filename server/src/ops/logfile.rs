@@ -117,12 +117,19 @@ where
     let builder = NonBlockingBuilder::default()
         .lossy(true)
         .thread_name("espresso-log-writer");
+    let named =
+        |e: io::Error| io::Error::new(e.kind(), format!("log.file {}: {e}", log.file.display()));
     let (writer, guard) = match rolling_every(log.rotation) {
-        Some(rotation) => builder.finish(rolling(log, rotation)?),
-        None => builder.finish(by_size(log)?),
+        Some(rotation) => builder.finish(rolling(log, rotation).map_err(named)?),
+        None => builder.finish(by_size(log).map_err(named)?),
     };
     let _ = DROPPED.set(writer.error_counter());
-    let file = fmt::layer().with_writer(writer).with_ansi(false);
+    // Fields of its own: two layers with one field formatter share the text a span's fields
+    // were formatted to, and each appended a field recorded later (`request_id`) to it.
+    let file = fmt::layer()
+        .fmt_fields(FileFields::default())
+        .with_writer(writer)
+        .with_ansi(false);
     layers.push(if json {
         filter.apply(file.json())
     } else {
@@ -131,12 +138,32 @@ where
     Ok((layers, LogGuard(Some(guard))))
 }
 
+/// The log file's field formatter: the default one, as a type of its own (see [`layers`]).
+#[derive(Default)]
+struct FileFields(fmt::format::DefaultFields);
+
+impl<'w> fmt::FormatFields<'w> for FileFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: fmt::format::Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        self.0.format_fields(writer, fields)
+    }
+}
+
 /// A file rotated when it reaches `max_size_bytes`: `<file>.1` is the newest rotated file, and
 /// at most `max_files` of them are kept.
 fn by_size(log: &LogConfig) -> io::Result<FileRotate<AppendCount>> {
     if let Some(dir) = log.file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
+    // `FileRotate` opens the file lazily and drops every line it cannot write: open it here,
+    // so that a file that cannot be written stops the start as the time-rotated one does.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log.file)?;
     Ok(FileRotate::new(
         &log.file,
         AppendCount::new(log.max_files.max(1)),
@@ -174,13 +201,12 @@ fn rolling(
     let mut builder = Builder::new()
         .rotation(rotation)
         .filename_prefix(prefix.as_ref())
-        .max_log_files(log.max_files.max(1));
+        // tracing-appender counts the file being written among the ones it keeps
+        .max_log_files(log.max_files.max(1) + 1);
     if let Some(ext) = name.extension() {
         builder = builder.filename_suffix(ext.to_string_lossy().as_ref());
     }
-    builder
-        .build(dir)
-        .map_err(|e| io::Error::other(format!("log file {}: {e}", log.file.display())))
+    builder.build(dir).map_err(io::Error::other)
 }
 
 /// `espresso_log_dropped_lines_total`: lines the log file writer dropped because its queue was
@@ -245,5 +271,40 @@ mod tests {
         };
         assert!(default.would_enable("anything", &tracing::Level::INFO));
         assert!(!default.would_enable("anything", &tracing::Level::DEBUG));
+    }
+
+    #[test]
+    fn a_span_field_recorded_later_is_written_once_to_the_file() {
+        use tracing_subscriber::prelude::*;
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogConfig {
+            file: dir.path().join("logs/espresso.log"),
+            rotation: LogRotation::Size,
+            ..LogConfig::default()
+        };
+        let (layers, guard) = layers(&log, &LogFilter::parse("info")).unwrap();
+        let subscriber = tracing_subscriber::registry().with(layers);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", request_id = tracing::field::Empty);
+            span.record("request_id", "abc");
+            span.in_scope(|| tracing::warn!("slow call"));
+        });
+        drop(guard);
+        let text = std::fs::read_to_string(&log.file).unwrap();
+        assert_eq!(text.matches("request_id=").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_size_rotated_file_that_cannot_be_opened_stops_the_start_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogConfig {
+            file: dir.path().to_owned(),
+            rotation: LogRotation::Size,
+            ..LogConfig::default()
+        };
+        let error = layers::<tracing_subscriber::Registry>(&log, &LogFilter::parse("info"))
+            .err()
+            .expect("a folder is no log file");
+        assert!(error.to_string().starts_with("log.file "), "{error}");
     }
 }

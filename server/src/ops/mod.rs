@@ -67,11 +67,7 @@ pub(crate) fn router(registry: &Registry, config: &Config) -> Router {
         router = router.merge(dashboard::routes(series));
     }
     if debug.pprof {
-        // A profile must finish before the request timeout cuts it off.
-        let timeout_s = config.server.request_timeout_ms / 1000;
-        let max = debug
-            .pprof_max_seconds
-            .min(timeout_s.saturating_sub(1).max(1));
+        let max = config.pprof_max_seconds();
         router = router.route(
             "/debug/pprof/profile",
             get(pprof::profile).with_state(pprof::Profiling::new(max)),

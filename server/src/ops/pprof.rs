@@ -90,7 +90,10 @@ pub(crate) async fn profile(
             return error(
                 StatusCode::BAD_REQUEST,
                 "bad_seconds",
-                format!("seconds must be a whole number from 1 to {max}"),
+                format!(
+                    "seconds must be a whole number from 1 to {max} (debug.pprof_max_seconds, \
+                     and a second under server.request_timeout_ms)"
+                ),
             );
         }
     };
