@@ -20,7 +20,7 @@ pub use keys::{Applies, KEYS};
 pub(crate) use keys::{changed, restart_only};
 pub use values::{
     DegradeLimit, GlobalMode, LogFormat, LogRotation, OpsListen, ProxyNetwork, RateLimitBackend,
-    RateLimitKey, RateLimitMissingKey,
+    RateLimitForwardedHeader, RateLimitKey, RateLimitMissingKey,
 };
 
 use espresso_filter_core::{DetectorMode, Level, Verdict};
@@ -301,6 +301,9 @@ pub struct RateLimitConfig {
     /// Proxy networks (CIDR) whose `X-Forwarded-For` is believed for `key = "ip"`; from any
     /// other peer the header is ignored.
     pub trusted_proxies: Vec<ProxyNetwork>,
+    /// `"x-forwarded-for"` or `"forwarded"` (RFC 7239): the header the trusted proxies report
+    /// the client in; the other is ignored.
+    pub forwarded_header: RateLimitForwardedHeader,
     /// Most keys the in-memory limiter remembers; past it, the least limited are forgotten
     /// first, so a flood of distinct clients cannot grow memory without bound.
     pub max_keys: usize,
@@ -321,6 +324,7 @@ impl Default for RateLimitConfig {
             redis_master: String::new(),
             global_mode: GlobalMode::Exact,
             trusted_proxies: Vec::new(),
+            forwarded_header: RateLimitForwardedHeader::XForwardedFor,
             max_keys: 100_000,
         }
     }

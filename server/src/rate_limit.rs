@@ -30,7 +30,11 @@ pub(crate) fn layer(
         return Ok(None);
     }
     let layer = RateLimitLayer::new(quota(config))
-        .key(config.key.extractor(&config.trusted_proxies))
+        .key(
+            config
+                .key
+                .extractor(&config.trusted_proxies, config.forwarded_header),
+        )
         .on_missing_key(config.missing_key.into())
         .metrics(RateLimitMetrics::register(registry)?);
     let layer = match config.backend {

@@ -57,6 +57,7 @@ pub const KEYS: &[(&str, Applies)] = &[
     ("rate_limit.redis_master", OnRestart),
     ("rate_limit.global_mode", OnRestart),
     ("rate_limit.trusted_proxies", OnRestart),
+    ("rate_limit.forwarded_header", OnRestart),
     ("rate_limit.max_keys", OnRestart),
     ("slow_call.threshold_ms", OnReload),
     ("slow_call.latency_buckets_seconds", OnRestart),

@@ -3,7 +3,7 @@
 //! Each type keeps the spelling the file uses, so the effective config prints back exactly as
 //! an operator would write it.
 
-use espresso_rate_limit::{Cidr, ConfigKey, Header, PeerIp};
+use espresso_rate_limit::{Cidr, ConfigKey, ForwardedHeader, Header, PeerIp};
 use http::HeaderName;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use std::{fmt, net::SocketAddr, str::FromStr};
@@ -33,10 +33,18 @@ const RATE_LIMIT_KEYS: &str = "\"ip\", \"global\" or \"header:<name>\"";
 
 impl RateLimitKey {
     /// The rate-limit layer's key extractor, trusting `proxies` to report the client address
-    /// when keyed by IP.
-    pub(crate) fn extractor(&self, proxies: &[ProxyNetwork]) -> ConfigKey {
+    /// in `header` when keyed by IP.
+    pub(crate) fn extractor(
+        &self,
+        proxies: &[ProxyNetwork],
+        header: RateLimitForwardedHeader,
+    ) -> ConfigKey {
         match self {
-            Self::Ip => ConfigKey::Ip(PeerIp::new().trust_all(proxies.iter().map(|p| p.network))),
+            Self::Ip => ConfigKey::Ip(
+                PeerIp::new()
+                    .trust_all(proxies.iter().map(|p| p.network))
+                    .forwarded_header(header.into()),
+            ),
             Self::Global => ConfigKey::Global,
             Self::Header(name) => ConfigKey::Header(Header::new(name.clone())),
         }
@@ -123,6 +131,27 @@ impl From<RateLimitMissingKey> for espresso_rate_limit::MissingKey {
             RateLimitMissingKey::Refuse => Self::Refuse,
             RateLimitMissingKey::SharedBucket => Self::SharedBucket,
             RateLimitMissingKey::Allow => Self::Allow,
+        }
+    }
+}
+
+/// `rate_limit.forwarded_header`: where a trusted proxy reports the client's address. One is
+/// read, never both: a proxy that writes one passes the other on as its client sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateLimitForwardedHeader {
+    /// `"x-forwarded-for"`: `X-Forwarded-For: client, proxy1`.
+    #[default]
+    XForwardedFor,
+    /// `"forwarded"`: RFC 7239 `Forwarded: for=client, for=proxy1`.
+    Forwarded,
+}
+
+impl From<RateLimitForwardedHeader> for ForwardedHeader {
+    fn from(value: RateLimitForwardedHeader) -> Self {
+        match value {
+            RateLimitForwardedHeader::XForwardedFor => Self::XForwardedFor,
+            RateLimitForwardedHeader::Forwarded => Self::Forwarded,
         }
     }
 }
@@ -294,12 +323,23 @@ mod tests {
     #[test]
     fn a_key_becomes_the_matching_extractor() {
         let proxies = ["10.0.0.0/8".parse().unwrap()];
-        assert_eq!(RateLimitKey::Global.extractor(&proxies), ConfigKey::Global);
+        let xff = RateLimitForwardedHeader::XForwardedFor;
+        assert_eq!(
+            RateLimitKey::Global.extractor(&proxies, xff),
+            ConfigKey::Global
+        );
         let trusted = PeerIp::new().trust("10.0.0.0/8".parse().unwrap());
-        assert_eq!(RateLimitKey::Ip.extractor(&proxies), ConfigKey::Ip(trusted));
+        assert_eq!(
+            RateLimitKey::Ip.extractor(&proxies, xff),
+            ConfigKey::Ip(trusted.clone())
+        );
+        assert_eq!(
+            RateLimitKey::Ip.extractor(&proxies, RateLimitForwardedHeader::Forwarded),
+            ConfigKey::Ip(trusted.forwarded_header(ForwardedHeader::Forwarded))
+        );
         let name = HeaderName::from_static("x-api-key");
         assert_eq!(
-            RateLimitKey::Header(name.clone()).extractor(&proxies),
+            RateLimitKey::Header(name.clone()).extractor(&proxies, xff),
             ConfigKey::Header(Header::new(name))
         );
     }

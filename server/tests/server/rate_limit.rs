@@ -71,6 +71,29 @@ async fn forwarded_for_is_honoured_from_trusted_proxies() {
 }
 
 #[tokio::test]
+async fn the_forwarded_header_is_read_when_the_config_names_it() {
+    let server = Server::start(
+        "[rate_limit]\nper_second = 1\nburst = 1\ntrusted_proxies = [\"127.0.0.0/8\"]\n\
+         forwarded_header = \"forwarded\"\n",
+    )
+    .await;
+    let from = |client: &str| {
+        Request::post(server.url("/v1/filter"))
+            .header("content-type", "application/json")
+            .header("forwarded", format!("for={client};proto=http"))
+            // the other header is not read
+            .header("x-forwarded-for", "198.51.100.7")
+            .body(Full::new(Bytes::from_static(br#"{"content": "hi"}"#)))
+            .unwrap()
+    };
+    let a = server.send(from("203.0.113.1")).await;
+    let b = server.send(from("\"[2001:db8::1]:4711\"")).await;
+    let a_again = server.send(from("203.0.113.1")).await;
+    assert_eq!((a.status, b.status), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(a_again.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
 async fn grpc_clients_get_resource_exhausted() {
     let server = Server::start("[rate_limit]\nper_second = 1\nburst = 1\nkey = \"global\"\n").await;
     let channel = tonic::transport::Channel::from_shared(server.url(""))
