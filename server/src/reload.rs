@@ -96,81 +96,109 @@ fn warn_unread(config: &Config) {
     }
 }
 
-/// Polls `path` and its word lists every `server.reload_interval_ms` and applies changes;
+/// Polls `path` and its word lists every `server.reload_interval_ms`, and on SIGHUP, and
+/// applies changes;
 /// `started` is the config as [`load`] read it from the file (before command-line overrides),
 /// `seen` the fingerprint it returned.
-pub(crate) async fn watch(path: PathBuf, started: Config, mut seen: u64, app: App) {
+pub(crate) fn watch(
+    path: PathBuf,
+    started: Config,
+    mut seen: u64,
+    app: App,
+) -> impl Future<Output = ()> {
     let interval = Duration::from_millis(started.server.reload_interval_ms);
-    if interval.is_zero() {
-        return;
+    // SIGHUP (`kill -HUP`, systemd's `ExecReload`) checks the files at once, polling on or off;
+    // without a handler it would end the process.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .inspect_err(|error| tracing::warn!(%error, "SIGHUP cannot be caught: it ends the process"))
+        .ok();
+    // caught from here on, before the caller spawns the watch
+    async move {
+        // The files named by the newest config that parsed, applied or not: a config whose lists
+        // fail to load is retried when one of *its* files changes, not on every poll.
+        let mut watched = started.clone();
+        let mut running = started.clone();
+        loop {
+            next_check(interval, &mut hangup).await;
+            let snapshot = Snapshot::take(&path, &watched).await;
+            if snapshot.fingerprint == seen {
+                continue;
+            }
+            seen = snapshot.fingerprint;
+            let text = String::from_utf8_lossy(snapshot.config.as_deref().unwrap_or_default());
+            let new = match Config::from_text(&path, &text) {
+                Ok(new) if snapshot.config.is_some() => new,
+                Ok(_) => {
+                    reject(&app, &format!("cannot read {}", path.display()));
+                    continue;
+                }
+                Err(error) => {
+                    reject(&app, &error.to_string());
+                    continue;
+                }
+            };
+            let restart = match restart_required(&started, &running, &new) {
+                Ok(keys) => keys,
+                Err(error) => {
+                    reject(&app, &error.to_string());
+                    continue;
+                }
+            };
+            if new.watched_files().ne(watched.watched_files()) {
+                seen = Snapshot::with_text(snapshot.config, &new).await.fingerprint;
+            }
+            watched = new.clone();
+            warn_unread(&new);
+            // Building a dictionary takes milliseconds of CPU: keep it off the request workers.
+            let options = match filter_options(&new) {
+                Ok(options) => options,
+                Err(error) => {
+                    reject(&app, &error.to_string());
+                    continue;
+                }
+            };
+            // The lists made through the API stay as they are.
+            let built = app.lists.set_config(filter_sources(&new), options).await;
+            match built {
+                Ok(version) => {
+                    // The `Applies::OnReload` keys besides the word lists, built just above.
+                    app.degrade_switch.set(new.degrade.force);
+                    app.slow_call_threshold_ms.store(
+                        new.slow_call.threshold_ms,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    if let Some(quota) = &app.rate_limit_quota {
+                        quota.set(crate::rate_limit::quota(&new.rate_limit));
+                    }
+                    for key in restart {
+                        app.metrics.restart_required.with_label_values(&[key]).inc();
+                        tracing::warn!(key, "config key changed; a restart applies it");
+                    }
+                    running = new;
+                    app.metrics.reloads.with_label_values(&["applied"]).inc();
+                    app.metrics.dictionary_loaded(&app.filter);
+                    tracing::info!(version, "config reloaded");
+                }
+                Err(error) => reject(&app, &error.to_string()),
+            }
+        }
     }
-    // The files named by the newest config that parsed, applied or not: a config whose lists
-    // fail to load is retried when one of *its* files changes, not on every poll.
-    let mut watched = started.clone();
-    let mut running = started.clone();
-    loop {
+}
+
+/// Waits for the next look at the files: `interval` (zero: polling off), or a SIGHUP.
+async fn next_check(interval: Duration, hangup: &mut Option<tokio::signal::unix::Signal>) {
+    let poll = async {
+        if interval.is_zero() {
+            std::future::pending::<()>().await;
+        }
         tokio::time::sleep(interval).await;
-        let snapshot = Snapshot::take(&path, &watched).await;
-        if snapshot.fingerprint == seen {
-            continue;
-        }
-        seen = snapshot.fingerprint;
-        let text = String::from_utf8_lossy(snapshot.config.as_deref().unwrap_or_default());
-        let new = match Config::from_text(&path, &text) {
-            Ok(new) if snapshot.config.is_some() => new,
-            Ok(_) => {
-                reject(&app, &format!("cannot read {}", path.display()));
-                continue;
-            }
-            Err(error) => {
-                reject(&app, &error.to_string());
-                continue;
-            }
-        };
-        let restart = match restart_required(&started, &running, &new) {
-            Ok(keys) => keys,
-            Err(error) => {
-                reject(&app, &error.to_string());
-                continue;
-            }
-        };
-        if new.watched_files().ne(watched.watched_files()) {
-            seen = Snapshot::with_text(snapshot.config, &new).await.fingerprint;
-        }
-        watched = new.clone();
-        warn_unread(&new);
-        // Building a dictionary takes milliseconds of CPU: keep it off the request workers.
-        let options = match filter_options(&new) {
-            Ok(options) => options,
-            Err(error) => {
-                reject(&app, &error.to_string());
-                continue;
-            }
-        };
-        // The lists made through the API stay as they are.
-        let built = app.lists.set_config(filter_sources(&new), options).await;
-        match built {
-            Ok(version) => {
-                // The `Applies::OnReload` keys besides the word lists, built just above.
-                app.degrade_switch.set(new.degrade.force);
-                app.slow_call_threshold_ms.store(
-                    new.slow_call.threshold_ms,
-                    std::sync::atomic::Ordering::Relaxed,
-                );
-                if let Some(quota) = &app.rate_limit_quota {
-                    quota.set(crate::rate_limit::quota(&new.rate_limit));
-                }
-                for key in restart {
-                    app.metrics.restart_required.with_label_values(&[key]).inc();
-                    tracing::warn!(key, "config key changed; a restart applies it");
-                }
-                running = new;
-                app.metrics.reloads.with_label_values(&["applied"]).inc();
-                app.metrics.dictionary_loaded(&app.filter);
-                tracing::info!(version, "config reloaded");
-            }
-            Err(error) => reject(&app, &error.to_string()),
-        }
+    };
+    match hangup {
+        Some(hangup) => tokio::select! {
+            () = poll => {}
+            _ = hangup.recv() => tracing::info!("SIGHUP: checking the config and word lists now"),
+        },
+        None => poll.await,
     }
 }
 

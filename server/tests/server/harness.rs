@@ -232,9 +232,14 @@ impl Server {
 
     /// Sends SIGTERM.
     pub(crate) fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`).
+    pub(crate) fn signal(&self, name: &str) {
         let pid = self.child.id().expect("still running");
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([&format!("-{name}"), &pid.to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -251,7 +256,7 @@ impl Server {
 }
 
 /// A temp folder with the test word lists and `config` as `espresso.toml`.
-fn folder(config: &str) -> tempfile::TempDir {
+pub(crate) fn folder(config: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("words")).unwrap();
     std::fs::write(dir.path().join("words/danger.txt"), DANGER).unwrap();

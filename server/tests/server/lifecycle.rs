@@ -1,6 +1,6 @@
 //! Health, readiness, metrics, hot reload and graceful shutdown.
 
-use crate::harness::{DANGER, Server, write_atomically};
+use crate::harness::{self, DANGER, Server, write_atomically};
 use espresso_test_support::eventually;
 use http::StatusCode;
 use std::time::Duration;
@@ -39,6 +39,24 @@ async fn word_list_changes_apply_without_restart() {
         .await;
     let applied = r#"espresso_config_reloads_total{result="applied"}"#;
     assert_eq!(server.metric(applied).await, Some(1.0));
+}
+
+#[tokio::test]
+async fn sighup_applies_changes_at_once_with_polling_off() {
+    let config =
+        harness::config("", "").replace("reload_interval_ms = 100", "reload_interval_ms = 0");
+    let server = Server::start_in(harness::folder(&config)).await;
+    write_atomically(&server.path("words/danger.txt"), format!("{DANGER}evil\n"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        server.filter("new evil here").await.json()["verdict"],
+        "pass"
+    );
+    server.signal("HUP");
+    eventually(|| async { server.filter("new evil here").await.json()["verdict"] == "block" })
+        .await;
+    // and the process lives on
+    assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
 }
 
 #[tokio::test]
