@@ -303,3 +303,26 @@ fn check_config_of_a_relative_path_prints_absolute_paths() {
     );
     assert!(effective.lists.dir.ends_with("conf/lists"));
 }
+
+#[test]
+fn a_rust_log_that_does_not_parse_is_said_at_start() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_espresso-server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "bogus=[[")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        first.contains("RUST_LOG=\"bogus=[[\" is not valid"),
+        "{first}"
+    );
+}

@@ -64,9 +64,19 @@ pub enum LogFilter {
 }
 
 impl LogFilter {
-    /// The filter `RUST_LOG` asks for.
+    /// The filter `RUST_LOG` asks for. Directives that do not parse are said on stderr (no log
+    /// is set up yet), and `info` is used.
     pub fn from_env() -> Self {
-        Self::parse(&std::env::var("RUST_LOG").unwrap_or_default())
+        let filter = Self::parse(&std::env::var("RUST_LOG").unwrap_or_default());
+        if let Self::Env(directives) = &filter
+            && let Err(error) = EnvFilter::try_new(directives)
+        {
+            eprintln!(
+                "espresso-server: RUST_LOG={directives:?} is not valid ({error}); logging at info"
+            );
+            return Self::parse("");
+        }
+        filter
     }
 
     /// The filter for `directives` in `RUST_LOG` syntax; empty or invalid: `info`.
