@@ -137,7 +137,8 @@ pub(crate) fn watch(
                     continue;
                 }
             };
-            let restart = match restart_required(&started, &running, &new) {
+            let quota_live = app.rate_limit_quota.is_some();
+            let restart = match restart_required(&started, &running, &new, quota_live) {
                 Ok(keys) => keys,
                 Err(error) => {
                     reject(&app, &error.to_string());
@@ -209,17 +210,22 @@ fn reject(app: &App, error: &str) {
 
 /// The restart-only keys this reload changes (from `running`, the last config applied) that
 /// now differ from `started`, what the process runs with: changing a key back is no warning.
+/// Without a live limiter (`quota_live` false: rate limiting was off at start) its quota keys
+/// are restart-only too: there is no limiter to give the new quota to.
 fn restart_required(
     started: &Config,
     running: &Config,
     new: &Config,
+    quota_live: bool,
 ) -> Result<Vec<&'static str>, toml::ser::Error> {
     let pending = config::changed(started, new)?;
+    let needs_restart = |(key, applies): &(&str, Applies)| {
+        *applies == Applies::OnRestart
+            || (!quota_live && matches!(*key, "rate_limit.per_second" | "rate_limit.burst"))
+    };
     Ok(config::changed(running, new)?
         .into_iter()
-        .filter(|&(key, applies)| {
-            applies == Applies::OnRestart && pending.contains(&(key, applies))
-        })
+        .filter(|change| needs_restart(change) && pending.contains(change))
         .map(|(key, _)| key)
         .collect())
 }

@@ -229,6 +229,22 @@ async fn a_reload_that_changes_a_restart_only_key_warns_once_and_counts_it() {
     assert_eq!(restart_warnings(&server).len(), 1);
 }
 
+#[tokio::test]
+async fn a_quota_change_while_rate_limiting_was_off_at_start_waits_for_a_restart_and_says_so() {
+    let server = Server::start("[rate_limit]\nenabled = false\nper_second = 1000\n").await;
+    let config = server.path("espresso.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    write_atomically(&config, text.replace("per_second = 1000", "per_second = 5"));
+    let restart = r#"espresso_config_restart_required_total{key="rate_limit.per_second"}"#;
+    eventually(|| async { server.metric(restart).await == Some(1.0) }).await;
+    let warnings = restart_warnings(&server);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("rate_limit.per_second"),
+        "{warnings:?}"
+    );
+}
+
 fn slow_call_logged(server: &Server, request_id: &str) -> bool {
     server
         .logs()
