@@ -11,6 +11,12 @@ fn engine() -> Engine {
     Engine::builtin()
 }
 
+/// An engine of one danger-level list of `words` (one a line), options at their defaults.
+fn danger_list(words: &str) -> Engine {
+    let list = ListSource::inline("danger.txt", words.to_string(), Level::Danger);
+    Engine::load(&Sources::new().list(list), Options::default()).unwrap()
+}
+
 /// The original slices of the hits.
 fn hits(e: &Engine, text: &str) -> Vec<String> {
     e.check(text)
@@ -304,11 +310,7 @@ fn a_danger_hit_wins_over_a_longer_normal_one_it_overlaps() {
 
 #[test]
 fn an_entry_of_digits_is_not_read_across_a_decimal_point() {
-    let e = Engine::load(
-        &Sources::new().list(ListSource::inline("danger.txt", "1488\n", Level::Danger)),
-        Options::default(),
-    )
-    .unwrap();
+    let e = danger_list("1488\n");
     for text in ["it costs $14.88", "1,488 people", "v1.488"] {
         assert_eq!(e.check(text).verdict, Verdict::Pass, "{text}");
     }
@@ -389,11 +391,7 @@ fn list_categories_and_priorities() {
 fn a_one_run_word_after_a_word_ending_in_its_letter() {
     // Collapse folds the word's run into the previous word's last letter; the word must still
     // be found where it stands (found by fuzzing: `fuzz/artifacts-kept/filter_engine/`).
-    let e = Engine::load(
-        &Sources::new().list(ListSource::inline("t", "kkk\nu\n", Level::Danger)),
-        Options::default(),
-    )
-    .unwrap();
+    let e = danger_list("kkk\nu\n");
     assert_eq!(hits(&e, "kek kkk"), ["kkk"]);
     assert_eq!(hits(&e, "fu u"), ["u"]);
     assert_eq!(hits(&e, "fu* u"), ["u"]);
@@ -406,11 +404,7 @@ fn a_one_run_word_after_a_word_ending_in_its_letter() {
 
 #[test]
 fn a_word_after_a_char_that_folds_to_several_ending_in_its_letter() {
-    let e = Engine::load(
-        &Sources::new().list(ListSource::inline("t", "ix\nidiot\nmoron\n", Level::Danger)),
-        Options::default(),
-    )
-    .unwrap();
+    let e = danger_list("ix\nidiot\nmoron\n");
     assert_eq!(hits(&e, "ﬁ ix"), ["ix"]);
     assert_eq!(hits(&e, "chapter Ⅻ idiot"), ["idiot"]);
     assert_eq!(hits(&e, "5㎞ moron"), ["moron"]);
