@@ -45,4 +45,6 @@ pub use redis_server::{RedisServer, StartError};
 pub use redis_topology::{RedisCluster, RedisSentinel};
 pub use skip::{Policy, REQUIRE_SERVICES, missing, program};
 #[cfg(feature = "grpc")]
-pub use streams::{StreamBody, StreamSender, grpc_status, read_stream, streaming_backend};
+pub use streams::{
+    StreamBody, StreamSender, grpc_status, open_stream, read_stream, streaming_backend,
+};

@@ -41,6 +41,26 @@ pub fn streaming_backend() -> (
     (service, received)
 }
 
+/// Opens a stream through `service`, a stack over [`streaming_backend`]: the answer, and the
+/// sender that feeds its body.
+pub async fn open_stream<S, B>(
+    service: &S,
+    senders: &mut mpsc::UnboundedReceiver<StreamSender>,
+) -> (Response<B>, StreamSender)
+where
+    S: Service<Request<&'static str>, Response = Response<B>> + Clone,
+    S::Error: Debug,
+{
+    let response = tower::ServiceExt::oneshot(service.clone(), Request::new("stream"))
+        .await
+        .expect("the stream is answered");
+    let sender = senders
+        .recv()
+        .await
+        .expect("the backend hands its sender over");
+    (response, sender)
+}
+
 /// Trailers with `grpc-status: code`.
 pub fn grpc_status(code: &str) -> HeaderMap {
     let mut trailers = HeaderMap::new();

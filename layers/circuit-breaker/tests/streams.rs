@@ -6,7 +6,7 @@
 //! (`espresso_test_support::streaming_backend`). Time is paused, so "90 s later" is exact.
 
 use espresso_circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State};
-use espresso_test_support::{read_stream, streaming_backend};
+use espresso_test_support::{open_stream, read_stream, streaming_backend};
 use http::{Request, StatusCode};
 use std::time::Duration;
 use tower::{Layer, ServiceExt};
@@ -22,13 +22,8 @@ async fn a_long_stream_that_ends_well_is_not_a_slow_call() {
     let (backend, mut senders) = streaming_backend();
     let service = CircuitBreakerLayer::new(breaker.clone()).layer(backend);
     for _ in 0..2 {
-        let response = service
-            .clone()
-            .oneshot(Request::new("stream"))
-            .await
-            .unwrap();
+        let (response, sender) = open_stream(&service, &mut senders).await;
         assert_eq!(response.status(), StatusCode::OK);
-        let sender = senders.recv().await.unwrap();
         // The caller reads for 90 s, then the stream ends with OK.
         read_stream(response.into_body(), sender, Duration::from_secs(90), "0").await;
     }
@@ -49,12 +44,7 @@ async fn a_stream_taken_as_a_probe_counts_at_its_head() {
 
     // The first call after the wait is a stream the caller keeps open: its head decides the
     // round, instead of the breaker staying half-open for as long as it lives.
-    let stream = service
-        .clone()
-        .oneshot(Request::new("stream"))
-        .await
-        .unwrap();
-    let sender = senders.recv().await.unwrap();
+    let (stream, sender) = open_stream(&service, &mut senders).await;
     assert_eq!(breaker.state(), State::Closed);
     let response = service.clone().oneshot(Request::new("x")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);

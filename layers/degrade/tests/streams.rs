@@ -9,7 +9,7 @@ use espresso_degrade::{
     DegradeLayer,
     limit::{Aimd, Fixed},
 };
-use espresso_test_support::{read_stream, streaming_backend};
+use espresso_test_support::{open_stream, read_stream, streaming_backend};
 use http::{Request, StatusCode};
 use std::time::Duration;
 use tower::{Layer, ServiceExt};
@@ -19,12 +19,7 @@ async fn an_open_stream_does_not_hold_a_place_in_the_limit() {
     let layer = DegradeLayer::new(Fixed::new(1));
     let (backend, mut senders) = streaming_backend();
     let service = layer.layer(backend);
-    let stream = service
-        .clone()
-        .oneshot(Request::new("stream"))
-        .await
-        .unwrap();
-    let _sender = senders.recv().await.unwrap();
+    let (stream, _sender) = open_stream(&service, &mut senders).await;
     assert_eq!(layer.inflight(), 0, "freed at its head");
     // A limit of one, and the stream still open: the next call is admitted.
     let response = service.oneshot(Request::new("x")).await.unwrap();
@@ -41,12 +36,7 @@ async fn a_long_healthy_stream_is_a_short_round_trip_and_a_failure_in_its_traile
     let (backend, mut senders) = streaming_backend();
     let service = layer.layer(backend);
     for (status, limit) in [("0", 10), ("14", 9)] {
-        let stream = service
-            .clone()
-            .oneshot(Request::new("stream"))
-            .await
-            .unwrap();
-        let sender = senders.recv().await.unwrap();
+        let (stream, sender) = open_stream(&service, &mut senders).await;
         read_stream(stream.into_body(), sender, Duration::from_secs(300), status).await;
         assert_eq!(
             layer.current_limit(),
