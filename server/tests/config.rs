@@ -175,6 +175,16 @@ const APPLIED: &str = r#"espresso_config_reloads_total{result="applied"}"#;
 const MAX_KEYS_RESTART: &str =
     r#"espresso_config_restart_required_total{key="rate_limit.max_keys"}"#;
 
+/// Edits the server's config file as an editor saves it, `from` replaced by `to`; returns the
+/// text before.
+fn edit_config(server: &Server, from: &str, to: &str) -> String {
+    let config = server.path("espresso.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains(from), "{from:?} is not in the config");
+    write_atomically(&config, text.replace(from, to));
+    text
+}
+
 fn restart_warnings(server: &Server) -> Vec<String> {
     server
         .logs()
@@ -190,14 +200,10 @@ async fn a_reload_that_changes_the_rate_limit_quota_applies_it_without_a_warning
     assert_eq!(server.metric(MAX_KEYS_RESTART).await, Some(0.0));
     assert_eq!(server.filter("hello").await.status, StatusCode::OK);
 
-    let config = server.path("espresso.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    write_atomically(
-        &config,
-        text.replace(
-            "per_second = 1000\nburst = 2000",
-            "per_second = 1\nburst = 1",
-        ),
+    edit_config(
+        &server,
+        "per_second = 1000\nburst = 2000",
+        "per_second = 1\nburst = 1",
     );
     eventually(|| async { server.metric(APPLIED).await == Some(1.0) }).await;
     // One token a second now: of two requests in a row, the second is refused.
@@ -213,9 +219,7 @@ async fn a_reload_that_changes_the_rate_limit_quota_applies_it_without_a_warning
 #[tokio::test]
 async fn a_reload_that_changes_a_restart_only_key_warns_once_and_counts_it() {
     let server = Server::start("[rate_limit]\nmax_keys = 100000\n").await;
-    let config = server.path("espresso.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    write_atomically(&config, text.replace("max_keys = 100000", "max_keys = 10"));
+    let text = edit_config(&server, "max_keys = 100000", "max_keys = 10");
     eventually(|| async { server.metric(MAX_KEYS_RESTART).await == Some(1.0) }).await;
     assert_eq!(server.metric(APPLIED).await, Some(1.0));
     let warnings = restart_warnings(&server);
@@ -223,7 +227,7 @@ async fn a_reload_that_changes_a_restart_only_key_warns_once_and_counts_it() {
     assert!(warnings[0].contains("rate_limit.max_keys"), "{warnings:?}");
 
     // Back to the value the server runs with: applied, nothing waits for a restart any more.
-    write_atomically(&config, &text);
+    write_atomically(&server.path("espresso.toml"), &text);
     eventually(|| async { server.metric(APPLIED).await == Some(2.0) }).await;
     assert_eq!(server.metric(MAX_KEYS_RESTART).await, Some(1.0));
     assert_eq!(restart_warnings(&server).len(), 1);
@@ -232,9 +236,7 @@ async fn a_reload_that_changes_a_restart_only_key_warns_once_and_counts_it() {
 #[tokio::test]
 async fn a_quota_change_while_rate_limiting_was_off_at_start_waits_for_a_restart_and_says_so() {
     let server = Server::start("[rate_limit]\nenabled = false\nper_second = 1000\n").await;
-    let config = server.path("espresso.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    write_atomically(&config, text.replace("per_second = 1000", "per_second = 5"));
+    edit_config(&server, "per_second = 1000", "per_second = 5");
     let restart = r#"espresso_config_restart_required_total{key="rate_limit.per_second"}"#;
     eventually(|| async { server.metric(restart).await == Some(1.0) }).await;
     let warnings = restart_warnings(&server);
@@ -257,12 +259,7 @@ async fn a_reload_that_changes_the_slow_call_threshold_applies_it() {
     let server = Server::start("[slow_call]\nthreshold_ms = 60000\n").await;
     let before = server.filter("hello").await.request_id().to_owned();
 
-    let config = server.path("espresso.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    write_atomically(
-        &config,
-        text.replace("threshold_ms = 60000", "threshold_ms = 0"),
-    );
+    edit_config(&server, "threshold_ms = 60000", "threshold_ms = 0");
     eventually(|| async { server.metric(APPLIED).await == Some(1.0) }).await;
     // Every request is slow now.
     let after = server.filter("hello").await.request_id().to_owned();
@@ -278,12 +275,7 @@ async fn a_reload_that_turns_a_detector_on_applies_it() {
     let reply = server.filter(text).await.json();
     assert_eq!(reply["verdict"], "pass", "{reply}");
 
-    let config = server.path("espresso.toml");
-    let file = std::fs::read_to_string(&config).unwrap();
-    write_atomically(
-        &config,
-        file.replace("phone = \"off\"", "phone = \"block\""),
-    );
+    edit_config(&server, "phone = \"off\"", "phone = \"block\"");
     eventually(|| async { server.metric(APPLIED).await == Some(1.0) }).await;
     let reply = server.filter(text).await.json();
     assert_eq!(reply["verdict"], "block", "{reply}");
