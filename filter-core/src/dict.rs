@@ -952,8 +952,13 @@ impl Dictionary {
         let mut copy = std::mem::take(&mut s.copy);
         if self.leet {
             for amb in [b'i', b'l'] {
-                let (windows, ambiguous) =
-                    crate::leet::leet_copy(text, amb, &mut copy, |c| self.is_hard(c));
+                let (windows, ambiguous) = crate::leet::leet_copy(
+                    text,
+                    amb,
+                    &mut copy,
+                    |c| self.is_hard(c),
+                    |c| self.table.skips(c),
+                );
                 if !windows.is_empty()
                     && let Ok(view) = std::str::from_utf8(&copy)
                 {
@@ -1093,9 +1098,7 @@ impl Dictionary {
 
     /// Whether no hit can span `c`: it is neither a letter, a digit, whitespace nor noise.
     fn is_hard(&self, c: char) -> bool {
-        !c.is_alphanumeric()
-            && !c.is_whitespace()
-            && !matches!(self.table.unit(c, &mut Folded::new()), Unit::Skip)
+        !c.is_alphanumeric() && !c.is_whitespace() && !self.table.skips(c)
     }
 
     /// Scans `view[range]` (the text itself or a same-length copy of it) and adds the verified
@@ -1477,6 +1480,12 @@ impl Dictionary {
                 }
                 continue;
             }
+            // (a regional indicator is four bytes opening with 0xF0)
+            let edge_is_flag = text.as_bytes().get(at) == Some(&0xF0)
+                && first_visible(&text[at..]).is_some_and(is_regional_indicator);
+            if is_regional_indicator(c) != edge_is_flag {
+                return false;
+            }
             return match self.table.unit(c, &mut scratch) {
                 Unit::Skip => false,
                 Unit::One(f) => is_word_char(f),
@@ -1495,6 +1504,11 @@ impl Dictionary {
                     return false;
                 }
                 continue;
+            }
+            let edge_is_flag = text.as_bytes()[..at].last().is_some_and(|&b| b >= 0x80)
+                && last_visible(&text[..at]).is_some_and(is_regional_indicator);
+            if is_regional_indicator(c) != edge_is_flag {
+                return false;
             }
             return match self.table.unit(c, &mut scratch) {
                 Unit::Skip => false,
@@ -1683,6 +1697,23 @@ fn marks_after(rest: &str) -> usize {
     rest.char_indices()
         .find(|&(_, c)| !is_invisible(c) || parts_words(c))
         .map_or(rest.len(), |(i, _)| i)
+}
+
+/// A regional indicator (`🇦`..`🇿`): it folds to its letter, so that a word spelled in them
+/// (`🇫🇺🇨🇰`) is found, but a flag is a word of its own: a word written next to one is not glued
+/// to it (`fuck🇺🇸`).
+fn is_regional_indicator(c: char) -> bool {
+    matches!(c, '\u{1F1E6}'..='\u{1F1FF}')
+}
+
+/// The first char of `s` that is not invisible.
+fn first_visible(s: &str) -> Option<char> {
+    s.chars().find(|&c| !is_invisible(c))
+}
+
+/// The last char of `s` that is not invisible.
+fn last_visible(s: &str) -> Option<char> {
+    s.chars().rev().find(|&c| !is_invisible(c))
 }
 
 /// An invisible character that stands between two words rather than inside one: the

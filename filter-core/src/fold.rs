@@ -1,9 +1,10 @@
 //! Character folding: what one input character becomes in the normalized text.
 //!
 //! Folding a character applies, in order: Unicode compatibility decomposition (full-width →
-//! half-width, styled and circled letters and digits, ligatures), parenthesised letters and digits
-//! lose their parentheses (`⒡` → `f`), number and letter styles without a decomposition
-//! (`❶` → `1`, `🅰` → `a`, regional indicators `🇦` → `a`), case folding, removal of accents on
+//! half-width, styled and circled letters and digits, ligatures; a sign that abbreviates a
+//! word, `™` or `㎏`, stays itself), parenthesised letters and digits lose their parentheses
+//! (`⒡` → `f`), number and letter styles without a decomposition (`❶` → `1`, `🅰` → `a`,
+//! regional indicators `🇦` → `a`), case folding, removal of accents on
 //! Latin, Greek and Cyrillic letters (`é` → `e`; other scripts are recomposed so `が` stays
 //! `が`), letters of other scripts that the Unicode confusables data (UTS #39 skeletons) maps
 //! onto Latin letters (Cyrillic `а` → `a`, Greek `ν` → `v`, Cherokee `Ꮪ` → `s`), and
@@ -77,6 +78,12 @@ pub(crate) fn fold_char(c: char) -> Folded {
     // `⒡` → "(f)", `⑴` → "(1)": keep what is inside the parentheses.
     if d.len() >= 3 && d[0] == '(' && d[d.len() - 1] == ')' && c != '(' {
         d = &d[1..d.len() - 1];
+    }
+    // A symbol that abbreviates a word (`™` → "TM", `℠`, `℻`, `㎏`) is a sign written after
+    // words, not letters of them: folded, it would glue "tm" onto the word before (`fuck™`).
+    if !c.is_alphabetic() && d.len() >= 2 && d.iter().all(char::is_ascii_alphabetic) {
+        out.push(c);
+        return out;
     }
     // Lower-case every piece (may expand, e.g. `İ` → "i̇").
     let mut lowered = Folded::new();

@@ -1,13 +1,19 @@
 //! Leetspeak readings (`sh1t`, `$hit`, `b4stard`, `p0rn`) and pinyin tone numbers (`sha3bi1`):
-//! copies of the text with some ASCII bytes replaced by others of the same length, so every
+//! copies of the text with some characters replaced by others of the same length (an ASCII
+//! byte by a letter, a full-width form by a full-width letter: `ｓｈ１ｔ` → `ｓｈｉｔ`), so every
 //! byte offset of a copy is an offset of the original and hits map back unchanged.
 //!
-//! A leet reading exists only inside a *mixed* token: a run of non-space characters (ASCII
-//! punctuation other than the leet symbols splits runs) that holds at least one letter and at
-//! least one digit or leet symbol, or a known all-symbol form such as `@$$`. Plain numbers,
-//! prices, times and versions are never mixed (`1960`, `$5`, `3:45`, `v1.2` → `v1`, `2`), and
-//! neither is a number with a short unit or ordinal suffix (`10am`, `4th`, `1960s`, `4x4`). In a
-//! mixed token:
+//! A leet reading exists only inside a *mixed* token: a run of non-space characters (punctuation
+//! other than the leet symbols and noise such as `·` split runs) that holds at least one letter
+//! and at least one digit or leet symbol, or a known all-symbol form such as `@$$`. A word
+//! spelled out one character at a time (`s h 1 t`, `b.1.t.c.h`: three or more single
+//! characters, one splitting character between two, a letter among them but not one letter
+//! beside a number) is read as one token. Full-width forms read as their ASCII forms, but `！` and `（`
+//! only next to full-width letters and digits: elsewhere they are Chinese punctuation.
+//!
+//! Plain numbers, prices, times and versions are never mixed (`1960`, `$5`, `3:45`, `v1.2` →
+//! `v1`, `2`), and neither is a number with a short unit or ordinal suffix (`10am`, `4th`,
+//! `1960s`, `4x4`). In a mixed token:
 //!
 //! | text | reads as | where |
 //! |---|---|---|
@@ -76,47 +82,119 @@ fn leet(b: u8) -> bool {
     LEET[usize::from(b)]
 }
 
-/// The first digit or leet symbol at or after `from`, looked for eight bytes at a time: eight
-/// bytes that all have the high bit set (inside CJK text, most of it) hold none, and neither do
-/// eight ASCII bytes with none from `!` to `@` (every digit and leet symbol but `|`) and no
-/// `|` (inside English words, most of them).
+/// The first digit or leet symbol at or after `from`, ASCII or full-width (the byte where its
+/// char starts), looked for eight bytes at a time: eight bytes that all have the high bit set
+/// (inside CJK text, most of it) hold none unless one is `0xEF` (full-width forms start so),
+/// and eight ASCII bytes with none from `!` to `@` (every digit and leet symbol but `|`) and no
+/// `|` (inside English words, most of them) hold none.
 fn next_leet(bytes: &[u8], from: usize) -> Option<usize> {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const ONES: u64 = 0x0101_0101_0101_0101;
+    // the high bit of each zero byte of `x` and maybe of bytes above the lowest such (the bit
+    // hacks' has_zero: exact for the lowest)
+    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let found = |j: usize, b: u8| leet(b) || (b == 0xEF && wide_leet(bytes, j));
     let mut i = from;
     while let Some(chunk) = bytes
         .get(i..i + 8)
         .and_then(|c| <[u8; 8]>::try_from(c).ok())
     {
-        let word = u64::from_ne_bytes(chunk);
-        let none = if word & HIGH == HIGH {
-            true
-        } else if word & HIGH == 0 {
-            // Bytes below 0x80: one from 0x21 to 0x40 sets its high bit in `between`, and a
-            // `|` is a zero byte of `word ^ 0x7C…` (the bit hacks' has_between and has_zero).
-            let between = (ONES * (127 + 0x41) - word) & !word & (word + ONES * (127 - 0x20));
-            let bar = word ^ (ONES * u64::from(b'|'));
-            let has_bar = bar.wrapping_sub(ONES) & !bar;
-            (between | has_bar) & HIGH == 0
-        } else {
-            false
-        };
-        if !none && let Some(k) = chunk.iter().position(|&b| leet(b)) {
+        let word = u64::from_le_bytes(chunk);
+        if word & HIGH == HIGH {
+            // only a full-width form can be one: look at each `0xEF`
+            let mut efs = zeros(word ^ (ONES * 0xEF));
+            while efs != 0 {
+                let k = efs.trailing_zeros() as usize / 8;
+                if wide_leet(bytes, i + k) {
+                    return Some(i + k);
+                }
+                efs &= efs - 1;
+            }
+        } else if (word & HIGH != 0
+            // Bytes below 0x80: one from 0x21 to 0x40 sets its high bit in `between`
+            // (has_between), and a `|` is a zero byte of `word ^ 0x7C…`.
+            || (((ONES * (127 + 0x41) - word) & !word & (word + ONES * (127 - 0x20)))
+                | zeros(word ^ (ONES * u64::from(b'|'))))
+                & HIGH
+                != 0)
+            && let Some(k) = (0..8).position(|k| found(i + k, chunk[k]))
+        {
             return Some(i + k);
         }
         i += 8;
     }
-    let rest = bytes.get(i..)?;
-    rest.iter().position(|&b| leet(b)).map(|k| i + k)
+    (i..bytes.len()).find(|&j| found(j, bytes[j]))
 }
 
-/// Whether byte `b` (of a char starting there) ends a token.
-fn splits(text: &str, i: usize) -> bool {
-    let b = text.as_bytes()[i];
-    if b < 0x80 {
-        return b.is_ascii_whitespace() || (b.is_ascii_punctuation() && !is_leet_symbol(b));
+/// Whether a full-width digit or leet symbol starts at byte `i` (`０`, `＄`: their ASCII forms,
+/// [`narrow`], read from the bytes).
+fn wide_leet(bytes: &[u8], i: usize) -> bool {
+    // `U+FF01`..`U+FF3F` are `EF BC 81`..`BF`, `U+FF40`..`U+FF5E` are `EF BD 80`..`9E`; their
+    // ASCII forms are 0x21.. in the same order
+    bytes[i] == 0xEF
+        && leet(match (bytes.get(i + 1), bytes.get(i + 2)) {
+            (Some(0xBC), Some(&b @ 0x81..=0xBF)) => b - 0x60,
+            (Some(0xBD), Some(&b @ 0x80..=0x9E)) => b - 0x20,
+            _ => 0,
+        })
+}
+
+/// The ASCII char a char stands for in a leet reading: itself when ASCII, the ASCII form of a
+/// full-width one (`１` → `1`, `ｓ` → `s`, `＄` → `$`), else `None`. A full-width form and the
+/// full-width letter it is read as are both three bytes long, so the copy keeps every offset.
+fn narrow(c: char) -> Option<u8> {
+    match c {
+        '\0'..='\x7F' => Some(c as u8),
+        '\u{FF01}'..='\u{FF5E}' => Some((c as u32 - 0xFEE0) as u8),
+        _ => None,
     }
-    text[i..].chars().next().is_some_and(char::is_whitespace)
+}
+
+/// The char starting at byte `i`.
+#[inline]
+fn char_at(text: &str, i: usize) -> Option<char> {
+    match *text.as_bytes().get(i)? {
+        b if b < 0x80 => Some(char::from(b)),
+        _ => text.get(i..)?.chars().next(),
+    }
+}
+
+/// The char ending at byte `i`.
+#[inline]
+fn char_before(text: &str, i: usize) -> Option<char> {
+    match *text.as_bytes().get(i.checked_sub(1)?)? {
+        b if b < 0x80 => Some(char::from(b)),
+        _ => text.get(..i)?.chars().next_back(),
+    }
+}
+
+/// One character of a token as the leet reading sees it.
+#[derive(Clone, Copy)]
+struct Cell {
+    /// its ASCII form ([`narrow`]), or `0x80` for any other char
+    b: u8,
+    /// its byte offset in the text
+    at: usize,
+    /// full-width (three bytes), written back as a full-width letter
+    wide: bool,
+    /// a letter of a script written with spaces (`2020年` is not leet)
+    letter: bool,
+}
+
+fn cells(text: &str, range: Range<usize>, out: &mut Vec<Cell>) {
+    for (k, c) in text[range.clone()].char_indices() {
+        let (b, wide, letter) = match narrow(c) {
+            Some(b) => (b, !c.is_ascii(), b.is_ascii_alphabetic()),
+            None => (0x80, false, (c as u32) < 0x2E80 && c.is_alphabetic()),
+        };
+        let at = range.start + k;
+        out.push(Cell {
+            b,
+            at,
+            wide,
+            letter,
+        });
+    }
 }
 
 /// The leet copy of `text` for one reading of the ambiguous `1 ! |` (`amb` = `b'i'` or `b'l'`),
@@ -130,33 +208,46 @@ pub(crate) fn leet_copy(
     amb: u8,
     out: &mut Vec<u8>,
     hard: impl Fn(char) -> bool,
+    noise: impl Fn(char) -> bool,
 ) -> (Vec<Range<usize>>, bool) {
     let bytes = text.as_bytes();
+    let tokens = Tokens { text, noise };
     let mut windows: Vec<Range<usize>> = Vec::new();
     let mut ambiguous = false;
     let mut copied = false;
+    let mut token: Vec<Cell> = Vec::new();
     let mut next = 0; // where to look for the next digit or symbol: tokens before are done
     while let Some(i) = next_leet(bytes, next) {
-        let b = bytes[i];
-        next = i + 1;
-        // a candidate touches an ASCII letter, or is a symbol touching a digit or symbol
-        // (`@$$`, `@5$`); plain
-        // numbers and numbers next to CJK characters never get this far
-        let touches = |j: Option<usize>| {
-            j.and_then(|j| bytes.get(j))
-                .is_some_and(|&n| n.is_ascii_alphabetic() || (is_leet_symbol(b) && leet(n)))
-        };
-        if !touches(i.checked_sub(1)) && !touches(Some(i + 1)) {
+        let Some(ch) = char_at(text, i) else { break };
+        let (c, len) = (narrow(ch).unwrap_or(0x80), ch.len_utf8());
+        next = i + len;
+        if len > 1 && is_leet_symbol(c) && !tokens.among_wide_forms(i, ch) {
             continue;
         }
-        let (start, end) = token_bounds(text, i);
+        // a candidate touches a letter, or is a symbol touching a digit or symbol (`@$$`,
+        // `@5$`); plain numbers and numbers next to CJK characters never get this far
+        let touches = |n: Option<char>| {
+            n.and_then(narrow)
+                .is_some_and(|n| n.is_ascii_alphabetic() || (is_leet_symbol(c) && leet(n)))
+        };
+        token.clear();
+        let Range { start, end } =
+            if touches(char_before(text, i)) || touches(char_at(text, i + len)) {
+                let range = tokens.around(i, len);
+                cells(text, range.clone(), &mut token);
+                range
+            } else if let Some(range) = tokens.spelled_out(i, len, &mut token) {
+                range
+            } else {
+                continue;
+            };
         next = end;
         if !copied {
             out.clear();
             out.extend_from_slice(bytes);
             copied = true;
         }
-        if let Some(changed_amb) = read_token(&text[start..end], amb, &mut out[start..end]) {
+        if let Some(changed_amb) = read_token(&token, amb, out) {
             ambiguous |= changed_amb;
             match windows.last_mut() {
                 Some(w) if start - w.end <= 8 && !text[w.end..start].chars().any(&hard) => {
@@ -169,35 +260,136 @@ pub(crate) fn leet_copy(
     (windows, ambiguous)
 }
 
-/// The token around byte `i` (an ASCII byte that does not split).
-fn token_bounds(text: &str, i: usize) -> (usize, usize) {
-    let mut start = i;
-    while start > 0 {
-        let mut p = start - 1;
-        while p > 0 && !text.is_char_boundary(p) {
-            p -= 1;
-        }
-        if splits(text, p) {
-            break;
-        }
-        start = p;
-    }
-    let mut end = i + 1;
-    while end < text.len() && !(text.is_char_boundary(end) && splits(text, end)) {
-        end += 1;
-    }
-    (start, end)
+/// The text a leet reading looks at, and which of its chars matching skips as noise.
+struct Tokens<'a, N> {
+    text: &'a str,
+    noise: N,
 }
 
-/// Replaces the leet characters of one token in `out` (its bytes); `None` when the token is not
-/// mixed. `Some(true)` when an ambiguous character was read.
-fn read_token(token: &str, amb: u8, out: &mut [u8]) -> Option<bool> {
-    let b = token.as_bytes();
-    // letters of scripts written with spaces (CJK next to digits, `2020年`, is not leet)
-    let letters = token
-        .chars()
-        .filter(|&c| c.is_alphabetic() && (c as u32) < 0x2E80)
-        .count();
+impl<N: Fn(char) -> bool> Tokens<'_, N> {
+    /// Whether the char starting at byte `i` (or the text's end) ends a token: whitespace,
+    /// punctuation other than the leet symbols, and beyond ASCII a char matching skips (`·`).
+    fn splits(&self, i: usize) -> bool {
+        let ascii_splits =
+            |b: u8| b.is_ascii_whitespace() || (b.is_ascii_punctuation() && !is_leet_symbol(b));
+        match self.text.as_bytes().get(i) {
+            None => true,
+            Some(&b) if b < 0x80 => ascii_splits(b),
+            Some(_) => char_at(self.text, i).is_some_and(|c| match narrow(c) {
+                Some(b) if is_leet_symbol(b) => !self.among_wide_forms(i, c),
+                Some(b) => ascii_splits(b),
+                None => c.is_whitespace() || (self.noise)(c),
+            }),
+        }
+    }
+
+    /// Whether the full-width leet symbol `c` at byte `i` is read as one: its run of full-width
+    /// leet symbols holds one other than `！（` or touches a full-width letter or digit
+    /// (`ｓｈ！ｔ`, `ｓｈ！＋`, `＠＄＄`). Elsewhere `！` and `（` are the punctuation of Chinese
+    /// text (`好！5`, `好！！`, `（Public`).
+    fn among_wide_forms(&self, i: usize, c: char) -> bool {
+        let text = self.text;
+        // the ASCII form of a full-width char
+        let wide = |n: char| narrow(n).filter(|_| !n.is_ascii());
+        let symbol = |b: u8| is_leet_symbol(b) && !matches!(b, b'!' | b'(');
+        let (mut start, mut end) = (i, i + c.len_utf8());
+        if wide(c).is_some_and(symbol) {
+            return true;
+        }
+        loop {
+            match char_before(text, start).and_then(wide) {
+                Some(b) if b.is_ascii_alphanumeric() || symbol(b) => return true,
+                Some(b) if is_leet_symbol(b) => start -= 3,
+                _ => break,
+            }
+        }
+        loop {
+            match char_at(text, end).and_then(wide) {
+                Some(b) if b.is_ascii_alphanumeric() || symbol(b) => return true,
+                Some(b) if is_leet_symbol(b) => end += 3,
+                _ => return false,
+            }
+        }
+    }
+
+    /// The token around the char at byte `i` (`len` bytes, one that does not split).
+    fn around(&self, i: usize, len: usize) -> Range<usize> {
+        let mut start = i;
+        while let Some(c) = char_before(self.text, start) {
+            if self.splits(start - c.len_utf8()) {
+                break;
+            }
+            start -= c.len_utf8();
+        }
+        let mut end = i + len;
+        while !self.splits(end) {
+            end += char_at(self.text, end).map_or(1, char::len_utf8);
+        }
+        start..end
+    }
+
+    /// A word spelled out one char at a time, around the char at byte `i` (`len` bytes): three
+    /// or more single letters, digits or leet symbols, each parted from the next by one char
+    /// that splits tokens (`s h 1 t`, `b.1.t.c.h`, `s*h-1·t`). Its chars (not the separators)
+    /// are pushed onto `token`.
+    fn spelled_out(&self, i: usize, len: usize, token: &mut Vec<Cell>) -> Option<Range<usize>> {
+        let text = self.text;
+        // a piece: one char that does not split, between two splits (or an end of the text)
+        let split_before =
+            |at: usize| char_before(text, at).is_none_or(|p| self.splits(at - p.len_utf8()));
+        let single = |at: usize, c: char| {
+            !self.splits(at) && split_before(at) && self.splits(at + c.len_utf8())
+        };
+        let (mut start, mut end) = (i, i + len);
+        // the candidate does not split: a digit or leet symbol
+        if !self.splits(end) || !split_before(start) {
+            return None;
+        }
+        let mut count = 1;
+        // leftwards a separator and a piece before it, rightwards likewise, while there are
+        while let Some(sep) = char_before(text, start)
+            && let Some(x) = char_before(text, start - sep.len_utf8())
+            && single(start - sep.len_utf8() - x.len_utf8(), x)
+        {
+            start -= sep.len_utf8() + x.len_utf8();
+            count += 1;
+        }
+        while let Some(sep) = char_at(text, end)
+            && let Some(x) = char_at(text, end + sep.len_utf8())
+            && single(end + sep.len_utf8(), x)
+        {
+            end += sep.len_utf8() + x.len_utf8();
+            count += 1;
+        }
+        if count < 3 {
+            return None;
+        }
+        // the pieces are every other char from the first
+        for (k, (at, c)) in text[start..end].char_indices().enumerate() {
+            if k % 2 == 0 {
+                cells(text, start + at..start + at + c.len_utf8(), token);
+            }
+        }
+        // a spelling has a letter, and is no letter beside a number (`a 5.5`, `a 6-5`; but
+        // `n-i.g 9-4`, `p.1*5*$`)
+        let letters = token.iter().filter(|c| c.letter).count();
+        let digits_in_a_row = token
+            .windows(2)
+            .any(|w| w[0].b.is_ascii_digit() && w[1].b.is_ascii_digit());
+        let symbols = token.iter().any(|c| is_leet_symbol(c.b));
+        if letters == 0 || (letters == 1 && digits_in_a_row && !symbols) {
+            token.clear();
+            return None;
+        }
+        Some(start..end)
+    }
+}
+
+/// Replaces the leet characters of one token in `out` (the whole copy); `None` when the token
+/// is not mixed. `Some(true)` when an ambiguous character was read.
+fn read_token(token: &[Cell], amb: u8, out: &mut [u8]) -> Option<bool> {
+    let b: Vec<u8> = token.iter().map(|c| c.b).collect();
+    let letters = token.iter().filter(|c| c.letter).count();
     let ascii_letters: Vec<u8> = b.iter().copied().filter(u8::is_ascii_alphabetic).collect();
     let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
     let symbols = b.iter().filter(|&&c| is_leet_symbol(c)).count();
@@ -218,7 +410,7 @@ fn read_token(token: &str, amb: u8, out: &mut [u8]) -> Option<bool> {
         // `x` (`4x4`)
         let lead_digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
         if lead_digits > 0 && lead_digits + ascii_letters.len() == b.len() {
-            let suffix = token[lead_digits..].to_ascii_lowercase();
+            let suffix = String::from_utf8_lossy(&b[lead_digits..]).to_ascii_lowercase();
             if NUMBER_SUFFIXES.split(' ').any(|s| s == suffix) {
                 return None;
             }
@@ -255,7 +447,14 @@ fn read_token(token: &str, amb: u8, out: &mut [u8]) -> Option<bool> {
         if price && matches!(c, b'$' | b'#') && b.get(j + 1).is_some_and(u8::is_ascii_digit) {
             continue;
         }
-        out[j] = l;
+        let at = token[j].at;
+        if token[j].wide {
+            // the full-width letter, as long as the full-width char it replaces
+            let wide = char::from_u32(0xFF41 + u32::from(l - b'a')).unwrap_or('\u{FF41}');
+            wide.encode_utf8(&mut out[at..at + 3]);
+        } else {
+            out[at] = l;
+        }
         changed = true;
         ambiguous |= matches!(c, b'1' | b'!' | b'|');
     }
@@ -289,7 +488,7 @@ mod tests {
 
     fn read(text: &str, amb: u8) -> String {
         let mut out = Vec::new();
-        let (w, _) = leet_copy(text, amb, &mut out, |c| c == ',');
+        let (w, _) = leet_copy(text, amb, &mut out, |c| c == ',', |c| c == '·');
         if w.is_empty() {
             return text.to_string();
         }
@@ -313,6 +512,45 @@ mod tests {
     }
 
     #[test]
+    fn full_width_forms_are_read_as_full_width_letters() {
+        assert_eq!(read("ｓｈ１ｔ", b'i'), "ｓｈｉｔ");
+        assert_eq!(read("＠＄＄ and sｈ1ｔ", b'i'), "ａｓｓ and sｈiｔ");
+        assert_eq!(read("２０２０年，ｖ１．２", b'i'), "２０２０年，ｖｉ．２");
+        assert_eq!(
+            read("ｓｈ！ｔ ＠＄＄ ｓｈ！＋", b'i'),
+            "ｓｈｉｔ ａｓｓ ｓｈｉｔ"
+        );
+        // `！` and `（` are Chinese punctuation unless full-width letters stand next to them
+        for t in ["好！5 个", "记住！！（以后", "陈渝（SkyEye）", "好！！"] {
+            assert_eq!(read(t, b'i'), t);
+        }
+    }
+
+    #[test]
+    fn words_spelled_one_char_at_a_time_are_read() {
+        assert_eq!(read("s.h.1.t", b'i'), "s.h.i.t");
+        assert_eq!(read("oh s h 1 t", b'i'), "oh s h i t");
+        assert_eq!(read("b-1-t-c-h", b'l'), "b-l-t-c-h");
+        // three pieces or more, each one char, one separator between two
+        assert_eq!(read("s*h-1·t", b'i'), "s*h-i·t");
+        assert_eq!(read("n-i.g 9-4 p.1*5*$", b'i'), "n-i.g g-a p.i*s*s");
+        for t in [
+            "s..h..1..t",
+            "a 1",
+            "ab 1 t",
+            "1.2.3",
+            "v1.2.3",
+            "a 5.5",
+            "a 6-5 win",
+        ] {
+            let mut out = Vec::new();
+            let (w, _) = leet_copy(t, b'i', &mut out, |c| c == ',', |c| c == '·');
+            let changed: Vec<&str> = w.iter().map(|r| &t[r.clone()]).collect();
+            assert!(changed.iter().all(|s| *s == "v1"), "{t:?} read {changed:?}");
+        }
+    }
+
+    #[test]
     fn numbers_prices_times_versions_stay() {
         for t in [
             "in 1960 it cost $5.99 at 3:45pm",
@@ -321,7 +559,7 @@ mod tests {
             "2020年3月5日",
         ] {
             let mut out = Vec::new();
-            let (w, _) = leet_copy(t, b'i', &mut out, |c| c == ',');
+            let (w, _) = leet_copy(t, b'i', &mut out, |c| c == ',', |c| c == '·');
             let changed: Vec<&str> = w.iter().map(|r| &t[r.clone()]).collect();
             assert!(changed.iter().all(|s| *s == "v1"), "{t:?} read {changed:?}");
         }
@@ -331,7 +569,7 @@ mod tests {
     fn windows_and_offsets() {
         let t = "héllo sh1t and 5hit";
         let mut out = Vec::new();
-        let (w, amb) = leet_copy(t, b'i', &mut out, |c| c == ',');
+        let (w, amb) = leet_copy(t, b'i', &mut out, |c| c == ',', |c| c == '·');
         assert!(amb);
         // tokens a few bytes apart share a window
         assert_eq!(
@@ -339,7 +577,7 @@ mod tests {
             ["sh1t and 5hit"]
         );
         let t = "sh1t and then some more words, 5hit";
-        let (w, _) = leet_copy(t, b'i', &mut out, |c| c == ',');
+        let (w, _) = leet_copy(t, b'i', &mut out, |c| c == ',', |c| c == '·');
         assert_eq!(
             w.iter().map(|r| &t[r.clone()]).collect::<Vec<_>>(),
             ["sh1t", "5hit"]
@@ -347,7 +585,7 @@ mod tests {
         assert_eq!(out.len(), t.len());
         // but never across a character no hit can span
         let t = "@|*ass\n,\nsh1t";
-        let (w, _) = leet_copy(t, b'i', &mut out, |c| c == ',');
+        let (w, _) = leet_copy(t, b'i', &mut out, |c| c == ',', |c| c == '·');
         assert_eq!(
             w.iter().map(|r| &t[r.clone()]).collect::<Vec<_>>(),
             ["@|", "sh1t"]
@@ -370,16 +608,16 @@ mod tests {
             &b"abcdefghijklmnopq"[..],
             &[0xE4; 17],
             b"ab\xE4cd\xE5ef\xE6gh\x80ijklm",
+            // full-width forms: `ａｂ，（ｃ`, and `ｄ` cut short at the end
+            b"\xEF\xBD\x81\xEF\xBD\x82\xEF\xBC\x8C\xEF\xBC\x88\xEF\xBD\x83\xEF\xBD",
         ] {
             for at in 0..fill.len() {
                 for b in 0..=255u8 {
                     let mut bytes = fill.to_vec();
                     bytes[at] = b;
                     for from in [0, 1, 8] {
-                        let naive = bytes[from..]
-                            .iter()
-                            .position(|&x| leet(x))
-                            .map(|k| from + k);
+                        let naive =
+                            (from..bytes.len()).find(|&j| leet(bytes[j]) || wide_leet(&bytes, j));
                         assert_eq!(next_leet(&bytes, from), naive, "{bytes:?} from {from}");
                     }
                 }

@@ -102,6 +102,20 @@ impl Table {
         &self.options
     }
 
+    /// Whether matching skips `c` (noise, or outside the charset): [`Self::unit`] is
+    /// [`Unit::Skip`], read from the tables without a scratch buffer below U+10000.
+    #[inline]
+    pub(crate) fn skips(&self, c: char) -> bool {
+        let u = c as u32;
+        if u < 0x80 {
+            self.ascii[u as usize] == 0
+        } else if u < 0x10000 {
+            self.entries[u as usize] == NOISE
+        } else {
+            matches!(self.unit(c, &mut Folded::new()), Unit::Skip)
+        }
+    }
+
     /// The characters the detectors' quick look passes over with this table, made at the first
     /// call (a dictionary build makes it, off the request path).
     pub(crate) fn plain(&self) -> &crate::detect::Plain {

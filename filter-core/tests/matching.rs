@@ -163,6 +163,26 @@ fn evasion_emoji() {
 }
 
 #[test]
+fn a_sign_or_a_flag_after_a_word_is_no_letter_of_it() {
+    let e = engine();
+    // `™` decomposes to "TM", a regional indicator folds to its letter
+    for text in [
+        "fuck™",
+        "fuck™ you",
+        "fuck℠",
+        "fuck🇺🇸",
+        "🇺🇸fuck",
+        "fuck🇺🇸🇬🇧",
+    ] {
+        assert_eq!(hits(&e, text), ["fuck"], "{text}");
+    }
+    // a word written in regional indicators is still found
+    assert_eq!(hits(&e, "🇫🇺🇨🇰 this"), ["🇫🇺🇨🇰"]);
+    assert_eq!(hits(&e, "🇫🇺🇨🇰s"), ["🇫🇺🇨🇰"]);
+    assert_eq!(hits(&e, "🇫🇺🇨🇰🇸"), Vec::<String>::new());
+}
+
+#[test]
 fn evasion_repeats() {
     let e = engine();
     assert_eq!(hits(&e, "fuuuuuck"), ["fuuuuuck"]);
@@ -431,6 +451,49 @@ fn evasion_leetspeak_inside_mixed_words() {
     assert_eq!(e.check("holy sh1t!").masked, "holy ****!");
     // the noise reading of @ still works
     assert_eq!(hits(&e, "f@u@c@k"), ["f@u@c@k"]);
+}
+
+#[test]
+fn evasion_leetspeak_in_full_width_forms() {
+    let e = engine();
+    assert_eq!(hits(&e, "holy ｓｈ１ｔ!"), ["ｓｈ１ｔ"]);
+    assert_eq!(hits(&e, "ｂ１ｔｃｈ and ＠＄＄"), ["ｂ１ｔｃｈ", "＠＄＄"]);
+    // full-width and ASCII mixed in one word
+    assert_eq!(words(&e, "sｈ1ｔ"), ["shit"]);
+    assert_eq!(e.check("ｓｈ１ｔ").masked, "****");
+    for text in [
+        "２０２０年３月５日",
+        "ｖ１．２ and １０ａｍ",
+        "价格：＄５，电话１２３",
+    ] {
+        assert_eq!(e.check(text).verdict, Verdict::Pass, "{text}");
+    }
+}
+
+#[test]
+fn evasion_leetspeak_spelled_out_one_char_at_a_time() {
+    let e = engine();
+    for text in [
+        "s*h*1*t",
+        "s.h.1.t",
+        "s-h-1-t",
+        "s h 1 t",
+        "b.1.t.c.h",
+        "5 h 1 t",
+    ] {
+        assert_eq!(hits(&e, text), [text], "{text}");
+    }
+    assert_eq!(hits(&e, "oh s h 1 t, no"), ["s h 1 t"]);
+    // two pieces are no spelling, and numbers stay numbers
+    for text in [
+        "A 1 and B 2",
+        "1.2.3.4",
+        "5 4 3 2 1 go",
+        "plan b 2 a",
+        "room 5 a b",
+    ] {
+        assert_eq!(e.check(text).verdict, Verdict::Pass, "{text}");
+    }
 }
 
 #[test]
