@@ -8,7 +8,7 @@ use espresso_common::{
     grpc::{Code, is_grpc},
     refusal::{Refusal, Respond},
 };
-use http::{Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode, Version, header::CONNECTION};
 use http_body_util::Either;
 use pin_project_lite::pin_project;
 use std::{
@@ -108,11 +108,13 @@ where
         // What the answer needs once the request itself is gone.
         let grpc = is_grpc(request.headers());
         let request_id = request.extensions().get::<RequestId>().cloned();
+        let http1 = request.version() < Version::HTTP_2;
         ResponseFuture {
             deadline: Instant::now() + self.timeout,
             inner: self.inner.call(request),
             sleep: None,
             grpc,
+            http1,
             request_id,
             timeout: self.timeout,
         }
@@ -130,6 +132,9 @@ pin_project! {
         deadline: Instant,
         sleep: Option<Pin<Box<Unconstrained<Sleep>>>>,
         grpc: bool,
+        // an HTTP/1 connection is closed after the 408 (RFC 9110 §15.5.9: the server has
+        // decided to stop waiting), and says so
+        http1: bool,
         request_id: Option<RequestId>,
         timeout: Duration,
     }
@@ -155,7 +160,13 @@ where
         let timed_out = TimedOut {
             after: *this.timeout,
         };
-        let response = policy().answer::<_, Body>(&timed_out, *this.grpc, this.request_id.as_ref());
+        let mut response =
+            policy().answer::<_, Body>(&timed_out, *this.grpc, this.request_id.as_ref());
+        if *this.http1 {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         Poll::Ready(Ok(response.map(|body| Either::Right(Body::new(body)))))
     }
 }
@@ -199,6 +210,8 @@ mod tests {
         let response = service.oneshot(Request::new(Body::empty())).await.unwrap();
         assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
         assert_eq!(started.elapsed(), TIMEOUT);
+        // HTTP/1: the connection is closed after it, and the answer says so
+        assert_eq!(response.headers()[CONNECTION], "close");
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"]["code"], "request_timeout", "{json}");
@@ -219,11 +232,14 @@ mod tests {
     async fn a_grpc_request_times_out_with_deadline_exceeded() {
         let service = TimeoutLayer::new(TIMEOUT).layer(answering_after(TIMEOUT * 10));
         let request = Request::builder()
+            .version(Version::HTTP_2)
             .header(http::header::CONTENT_TYPE, "application/grpc")
             .body(Body::empty())
             .unwrap();
         let response = service.oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
+        // no connection-specific header in HTTP/2
+        assert!(!response.headers().contains_key(CONNECTION));
         let code = Code::DeadlineExceeded as u8;
         assert_eq!(response.headers()["grpc-status"], code.to_string().as_str());
     }

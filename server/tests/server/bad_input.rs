@@ -100,6 +100,8 @@ async fn a_slow_body_gets_the_timeout_error() {
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // the server closes the connection after it, and says so
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
     let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
     let json: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(json["error"]["code"], "request_timeout", "{json}");
