@@ -72,6 +72,8 @@ HOMOGLYPH = {"a": "аα", "b": "Ьβ", "c": "сϲ", "d": "ԁ", "e": "еε", "g":
              "y": "уγ"}
 ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
 NOISE = ["*", ".", "_", "-", "·", "~"]
+# signs and letters of other alphabets written for Latin letters
+SIGNS = {"i": "¡", "c": "¢", "y": "¥", "s": "§", "u": "µμ", "b": "ß", "o": "ø", "e": "€"}
 TONE_MARKS = {"a": "āáǎà", "e": "ēéěè", "i": "īíǐì", "o": "ōóǒò", "u": "ūúǔù", "ü": "ǖǘǚǜ"}
 
 RU = ("но он она они мы вы это как так не на в и с по за от до из у о об при для без над под "
@@ -334,6 +336,16 @@ def main():
     later_kind("leetspeak + full-width", lambda w: leet_then(w, full_width))
     later_kind("leetspeak + noise", lambda w: leet_then(w, lambda e: joined(rng2, e, NOISE + [" "])))
     later_kind("sign or flag after", lambda w: w + rng2.choice(["™", "℠", "🇺🇸", "🇬🇧", "🇨🇳"]))
+
+    def signs(w):
+        # `¡` for an i inside the word only (it opens Spanish exclamations)
+        spots = [k for k, c in enumerate(w) if c in SIGNS and (c != "i" or 0 < k < len(w) - 1)]
+        if not spots:
+            return None
+        chosen = set(rng2.sample(spots, rng2.randint(1, min(2, len(spots)))))
+        return "".join(rng2.choice(SIGNS[c]) if k in chosen else c for k, c in enumerate(w))
+
+    later_kind("signs for letters", signs)
 
     os.makedirs(os.path.join(HERE, "eval"), exist_ok=True)
     with open(os.path.join(HERE, "eval", "cases.tsv"), "w", encoding="utf-8", newline="\n") as f:

@@ -136,6 +136,7 @@ fn recall_per_evasion_kind_and_false_positives_meet_the_goals() {
         "leetspeak + full-width",
         "leetspeak + noise",
         "sign or flag after",
+        "signs for letters",
         "clean en",
         "scunthorpe",
         "clean russian",

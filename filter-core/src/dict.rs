@@ -1135,9 +1135,17 @@ impl Dictionary {
             if self.quickly_rejected(view, os, oe, p) {
                 return;
             }
-            let Some((start, end)) = self.verify(view, os, oe, p, &mut s.seq) else {
+            let Some((mut start, mut end)) = self.verify(view, os, oe, p, &mut s.seq) else {
                 return;
             };
+            // a sign read as a letter is the letter and NUL bytes in the copy (`¡` is `i\0`):
+            // the hit spans the whole char of the text
+            while !text.is_char_boundary(start) {
+                start -= 1;
+            }
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
             // a leet hit reads a replaced byte, and holds a letter unless it is a known
             // all-symbol form of three or more (`@$$`)
             if pass == Pass::Leet

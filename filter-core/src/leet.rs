@@ -82,18 +82,39 @@ fn leet(b: u8) -> bool {
     LEET[usize::from(b)]
 }
 
-/// The first digit or leet symbol at or after `from`, ASCII or full-width (the byte where its
-/// char starts), looked for eight bytes at a time: eight bytes that all have the high bit set
-/// (inside CJK text, most of it) hold none unless one is `0xEF` (full-width forms start so),
-/// and eight ASCII bytes with none from `!` to `@` (every digit and leet symbol but `|`) and no
-/// `|` (inside English words, most of them) hold none.
+/// The letter a sign or a letter of another alphabet starting at byte `i` is written for
+/// (`sh¡t`, `fu¢k`, `s€x`, `ßitch`, `cµnt`, `pørn`): `¡` i (inside a word only), `¢` c, `¥`
+/// y, `§` s, `µ` (micro) and `μ` u, `ß` b, `ø` o, `€` e; read in a mixed token whose letters are
+/// all Latin.
+/// The copy writes the letter and pads the rest of the char's bytes with NUL, which matching
+/// skips, so offsets are kept.
+fn sign(bytes: &[u8], i: usize) -> Option<u8> {
+    Some(match bytes.get(i..)? {
+        [0xC2, 0xA1, ..] => b'i',
+        [0xC2, 0xA2, ..] => b'c',
+        [0xC2, 0xA5, ..] => b'y',
+        [0xC2, 0xA7, ..] => b's',
+        [0xC2, 0xB5, ..] | [0xCE, 0xBC, ..] => b'u',
+        [0xC3, 0x9F, ..] => b'b',
+        [0xC3, 0xB8, ..] => b'o',
+        [0xE2, 0x82, 0xAC, ..] => b'e',
+        _ => return None,
+    })
+}
+
+/// The first digit or leet symbol at or after `from`, ASCII or full-width, or a sign read as a
+/// letter (the byte where its char starts), looked for eight bytes at a time: eight bytes that
+/// all have the high bit set (inside CJK text, most of it) hold none unless one starts a char
+/// other than a CJK one (`0xEF` full-width forms, `0xC2`..`0xCE` and `0xE2` the signs), and
+/// eight ASCII bytes with none from `!` to `@` (every digit and leet
+/// symbol but `|`) and no `|` (inside English words, most of them) hold none.
 fn next_leet(bytes: &[u8], from: usize) -> Option<usize> {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const ONES: u64 = 0x0101_0101_0101_0101;
     // the high bit of each zero byte of `x` and maybe of bytes above the lowest such (the bit
     // hacks' has_zero: exact for the lowest)
     let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let found = |j: usize, b: u8| leet(b) || (b == 0xEF && wide_leet(bytes, j));
+    let found = |j: usize, b: u8| leet(b) || (b >= 0xC2 && non_ascii_leet(bytes, j));
     let mut i = from;
     while let Some(chunk) = bytes
         .get(i..i + 8)
@@ -101,14 +122,18 @@ fn next_leet(bytes: &[u8], from: usize) -> Option<usize> {
     {
         let word = u64::from_le_bytes(chunk);
         if word & HIGH == HIGH {
-            // only a full-width form can be one: look at each `0xEF`
-            let mut efs = zeros(word ^ (ONES * 0xEF));
-            while efs != 0 {
-                let k = efs.trailing_zeros() as usize / 8;
-                if wide_leet(bytes, i + k) {
+            // only a full-width form (`0xEF`) or a sign (`0xC2`..`0xCE`, `0xE2`) can be one: look
+            // at each first byte of a char but those of CJK text (`0xE3`..`0xE9`). Less 0x80,
+            // every byte is below 0x80, and adding `0x80 - n` sets the high bit of those >= n.
+            let x = word ^ HIGH;
+            let at_least = |n: u64| x + ONES * (0x80 - n);
+            let mut leads = at_least(0x40) & !(at_least(0x63) & !at_least(0x6A)) & HIGH;
+            while leads != 0 {
+                let k = leads.trailing_zeros() as usize / 8;
+                if non_ascii_leet(bytes, i + k) {
                     return Some(i + k);
                 }
-                efs &= efs - 1;
+                leads &= leads - 1;
             }
         } else if (word & HIGH != 0
             // Bytes below 0x80: one from 0x21 to 0x40 sets its high bit in `between`
@@ -126,17 +151,20 @@ fn next_leet(bytes: &[u8], from: usize) -> Option<usize> {
     (i..bytes.len()).find(|&j| found(j, bytes[j]))
 }
 
-/// Whether a full-width digit or leet symbol starts at byte `i` (`０`, `＄`: their ASCII forms,
-/// [`narrow`], read from the bytes).
-fn wide_leet(bytes: &[u8], i: usize) -> bool {
-    // `U+FF01`..`U+FF3F` are `EF BC 81`..`BF`, `U+FF40`..`U+FF5E` are `EF BD 80`..`9E`; their
-    // ASCII forms are 0x21.. in the same order
-    bytes[i] == 0xEF
-        && leet(match (bytes.get(i + 1), bytes.get(i + 2)) {
+/// Whether a full-width digit or leet symbol (`０`, `＄`: their ASCII forms, [`narrow`], read
+/// from the bytes) or a sign read as a letter ([`sign`]) starts at byte `i`.
+fn non_ascii_leet(bytes: &[u8], i: usize) -> bool {
+    match bytes[i] {
+        // `U+FF01`..`U+FF3F` are `EF BC 81`..`BF`, `U+FF40`..`U+FF5E` are `EF BD 80`..`9E`;
+        // their ASCII forms are 0x21.. in the same order
+        0xEF => leet(match (bytes.get(i + 1), bytes.get(i + 2)) {
             (Some(0xBC), Some(&b @ 0x81..=0xBF)) => b - 0x60,
             (Some(0xBD), Some(&b @ 0x80..=0x9E)) => b - 0x20,
             _ => 0,
-        })
+        }),
+        0xC2 | 0xC3 | 0xCE | 0xE2 => sign(bytes, i).is_some(),
+        _ => false,
+    }
 }
 
 /// The ASCII char a char stands for in a leet reading: itself when ASCII, the ASCII form of a
@@ -177,22 +205,28 @@ struct Cell {
     at: usize,
     /// full-width (three bytes), written back as a full-width letter
     wide: bool,
-    /// a letter of a script written with spaces (`2020年` is not leet)
+    /// a letter of a script written with spaces (`2020年` is not leet), not a sign
     letter: bool,
+    /// the letter a sign is written for ([`sign`]), else 0
+    sign: u8,
 }
 
 fn cells(text: &str, range: Range<usize>, out: &mut Vec<Cell>) {
     for (k, c) in text[range.clone()].char_indices() {
-        let (b, wide, letter) = match narrow(c) {
-            Some(b) => (b, !c.is_ascii(), b.is_ascii_alphabetic()),
-            None => (0x80, false, (c as u32) < 0x2E80 && c.is_alphabetic()),
-        };
         let at = range.start + k;
+        let (b, wide, letter, sign) = match narrow(c) {
+            Some(b) => (b, !c.is_ascii(), b.is_ascii_alphabetic(), 0),
+            None => match sign(text.as_bytes(), at) {
+                Some(l) => (0x80, false, false, l),
+                None => (0x80, false, (c as u32) < 0x2E80 && c.is_alphabetic(), 0),
+            },
+        };
         out.push(Cell {
             b,
             at,
             wide,
             letter,
+            sign,
         });
     }
 }
@@ -392,10 +426,13 @@ fn read_token(token: &[Cell], amb: u8, out: &mut [u8]) -> Option<bool> {
     let letters = token.iter().filter(|c| c.letter).count();
     let ascii_letters: Vec<u8> = b.iter().copied().filter(u8::is_ascii_alphabetic).collect();
     let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-    let symbols = b.iter().filter(|&&c| is_leet_symbol(c)).count();
+    let signs = token.iter().filter(|c| c.sign != 0).count();
+    let symbols = b.iter().filter(|&&c| is_leet_symbol(c)).count() + signs;
     if digits + symbols == 0 {
         return None;
     }
+    // signs are read among Latin letters only (`Straße` is `strabe`, Greek `μου` stays)
+    let latin = token.iter().all(|c| !c.letter || c.b.is_ascii_alphabetic());
     if letters == 0 {
         // a known all-symbol form (`@$$`, `$h!t` has letters): two or more leet characters, a
         // symbol among them, no price or number sign (`$5`, `#1`)
@@ -430,6 +467,22 @@ fn read_token(token: &[Cell], amb: u8, out: &mut [u8]) -> Option<bool> {
     let mut changed = false;
     let mut ambiguous = false;
     for (j, &c) in b.iter().enumerate() {
+        if token[j].sign != 0 {
+            // `¡` only inside a word, like `!`: it opens Spanish exclamations (`¡hola!`)
+            let inside = j > 0 && word_like(b.get(j - 1)) && word_like(b.get(j + 1));
+            if latin && letters > 0 && (token[j].sign != b'i' || inside) {
+                let at = token[j].at;
+                // the length of the char, from its first byte (still the text's)
+                let len = match out[at] {
+                    0xC0..=0xDF => 2,
+                    _ => 3,
+                };
+                out[at] = token[j].sign;
+                out[at + 1..at + len].fill(0);
+                changed = true;
+            }
+            continue;
+        }
         let Some(l) = leet_letter(c, amb) else {
             continue;
         };
@@ -527,6 +580,30 @@ mod tests {
     }
 
     #[test]
+    fn signs_are_read_among_latin_letters_with_nul_after_them() {
+        assert_eq!(read("sh¡t", b'i'), "shi\0t");
+        assert_eq!(read("s€x and ßitch", b'i'), "se\0\0x and b\0itch");
+        assert_eq!(read("cμnt", b'i'), "cu\0nt");
+        for t in ["μου", "€5", "§ 3", "¡hola!"] {
+            assert_eq!(read(t, b'i'), t);
+        }
+        // every sign the docs list, by its bytes
+        for (c, l) in [
+            ('¡', b'i'),
+            ('¢', b'c'),
+            ('¥', b'y'),
+            ('§', b's'),
+            ('µ', b'u'),
+            ('μ', b'u'),
+            ('ß', b'b'),
+            ('ø', b'o'),
+            ('€', b'e'),
+        ] {
+            assert_eq!(sign(c.to_string().as_bytes(), 0), Some(l), "{c}");
+        }
+    }
+
+    #[test]
     fn words_spelled_one_char_at_a_time_are_read() {
         assert_eq!(read("s.h.1.t", b'i'), "s.h.i.t");
         assert_eq!(read("oh s h 1 t", b'i'), "oh s h i t");
@@ -608,6 +685,8 @@ mod tests {
             &b"abcdefghijklmnopq"[..],
             &[0xE4; 17],
             b"ab\xE4cd\xE5ef\xE6gh\x80ijklm",
+            // two-byte chars (`ßø`), `€` and `“`, among CJK
+            "ßø中€“文".as_bytes(),
             // full-width forms: `ａｂ，（ｃ`, and `ｄ` cut short at the end
             b"\xEF\xBD\x81\xEF\xBD\x82\xEF\xBC\x8C\xEF\xBC\x88\xEF\xBD\x83\xEF\xBD",
         ] {
@@ -616,8 +695,8 @@ mod tests {
                     let mut bytes = fill.to_vec();
                     bytes[at] = b;
                     for from in [0, 1, 8] {
-                        let naive =
-                            (from..bytes.len()).find(|&j| leet(bytes[j]) || wide_leet(&bytes, j));
+                        let naive = (from..bytes.len())
+                            .find(|&j| leet(bytes[j]) || non_ascii_leet(&bytes, j));
                         assert_eq!(next_leet(&bytes, from), naive, "{bytes:?} from {from}");
                     }
                 }

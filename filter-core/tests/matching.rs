@@ -471,6 +471,30 @@ fn evasion_leetspeak_in_full_width_forms() {
 }
 
 #[test]
+fn evasion_signs_and_letters_of_other_alphabets_for_latin_letters() {
+    let e = engine();
+    for (text, word) in [
+        ("holy sh¡t", "shit"),
+        ("fu¢k", "fuck"),
+        ("§hit", "shit"),
+        ("ßitch", "bitch"),
+        ("cµnt", "cunt"),
+        ("cμnt", "cunt"),
+        ("r€tard", "retard"),
+        ("whør€", "whore"),
+    ] {
+        assert_eq!(words(&e, text), [word], "{text}");
+    }
+    // the hit and the mask cover the whole sign
+    assert_eq!(hits(&e, "holy sh¡t!"), ["sh¡t"]);
+    assert_eq!(e.check("holy sh¡t!").masked, "holy ****!");
+    // among letters of another alphabet a sign is a letter (Greek `μ`, German `ß`)
+    for text in ["μου είπε", "Straße und Spaß", "5 µm, 3 €"] {
+        assert_eq!(e.check(text).verdict, Verdict::Pass, "{text}");
+    }
+}
+
+#[test]
 fn evasion_leetspeak_spelled_out_one_char_at_a_time() {
     let e = engine();
     for text in [

@@ -34,6 +34,10 @@ fn piece() -> impl Strategy<Value = String> {
         Just("sha bi shǎ3 傻bi".to_string()),
         Just("fυϲk ѕһіt но ❶🅰🇦".to_string()),
         "[0-9$!@|+#(<a-z]{1,6}",
+        // signs read as letters, full-width leet, and words spelled out a char at a time
+        "[a-z¡¢¥§µμßø€０-９ａ-ｚ＠＄！（]{1,6}",
+        "([a-z0-9$!€ｓ１][ .*·]){2,5}",
+        Just("sh¡t fu¢k ßitch r€tard ｓｈ１ｔ s h 1 t fuck™ fuck🇺🇸".to_string()),
         "[*._|@·\\- ]{1,3}",
         "[傻逼國家你好]{1,4}",
         any::<char>().prop_map(|c| c.to_string()),
