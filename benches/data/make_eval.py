@@ -238,14 +238,14 @@ def main():
         assert "\t" not in text and "\n" not in text
         rows.append((kind, expect, word, text))
 
-    def en_kind(kind, make):
+    def en_kind(kind, make, r=rng):
         n = 0
         while n < PER_KIND:
-            w = rng.choice(EN_WORDS)
+            w = r.choice(EN_WORDS)
             e = make(w)
             if e is None or e == w:
                 continue
-            add(kind, "hit", w, insert_en(rng, rng.choice(en), e))
+            add(kind, "hit", w, insert_en(r, r.choice(en), e))
             n += 1
 
     en_kind("leetspeak", lambda w: leet(rng, w))
@@ -317,14 +317,7 @@ def main():
     rng2 = random.Random(SEED + 1)
 
     def later_kind(kind, make):
-        n = 0
-        while n < PER_KIND:
-            w = rng2.choice(EN_WORDS)
-            e = make(w)
-            if e is None or e == w:
-                continue
-            add(kind, "hit", w, insert_en(rng2, rng2.choice(en), e))
-            n += 1
+        en_kind(kind, make, rng2)
 
     def full_width(w):
         return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in w)
