@@ -18,7 +18,7 @@
 //!    as evidence of deliberate spacing: either every space-separated piece of the hit is a
 //!    single letter (`f u c k`, `s h i t`), or the hit also contains visible non-space noise
 //!    (`f*u c.k`, `f.u c k`). So ordinary word gaps never glue words into a hit: `pen is`,
-//!    `an al`, `as s` pass. Whitespace in an entry (`fuck you`, `A 片`) allows whitespace there.
+//!    `an al`, `as s`, `a SS` pass. Whitespace in an entry (`fuck you`, `A 片`) allows whitespace there.
 //! 4. **Traditional characters as listed.** An entry written with a traditional character
 //!    (`撚`) matches only that character, not the simplified one it folds to (`捻`, ordinary in
 //!    `纸捻`); an entry in simplified characters matches both spellings.
@@ -1453,7 +1453,9 @@ impl Dictionary {
                 widest = widest.max(piece);
                 piece = 0;
             }
-            if new_run || piece == 0 {
+            // a piece's width in chars of the text (a char folding to several counts once): a
+            // run of one letter is no single letter (`a SS`, `kk kk` are words)
+            if piece == 0 || x.start != seq[j - 1].start {
                 piece += 1;
             }
         }

@@ -252,6 +252,7 @@ fn word_gaps_never_glue_words() {
         "the rap is good",
         "crapulent",
         "was silly",
+        "a SS officer", // a run of one letter is a word, not a spelled-out letter
         "Kys-ville", // a boundary-less prefix is still a whole word: see below
     ] {
         if s == "Kys-ville" {
@@ -267,6 +268,8 @@ fn word_gaps_never_glue_words() {
             e.check(s).hits
         );
     }
+    // nor two runs of one letter into an entry of it
+    assert!(hits(&danger_list("kkk"), "kk kk").is_empty());
     // but deliberate spacing is caught
     assert_eq!(hits(&e, "s h i t"), ["s h i t"]);
     assert_eq!(hits(&e, "sh.i t"), ["sh.i t"]);
