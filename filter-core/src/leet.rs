@@ -270,10 +270,14 @@ pub(crate) fn leet_copy(
                 let range = tokens.around(i, len);
                 cells(text, range.clone(), &mut token);
                 range
-            } else if let Some(range) = tokens.spelled_out(i, len, &mut token) {
-                range
             } else {
-                continue;
+                match tokens.spelled_out(i, len, &mut token) {
+                    Ok(range) => range,
+                    Err(resume) => {
+                        next = resume;
+                        continue;
+                    }
+                }
             };
         next = end;
         if !copied {
@@ -365,8 +369,15 @@ impl<N: Fn(char) -> bool> Tokens<'_, N> {
     /// A word spelled out one char at a time, around the char at byte `i` (`len` bytes): three
     /// or more single letters, digits or leet symbols, each parted from the next by one char
     /// that splits tokens (`s h 1 t`, `b.1.t.c.h`, `s*h-1·t`). Its chars (not the separators)
-    /// are pushed onto `token`.
-    fn spelled_out(&self, i: usize, len: usize, token: &mut Vec<Cell>) -> Option<Range<usize>> {
+    /// are pushed onto `token`. Otherwise `Err` with where to look on: past the whole run when
+    /// it was read, for every candidate in it would find the same run (a text of `1 ` repeated
+    /// stays linear).
+    fn spelled_out(
+        &self,
+        i: usize,
+        len: usize,
+        token: &mut Vec<Cell>,
+    ) -> Result<Range<usize>, usize> {
         let text = self.text;
         // a piece: one char that does not split, between two splits (or an end of the text)
         let split_before =
@@ -377,7 +388,7 @@ impl<N: Fn(char) -> bool> Tokens<'_, N> {
         let (mut start, mut end) = (i, i + len);
         // the candidate does not split: a digit or leet symbol
         if !self.splits(end) || !split_before(start) {
-            return None;
+            return Err(end);
         }
         let mut count = 1;
         // leftwards a separator and a piece before it, rightwards likewise, while there are
@@ -396,7 +407,7 @@ impl<N: Fn(char) -> bool> Tokens<'_, N> {
             count += 1;
         }
         if count < 3 {
-            return None;
+            return Err(end);
         }
         // the pieces are every other char from the first
         for (k, (at, c)) in text[start..end].char_indices().enumerate() {
@@ -413,9 +424,9 @@ impl<N: Fn(char) -> bool> Tokens<'_, N> {
         let symbols = token.iter().any(|c| is_leet_symbol(c.b));
         if letters == 0 || (letters == 1 && digits_in_a_row && !symbols) {
             token.clear();
-            return None;
+            return Err(end);
         }
-        Some(start..end)
+        Ok(start..end)
     }
 }
 
@@ -601,6 +612,24 @@ mod tests {
         ] {
             assert_eq!(sign(c.to_string().as_bytes(), 0), Some(l), "{c}");
         }
+    }
+
+    #[test]
+    fn a_run_that_spells_nothing_is_looked_at_once() {
+        // each of its digits would find the same run: the look goes on past it
+        let text = "1 3 8 0 ".repeat(1000);
+        let tokens = Tokens {
+            text: &text,
+            noise: |_| false,
+        };
+        assert_eq!(
+            tokens.spelled_out(0, 1, &mut Vec::new()),
+            Err(text.len() - 1)
+        );
+        assert_eq!(
+            tokens.spelled_out(4, 1, &mut Vec::new()),
+            Err(text.len() - 1)
+        );
     }
 
     #[test]
