@@ -385,10 +385,10 @@ impl Dictionary {
             .expect("the built-in word lists are valid (tested)")
     }
 
-    /// A dictionary with no words (every check passes).
-    pub fn empty(options: Options) -> Dictionary {
+    /// A dictionary with no words (every check passes but the detectors'); fails only when
+    /// `options` are invalid ([`LoadError::Invalid`]).
+    pub fn empty(options: Options) -> Result<Dictionary, LoadError> {
         Dictionary::build(&Sources::new(), options)
-            .expect("an automaton of no patterns always builds")
     }
 
     /// Compiles `sources` with `table`. With a `base` built with the same table, its automaton
@@ -400,6 +400,22 @@ impl Dictionary {
         table: Arc<Table>,
         base: Option<&Dictionary>,
     ) -> Result<Dictionary, LoadError> {
+        if let Some(why) = crate::options::invalid(table.options()) {
+            return Err(LoadError::Invalid(why));
+        }
+        for list in &sources.lists {
+            let (name, data) = (list.list_name(), list.data.name());
+            if name.is_empty() {
+                return Err(LoadError::Invalid(format!(
+                    "list {data:?} has an empty name (name it with ListSource::name)"
+                )));
+            }
+            if list.category.as_deref() == Some("") {
+                return Err(LoadError::Invalid(format!(
+                    "list {name:?} has an empty category (give one, or none for the file stem)"
+                )));
+            }
+        }
         let mut h = Fnv::new();
         table.options().fingerprint(&mut h);
         let mut pats: Vec<Pattern> = Vec::new();

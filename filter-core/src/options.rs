@@ -124,14 +124,22 @@ pub(crate) fn is_emoji(c: char) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Charset {
     ranges: Vec<(char, char)>,
+    // ranges given end first: an engine built with them refuses to load, naming the first
+    reversed: Option<(char, char)>,
 }
 
 impl Charset {
-    /// A charset of the given inclusive ranges.
+    /// A charset of the given inclusive ranges. A range that ends before it starts (`('z',
+    /// 'a')`) is a mistake: building an engine with the charset fails with
+    /// [`LoadError::Invalid`](crate::LoadError::Invalid) naming it.
     pub fn new(ranges: impl IntoIterator<Item = (char, char)>) -> Self {
-        let mut ranges: Vec<(char, char)> = ranges.into_iter().filter(|(a, b)| a <= b).collect();
+        let (mut ranges, reversed): (Vec<_>, Vec<_>) =
+            ranges.into_iter().partition(|(a, b)| a <= b);
         ranges.sort_unstable();
-        Charset { ranges }
+        Charset {
+            ranges,
+            reversed: reversed.first().copied(),
+        }
     }
 
     /// Text people write in English and Chinese: ASCII (printable and whitespace), Latin-1 and
@@ -159,6 +167,16 @@ impl Charset {
         let i = self.ranges.partition_point(|&(a, _)| a <= c);
         i > 0 && c <= self.ranges[i - 1].1
     }
+}
+
+/// Why `options` cannot be built with, if they cannot.
+pub(crate) fn invalid(options: &Options) -> Option<String> {
+    if let Some((a, b)) = options.charset.as_ref().and_then(|c| c.reversed) {
+        return Some(format!(
+            "charset range {a:?}..={b:?} ends before it starts (give ({b:?}, {a:?}))"
+        ));
+    }
+    options.detectors.invalid()
 }
 
 /// Options of an engine. `Options::default()` turns every normalization on.

@@ -312,6 +312,11 @@ pub enum LoadError {
     /// The automaton could not be built (e.g. too many or too long patterns).
     #[error("cannot build the word automaton: {0}")]
     Build(#[from] aho_corasick::BuildError),
+    /// An option or a list source is invalid: a charset range that ends before it starts, an
+    /// allowed domain that is no domain name, an empty list name or category. The message
+    /// names the value and what to give instead.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// One parsed entry.

@@ -2,7 +2,7 @@
 //! pass, allowed domains, merging with word hits, and property tests of offsets and masking.
 
 use espresso_filter_core::{
-    DetectorMode, Detectors, Engine, Level, ListSource, Options, Sources, Verdict,
+    DetectorMode, Detectors, Engine, Level, ListSource, LoadError, Options, Sources, Verdict,
 };
 use proptest::prelude::*;
 use std::sync::LazyLock;
@@ -76,6 +76,29 @@ fn file_names_versions_and_code_are_not_urls() {
     ] {
         assert_eq!(found(text), [], "{text}");
     }
+}
+
+#[test]
+fn an_allowed_domain_that_is_no_domain_name_is_an_error() {
+    for bad in [
+        "http://example.com",
+        "*.example.org",
+        "example.com/shop",
+        "a b.com",
+    ] {
+        let options = Options::default()
+            .detectors(Detectors::new().url(DetectorMode::Review).allow_domain(bad));
+        let err = Engine::load(&Sources::new(), options).expect_err(bad);
+        assert!(matches!(err, LoadError::Invalid(_)), "{bad}: {err}");
+        assert!(err.to_string().contains(bad), "{err}");
+    }
+    // a domain of any script is one
+    let options = Options::default().detectors(
+        Detectors::new()
+            .url(DetectorMode::Review)
+            .allow_domain("例子.中国"),
+    );
+    assert!(Engine::load(&Sources::new(), options).is_ok());
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Lists by name: every hit names its list, and a check may use only some lists.
 
 use espresso_filter_core::{
-    Engine, FilterRequest, FilterService, Level, ListData, ListSource, Options, Sources,
+    Engine, FilterRequest, FilterService, Level, ListData, ListSource, LoadError, Options, Sources,
     UnknownList, Verdict,
 };
 use tower::{Service, ServiceExt};
@@ -71,6 +71,22 @@ fn allow_lists_apply_to_every_check_and_may_be_named() {
         engine.check_lists("idiot", &["ok"]).unwrap().verdict,
         Verdict::Pass
     );
+}
+
+#[test]
+fn an_empty_list_name_or_category_is_an_error() {
+    // a list hit with an empty name would read as a detector's; the file format refuses an
+    // empty category, and so does the API
+    for list in [
+        ListSource::inline("words.txt", "idiot\n", Level::Danger).name(""),
+        ListSource::inline("", "idiot\n", Level::Danger),
+        ListSource::inline("words.txt", "idiot\n", Level::Danger).category(""),
+    ] {
+        let err = Engine::load(&Sources::new().list(list), Options::default())
+            .err()
+            .unwrap();
+        assert!(matches!(err, LoadError::Invalid(_)), "{err}");
+    }
 }
 
 #[test]

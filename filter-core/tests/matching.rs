@@ -4,7 +4,7 @@
 //! the word-gap rule (see `dict` module docs) is pinned down with both sides of the line.
 
 use espresso_filter_core::{
-    Charset, Engine, Level, ListSource, NoiseSet, Options, Sources, Verdict,
+    Charset, Engine, Level, ListSource, LoadError, NoiseSet, Options, Sources, Verdict,
 };
 
 fn engine() -> Engine {
@@ -253,7 +253,7 @@ fn word_gaps_never_glue_words() {
         "crapulent",
         "was silly",
         "a SS officer", // a run of one letter is a word, not a spelled-out letter
-        "Kys-ville", // a boundary-less prefix is still a whole word: see below
+        "Kys-ville",    // a boundary-less prefix is still a whole word: see below
     ] {
         if s == "Kys-ville" {
             // "-" is visible noise, but "kysville" is not "kys"; the boundary after "kys" is
@@ -387,6 +387,14 @@ fn charset_stripping() {
     let r = e.check(text);
     assert_eq!(r.masked, "hi there ****");
     assert_eq!(&text[r.hits[0].start..r.hits[0].end], "fu\u{5D0}ck");
+}
+
+#[test]
+fn a_charset_range_that_ends_before_it_starts_is_an_error() {
+    let options = Options::default().charset(Some(Charset::new([('a', 'z'), ('z', 'a')])));
+    let err = Engine::load(&Sources::builtin(), options).err().unwrap();
+    assert!(matches!(err, LoadError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("'z'..='a'"), "{err}");
 }
 
 #[test]

@@ -239,7 +239,10 @@ impl Detectors {
     }
 
     /// Allows `domain` and its subdomains: URLs and email addresses there are not reported
-    /// (e.g. the operator's own site). Case and surrounding dots are ignored.
+    /// (e.g. the operator's own site). Case and surrounding dots are ignored. A value that is
+    /// no domain name (`http://example.com`, `*.example.org`: letters, digits, `-` and `.`
+    /// only) makes building an engine with these detectors fail with
+    /// [`LoadError::Invalid`] naming it.
     pub fn allow_domain(mut self, domain: &str) -> Self {
         let d = domain.trim().trim_matches('.').to_ascii_lowercase();
         if !d.is_empty() && !self.allow_domains.contains(&d) {
@@ -247,6 +250,19 @@ impl Detectors {
             self.allow_domains.sort_unstable();
         }
         self
+    }
+
+    /// Why these detectors cannot be built with, if they cannot: an allowed domain that is no
+    /// domain name.
+    pub(crate) fn invalid(&self) -> Option<String> {
+        let bad = self.allow_domains.iter().find(|d| {
+            !d.chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+        })?;
+        Some(format!(
+            "allowed domain {bad:?} is not a domain name (letters, digits, `-` and `.`: give \
+             `example.com` for it and its subdomains)"
+        ))
     }
 
     /// Adds IM keywords from `text` (the format of [`IM_KEYWORDS`]; `name` is used in errors).
