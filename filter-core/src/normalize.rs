@@ -530,6 +530,9 @@ impl Normalized {
     /// original text it came from. The result is always on char boundaries of the original.
     /// `original` must be the text this was normalized from.
     pub fn original_range(&self, original: &str, range: Range<usize>) -> Range<usize> {
+        // a range past the end is read as ending there
+        let len = self.text.len();
+        let range = range.start.min(len)..range.end.min(len);
         if self.segs.is_empty() || range.start >= range.end {
             let at = self.orig_start(original, range.start.min(self.text.len()));
             return at..at;

@@ -44,7 +44,9 @@ impl NoiseSet {
         }
     }
 
-    /// Adds explicit noise characters (each is also folded, so `＊` adds `*`).
+    /// Adds explicit noise characters (each is also folded, so `＊` adds `*`). A letter or a
+    /// digit is a mistake (every entry would lose it): building an engine with it fails with
+    /// [`LoadError::Invalid`](crate::LoadError::Invalid).
     pub fn with_chars(mut self, chars: &str) -> Self {
         for c in chars.chars() {
             self.chars.push(c);
@@ -174,6 +176,12 @@ pub(crate) fn invalid(options: &Options) -> Option<String> {
     if let Some((a, b)) = options.charset.as_ref().and_then(|c| c.reversed) {
         return Some(format!(
             "charset range {a:?}..={b:?} ends before it starts (give ({b:?}, {a:?}))"
+        ));
+    }
+    if let Some(c) = options.noise.chars.iter().find(|c| c.is_alphanumeric()) {
+        return Some(format!(
+            "noise char {c:?} is a letter or digit: entries and texts would lose it (`fuck` \
+             would be listed as `fuk` with `c`)"
         ));
     }
     options.detectors.invalid()

@@ -355,6 +355,14 @@ pub(crate) fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Entry>, LoadError> {
         };
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let text = std::str::from_utf8(raw).map_err(|_| err("invalid UTF-8"))?;
+        if text.contains('\r') {
+            return Err(err(
+                "a carriage return inside the line (lines end with LF or CRLF; a file whose \
+                 lines end with CR alone reads as one line)",
+            ));
+        }
+        // the byte order mark of a file pasted onto the end of another
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
         let trimmed = text.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
@@ -391,6 +399,20 @@ pub(crate) fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Entry>, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lone_carriage_return_is_an_error_and_a_byte_order_mark_is_no_letter() {
+        let err = parse("mac.txt", b"foo\rbar\r").unwrap_err();
+        assert!(
+            err.to_string().starts_with("mac.txt:1: a carriage return"),
+            "{err}"
+        );
+        let e = parse("x.txt", "\u{FEFF}foo\n\u{FEFF}bar\n".as_bytes()).unwrap();
+        assert_eq!(
+            e.iter().map(|e| e.word.as_str()).collect::<Vec<_>>(),
+            ["foo", "bar"]
+        );
+    }
 
     #[test]
     fn parses_the_format() {

@@ -390,6 +390,23 @@ fn charset_stripping() {
 }
 
 #[test]
+fn a_normalized_range_past_the_end_maps_to_the_end() {
+    let d = engine().dictionary();
+    let n = d.normalize("abc");
+    assert_eq!(n.original_range("abc", 0..100), 0..3);
+    assert_eq!(n.original_range("abc", 50..100), 3..3);
+}
+
+#[test]
+fn a_letter_or_digit_as_noise_is_an_error() {
+    for chars in ["c", "*7"] {
+        let options = Options::default().noise(NoiseSet::default().with_chars(chars));
+        let err = Engine::load(&Sources::builtin(), options).err().unwrap();
+        assert!(matches!(err, LoadError::Invalid(_)), "{err}");
+    }
+}
+
+#[test]
 fn a_charset_range_that_ends_before_it_starts_is_an_error() {
     let options = Options::default().charset(Some(Charset::new([('a', 'z'), ('z', 'a')])));
     let err = Engine::load(&Sources::builtin(), options).err().unwrap();
