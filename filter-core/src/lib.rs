@@ -7,9 +7,10 @@
 //! collapsed — while keeping a map back to the original byte offsets. An Aho-Corasick automaton
 //! over all listed words scans the normalized text; candidates are checked against the
 //! original text for word boundaries and deliberate spacing (see [`dict`] for the exact rules),
-//! allow-list entries suppress what they overlap, and the longest hit wins. Leetspeak
-//! (`sh1t`) and pinyin tone numbers are read from same-length copies of the text, so offsets
-//! never move; lists may opt in to pinyin ([`ListSource::pinyin`]).
+//! allow-list entries suppress what they overlap, and among overlapping hits a danger-level one
+//! wins, then the longest. Leetspeak (`sh1t`, `ｓｈ１ｔ`, `s h 1 t`, `sh¡t`) and pinyin tone
+//! numbers are read from same-length copies of the text, so offsets never move; lists may opt
+//! in to pinyin ([`ListSource::pinyin`]).
 //!
 //! ```
 //! use espresso_filter_core::{Engine, Level, Verdict};
