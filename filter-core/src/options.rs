@@ -184,7 +184,7 @@ pub(crate) fn invalid(options: &Options) -> Option<String> {
              would be listed as `fuk` with `c`)"
         ));
     }
-    options.detectors.invalid()
+    options.detectors.invalid(&options.noise)
 }
 
 /// Options of an engine. `Options::default()` turns every normalization on.

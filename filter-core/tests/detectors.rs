@@ -102,6 +102,19 @@ fn an_allowed_domain_that_is_no_domain_name_is_an_error() {
 }
 
 #[test]
+fn an_im_keyword_of_noise_only_is_an_error() {
+    for keyword in ["😀", "*", "· ·"] {
+        let detectors = Detectors::new()
+            .im(DetectorMode::Review)
+            .im_keywords("kw.txt", &format!("{keyword}\twechat\n"))
+            .unwrap();
+        let err = Engine::load(&Sources::new(), Options::default().detectors(detectors))
+            .expect_err(keyword);
+        assert!(matches!(err, LoadError::Invalid(_)), "{keyword}: {err}");
+    }
+}
+
+#[test]
 fn allowed_domains_and_their_subdomains_pass() {
     let engine = Engine::load(
         &Sources::new(),

@@ -98,6 +98,14 @@ impl Keywords {
     }
 
     /// Adds the keywords of `text` (`keyword<TAB>kind` lines).
+    /// A keyword every char of which `noise` skips, if any (as written, folded).
+    pub(crate) fn only_noise(&self, noise: &crate::NoiseSet) -> Option<String> {
+        self.list
+            .iter()
+            .find(|(w, _)| w.iter().all(|&c| noise.contains_folded(c)))
+            .map(|(w, _)| w.iter().collect())
+    }
+
     pub(crate) fn extend(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
         for (n, line) in text.lines().enumerate() {
             let line = line.trim_end_matches('\r');

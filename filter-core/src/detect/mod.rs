@@ -253,15 +253,21 @@ impl Detectors {
     }
 
     /// Why these detectors cannot be built with, if they cannot: an allowed domain that is no
-    /// domain name.
-    pub(crate) fn invalid(&self) -> Option<String> {
-        let bad = self.allow_domains.iter().find(|d| {
+    /// domain name, or an IM keyword made only of what `noise` skips (it could never match).
+    pub(crate) fn invalid(&self, noise: &crate::NoiseSet) -> Option<String> {
+        if let Some(bad) = self.allow_domains.iter().find(|d| {
             !d.chars()
                 .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
-        })?;
+        }) {
+            return Some(format!(
+                "allowed domain {bad:?} is not a domain name (letters, digits, `-` and `.`: \
+                 give `example.com` for it and its subdomains)"
+            ));
+        }
+        let bad = self.keywords.only_noise(noise)?;
         Some(format!(
-            "allowed domain {bad:?} is not a domain name (letters, digits, `-` and `.`: give \
-             `example.com` for it and its subdomains)"
+            "IM keyword {bad:?} is made only of noise characters, which matching skips: it \
+             can never match"
         ))
     }
 
