@@ -1099,7 +1099,7 @@ impl Dictionary {
             if self.quickly_rejected(text, os, oe, p) {
                 continue;
             }
-            if let Some((start, end)) = self.verify(text, os, oe, p, &mut s.seq)
+            if let Some((start, end)) = self.verify(text, text, os, oe, p, &mut s.seq)
                 && (!p.latin || self.latin_hit_stands(text, start, end, p))
             {
                 s.parts.push(PartHit {
@@ -1151,17 +1151,9 @@ impl Dictionary {
             if self.quickly_rejected(view, os, oe, p) {
                 return;
             }
-            let Some((mut start, mut end)) = self.verify(view, os, oe, p, &mut s.seq) else {
+            let Some((start, end)) = self.verify(view, text, os, oe, p, &mut s.seq) else {
                 return;
             };
-            // a sign read as a letter is the letter and NUL bytes in the copy (`¡` is `i\0`):
-            // the hit spans the whole char of the text
-            while !text.is_char_boundary(start) {
-                start -= 1;
-            }
-            while !text.is_char_boundary(end) {
-                end += 1;
-            }
             // a leet hit reads a replaced byte, and holds a letter unless it is a known
             // all-symbol form of three or more (`@$$`)
             if pass == Pass::Leet
@@ -1297,6 +1289,7 @@ impl Dictionary {
     fn verify(
         &self,
         text: &str,
+        original: &str,
         os: usize,
         oe: usize,
         p: &Pattern,
@@ -1339,7 +1332,7 @@ impl Dictionary {
         let base = seq.len();
         let last = seq.last()?.c;
         if !collapse {
-            return self.accept(text, p, seq, false);
+            return self.accept(text, original, p, seq, false);
         }
         // With collapse, a run of the first char may have started in the previous word
         // ("this shit") and the last char may repeat into the next one ("shit this"): try the
@@ -1403,7 +1396,7 @@ impl Dictionary {
         for &j0 in &starts[..n_starts] {
             for &j1 in &ends[..n_ends] {
                 if j1 > j0
-                    && let Some(r) = self.accept(text, p, &seq[j0..j1], true)
+                    && let Some(r) = self.accept(text, original, p, &seq[j0..j1], true)
                 {
                     return Some(r);
                 }
@@ -1416,6 +1409,7 @@ impl Dictionary {
     fn accept(
         &self,
         text: &str,
+        original: &str,
         p: &Pattern,
         seq: &[Folded1],
         collapse: bool,
@@ -1486,7 +1480,27 @@ impl Dictionary {
         if unexplained && !visible && widest > 1 {
             return None;
         }
-        let (os, oe) = (seq.first()?.start, seq.last()?.end);
+        // a hit is of regional indicators or of none: a flag is a word of its own (`🇰🇾s`)
+        let flag = |x: &Folded1| {
+            text.as_bytes().get(x.start) == Some(&0xF0)
+                && text[x.start..]
+                    .chars()
+                    .next()
+                    .is_some_and(is_regional_indicator)
+        };
+        if seq.iter().any(flag) && !seq.iter().all(flag) {
+            return None;
+        }
+        let (mut os, mut oe) = (seq.first()?.start, seq.last()?.end);
+        // a sign read as a letter is the letter and NUL bytes in a leet copy (`¡` is `i\0`):
+        // the hit spans the whole char of the original, and its word checks look past it
+        // (`Høj` is no `ho`)
+        while !original.is_char_boundary(os) {
+            os -= 1;
+        }
+        while !original.is_char_boundary(oe) {
+            oe += 1;
+        }
         if p.start_word && self.word_before(text, os) {
             return None;
         }
@@ -1859,7 +1873,7 @@ mod tests {
                 for (ms, me, pat) in matches {
                     let p = &dict.pats[pat];
                     let (os, oe) = (norm.orig_start(&text, ms), norm.orig_end(&text, me));
-                    let full = dict.verify(&text, os, oe, p, &mut seq);
+                    let full = dict.verify(&text, &text, os, oe, p, &mut seq);
                     checked += 1;
                     if dict.quickly_rejected(&text, os, oe, p) {
                         rejected += 1;

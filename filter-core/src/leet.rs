@@ -7,8 +7,8 @@
 //! other than the leet symbols and noise such as `·` split runs) that holds at least one letter
 //! and at least one digit or leet symbol, or a known all-symbol form such as `@$$`. A word
 //! spelled out one character at a time (`s h 1 t`, `b.1.t.c.h`: three or more single
-//! characters, one splitting character between two, a letter among them but not one letter
-//! beside a number) is read as one token. Full-width forms read as their ASCII forms, but `！` and `（`
+//! characters, one splitting character between two, a letter among them; see
+//! `Tokens::spelled_out` for the numbers and units it leaves alone) is read as one token. Full-width forms read as their ASCII forms, but `！` and `（`
 //! only next to full-width letters and digits: elsewhere they are Chinese punctuation.
 //!
 //! Plain numbers, prices, times and versions are never mixed (`1960`, `$5`, `3:45`, `v1.2` →
@@ -321,33 +321,21 @@ impl<N: Fn(char) -> bool> Tokens<'_, N> {
         }
     }
 
-    /// Whether the full-width leet symbol `c` at byte `i` is read as one: its run of full-width
-    /// leet symbols holds one other than `！（` or touches a full-width letter or digit
-    /// (`ｓｈ！ｔ`, `ｓｈ！＋`, `＠＄＄`). Elsewhere `！` and `（` are the punctuation of Chinese
-    /// text (`好！5`, `好！！`, `（Public`).
+    /// Whether the full-width leet symbol `c` at byte `i` is read as one: any but `！（` is;
+    /// those two only next to a full-width letter, digit or other leet symbol (`ｓｈ！ｔ`,
+    /// `ｓｈ！＋`). Elsewhere they are the punctuation of Chinese text (`好！5`, `好！！`,
+    /// `（Public`). Only the neighbours are looked at, so a run of them costs its length.
     fn among_wide_forms(&self, i: usize, c: char) -> bool {
-        let text = self.text;
-        // the ASCII form of a full-width char
-        let wide = |n: char| narrow(n).filter(|_| !n.is_ascii());
         let symbol = |b: u8| is_leet_symbol(b) && !matches!(b, b'!' | b'(');
-        let (mut start, mut end) = (i, i + c.len_utf8());
-        if wide(c).is_some_and(symbol) {
-            return true;
-        }
-        loop {
-            match char_before(text, start).and_then(wide) {
-                Some(b) if b.is_ascii_alphanumeric() || symbol(b) => return true,
-                Some(b) if is_leet_symbol(b) => start -= 3,
-                _ => break,
-            }
-        }
-        loop {
-            match char_at(text, end).and_then(wide) {
-                Some(b) if b.is_ascii_alphanumeric() || symbol(b) => return true,
-                Some(b) if is_leet_symbol(b) => end += 3,
-                _ => return false,
-            }
-        }
+        // a full-width letter, digit or leet symbol other than `！（`
+        let wide = |n: Option<char>| {
+            n.is_some_and(|n| {
+                !n.is_ascii() && narrow(n).is_some_and(|b| b.is_ascii_alphanumeric() || symbol(b))
+            })
+        };
+        narrow(c).is_some_and(symbol)
+            || wide(char_before(self.text, i))
+            || wide(char_at(self.text, i + c.len_utf8()))
     }
 
     /// The token around the char at byte `i` (`len` bytes, one that does not split).
@@ -409,20 +397,33 @@ impl<N: Fn(char) -> bool> Tokens<'_, N> {
         if count < 3 {
             return Err(end);
         }
-        // the pieces are every other char from the first
-        for (k, (at, c)) in text[start..end].char_indices().enumerate() {
-            if k % 2 == 0 {
-                cells(text, start + at..start + at + c.len_utf8(), token);
-            }
+        // the pieces are every other char from the first, the separators the others
+        let chars: Vec<(usize, char)> = text[start..end].char_indices().collect();
+        for &(at, c) in chars.iter().step_by(2) {
+            cells(text, start + at..start + at + c.len_utf8(), token);
         }
-        // a spelling has a letter, and is no letter beside a number (`a 5.5`, `a 6-5`; but
-        // `n-i.g 9-4`, `p.1*5*$`)
+        let seps = || chars.iter().skip(1).step_by(2).map(|&(_, c)| c);
         let letters = token.iter().filter(|c| c.letter).count();
+        let symbols = token.iter().any(|c| is_leet_symbol(c.b));
+        // three pieces parted by spaces or hyphens are too often a letter, a number and a unit
+        // (`a 5 s`, `a 5-s`): they spell a word with a leet symbol or other noise (`k*y·$`)
+        let three = count == 3 && !symbols && seps().any(|c| c.is_whitespace() || c == '-');
+        // a number with a decimal point or a colon among words parted by spaces (`a 4.5 s`;
+        // but `n*1*g~9.4`)
+        let decimal = |k: usize| {
+            chars[k - 1].1.is_ascii_digit()
+                && chars[k + 1].1.is_ascii_digit()
+                && matches!(chars[k].1, '.' | ',' | ':')
+        };
+        let number = (1..chars.len() - 1).step_by(2).any(decimal)
+            && seps()
+                .filter(|c| !matches!(c, '.' | ',' | ':'))
+                .all(char::is_whitespace);
+        // one letter beside a number (`a 6-5`; but `n-i.g 9-4`, `p.1*5*$`)
         let digits_in_a_row = token
             .windows(2)
             .any(|w| w[0].b.is_ascii_digit() && w[1].b.is_ascii_digit());
-        let symbols = token.iter().any(|c| is_leet_symbol(c.b));
-        if letters == 0 || (letters == 1 && digits_in_a_row && !symbols) {
+        if letters == 0 || three || number || (letters == 1 && digits_in_a_row && !symbols) {
             token.clear();
             return Err(end);
         }
@@ -445,18 +446,28 @@ fn read_token(token: &[Cell], amb: u8, out: &mut [u8]) -> Option<bool> {
     // signs are read among Latin letters only (`Straße` is `strabe`, Greek `μου` stays)
     let latin = token.iter().all(|c| !c.letter || c.b.is_ascii_alphabetic());
     if letters == 0 {
-        // a known all-symbol form (`@$$`, `$h!t` has letters): two or more leet characters, a
-        // symbol among them, no price or number sign (`$5`, `#1`)
+        // a known all-symbol form (`@$$`, `$h!t` has letters): two or more leet characters, an
+        // `@` or `$` among them (the symbols read anywhere: `455!`, `(455)` stay numbers), no
+        // price or number sign (`$5`, `#1`)
         let price = b
             .windows(2)
             .any(|w| matches!(w[0], b'$' | b'#') && w[1].is_ascii_digit());
-        if symbols == 0 || digits + symbols < 2 || price || b.iter().all(|&c| c == b'!') {
+        if !b.iter().any(|&c| matches!(c, b'@' | b'$')) || digits + symbols < 2 || price {
             return None;
         }
     } else {
         // a number with an ordinal or unit suffix: `10am`, `4th`, `1960s`, `3d`, `5kg`; or only
         // `x` (`4x4`)
         let lead_digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        // a number with a micro unit: `8µm`, `5µK`
+        if lead_digits > 0
+            && token.get(lead_digits).is_some_and(|c| c.sign == b'u')
+            && token[lead_digits + 1..]
+                .iter()
+                .all(|c| c.b.is_ascii_alphabetic())
+        {
+            return None;
+        }
         if lead_digits > 0 && lead_digits + ascii_letters.len() == b.len() {
             let suffix = String::from_utf8_lossy(&b[lead_digits..]).to_ascii_lowercase();
             if NUMBER_SUFFIXES.split(' ').any(|s| s == suffix) {
@@ -474,13 +485,19 @@ fn read_token(token: &[Cell], amb: u8, out: &mut [u8]) -> Option<bool> {
     let price = ascii_letters
         .iter()
         .all(|c| matches!(c.to_ascii_lowercase(), b'k' | b'm' | b'b'));
-    let word_like = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || *c >= 0x80);
+    // a letter or digit of a word written with spaces, or a sign read as a letter: not a CJK
+    // character (`我喜欢（ＲＡＰ）`, `ＬＯＬ！真好` hold no `crap`, no `loli`)
+    let word_like = |k: usize| {
+        token
+            .get(k)
+            .is_some_and(|c| c.b.is_ascii_alphanumeric() || c.letter || c.sign != 0)
+    };
     let mut changed = false;
     let mut ambiguous = false;
     for (j, &c) in b.iter().enumerate() {
         if token[j].sign != 0 {
             // `¡` only inside a word, like `!`: it opens Spanish exclamations (`¡hola!`)
-            let inside = j > 0 && word_like(b.get(j - 1)) && word_like(b.get(j + 1));
+            let inside = j > 0 && word_like(j - 1) && word_like(j + 1);
             if latin && letters > 0 && (token[j].sign != b'i' || inside) {
                 let at = token[j].at;
                 // the length of the char, from its first byte (still the text's)
@@ -498,10 +515,10 @@ fn read_token(token: &[Cell], amb: u8, out: &mut [u8]) -> Option<bool> {
             continue;
         };
         if interior_only(c) {
-            let before = j > 0 && (word_like(b.get(j - 1)) || is_leet_symbol(b[j - 1]));
+            let before = j > 0 && (word_like(j - 1) || is_leet_symbol(b[j - 1]));
             // before a letter, a digit or another leet symbol (`r4p!$t`), or ending the token
             // for `+` (`cun+`)
-            let after = word_like(b.get(j + 1))
+            let after = word_like(j + 1)
                 || b.get(j + 1).is_some_and(|&n| n != c && is_leet_symbol(n))
                 || (c == b'+' && j + 1 == b.len());
             if !before || !after {

@@ -179,6 +179,10 @@ fn a_sign_or_a_flag_after_a_word_is_no_letter_of_it() {
     // a word written in regional indicators is still found
     assert_eq!(hits(&e, "🇫🇺🇨🇰 this"), ["🇫🇺🇨🇰"]);
     assert_eq!(hits(&e, "🇫🇺🇨🇰s"), ["🇫🇺🇨🇰"]);
+    // and letters after a flag are no letters of it
+    for text in ["🇰🇾s", "🇦🇸s", "🇸🇭it"] {
+        assert_eq!(e.check(text).verdict, Verdict::Pass, "{text}");
+    }
     assert_eq!(hits(&e, "🇫🇺🇨🇰🇸"), Vec::<String>::new());
 }
 
@@ -493,6 +497,12 @@ fn evasion_leetspeak_in_full_width_forms() {
         "２０２０年３月５日",
         "ｖ１．２ and １０ａｍ",
         "价格：＄５，电话１２３",
+        "价格：４５５！",
+        "（４５５）页",
+        "共455! (455)",
+        "我喜欢（ＲＡＰ）",
+        "中文（ＵＮＴ）",
+        "买了ＬＯＬ！真好",
     ] {
         assert_eq!(e.check(text).verdict, Verdict::Pass, "{text}");
     }
@@ -516,6 +526,10 @@ fn evasion_signs_and_letters_of_other_alphabets_for_latin_letters() {
     // the hit and the mask cover the whole sign
     assert_eq!(hits(&e, "holy sh¡t!"), ["sh¡t"]);
     assert_eq!(e.check("holy sh¡t!").masked, "holy ****!");
+    // a number with a micro unit is no word
+    assert!(hits(&danger_list("bum\nsuk"), "8µm, 8μm, 5µK").is_empty());
+    // a word goes on past a sign read as its last letter (`Høj` is no `ho`)
+    assert!(hits(&danger_list("ho\nrape"), "Høj, Hør her, rap€x").is_empty());
     // among letters of another alphabet a sign is a letter (Greek `μ`, German `ß`)
     for text in ["μου είπε", "Straße und Spaß", "5 µm, 3 €"] {
         assert_eq!(e.check(text).verdict, Verdict::Pass, "{text}");
@@ -532,17 +546,24 @@ fn evasion_leetspeak_spelled_out_one_char_at_a_time() {
         "s h 1 t",
         "b.1.t.c.h",
         "5 h 1 t",
+        "k*y·$",
+        "k·y·5",
     ] {
         assert_eq!(hits(&e, text), [text], "{text}");
     }
     assert_eq!(hits(&e, "oh s h 1 t, no"), ["s h 1 t"]);
-    // two pieces are no spelling, and numbers stay numbers
+    // two pieces, three parted by spaces without a leet symbol and numbers are no spelling
     for text in [
         "A 1 and B 2",
         "1.2.3.4",
         "5 4 3 2 1 go",
         "plan b 2 a",
         "room 5 a b",
+        "a 5 s timeout",
+        "with a 5-s delay",
+        "after a 4.5 s delay",
+        "k y 5",
+        "It is 4 s 5 km",
     ] {
         assert_eq!(e.check(text).verdict, Verdict::Pass, "{text}");
     }
