@@ -18,7 +18,8 @@
 //!    as evidence of deliberate spacing: either every space-separated piece of the hit is a
 //!    single letter (`f u c k`, `s h i t`), or the hit also contains visible non-space noise
 //!    (`f*u c.k`, `f.u c k`). So ordinary word gaps never glue words into a hit: `pen is`,
-//!    `an al`, `as s`, `a SS` pass. Whitespace in an entry (`fuck you`, `A 片`) allows whitespace there.
+//!    `an al`, `as s`, `a SS` pass. Whitespace in an entry (`fuck you`, `A 片`) allows
+//!    whitespace there.
 //! 4. **Traditional characters as listed.** An entry written with a traditional character
 //!    (`撚`) matches only that character, not the simplified one it folds to (`捻`, ordinary in
 //!    `纸捻`); an entry in simplified characters matches both spellings.

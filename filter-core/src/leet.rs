@@ -8,8 +8,9 @@
 //! and at least one digit or leet symbol, or a known all-symbol form such as `@$$`. A word
 //! spelled out one character at a time (`s h 1 t`, `b.1.t.c.h`: three or more single
 //! characters, one splitting character between two, a letter among them; see
-//! `Tokens::spelled_out` for the numbers and units it leaves alone) is read as one token. Full-width forms read as their ASCII forms, but `！` and `（`
-//! only next to full-width letters and digits: elsewhere they are Chinese punctuation.
+//! `Tokens::spelled_out` for the numbers and units it leaves alone) is read as one token.
+//! Full-width forms read as their ASCII forms, but `！` and `（` only next to full-width
+//! letters, digits or other leet symbols: elsewhere they are Chinese punctuation.
 //!
 //! Plain numbers, prices, times and versions are never mixed (`1960`, `$5`, `3:45`, `v1.2` →
 //! `v1`, `2`), and neither is a number with a short unit or ordinal suffix (`10am`, `4th`,
@@ -85,9 +86,8 @@ fn leet(b: u8) -> bool {
 /// The letter a sign or a letter of another alphabet starting at byte `i` is written for
 /// (`sh¡t`, `fu¢k`, `s€x`, `ßitch`, `cµnt`, `pørn`): `¡` i (inside a word only), `¢` c, `¥`
 /// y, `§` s, `µ` (micro) and `μ` u, `ß` b, `ø` o, `€` e; read in a mixed token whose letters are
-/// all Latin.
-/// The copy writes the letter and pads the rest of the char's bytes with NUL, which matching
-/// skips, so offsets are kept.
+/// all Latin. The copy writes the letter and pads the rest of the char's bytes with NUL, which
+/// matching skips, so offsets are kept.
 fn sign(bytes: &[u8], i: usize) -> Option<u8> {
     Some(match bytes.get(i..)? {
         [0xC2, 0xA1, ..] => b'i',
@@ -567,6 +567,13 @@ pub(crate) fn tone_copy(text: &str, out: &mut Vec<u8>) -> bool {
 mod tests {
     use super::*;
 
+    /// The windows of `text` a leet reading changed (`i` for the ambiguous chars).
+    fn changed(text: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let (w, _) = leet_copy(text, b'i', &mut out, |c| c == ',', |c| c == '·');
+        w.iter().map(|r| &text[r.clone()]).collect()
+    }
+
     fn read(text: &str, amb: u8) -> String {
         let mut out = Vec::new();
         let (w, _) = leet_copy(text, amb, &mut out, |c| c == ',', |c| c == '·');
@@ -666,9 +673,7 @@ mod tests {
             "a 5.5",
             "a 6-5 win",
         ] {
-            let mut out = Vec::new();
-            let (w, _) = leet_copy(t, b'i', &mut out, |c| c == ',', |c| c == '·');
-            let changed: Vec<&str> = w.iter().map(|r| &t[r.clone()]).collect();
+            let changed = changed(t);
             assert!(changed.iter().all(|s| *s == "v1"), "{t:?} read {changed:?}");
         }
     }
@@ -681,9 +686,7 @@ mod tests {
             "!!! 100% (sic)",
             "2020年3月5日",
         ] {
-            let mut out = Vec::new();
-            let (w, _) = leet_copy(t, b'i', &mut out, |c| c == ',', |c| c == '·');
-            let changed: Vec<&str> = w.iter().map(|r| &t[r.clone()]).collect();
+            let changed = changed(t);
             assert!(changed.iter().all(|s| *s == "v1"), "{t:?} read {changed:?}");
         }
     }
@@ -707,12 +710,7 @@ mod tests {
         );
         assert_eq!(out.len(), t.len());
         // but never across a character no hit can span
-        let t = "@|*ass\n,\nsh1t";
-        let (w, _) = leet_copy(t, b'i', &mut out, |c| c == ',', |c| c == '·');
-        assert_eq!(
-            w.iter().map(|r| &t[r.clone()]).collect::<Vec<_>>(),
-            ["@|", "sh1t"]
-        );
+        assert_eq!(changed("@|*ass\n,\nsh1t"), ["@|", "sh1t"]);
     }
 
     #[test]

@@ -344,7 +344,6 @@ pub(crate) fn read(data: &ListData) -> Result<Vec<u8>, LoadError> {
 /// Parses word-list bytes: UTF-8, one entry per line, blank and `#` lines ignored, `word` or
 /// `word<TAB>category`; a word with `&`, `|` or `~` is a combination rule (see [`rules`]).
 pub(crate) fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Entry>, LoadError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut out = Vec::new();
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = i + 1;
@@ -361,7 +360,7 @@ pub(crate) fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Entry>, LoadError> {
                  lines end with CR alone reads as one line)",
             ));
         }
-        // the byte order mark of a file pasted onto the end of another
+        // the byte order mark of the file, or of a file pasted onto the end of another
         let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
         let trimmed = text.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
