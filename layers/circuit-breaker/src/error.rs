@@ -46,11 +46,26 @@ impl Error for CircuitOpen {}
 
 static BREAKER_HEADER: HeaderName = HeaderName::from_static("x-circuit-breaker");
 
+/// The default rejection's message, for an OPEN breaker; the other refusing states say theirs.
+pub(crate) const OPEN_MESSAGE: &str = "circuit breaker is open";
+
 /// An open breaker's answer: `Retry-After` with the rest of the wait when the breaker knows it,
-/// and `x-circuit-breaker` naming the breaker.
+/// and `x-circuit-breaker` naming the breaker. The default message says which state refused.
 impl Refusal for CircuitOpen {
     fn rejection(&self, template: &Rejection) -> Rejection {
         let mut rejection = template.clone();
+        if template.error_message() == OPEN_MESSAGE {
+            match self.state {
+                State::HalfOpen => {
+                    rejection = rejection
+                        .message("circuit breaker is half-open and its trial calls are all out");
+                }
+                State::ForcedOpen => {
+                    rejection = rejection.message("circuit breaker is forced open")
+                }
+                _ => {}
+            }
+        }
         if let Some(after) = self.retry_after {
             rejection = rejection.retry_after(after);
         }

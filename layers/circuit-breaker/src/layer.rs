@@ -55,7 +55,7 @@ impl<B: fmt::Debug, C, P: fmt::Debug> fmt::Debug for CircuitBreakerLayer<B, C, P
 fn circuit_open() -> Rejection {
     Rejection::new(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable)
         .code("circuit_open")
-        .message("circuit breaker is open")
+        .message(crate::error::OPEN_MESSAGE)
 }
 
 impl CircuitBreakerLayer {

@@ -327,12 +327,49 @@ async fn respond_answers_grpc_with_unavailable() {
     assert_eq!(response.headers()["grpc-status"], "14");
     assert_eq!(
         response.headers()["grpc-message"],
-        "circuit breaker is open"
+        "circuit breaker is forced open"
     );
     assert!(
         response.headers().get("retry-after").is_none(),
         "forced open: unknown"
     );
+}
+
+/// The default message says which state refused: a half-open breaker with its trial call out
+/// is not "open", and a message of the app's own is kept.
+#[tokio::test(start_paused = true)]
+async fn a_half_open_breaker_with_its_trial_call_out_says_so() {
+    for (rejection, message) in [
+        (
+            None,
+            "circuit breaker is half-open and its trial calls are all out",
+        ),
+        (Some("try later"), "try later"),
+    ] {
+        let b = breaker();
+        b.transition_to(State::HalfOpen);
+        let layer = CircuitBreakerLayer::new(b);
+        let layer = match rejection {
+            Some(text) => layer.respond_with(
+                espresso_common::Rejection::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    espresso_common::grpc::Code::Unavailable,
+                )
+                .message(text),
+            ),
+            None => layer.respond(),
+        };
+        let (mut service, mut handle) = mock::spawn_layer::<Req, Res, _>(layer);
+        handle.allow(2);
+        assert_ready_ok!(service.poll_ready());
+        let _trial = service.call(request("trial"));
+        assert_ready_ok!(service.poll_ready());
+        let response = service.call(request("x")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["message"], message);
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -2,7 +2,7 @@
 
 use crate::{
     Quotas, RateLimited,
-    limiter::PendingDecision,
+    limiter::{GiveBack, PendingDecision, Reservation},
     service::{Action, Policy, RateLimitPolicy, add_headers},
 };
 use espresso_common::refusal::RefusalPolicy;
@@ -72,11 +72,14 @@ enum Until<P> {
         quotas: Quotas,
         policy: Arc<Policy>,
         refusal: P,
+        /// Set in wait mode, for a decision to wait.
+        give_back: Option<GiveBack>,
     },
     /// The end of its wait (wait mode).
     Slept {
         sleep: Pin<Box<Sleep>>,
         headers: Option<Box<HeaderMap>>,
+        reservation: Option<Reservation>,
     },
 }
 
@@ -97,15 +100,9 @@ where
         service: S,
         request: Request<ReqB>,
         headers: Option<Box<HeaderMap>>,
+        give_back: Option<GiveBack>,
     ) -> Self {
-        Self::held(
-            service,
-            request,
-            Until::Slept {
-                sleep: Box::pin(tokio::time::sleep(wait)),
-                headers,
-            },
-        )
+        Self::held(service, request, Until::slept(wait, headers, give_back))
     }
 
     pub(crate) fn checking(
@@ -115,6 +112,7 @@ where
         quotas: Quotas,
         policy: Arc<Policy>,
         refusal: P,
+        give_back: Option<GiveBack>,
     ) -> Self {
         Self::held(
             service,
@@ -124,6 +122,7 @@ where
                 quotas,
                 policy,
                 refusal,
+                give_back,
             },
         )
     }
@@ -184,6 +183,17 @@ where
     }
 }
 
+impl<P> Until<P> {
+    /// A wait of `wait`, whose admission `give_back` returns if the request is given up first.
+    fn slept(wait: Duration, headers: Option<Box<HeaderMap>>, give_back: Option<GiveBack>) -> Self {
+        Until::Slept {
+            sleep: Box::pin(tokio::time::sleep(wait)),
+            headers,
+            reservation: give_back.map(Reservation::new),
+        }
+    }
+}
+
 impl<S, ReqB, ResB, P> Held<S, ReqB, P>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
@@ -198,6 +208,7 @@ where
                     quotas,
                     policy,
                     refusal,
+                    give_back,
                 } => {
                     let decision = ready!(pending.as_mut().poll(cx));
                     match policy.act(&decision, quotas) {
@@ -207,17 +218,21 @@ where
                             return Poll::Ready(Kind::Refused { future });
                         }
                         Action::Pass { wait, headers } if !wait.is_zero() => {
-                            self.until = Until::Slept {
-                                sleep: Box::pin(tokio::time::sleep(wait)),
-                                headers,
-                            };
+                            self.until = Until::slept(wait, headers, give_back.take());
                             continue;
                         }
                         Action::Pass { headers, .. } => headers,
                     }
                 }
-                Until::Slept { sleep, headers } => {
+                Until::Slept {
+                    sleep,
+                    headers,
+                    reservation,
+                } => {
                     ready!(sleep.as_mut().poll(cx));
+                    if let Some(reservation) = reservation {
+                        reservation.used();
+                    }
                     headers.take()
                 }
             };

@@ -170,9 +170,11 @@ impl<K: KeyExtractor, P> RateLimitLayer<K, P> {
     /// Holds a request that is over its quota for up to `max_delay` instead of refusing it,
     /// like nginx's `limit_req ... delay`: the request takes the next free slot and goes on
     /// when it comes; one whose slot is further away than `max_delay` is refused. Held
-    /// requests count as `decision="delayed"`. A held request has taken its slot: one given up
-    /// while it waits (a timeout outside the layer, a client gone) does not give it back, as
-    /// with nginx, so keep `max_delay` under the callers' timeouts.
+    /// requests count as `decision="delayed"`. A held request has taken its slot; one given up
+    /// while it waits (a timeout outside the layer, a client gone: its response future dropped)
+    /// gives it back, as Go's `rate.Limiter` cancels a wait: the next request checked gets it,
+    /// and requests held already keep their times. With the Redis backend the give-back is one
+    /// more script call, made in the background.
     pub fn wait_up_to(mut self, max_delay: Duration) -> Self {
         self.policy.max_delay = max_delay;
         self

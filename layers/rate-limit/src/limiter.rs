@@ -422,6 +422,16 @@ impl<Key: LimitKey> Limiter<Key> {
         }
     }
 
+    /// What gives back an admission of `key` under `quotas` (wait mode).
+    pub(crate) fn give_back(&self, key: Option<Key>, quotas: Quotas) -> GiveBack {
+        let limiter = self.clone();
+        Box::new(move || match &limiter.inner.backend {
+            BackendImpl::Memory(store) => store.give_back(&key, quotas.compiled()),
+            #[cfg(feature = "redis")]
+            BackendImpl::Redis(redis) => redis.give_back(key, &quotas),
+        })
+    }
+
     /// How many keys the in-process store tracks now (for a Redis limiter: its local fallback).
     pub fn tracked_keys(&self) -> usize {
         match &self.inner.backend {
@@ -447,6 +457,33 @@ impl<Key: LimitKey> Limiter<Key> {
             BackendImpl::Memory(_) => false,
             #[cfg(feature = "redis")]
             BackendImpl::Redis(redis) => redis.is_degraded(),
+        }
+    }
+}
+
+/// A held request's admission (wait mode): it took the next free slot at its check, and gives
+/// it back when dropped before [`Reservation::used`], as Go's `rate.Limiter` cancels a wait.
+/// Later reservations keep their times; the slot goes to the next request checked.
+pub(crate) struct Reservation(Option<GiveBack>);
+
+/// Gives back one admission; see [`Limiter::give_back`].
+pub(crate) type GiveBack = Box<dyn FnOnce() + Send + Sync>;
+
+impl Reservation {
+    pub(crate) fn new(give_back: GiveBack) -> Self {
+        Self(Some(give_back))
+    }
+
+    /// The request went on: the admission is spent.
+    pub(crate) fn used(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(give_back) = self.0.take() {
+            give_back();
         }
     }
 }

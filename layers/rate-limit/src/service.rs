@@ -406,26 +406,36 @@ impl<S, K: KeyExtractor, P> RateLimit<S, K, P> {
         let policy = &*shared.policy;
         let config = self.config.get(shared.limiter.quotas());
         let quotas = config.resolve(key.as_ref());
+        // Wait mode: a request held and then given up gives its admission back.
+        let held_key = (!policy.max_delay.is_zero()).then(|| key.clone());
         match shared.limiter.check_key(key, &quotas, policy.max_delay) {
             Checked::Ready(decision) => match policy.act(&decision, &quotas) {
                 Action::Pass { wait, headers } if wait.is_zero() => {
                     ResponseFuture::calling(self.inner.call(request), headers)
                 }
                 Action::Pass { wait, headers } => {
-                    ResponseFuture::waiting(wait, take_ready(&mut self.inner), request, headers)
+                    let give_back =
+                        held_key.map(|key| shared.limiter.give_back(key, quotas.into_owned()));
+                    let service = take_ready(&mut self.inner);
+                    ResponseFuture::waiting(wait, service, request, headers, give_back)
                 }
                 Action::Reject(limited) => {
                     ResponseFuture::refused(self.refusal.refuse(request, *limited))
                 }
             },
-            Checked::Pending(pending) => ResponseFuture::checking(
-                pending,
-                take_ready(&mut self.inner),
-                request,
-                quotas.into_owned(),
-                shared.policy.clone(),
-                self.refusal.clone(),
-            ),
+            Checked::Pending(pending) => {
+                let quotas = quotas.into_owned();
+                let give_back = held_key.map(|key| shared.limiter.give_back(key, quotas.clone()));
+                ResponseFuture::checking(
+                    pending,
+                    take_ready(&mut self.inner),
+                    request,
+                    quotas,
+                    shared.policy.clone(),
+                    self.refusal.clone(),
+                    give_back,
+                )
+            }
         }
     }
 

@@ -779,6 +779,57 @@ async fn a_held_request_goes_on_after_its_wait_with_its_headers() {
     assert_eq!(held.into_body().collect().await.unwrap().to_bytes(), "ok");
 }
 
+/// A held request given up before its slot came (its future dropped: a caller's timeout, a
+/// client gone) gives the slot back, and the next request takes it; one that went on keeps it.
+#[tokio::test(start_paused = true)]
+async fn a_held_request_given_up_gives_its_slot_back() {
+    let layer = RateLimitLayer::new(Quota::per_second(10).burst(1))
+        .key(Global::new())
+        .wait_up_to(Duration::from_millis(250));
+    let limiter = layer.limiter();
+    let mut s = svc(&layer);
+    assert_eq!(status(&mut s).await, StatusCode::OK);
+    let held = s.ready().await.unwrap().call(Request::new(()));
+    let later = s.ready().await.unwrap().call(Request::new(()));
+    // Two held: slots at 100 and 200 ms. Giving up the first frees one 100 ms slot.
+    tokio::time::advance(Duration::from_millis(50)).await;
+    drop(held);
+    let start = tokio::time::Instant::now();
+    let next = send(&mut s, Request::new(())).await;
+    assert_eq!(next.status(), StatusCode::OK);
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(150),
+        "the freed slot, at 200 ms"
+    );
+    assert_eq!(later.await.unwrap().status(), StatusCode::OK);
+    // Both went on: the next free slot is at 300 ms (the check itself is refused, not held).
+    let refused = limiter.check(&()).await;
+    assert_eq!(refused.retry_after(), Some(Duration::from_millis(100)));
+}
+
+/// A held request that went on, or that is refused, gives nothing back.
+#[tokio::test(start_paused = true)]
+async fn a_request_that_went_on_keeps_its_slot() {
+    let layer = RateLimitLayer::new(Quota::per_second(10).burst(1))
+        .key(Global::new())
+        .wait_up_to(Duration::from_millis(150));
+    let limiter = layer.limiter();
+    let mut s = svc(&layer);
+    assert_eq!(status(&mut s).await, StatusCode::OK);
+    let held = s.ready().await.unwrap().call(Request::new(()));
+    // Over the bound: refused, and dropped once answered.
+    assert_eq!(status(&mut s).await, StatusCode::TOO_MANY_REQUESTS);
+    let response = held.await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    drop(response);
+    assert_eq!(
+        limiter.check(&()).await.retry_after(),
+        Some(Duration::from_millis(100)),
+        "the slot at 100 ms was spent, the refusal took none"
+    );
+}
+
 /// The limiter decides exactly as governor does for the same quota, on the same clock.
 #[tokio::test(start_paused = true)]
 async fn same_decisions_as_governor() {

@@ -136,6 +136,75 @@ async fn the_script_is_reloaded_after_a_flush() {
     );
 }
 
+/// A 1/min limiter on `url` holding requests up to 90 s: its first request goes on, its second
+/// is held (given up after a second, once decided).
+async fn hold_one_and_give_it_up(url: &str) -> Limiter<()> {
+    use tower::{Layer, Service, ServiceExt};
+    let layer = RateLimitLayer::new(Quota::per_minute(1))
+        .key(Global::new())
+        .name("held")
+        .wait_up_to(Duration::from_secs(90))
+        .backend(
+            RedisBackend::new(url)
+                .expect("a valid Redis URL")
+                .prefix(PREFIX)
+                .timeout(Duration::from_millis(200))
+                .retry_interval(Duration::from_secs(3600)),
+        );
+    let limiter = layer.limiter();
+    let mut service = layer.layer(tower::service_fn(|_: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    }));
+    let first = service.ready().await.unwrap().call(http::Request::new(()));
+    assert_eq!(first.await.unwrap().status(), http::StatusCode::OK);
+    let held = service.ready().await.unwrap().call(http::Request::new(()));
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), held)
+            .await
+            .is_err(),
+        "the second request of a 1/min quota is held"
+    );
+    limiter
+}
+
+/// Without the give-back the next slot would be two minutes away, not one.
+async fn assert_slot_given_back(limiter: &Limiter<()>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let retry = limiter.check(&()).await.retry_after().expect("refused");
+        if retry <= Duration::from_secs(60) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was not given back: next in {retry:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A held request given up before its slot came gives the slot back to Redis (in the
+/// background), so the next check finds it free.
+#[tokio::test]
+async fn a_held_request_given_up_gives_its_slot_back_to_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let limiter = hold_one_and_give_it_up(&redis.url()).await;
+    assert_on_redis(&limiter, &redis);
+    assert_slot_given_back(&limiter).await;
+    assert!(!limiter.is_degraded());
+}
+
+/// On the local fallback, the slot goes back to the fallback's store.
+#[tokio::test]
+async fn on_the_fallback_a_held_request_given_up_gives_its_slot_back_there() {
+    let port = free_port().await;
+    let limiter = hold_one_and_give_it_up(&format!("redis://127.0.0.1:{port}")).await;
+    assert!(limiter.is_degraded());
+    assert_slot_given_back(&limiter).await;
+}
+
 async fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await

@@ -211,6 +211,25 @@ impl ManyTats {
         tats.resize(quotas.len(), 0);
         gcra(tats, now, quotas, max_delay)
     }
+
+    /// Moves an entry's TATs back by one interval of each of `quotas`: the admission a check
+    /// against them took, given back.
+    fn give_back(&mut self, word: &mut Word, quotas: &[Compiled]) {
+        let back = |tat: u64, q: &Compiled| match q.t {
+            u64::MAX => tat,
+            t => tat.saturating_sub(t),
+        };
+        let w = u64::from_ne_bytes(*word);
+        if w & MANY == 0 {
+            if let Some(q) = quotas.first() {
+                *word = back(w, q).to_ne_bytes();
+            }
+            return;
+        }
+        for (tat, q) in self.slots[(w & !MANY) as usize].iter_mut().zip(quotas) {
+            *tat = back(*tat, q);
+        }
+    }
 }
 
 /// Counters of evicted keys, when metrics are on.
@@ -304,9 +323,7 @@ impl<K: Hash + Eq> Store<K> {
         }
         let max_delay = crate::quota::duration_nanos(max_delay);
         let now = self.now();
-        let hash = self.hasher.hash_one(&key);
-        // Bits 48.. pick the shard; the table uses the low bits for buckets and the top 7 as tags.
-        let index = (hash >> 48) as usize & (self.shards.len() - 1);
+        let (hash, index) = self.place(&key);
         let mut guard = self.lock(index);
         let shard = &mut *guard;
         shard.checks += 1;
@@ -325,6 +342,25 @@ impl<K: Hash + Eq> Store<K> {
             return shard.many.decide(&mut entry.word, now, quotas, max_delay);
         }
         self.check_new(shard, hash, key, now, quotas, max_delay)
+    }
+
+    /// Gives back the admission a check of `key` against `quotas` took (a held request given up
+    /// before it went on). A key evicted since has nothing to give back to.
+    pub(crate) fn give_back(&self, key: &K, quotas: &[Compiled]) {
+        let (hash, index) = self.place(key);
+        let mut guard = self.lock(index);
+        let shard = &mut *guard;
+        if let Some(entry) = shard.table.find_mut(hash, |e| e.key == *key) {
+            shard.many.give_back(&mut entry.word, quotas);
+        }
+    }
+
+    /// The key's hash and its shard.
+    #[inline]
+    fn place(&self, key: &K) -> (u64, usize) {
+        let hash = self.hasher.hash_one(key);
+        // Bits 48.. pick the shard; the table uses the low bits for buckets and the top 7 as tags.
+        (hash, (hash >> 48) as usize & (self.shards.len() - 1))
     }
 
     /// Sweeps `shard` (number `index`), then another shard in turn, so idle keys of quiet
@@ -510,6 +546,31 @@ mod tests {
         let shard = store.lock(0);
         assert_eq!(shard.table.len(), 0);
         assert_eq!(shard.many.slots.len() - shard.many.free.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_given_back_admission_is_free_again_under_every_quota() {
+        let store = Store::new(MemoryBackend::new());
+        let two: Quotas = [Quota::per_second(10), Quota::per_minute(2)].into();
+        let wait = Duration::from_secs(60);
+        assert!(store.check(1u8, two.compiled(), wait).allowed);
+        let second = store.check(1u8, two.compiled(), wait);
+        assert_eq!(second.delay(), Duration::ZERO, "the minute's burst is 2");
+        let held = store.check(1u8, two.compiled(), wait);
+        assert_eq!(held.delay(), Duration::from_secs(30));
+        // Another request, held after it, is given up.
+        let given_up = store.check(1u8, two.compiled(), wait);
+        assert_eq!(given_up.delay(), Duration::from_secs(60));
+        store.give_back(&1u8, two.compiled());
+        let next = store.check(1u8, two.compiled(), wait);
+        assert_eq!(
+            next.delay(),
+            Duration::from_secs(60),
+            "the freed slot, not one after it"
+        );
+        // A key never seen, or gone, has nothing to give back to.
+        store.give_back(&2u8, two.compiled());
+        assert_eq!(store.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

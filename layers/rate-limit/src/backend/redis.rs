@@ -134,6 +134,28 @@ end
 return {grant, wait}
 "#;
 
+/// Gives admissions back: each stored TAT moves back by `count` intervals (a key expired since
+/// has nothing to give back to; its expiry stays).
+///
+/// KEYS[1]: the key's hash, as for [`SCRIPT`]. ARGV: count, n, then per quota as for [`SCRIPT`].
+const GIVE_BACK_SCRIPT: &str = r#"
+local count = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local fields = {}
+for i = 1, n do fields[i] = tostring(i) end
+local stored = redis.call('HMGET', KEYS[1], unpack(fields))
+local updates = {}
+for i = 1, n do
+  local tat = tonumber(stored[i])
+  if tat then
+    updates[#updates + 1] = fields[i]
+    updates[#updates + 1] = string.format('%.0f', tat - count * tonumber(ARGV[3 * i]))
+  end
+end
+if #updates > 0 then redis.call('HSET', KEYS[1], unpack(updates)) end
+return #updates / 2
+"#;
+
 /// How a Redis limiter spends its global budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GlobalMode {
@@ -323,6 +345,7 @@ struct RedisShared {
     conn: RedisConnection,
     script: redis::Script,
     lease_script: redis::Script,
+    give_back_script: redis::Script,
     key_prefix: Vec<u8>,
     retry_interval: Duration,
     degraded: AtomicBool,
@@ -357,6 +380,7 @@ impl<Key: LimitKey> RedisLimiter<Key> {
                 conn,
                 script: redis::Script::new(SCRIPT),
                 lease_script: redis::Script::new(LEASE_SCRIPT),
+                give_back_script: redis::Script::new(GIVE_BACK_SCRIPT),
                 key_prefix,
                 retry_interval: config.retry_interval,
                 degraded: AtomicBool::new(false),
@@ -477,6 +501,31 @@ impl<Key: LimitKey> RedisLimiter<Key> {
                     shared.mark_degraded(&error);
                     leases.renewal_failed(&key);
                 }
+            }
+        });
+    }
+
+    /// Gives back the admission a check of `key` against `quotas` took: to the local fallback
+    /// while it decides, to Redis otherwise (in the background; an error loses the give-back,
+    /// never a request).
+    pub(crate) fn give_back(&self, key: Option<Key>, quotas: &Quotas) {
+        if self.is_degraded() {
+            self.local
+                .give_back(&key, quotas.scaled(self.share).compiled());
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let redis_key = self.shared.redis_key(&key);
+        let shared = self.shared.clone();
+        let quotas = quotas.clone();
+        runtime.spawn(async move {
+            let mut invocation = shared.give_back_script.key(redis_key);
+            invocation.arg(1);
+            quota_args(&mut invocation, &quotas);
+            if let Err(error) = shared.conn.invoke::<i64>(&invocation).await {
+                tracing::debug!(limiter = %shared.name, %error, "rate limiter: a held request's admission was not given back to Redis");
             }
         });
     }
