@@ -55,6 +55,17 @@ struct Queued<S, P, C, ReqB> {
     priority: Priority,
 }
 
+/// A queued request dropped before it was sent or shed: its caller gave up.
+impl<S, P, C, ReqB> Drop for Queued<S, P, C, ReqB> {
+    fn drop(&mut self) {
+        if self.request.is_some()
+            && let Some(m) = self.core.metrics()
+        {
+            m.abandoned(self.priority);
+        }
+    }
+}
+
 impl<S, P, C, ReqB> ResponseFuture<S, P, C, ReqB>
 where
     S: Service<Request<ReqB>>,

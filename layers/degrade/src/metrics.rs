@@ -14,6 +14,7 @@ use std::sync::Arc;
 /// | `espresso_degrade_inflight` | gauge: requests in flight in the primary service | `name` |
 /// | `espresso_degrade_queued` | gauge: requests waiting for a permit | `name` |
 /// | `espresso_degrade_requests_total` | counter: requests by where they went | `name`, `priority` = `critical`/`sheddable`, `route` = `primary`/`fallback`, `reason` = `none`/`limit`/`queue_delay`/`switch`/`saturated` |
+/// | `espresso_degrade_abandoned_total` | counter: queued requests whose caller gave up (a timeout, a client gone) before they went anywhere | `name`, `priority` |
 ///
 /// A layer's series exist, at 0, from the moment it wraps a service, before any request.
 ///
@@ -48,6 +49,7 @@ pub struct DegradeMetrics {
     inflight: IntGaugeVec,
     queued: IntGaugeVec,
     requests: IntCounterVec,
+    abandoned: IntCounterVec,
     // The names in use by live limiters.
     names: LiveNames,
 }
@@ -74,6 +76,13 @@ impl DegradeMetrics {
                 ),
                 &["name", "priority", "route", "reason"],
             )?,
+            abandoned: IntCounterVec::new(
+                Opts::new(
+                    "espresso_degrade_abandoned_total",
+                    "Queued requests whose caller gave up before they went anywhere.",
+                ),
+                &["name", "priority"],
+            )?,
             names: LiveNames::default(),
         };
         espresso_common::metrics::register_all(
@@ -83,6 +92,7 @@ impl DegradeMetrics {
                 Box::new(this.inflight.clone()) as _,
                 Box::new(this.queued.clone()) as _,
                 Box::new(this.requests.clone()) as _,
+                Box::new(this.abandoned.clone()) as _,
             ],
         )?;
         Ok(this)
@@ -105,6 +115,7 @@ impl DegradeMetrics {
                 DegradeReason::Saturated,
             ]
             .map(|r| request(priority, "fallback", r.as_str())),
+            abandoned: self.abandoned.with_label_values(&[name, priority.as_str()]),
         };
         Metrics {
             limit: self.limit.with_label_values(&[name]),
@@ -149,6 +160,7 @@ pub(crate) struct Metrics {
 struct Counters {
     primary: prometheus::IntCounter,
     fallback: [prometheus::IntCounter; 4],
+    abandoned: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -177,5 +189,9 @@ impl Metrics {
             DegradeReason::Saturated => 3,
         };
         self.counters[priority.index()].fallback[index].inc();
+    }
+
+    pub(crate) fn abandoned(&self, priority: Priority) {
+        self.counters[priority.index()].abandoned.inc();
     }
 }

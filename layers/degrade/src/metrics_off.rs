@@ -27,4 +27,8 @@ impl Metrics {
     pub(crate) fn fallback(&self, _: Priority, _: DegradeReason) {
         match *self {}
     }
+
+    pub(crate) fn abandoned(&self, _: Priority) {
+        match *self {}
+    }
 }

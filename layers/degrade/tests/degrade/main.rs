@@ -706,6 +706,45 @@ mod metrics {
             );
             assert!(text.contains(&series), "{series} in {text}");
         }
+        assert!(
+            text.contains(
+                "espresso_degrade_abandoned_total{name=\"api\",priority=\"sheddable\"} 0"
+            ),
+            "{text}"
+        );
+    }
+
+    /// A queued request whose caller gives up went nowhere: counted apart, not as primary or
+    /// fallback.
+    #[tokio::test(start_paused = true)]
+    async fn a_queued_request_given_up_is_counted_as_abandoned() {
+        let registry = prometheus::Registry::new();
+        let layer = DegradeLayer::new(Fixed::new(1))
+            .queue(1)
+            .name("api")
+            .metrics(DegradeMetrics::register(&registry).unwrap());
+        let (mut service, mut handle) = wrap(&layer);
+        let mut held = task::spawn(send(&mut service, request()).await);
+        assert_pending!(held.poll());
+        let mut waiter = task::spawn(send(&mut service, marked("critical")).await);
+        assert_pending!(waiter.poll());
+        drop(waiter);
+        // Only the request in flight went to the primary.
+        reply(&mut handle, StatusCode::OK).await;
+        assert_ready!(held.poll()).unwrap();
+        let text = gather(&registry);
+        assert!(
+            text.contains("espresso_degrade_abandoned_total{name=\"api\",priority=\"critical\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("espresso_degrade_requests_total{name=\"api\",priority=\"critical\",reason=\"none\",route=\"primary\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("espresso_degrade_queued{name=\"api\"} 0"),
+            "{text}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
