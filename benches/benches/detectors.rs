@@ -1,7 +1,8 @@
 //! The contact detectors' cost: the engine with the bench dictionaries (14k Chinese + 3k English
 //! words) and every detector off, side by side with the same engine and all four detectors on
 //! (`review`), on the bench corpora (`data/corpus/{en,zh,mixed}.txt`, one check per line), and
-//! worst cases of 64 KiB (all digits and dots, all digits, digits with spaces, dotted labels).
+//! worst cases of 64 KiB (all digits and dots, all digits, digits with spaces, dotted labels, an IM
+//! keyword before each piece of a run).
 //!
 //! Run: `cargo bench -p espresso-benches --bench detectors`. Besides criterion's figures it
 //! prints the on-CPU median of alternating runs and the on/off throughput ratio per corpus.
@@ -83,7 +84,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function("all-on", |b| b.iter(|| run(black_box(&on))));
         g.finish();
     }
-    let worst: [(&str, String); 7] = [
+    let worst: [(&str, String); 8] = [
         ("digits-and-dots", "1.".repeat(32 << 10)),
         ("digits", "1".repeat(64 << 10)),
         ("spaced-digits", "1 ".repeat(32 << 10)),
@@ -95,6 +96,8 @@ fn bench(c: &mut Criterion) {
             "mobiles-side-by-side",
             "13800138000 ".repeat((64 << 10) / 12),
         ),
+        // an IM keyword before each piece of one long id-like run
+        ("im-keyword-run", "vx-".repeat((64 << 10) / 3)),
     ];
     let mut g = c.benchmark_group("detectors/worst-64KiB");
     g.sample_size(10);

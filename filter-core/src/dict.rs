@@ -56,7 +56,7 @@
 
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 use std::sync::Arc;
@@ -677,16 +677,18 @@ impl Dictionary {
             }
             None => (automaton(keys.iter(0..n))?, n, None),
         };
-        let words = |p: &&Pattern| p.part == NO_PART;
-        let spellings = pats.iter().filter(words).filter(|p| p.pinyin).count();
-        stats.words = pats
-            .iter()
-            .filter(words)
-            .filter(|p| p.level.is_some())
-            .count()
-            - spellings;
-        stats.allowed = pats.iter().filter(words).count() - stats.words - spellings;
-        stats.pinyin = spellings;
+        // distinct entries: a blocked entry in two lists is a pattern per list (for checks that
+        // name lists) and one word
+        let distinct = |keep: fn(&Pattern) -> bool| {
+            pats.iter()
+                .filter(|p| p.part == NO_PART && keep(p))
+                .map(|p| &*p.units)
+                .collect::<HashSet<_, BuildHasherDefault<WordHasher>>>()
+                .len()
+        };
+        stats.words = distinct(|p| p.level.is_some() && !p.pinyin);
+        stats.allowed = distinct(|p| p.level.is_none() && !p.pinyin);
+        stats.pinyin = distinct(|p| p.pinyin);
         stats.rules = rules.len();
         stats.automaton_bytes = ac.memory_usage() + delta.as_ref().map_or(0, |d| d.memory_usage());
         let leet = pats

@@ -135,9 +135,17 @@ impl Charset {
     /// 'a')`) is a mistake: building an engine with the charset fails with
     /// [`LoadError::Invalid`](crate::LoadError::Invalid) naming it.
     pub fn new(ranges: impl IntoIterator<Item = (char, char)>) -> Self {
-        let (mut ranges, reversed): (Vec<_>, Vec<_>) =
-            ranges.into_iter().partition(|(a, b)| a <= b);
-        ranges.sort_unstable();
+        let (mut given, reversed): (Vec<_>, Vec<_>) = ranges.into_iter().partition(|(a, b)| a <= b);
+        given.sort_unstable();
+        // merged where they overlap, so the one range that can hold a char is the last one
+        // starting at or before it (what `contains` looks at)
+        let mut ranges: Vec<(char, char)> = Vec::with_capacity(given.len());
+        for (a, b) in given {
+            match ranges.last_mut() {
+                Some((_, end)) if a <= *end => *end = (*end).max(b),
+                _ => ranges.push((a, b)),
+            }
+        }
         Charset {
             ranges,
             reversed: reversed.first().copied(),
@@ -301,5 +309,15 @@ mod tests {
         assert!(!cs.contains('א'));
         let empty = Charset::new([]);
         assert!(!empty.contains('a'));
+    }
+
+    #[test]
+    fn overlapping_charset_ranges_hold_every_char_of_each() {
+        let nested = Charset::new([('a', 'z'), ('b', 'c')]);
+        assert!(nested.contains('x') && nested.contains('b') && !nested.contains('{'));
+        let chained = Charset::new([('a', 'f'), ('d', 'k'), ('j', 'p'), ('0', '9')]);
+        assert!("0aejop".chars().all(|c| chained.contains(c)));
+        assert!(!chained.contains('q') && !chained.contains('A'));
+        assert_eq!(nested, Charset::new([('a', 'z')]));
     }
 }

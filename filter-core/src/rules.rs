@@ -241,8 +241,11 @@ impl RulesBuilder {
                 self.uses.push(Vec::new());
                 (self.parts.len() - 1) as u32
             });
+            // a part twice in one rule is one use; this rule's uses are the last ones (looking
+            // only there keeps a part shared by many rules from costing each a scan of all)
             let uses = &mut self.uses[id as usize];
-            if !uses.contains(&(rule, role)) {
+            let this_rule = uses.iter().rev().take_while(|&&(r, _)| r == rule);
+            if !this_rule.into_iter().any(|&u| u == (rule, role)) {
                 uses.push((rule, role));
             }
         }

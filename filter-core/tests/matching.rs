@@ -411,6 +411,17 @@ fn a_letter_or_digit_as_noise_is_an_error() {
 }
 
 #[test]
+fn a_charset_of_overlapping_ranges_keeps_the_text_they_cover() {
+    let options = Options::default().charset(Some(Charset::new([(' ', '~'), ('a', 'c')])));
+    let sources = Sources::new().list(ListSource::inline("t.txt", "fox\n", Level::Danger));
+    let r = Engine::load(&sources, options)
+        .unwrap()
+        .check("the fox jumps");
+    assert_eq!(r.verdict, Verdict::Block);
+    assert_eq!(r.masked, "the *** jumps");
+}
+
+#[test]
 fn a_charset_range_that_ends_before_it_starts_is_an_error() {
     let options = Options::default().charset(Some(Charset::new([('a', 'z'), ('z', 'a')])));
     let err = Engine::load(&Sources::builtin(), options).err().unwrap();
@@ -433,6 +444,8 @@ fn list_categories_and_priorities() {
             .collect::<Vec<_>>(),
         [("FOO", Level::Danger, "b"), ("bar", Level::Normal, "x")]
     );
+    // `foo` is one word in two lists
+    assert_eq!(e.dictionary().stats().words, 2);
     // entries that normalize to nothing are skipped, not errors
     let s = Sources::new().list(ListSource::inline("e.txt", "🍆\n***\nok\n", Level::Normal));
     let d = espresso_filter_core::Dictionary::build(&s, Options::default()).unwrap();

@@ -55,10 +55,8 @@ pub(crate) fn filter_options(
         .url(d.url)
         .email(d.email)
         .phone(d.phone)
-        .im(d.im);
-    for domain in &d.allow_domains {
-        detectors = detectors.allow_domain(domain);
-    }
+        .im(d.im)
+        .allow_domains(&d.allow_domains);
     for path in &d.im_keywords {
         let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
             path: path.clone(),

@@ -142,12 +142,12 @@ impl Keywords {
             if folded.is_empty() {
                 return Err(err("empty keyword".into()));
             }
-            if !self.list.iter().any(|(w, k)| *w == folded && *k == kind) {
-                self.list.push((folded, kind));
-            }
+            self.list.push((folded, kind));
         }
+        // longest first; a keyword listed twice is kept once
         self.list
             .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.cmp(b)));
+        self.list.dedup();
         self.firsts = self.list.iter().map(|(w, _)| w[0]).collect();
         self.firsts.sort_unstable();
         self.firsts.dedup();
@@ -459,6 +459,11 @@ fn id_after(toks: &[Tok], j: usize, kind: ImKind, mut marked: bool) -> Option<(S
         let mut end = k;
         while k < toks.len() {
             if let Some(d) = digit_of(toks[k].c) {
+                if digits.len() == MAX_ID {
+                    // too long for any id: stop reading (a keyword before each piece of a long
+                    // run would read the run again)
+                    return None;
+                }
                 digits.push(char::from(b'0' + d));
                 end = k + 1;
                 k += 1;
@@ -497,22 +502,31 @@ fn id_after(toks: &[Tok], j: usize, kind: ImKind, mut marked: bool) -> Option<(S
     (marked || has_mark).then_some((id, end))
 }
 
-/// A word id starting at `toks[k]`: a letter, then letters, digits, `_` (and `-` if `dash`).
+/// The longest id of any kind, in chars (a Telegram username).
+const MAX_ID: usize = 32;
+
+/// A word id starting at `toks[k]`: a letter, then letters, digits, `_` (and `-` if `dash`; not
+/// at its end).
 fn word_id(toks: &[Tok], k: usize, min: usize, max: usize, dash: bool) -> Option<(String, usize)> {
     if !toks.get(k).is_some_and(|t| t.c.is_ascii_alphabetic()) {
         return None;
     }
-    let mut e = k;
+    // `end`: past the last char that is not `-`. Reading stops once the id is too long, so a
+    // keyword before each piece of a long run (`vx-vx-vx-…`) reads a bounded part of it.
+    let (mut e, mut end) = (k, k);
     while e < toks.len()
         && (toks[e].c.is_ascii_alphanumeric() || toks[e].c == '_' || (dash && toks[e].c == '-'))
     {
+        if toks[e].c != '-' {
+            end = e + 1;
+            if end - k > max {
+                return None;
+            }
+        }
         e += 1;
     }
-    while e > k && toks[e - 1].c == '-' {
-        e -= 1;
-    }
-    let id: String = toks[k..e].iter().map(|t| t.c).collect();
-    (min..=max).contains(&id.len()).then_some((id, e))
+    let id: String = toks[k..end].iter().map(|t| t.c).collect();
+    (id.len() >= min).then_some((id, end))
 }
 
 #[cfg(test)]
@@ -555,6 +569,19 @@ mod tests {
             ids("加微信号一八一六零七七一四一九"),
             ["wechat:18160771419"]
         );
+    }
+
+    #[test]
+    fn ids_end_where_their_kind_says() {
+        assert_eq!(ids("vx: shop-2024---"), ["wechat:shop-2024"]);
+        let longest = format!("vx: {}", "a".repeat(20));
+        assert_eq!(ids(&longest), [format!("wechat:{}", "a".repeat(20))]);
+        assert!(ids(&format!("{longest}b")).is_empty());
+        assert!(ids(&format!("{longest}-b")).is_empty());
+        assert!(ids(&format!("QQ {}", "1".repeat(40))).is_empty());
+        // a keyword before each piece of a run: only its last 20 chars make an id
+        assert_eq!(ids(&"vx-".repeat(1000)), ["wechat:vx-vx-vx-vx-vx-vx-vx"]);
+        assert!(ids(&"qq 1".repeat(1000)).is_empty());
     }
 
     #[test]

@@ -177,6 +177,8 @@ impl std::str::FromStr for DetectorMode {
 /// assert_eq!(d.url_mode(), DetectorMode::Review);
 /// assert_eq!(d.email_mode(), DetectorMode::Off);
 /// assert_eq!(d.allowed_domains(), ["example.com"]);
+/// let many = Detectors::new().allow_domains(["b.org", ".Example.com", "a.net", "b.org"]);
+/// assert_eq!(many.allowed_domains(), ["a.net", "b.org", "example.com"]);
 /// assert!(Detectors::new().im_keywords("bad.txt", "飞信\tmsn\n").is_err());
 /// # Ok::<(), espresso_filter_core::LoadError>(())
 /// ```
@@ -244,11 +246,20 @@ impl Detectors {
     /// only) makes building an engine with these detectors fail with
     /// [`LoadError::Invalid`] naming it.
     pub fn allow_domain(mut self, domain: &str) -> Self {
-        let d = domain.trim().trim_matches('.').to_ascii_lowercase();
-        if !d.is_empty() && !self.allow_domains.contains(&d) {
-            self.allow_domains.push(d);
-            self.allow_domains.sort_unstable();
+        if let Some(d) = domain_key(domain)
+            && let Err(at) = self.allow_domains.binary_search(&d)
+        {
+            self.allow_domains.insert(at, d);
         }
+        self
+    }
+
+    /// [`allow_domain`](Self::allow_domain) for each of `domains`, sorted once (for long lists).
+    pub fn allow_domains<D: AsRef<str>>(mut self, domains: impl IntoIterator<Item = D>) -> Self {
+        let domains = domains.into_iter().filter_map(|d| domain_key(d.as_ref()));
+        self.allow_domains.extend(domains);
+        self.allow_domains.sort_unstable();
+        self.allow_domains.dedup();
         self
     }
 
@@ -333,15 +344,30 @@ impl Detectors {
         (self.im != DetectorMode::Off).then_some(&self.keywords)
     }
 
-    /// Whether `host` is an allowed domain or below one.
+    /// Whether `host` is an allowed domain or below one: `host` or one of its parent domains
+    /// is in the sorted list.
     fn allowed(&self, host: &str) -> bool {
-        self.allow_domains.iter().any(|d| {
-            host == d
-                || host
-                    .strip_suffix(d.as_str())
-                    .is_some_and(|rest| rest.ends_with('.'))
-        })
+        let mut domain = host;
+        loop {
+            if self
+                .allow_domains
+                .binary_search_by(|d| d.as_str().cmp(domain))
+                .is_ok()
+            {
+                return true;
+            }
+            match domain.split_once('.') {
+                Some((_, parent)) => domain = parent,
+                None => return false,
+            }
+        }
     }
+}
+
+/// An allowed domain as kept: lower case, without surrounding dots; `None` when empty.
+fn domain_key(domain: &str) -> Option<String> {
+    let d = domain.trim().trim_matches('.').to_ascii_lowercase();
+    (!d.is_empty()).then_some(d)
 }
 
 /// One detection, before it becomes a [`Hit`].

@@ -216,7 +216,10 @@ fn labelled(toks: &[Tok], first: usize) -> bool {
         tail.ends_with(l)
             || (l.is_ascii() && l.len() > 2 && tail.rsplit(' ').next().is_some_and(|w| w == *l))
             || (!l.is_ascii() && tail.contains(l))
-    }) || before.ends_with(" no")
+    }) || before
+        // `no.` (its dot trimmed above) as a word of its own: `No. 1380…`, `(no. 1380…`
+        .strip_suffix("no")
+        .is_some_and(|rest| !rest.chars().next_back().is_some_and(char::is_alphanumeric))
         || before.ends_with("number")
 }
 
@@ -339,6 +342,9 @@ mod tests {
             "13800138000元",
             "id 440301199001011234",
             "pi is 3.14159265358979",
+            "No. 13800138000",
+            "(no. 13800138000)",
+            "order no. 13800138000",
         ] {
             assert!(phones(text).is_empty(), "{text}: {:?}", phones(text));
         }

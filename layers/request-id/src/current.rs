@@ -27,6 +27,13 @@
 //! ```
 //! (The same goes for tracing spans: add `.instrument(tracing::Span::current())` to keep the
 //! spawned task inside the request's span.)
+//!
+//! # A streamed response body is outside the scope
+//!
+//! The scope covers the response future, up to the response head. A body streamed after it (an
+//! SSE stream, `axum::body::Body::from_stream`) is polled by the server's connection, outside
+//! it: read the id in the handler and move it into the stream, or wrap the stream's work in
+//! [`scope`].
 
 use espresso_common::RequestId;
 use pin_project_lite::pin_project;
