@@ -100,9 +100,9 @@ where
         service: S,
         request: Request<ReqB>,
         headers: Option<Box<HeaderMap>>,
-        give_back: Option<GiveBack>,
+        reservation: Option<Reservation>,
     ) -> Self {
-        Self::held(service, request, Until::slept(wait, headers, give_back))
+        Self::held(service, request, Until::slept(wait, headers, reservation))
     }
 
     pub(crate) fn checking(
@@ -184,12 +184,17 @@ where
 }
 
 impl<P> Until<P> {
-    /// A wait of `wait`, whose admission `give_back` returns if the request is given up first.
-    fn slept(wait: Duration, headers: Option<Box<HeaderMap>>, give_back: Option<GiveBack>) -> Self {
+    /// A wait of `wait`, whose admission `reservation` gives back if the request is given up
+    /// first.
+    fn slept(
+        wait: Duration,
+        headers: Option<Box<HeaderMap>>,
+        reservation: Option<Reservation>,
+    ) -> Self {
         Until::Slept {
             sleep: Box::pin(tokio::time::sleep(wait)),
             headers,
-            reservation: give_back.map(Reservation::new),
+            reservation,
         }
     }
 }
@@ -218,7 +223,9 @@ where
                             return Poll::Ready(Kind::Refused { future });
                         }
                         Action::Pass { wait, headers } if !wait.is_zero() => {
-                            self.until = Until::slept(wait, headers, give_back.take());
+                            let reservation =
+                                give_back.take().map(|g| Reservation::new(g, decision));
+                            self.until = Until::slept(wait, headers, reservation);
                             continue;
                         }
                         Action::Pass { headers, .. } => headers,

@@ -174,7 +174,7 @@ impl<K: KeyExtractor, P> RateLimitLayer<K, P> {
     /// while it waits (a timeout outside the layer, a client gone: its response future dropped)
     /// gives it back, as Go's `rate.Limiter` cancels a wait: the next request checked gets it,
     /// and requests held already keep their times. With the Redis backend the give-back is one
-    /// more script call, made in the background.
+    /// more script call, made in the background (or the local fallback's, when it decided).
     pub fn wait_up_to(mut self, max_delay: Duration) -> Self {
         self.policy.max_delay = max_delay;
         self

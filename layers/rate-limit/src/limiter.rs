@@ -422,13 +422,17 @@ impl<Key: LimitKey> Limiter<Key> {
         }
     }
 
-    /// What gives back an admission of `key` under `quotas` (wait mode).
+    /// What gives back an admission of `key` under `quotas` (wait mode), given the decision
+    /// that took it.
     pub(crate) fn give_back(&self, key: Option<Key>, quotas: Quotas) -> GiveBack {
         let limiter = self.clone();
-        Box::new(move || match &limiter.inner.backend {
-            BackendImpl::Memory(store) => store.give_back(&key, quotas.compiled()),
+        Box::new(move |decision: &Decision| match &limiter.inner.backend {
+            BackendImpl::Memory(store) => {
+                debug_assert!(!decision.remote, "the memory store decided");
+                store.give_back(&key, quotas.compiled());
+            }
             #[cfg(feature = "redis")]
-            BackendImpl::Redis(redis) => redis.give_back(key, &quotas),
+            BackendImpl::Redis(redis) => redis.give_back(key, &quotas, decision.remote),
         })
     }
 
@@ -464,14 +468,15 @@ impl<Key: LimitKey> Limiter<Key> {
 /// A held request's admission (wait mode): it took the next free slot at its check, and gives
 /// it back when dropped before [`Reservation::used`], as Go's `rate.Limiter` cancels a wait.
 /// Later reservations keep their times; the slot goes to the next request checked.
-pub(crate) struct Reservation(Option<GiveBack>);
+pub(crate) struct Reservation(Option<(GiveBack, Decision)>);
 
-/// Gives back one admission; see [`Limiter::give_back`].
-pub(crate) type GiveBack = Box<dyn FnOnce() + Send + Sync>;
+/// Gives back the admission a decision took; see [`Limiter::give_back`].
+pub(crate) type GiveBack = Box<dyn FnOnce(&Decision) + Send + Sync>;
 
 impl Reservation {
-    pub(crate) fn new(give_back: GiveBack) -> Self {
-        Self(Some(give_back))
+    /// The admission `decision` took, given back by `give_back` unless used.
+    pub(crate) fn new(give_back: GiveBack, decision: Decision) -> Self {
+        Self(Some((give_back, decision)))
     }
 
     /// The request went on: the admission is spent.
@@ -482,8 +487,8 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if let Some(give_back) = self.0.take() {
-            give_back();
+        if let Some((give_back, decision)) = self.0.take() {
+            give_back(&decision);
         }
     }
 }

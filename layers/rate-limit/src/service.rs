@@ -7,7 +7,7 @@ use crate::{
     error::RateLimited,
     future::ResponseFuture,
     headers::{self, HeaderMode},
-    limiter::{CachedConfig, Checked},
+    limiter::{CachedConfig, Checked, Reservation},
 };
 use espresso_common::{
     Rejection,
@@ -414,10 +414,12 @@ impl<S, K: KeyExtractor, P> RateLimit<S, K, P> {
                     ResponseFuture::calling(self.inner.call(request), headers)
                 }
                 Action::Pass { wait, headers } => {
-                    let give_back =
-                        held_key.map(|key| shared.limiter.give_back(key, quotas.into_owned()));
+                    let reservation = held_key.map(|key| {
+                        let give_back = shared.limiter.give_back(key, quotas.into_owned());
+                        Reservation::new(give_back, decision)
+                    });
                     let service = take_ready(&mut self.inner);
-                    ResponseFuture::waiting(wait, service, request, headers, give_back)
+                    ResponseFuture::waiting(wait, service, request, headers, reservation)
                 }
                 Action::Reject(limited) => {
                     ResponseFuture::refused(self.refusal.refuse(request, *limited))

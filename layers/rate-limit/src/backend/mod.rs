@@ -28,6 +28,9 @@ pub struct Decision {
     reset: u64,
     /// Index of the quota that bounds `remaining` (or refused the request).
     pub(crate) policy: usize,
+    /// Decided by Redis's script (not an in-process store): where a held request's admission
+    /// goes back to.
+    pub(crate) remote: bool,
 }
 
 impl Decision {
@@ -57,6 +60,7 @@ impl Decision {
             per: 1,
             reset,
             policy,
+            remote: false,
         }
     }
 
@@ -229,6 +233,7 @@ pub(crate) fn gcra_one(tat: &mut u64, now: u64, q: &Compiled, max_delay: u64) ->
         per,
         reset: backlog,
         policy: 0,
+        remote: false,
     }
 }
 

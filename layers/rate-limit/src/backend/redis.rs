@@ -505,11 +505,11 @@ impl<Key: LimitKey> RedisLimiter<Key> {
         });
     }
 
-    /// Gives back the admission a check of `key` against `quotas` took: to the local fallback
-    /// while it decides, to Redis otherwise (in the background; an error loses the give-back,
-    /// never a request).
-    pub(crate) fn give_back(&self, key: Option<Key>, quotas: &Quotas) {
-        if self.is_degraded() {
+    /// Gives back the admission a check of `key` against `quotas` took: to Redis when its
+    /// script decided (`remote`; in the background, an error loses the give-back, never a
+    /// request), to the local fallback otherwise.
+    pub(crate) fn give_back(&self, key: Option<Key>, quotas: &Quotas, remote: bool) {
+        if !remote {
             self.local
                 .give_back(&key, quotas.scaled(self.share).compiled());
             return;
@@ -648,12 +648,49 @@ impl RedisShared {
             return Err(format!("unexpected script reply {reply:?}"));
         };
         let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
-        Ok(Decision::new(
+        let mut decision = Decision::new(
             allowed == 1,
             us(wait),
             u64::try_from(remaining).unwrap_or(0),
             us(reset),
             usize::try_from(policy).unwrap_or(0),
-        ))
+        );
+        decision.remote = true;
+        Ok(decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Quota;
+
+    /// A held request's admission goes back where it was taken, whatever the limiter's state
+    /// when the request is given up (a Redis decision's to Redis, a fallback decision's to the
+    /// fallback), so neither gains one it never gave out.
+    #[tokio::test]
+    async fn a_give_back_goes_where_the_admission_was_taken() {
+        // Nothing listens on port 1: the give-back to Redis fails in the background.
+        let config = RedisBackend::new("redis://127.0.0.1:1").unwrap();
+        let name: Arc<str> = Arc::from("test");
+        #[cfg(feature = "metrics")]
+        let limiter = RedisLimiter::<u8>::new(&config, &name, None);
+        #[cfg(not(feature = "metrics"))]
+        let limiter = RedisLimiter::<u8>::new(&config, &name);
+        let quotas: Quotas = Quota::per_minute(1).into();
+        let local = |limiter: &RedisLimiter<u8>| {
+            limiter
+                .local_store()
+                .check(Some(1), quotas.compiled(), Duration::ZERO)
+                .allowed
+        };
+        assert!(local(&limiter), "the fallback's one admission, taken");
+        limiter.give_back(Some(1), &quotas, true);
+        assert!(
+            !local(&limiter),
+            "a Redis decision's give-back is not the fallback's"
+        );
+        limiter.give_back(Some(1), &quotas, false);
+        assert!(local(&limiter), "the fallback's own, given back");
     }
 }
