@@ -476,10 +476,9 @@ fn id_after(toks: &[Tok], j: usize, kind: ImKind, mut marked: bool) -> Option<(S
             }
         }
         if toks.get(end).is_some_and(|t| t.c.is_ascii_alphabetic()) {
-            // letters after the digits: an id like `123abc` (WeChat only)
-            return (kind == ImKind::Wechat)
-                .then(|| word_id(toks, start, 6, 20, true))
-                .flatten();
+            // letters after the digits (`123abc`): no kind's id (a WeChat id starts with a
+            // letter)
+            return None;
         }
         let n = digits.len();
         let ok = match kind {
@@ -594,6 +593,7 @@ mod tests {
             "wxWidgets is a toolkit",
             "download telegram desktop",
             "QQ 2024 年度报告",
+            "vx: 123abc",
         ] {
             assert!(ids(text).is_empty(), "{text}: {:?}", ids(text));
         }
