@@ -244,8 +244,8 @@ impl RulesBuilder {
             // a part twice in one rule is one use; this rule's uses are the last ones (looking
             // only there keeps a part shared by many rules from costing each a scan of all)
             let uses = &mut self.uses[id as usize];
-            let this_rule = uses.iter().rev().take_while(|&&(r, _)| r == rule);
-            if !this_rule.into_iter().any(|&u| u == (rule, role)) {
+            let mut this_rule = uses.iter().rev().take_while(|&&(r, _)| r == rule);
+            if !this_rule.any(|&u| u == (rule, role)) {
                 uses.push((rule, role));
             }
         }
