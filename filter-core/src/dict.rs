@@ -66,7 +66,7 @@ use crate::matcher::Matcher;
 use crate::normalize::{MAX_WINDOW, Normalized, Table, Unit};
 use crate::options::{Options, is_invisible};
 use crate::rules::{PartHit, RuleHit, RuleOrigin, Rules, RulesBuilder};
-use crate::source::{self, LoadError, Sources};
+use crate::source::{self, LoadError, LoadWarning, Sources};
 use crate::types::{FilterResponse, Hit, Level, Verdict};
 
 /// 64-bit FNV-1a, stable across processes and releases (the version must be shareable).
@@ -263,6 +263,7 @@ pub struct Dictionary {
     table: Arc<Table>,
     version: u64,
     stats: DictStats,
+    warnings: Arc<[LoadWarning]>,
     /// some entry has a Latin letter: leet readings are tried
     leet: bool,
     /// some entry is a pinyin spelling: tone numbers are read as noise too
@@ -363,6 +364,20 @@ struct Folded1 {
     end: usize,
 }
 
+/// What adding an entry's pattern did.
+enum Added {
+    New,
+    /// it normalizes to nothing: no pattern
+    Empty,
+    /// the same pattern was there: merged into it
+    Merged,
+    /// merged, but the pattern keeps the category (and word) it had first
+    Recategorized {
+        first: String,
+        kept: String,
+    },
+}
+
 const GAP_WS: u8 = 1;
 const GAP_VISIBLE: u8 = 2;
 
@@ -421,9 +436,12 @@ impl Dictionary {
         table.options().fingerprint(&mut h);
         let mut pats: Vec<Pattern> = Vec::new();
         let mut keys = Keys::default();
-        // (entry, level (None: allow), category, pinyin spellings wanted, list index)
-        type Listed = (source::Entry, Option<Level>, Arc<str>, bool, u32);
+        // (entry, level (None: allow), category, pinyin spellings wanted, list index, source
+        // index into `names`)
+        type Listed = (source::Entry, Option<Level>, Arc<str>, bool, u32, u32);
         let mut all: Vec<Listed> = Vec::new();
+        // the sources' names, for warnings
+        let mut names: Vec<String> = Vec::new();
         let mut categories: HashMap<String, Arc<str>> = HashMap::new();
         let mut rules = RulesBuilder::default();
         let mut lists: Vec<ListInfo> = Vec::new();
@@ -455,6 +473,7 @@ impl Dictionary {
             let name = list.data.name();
             let entries = source::parse(&name, &source::read(&list.data)?)?;
             counted.push((index, entries.len()));
+            let src = names.len() as u32;
             let default_cat: Arc<str> = list
                 .category
                 .clone()
@@ -492,8 +511,9 @@ impl Dictionary {
                     );
                     continue;
                 }
-                all.push((e, Some(list.level), cat, list.pinyin, index));
+                all.push((e, Some(list.level), cat, list.pinyin, index, src));
             }
+            names.push(name);
         }
         for data in &sources.allow {
             let index = list_index(data.stem(), true, true);
@@ -511,8 +531,9 @@ impl Dictionary {
                             .into(),
                     });
                 }
-                all.push((e, None, cat.clone(), false, index));
+                all.push((e, None, cat.clone(), false, index, names.len() as u32));
             }
+            names.push(name);
         }
         // dedupe: hash of (units, allow) -> index; a hash collision between different
         // entries only costs a duplicate pattern, never a wrong answer
@@ -528,10 +549,11 @@ impl Dictionary {
                        pinyin: bool,
                        list: u32,
                        stats: &mut DictStats,
-                       part: u32| {
+                       part: u32|
+         -> Added {
             let Some((units, key)) = shape(&table, spelling) else {
                 stats.skipped += usize::from(!pinyin);
-                return;
+                return Added::Empty;
             };
             let mut wh = WordHasher::default();
             std::hash::Hash::hash(&units, &mut wh);
@@ -561,7 +583,13 @@ impl Dictionary {
                         pats[i].category = category.clone();
                         pats[i].word = word.into();
                     }
-                    return;
+                    if *pats[i].category != **category {
+                        return Added::Recategorized {
+                            first: pats[i].word.to_string(),
+                            kept: pats[i].category.to_string(),
+                        };
+                    }
+                    return Added::Merged;
                 }
                 Entry::Occupied(_) => {}
                 Entry::Vacant(v) => {
@@ -586,6 +614,7 @@ impl Dictionary {
                 list,
             });
             keys.push(&key);
+            Added::New
         };
         for list in &lists {
             h.write_str(&list.name);
@@ -595,19 +624,34 @@ impl Dictionary {
                 (false, false) => "named",
             });
         }
-        for (e, level, cat, pinyin, list) in &all {
+        let mut warnings = Vec::new();
+        for (e, level, cat, pinyin, list, src) in &all {
             h.write_str(level.map_or("allow", |l| l.as_str()));
             h.write_str(cat);
             h.write_str(&e.word);
             h.write_str(if *pinyin { "pinyin" } else { "" });
             h.write(&list.to_le_bytes());
-            add(
-                &e.word, &e.word, *level, cat, false, *list, &mut stats, NO_PART,
-            );
+            let (name, line, word) = (&names[*src as usize], e.line, &e.word);
+            match add(word, word, *level, cat, false, *list, &mut stats, NO_PART) {
+                Added::New | Added::Merged => {}
+                Added::Empty => warnings.push(LoadWarning::Empty {
+                    name: name.clone(),
+                    line,
+                    word: word.clone(),
+                }),
+                Added::Recategorized { first, kept } => warnings.push(LoadWarning::Category {
+                    name: name.clone(),
+                    line,
+                    word: word.clone(),
+                    list: lists[*list as usize].name.to_string(),
+                    first,
+                    kept,
+                }),
+            }
         }
         // pinyin spellings after every listed entry, so a listed Latin word never turns into a
         // spelling (with the English-word rule) by coming second
-        for (e, level, cat, _, list) in all.iter().filter(|a| a.3) {
+        for (e, level, cat, _, list, _) in all.iter().filter(|a| a.3) {
             for spelling in crate::pinyin::spellings(&e.word) {
                 add(
                     &spelling, &e.word, *level, cat, true, *list, &mut stats, NO_PART,
@@ -709,6 +753,7 @@ impl Dictionary {
             table,
             version: h.0,
             stats,
+            warnings: warnings.into(),
             leet,
             pinyin: pats.iter().any(|p| p.pinyin),
             pats: pats.into(),
@@ -753,6 +798,29 @@ impl Dictionary {
     /// across processes), for caches keyed on the dictionary set.
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// What the build left out, or kept other than a line says, in the order of the lines:
+    /// empty when every entry is in as written. The set is in use either way.
+    ///
+    /// ```
+    /// use espresso_filter_core::{Dictionary, Level, ListSource, LoadWarning, Options, Sources};
+    ///
+    /// let list = ListSource::inline("abuse", "idiot\n🙂🙂\nIDIOT\tinsult\n", Level::Danger);
+    /// let dict = Dictionary::build(&Sources::new().list(list), Options::default())?;
+    /// let warnings = dict.warnings();
+    /// assert!(matches!(&warnings[0], LoadWarning::Empty { line: 2, .. }));
+    /// assert!(matches!(&warnings[1], LoadWarning::Category { line: 3, kept, .. } if kept == "abuse"));
+    /// assert_eq!(
+    ///     warnings[1].to_string(),
+    ///     "abuse:3: `IDIOT` is already in list `abuse` as `idiot` with category `abuse`; its \
+    ///      hits report `abuse` (give both lines one category, or remove one)"
+    /// );
+    /// assert_eq!(dict.check("you IDIOT").hits[0].category, "abuse");
+    /// # Ok::<(), espresso_filter_core::LoadError>(())
+    /// ```
+    pub fn warnings(&self) -> &[LoadWarning] {
+        &self.warnings
     }
 
     /// Counts and automaton memory.

@@ -114,7 +114,7 @@ pub use engine::Engine;
 pub use normalize::Normalized;
 pub use options::{Charset, DEFAULT_NOISE_CHARS, NoiseSet, Options};
 pub use service::FilterService;
-pub use source::{ListData, ListSource, LoadError, Sources, builtin};
+pub use source::{ListData, ListSource, LoadError, LoadWarning, Sources, builtin};
 pub use types::{FilterRequest, FilterResponse, Hit, Level, Verdict};
 
 // The README is the crate page on crates.io; its example runs as a doctest so it stays true.

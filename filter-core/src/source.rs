@@ -319,6 +319,48 @@ pub enum LoadError {
     Invalid(String),
 }
 
+/// An entry a build kept out, or kept other than its line says; the build goes on.
+/// [`Dictionary::warnings`](crate::Dictionary::warnings) lists them, so that a caller can say
+/// so (the demo server logs each as a WARN, and `--check-config` prints them).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadWarning {
+    /// The entry is only noise under the options (e.g. emoji while emoji are noise): it
+    /// normalizes to nothing and could never match, so it is left out.
+    #[error(
+        "{name}:{line}: `{word}` normalizes to nothing (every character of it is noise) and \
+         never matches; remove it, or change the options that make its characters noise"
+    )]
+    Empty {
+        /// The file (or inline list) name.
+        name: String,
+        /// The 1-based line number.
+        line: usize,
+        /// The entry as written.
+        word: String,
+    },
+    /// The entry is already in its list with another category (after normalization, at the
+    /// same level): hits report the category it had first.
+    #[error(
+        "{name}:{line}: `{word}` is already in list `{list}` as `{first}` with category \
+         `{kept}`; its hits report `{kept}` (give both lines one category, or remove one)"
+    )]
+    Category {
+        /// The file (or inline list) name.
+        name: String,
+        /// The 1-based line number.
+        line: usize,
+        /// The entry as written.
+        word: String,
+        /// The list holding both.
+        list: String,
+        /// The entry as written first.
+        first: String,
+        /// The category hits report.
+        kept: String,
+    },
+}
+
 /// One parsed entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {

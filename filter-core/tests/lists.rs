@@ -1,8 +1,8 @@
 //! Lists by name: every hit names its list, and a check may use only some lists.
 
 use espresso_filter_core::{
-    Engine, FilterRequest, FilterService, Level, ListData, ListSource, LoadError, Options, Sources,
-    UnknownList, Verdict,
+    Dictionary, Engine, FilterRequest, FilterService, Level, ListData, ListSource, LoadError,
+    LoadWarning, Options, Sources, UnknownList, Verdict,
 };
 use tower::{Service, ServiceExt};
 
@@ -127,4 +127,55 @@ async fn the_service_checks_the_lists_a_request_names() {
         .await
         .unwrap();
     assert_eq!(r.hits.len(), 1);
+}
+
+#[test]
+fn entries_kept_out_or_recategorized_are_warned_of_and_nothing_else_is() {
+    let sources = Sources::new()
+        .list(ListSource::inline(
+            "a.txt",
+            "idiot\tinsult\n🍆\nIdiot\tinsult\nspam\tad\n",
+            Level::Normal,
+        ))
+        // the same list from a second file: a second category for `spam` at the same level,
+        // and `idiot` at a higher level (which takes the line's category, no warning)
+        .list(ListSource::inline("b.txt", "SPAM\tjunk\nidiot\tslur\n", Level::Normal).name("a"))
+        .list(ListSource::inline("b2.txt", "idiot\tslur\n", Level::Danger).name("a"))
+        // a word in another list, with another category: two lists, no warning
+        .list(ListSource::inline("c.txt", "spam\tother\n", Level::Normal))
+        .allow(ListData::Inline {
+            name: "ok.txt".into(),
+            text: "***\n".into(),
+        });
+    let dict = Dictionary::build(&sources, Options::default()).unwrap();
+    let seen: Vec<String> = dict.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        seen,
+        [
+            "a.txt:2: `🍆` normalizes to nothing (every character of it is noise) and never \
+             matches; remove it, or change the options that make its characters noise",
+            "b.txt:1: `SPAM` is already in list `a` as `spam` with category `ad`; its hits \
+             report `ad` (give both lines one category, or remove one)",
+            "b.txt:2: `idiot` is already in list `a` as `idiot` with category `insult`; its hits \
+             report `insult` (give both lines one category, or remove one)",
+            "ok.txt:1: `***` normalizes to nothing (every character of it is noise) and never \
+             matches; remove it, or change the options that make its characters noise",
+        ]
+    );
+    assert!(matches!(
+        &dict.warnings()[1],
+        LoadWarning::Category { name, line: 1, list, kept, .. }
+            if name == "b.txt" && list == "a" && kept == "ad"
+    ));
+    let r = dict.check("spam idiot");
+    let cats: Vec<_> = r
+        .hits
+        .iter()
+        .map(|h| (h.list.as_str(), h.category.as_str()))
+        .collect();
+    assert_eq!(cats, [("a", "ad"), ("a", "slur")]);
+    let r = dict.check_lists("spam", &["c"]).unwrap();
+    assert_eq!(r.hits[0].category, "other");
+    // the built-in lists build without a warning
+    assert_eq!(Dictionary::builtin().warnings(), []);
 }

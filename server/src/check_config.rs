@@ -43,6 +43,13 @@ use std::path::Path;
 /// let effective = espresso_server::check_config(&file).unwrap();
 /// assert!(effective.starts_with("# warning: lists.redis_url is set"), "{effective}");
 ///
+/// // a word list's entry that can never match, or a word listed with two categories: said
+/// std::fs::write(dir.path().join("danger.txt"), "idiot\n🙂\n").unwrap();
+/// std::fs::write(&file, "[[filter.lists]]\npath = \"danger.txt\"\nlevel = \"danger\"\n").unwrap();
+/// let effective = espresso_server::check_config(&file).unwrap();
+/// assert!(effective.starts_with("# warning: word lists: "), "{effective}");
+/// assert!(effective.contains("danger.txt:2: `🙂` normalizes to nothing"), "{effective}");
+///
 /// // an address the redis crate cannot use is an error naming the key
 /// std::fs::write(&file, "[cache]\nredis_url = \"redis://\"\n").unwrap();
 /// let error = espresso_server::check_config(&file).unwrap_err().to_string();
@@ -53,7 +60,7 @@ pub fn check_config(file: &Path) -> Result<String, BoxError> {
     // only work from the folder this ran in.
     let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
     let mut config = Config::load(&file)?;
-    Engine::load(
+    let lists = Engine::load(
         &reload::filter_sources(&config),
         reload::filter_options(&config)?,
     )?;
@@ -64,6 +71,9 @@ pub fn check_config(file: &Path) -> Result<String, BoxError> {
     let mut notes = String::new();
     for warning in config.warnings() {
         notes.push_str(&format!("# warning: {warning}\n"));
+    }
+    for warning in lists.dictionary().warnings() {
+        notes.push_str(&format!("# warning: word lists: {warning}\n"));
     }
     if !config.admin.token.is_empty() {
         config.admin.token.clear();

@@ -131,6 +131,7 @@ impl App {
         )
         .await?;
         metrics.dictionary_loaded(&filter);
+        reload::warn_lists(&filter.dictionary());
         let rate_limit = rate_limit::layer(&config.rate_limit, &metrics.registry)?;
         let rate_limit_quota = rate_limit.as_ref().map(|limit| limit.quota.clone());
         let state = AppState {

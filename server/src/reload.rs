@@ -7,12 +7,29 @@ use crate::{
     App,
     config::{self, Applies, Config},
 };
-use espresso_filter_core::{ListSource, Sources};
+use espresso_filter_core::{Dictionary, ListSource, Sources};
 use std::{
     hash::{DefaultHasher, Hash, Hasher},
     path::{Path, PathBuf},
     time::Duration,
 };
+
+/// Logs what a build of the word lists left out or kept other than its line says, one WARN
+/// each (the first few; `--check-config` prints them all): an entry that is only noise, a word
+/// listed twice with two categories. The lists are in use either way.
+pub(crate) fn warn_lists(dictionary: &Dictionary) {
+    const SHOWN: usize = 10;
+    let warnings = dictionary.warnings();
+    for warning in warnings.iter().take(SHOWN) {
+        tracing::warn!("word lists: {warning}");
+    }
+    if let Some(more) = warnings.len().checked_sub(SHOWN).filter(|&n| n > 0) {
+        tracing::warn!(
+            "word lists: {more} more warnings like these; `espresso-server --check-config FILE` \
+             prints them all"
+        );
+    }
+}
 
 /// The word lists a config names, or the built-in lists when it names none.
 pub(crate) fn filter_sources(config: &Config) -> Sources {
@@ -176,6 +193,7 @@ pub(crate) fn watch(
                     running = new;
                     app.metrics.reloads.with_label_values(&["applied"]).inc();
                     app.metrics.dictionary_loaded(&app.filter);
+                    warn_lists(&app.filter.dictionary());
                     tracing::info!(version, "config reloaded");
                 }
                 Err(error) => reject(&app, &error.to_string()),

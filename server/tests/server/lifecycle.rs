@@ -42,6 +42,34 @@ async fn word_list_changes_apply_without_restart() {
 }
 
 #[tokio::test]
+async fn list_entries_that_cannot_be_as_written_are_logged_and_the_rest_applies() {
+    let server = Server::start("").await;
+    write_atomically(
+        &server.path("words/danger.txt"),
+        format!("{DANGER}evil\n🙂\nBADWORD\tslur\n"),
+    );
+    eventually(|| async { server.filter("new evil here").await.json()["verdict"] == "block" })
+        .await;
+    let logs = server.logs();
+    let warned = |needle: &str| {
+        logs.iter()
+            .any(|l| l.contains("WARN") && l.contains("word lists: ") && l.contains(needle))
+    };
+    assert!(
+        warned("danger.txt:5: `🙂` normalizes to nothing"),
+        "{logs:#?}"
+    );
+    assert!(
+        warned(
+            "danger.txt:6: `BADWORD` is already in list `danger` as `badword` with category `abuse`"
+        ),
+        "{logs:#?}"
+    );
+    let hit = &server.filter("a BADWORD").await.json()["hits"][0];
+    assert_eq!(hit["category"], "abuse");
+}
+
+#[tokio::test]
 async fn sighup_applies_changes_at_once_with_polling_off() {
     let config =
         harness::config("", "").replace("reload_interval_ms = 100", "reload_interval_ms = 0");
