@@ -106,11 +106,13 @@ fn an_im_keyword_of_noise_only_is_an_error() {
     for keyword in ["😀", "*", "· ·"] {
         let detectors = Detectors::new()
             .im(DetectorMode::Review)
-            .im_keywords("kw.txt", &format!("{keyword}\twechat\n"))
+            .im_keywords("kw.txt", &format!("# mine\ngood\tqq\n{keyword}\twechat\n"))
             .unwrap();
         let err = Engine::load(&Sources::new(), Options::default().detectors(detectors))
             .expect_err(keyword);
         assert!(matches!(err, LoadError::Invalid(_)), "{keyword}: {err}");
+        // the file and line, as for the other errors of a keyword file
+        assert!(err.to_string().starts_with("kw.txt:3: IM keyword"), "{err}");
     }
 }
 

@@ -67,7 +67,8 @@ pub fn check_config(file: &Path) -> Result<String, BoxError> {
     // the token file is read at start-up: missing or empty is an error there, so here too
     crate::admin_token(&config.admin)?;
     // and so are the stored API lists (whether the lists API is on or not, they are applied)
-    crate::lists::check_stored(&reload::filter_sources(&config), &config.lists)?;
+    crate::lists::check_stored(&reload::filter_sources(&config), &config.lists)
+        .map_err(|error| crate::lists::NameClash::in_config(error, &file))?;
     let mut notes = String::new();
     for warning in config.warnings() {
         notes.push_str(&format!("# warning: {warning}\n"));

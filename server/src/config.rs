@@ -555,6 +555,41 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// `message` about the word list named `list` (a file's stem), at the line of `file` that
+    /// names that file, `filter.lists.path` or `filter.allow`.
+    pub(crate) fn at_list(file: &Path, list: &str, message: String) -> Self {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let names_it = |line: &str| {
+            // the quoted values of the line: every second piece between quotes
+            line.split(['"', '\''])
+                .skip(1)
+                .step_by(2)
+                .any(|value| Path::new(value).file_stem() == Some(std::ffi::OsStr::new(list)))
+        };
+        let line = text.lines().position(names_it);
+        let key = line.map(|i| {
+            if text
+                .lines()
+                .nth(i)
+                .unwrap_or("")
+                .trim_start()
+                .starts_with("path")
+            {
+                "filter.lists.path"
+            } else {
+                "filter.allow"
+            }
+        });
+        ConfigError {
+            file: file.to_owned(),
+            line: line.map(|i| i + 1),
+            key: key.map(str::to_owned),
+            message,
+        }
+    }
+}
+
 impl Config {
     /// Reads, parses and checks a config file. Relative paths inside it are made relative to
     /// the file's folder.
@@ -610,10 +645,16 @@ impl Config {
         for (key, written) in files {
             let path = base.join(written);
             let readable = std::fs::metadata(&path).and_then(|meta| {
-                if meta.is_file() {
-                    std::fs::File::open(&path).map(drop)
-                } else {
+                if !meta.is_file() {
                     Err(std::io::Error::other("not a file"))
+                } else if key == "admin.token_file"
+                    && self.admin.token.is_empty()
+                    && std::fs::read_to_string(&path)?.trim().is_empty()
+                {
+                    // the token is read at start-up, where an empty one is an error too
+                    Err(std::io::Error::other("the file is empty"))
+                } else {
+                    std::fs::File::open(&path).map(drop)
                 }
             });
             if let Err(e) = readable {
@@ -1610,10 +1651,24 @@ level = "normal"
             ),
             ("[log]\nfile = \"a.txt/x.log\"\n", "line 2, key `log.file`"),
             ("[log]\nfile = \".\"\n", "line 2, key `log.file`"),
+            // a token file of white space only: no token
+            (
+                "[server]\n[admin]\ntoken_file = \"blank.txt\"\n",
+                "line 3, key `admin.token_file`: cannot read token file",
+            ),
         ] {
+            std::fs::write(dir.path().join("blank.txt"), " \n\t\n").unwrap();
             let msg = Config::from_text(&file, text).unwrap_err().to_string();
             assert!(msg.contains(key), "{msg}");
         }
+        std::fs::write(dir.path().join("blank.txt"), " \n").unwrap();
+        let msg = Config::from_text(&file, "[admin]\ntoken_file = \"blank.txt\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.ends_with("blank.txt: the file is empty"), "{msg}");
+        // not read when `admin.token` is set (a warning says so), so not an error
+        let text = "[admin]\ntoken = \"t0ken\"\ntoken_file = \"blank.txt\"\n";
+        assert!(Config::from_text(&file, text).is_ok());
     }
 
     #[test]

@@ -495,7 +495,12 @@ pub async fn run(options: Options) -> Result<(), Box<dyn std::error::Error + Sen
         config.server.listen = listen;
     }
     let max_connections = limits::max_connections(&config.server);
-    let (app, rate_limit) = App::new(&config).await?;
+    let (app, rate_limit) = App::new(&config)
+        .await
+        .map_err(|error| match &options.config {
+            Some(file) => lists::NameClash::in_config(error, file),
+            None => error,
+        })?;
     tokio::spawn(app.lists.clone().follow());
     tokio::spawn(warn_if_redis_is_down(config.clone()));
     let stack = stack(&app, &config, rate_limit).await?;

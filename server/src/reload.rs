@@ -196,7 +196,10 @@ pub(crate) fn watch(
                     warn_lists(&app.filter.dictionary());
                     tracing::info!(version, "config reloaded");
                 }
-                Err(error) => reject(&app, &error.to_string()),
+                Err(error) => reject(
+                    &app,
+                    &crate::lists::NameClash::in_config(error, &path).to_string(),
+                ),
             }
         }
     }

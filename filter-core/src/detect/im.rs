@@ -5,6 +5,7 @@ use super::Found;
 use super::stream::{GLUED, Tok, digit_of};
 use crate::fold::fold_char;
 use crate::source::LoadError;
+use std::sync::Arc;
 
 /// The messenger a keyword names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,6 +34,8 @@ impl ImKind {
 pub(crate) struct Keywords {
     /// (folded keyword, kind), longest first
     list: Vec<(Vec<char>, ImKind)>,
+    /// (folded keyword, the list's name, its line) as added, for errors that name the line
+    origins: Vec<(Vec<char>, Arc<str>, usize)>,
     /// the first characters of the keywords, sorted (most positions start none)
     firsts: Vec<char>,
     /// the keywords of ASCII letters, for the quick look (see [`Latin`])
@@ -84,6 +87,7 @@ impl Keywords {
     pub(crate) fn builtin() -> Keywords {
         let mut k = Keywords {
             list: Vec::new(),
+            origins: Vec::new(),
             firsts: Vec::new(),
             latin: Latin::default(),
             loose: None,
@@ -98,15 +102,17 @@ impl Keywords {
     }
 
     /// Adds the keywords of `text` (`keyword<TAB>kind` lines).
-    /// A keyword every char of which `noise` skips, if any (as written, folded).
-    pub(crate) fn only_noise(&self, noise: &crate::NoiseSet) -> Option<String> {
-        self.list
+    /// A keyword every char of which `noise` skips, if any: `(keyword folded, list name,
+    /// line)`.
+    pub(crate) fn only_noise(&self, noise: &crate::NoiseSet) -> Option<(String, &str, usize)> {
+        self.origins
             .iter()
-            .find(|(w, _)| w.iter().all(|&c| noise.contains_folded(c)))
-            .map(|(w, _)| w.iter().collect())
+            .find(|(w, ..)| w.iter().all(|&c| noise.contains_folded(c)))
+            .map(|(w, name, line)| (w.iter().collect(), &**name, *line))
     }
 
     pub(crate) fn extend(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
+        let list_name: Arc<str> = name.into();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim_end_matches('\r');
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
@@ -142,6 +148,8 @@ impl Keywords {
             if folded.is_empty() {
                 return Err(err("empty keyword".into()));
             }
+            self.origins
+                .push((folded.clone(), list_name.clone(), n + 1));
             self.list.push((folded, kind));
         }
         // longest first; a keyword listed twice is kept once

@@ -275,10 +275,10 @@ impl Detectors {
                  give `example.com` for it and its subdomains)"
             ));
         }
-        let bad = self.keywords.only_noise(noise)?;
+        let (bad, name, line) = self.keywords.only_noise(noise)?;
         Some(format!(
-            "IM keyword {bad:?} is made only of noise characters, which matching skips: it \
-             can never match"
+            "{name}:{line}: IM keyword {bad:?} is made only of noise characters, which matching \
+             skips: it can never match"
         ))
     }
 

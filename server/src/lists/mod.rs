@@ -658,18 +658,39 @@ fn config_names(config: &Sources) -> impl Iterator<Item = String> + '_ {
 /// A list of the config file that has the name of an API list: an error, at start-up and at a
 /// reload (which then keeps the running config). Two lists of one name could not be told apart
 /// in hits and in `"lists"`, and the API one could no longer be changed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "list {} is both a list of the config file and a list of the lists API: rename the file, \
+     or remove the API list first (DELETE /v1/lists/{name})",
+    crate::quoted(name)
+)]
+pub(crate) struct NameClash {
+    name: String,
+}
+
+impl NameClash {
+    /// `error`, when it is a [`NameClash`], as an error of the config `file` at the line that
+    /// names the list; any other error as it is.
+    pub(crate) fn in_config(error: crate::BoxError, file: &std::path::Path) -> crate::BoxError {
+        match error.downcast::<NameClash>() {
+            Ok(clash) => Box::new(crate::config::ConfigError::at_list(
+                file,
+                &clash.name,
+                clash.to_string(),
+            )),
+            Err(error) => error,
+        }
+    }
+}
+
 fn check_names<'a>(
     config: &Sources,
     mut api: impl Iterator<Item = &'a ApiList>,
-) -> Result<(), crate::BoxError> {
+) -> Result<(), NameClash> {
     match api.find(|list| config_names(config).any(|name| name == list.name)) {
-        Some(list) => Err(format!(
-            "list {} is both a list of the config file and a list of the lists API: rename the \
-             file, or remove the API list first (DELETE /v1/lists/{})",
-            crate::quoted(&list.name),
-            list.name
-        )
-        .into()),
+        Some(list) => Err(NameClash {
+            name: list.name.clone(),
+        }),
         None => Ok(()),
     }
 }
@@ -682,7 +703,7 @@ pub(crate) fn check_stored(
     lists: &crate::config::ListsConfig,
 ) -> Result<(), crate::BoxError> {
     match Store::from_config(lists)? {
-        Store::File(file) => check_names(config, file.load()?.iter()),
+        Store::File(file) => Ok(check_names(config, file.load()?.iter())?),
         Store::Redis(_) => Ok(()),
     }
 }
@@ -882,5 +903,30 @@ mod tests {
         // the running lists stay
         assert_eq!(engine.check("casino").verdict, Verdict::Review);
         assert_eq!(engine.check("lottery").verdict, Verdict::Pass);
+
+        // an operator's config: the error names its file, the line and the key
+        std::fs::write(dir.path().join("danger.txt"), "idiot\n").unwrap();
+        std::fs::write(dir.path().join("spam.txt"), "lottery\n").unwrap();
+        let file = dir.path().join("espresso.toml");
+        let written = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            crate::check_config(&file).unwrap_err().to_string()
+        };
+        let error = written(
+            "[[filter.lists]]\npath = \"danger.txt\"\nlevel = \"danger\"\n\
+             [[filter.lists]]\npath = \"spam.txt\"\nlevel = \"normal\"\n",
+        );
+        assert!(
+            error.contains("espresso.toml, line 5, key `filter.lists.path`: list \"spam\" is both"),
+            "{error}"
+        );
+        let error = written(
+            "[filter]\nallow = [\n  'danger.txt',\n  'spam.txt',\n]\n\
+             [[filter.lists]]\npath = \"danger.txt\"\nlevel = \"danger\"\n",
+        );
+        assert!(
+            error.contains("espresso.toml, line 4, key `filter.allow`: list \"spam\" is both"),
+            "{error}"
+        );
     }
 }
