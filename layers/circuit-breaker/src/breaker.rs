@@ -294,7 +294,14 @@ impl CircuitBreaker {
                 PhaseKind::Open { until, attempt }
                     if now >= *until && (by_call || self.shared.config.automatic_transition) =>
                 {
-                    let (generation, attempt, at) = (phase.generation, *attempt, *until);
+                    // a timer moves it when the wait ends; without one, the call does, and the
+                    // half-open wait counts from the call
+                    let at = if self.shared.config.automatic_transition {
+                        *until
+                    } else {
+                        now
+                    };
+                    let (generation, attempt) = (phase.generation, *attempt);
                     drop(phase);
                     self.transition(Some(generation), Target::HalfOpen { attempt }, at);
                 }

@@ -245,7 +245,9 @@ impl CircuitBreakerBuilder {
 
     /// Whether OPEN becomes HALF_OPEN by itself when the wait is over (default `true`). When
     /// `false`, [`state`](crate::CircuitBreaker::state) keeps saying OPEN until a call arrives
-    /// (resilience4j's default); calls are let through after the wait either way.
+    /// (resilience4j's default), and that call moves it: a
+    /// [`max_wait_in_half_open`](Self::max_wait_in_half_open) counts from it. Calls are let
+    /// through after the wait either way.
     pub fn automatic_transition_from_open_to_half_open(mut self, enabled: bool) -> Self {
         self.config.automatic_transition = enabled;
         self

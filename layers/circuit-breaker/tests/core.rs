@@ -288,6 +288,30 @@ async fn without_automatic_transition_it_stays_open_until_a_call_comes() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn without_automatic_transition_the_half_open_wait_starts_at_the_call() {
+    // A breaker with nobody calling for long past both waits: the first call is a probe, and
+    // the half-open wait counts from it, not from the end of the open wait.
+    let b = small()
+        .automatic_transition_from_open_to_half_open(false)
+        .max_wait_in_half_open(secs(1))
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        fail(&b);
+    }
+    advance(secs(3600)).await;
+    let probe = b
+        .try_acquire()
+        .expect("the wait is over: a probe goes through");
+    assert_eq!(b.state(), State::HalfOpen);
+    advance(ms(900)).await;
+    assert_eq!(b.state(), State::HalfOpen);
+    probe.record(Outcome::Success, ms(1));
+    advance(ms(200)).await; // the half-open wait, counted from the call, is over
+    assert_eq!(b.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
 async fn half_open_lets_exactly_n_probes_through_and_their_outcome_decides() {
     let b = small().build().unwrap();
     for _ in 0..4 {
