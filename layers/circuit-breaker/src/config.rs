@@ -6,8 +6,10 @@ use crate::{Event, wait::WaitInterval};
 use espresso_common::classify::Outcome;
 use std::{fmt, sync::Arc, time::Duration};
 
-/// The largest count-based window (and the most calls one time bucket can hold).
-pub const MAX_WINDOW_SIZE: u32 = (1 << 21) - 1;
+/// The largest count-based window, and the most trial calls in HALF_OPEN.
+// The count window packs its totals in 21-bit fields, and a call is added before the one it
+// displaces is taken away: half of a field is headroom for that many records at once.
+pub const MAX_WINDOW_SIZE: u32 = 1 << 20;
 
 /// Which recent calls the breaker looks at when it decides to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
