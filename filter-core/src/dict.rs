@@ -436,12 +436,11 @@ impl Dictionary {
         table.options().fingerprint(&mut h);
         let mut pats: Vec<Pattern> = Vec::new();
         let mut keys = Keys::default();
-        // (entry, level (None: allow), category, pinyin spellings wanted, list index, source
-        // index into `names`)
-        type Listed = (source::Entry, Option<Level>, Arc<str>, bool, u32, u32);
+        // (entry, level (None: allow), category, pinyin spellings wanted, list index)
+        type Listed = (source::Entry, Option<Level>, Arc<str>, bool, u32);
         let mut all: Vec<Listed> = Vec::new();
-        // the sources' names, for warnings
-        let mut names: Vec<String> = Vec::new();
+        // (index in `all` of a source's first entry, its name), for warnings
+        let mut names: Vec<(usize, String)> = Vec::new();
         let mut categories: HashMap<String, Arc<str>> = HashMap::new();
         let mut rules = RulesBuilder::default();
         let mut lists: Vec<ListInfo> = Vec::new();
@@ -473,7 +472,7 @@ impl Dictionary {
             let name = list.data.name();
             let entries = source::parse(&name, &source::read(&list.data)?)?;
             counted.push((index, entries.len()));
-            let src = names.len() as u32;
+            names.push((all.len(), name.clone()));
             let default_cat: Arc<str> = list
                 .category
                 .clone()
@@ -511,15 +510,15 @@ impl Dictionary {
                     );
                     continue;
                 }
-                all.push((e, Some(list.level), cat, list.pinyin, index, src));
+                all.push((e, Some(list.level), cat, list.pinyin, index));
             }
-            names.push(name);
         }
         for data in &sources.allow {
             let index = list_index(data.stem(), true, true);
             let name = data.name();
             let entries = source::parse(&name, &source::read(data)?)?;
             counted.push((index, entries.len()));
+            names.push((all.len(), name.clone()));
             let cat: Arc<str> = Arc::from("allow");
             for e in entries {
                 if e.rule.is_some() {
@@ -531,9 +530,8 @@ impl Dictionary {
                             .into(),
                     });
                 }
-                all.push((e, None, cat.clone(), false, index, names.len() as u32));
+                all.push((e, None, cat.clone(), false, index));
             }
-            names.push(name);
         }
         // dedupe: hash of (units, allow) -> index; a hash collision between different
         // entries only costs a duplicate pattern, never a wrong answer
@@ -583,7 +581,8 @@ impl Dictionary {
                         pats[i].category = category.clone();
                         pats[i].word = word.into();
                     }
-                    if *pats[i].category != **category {
+                    // (a listed entry's; spellings and rule parts say nothing)
+                    if !pinyin && part == NO_PART && *pats[i].category != **category {
                         return Added::Recategorized {
                             first: pats[i].word.to_string(),
                             kept: pats[i].category.to_string(),
@@ -625,22 +624,28 @@ impl Dictionary {
             });
         }
         let mut warnings = Vec::new();
-        for (e, level, cat, pinyin, list, src) in &all {
+        for (at, (e, level, cat, pinyin, list)) in all.iter().enumerate() {
             h.write_str(level.map_or("allow", |l| l.as_str()));
             h.write_str(cat);
             h.write_str(&e.word);
             h.write_str(if *pinyin { "pinyin" } else { "" });
             h.write(&list.to_le_bytes());
-            let (name, line, word) = (&names[*src as usize], e.line, &e.word);
+            // the source of entry `at`: the last to start at or before it
+            let name = || {
+                names[names.partition_point(|&(start, _)| start <= at) - 1]
+                    .1
+                    .clone()
+            };
+            let (line, word) = (e.line, &e.word);
             match add(word, word, *level, cat, false, *list, &mut stats, NO_PART) {
                 Added::New | Added::Merged => {}
                 Added::Empty => warnings.push(LoadWarning::Empty {
-                    name: name.clone(),
+                    name: name(),
                     line,
                     word: word.clone(),
                 }),
                 Added::Recategorized { first, kept } => warnings.push(LoadWarning::Category {
-                    name: name.clone(),
+                    name: name(),
                     line,
                     word: word.clone(),
                     list: lists[*list as usize].name.to_string(),
@@ -651,7 +656,7 @@ impl Dictionary {
         }
         // pinyin spellings after every listed entry, so a listed Latin word never turns into a
         // spelling (with the English-word rule) by coming second
-        for (e, level, cat, _, list, _) in all.iter().filter(|a| a.3) {
+        for (e, level, cat, _, list) in all.iter().filter(|a| a.3) {
             for spelling in crate::pinyin::spellings(&e.word) {
                 add(
                     &spelling, &e.word, *level, cat, true, *list, &mut stats, NO_PART,
