@@ -308,6 +308,7 @@ impl Core {
         if freed {
             // a limit raised now may admit waiters
             gate.drain();
+            self.inflight_gauge(&gate);
         } else {
             self.give_back(&mut gate);
         }

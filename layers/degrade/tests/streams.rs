@@ -46,3 +46,58 @@ async fn a_long_healthy_stream_is_a_short_round_trip_and_a_failure_in_its_traile
     }
     assert_eq!(layer.inflight(), 0);
 }
+
+#[cfg(feature = "metrics")]
+#[tokio::test(start_paused = true)]
+async fn a_stream_that_raises_the_limit_as_it_ends_shows_the_waiters_it_admits_in_flight() {
+    use espresso_degrade::DegradeMetrics;
+    use std::sync::Arc;
+    use tokio::sync::Semaphore;
+
+    let registry = prometheus::Registry::new();
+    let layer = DegradeLayer::new(Aimd::new().initial_limit(1).min_limit(1).max_limit(4))
+        .queue(4)
+        .name("api")
+        .metrics(DegradeMetrics::register(&registry).unwrap());
+    let (backend, mut senders) = streaming_backend();
+    let streams = layer.layer(backend);
+    // calls answered when the test lets them
+    let open = Arc::new(Semaphore::new(0));
+    let held = layer.layer(tower::service_fn({
+        let open = open.clone();
+        move |_: Request<&'static str>| {
+            let open = open.clone();
+            async move {
+                open.acquire().await.unwrap().forget();
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            }
+        }
+    }));
+    let (stream, sender) = open_stream(&streams, &mut senders).await;
+    let first = tokio::spawn(held.clone().oneshot(Request::new("a")));
+    let second = tokio::spawn(held.clone().oneshot(Request::new("b")));
+    tokio::task::yield_now().await;
+    assert_eq!(layer.inflight(), 1, "the second call waits for a place");
+    assert!(!second.is_finished());
+    // the stream's healthy end raises the limit to 2, which lets the second call in
+    read_stream(stream.into_body(), sender, Duration::ZERO, "0").await;
+    tokio::task::yield_now().await;
+    assert_eq!((layer.current_limit(), layer.inflight()), (2, 2));
+    let text = {
+        let mut out = Vec::new();
+        prometheus::Encoder::encode(
+            &prometheus::TextEncoder::new(),
+            &registry.gather(),
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    assert!(
+        text.contains("espresso_degrade_inflight{name=\"api\"} 2"),
+        "{text}"
+    );
+    open.add_permits(2);
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+}
