@@ -76,6 +76,29 @@ impl Code {
         ALL.get(n as usize).copied()
     }
 
+    /// The code a gRPC client reads from an answer with HTTP `status` other than 200 and no
+    /// `grpc-status` (a proxy's or a load balancer's), per gRPC's HTTP to gRPC status mapping:
+    /// 400 `Internal`, 401 `Unauthenticated`, 403 `PermissionDenied`, 404 `Unimplemented`,
+    /// 429, 502, 503 and 504 `Unavailable`, any other `Unknown`.
+    ///
+    /// ```
+    /// use espresso_common::grpc::Code;
+    /// use http::StatusCode;
+    ///
+    /// assert_eq!(Code::from_http(StatusCode::SERVICE_UNAVAILABLE), Code::Unavailable);
+    /// assert_eq!(Code::from_http(StatusCode::IM_A_TEAPOT), Code::Unknown);
+    /// ```
+    pub fn from_http(status: http::StatusCode) -> Self {
+        match status.as_u16() {
+            400 => Code::Internal,
+            401 => Code::Unauthenticated,
+            403 => Code::PermissionDenied,
+            404 => Code::Unimplemented,
+            429 | 502 | 503 | 504 => Code::Unavailable,
+            _ => Code::Unknown,
+        }
+    }
+
     /// The `grpc-status` header value for this code.
     pub fn header_value(self) -> HeaderValue {
         HeaderValue::from(self as u16)

@@ -157,6 +157,8 @@ impl Call {
         match (end, self.status) {
             (End::Cancelled, _) => "cancelled",
             (End::Error, _) | (_, Status::Pending) => "error",
+            // a gRPC call answered without gRPC (a proxy's 503): what its client reads
+            (End::Complete, Status::Http(s)) if self.grpc => grpc_name(Code::from_http(s)),
             (End::Complete, Status::Http(s)) => http_status_label(s),
             (End::Complete, Status::GrpcPending) => grpc_name(GrpcStatus.eos(None)),
             (End::Complete, Status::Grpc(code)) => grpc_name(code),

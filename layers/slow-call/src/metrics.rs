@@ -31,9 +31,14 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
 /// - `espresso_slow_calls_total{route}`: requests slower than their threshold.
 /// - `http_server_active_requests`: requests in flight (body not finished yet).
 ///
-/// `status` is the HTTP status code (`"200"`), the gRPC status name for gRPC calls (`"OK"`,
-/// `"UNAVAILABLE"`), `"cancelled"` when the client went away first, and `"error"` when the inner
-/// service or the body failed. `route` is a known route or
+/// `status` is the HTTP status code (`"200"`) of the codes services commonly answer (200, 201,
+/// 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 499, 500,
+/// 501, 502, 503, 504) and the class of any other (`"2xx"`, `"4xx"`), so that a backend's odd
+/// codes cannot grow the label set; the gRPC status name for gRPC calls (`"OK"`,
+/// `"UNAVAILABLE"`; a gRPC call answered with an HTTP status other than 200, a proxy's `503`
+/// say, by the name gRPC's HTTP mapping gives it, `"UNAVAILABLE"`); `"cancelled"` when the
+/// client went away first, and `"error"` when the inner service or the body failed. The
+/// slow-call log line gives the exact HTTP status. `route` is a known route or
 /// [`UNMATCHED_ROUTE`](crate::UNMATCHED_ROUTE); `method` is a standard method or `_OTHER`.
 ///
 /// A layer given these metrics exports `espresso_slow_calls_total` at 0 for every route it

@@ -10,7 +10,7 @@ mod support;
 use bytes::Bytes;
 use espresso_common::RequestId;
 use espresso_slow_call::{SlowCallLayer, SlowCallMetrics, UNMATCHED_ROUTE};
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
 use std::{
@@ -329,6 +329,37 @@ async fn trailers_end_the_body_even_where_it_does_not_say_so() {
     let (count, _) = histogram(&registry, "POST", "/pkg.Svc/Watch", "UNAVAILABLE");
     assert_eq!(count, 1);
     assert_eq!(value(&registry, "http_server_active_requests", &[]), 0.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grpc_call_answered_without_grpc_is_labelled_as_its_client_reads_it() {
+    // A proxy in front of a gRPC service answers 503 with no `grpc-status`: the client reads
+    // UNAVAILABLE (gRPC's HTTP mapping), and so does the metric; the log keeps the HTTP status.
+    let (events, _guard) = capture();
+    let registry = prometheus::Registry::new();
+    let layer = SlowCallLayer::new(10 * MS)
+        .route("/pkg.Svc/Check")
+        .metrics(SlowCallMetrics::register(&registry).unwrap());
+    let service = layer.layer(service_fn(|_: Request<Full<Bytes>>| async {
+        sleep(15 * MS).await;
+        let response = Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        Ok::<_, Infallible>(response)
+    }));
+    let mut request = request("/pkg.Svc/Check");
+    let grpc = HeaderValue::from_static("application/grpc");
+    request.headers_mut().insert("content-type", grpc);
+    let response = service.oneshot(request).await.unwrap();
+    response.into_body().collect().await.unwrap();
+
+    let events = events.take();
+    assert_eq!(events[0].get("status"), "503");
+    let (count, _) = histogram(&registry, "POST", "/pkg.Svc/Check", "UNAVAILABLE");
+    assert_eq!(count, 1);
+    let (count, _) = histogram(&registry, "POST", "/pkg.Svc/Check", "503");
+    assert_eq!(count, 0);
 }
 
 #[tokio::test(start_paused = true)]
