@@ -85,6 +85,13 @@ impl<Key: LimitKey> QuotaConfig<Key> {
 /// quota applies to the history the key already has: a key that just spent its burst under the
 /// old quota is not handed a fresh one.
 ///
+/// With several quotas, that history is kept by place in the list: the first quota of the new
+/// set goes on from the first of the old, and so on; a quota added at the end starts fresh.
+/// Keep each quota in its place to keep its history: removing or moving one in front of others
+/// hands them another quota's history (`[per_second, per_minute]` changed to `[per_minute]`
+/// would give the minute quota the second quota's history), and [`set`](Self::set) logs a WARN
+/// when a named quota changes place.
+///
 /// ```
 /// use espresso_rate_limit::{Global, Quota, RateLimitLayer};
 ///
@@ -166,6 +173,26 @@ impl<Key> CachedConfig<Key> {
     }
 }
 
+/// Logs a WARN for each named quota of `new` that is in another place in `old`: keys keep
+/// their history by place, so it would go on from another quota's.
+fn warn_if_moved(old: &Quotas, new: &Quotas) {
+    for (at, quota) in new.iter().enumerate() {
+        let Some(name) = quota.name() else { continue };
+        if let Some(was) = old.iter().position(|q| q.name() == Some(name))
+            && was != at
+        {
+            tracing::warn!(
+                quota = name,
+                from = was,
+                to = at,
+                "rate limit quota changes place in the list: keys keep their history by place, \
+                 so it goes on from another quota's; keep each quota in its place (add new ones \
+                 at the end)"
+            );
+        }
+    }
+}
+
 impl<Key> Clone for QuotaHandle<Key> {
     fn clone(&self) -> Self {
         Self {
@@ -209,6 +236,7 @@ impl<Key: LimitKey> QuotaHandle<Key> {
     /// Replaces the default quotas.
     pub fn set(&self, quotas: impl Into<Quotas>) {
         let quotas = quotas.into();
+        warn_if_moved(&self.load().default, &quotas);
         self.update(|c| c.default = quotas.clone());
     }
 

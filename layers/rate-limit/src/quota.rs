@@ -31,10 +31,10 @@ use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 ///
 /// # Edge cases
 ///
-/// - `count == 0` blocks every request (useful as a per-key override that bans a key); the
-///   `Retry-After` answered is the period.
+/// - `count == 0` blocks every request (useful as a per-key override that bans a key), whatever
+///   the period; the `Retry-After` answered is the period, at least one second.
 /// - A burst of 0 is taken as 1.
-/// - A zero period admits everything.
+/// - A zero period admits everything (but with a count of 0).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Quota {
     count: u32,
@@ -260,11 +260,16 @@ impl Quotas {
                 } else {
                     duration_nanos(q.emission_interval())
                 };
+                // a blocked key's wait, answered in `Retry-After`: never 0
+                let period = match q.count {
+                    0 => duration_nanos(q.period).max(1_000_000_000),
+                    _ => duration_nanos(q.period),
+                };
                 Compiled {
                     t,
                     tau: t.saturating_mul(u64::from(q.burst_size())),
                     burst: u64::from(q.burst_size()),
-                    period: duration_nanos(q.period),
+                    period,
                     name,
                 }
             })
@@ -292,6 +297,9 @@ impl Quotas {
 fn ietf_quota(q: &Quota) -> (u64, u64) {
     let secs = q.period.as_secs_f64();
     let window = (secs.ceil() as u64).max(1);
+    if q.count == 0 {
+        return (0, window);
+    }
     if secs <= 0.0 {
         return (u64::from(u32::MAX), window);
     }
@@ -401,6 +409,16 @@ mod tests {
         assert_eq!(q.policy_header(), "\"fast-path\";q=10;w=1");
         let q: Quotas = Quota::per_minute(10).named("9lives").into();
         assert_eq!(q.policy_header(), "\"q9lives\";q=10;w=60");
+        // a count of 0 blocks whatever the period, and says so; a zero period alone admits all
+        let q: Quotas = Quota::new(0, Duration::ZERO).into();
+        assert_eq!(q.policy_header(), "\"default\";q=0;w=1");
+        assert_eq!(
+            q.compiled()[0].period,
+            1_000_000_000,
+            "Retry-After is never 0"
+        );
+        let q: Quotas = Quota::new(5, Duration::ZERO).into();
+        assert_eq!(q.policy_header(), "\"default\";q=4294967295;w=1");
     }
 
     #[test]

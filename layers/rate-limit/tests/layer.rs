@@ -337,6 +337,32 @@ async fn keyless_requests_share_a_bucket_or_pass_only_when_asked() {
     }
 }
 
+#[test]
+fn a_named_quota_that_changes_place_is_warned_of() {
+    // Keys keep their history by place: `slow` moved to the front would go on from `fast`'s.
+    let logs = Logs::default();
+    let _guard = logs.capture();
+    let layer = RateLimitLayer::new([
+        Quota::per_second(100).named("fast"),
+        Quota::per_minute(5).named("slow"),
+    ]);
+    let handle = layer.quota_handle();
+    // the same places, or one more at the end: nothing to say
+    handle.set([
+        Quota::per_second(50).named("fast"),
+        Quota::per_minute(5).named("slow"),
+        Quota::per_hour(100).named("hourly"),
+    ]);
+    assert_eq!(logs.text(), "");
+    handle.set(Quota::per_minute(5).named("slow"));
+    let text = logs.text();
+    assert!(
+        text.contains("WARN") && text.contains("quota=\"slow\" from=1 to=0"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn per_key_overrides_by_map_and_closure() {
     let vip_quota: Quotas = Quota::per_second(3).into();

@@ -104,7 +104,7 @@ impl<K: Hash + Eq + Clone> Leases<K> {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
-            shard_cap: max_keys.div_ceil(SHARDS).max(1),
+            shard_cap: (max_keys / SHARDS).max(1),
             interval: crate::quota::duration_nanos(interval).max(1),
             epoch: Instant::now(),
             jitter: AtomicU64::new(RandomState::new().hash_one(0u8) | 1),
@@ -132,14 +132,16 @@ impl<K: Hash + Eq + Clone> Leases<K> {
         }
         let lease = shard.entry(key.clone()).or_default();
         lease.seen += 1;
-        if lease.refused_until > now {
-            let wait = Duration::from_nanos(lease.refused_until - now);
-            return (Step::Decided(refused(wait)), None);
-        }
         if lease.expires <= now {
             lease.tokens = 0;
         }
         if lease.tokens == 0 {
+            // tokens held are spent first: a renewal the GCRA refused says only that no more
+            // come for now
+            if lease.refused_until > now {
+                let wait = Duration::from_nanos(lease.refused_until - now);
+                return (Step::Decided(refused(wait)), None);
+            }
             if lease.not_before > now {
                 let wait = Duration::from_nanos(lease.not_before - now);
                 return (Step::Decided(refused(wait)), None);
@@ -452,5 +454,29 @@ mod tests {
         assert_eq!(d.retry_after(), Some(Duration::from_millis(100)));
         tokio::time::advance(Duration::from_millis(100)).await;
         assert!(matches!(leases.spend(&1, c), (Step::Fetch(_), None)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokens_held_are_spent_after_a_renewal_the_gcra_refused() {
+        let leases: Leases<u8> = Leases::new(1000, Duration::from_millis(100));
+        let quotas: Quotas = Quota::per_hour(100).into();
+        let c = quotas.compiled();
+        let (Step::Fetch(_), None) = leases.spend(&1, c) else {
+            panic!("a fresh key fetches a lease");
+        };
+        assert!(leases.granted(&1, c, (1, 8, 0), true).allowed);
+        // the background renewal comes back empty, the next token 36 s away
+        leases.granted(&1, c, (8, 0, 36_000_000_000), false);
+        for spent in 0..7 {
+            let (Step::Decided(d), _) = leases.spend(&1, c) else {
+                panic!("a token is held");
+            };
+            assert!(d.allowed, "token {spent} of the 7 held");
+        }
+        let (Step::Decided(d), None) = leases.spend(&1, c) else {
+            panic!("none left: refused locally");
+        };
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after(), Some(Duration::from_secs(36)));
     }
 }

@@ -26,11 +26,11 @@
 //!   a key never seen, so dropping it loses nothing. Each shard sweeps such keys after as many
 //!   checks as it holds keys (at least 1024), which costs at most one visited entry per check,
 //!   and then sweeps one other shard in turn, so traffic anywhere drains idle keys everywhere.
-//! - **Hard cap:** each shard holds at most `max_keys / shards` keys. A new key arriving at a full
-//!   shard first sweeps idle keys; if the shard is still full, the eighth of its keys closest to
-//!   idle (lowest TAT) are evicted, so the cost is amortised over the next inserts. An evicted
-//!   busy key restarts with a full burst: under a flood larger than the cap the limiter forgets
-//!   the least-limited keys first, and memory stays bounded.
+//! - **Hard cap:** each shard holds at most `max_keys / shards` keys, rounded down. A new key
+//!   arriving at a full shard first sweeps idle keys; if the shard is still full, the eighth of
+//!   its keys closest to idle (lowest TAT) are evicted, so the cost is amortised over the next
+//!   inserts. An evicted busy key restarts with a full burst: under a flood larger than the cap
+//!   the limiter forgets the least-limited keys first, and memory stays bounded.
 //! - A refused request never inserts a key, so keys that only ever get refused cost nothing.
 
 use crate::{
@@ -71,14 +71,17 @@ impl MemoryBackend {
         Self::default()
     }
 
-    /// The hard cap on tracked keys (at least one per shard).
+    /// The hard cap on tracked keys: never more are held. Each shard holds at most its share,
+    /// rounded down (so up to one key per shard less in all: 1,000 keys in 64 shards hold 960),
+    /// and a cap under the number of shards takes fewer shards.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = max_keys;
         self
     }
 
     /// How many independently locked shards the keys are spread over (rounded up to a power of
-    /// two, at least 1). More shards mean less lock contention and a coarser per-shard cap.
+    /// two, at least 1, at most `max_keys`). More shards mean less lock contention and a coarser
+    /// per-shard cap.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = shards;
         self
@@ -265,8 +268,16 @@ const MIN_SWEEP_INTERVAL: usize = 1024;
 
 impl<K: Hash + Eq> Store<K> {
     pub(crate) fn new(config: MemoryBackend) -> Self {
-        let shards = config.shards.clamp(1, 1 << 16).next_power_of_two();
-        let shard_cap = config.max_keys.div_ceil(shards).max(1);
+        // Each shard holds `max_keys / shards` keys, rounded down, so that the cap holds; a cap
+        // under the shard count takes fewer shards (a power of two at most the cap).
+        let max_keys = config.max_keys.max(1);
+        let fewest = 1 << (usize::BITS - 1 - max_keys.leading_zeros());
+        let shards = config
+            .shards
+            .clamp(1, 1 << 16)
+            .next_power_of_two()
+            .min(fewest);
+        let shard_cap = max_keys / shards;
         Self {
             shards: (0..shards)
                 .map(|_| {
@@ -483,6 +494,24 @@ mod tests {
             assert!(store.check(49_999, q.compiled(), Duration::ZERO).allowed);
         }
         assert!(!store.check(49_999, q.compiled(), Duration::ZERO).allowed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_cap_holds_when_it_does_not_divide_by_the_shards() {
+        let q: Quotas = Quota::per_minute(10).into();
+        for (max_keys, shards, capacity) in [(65, 64, 64), (1000, 64, 960), (10, 64, 8), (0, 4, 1)]
+        {
+            let store = Store::new(MemoryBackend::new().max_keys(max_keys).shards(shards));
+            assert_eq!(
+                store.capacity(),
+                capacity,
+                "{max_keys} keys in {shards} shards"
+            );
+            for key in 0..5_000u64 {
+                store.check(key, q.compiled(), Duration::ZERO);
+                assert!(store.len() <= capacity);
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]
