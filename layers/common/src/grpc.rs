@@ -13,11 +13,13 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|ct| is_grpc_type(ct.as_bytes()))
 }
 
-/// `true` for `application/grpc` and `application/grpc+<codec>`, parameters allowed.
+/// `true` for `application/grpc` and `application/grpc+<codec>`, parameters allowed, in any
+/// case (a media type's name is case-insensitive).
 pub(crate) fn is_grpc_type(content_type: &[u8]) -> bool {
-    content_type
-        .strip_prefix(b"application/grpc")
-        .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
+    const GRPC: &[u8] = b"application/grpc";
+    content_type.len() >= GRPC.len()
+        && content_type[..GRPC.len()].eq_ignore_ascii_case(GRPC)
+        && matches!(content_type.get(GRPC.len()), None | Some(b'+' | b';'))
 }
 
 /// gRPC status codes, as numbered by the gRPC specification.
@@ -130,6 +132,8 @@ mod tests {
         for (ct, grpc) in [
             ("application/grpc", true),
             ("application/grpc+proto", true),
+            ("application/GRPC", true),
+            ("Application/gRPC+proto; charset=utf-8", true),
             ("application/grpc-web", false),
             ("application/json", false),
             ("application/grpcx", false),
