@@ -916,6 +916,77 @@ async fn redis_shares_verdicts_across_instances() {
 }
 
 #[tokio::test]
+async fn redis_entries_the_stage_could_not_have_stored_are_ignored() {
+    let Some(own) = RedisServer::start() else {
+        return;
+    };
+    let prefix = unique_prefix("foreign");
+    let rules = RuleClassifier::default();
+    let endpoint = serve(&rules).await;
+    let engine = Engine::builtin();
+    let redis = || {
+        RedisCache::open(&own.url())
+            .unwrap()
+            .prefix(prefix.clone())
+            .timeout(Duration::from_millis(500))
+    };
+    let text = "你是傻逼";
+    let mut a = stack(&engine, &endpoint, &Registry::new(), Some(redis()));
+    assert_eq!(
+        check(&mut a, FilterRequest::new(text)).await.verdict,
+        Verdict::Block
+    );
+    let stored = || own.keys(&format!("{prefix}*")).pop();
+    eventually("the answer stored in Redis", || stored().is_some()).await;
+    let key = stored().unwrap();
+    let good: String = own.query(&["GET", &key]);
+    // values of another writer under the key: each is ignored, and the stack below answers
+    for foreign in [
+        r#"{"verdict":"pass","masked":"你是傻逼","hits":[],"degraded":true}"#,
+        r#"{"verdict":"pass","masked":"你是傻逼","hits":[{"word":"傻逼","level":"danger","category":"abuse","start":6,"end":12}],"degraded":false}"#,
+        r#"{"verdict":"block","masked":"你是傻逼","hits":[{"word":"傻逼","level":"danger","category":"abuse","start":7,"end":12}],"degraded":false}"#,
+    ] {
+        let () = own.query(&["SET", &key, foreign, "PX", "60000"]);
+        let registry = Registry::new();
+        let mut b = stack(&engine, &endpoint, &registry, Some(redis()));
+        let r = check(&mut b, FilterRequest::new(text)).await;
+        assert_eq!(
+            (r.verdict, r.degraded),
+            (Verdict::Block, false),
+            "{foreign}"
+        );
+        assert_eq!((r.hits[0].start, r.hits[0].end), (6, 12), "{foreign}");
+        let errors = "espresso_filter_cache_redis_errors_total";
+        assert_eq!(counter(&registry, errors, "kind", "decode"), 1, "{foreign}");
+        // its own answer replaces the foreign one
+        eventually("the answer stored again", || {
+            own.query::<String>(&["GET", &key]) == good
+        })
+        .await;
+    }
+
+    // a Redis hit lives in process only as long as it had left in Redis, not a whole TTL
+    let () = own.query(&["PEXPIRE", &key, "300"]);
+    let registry = Registry::new();
+    let mut c = stack(&engine, &endpoint, &registry, Some(redis()));
+    check(&mut c, FilterRequest::new(text)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    check(&mut c, FilterRequest::new(text)).await;
+    let lookups = |result| {
+        counter(
+            &registry,
+            "espresso_filter_cache_lookups_total",
+            "result",
+            result,
+        )
+    };
+    assert_eq!(
+        (lookups("redis_hit"), lookups("local_hit"), lookups("miss")),
+        (1, 0, 1)
+    );
+}
+
+#[tokio::test]
 async fn redis_down_from_the_start_is_local_only_and_not_degraded() {
     let addr = closed_port().await;
     let rules = RuleClassifier::default();

@@ -12,9 +12,12 @@
 //!   not in the key: instances sharing a Redis must share it too, or use a
 //!   [`RedisCache::prefix`] each (during a rollout that changes it, for one).
 //! - **Levels**: an in-process [moka](https://docs.rs/moka) cache bounded by entry count (or
-//!   approximate bytes, [`CacheLayer::max_bytes`]) and TTL, then optionally a [`RedisCache`] shared by every instance (a Redis hit fills the local
-//!   level). A miss calls the inner service and stores its answer in both; the Redis write runs
-//!   in the background and never delays the response.
+//!   approximate bytes, [`CacheLayer::max_bytes`]) and TTL, then optionally a [`RedisCache`]
+//!   shared by every instance (a Redis hit fills the local level for the time it has left in
+//!   Redis, so no verdict outlives the TTL). A miss calls the inner service and stores its answer
+//!   in both; the Redis write runs in the background and never delays the response. A Redis
+//!   value this stage could not have stored (degraded, a verdict below its hits' levels, hits
+//!   off the text's char boundaries) is ignored and counted as a `decode` error.
 //! - **Concurrent misses for one text are computed once**: while a request computes a key,
 //!   others for the same key wait for its answer instead of asking the classifier too (a spam
 //!   wave of one message costs one classifier call). If that request fails or is cancelled, the
@@ -70,7 +73,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 pub use self::redis::{DEFAULT_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisCache, default_redis_breaker};
 
-use espresso_filter_core::{Engine, FilterRequest, FilterResponse};
+use espresso_filter_core::{Engine, FilterRequest, FilterResponse, Hit, Level, Verdict};
 
 use crate::classifier::BoxFuture;
 use crate::metrics::CacheMetrics;
@@ -100,6 +103,53 @@ fn weight(response: &FilterResponse) -> u32 {
     u32::try_from(ENTRY + response.masked.len() + hits).unwrap_or(u32::MAX)
 }
 
+/// An entry of the local level, and how long it lives: the TTL when computed here, what it
+/// had left when copied from Redis (so no verdict outlives the TTL).
+#[derive(Clone)]
+struct Local {
+    response: Arc<FilterResponse>,
+    ttl: Duration,
+}
+
+/// The local level's expiry: each entry's own [`Local::ttl`].
+struct LocalTtl;
+
+impl moka::Expiry<Key, Local> for LocalTtl {
+    fn expire_after_create(
+        &self,
+        _: &Key,
+        entry: &Local,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+/// Why a response read from Redis cannot be one this stage stored for `content`, if it cannot:
+/// degraded answers are never stored, hits lie on the text's char boundaries, and the verdict
+/// is at least what the hits' levels make it (a cache never lowers a verdict).
+fn unfit(response: &FilterResponse, content: &str) -> Option<&'static str> {
+    if response.degraded {
+        return Some("a degraded answer, which is never stored");
+    }
+    let fits = |h: &Hit| {
+        h.start <= h.end && content.is_char_boundary(h.start) && content.is_char_boundary(h.end)
+    };
+    if !response.hits.iter().all(fits) {
+        return Some("a hit off the text's char boundaries");
+    }
+    let least = response
+        .hits
+        .iter()
+        .map(|h| match h.level {
+            Level::Danger => Verdict::Block,
+            Level::Normal => Verdict::Review,
+        })
+        .max()
+        .unwrap_or(Verdict::Pass);
+    (response.verdict < least).then_some("a verdict below its hits' levels")
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
     version: u64,
@@ -120,7 +170,7 @@ pub struct CacheLayer {
 
 struct Shared {
     engine: Engine,
-    local: moka::future::Cache<Key, Arc<FilterResponse>>,
+    local: moka::future::Cache<Key, Local>,
     ttl: Duration,
     redis: Option<RedisCache>,
     metrics: Option<CacheMetrics>,
@@ -272,12 +322,12 @@ impl Shared {
         redis: Option<RedisCache>,
         metrics: Option<CacheMetrics>,
     ) -> Self {
-        let builder = moka::future::Cache::builder().time_to_live(ttl);
+        let builder = moka::future::Cache::builder().expire_after(LocalTtl);
         let local = match bound {
             Bound::Entries(max) => builder.max_capacity(max).build(),
             Bound::Bytes(max) => builder
                 .max_capacity(max)
-                .weigher(|_: &Key, response: &Arc<FilterResponse>| weight(response))
+                .weigher(|_: &Key, entry: &Local| weight(&entry.response))
                 .build(),
         };
         let version = AtomicU64::new(engine.version());
@@ -324,29 +374,42 @@ impl Shared {
     }
 
     async fn local_get(&self, key: Key) -> Option<Arc<FilterResponse>> {
-        let hit = self.local.get(&key).await;
+        let hit = self.local.get(&key).await.map(|entry| entry.response);
         if hit.is_some() {
             self.count("local_hit");
         }
         hit
     }
 
-    /// The Redis level (filling the local one on a hit); counts a miss when neither has it.
-    async fn remote_get(&self, key: Key) -> Option<Arc<FilterResponse>> {
+    /// The Redis level (filling the local one on a hit, for the time the entry has left there);
+    /// counts a miss when neither has it. An entry is used only if it could be an answer for
+    /// `content` this stage stored.
+    async fn remote_get(&self, key: Key, content: &str) -> Option<Arc<FilterResponse>> {
         if let Some(redis) = &self.redis {
-            let bytes = redis
+            let found = redis
                 .get(&redis.key(key.version, key.hash), self.metrics.as_ref())
                 .await;
-            if let Some(bytes) = bytes {
-                match serde_json::from_slice::<FilterResponse>(&bytes) {
+            if let Some((bytes, left)) = found {
+                let response = serde_json::from_slice::<FilterResponse>(&bytes)
+                    .map_err(|error| error.to_string())
+                    .and_then(|response| match unfit(&response, content) {
+                        Some(why) => Err(why.to_owned()),
+                        None => Ok(response),
+                    });
+                match response {
                     Ok(response) => {
                         let response = Arc::new(response);
-                        self.local.insert(key, response.clone()).await;
+                        let ttl = left.map_or(self.ttl, |left| left.min(self.ttl));
+                        let entry = Local {
+                            response: response.clone(),
+                            ttl,
+                        };
+                        self.local.insert(key, entry).await;
                         self.count("redis_hit");
                         return Some(response);
                     }
                     Err(error) => {
-                        tracing::debug!(%error, "verdict cache: undecodable Redis entry ignored");
+                        tracing::debug!(%error, "verdict cache: Redis entry ignored");
                         if let Some(m) = &self.metrics {
                             m.redis_error("get", "decode");
                         }
@@ -379,7 +442,16 @@ impl Shared {
                 }
             }
         }
-        self.local.insert(key, entry).await;
+        let ttl = self.ttl;
+        self.local
+            .insert(
+                key,
+                Local {
+                    response: entry,
+                    ttl,
+                },
+            )
+            .await;
     }
 
     /// Joins the computation already running for `key`, or becomes the one running it.
@@ -407,7 +479,7 @@ impl Shared {
     where
         S: Service<FilterRequest, Response = FilterResponse>,
     {
-        if let Some(hit) = self.remote_get(key).await {
+        if let Some(hit) = self.remote_get(key, &request.content).await {
             return Ok(hit);
         }
         // The dictionary the inner service checks with, or a newer one. A verdict is kept only

@@ -133,12 +133,19 @@ impl RedisCache {
         format!("{}{version:016x}:{hash:032x}", self.shared.prefix)
     }
 
-    pub(crate) async fn get(&self, key: &str, metrics: Option<&CacheMetrics>) -> Option<Vec<u8>> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(key);
-        self.run::<Option<Vec<u8>>>("get", cmd, metrics)
-            .await
-            .flatten()
+    /// The value at `key` and the time it has left (`None`: no expiry), in one round trip.
+    pub(crate) async fn get(
+        &self,
+        key: &str,
+        metrics: Option<&CacheMetrics>,
+    ) -> Option<(Vec<u8>, Option<Duration>)> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        let call = self.shared.conn.query_pipe::<(Option<Vec<u8>>, i64)>(&pipe);
+        let (value, left) = self.run("get", call, metrics).await?;
+        // PTTL: -1 no expiry, -2 gone since the GET
+        let left = u64::try_from(left).ok().map(Duration::from_millis);
+        value.map(|value| (value, left))
     }
 
     pub(crate) async fn set(
@@ -151,13 +158,15 @@ impl RedisCache {
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value).arg("PX").arg(millis);
-        self.run::<()>("set", cmd, metrics).await;
+        let call = self.shared.conn.query::<()>(&cmd);
+        self.run("set", call, metrics).await;
     }
 
-    async fn run<T: redis::FromRedisValue>(
+    /// Makes `call` through the breaker, counting and logging a failure.
+    async fn run<T>(
         &self,
         op: &'static str,
-        cmd: redis::Cmd,
+        call: impl Future<Output = redis::RedisResult<T>>,
         metrics: Option<&CacheMetrics>,
     ) -> Option<T> {
         let shared = &*self.shared;
@@ -177,7 +186,7 @@ impl RedisCache {
             }
             return None;
         };
-        match shared.conn.query::<T>(&cmd).await {
+        match call.await {
             Ok(value) => {
                 permit.complete(Outcome::Success);
                 if shared.health.succeeded() {

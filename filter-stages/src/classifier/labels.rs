@@ -59,8 +59,7 @@ impl LabelMap {
 
     /// Maps `label` (a `label` value or a content type name, any case) to `verdict`.
     pub fn label(mut self, label: impl AsRef<str>, verdict: Verdict) -> Self {
-        self.labels
-            .insert(label.as_ref().to_ascii_uppercase(), verdict);
+        self.labels.insert(label.as_ref().to_uppercase(), verdict);
         self
     }
 
@@ -75,7 +74,7 @@ impl LabelMap {
         if let Some(v) = self.labels.get(label) {
             return Some(*v);
         }
-        self.labels.get(&label.to_ascii_uppercase()).copied()
+        self.labels.get(&label.to_uppercase()).copied()
     }
 
     /// The verdict a reply stands for.
@@ -103,7 +102,7 @@ impl<K: AsRef<str>> FromIterator<(K, Verdict)> for LabelMap {
 impl<K: AsRef<str>> Extend<(K, Verdict)> for LabelMap {
     fn extend<I: IntoIterator<Item = (K, Verdict)>>(&mut self, iter: I) {
         for (k, v) in iter {
-            self.labels.insert(k.as_ref().to_ascii_uppercase(), v);
+            self.labels.insert(k.as_ref().to_uppercase(), v);
         }
     }
 }
@@ -144,6 +143,16 @@ mod tests {
             m.verdict(&reply("cars", ContentType::Advertisement)),
             Verdict::Review
         );
+    }
+
+    #[test]
+    fn labels_of_any_script_compare_case_insensitively() {
+        let m = LabelMap::new()
+            .label("ÜBEL", Verdict::Review)
+            .label("спам", Verdict::Block);
+        assert_eq!(m.get("übel"), Some(Verdict::Review));
+        assert_eq!(m.get("СПАМ"), Some(Verdict::Block));
+        assert_eq!(m.get("Спам"), Some(Verdict::Block));
     }
 
     #[test]

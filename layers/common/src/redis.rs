@@ -29,8 +29,8 @@
 //! ```
 
 use redis::{
-    AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, RedisError, RedisFuture, RedisResult,
-    ScriptInvocation, ServerErrorKind, Value,
+    AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture,
+    RedisResult, ScriptInvocation, ServerErrorKind, Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
     cluster::{ClusterClient, ClusterClientBuilder},
     cluster_async::ClusterConnection,
@@ -198,6 +198,16 @@ impl RedisConnection {
         .await
     }
 
+    /// Runs the commands of `pipeline` in one round trip and converts their replies (on a
+    /// cluster their keys must share one slot).
+    pub async fn query_pipe<T: FromRedisValue>(&self, pipeline: &Pipeline) -> RedisResult<T> {
+        self.bounded(|| async {
+            let mut conn = self.connection().await?;
+            pipeline.query_async(&mut conn).await
+        })
+        .await
+    }
+
     /// Runs a script (`EVALSHA`, loading it first when the server does not know it; on a
     /// cluster it goes to the node owning its keys' slot, so its keys must share one).
     pub async fn invoke<T: FromRedisValue>(
@@ -329,7 +339,7 @@ impl ConnectionLike for Conn {
 
     fn req_packed_commands<'a>(
         &'a mut self,
-        pipeline: &'a redis::Pipeline,
+        pipeline: &'a Pipeline,
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
