@@ -974,12 +974,9 @@ impl Dictionary {
 
     fn check_selected(&self, text: Cow<'_, str>, selected: Option<&[u64]>) -> FilterResponse {
         let hits = self.find_selected(&text, selected);
-        let verdict = hits.iter().fold(Verdict::Pass, |v, h| {
-            v.max(match h.level {
-                Level::Danger => Verdict::Block,
-                Level::Normal => Verdict::Review,
-            })
-        });
+        let verdict = hits
+            .iter()
+            .fold(Verdict::Pass, |v, h| v.max(h.level.verdict()));
         let masked = if hits.is_empty() && self.table.options().charset.is_none() {
             text.into_owned()
         } else {

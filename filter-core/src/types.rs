@@ -20,6 +20,15 @@ impl Level {
             Level::Normal => "normal",
         }
     }
+
+    /// The verdict a hit of this level makes: `Block` for danger, `Review` for normal (a
+    /// check's verdict is the highest of its hits', `Pass` without any).
+    pub fn verdict(self) -> Verdict {
+        match self {
+            Level::Danger => Verdict::Block,
+            Level::Normal => Verdict::Review,
+        }
+    }
 }
 
 impl std::fmt::Display for Level {

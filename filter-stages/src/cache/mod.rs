@@ -73,7 +73,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 pub use self::redis::{DEFAULT_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisCache, default_redis_breaker};
 
-use espresso_filter_core::{Engine, FilterRequest, FilterResponse, Hit, Level, Verdict};
+use espresso_filter_core::{Engine, FilterRequest, FilterResponse, Hit, Verdict};
 
 use crate::classifier::BoxFuture;
 use crate::metrics::CacheMetrics;
@@ -141,10 +141,7 @@ fn unfit(response: &FilterResponse, content: &str) -> Option<&'static str> {
     let least = response
         .hits
         .iter()
-        .map(|h| match h.level {
-            Level::Danger => Verdict::Block,
-            Level::Normal => Verdict::Review,
-        })
+        .map(|h| h.level.verdict())
         .max()
         .unwrap_or(Verdict::Pass);
     (response.verdict < least).then_some("a verdict below its hits' levels")
