@@ -758,7 +758,14 @@ impl Config {
         }
         warnings.extend(lists.redis_keys().url_unread(&lists_default));
         let pprof_max = self.pprof_max_seconds();
-        if self.debug.pprof && pprof_max < self.debug.pprof_max_seconds {
+        if self.debug.pprof && pprof_max == 0 {
+            warnings.push(format!(
+                "debug.pprof is on but server.request_timeout_ms ({} ms) leaves no whole second \
+                 for a profile, which must end a second before it: /debug/pprof/profile answers \
+                 400; raise request_timeout_ms to 2000 or more to profile",
+                self.server.request_timeout_ms
+            ));
+        } else if self.debug.pprof && pprof_max < self.debug.pprof_max_seconds {
             warnings.push(format!(
                 "debug.pprof_max_seconds is {} but a profile must end within \
                  server.request_timeout_ms ({} ms): profiles are held to {pprof_max} s; raise \
@@ -779,10 +786,9 @@ impl Config {
     /// The longest CPU profile `/debug/pprof/profile` takes: `debug.pprof_max_seconds`, and a
     /// second under the request timeout, which would cut it off.
     pub(crate) fn pprof_max_seconds(&self) -> u64 {
-        let timeout_s = self.server.request_timeout_ms / 1000;
-        self.debug
-            .pprof_max_seconds
-            .min(timeout_s.saturating_sub(1).max(1))
+        // a whole second under the request timeout: 0 (no profile) below 2 s
+        let room_s = self.server.request_timeout_ms.saturating_sub(1000) / 1000;
+        self.debug.pprof_max_seconds.min(room_s)
     }
 
     /// Every Redis address in the config (`redis_url`, `redis_cluster`, `redis_sentinel` of each
@@ -1616,6 +1622,19 @@ level = "normal"
         );
         let text = "[debug]\npprof = true\n[server]\nrequest_timeout_ms = 60000\n";
         assert!(Config::parse(text).unwrap().warnings().is_empty());
+        // a second under the timeout: 2 s leaves one, less leaves none (and the route says so)
+        for (timeout_ms, max) in [(2000, 1), (1999, 0), (1000, 0)] {
+            let text =
+                format!("[debug]\npprof = true\n[server]\nrequest_timeout_ms = {timeout_ms}\n");
+            let config = Config::parse(&text).unwrap();
+            assert_eq!(config.pprof_max_seconds(), max, "{timeout_ms} ms");
+            let warnings = config.warnings();
+            assert_eq!(
+                warnings[0].contains("leaves no whole second for a profile"),
+                max == 0,
+                "{warnings:?}"
+            );
+        }
     }
 
     #[test]

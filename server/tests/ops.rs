@@ -368,6 +368,26 @@ async fn cpu_profiles_are_pprof_protobuf_or_flame_graphs_one_at_a_time() {
     assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg:.200}");
 }
 
+#[tokio::test]
+async fn a_request_timeout_with_no_whole_second_to_spare_refuses_profiles_saying_why() {
+    // a profile must end a second before the request timeout: 1.5 s leaves no whole second
+    let server = Server::start_with("request_timeout_ms = 1500\n", "[debug]\npprof = true\n").await;
+    for query in ["", "?seconds=1"] {
+        let reply = server.get(&format!("/debug/pprof/profile{query}")).await;
+        assert_eq!(reply.error_code(StatusCode::BAD_REQUEST), "bad_seconds");
+        let message = reply.json()["error"]["message"].to_string();
+        assert!(message.contains("request_timeout_ms"), "{message}");
+    }
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("leaves no whole second for a profile")),
+        "{:#?}",
+        server.logs()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_log_lines_land_in_the_rolling_file() {
     let log = "[log]\nformat = \"json\"\nfile = \"logs/espresso.log\"\nrotation = \"daily\"\nmax_files = 2\n";

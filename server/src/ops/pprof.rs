@@ -34,7 +34,7 @@ const FREQUENCY: i32 = 99;
 /// What the profile endpoint allows.
 #[derive(Debug, Clone)]
 pub(crate) struct Profiling {
-    /// Longest profile a request may ask for.
+    /// Longest profile a request may ask for (0: none fits in the request timeout).
     pub(crate) max_seconds: u64,
     /// Set while a profile runs.
     busy: Arc<AtomicBool>,
@@ -43,7 +43,7 @@ pub(crate) struct Profiling {
 impl Profiling {
     pub(crate) fn new(max_seconds: u64) -> Self {
         Self {
-            max_seconds: max_seconds.max(1),
+            max_seconds,
             busy: Arc::default(),
         }
     }
@@ -83,6 +83,15 @@ pub(crate) async fn profile(
 ) -> Response {
     let error = error_for(id.as_ref().map(|Extension(id)| id));
     let max = profiling.max_seconds;
+    if max == 0 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_seconds",
+            "server.request_timeout_ms leaves no whole second for a profile (which must end a \
+             second before it): raise it to 2000 or more to profile"
+                .to_owned(),
+        );
+    }
     let seconds = match query.seconds.as_deref().map(str::parse::<u64>) {
         None => 10.min(max),
         Some(Ok(n)) if (1..=max).contains(&n) => n,
