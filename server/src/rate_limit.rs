@@ -36,6 +36,9 @@ pub(crate) fn layer(
                 .extractor(&config.trusted_proxies, config.forwarded_header),
         )
         .on_missing_key(config.missing_key.into())
+        .missing_key_fix(
+            "set rate_limit.missing_key = \"shared-bucket\" or \"allow\" to accept them",
+        )
         .metrics(RateLimitMetrics::register(registry)?);
     let layer = match config.backend {
         RateLimitBackend::Redis => layer.backend(

@@ -13,6 +13,7 @@ use espresso_common::{
 };
 use http::StatusCode;
 use std::{
+    borrow::Cow,
     fmt,
     sync::{Arc, OnceLock, atomic::AtomicBool},
     time::Duration,
@@ -72,7 +73,13 @@ struct PolicyConfig {
     header_mode: HeaderMode,
     max_delay: Duration,
     missing_key: MissingKey,
+    /// How the keyless WARN says to accept keyless requests.
+    missing_key_fix: Cow<'static, str>,
 }
+
+/// The keyless WARN's fix unless the app gives its own.
+const MISSING_KEY_FIX: &str =
+    "`.on_missing_key(MissingKey::SharedBucket)` or `Allow` to accept them";
 
 /// The rejection of a request over its quota: 429 `rate_limited`, gRPC `RESOURCE_EXHAUSTED`.
 fn rate_limited() -> Rejection {
@@ -105,6 +112,7 @@ impl RateLimitLayer {
                 header_mode: HeaderMode::default(),
                 max_delay: Duration::ZERO,
                 missing_key: MissingKey::default(),
+                missing_key_fix: Cow::Borrowed(MISSING_KEY_FIX),
             },
             refusal: Respond::new(rate_limited()),
         }
@@ -190,6 +198,24 @@ impl<K: KeyExtractor, P> RateLimitLayer<K, P> {
     /// [`MissingKey::Refuse`]).
     pub fn on_missing_key(mut self, missing: MissingKey) -> Self {
         self.policy.missing_key = missing;
+        self
+    }
+
+    /// How the WARN logged at the first keyless request says to accept such requests (default:
+    /// "`.on_missing_key(MissingKey::SharedBucket)` or `Allow` to accept them"). An app set up
+    /// from a config file names its own setting, so that the line tells its operator what to
+    /// change.
+    ///
+    /// ```
+    /// use espresso_rate_limit::{Header, Quota, RateLimitLayer};
+    /// use http::HeaderName;
+    ///
+    /// let layer = RateLimitLayer::new(Quota::per_second(10))
+    ///     .key(Header::new(HeaderName::from_static("x-api-key")))
+    ///     .missing_key_fix("set rate_limit.missing_key = \"allow\" to accept them");
+    /// ```
+    pub fn missing_key_fix(mut self, fix: impl Into<Cow<'static, str>>) -> Self {
+        self.policy.missing_key_fix = fix.into();
         self
     }
 
@@ -365,6 +391,7 @@ impl<S, K: KeyExtractor, P: Clone> Layer<S> for RateLimitLayer<K, P> {
             keyless: Keyless::new(
                 self.name.clone(),
                 &self.extractor.missing_key_cause(),
+                &self.policy.missing_key_fix,
                 self.warned.clone(),
             ),
             #[cfg(feature = "metrics")]

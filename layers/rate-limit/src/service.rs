@@ -177,17 +177,23 @@ pub(crate) struct Policy {
 /// The refusal of a keyless request, built once per layer.
 pub(crate) struct Keyless {
     pub(crate) error: KeyNotFound,
+    /// The WARN line's fix.
+    fix: Arc<str>,
     /// Set by the first keyless request of a layer (and its clones), which logs the WARN line.
     pub(crate) warned: Arc<AtomicBool>,
 }
 
 impl Keyless {
-    pub(crate) fn new(limiter: Arc<str>, cause: &str, warned: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(limiter: Arc<str>, cause: &str, fix: &str, warned: Arc<AtomicBool>) -> Self {
         let error = KeyNotFound {
             limiter,
             cause: cause.into(),
         };
-        Self { error, warned }
+        Self {
+            error,
+            fix: fix.into(),
+            warned,
+        }
     }
 
     /// Logs the WARN line, once per layer.
@@ -195,9 +201,9 @@ impl Keyless {
         if !self.warned.load(Ordering::Relaxed) && !self.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 limiter = %self.error.limiter,
-                "rate limiter found no key: {}; refusing such requests with 500 \
-                 (`.on_missing_key(MissingKey::SharedBucket)` or `Allow` to accept them)",
+                "rate limiter found no key: {}; refusing such requests with 500 ({})",
                 self.error.cause,
+                self.fix,
             );
         }
     }

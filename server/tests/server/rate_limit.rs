@@ -139,6 +139,19 @@ async fn a_request_without_the_key_header_is_refused_500_and_counted() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
     assert_eq!(server.metric(missing).await, Some(2.0));
+    // One WARN, naming the setting an operator changes (not a library call).
+    let warned: Vec<String> = server
+        .logs()
+        .into_iter()
+        .filter(|l| l.contains("rate limiter found no key"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:#?}");
+    assert!(
+        warned[0].contains("WARN")
+            && warned[0].contains("set rate_limit.missing_key = \"shared-bucket\" or \"allow\"")
+            && !warned[0].contains("on_missing_key"),
+        "{warned:#?}"
+    );
     // The probes are never limited, so never refused for a missing key either.
     assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
 }
