@@ -557,30 +557,31 @@ impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     /// `message` about the word list named `list` (a file's stem), at the line of `file` that
-    /// names that file, `filter.lists.path` or `filter.allow`.
+    /// names that file: a `path` of `[[filter.lists]]` (`filter.lists.path`), else an entry of
+    /// `filter.allow`.
     pub(crate) fn at_list(file: &Path, list: &str, message: String) -> Self {
         let text = std::fs::read_to_string(file).unwrap_or_default();
+        // the quoted values of a line naming the list's file: every second piece between quotes
         let names_it = |line: &str| {
-            // the quoted values of the line: every second piece between quotes
             line.split(['"', '\''])
                 .skip(1)
                 .step_by(2)
                 .any(|value| Path::new(value).file_stem() == Some(std::ffi::OsStr::new(list)))
         };
-        let line = text.lines().position(names_it);
-        let key = line.map(|i| {
-            if text
-                .lines()
-                .nth(i)
-                .unwrap_or("")
-                .trim_start()
-                .starts_with("path")
-            {
-                "filter.lists.path"
-            } else {
-                "filter.allow"
-            }
+        let key_of = |line: &str| line.split('=').next().unwrap_or("").trim().to_owned();
+        let path = text
+            .lines()
+            .position(|line| key_of(line) == "path" && names_it(line))
+            .map(|i| (i, "filter.lists.path"));
+        // an `allow = [...]` array, on one line or over several
+        let mut in_allow = false;
+        let allow = text.lines().position(|line| {
+            in_allow |= key_of(line) == "allow" && line.contains('[');
+            let found = in_allow && names_it(line);
+            in_allow &= !line.contains(']');
+            found
         });
+        let (line, key) = path.or(allow.map(|i| (i, "filter.allow"))).unzip();
         ConfigError {
             file: file.to_owned(),
             line: line.map(|i| i + 1),

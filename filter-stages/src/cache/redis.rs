@@ -60,6 +60,15 @@ impl fmt::Debug for RedisCache {
     }
 }
 
+/// The time a key has left from its `PTTL`: `None` for -1 (no expiry), zero for -2 (gone, as
+/// when it expired between a `GET` and the `PTTL`).
+fn time_left(pttl: i64) -> Option<Duration> {
+    match pttl {
+        -1 => None,
+        ms => Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+    }
+}
+
 /// The settings of the breaker a [`RedisCache`] uses unless given one: a window of the last 20
 /// calls, opening at 50 % failures once 5 calls are in, a 1 s wait, 2 half-open probes. Add
 /// [`metrics`](espresso_circuit_breaker::CircuitBreakerBuilder::metrics) or change a setting,
@@ -143,9 +152,7 @@ impl RedisCache {
         pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
         let call = self.shared.conn.query_pipe::<(Option<Vec<u8>>, i64)>(&pipe);
         let (value, left) = self.run("get", call, metrics).await?;
-        // PTTL: -1 no expiry, -2 gone since the GET
-        let left = u64::try_from(left).ok().map(Duration::from_millis);
-        value.map(|value| (value, left))
+        value.map(|value| (value, time_left(left)))
     }
 
     pub(crate) async fn set(
@@ -201,5 +208,17 @@ impl RedisCache {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_gone_has_no_time_left_and_one_without_expiry_has_no_bound() {
+        assert_eq!(time_left(1500), Some(Duration::from_millis(1500)));
+        assert_eq!(time_left(-2), Some(Duration::ZERO));
+        assert_eq!(time_left(-1), None);
     }
 }

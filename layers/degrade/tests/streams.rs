@@ -50,7 +50,10 @@ async fn a_long_healthy_stream_is_a_short_round_trip_and_a_failure_in_its_traile
 #[cfg(feature = "metrics")]
 #[tokio::test(start_paused = true)]
 async fn a_stream_that_raises_the_limit_as_it_ends_shows_the_waiters_it_admits_in_flight() {
+    use bytes::Bytes;
     use espresso_degrade::DegradeMetrics;
+    use espresso_test_support::grpc_status;
+    use http_body_util::BodyExt;
     use std::sync::Arc;
     use tokio::sync::Semaphore;
 
@@ -73,16 +76,22 @@ async fn a_stream_that_raises_the_limit_as_it_ends_shows_the_waiters_it_admits_i
             }
         }
     }));
-    let (stream, sender) = open_stream(&streams, &mut senders).await;
+    let (stream, mut sender) = open_stream(&streams, &mut senders).await;
     let first = tokio::spawn(held.clone().oneshot(Request::new("a")));
     let second = tokio::spawn(held.clone().oneshot(Request::new("b")));
     tokio::task::yield_now().await;
     assert_eq!(layer.inflight(), 1, "the second call waits for a place");
     assert!(!second.is_finished());
-    // the stream's healthy end raises the limit to 2, which lets the second call in
-    read_stream(stream.into_body(), sender, Duration::ZERO, "0").await;
-    tokio::task::yield_now().await;
-    assert_eq!((layer.current_limit(), layer.inflight()), (2, 2));
+    // the stream's healthy end raises the limit to 2, which lets the second call in; the body
+    // is read here, with no await between its end and the look at the gauge: the second call's
+    // task has not run yet
+    sender.send_data(Bytes::from_static(b"msg")).await.unwrap();
+    sender.send_trailers(grpc_status("0")).await.unwrap();
+    drop(sender);
+    let mut body = stream.into_body();
+    while let Some(frame) = body.frame().await {
+        frame.unwrap();
+    }
     let text = {
         let mut out = Vec::new();
         prometheus::Encoder::encode(
@@ -97,6 +106,7 @@ async fn a_stream_that_raises_the_limit_as_it_ends_shows_the_waiters_it_admits_i
         text.contains("espresso_degrade_inflight{name=\"api\"} 2"),
         "{text}"
     );
+    assert_eq!((layer.current_limit(), layer.inflight()), (2, 2));
     open.add_permits(2);
     first.await.unwrap().unwrap();
     second.await.unwrap().unwrap();

@@ -928,5 +928,14 @@ mod tests {
             error.contains("espresso.toml, line 4, key `filter.allow`: list \"spam\" is both"),
             "{error}"
         );
+        // a category that happens to be the list's name is not the line that names its file
+        let error = written(
+            "[[filter.lists]]\npath = \"danger.txt\"\nlevel = \"danger\"\ncategory = \"spam\"\n\
+             [[filter.lists]]\npath = \"spam.txt\"\nlevel = \"normal\"\n",
+        );
+        assert!(
+            error.contains("espresso.toml, line 6, key `filter.lists.path`: list \"spam\" is both"),
+            "{error}"
+        );
     }
 }

@@ -101,10 +101,11 @@ const TTL_INTERVALS: u64 = 10;
 
 impl<K: Hash + Eq + Clone> Leases<K> {
     pub(crate) fn new(max_keys: usize, interval: Duration) -> Self {
+        let (shards, shard_cap) = super::memory::split_cap(max_keys, SHARDS);
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
-            shard_cap: (max_keys / SHARDS).max(1),
+            shard_cap,
             interval: crate::quota::duration_nanos(interval).max(1),
             epoch: Instant::now(),
             jitter: AtomicU64::new(RandomState::new().hash_one(0u8) | 1),
@@ -116,7 +117,7 @@ impl<K: Hash + Eq + Clone> Leases<K> {
     }
 
     fn shard(&self, key: &K) -> MutexGuard<'_, HashMap<K, Lease>> {
-        let index = self.hasher.hash_one(key) as usize % SHARDS;
+        let index = self.hasher.hash_one(key) as usize % self.shards.len();
         self.shards[index]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -454,6 +455,24 @@ mod tests {
         assert_eq!(d.retry_after(), Some(Duration::from_millis(100)));
         tokio::time::advance(Duration::from_millis(100)).await;
         assert!(matches!(leases.spend(&1, c), (Step::Fetch(_), None)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_leases_held_stay_within_max_keys() {
+        let quotas: Quotas = Quota::per_second(100).into();
+        let c = quotas.compiled();
+        for max_keys in [1, 4, 10, 1000] {
+            let leases: Leases<u32> = Leases::new(max_keys, Duration::from_millis(100));
+            for key in 0..5_000 {
+                leases.spend(&key, c);
+                leases.granted(&key, c, (1, 5, 0), true);
+                assert!(
+                    leases.len() <= max_keys,
+                    "{} leases, max_keys {max_keys}",
+                    leases.len()
+                );
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -71,9 +71,10 @@ impl MemoryBackend {
         Self::default()
     }
 
-    /// The hard cap on tracked keys: never more are held. Each shard holds at most its share,
-    /// rounded down (so up to one key per shard less in all: 1,000 keys in 64 shards hold 960),
-    /// and a cap under the number of shards takes fewer shards.
+    /// The hard cap on tracked keys (0 is taken as 1): never more are held, by the store nor by
+    /// the leases of the leased mode. Each shard holds at most its share, rounded down (so up to
+    /// one key per shard less in all: 1,000 keys in 64 shards hold 960), and a cap under the
+    /// number of shards takes fewer shards.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = max_keys;
         self
@@ -235,6 +236,16 @@ impl ManyTats {
     }
 }
 
+/// The shards (a power of two, from `shards`) and the keys each holds for a hard cap of
+/// `max_keys` (at least 1): each holds `max_keys / shards`, rounded down, so that the cap holds,
+/// and a cap under the shard count takes fewer shards.
+pub(crate) fn split_cap(max_keys: usize, shards: usize) -> (usize, usize) {
+    let max_keys = max_keys.max(1);
+    let fewest = 1 << (usize::BITS - 1 - max_keys.leading_zeros());
+    let shards = shards.clamp(1, 1 << 16).next_power_of_two().min(fewest);
+    (shards, max_keys / shards)
+}
+
 /// Counters of evicted keys, when metrics are on.
 #[cfg(feature = "metrics")]
 #[derive(Debug, Clone)]
@@ -268,16 +279,7 @@ const MIN_SWEEP_INTERVAL: usize = 1024;
 
 impl<K: Hash + Eq> Store<K> {
     pub(crate) fn new(config: MemoryBackend) -> Self {
-        // Each shard holds `max_keys / shards` keys, rounded down, so that the cap holds; a cap
-        // under the shard count takes fewer shards (a power of two at most the cap).
-        let max_keys = config.max_keys.max(1);
-        let fewest = 1 << (usize::BITS - 1 - max_keys.leading_zeros());
-        let shards = config
-            .shards
-            .clamp(1, 1 << 16)
-            .next_power_of_two()
-            .min(fewest);
-        let shard_cap = max_keys / shards;
+        let (shards, shard_cap) = split_cap(config.max_keys, config.shards);
         Self {
             shards: (0..shards)
                 .map(|_| {
