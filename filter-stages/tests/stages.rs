@@ -851,6 +851,14 @@ async fn optional_stages_compose_from_configuration() {
 
 // === Redis ===
 
+/// A cache on `own` under `prefix`, with a timeout that a loaded machine meets.
+fn redis_cache(own: &RedisServer, prefix: &str) -> RedisCache {
+    RedisCache::open(&own.url())
+        .unwrap()
+        .prefix(prefix)
+        .timeout(Duration::from_millis(500))
+}
+
 #[tokio::test]
 async fn redis_shares_verdicts_across_instances() {
     let Some(own) = RedisServer::start() else {
@@ -860,12 +868,7 @@ async fn redis_shares_verdicts_across_instances() {
     let rules = RuleClassifier::default();
     let endpoint = serve(&rules).await;
     let engine = Engine::builtin();
-    let redis = || {
-        RedisCache::open(&own.url())
-            .unwrap()
-            .prefix(prefix.clone())
-            .timeout(Duration::from_millis(500))
-    };
+    let redis = || redis_cache(&own, &prefix);
     let (registry_a, registry_b) = (Registry::new(), Registry::new());
     let mut a = stack(&engine, &endpoint, &registry_a, Some(redis()));
     let mut b = stack(&engine, &endpoint, &registry_b, Some(redis()));
@@ -924,12 +927,7 @@ async fn redis_entries_the_stage_could_not_have_stored_are_ignored() {
     let rules = RuleClassifier::default();
     let endpoint = serve(&rules).await;
     let engine = Engine::builtin();
-    let redis = || {
-        RedisCache::open(&own.url())
-            .unwrap()
-            .prefix(prefix.clone())
-            .timeout(Duration::from_millis(500))
-    };
+    let redis = || redis_cache(&own, &prefix);
     let text = "你是傻逼";
     let mut a = stack(&engine, &endpoint, &Registry::new(), Some(redis()));
     assert_eq!(

@@ -101,7 +101,6 @@ impl Keywords {
         k
     }
 
-    /// Adds the keywords of `text` (`keyword<TAB>kind` lines).
     /// A keyword every char of which `noise` skips, if any: `(keyword folded, list name,
     /// line)`.
     pub(crate) fn only_noise(&self, noise: &crate::NoiseSet) -> Option<(String, &str, usize)> {
@@ -111,6 +110,7 @@ impl Keywords {
             .map(|(w, name, line)| (w.iter().collect(), &**name, *line))
     }
 
+    /// Adds the keywords of `text` (`keyword<TAB>kind` lines; `name` is used in errors).
     pub(crate) fn extend(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
         let list_name: Arc<str> = name.into();
         for (n, line) in text.lines().enumerate() {

@@ -439,16 +439,11 @@ impl Shared {
                 }
             }
         }
-        let ttl = self.ttl;
-        self.local
-            .insert(
-                key,
-                Local {
-                    response: entry,
-                    ttl,
-                },
-            )
-            .await;
+        let entry = Local {
+            response: entry,
+            ttl: self.ttl,
+        };
+        self.local.insert(key, entry).await;
     }
 
     /// Joins the computation already running for `key`, or becomes the one running it.

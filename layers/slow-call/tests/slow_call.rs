@@ -57,6 +57,14 @@ fn request(path: &str) -> Request<Full<Bytes>> {
     request
 }
 
+/// [`request`] as a gRPC call (`content-type: application/grpc`).
+fn grpc_request(path: &str) -> Request<Full<Bytes>> {
+    let mut request = request(path);
+    let grpc = HeaderValue::from_static("application/grpc");
+    request.headers_mut().insert("content-type", grpc);
+    request
+}
+
 async fn app(_: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(Response::new(Full::from(handler().await)))
 }
@@ -269,10 +277,10 @@ async fn grpc_status_comes_from_the_trailers() {
         Ok::<_, Infallible>(response)
     }));
 
-    let mut request = request("/pkg.Svc/Check");
-    let grpc = HeaderValue::from_static("application/grpc");
-    request.headers_mut().insert("content-type", grpc);
-    let response = service.oneshot(request).await.unwrap();
+    let response = service
+        .oneshot(grpc_request("/pkg.Svc/Check"))
+        .await
+        .unwrap();
     let mut body = response.into_body();
     body.frame().await.unwrap().unwrap();
     advance(5 * MS).await;
@@ -311,10 +319,10 @@ async fn trailers_end_the_body_even_where_it_does_not_say_so() {
         Ok::<_, Infallible>(response)
     }));
 
-    let mut request = request("/pkg.Svc/Watch");
-    let grpc = HeaderValue::from_static("application/grpc");
-    request.headers_mut().insert("content-type", grpc);
-    let response = service.oneshot(request).await.unwrap();
+    let response = service
+        .oneshot(grpc_request("/pkg.Svc/Watch"))
+        .await
+        .unwrap();
     let mut body = response.into_body();
     body.frame().await.unwrap().unwrap();
     advance(12 * MS).await;
@@ -348,10 +356,10 @@ async fn a_grpc_call_answered_without_grpc_is_labelled_as_its_client_reads_it() 
             .unwrap();
         Ok::<_, Infallible>(response)
     }));
-    let mut request = request("/pkg.Svc/Check");
-    let grpc = HeaderValue::from_static("application/grpc");
-    request.headers_mut().insert("content-type", grpc);
-    let response = service.oneshot(request).await.unwrap();
+    let response = service
+        .oneshot(grpc_request("/pkg.Svc/Check"))
+        .await
+        .unwrap();
     response.into_body().collect().await.unwrap();
 
     let events = events.take();
